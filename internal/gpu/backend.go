@@ -1,0 +1,143 @@
+// Package gpu owns devices, tensors, memory accounting and the compute kernels
+// of compact. Two backends satisfy one interface: the CPU backend (pure Go,
+// deterministic, the readable reference) and the CUDA backend (the fast one).
+//
+// Conventions shared by every op, in the style of llm.c:
+//   - N is the number of tokens in a micro-batch, N = B*T, row n = b*T + t.
+//   - Activations are row-major (N, width). Weights are row-major (out, in),
+//     as in HuggingFace, so a linear layer is out = x W^T.
+//   - Ops that produce a gradient for a weight or for the residual stream
+//     accumulate into it (+=) where the doc says so; every other output is
+//     overwritten.
+//   - Tensors passed to one call never alias unless the doc allows it.
+package gpu
+
+// Precision says how a tensor is stored. The CPU backend keeps everything in
+// its element type (float32, or float64 for gradient checks); the CUDA backend
+// stores Low tensors in bf16 and Full tensors in fp32.
+type Precision int
+
+const (
+	Low   Precision = iota // weights and activations
+	Full                   // master weights, optimizer state, reductions
+	Int32                  // token ids and targets
+)
+
+// AdamParams are the scalar hyper-parameters of one Adam step.
+type AdamParams struct {
+	LR          float32 // learning rate of this step (schedule applied)
+	Beta1       float32
+	Beta2       float32
+	Eps         float32
+	WeightDecay float32 // decoupled: p -= LR * WeightDecay * p
+	Scale       float32 // multiplies the Adam direction (CompAct alpha, o_proj scale); 1 for plain AdamW
+	Step        int     // 1-based step for bias correction
+}
+
+// ProjectionKind selects the distribution of CompAct's random projection.
+type ProjectionKind int
+
+const (
+	Gaussian   ProjectionKind = iota // N(0, 1/r)
+	Rademacher                       // ±1/sqrt(r)
+)
+
+// ProjectionStream identifies one projection matrix: the same stream gives the
+// same P on every backend (see internal/projection for the generator).
+type ProjectionStream struct {
+	Seed   uint64
+	Stream uint32 // layer*8 + group
+	Epoch  uint32 // optimizer step / update_gap
+	Kind   ProjectionKind
+}
+
+// Backend is the set of kernels the model needs. Shapes in the docs use
+// N tokens, C hidden width, F intermediate width, V vocabulary, H query heads,
+// KV key/value heads, D head dim.
+type Backend interface {
+	Name() string
+	// Alloc returns a zeroed tensor accounted under cat. Free releases it.
+	Alloc(name string, cat Category, p Precision, shape ...int) (*Tensor, error)
+	Free(t *Tensor)
+	Memory() *MemStats
+	// Sync waits for queued work; a no-op on the CPU.
+	Sync() error
+	Close() error
+
+	// Host transfers. Float32 is the exchange type; the F64 variants exist for
+	// the float64 reference backend used in gradient checks.
+	Upload(t *Tensor, src []float32) error
+	Download(t *Tensor) ([]float32, error)
+	UploadF64(t *Tensor, src []float64) error
+	DownloadF64(t *Tensor) ([]float64, error)
+	UploadInt32(t *Tensor, src []int32) error
+	Copy(dst, src *Tensor) error // same length, any precisions
+	Zero(t *Tensor)
+
+	// Encoder: out (N,C) = wte[tokens[n], :]; wte (V,C).
+	Embedding(out, wte, tokens *Tensor)
+	// dwte[tokens[n], :] += dout[n, :]; deterministic order over n.
+	EmbeddingBackward(dwte, dout, tokens *Tensor)
+
+	// out = x * rstd * w with rstd[n] = 1/sqrt(mean_c x[n,c]^2 + eps);
+	// x,out (N,C), w (C), rstd (N) Full. rstd may be nil (not saved).
+	RMSNorm(out, rstd, x, w *Tensor, eps float32)
+	// dx += dL/dx, dw += dL/dw given dout and the forward's x, w, rstd.
+	RMSNormBackward(dx, dw, dout, x, w, rstd *Tensor)
+
+	// c (M,N) = alpha * op(a) op(b) + beta * c, all row-major; op(a) is a^T
+	// when transA (a stored (K,M)), op(b) is b^T when transB (b stored (N,K)).
+	// beta=0 ignores c's old contents.
+	Gemm(c, a, b *Tensor, transA, transB bool, alpha, beta float32)
+
+	// out = a + b, elementwise, same shape. out may alias a or b.
+	Add(out, a, b *Tensor)
+	// y += alpha * x
+	Axpy(y, x *Tensor, alpha float32)
+	// x *= alpha
+	Scale(x *Tensor, alpha float32)
+
+	// RoPE, split-half convention (HF rotate_half): for head h, pair
+	// (i, i+D/2), i < D/2, angle = pos * theta^(-2i/D), pos = n mod T:
+	// x1' = x1 cos - x2 sin, x2' = x2 cos + x1 sin. In place on x (N, heads*D).
+	// inverse rotates by -angle, which is the backward pass.
+	RoPE(x *Tensor, T, heads, D int, theta float32, inverse bool)
+
+	// Causal attention with grouped-query heads: q,out (N, H*D); k,v (N, KV*D);
+	// query head h reads kv head h / (H/KV); scale 1/sqrt(D). lse (B*H*T) Full
+	// is the log-sum-exp of each softmax row, index (b*H + h)*T + t.
+	Attention(out, lse, q, k, v *Tensor, B, T, H, KV, D int)
+	// Overwrites dq, dk, dv from dout and the forward's tensors.
+	AttentionBackward(dq, dk, dv, dout, q, k, v, out, lse *Tensor, B, T, H, KV, D int)
+
+	// out = silu(gate) * up, all (N,F).
+	SwiGLU(out, gate, up *Tensor)
+	// Overwrites dgate, dup. dgate and dup may alias gate and up
+	// (the backward then runs in place).
+	SwiGLUBackward(dgate, dup, dout, gate, up *Tensor)
+
+	// Fused softmax cross-entropy on one chunk of logits (n, V), in place:
+	// losses[i] = logsumexp(logits[i]) - logits[i, targets[i]] and, when
+	// grad, logits[i] becomes gradScale * (softmax(logits[i]) - onehot).
+	// A target < 0 is ignored: loss 0 and zero gradient row.
+	// losses (n) Full, targets (n) Int32.
+	CrossEntropy(losses, logits, targets *Tensor, grad bool, gradScale float32)
+
+	// acc[0] += sum of squares of every element of ts; acc (1) Full.
+	SumSquares(acc *Tensor, ts ...*Tensor)
+	// clip[0] = min(1, maxNorm / (sqrt(sumSq[0]) + 1e-6)); maxNorm <= 0 gives 1.
+	ClipScale(clip, sumSq *Tensor, maxNorm float32)
+
+	// Fused AdamW on one tensor: g' = g * clip[0];
+	// m = b1 m + (1-b1) g'; v = b2 v + (1-b2) g'^2;
+	// p -= LR * (Scale * mhat / (sqrt(vhat) + Eps) + WeightDecay * p).
+	// p Low (or its Full master), g Low or Full, m, v Full; clip (1) Full.
+	AdamW(p, g, m, v, clip *Tensor, hp AdamParams)
+	// Compressed Adam direction: updates m, v from g*clip[0] as AdamW does and
+	// writes dir = Scale * mhat / (sqrt(vhat) + Eps); all (rows, r).
+	AdamDirection(dir, g, m, v, clip *Tensor, hp AdamParams)
+
+	// P (n, r) from the counter-based generator; identical on all backends up
+	// to float rounding.
+	Projection(P *Tensor, s ProjectionStream)
+}

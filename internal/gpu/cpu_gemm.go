@@ -1,0 +1,53 @@
+// CPU GEMM: row-major matrix products through gonum's pure-Go BLAS
+// (Sgemm for float32, Dgemm for float64).
+//
+// gonum splits C into fixed 64x64 blocks, each computed by one goroutine along
+// K in order, so results do not depend on the thread count. Its worker pool is
+// sized by GOMAXPROCS, not by CPU.threads.
+package gpu
+
+import (
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/gonum"
+)
+
+// Gemm computes c (M,N) = alpha op(a) op(b) + beta c. Leading dimensions of a
+// tensor are flattened, so a (B,T,C) activation is the (B*T, C) matrix.
+func (c *CPU[T]) Gemm(cm, a, b *Tensor, transA, transB bool, alpha, beta float32) {
+	N := cm.Dim(-1)
+	M := cm.Len() / max(1, N)
+	var K, lda, ldb int
+	if transA { // a stored (K, M)
+		check(a.Dim(-1) == M, "Gemm: a %v transposed does not give %d rows (c %v)", a.Shape, M, cm.Shape)
+		K, lda = a.Len()/max(1, M), M
+		check(a.Len() == K*M, "Gemm: a %v transposed does not give %d rows (c %v)", a.Shape, M, cm.Shape)
+	} else { // a stored (M, K)
+		K, lda = a.Dim(-1), a.Dim(-1)
+		check(a.Len() == M*K, "Gemm: a %v does not have %d rows (c %v)", a.Shape, M, cm.Shape)
+	}
+	if transB { // b stored (N, K)
+		check(b.Len() == N*K && (K == 0 || b.Dim(-1) == K), "Gemm: b %v transposed is not %dx%d", b.Shape, K, N)
+		ldb = K
+	} else { // b stored (K, N)
+		check(b.Len() == K*N && b.Dim(-1) == N, "Gemm: b %v is not %dx%d", b.Shape, K, N)
+		ldb = N
+	}
+	if M == 0 || N == 0 {
+		return
+	}
+	ta, tb := blas.NoTrans, blas.NoTrans
+	if transA {
+		ta = blas.Trans
+	}
+	if transB {
+		tb = blas.Trans
+	}
+	lda, ldb = max(1, lda), max(1, ldb)
+	var impl gonum.Implementation
+	switch cd := any(c.f(cm)).(type) {
+	case []float32:
+		impl.Sgemm(ta, tb, M, N, K, alpha, any(c.f(a)).([]float32), lda, any(c.f(b)).([]float32), ldb, beta, cd, N)
+	case []float64:
+		impl.Dgemm(ta, tb, M, N, K, float64(alpha), any(c.f(a)).([]float64), lda, any(c.f(b)).([]float64), ldb, float64(beta), cd, N)
+	}
+}

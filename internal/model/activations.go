@@ -1,0 +1,146 @@
+package model
+
+import (
+	"fmt"
+
+	"github.com/compact-llm/compact/internal/gpu"
+)
+
+// layerActs is what one block keeps for its backward pass. Which fields are
+// per-layer and which point into shared scratch depends on the recompute
+// policy: shared ones are rebuilt inside backward before use.
+type layerActs struct {
+	x, xmid      *gpu.Tensor   // block input (N,C) and residual after attention (N,C)
+	rstd1, rstd2 *gpu.Tensor   // (N) Full
+	q, k, v      *gpu.Tensor   // post-RoPE (N,C), (N,KV), (N,KV)
+	att          *gpu.Tensor   // attention output = o_proj input (N,C)
+	lse          *gpu.Tensor   // (B*H*T) Full
+	gate, up     *gpu.Tensor   // (N,F)
+	z            []*gpu.Tensor // z = input x P per projection group (N, r)
+}
+
+// activations holds everything sized by the micro-batch.
+type activations struct {
+	B, T   int
+	layers []layerActs
+	final  *gpu.Tensor // residual after the last block (N,C)
+
+	tokens, targets *gpu.Tensor // (N) Int32
+
+	// scratch, shared across layers
+	h, a       *gpu.Tensor // norm output (N,C); silu(gate)*up (N,F)
+	rstdF      *gpu.Tensor // (N) Full
+	dresid, dh *gpu.Tensor // (N,C)
+	datt       *gpu.Tensor // (N,C)
+	dq, dk, dv *gpu.Tensor // (N,C), (N,KV), (N,KV)
+	da         *gpu.Tensor // (N,F)
+	logits     *gpu.Tensor // (chunk, V) Workspace
+	losses     *gpu.Tensor // (N) Full
+	proj       *gpu.Tensor // P, largest n*r of any group (Projection)
+	owned      []*gpu.Tensor
+	chunk      int
+}
+
+// lossChunk is the number of rows of logits live at once.
+func (m *Model) lossChunk(N int) int {
+	c := m.Opts.LossChunk
+	if c <= 0 {
+		c = max(1, (16<<20)/m.Cfg.VocabSize)
+	}
+	return min(c, N)
+}
+
+// Prepare allocates the activations for micro-batches of B sequences of T
+// tokens, reusing the current ones when the shape is unchanged.
+func (m *Model) Prepare(B, T int) error {
+	if m.acts != nil && m.acts.B == B && m.acts.T == T {
+		return nil
+	}
+	if T > m.Cfg.MaxSeqLen {
+		return fmt.Errorf("sequence length %d exceeds model.max_seq_len %d", T, m.Cfg.MaxSeqLen)
+	}
+	m.freeActivations()
+	a := &activations{B: B, T: T}
+	var err error
+	alloc := func(name string, cat gpu.Category, p gpu.Precision, shape ...int) *gpu.Tensor {
+		if err != nil {
+			return nil
+		}
+		var t *gpu.Tensor
+		t, err = m.be.Alloc(name, cat, p, shape...)
+		if t != nil {
+			a.owned = append(a.owned, t)
+		}
+		return t
+	}
+	N, C, F, KV := B*T, m.Cfg.Hidden, m.Cfg.Intermediate, m.Cfg.KVWidth()
+	H, L := m.Cfg.Heads, m.Cfg.Layers
+	act := func(name string, shape ...int) *gpu.Tensor { return alloc(name, gpu.Activations, gpu.Low, shape...) }
+	actF := func(name string, shape ...int) *gpu.Tensor { return alloc(name, gpu.Activations, gpu.Full, shape...) }
+
+	a.tokens = alloc("tokens", gpu.Other, gpu.Int32, N)
+	a.targets = alloc("targets", gpu.Other, gpu.Int32, N)
+	a.h, a.a = act("h", N, C), act("a", N, F)
+	a.rstdF = actF("rstd_f", N)
+	a.dresid, a.dh, a.datt = act("dresid", N, C), act("dh", N, C), act("datt", N, C)
+	a.dq, a.dk, a.dv = act("dq", N, C), act("dk", N, KV), act("dv", N, KV)
+	a.da = act("da", N, F)
+	a.chunk = m.lossChunk(N)
+	a.logits = alloc("logits", gpu.Workspace, gpu.Full, a.chunk, m.Cfg.VocabSize)
+	a.losses = actF("losses", N)
+
+	// Shared scratch for what the policy recomputes.
+	var shared layerActs
+	pol := m.Opts.Recompute
+	if pol >= RecomputeMLP {
+		shared.gate, shared.up = act("gate", N, F), act("up", N, F)
+	}
+	if pol == RecomputeBlock {
+		shared.xmid = act("xmid", N, C)
+		shared.rstd1, shared.rstd2 = actF("rstd1", N), actF("rstd2", N)
+		shared.q, shared.k, shared.v = act("q", N, C), act("k", N, KV), act("v", N, KV)
+		shared.att, shared.lse = act("att", N, C), actF("lse", B*H*T)
+		for _, g := range m.plan.groups {
+			shared.z = append(shared.z, act(fmt.Sprintf("z%d", g.ID), N, g.Rank))
+		}
+	}
+	a.layers = make([]layerActs, L)
+	for l := range a.layers {
+		la := shared
+		la.z = append([]*gpu.Tensor(nil), shared.z...)
+		p := fmt.Sprintf("layers.%d.", l)
+		la.x = act(p+"x", N, C)
+		if pol < RecomputeBlock {
+			la.xmid = act(p+"xmid", N, C)
+			la.rstd1, la.rstd2 = actF(p+"rstd1", N), actF(p+"rstd2", N)
+			la.q, la.k, la.v = act(p+"q", N, C), act(p+"k", N, KV), act(p+"v", N, KV)
+			la.att, la.lse = act(p+"att", N, C), actF(p+"lse", B*H*T)
+			for _, g := range m.plan.groups {
+				la.z = append(la.z, act(fmt.Sprintf("%sz%d", p, g.ID), N, g.Rank))
+			}
+		}
+		if pol == RecomputeNone {
+			la.gate, la.up = act(p+"gate", N, F), act(p+"up", N, F)
+		}
+		a.layers[l] = la
+	}
+	a.final = act("final", N, C)
+	if err != nil {
+		for _, t := range a.owned {
+			m.be.Free(t)
+		}
+		return fmt.Errorf("activations for micro-batch %dx%d: %w", B, T, err)
+	}
+	m.acts = a
+	return nil
+}
+
+func (m *Model) freeActivations() {
+	if m.acts == nil {
+		return
+	}
+	for _, t := range m.acts.owned {
+		m.be.Free(t)
+	}
+	m.acts = nil
+}

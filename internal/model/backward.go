@@ -1,0 +1,93 @@
+package model
+
+import "github.com/compact-llm/compact/internal/gpu"
+
+// Backward propagates the gradient left by a training Forward through the
+// blocks to the embedding, accumulating every parameter's gradient: full
+// gradients dW = do^T x for full-rank params, and CompAct's G = do^T z for
+// compressed ones (x is then never needed).
+func (m *Model) Backward() {
+	be, a := m.be, m.acts
+	be.Zero(a.dresid)
+	be.RMSNormBackward(a.dresid, m.normF.Grad, a.dh, a.final, m.normF.W, a.rstdF)
+	for l := len(m.blocks) - 1; l >= 0; l-- {
+		m.blockBackward(l)
+	}
+	be.EmbeddingBackward(m.wte.Grad, a.dresid, a.tokens)
+}
+
+// weightGrad accumulates the gradient of linear p given its output gradient
+// dout: through z when compressed, else through input(), which rebuilds the
+// layer input on demand (it is not kept in a lean engine).
+func (m *Model) weightGrad(la *layerActs, li linear, p *Param, dout *gpu.Tensor, input func() *gpu.Tensor) {
+	if gi := m.plan.groupOf[li]; gi >= 0 {
+		m.be.Gemm(p.Grad, dout, la.z[gi], true, false, 1, 1)
+		return
+	}
+	m.be.Gemm(p.Grad, dout, input(), true, false, 1, 1)
+}
+
+// lazy returns a func computing f once on first call.
+func lazy(f func() *gpu.Tensor) func() *gpu.Tensor {
+	var t *gpu.Tensor
+	return func() *gpu.Tensor {
+		if t == nil {
+			t = f()
+		}
+		return t
+	}
+}
+
+// blockBackward takes dresid = dL/d(output of block l) to dL/d(input of block l).
+func (m *Model) blockBackward(l int) {
+	be, a, b, la := m.be, m.acts, &m.blocks[l], &m.acts.layers[l]
+	cfg := m.Cfg
+	B, T, H, KV, D := a.B, a.T, cfg.Heads, cfg.KVHeads, cfg.HeadDim()
+	eps, theta := float32(cfg.RMSEps), float32(cfg.RopeTheta)
+
+	switch m.Opts.Recompute {
+	case RecomputeBlock:
+		m.blockForward(l, nil)
+	case RecomputeMLP:
+		be.RMSNorm(a.h, nil, la.xmid, b.mlpNorm.W, eps)
+		m.linearFwd(la.gate, a.h, b.lin[linGate])
+		m.linearFwd(la.up, a.h, b.lin[linUp])
+	}
+
+	// MLP: out = down(silu(gate) * up).
+	be.Gemm(a.da, a.dresid, b.lin[linDown].W, false, false, 1, 0)
+	m.weightGrad(la, linDown, b.lin[linDown], a.dresid, func() *gpu.Tensor {
+		be.SwiGLU(a.a, la.gate, la.up)
+		return a.a
+	})
+	// gate and up are dead after this: their gradients overwrite them.
+	dgate, dup := la.gate, la.up
+	be.SwiGLUBackward(dgate, dup, a.da, la.gate, la.up)
+	be.Gemm(a.dh, dgate, b.lin[linGate].W, false, false, 1, 0)
+	be.Gemm(a.dh, dup, b.lin[linUp].W, false, false, 1, 1)
+	h2 := lazy(func() *gpu.Tensor {
+		be.RMSNorm(a.h, nil, la.xmid, b.mlpNorm.W, eps)
+		return a.h
+	})
+	m.weightGrad(la, linGate, b.lin[linGate], dgate, h2)
+	m.weightGrad(la, linUp, b.lin[linUp], dup, h2)
+	be.RMSNormBackward(a.dresid, b.mlpNorm.Grad, a.dh, la.xmid, b.mlpNorm.W, la.rstd2)
+
+	// Attention: out = o(attention(rope(q(h)), rope(k(h)), v(h))).
+	be.Gemm(a.datt, a.dresid, b.lin[linO].W, false, false, 1, 0)
+	be.Gemm(b.lin[linO].Grad, a.dresid, la.att, true, false, 1, 1)
+	be.AttentionBackward(a.dq, a.dk, a.dv, a.datt, la.q, la.k, la.v, la.att, la.lse, B, T, H, KV, D)
+	be.RoPE(a.dq, T, H, D, theta, true)
+	be.RoPE(a.dk, T, KV, D, theta, true)
+	be.Gemm(a.dh, a.dq, b.lin[linQ].W, false, false, 1, 0)
+	be.Gemm(a.dh, a.dk, b.lin[linK].W, false, false, 1, 1)
+	be.Gemm(a.dh, a.dv, b.lin[linV].W, false, false, 1, 1)
+	h1 := lazy(func() *gpu.Tensor {
+		be.RMSNorm(a.h, nil, la.x, b.attnNorm.W, eps)
+		return a.h
+	})
+	m.weightGrad(la, linQ, b.lin[linQ], a.dq, h1)
+	m.weightGrad(la, linK, b.lin[linK], a.dk, h1)
+	m.weightGrad(la, linV, b.lin[linV], a.dv, h1)
+	be.RMSNormBackward(a.dresid, b.attnNorm.Grad, a.dh, la.x, b.attnNorm.W, la.rstd1)
+}

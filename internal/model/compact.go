@@ -1,0 +1,142 @@
+package model
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/compact-llm/compact/internal/projection"
+)
+
+// CompactConfig configures CompAct (SPEC section 5).
+type CompactConfig struct {
+	Enabled    bool     `mapstructure:"enabled"`
+	Rank       float64  `mapstructure:"rank"`         // < 1: fraction of the layer's input width; >= 1: absolute
+	Layers     []string `mapstructure:"layers"`       // subset of q, k, v, gate, up, down
+	Share      bool     `mapstructure:"share"`        // q/k/v and gate/up share one P and one saved z
+	Projection string   `mapstructure:"projection"`   // gaussian | rademacher
+	UpdateGap  int      `mapstructure:"update_gap"`   // optimizer steps between resampling P
+	Alpha      float64  `mapstructure:"alpha"`        // scale of the compressed update
+	OProjScale float64  `mapstructure:"o_proj_scale"` // o_proj's update scale, as a multiple of alpha
+	Seed       uint64   `mapstructure:"seed"`
+	Eps        float64  `mapstructure:"eps"` // Adam epsilon of the compressed moments
+}
+
+// Check validates cc against the model without allocating anything.
+func (cc CompactConfig) Check(c Config) error {
+	_, err := cc.plan(c)
+	return err
+}
+
+// CompressibleLayers are the linear layers CompAct may compress. o_proj is
+// not among them: attention keeps its input anyway.
+var CompressibleLayers = []string{"q", "k", "v", "gate", "up", "down"}
+
+// linear identifies one of the seven linear layers of a block.
+type linear int
+
+const (
+	linQ linear = iota
+	linK
+	linV
+	linO
+	linGate
+	linUp
+	linDown
+	numLinear
+)
+
+var linearNames = [numLinear]string{"q", "k", "v", "o", "gate", "up", "down"}
+
+// Group is one projection of a layer: the P (n x r) and the saved z = x P
+// shared by the linears that read the same input.
+type Group struct {
+	ID    int // projection.Group* constant
+	Width int // input width n
+	Rank  int
+	Users []linear
+}
+
+// compactPlan is CompactConfig resolved against a model: which linear reads
+// which group (-1: not compressed).
+type compactPlan struct {
+	groups  []Group
+	groupOf [numLinear]int
+	kind    projection.Kind
+}
+
+func (cc CompactConfig) plan(c Config) (compactPlan, error) {
+	var p compactPlan
+	for i := range p.groupOf {
+		p.groupOf[i] = -1
+	}
+	if !cc.Enabled {
+		return p, nil
+	}
+	kind, err := projection.ParseKind(cc.Projection)
+	if err != nil {
+		return p, fmt.Errorf("compact.projection: %w", err)
+	}
+	p.kind = kind
+	if cc.UpdateGap <= 0 {
+		return p, fmt.Errorf("compact.update_gap = %d: must be positive", cc.UpdateGap)
+	}
+	if cc.Alpha <= 0 {
+		return p, fmt.Errorf("compact.alpha = %g: must be positive", cc.Alpha)
+	}
+	if cc.Eps <= 0 {
+		return p, fmt.Errorf("compact.eps = %g: must be positive", cc.Eps)
+	}
+	if cc.OProjScale < 0 {
+		return p, fmt.Errorf("compact.o_proj_scale = %g: must not be negative", cc.OProjScale)
+	}
+	if len(cc.Layers) == 0 {
+		return p, fmt.Errorf("compact.layers is empty: name some of %v or set compact.enabled=false", CompressibleLayers)
+	}
+	for _, name := range cc.Layers {
+		if !slices.Contains(CompressibleLayers, name) {
+			return p, fmt.Errorf("compact.layers: %q is not one of %v", name, CompressibleLayers)
+		}
+	}
+	add := func(id, width int, users ...linear) error {
+		var in []linear
+		for _, u := range users {
+			if slices.Contains(cc.Layers, linearNames[u]) {
+				in = append(in, u)
+			}
+		}
+		if len(in) == 0 {
+			return nil
+		}
+		r, err := projection.Rank(cc.Rank, width)
+		if err != nil {
+			return fmt.Errorf("compact.rank for %s_proj: %w", linearNames[in[0]], err)
+		}
+		for _, u := range in {
+			p.groupOf[u] = len(p.groups)
+		}
+		p.groups = append(p.groups, Group{ID: id, Width: width, Rank: r, Users: in})
+		return nil
+	}
+	C, F := c.Hidden, c.Intermediate
+	type spec struct {
+		id    int
+		width int
+		users []linear
+	}
+	var specs []spec
+	if cc.Share {
+		specs = []spec{{projection.GroupQKV, C, []linear{linQ, linK, linV}},
+			{projection.GroupGateUp, C, []linear{linGate, linUp}}}
+	} else {
+		specs = []spec{{projection.GroupQ, C, []linear{linQ}}, {projection.GroupK, C, []linear{linK}},
+			{projection.GroupV, C, []linear{linV}}, {projection.GroupGate, C, []linear{linGate}},
+			{projection.GroupUp, C, []linear{linUp}}}
+	}
+	specs = append(specs, spec{projection.GroupDown, F, []linear{linDown}})
+	for _, s := range specs {
+		if err := add(s.id, s.width, s.users...); err != nil {
+			return p, err
+		}
+	}
+	return p, nil
+}

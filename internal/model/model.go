@@ -1,0 +1,240 @@
+package model
+
+import (
+	"fmt"
+	"math/rand/v2"
+
+	"github.com/compact-llm/compact/internal/gpu"
+	"github.com/compact-llm/compact/internal/projection"
+)
+
+// Recompute is the activation recomputation policy of the backward pass.
+type Recompute int
+
+const (
+	RecomputeNone  Recompute = iota // save q,k,v, attention output and gate/up per layer
+	RecomputeMLP                    // also recompute gate/up from the saved block state
+	RecomputeBlock                  // save only each block's input; rerun the block in backward
+)
+
+// ParseRecompute maps a config value to a policy.
+func ParseRecompute(s string) (Recompute, error) {
+	switch s {
+	case "none":
+		return RecomputeNone, nil
+	case "mlp":
+		return RecomputeMLP, nil
+	case "block":
+		return RecomputeBlock, nil
+	}
+	return 0, fmt.Errorf("unknown recompute policy %q (want none, mlp or block)", s)
+}
+
+func (r Recompute) String() string { return [...]string{"none", "mlp", "block"}[r] }
+
+// Param is one named weight with its gradient. A compressed param's Grad is
+// the CompAct gradient G = do^T z of shape (rows, rank); its update is
+// decompressed through the P of Group.
+type Param struct {
+	Name  string // HuggingFace name, e.g. model.layers.0.self_attn.q_proj.weight
+	W     *gpu.Tensor
+	Grad  *gpu.Tensor
+	Group *Group // nil for full-rank params
+	Layer int    // block index, -1 outside the blocks
+	Scale float32
+	Decay bool // decoupled weight decay applies (matrices only)
+}
+
+// Compressed reports whether p is trained through CompAct.
+func (p *Param) Compressed() bool { return p.Group != nil }
+
+type block struct {
+	attnNorm, mlpNorm *Param
+	lin               [numLinear]*Param
+}
+
+// Options are the engine choices that do not change the model's function.
+type Options struct {
+	Compact   CompactConfig
+	Recompute Recompute
+	// LossChunk is the number of tokens whose logits are live at once in the
+	// fused LM-head + cross-entropy; 0 picks about 16M logits per chunk.
+	LossChunk int
+}
+
+// Model is a LLaMA decoder bound to a backend.
+type Model struct {
+	Cfg  Config
+	Opts Options
+	be   gpu.Backend
+	plan compactPlan
+
+	Params []*Param
+	wte    *Param
+	lmHead *Param // == wte when tied
+	normF  *Param
+	blocks []block
+
+	acts  *activations
+	proj  *gpu.Tensor // P of any group, regenerated on use (largest n*r)
+	epoch uint32      // projection epoch of the step being computed
+}
+
+// New allocates the parameters and gradients of cfg on be, zeroed.
+func New(be gpu.Backend, cfg Config, opts Options) (*Model, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	plan, err := opts.Compact.plan(cfg)
+	if err != nil {
+		return nil, err
+	}
+	m := &Model{Cfg: cfg, Opts: opts, be: be, plan: plan}
+	alpha := float32(opts.Compact.Alpha)
+	add := func(name string, layer int, group *Group, scale float32, decay bool, shape ...int) (*Param, error) {
+		w, err := be.Alloc(name, gpu.Weights, gpu.Low, shape...)
+		if err != nil {
+			return nil, err
+		}
+		gshape := shape
+		if group != nil {
+			gshape = []int{shape[0], group.Rank}
+		}
+		g, err := be.Alloc(name+".grad", gpu.Grads, gpu.Full, gshape...)
+		if err != nil {
+			return nil, err
+		}
+		p := &Param{Name: name, W: w, Grad: g, Group: group, Layer: layer, Scale: scale, Decay: decay}
+		m.Params = append(m.Params, p)
+		return p, nil
+	}
+	C, F, KV := cfg.Hidden, cfg.Intermediate, cfg.KVWidth()
+	if m.wte, err = add("model.embed_tokens.weight", -1, nil, 1, true, cfg.VocabSize, C); err != nil {
+		return nil, err
+	}
+	outDims := [numLinear][2]int{{C, C}, {KV, C}, {KV, C}, {C, C}, {F, C}, {F, C}, {C, F}}
+	hfNames := [numLinear]string{"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+		"mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"}
+	m.blocks = make([]block, cfg.Layers)
+	for l := range m.blocks {
+		b := &m.blocks[l]
+		pre := fmt.Sprintf("model.layers.%d.", l)
+		if b.attnNorm, err = add(pre+"input_layernorm.weight", l, nil, 1, false, C); err != nil {
+			return nil, err
+		}
+		for li := linear(0); li < numLinear; li++ {
+			var group *Group
+			scale := float32(1)
+			if gi := plan.groupOf[li]; gi >= 0 {
+				group, scale = &m.plan.groups[gi], alpha
+			} else if li == linO && opts.Compact.Enabled {
+				scale = float32(opts.Compact.OProjScale) * alpha
+			}
+			if li == linGate { // HF order: attention weights, post_attention_layernorm, mlp
+				if b.mlpNorm, err = add(pre+"post_attention_layernorm.weight", l, nil, 1, false, C); err != nil {
+					return nil, err
+				}
+			}
+			if b.lin[li], err = add(pre+hfNames[li]+".weight", l, group, scale, true, outDims[li][0], outDims[li][1]); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if m.normF, err = add("model.norm.weight", -1, nil, 1, false, C); err != nil {
+		return nil, err
+	}
+	maxP := 0
+	for _, g := range plan.groups {
+		maxP = max(maxP, g.Width*g.Rank)
+	}
+	if maxP > 0 {
+		if m.proj, err = be.Alloc("projection", gpu.Projection, gpu.Full, maxP); err != nil {
+			return nil, err
+		}
+	}
+	m.lmHead = m.wte
+	if !cfg.TieEmbeddings {
+		if m.lmHead, err = add("lm_head.weight", -1, nil, 1, true, cfg.VocabSize, C); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// Backend returns the backend the model lives on.
+func (m *Model) Backend() gpu.Backend { return m.be }
+
+// Groups lists the projection groups of one layer (the same for every layer).
+func (m *Model) Groups() []Group { return m.plan.groups }
+
+// ProjectionKind is the distribution of P.
+func (m *Model) ProjectionKind() projection.Kind { return m.plan.kind }
+
+// SetEpoch selects the projection epoch used by the next forward passes.
+func (m *Model) SetEpoch(epoch uint32) { m.epoch = epoch }
+
+// Stream returns the generator stream of group g in layer l.
+func (m *Model) Stream(l int, g *Group) gpu.ProjectionStream {
+	return gpu.ProjectionStream{Seed: m.Opts.Compact.Seed, Stream: projection.StreamID(l, g.ID),
+		Epoch: m.epoch, Kind: gpu.ProjectionKind(m.plan.kind)}
+}
+
+// Init fills the weights as HuggingFace's LlamaForCausalLM does: matrices
+// from N(0, init_std^2), norm weights 1. Deterministic in seed.
+func (m *Model) Init(seed uint64) error {
+	rng := rand.New(rand.NewPCG(seed, 0x6c6c616d61))
+	for _, p := range m.Params {
+		buf := make([]float32, p.W.Len())
+		if len(p.W.Shape) == 1 {
+			for i := range buf {
+				buf[i] = 1
+			}
+		} else {
+			for i := range buf {
+				buf[i] = float32(rng.NormFloat64() * m.Cfg.InitStd)
+			}
+		}
+		if err := m.be.Upload(p.W, buf); err != nil {
+			return fmt.Errorf("init %s: %w", p.Name, err)
+		}
+	}
+	return nil
+}
+
+// ZeroGrads clears every gradient before a step's first micro-batch.
+func (m *Model) ZeroGrads() {
+	for _, p := range m.Params {
+		m.be.Zero(p.Grad)
+	}
+}
+
+// Param returns the parameter with the given HuggingFace name, or nil.
+func (m *Model) Param(name string) *Param {
+	for _, p := range m.Params {
+		if p.Name == name {
+			return p
+		}
+	}
+	return nil
+}
+
+// Free releases the parameters and activations.
+func (m *Model) Free() {
+	m.freeActivations()
+	for _, p := range m.Params {
+		m.be.Free(p.W)
+		m.be.Free(p.Grad)
+	}
+	m.Params = nil
+	if m.proj != nil {
+		m.be.Free(m.proj)
+	}
+}
+
+// Projection generates P (n x r) of group g in layer l for the current epoch
+// into a shared buffer and returns it; valid until the next call.
+func (m *Model) Projection(l int, g *Group) *gpu.Tensor {
+	P := m.proj.Rows(0, g.Width*g.Rank).Reshape(g.Width, g.Rank)
+	m.be.Projection(P, m.Stream(l, g))
+	return P
+}
