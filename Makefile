@@ -1,0 +1,24 @@
+# compact: build, run and test. `make run` trains configs/tiny.yaml on the
+# default corpus (CPU when no GPU is usable); `make test` is the whole suite.
+GO       ?= go
+BIN      := bin/compact
+OUT      ?= out/tiny
+CONFIG   ?= configs/tiny.yaml
+
+.PHONY: build run test vet fmt clean
+
+build:
+	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/compact
+
+run: build
+	./$(BIN) pretrain --config $(CONFIG) --out $(OUT)
+
+test: vet
+	$(GO) test ./...
+
+vet:
+	@test -z "$$(gofmt -l cmd internal)" || (gofmt -l cmd internal; echo "gofmt needed"; exit 1)
+	$(GO) vet ./...
+
+clean:
+	rm -rf bin out

@@ -1,0 +1,25 @@
+// Command compact pretrains and fine-tunes LLaMA-family models with CompAct
+// compressed activations. Commands are thin: they parse flags and call into
+// internal/train and internal/data.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/compact-llm/compact/internal/train"
+)
+
+func main() {
+	err := newRootCmd().Execute()
+	if err == nil {
+		return
+	}
+	fmt.Fprintln(os.Stderr, "compact:", err)
+	var usage *train.UsageError
+	if errors.As(err, &usage) || isFlagError(err) {
+		os.Exit(2)
+	}
+	os.Exit(1)
+}

@@ -1,0 +1,47 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/compact-llm/compact/internal/train"
+	"github.com/spf13/cobra"
+)
+
+func newPretrainCmd() *cobra.Command {
+	var cf configFlags
+	var out string
+	var steps int
+	var resume bool
+	c := &cobra.Command{
+		Use:   "pretrain --config FILE --out DIR",
+		Short: "Train a model from scratch (or --resume from the newest checkpoint in DIR)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if out == "" {
+				return usagef("--out DIR is required")
+			}
+			var extra []string
+			if steps > 0 {
+				extra = append(extra, fmt.Sprintf("train.steps=%d", steps))
+			} else if cmd.Flags().Changed("steps") {
+				return usagef("--steps %d: must be positive", steps)
+			}
+			cfg, err := cf.load(extra...)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return train.Pretrain(ctx, cfg, train.RunOptions{Out: out, Resume: resume, Log: os.Stderr, Progress: interactive()})
+		},
+	}
+	cf.register(c)
+	c.Flags().StringVar(&out, "out", "", "output directory: metrics.jsonl, memreport.json, checkpoints/")
+	c.Flags().IntVar(&steps, "steps", 0, "optimizer steps (overrides train.steps)")
+	c.Flags().BoolVar(&resume, "resume", false, "continue from the newest complete checkpoint in --out")
+	return c
+}

@@ -1,0 +1,245 @@
+// Tests of the tokenize pipeline: document order and separators, the
+// train/val split, shard splitting, determinism and bad input.
+
+package data
+
+import (
+	"bytes"
+	"compress/gzip"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func writeFile(t *testing.T, path, content string) string {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// readShards concatenates the tokens of paths.
+func readShards(t *testing.T, paths []string) []uint32 {
+	t.Helper()
+	var out []uint32
+	for _, p := range paths {
+		s, err := OpenShard(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range readAll(t, s) {
+			out = append(out, uint32(v))
+		}
+		s.Close()
+	}
+	return out
+}
+
+func encodeDocs(tok Tokenizer, docs []string) []uint32 {
+	var out []uint32
+	for _, d := range docs {
+		out = append(out, tok.Encode(d)...)
+		out = append(out, tok.EOT())
+	}
+	return out
+}
+
+func TestTokenizeTextAndJSONL(t *testing.T) {
+	in, out := t.TempDir(), t.TempDir()
+	tok := mustTokenizer(t, "gpt2")
+	var docs []string
+	for i := range 5 {
+		d := fmt.Sprintf("Document %d.\nIt has some text, and \"quotes\" %d.\n", i, i*i)
+		docs = append(docs, d)
+		writeFile(t, filepath.Join(in, fmt.Sprintf("doc%d.txt", i)), d)
+	}
+	var jl strings.Builder
+	for i := range 7 {
+		d := fmt.Sprintf("json doc %d with unicode é 世界 and a\nnewline", i)
+		docs = append(docs, d)
+		fmt.Fprintf(&jl, "{\"id\": %d, \"body\": %q}\n", i, d)
+		if i == 2 {
+			jl.WriteString("\n   \n") // blank lines are skipped
+		}
+	}
+	writeFile(t, filepath.Join(in, "more.jsonl"), jl.String())
+	inputs, err := ExpandGlobs([]string{filepath.Join(in, "*.txt"), filepath.Join(in, "*.jsonl")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := TokenizeFiles(TokenizeOptions{
+		Inputs: inputs, Field: "body", Tokenizer: tok, OutDir: out, Prefix: "mix", ValFraction: 0.25,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// k = 4: documents 3, 7, 11 go to validation.
+	var train, val []string
+	for i, d := range docs {
+		if i%4 == 3 {
+			val = append(val, d)
+		} else {
+			train = append(train, d)
+		}
+	}
+	if res.Documents != 12 || res.ValDocuments != 3 || res.TrainDocuments != 9 || res.Skipped != 2 {
+		t.Fatalf("result %+v", res)
+	}
+	wantShards := []string{filepath.Join(out, "mix_train_000000.bin")}
+	if !reflect.DeepEqual(res.TrainShards, wantShards) || len(res.ValShards) != 1 || filepath.Base(res.ValShards[0]) != "mix_val_000000.bin" {
+		t.Fatalf("shards %v %v", res.TrainShards, res.ValShards)
+	}
+	gotTrain, gotVal := readShards(t, res.TrainShards), readShards(t, res.ValShards)
+	if !reflect.DeepEqual(gotTrain, encodeDocs(tok, train)) {
+		t.Fatal("train tokens differ from the documents encoded in order, each followed by EOT")
+	}
+	if !reflect.DeepEqual(gotVal, encodeDocs(tok, val)) {
+		t.Fatal("val tokens differ")
+	}
+	if int64(len(gotTrain)) != res.TrainTokens || int64(len(gotVal)) != res.ValTokens {
+		t.Fatalf("token counts %d %d vs result %+v", len(gotTrain), len(gotVal), res)
+	}
+}
+
+func TestTokenizeShardSplittingAndDeterminism(t *testing.T) {
+	in := t.TempDir()
+	tok := mustTokenizer(t, "byte")
+	var inputs, docs []string
+	for i := range 40 {
+		d := strings.Repeat(fmt.Sprintf("doc %d; ", i), 1+i%7)
+		docs = append(docs, d)
+		inputs = append(inputs, writeFile(t, filepath.Join(in, fmt.Sprintf("%02d.txt", i)), d))
+	}
+	run := func(workers int) (TokenizeResult, string) {
+		out := t.TempDir()
+		res, err := TokenizeFiles(TokenizeOptions{Inputs: inputs, Tokenizer: tok, OutDir: out, ShardTokens: 300, Workers: workers})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res, out
+	}
+	res1, out1 := run(1)
+	res4, out4 := run(4)
+	if len(res1.TrainShards) < 3 || len(res1.ValShards) != 0 {
+		t.Fatalf("shards %v %v", res1.TrainShards, res1.ValShards)
+	}
+	all := readShards(t, res1.TrainShards)
+	if !reflect.DeepEqual(all, encodeDocs(tok, docs)) {
+		t.Fatal("concatenated shards differ from the documents")
+	}
+	for i, p := range res1.TrainShards {
+		s, err := OpenShard(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i < len(res1.TrainShards)-1 && s.Len() != 300 {
+			t.Fatalf("shard %s holds %d tokens, want 300", p, s.Len())
+		}
+		s.Close()
+		if filepath.Base(p) != fmt.Sprintf("train_%06d.bin", i) {
+			t.Fatalf("shard name %s", p)
+		}
+		a, _ := os.ReadFile(p)
+		b, _ := os.ReadFile(filepath.Join(out4, filepath.Base(p)))
+		if !bytes.Equal(a, b) {
+			t.Fatalf("shard %s differs between 1 and 4 workers", filepath.Base(p))
+		}
+	}
+	if len(res4.TrainShards) != len(res1.TrainShards) {
+		t.Fatal("shard count depends on workers")
+	}
+	_ = out1
+}
+
+func TestTokenizeAtLeastOneValDoc(t *testing.T) {
+	in, out := t.TempDir(), t.TempDir()
+	tok := mustTokenizer(t, "byte")
+	a := writeFile(t, filepath.Join(in, "a.txt"), "first")
+	b := writeFile(t, filepath.Join(in, "b.txt"), "second")
+	res, err := TokenizeFiles(TokenizeOptions{Inputs: []string{a, b}, Tokenizer: tok, OutDir: out, ValFraction: 0.01})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.TrainDocuments != 1 || res.ValDocuments != 1 {
+		t.Fatalf("result %+v", res)
+	}
+	if got := tok.Decode(readShards(t, res.ValShards)); got != "second"+EOTText {
+		t.Fatalf("val holds %q", got)
+	}
+	// One document stays in train.
+	res, err = TokenizeFiles(TokenizeOptions{Inputs: []string{a}, Tokenizer: tok, OutDir: t.TempDir(), ValFraction: 0.5})
+	if err != nil || res.TrainDocuments != 1 || res.ValDocuments != 0 || len(res.ValShards) != 0 {
+		t.Fatalf("single doc: %+v %v", res, err)
+	}
+}
+
+func TestTokenizeGzipJSONL(t *testing.T) {
+	in := t.TempDir()
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	zw.Write([]byte(`{"text":"alpha"}` + "\n" + `{"text":"beta"}`)) // no final newline
+	zw.Close()
+	p := filepath.Join(in, "d.jsonl.gz")
+	if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tok := mustTokenizer(t, "byte")
+	res, err := TokenizeFiles(TokenizeOptions{Inputs: []string{p}, Tokenizer: tok, OutDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := tok.Decode(readShards(t, res.TrainShards)); got != "alpha"+EOTText+"beta"+EOTText {
+		t.Fatalf("got %q", got)
+	}
+}
+
+func TestTokenizeBadInput(t *testing.T) {
+	in := t.TempDir()
+	tok := mustTokenizer(t, "byte")
+	good := writeFile(t, filepath.Join(in, "good.txt"), strings.Repeat("x", 1000))
+	bad := writeFile(t, filepath.Join(in, "bad.jsonl"), "{\"text\":\"ok\"}\n{\"text\":\"ok\"}\n{\"text\": oops}\n")
+	missing := writeFile(t, filepath.Join(in, "missing.jsonl"), "{\"text\":\"ok\"}\n{\"content\":\"x\"}\n")
+	notString := writeFile(t, filepath.Join(in, "num.jsonl"), "{\"text\":42}\n")
+	empty := writeFile(t, filepath.Join(in, "empty.txt"), "")
+	for _, tc := range []struct {
+		name   string
+		inputs []string
+		opts   func(*TokenizeOptions)
+		want   []string
+	}{
+		{"bad_json_line", []string{good, bad}, nil, []string{bad + ":3", "malformed JSON"}},
+		{"missing_field", []string{missing}, nil, []string{missing + ":2", `field "text" missing`}},
+		{"not_string", []string{notString}, nil, []string{notString + ":1", "not a string"}},
+		{"no_docs", []string{empty}, nil, []string{"no documents"}},
+		{"no_inputs", nil, nil, []string{"no input"}},
+		{"nonexistent", []string{filepath.Join(in, "nope.txt")}, nil, []string{"nope.txt"}},
+		{"directory", []string{in}, nil, []string{"directory"}},
+		{"bad_fraction", []string{good}, func(o *TokenizeOptions) { o.ValFraction = 0.9 }, []string{"0.9"}},
+		{"bad_format", []string{good}, func(o *TokenizeOptions) { o.Format = "csv" }, []string{"csv"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := t.TempDir()
+			opts := TokenizeOptions{Inputs: tc.inputs, Tokenizer: tok, OutDir: out, ShardTokens: 100}
+			if tc.opts != nil {
+				tc.opts(&opts)
+			}
+			_, err := TokenizeFiles(opts)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+			// A failed run leaves no shards (good.txt alone fills 10).
+			if ents, _ := os.ReadDir(out); len(ents) != 0 {
+				t.Errorf("failed run left %d files", len(ents))
+			}
+		})
+	}
+}

@@ -1,0 +1,291 @@
+package train
+
+// Checkpoints: checkpoints/step-NNNNNNN/ holds config.json and
+// model.safetensors in HuggingFace LLaMA layout (transformers loads the
+// directory as it is), optimizer.safetensors with every Adam moment
+// (compressed ones at their (rows, r) shape) and trainer_state.json with the
+// step, schedule, projection and data-loader position. A checkpoint is
+// written into a temporary directory, synced, then renamed, so a crash at
+// any moment leaves the previous one intact.
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/compact-llm/compact/internal/model"
+)
+
+// StateVersion is bumped when trainer_state.json changes incompatibly.
+const StateVersion = 1
+
+// TrainerState is everything besides tensors that a resumed run needs.
+type TrainerState struct {
+	Version    int             `json:"version"`
+	Step       int             `json:"step"`   // optimizer steps completed
+	Tokens     int64           `json:"tokens"` // training tokens consumed
+	LR         float64         `json:"lr"`     // learning rate of the last step
+	Epoch      uint32          `json:"projection_epoch"`
+	Loader     json.RawMessage `json:"loader"` // data.LoaderState
+	Config     Config          `json:"config"`
+	Tokenizer  string          `json:"tokenizer"`
+	TrainFiles []string        `json:"train_files"`
+	ValFiles   []string        `json:"val_files"`
+}
+
+// Checkpoint file names inside a step directory.
+const (
+	ckptConfig    = "config.json"
+	ckptModel     = "model.safetensors"
+	ckptOptimizer = "optimizer.safetensors"
+	ckptState     = "trainer_state.json"
+)
+
+var ckptFiles = []string{ckptConfig, ckptModel, ckptOptimizer, ckptState}
+
+// StepDir names the directory of step under root.
+func StepDir(root string, step int) string {
+	return filepath.Join(root, fmt.Sprintf("step-%07d", step))
+}
+
+// writeSynced creates path, lets write fill it, and fsyncs it.
+func writeSynced(path string, write func(io.Writer) error) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriterSize(f, 1<<20)
+	err = write(bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// SaveCheckpoint writes the checkpoint of st.Step under root, then keeps
+// only the newest keep checkpoints.
+func SaveCheckpoint(root string, m *model.Model, opt *Optimizer, st TrainerState, eos int, keep int) (string, error) {
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return "", err
+	}
+	final := StepDir(root, st.Step)
+	tmp := filepath.Join(root, ".tmp-"+filepath.Base(final))
+	if err := os.RemoveAll(tmp); err != nil { // leftovers of a crashed write
+		return "", err
+	}
+	if err := os.Mkdir(tmp, 0o755); err != nil {
+		return "", err
+	}
+	weights, err := m.WeightTensors()
+	if err != nil {
+		return "", err
+	}
+	var moments []model.NamedTensor
+	for i, p := range m.Params {
+		for _, t := range []struct {
+			suffix string
+			i      int
+		}{{".exp_avg", 0}, {".exp_avg_sq", 1}} {
+			src := opt.M[i]
+			if t.i == 1 {
+				src = opt.V[i]
+			}
+			data, err := m.Backend().Download(src)
+			if err != nil {
+				return "", err
+			}
+			moments = append(moments, model.NamedTensor{Name: p.Name + t.suffix, Shape: src.Shape, Data: data})
+		}
+	}
+	st.Version = StateVersion
+	steps := []struct {
+		name  string
+		write func(io.Writer) error
+	}{
+		{ckptConfig, func(w io.Writer) error { return model.WriteHFConfig(w, m.Cfg, eos) }},
+		{ckptModel, func(w io.Writer) error { return model.WriteSafetensors(w, weights) }},
+		{ckptOptimizer, func(w io.Writer) error { return model.WriteSafetensors(w, moments) }},
+		{ckptState, func(w io.Writer) error {
+			enc := json.NewEncoder(w)
+			enc.SetIndent("", "  ")
+			return enc.Encode(st)
+		}},
+	}
+	for _, s := range steps {
+		if err := writeSynced(filepath.Join(tmp, s.name), s.write); err != nil {
+			return "", err
+		}
+	}
+	if err := syncDir(tmp); err != nil {
+		return "", err
+	}
+	maybeCrash(st.Step)
+	// Replace an existing directory of the same step only after the new one
+	// is complete: move the old aside, rename, then delete the old.
+	old := filepath.Join(root, ".old-"+filepath.Base(final))
+	if _, err := os.Stat(final); err == nil {
+		os.RemoveAll(old)
+		if err := os.Rename(final, old); err != nil {
+			return "", err
+		}
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		return "", err
+	}
+	if err := syncDir(root); err != nil {
+		return "", err
+	}
+	os.RemoveAll(old)
+	return final, pruneCheckpoints(root, keep)
+}
+
+// listCheckpoints returns the complete step directories under root, oldest
+// first. Temporary and partial directories are skipped.
+func listCheckpoints(root string) ([]string, error) {
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	type ck struct {
+		step int
+		path string
+	}
+	var cks []ck
+	for _, e := range entries {
+		name := e.Name()
+		if !e.IsDir() || !strings.HasPrefix(name, "step-") {
+			continue
+		}
+		step, err := strconv.Atoi(strings.TrimPrefix(name, "step-"))
+		if err != nil {
+			continue
+		}
+		dir := filepath.Join(root, name)
+		complete := true
+		for _, f := range ckptFiles {
+			if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+				complete = false
+			}
+		}
+		if complete {
+			cks = append(cks, ck{step, dir})
+		}
+	}
+	sort.Slice(cks, func(i, j int) bool { return cks[i].step < cks[j].step })
+	out := make([]string, len(cks))
+	for i, c := range cks {
+		out[i] = c.path
+	}
+	return out, nil
+}
+
+func pruneCheckpoints(root string, keep int) error {
+	cks, err := listCheckpoints(root)
+	if err != nil {
+		return err
+	}
+	for i := 0; i+keep < len(cks); i++ {
+		if err := os.RemoveAll(cks[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// LatestCheckpoint returns the newest complete checkpoint under root, or ""
+// when there is none.
+func LatestCheckpoint(root string) (string, error) {
+	cks, err := listCheckpoints(root)
+	if err != nil || len(cks) == 0 {
+		return "", err
+	}
+	return cks[len(cks)-1], nil
+}
+
+// ReadTrainerState reads trainer_state.json of a checkpoint directory.
+func ReadTrainerState(dir string) (TrainerState, error) {
+	var st TrainerState
+	raw, err := os.ReadFile(filepath.Join(dir, ckptState))
+	if err != nil {
+		return st, fmt.Errorf("checkpoint %s: %w", dir, err)
+	}
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return st, fmt.Errorf("checkpoint %s: %s: %w", dir, ckptState, err)
+	}
+	if st.Version != StateVersion {
+		return st, fmt.Errorf("checkpoint %s: trainer state version %d, this build reads %d", dir, st.Version, StateVersion)
+	}
+	return st, nil
+}
+
+// LoadCheckpoint restores weights and, when opt is not nil, the optimizer
+// moments of a checkpoint directory into m.
+func LoadCheckpoint(dir string, m *model.Model, opt *Optimizer) error {
+	w, err := model.OpenSafetensors(filepath.Join(dir, ckptModel))
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	if err := m.LoadWeights(w); err != nil {
+		return err
+	}
+	if opt == nil {
+		return nil
+	}
+	o, err := model.OpenSafetensors(filepath.Join(dir, ckptOptimizer))
+	if err != nil {
+		return err
+	}
+	defer o.Close()
+	for i, p := range m.Params {
+		for j, suffix := range []string{".exp_avg", ".exp_avg_sq"} {
+			dst := opt.M[i]
+			if j == 1 {
+				dst = opt.V[i]
+			}
+			name := p.Name + suffix
+			ti, ok := o.Tensors[name]
+			if !ok {
+				return fmt.Errorf("checkpoint %s: optimizer state lacks %s", dir, name)
+			}
+			if fmt.Sprint(ti.Shape) != fmt.Sprint(dst.Shape) {
+				return fmt.Errorf("checkpoint %s: %s has shape %v, the run needs %v (was CompAct configured differently?)", dir, name, ti.Shape, dst.Shape)
+			}
+			data, err := o.Float32(name)
+			if err != nil {
+				return err
+			}
+			if err := m.Backend().Upload(dst, data); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

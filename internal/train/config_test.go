@@ -1,0 +1,88 @@
+package train
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func writeConfig(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "run.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestConfigErrorsNameTheCulprit(t *testing.T) {
+	cases := []struct {
+		name, yaml string
+		sets       []string
+		want       string
+	}{
+		{"bad yaml", "model:\n  hidden_size: [1,\n", nil, "run.yaml"},
+		{"unknown key", "train:\n  lrate: 0.1\n", nil, "train.lrate"},
+		{"unknown section", "optimiser:\n  lr: 0.1\n", nil, "optimiser"},
+		{"wrong type", "train:\n  lr: fast\n", nil, "train.lr"},
+		{"heads", "model:\n  num_heads: 7\n", nil, "model.num_heads"},
+		{"kv heads", "model:\n  num_kv_heads: 3\n", nil, "model.num_kv_heads"},
+		{"rank > width", "compact:\n  rank: 4096\n", nil, "compact.rank"},
+		{"bad layer", "compact:\n  layers: [q, o]\n", nil, "compact.layers"},
+		{"missing data", "data:\n  train: [/nonexistent/*.bin]\n  val: [/nonexistent/v.bin]\n", nil, "data.train"},
+		{"seq > max", "train:\n  seq_len: 512\n", nil, "train.seq_len"},
+		{"recompute", "train:\n  recompute: sometimes\n", nil, "train.recompute"},
+		{"set unknown", "", []string{"train.nope=1"}, "train.nope"},
+		{"set malformed", "", []string{"train.lr"}, "train.lr"},
+		{"set wrong type", "", []string{"model.num_layers=many"}, "model.num_layers"},
+	}
+	for _, c := range cases {
+		file := ""
+		if c.yaml != "" {
+			file = writeConfig(t, c.yaml)
+		}
+		_, err := Load(file, c.sets)
+		if err == nil {
+			t.Errorf("%s: accepted", c.name)
+			continue
+		}
+		if !IsUsage(err) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %q (usage %v) does not name %q", c.name, err, IsUsage(err), c.want)
+		}
+	}
+	if _, err := Load("/nonexistent/run.yaml", nil); err == nil || !strings.Contains(err.Error(), "/nonexistent/run.yaml") {
+		t.Errorf("missing config file: %v", err)
+	}
+}
+
+func TestConfigLayering(t *testing.T) {
+	file := writeConfig(t, "train:\n  lr: 0.01\n  steps: 7\ncompact:\n  layers: [q, v]\n")
+	t.Setenv("COMPACT_TRAIN_STEPS", "9")
+	t.Setenv("COMPACT_MODEL_NUM_LAYERS", "3")
+	cfg, err := Load(file, []string{"train.lr=0.02", "compact.layers=gate,up"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Train.LR != 0.02 || cfg.Train.Steps != 9 || cfg.Model.Layers != 3 {
+		t.Errorf("lr %v steps %v layers %v: want --set over env over file", cfg.Train.LR, cfg.Train.Steps, cfg.Model.Layers)
+	}
+	if strings.Join(cfg.Compact.Layers, ",") != "gate,up" {
+		t.Errorf("compact.layers = %v", cfg.Compact.Layers)
+	}
+	if cfg.Train.Beta2 != 0.999 || cfg.Compact.UpdateGap != 50 {
+		t.Errorf("defaults lost: %+v", cfg.Train)
+	}
+}
+
+func TestShippedConfigsLoad(t *testing.T) {
+	files, _ := filepath.Glob("../../configs/*.yaml")
+	if len(files) < 5 {
+		t.Fatalf("configs/: %d files", len(files))
+	}
+	for _, f := range files {
+		if _, err := Load(f, nil); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+}

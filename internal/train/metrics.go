@@ -1,0 +1,100 @@
+package train
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// Metric is one line of metrics.jsonl.
+type Metric struct {
+	Step      int      `json:"step"`
+	Loss      float64  `json:"loss"`
+	LR        float64  `json:"lr"`
+	Tokens    int64    `json:"tokens"`
+	TokPerS   float64  `json:"tok_per_s"`
+	PeakBytes int64    `json:"peak_bytes"`
+	GradNorm  float64  `json:"grad_norm"`
+	ValLoss   *float64 `json:"val_loss,omitempty"`
+	ElapsedS  float64  `json:"elapsed_s"`
+}
+
+// MetricsLog appends Metric lines to DIR/metrics.jsonl.
+type MetricsLog struct {
+	f *os.File
+}
+
+// OpenMetrics opens DIR/metrics.jsonl for appending. Lines of steps after
+// keepThrough (those a killed run logged after its last checkpoint) are
+// dropped first, so a resumed run's log reads as one uninterrupted run.
+// keepThrough < 0 starts a new log.
+func OpenMetrics(dir string, keepThrough int) (*MetricsLog, error) {
+	path := filepath.Join(dir, "metrics.jsonl")
+	var kept bytes.Buffer
+	if keepThrough >= 0 {
+		if raw, err := os.ReadFile(path); err == nil {
+			sc := bufio.NewScanner(bytes.NewReader(raw))
+			sc.Buffer(make([]byte, 1<<20), 1<<20)
+			for sc.Scan() {
+				var m struct {
+					Step int `json:"step"`
+				}
+				if json.Unmarshal(sc.Bytes(), &m) != nil || m.Step > keepThrough {
+					continue // a torn last line or a step redone after resume
+				}
+				kept.Write(sc.Bytes())
+				kept.WriteByte('\n')
+			}
+		}
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, kept.Bytes(), 0o644); err != nil {
+		return nil, err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	return &MetricsLog{f: f}, nil
+}
+
+// Write appends one metric line.
+func (l *MetricsLog) Write(m Metric) error {
+	js, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	if _, err := l.f.Write(append(js, '\n')); err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	return nil
+}
+
+// Close closes the log.
+func (l *MetricsLog) Close() error { return l.f.Close() }
+
+// ReadMetrics reads a metrics.jsonl file.
+func ReadMetrics(path string) ([]Metric, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []Metric
+	for i, line := range bytes.Split(bytes.TrimSpace(raw), []byte("\n")) {
+		if len(line) == 0 {
+			continue
+		}
+		var m Metric
+		if err := json.Unmarshal(line, &m); err != nil {
+			return nil, fmt.Errorf("%s line %d: %w", path, i+1, err)
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}

@@ -1,0 +1,225 @@
+package train
+
+import (
+	"context"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/compact-llm/compact/internal/data"
+	"github.com/compact-llm/compact/internal/gpu"
+	"github.com/compact-llm/compact/internal/projection"
+)
+
+// smallConfig trains a very small model on shards of real text (the Go
+// sources, byte-tokenized) written into dir.
+func smallConfig(t *testing.T, dir string) Config {
+	t.Helper()
+	t.Setenv("COMPACT_CACHE", filepath.Join(dir, "cache"))
+	tok, err := data.NewTokenizer("byte")
+	if err != nil {
+		t.Fatal(err)
+	}
+	trainGlob, valGlob, err := data.DefaultCorpus(tok, 256<<10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Default()
+	cfg.Model.VocabSize, cfg.Model.Hidden, cfg.Model.Intermediate = 257, 32, 64
+	cfg.Model.Layers, cfg.Model.Heads, cfg.Model.KVHeads, cfg.Model.MaxSeqLen = 2, 4, 2, 32
+	cfg.Train.SeqLen, cfg.Train.MicroBatch, cfg.Train.Steps = 32, 4, 12
+	cfg.Train.LR, cfg.Train.GradAccum = 3e-3, 2
+	cfg.Train.LogEvery, cfg.Train.EvalEvery, cfg.Train.EvalBatches = 1, 4, 2
+	cfg.Train.CheckpointEvery, cfg.Train.KeepCheckpoints = 4, 3
+	cfg.Train.Device, cfg.Train.Threads = "cpu", 2
+	cfg.Compact.UpdateGap = 3 // P changes during the run, and across the resume point
+	cfg.Data.Tokenizer = "byte"
+	cfg.Data.Train, cfg.Data.Val = []string{trainGlob}, []string{valGlob}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func readMetrics(t *testing.T, dir string) []Metric {
+	t.Helper()
+	m, err := ReadMetrics(filepath.Join(dir, "metrics.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// sameTrajectory compares everything in two metric logs but wall-clock time.
+func sameTrajectory(t *testing.T, a, b []Metric) {
+	t.Helper()
+	if len(a) != len(b) {
+		t.Fatalf("%d metric lines vs %d", len(a), len(b))
+	}
+	for i := range a {
+		x, y := a[i], b[i]
+		if x.Step != y.Step || x.Loss != y.Loss || x.LR != y.LR || x.Tokens != y.Tokens || x.GradNorm != y.GradNorm ||
+			(x.ValLoss == nil) != (y.ValLoss == nil) || (x.ValLoss != nil && *x.ValLoss != *y.ValLoss) {
+			t.Fatalf("line %d differs:\n%+v\n%+v", i, x, y)
+		}
+	}
+}
+
+func TestResumeIsBitIdentical(t *testing.T) {
+	for _, compact := range []bool{true, false} {
+		dir := t.TempDir()
+		cfg := smallConfig(t, dir)
+		cfg.Compact.Enabled = compact
+		full := filepath.Join(dir, "full")
+		if err := Pretrain(context.Background(), cfg, RunOptions{Out: full}); err != nil {
+			t.Fatal(err)
+		}
+		// A crash after step 9: checkpoints 8 and 12 never completed (8 left
+		// a temporary directory), metrics has lines through step 9.
+		crashed := filepath.Join(dir, "crashed")
+		if err := os.CopyFS(crashed, os.DirFS(full)); err != nil {
+			t.Fatal(err)
+		}
+		os.RemoveAll(StepDir(filepath.Join(crashed, "checkpoints"), 12))
+		os.Rename(StepDir(filepath.Join(crashed, "checkpoints"), 8), filepath.Join(crashed, "checkpoints", ".tmp-step-0000008"))
+		lines := readMetrics(t, full)
+		f, _ := os.Create(filepath.Join(crashed, "metrics.jsonl"))
+		for _, m := range lines[:9] {
+			l, _ := OpenMetrics(crashed, 1<<30)
+			l.Write(m)
+			l.Close()
+		}
+		f.Close()
+		if err := Pretrain(context.Background(), cfg, RunOptions{Out: crashed, Resume: true}); err != nil {
+			t.Fatal(err)
+		}
+		sameTrajectory(t, readMetrics(t, full), readMetrics(t, crashed))
+		for _, name := range []string{"model.safetensors", "optimizer.safetensors"} {
+			a, _ := os.ReadFile(filepath.Join(StepDir(filepath.Join(full, "checkpoints"), 12), name))
+			b, _ := os.ReadFile(filepath.Join(StepDir(filepath.Join(crashed, "checkpoints"), 12), name))
+			if len(a) == 0 || string(a) != string(b) {
+				t.Errorf("compact %v: %s after resume differs from the uninterrupted run", compact, name)
+			}
+		}
+	}
+}
+
+func TestLossFallsOnRealText(t *testing.T) {
+	dir := t.TempDir()
+	cfg := smallConfig(t, dir)
+	cfg.Train.Steps, cfg.Train.EvalEvery, cfg.Train.CheckpointEvery = 40, 20, 0
+	if err := Pretrain(context.Background(), cfg, RunOptions{Out: dir}); err != nil {
+		t.Fatal(err)
+	}
+	m := readMetrics(t, dir)
+	first, last := m[0], m[len(m)-1]
+	if last.ValLoss == nil || first.Loss-last.Loss < 1.0 {
+		t.Fatalf("loss %.3f -> %.3f: did not fall by 1 nat", first.Loss, last.Loss)
+	}
+	mr, err := os.ReadFile(filepath.Join(dir, "memreport.json"))
+	if err != nil || !strings.Contains(string(mr), "measured_peak_bytes") {
+		t.Fatalf("memreport.json: %v %s", err, mr)
+	}
+}
+
+// On the CPU the metered prediction must equal what the backend allocated.
+func TestPredictedMemoryMatchesCPU(t *testing.T) {
+	cfg := Default()
+	cfg.Model.VocabSize, cfg.Model.Hidden, cfg.Model.Intermediate, cfg.Model.Layers = 300, 64, 160, 3
+	for _, compact := range []bool{false, true} {
+		for _, rc := range []string{"none", "mlp", "block"} {
+			cfg.Compact.Enabled, cfg.Train.Recompute = compact, rc
+			pred, err := PredictMemory(cfg, 4, 64, "cpu")
+			if err != nil {
+				t.Fatal(err)
+			}
+			be := gpu.NewCPU(1)
+			m, err := buildModel(be, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := NewOptimizer(m, optimizerConfig(cfg)); err != nil {
+				t.Fatal(err)
+			}
+			if err := m.Prepare(4, 64); err != nil {
+				t.Fatal(err)
+			}
+			got := be.Memory().Snapshot()
+			if got.PeakAll != pred.PeakAll || got.Peak != pred.Peak {
+				t.Errorf("compact %v recompute %s: predicted %v, allocated %v", compact, rc, pred.Peak, got.Peak)
+			}
+		}
+	}
+	full := Default()
+	full.Compact.Enabled = false
+	base, _ := PredictMemory(full, 64, 256, "cuda")
+	small, _ := PredictMemory(Default(), 64, 256, "cuda")
+	if small.Peak[gpu.Optimizer] >= base.Peak[gpu.Optimizer] {
+		t.Errorf("CompAct optimizer state %d not below full rank %d", small.Peak[gpu.Optimizer], base.Peak[gpu.Optimizer])
+	}
+}
+
+// One compressed Adam step against the formula in float64:
+// W' = W - lr * alpha * (m^ / (sqrt(v^) + eps)) P^T with m^ = G, v^ = G^2.
+func TestCompressedUpdateFormula(t *testing.T) {
+	cfg := Default()
+	cfg.Model.VocabSize, cfg.Model.Hidden, cfg.Model.Intermediate, cfg.Model.Layers = 16, 8, 16, 1
+	cfg.Model.Heads, cfg.Model.KVHeads = 2, 2
+	cfg.Compact.Rank, cfg.Compact.Seed = 0.5, 11
+	cfg.Train.GradClip = 0
+	be := gpu.NewCPU64(1)
+	m, err := buildModel(be, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Init(1)
+	opt, _ := NewOptimizer(m, optimizerConfig(cfg))
+	p := m.Param("model.layers.0.mlp.down_proj.weight")
+	rows, n, r := p.W.Shape[0], p.W.Shape[1], p.Group.Rank
+	G := make([]float64, rows*r)
+	for i := range G {
+		G[i] = math.Sin(float64(i) + 1)
+	}
+	be.UploadF64(p.Grad, G)
+	w0, _ := be.DownloadF64(p.W)
+	const lr = 1.0 / 128 // exact in the float32 hyper-parameters
+	opt.BeginStep()
+	if _, err := opt.Update(lr); err != nil {
+		t.Fatal(err)
+	}
+	w1, _ := be.DownloadF64(p.W)
+	P := make([]float64, n*r)
+	projection.Fill(P, n, r, projection.Gaussian, 11, projection.StreamID(0, projection.GroupDown), 0)
+	alpha, eps := cfg.Compact.Alpha, cfg.Compact.Eps
+	var maxErr float64
+	for i := 0; i < rows; i++ {
+		for k := 0; k < n; k++ {
+			var upd float64
+			for j := 0; j < r; j++ {
+				g := G[i*r+j]
+				upd += g / (math.Abs(g) + eps) * P[k*r+j]
+			}
+			want := w0[i*n+k] - lr*alpha*upd
+			maxErr = math.Max(maxErr, math.Abs(w1[i*n+k]-want))
+		}
+	}
+	if maxErr > 1e-12 {
+		t.Errorf("compressed update differs from the formula by %g", maxErr)
+	}
+	for i, q := range m.Params {
+		if q.Compressed() && opt.M[i].Shape[1] != q.Group.Rank {
+			t.Errorf("%s: compressed moments have shape %v, want rank %d", q.Name, opt.M[i].Shape, q.Group.Rank)
+		}
+	}
+}
+
+func TestScheduleWarmupCosine(t *testing.T) {
+	s := Schedule{LR: 1, Warmup: 10, Total: 110, MinRatio: 0.1}
+	for step, want := range map[int]float64{1: 0.1, 10: 1, 60: 0.55, 110: 0.1, 200: 0.1} {
+		if got := s.At(step); math.Abs(got-want) > 1e-12 {
+			t.Errorf("At(%d) = %v, want %v", step, got, want)
+		}
+	}
+}

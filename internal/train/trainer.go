@@ -1,0 +1,405 @@
+package train
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/compact-llm/compact/internal/data"
+	"github.com/compact-llm/compact/internal/gpu"
+	"github.com/compact-llm/compact/internal/model"
+	"github.com/schollz/progressbar/v3"
+)
+
+// RunOptions are the per-invocation choices of a training run.
+type RunOptions struct {
+	Out      string
+	Resume   bool
+	Log      io.Writer // plain log lines
+	Progress bool      // draw a progress bar on Log instead of plain step lines
+}
+
+// Trainer owns one training run.
+type Trainer struct {
+	cfg     Config
+	opts    RunOptions
+	be      gpu.Backend
+	device  string
+	tok     data.Tokenizer
+	model   *model.Model
+	opt     *Optimizer
+	sched   Schedule
+	train   *data.Loader
+	val     *data.Loader
+	metrics *MetricsLog
+	state   TrainerState
+}
+
+// Pretrain trains cfg from scratch (or from the newest checkpoint in
+// opts.Out with opts.Resume) for cfg.Train.Steps optimizer steps.
+func Pretrain(ctx context.Context, cfg Config, opts RunOptions) error {
+	t, err := newTrainer(cfg, opts)
+	if err != nil {
+		return err
+	}
+	defer t.close()
+	return t.run(ctx)
+}
+
+func (t *Trainer) logf(format string, a ...any) {
+	if t.opts.Log != nil {
+		fmt.Fprintf(t.opts.Log, format+"\n", a...)
+	}
+}
+
+func newTrainer(cfg Config, opts RunOptions) (*Trainer, error) {
+	t := &Trainer{cfg: cfg, opts: opts}
+	if err := os.MkdirAll(opts.Out, 0o755); err != nil {
+		return nil, fmt.Errorf("output directory %s: %w", opts.Out, err)
+	}
+	resumeFrom := ""
+	if opts.Resume {
+		var err error
+		if resumeFrom, err = LatestCheckpoint(t.ckptRoot()); err != nil {
+			return nil, err
+		}
+		if resumeFrom == "" {
+			t.logf("resume: no complete checkpoint in %s, starting from scratch", t.ckptRoot())
+		}
+	}
+	if resumeFrom != "" {
+		st, err := ReadTrainerState(resumeFrom)
+		if err != nil {
+			return nil, &UsageError{fmt.Errorf("resume: %w", err)}
+		}
+		if err := sameRun(st.Config, cfg); err != nil {
+			return nil, Usagef("resume from %s: %w", resumeFrom, err)
+		}
+		t.state = st
+	}
+	var err error
+	if t.tok, err = data.NewTokenizer(cfg.Data.Tokenizer); err != nil {
+		return nil, &UsageError{fmt.Errorf("data.tokenizer: %w", err)}
+	}
+	if err := t.openData(); err != nil {
+		t.close()
+		return nil, err
+	}
+	var how string
+	if t.be, how, err = gpu.Open(cfg.Train.Device, cfg.Train.Threads); err != nil {
+		t.close()
+		return nil, err
+	}
+	t.device = t.be.Name()
+	t.logf("device: %s", how)
+	if t.model, err = buildModel(t.be, cfg); err != nil {
+		t.close()
+		return nil, err
+	}
+	if t.opt, err = NewOptimizer(t.model, optimizerConfig(cfg)); err != nil {
+		t.close()
+		return nil, err
+	}
+	t.sched = Schedule{LR: cfg.Train.LR, Warmup: cfg.Warmup(), Total: cfg.Train.Steps, MinRatio: cfg.Train.MinLRRatio}
+	if resumeFrom != "" {
+		if err := LoadCheckpoint(resumeFrom, t.model, t.opt); err != nil {
+			t.close()
+			return nil, &UsageError{fmt.Errorf("resume: %w", err)}
+		}
+		t.opt.Step = t.state.Step
+		var ls data.LoaderState
+		if err := json.Unmarshal(t.state.Loader, &ls); err != nil {
+			t.close()
+			return nil, fmt.Errorf("resume from %s: loader state: %w", resumeFrom, err)
+		}
+		if err := t.train.Restore(ls); err != nil {
+			t.close()
+			return nil, fmt.Errorf("resume from %s: %w", resumeFrom, err)
+		}
+		t.logf("resumed from %s at step %d", resumeFrom, t.state.Step)
+	} else {
+		if err := t.model.Init(cfg.Train.Seed); err != nil {
+			t.close()
+			return nil, err
+		}
+		t.state = TrainerState{Config: cfg}
+	}
+	t.state.Tokenizer = cfg.Data.Tokenizer
+	keep := -1
+	if resumeFrom != "" {
+		keep = t.state.Step
+	}
+	if t.metrics, err = OpenMetrics(opts.Out, keep); err != nil {
+		t.close()
+		return nil, err
+	}
+	return t, nil
+}
+
+// sameRun refuses to resume a checkpoint into a different model or
+// CompAct setup, where the saved tensors would not fit.
+func sameRun(saved, now Config) error {
+	if saved.Model != now.Model {
+		return fmt.Errorf("the checkpoint's model config %+v differs from the config's %+v", saved.Model, now.Model)
+	}
+	a, b := saved.Compact, now.Compact
+	if a.Enabled != b.Enabled || a.Rank != b.Rank || a.Share != b.Share || fmt.Sprint(a.Layers) != fmt.Sprint(b.Layers) {
+		return fmt.Errorf("the checkpoint's compact settings (enabled %v, rank %g, share %v, layers %v) differ from the config's (enabled %v, rank %g, share %v, layers %v)",
+			a.Enabled, a.Rank, a.Share, a.Layers, b.Enabled, b.Rank, b.Share, b.Layers)
+	}
+	return nil
+}
+
+func (t *Trainer) ckptRoot() string { return filepath.Join(t.opts.Out, "checkpoints") }
+
+// openData resolves the shards (the default corpus when none are named) and
+// opens the training and validation loaders.
+func (t *Trainer) openData() error {
+	d, tr := t.cfg.Data, t.cfg.Train
+	trainGlobs, valGlobs := d.Train, d.Val
+	if len(trainGlobs) == 0 {
+		t.logf("data: building or reusing the default corpus (Go distribution sources, %d bytes)", d.CorpusBytes)
+		tg, vg, err := data.DefaultCorpus(t.tok, d.CorpusBytes)
+		if err != nil {
+			return fmt.Errorf("default corpus: %w", err)
+		}
+		trainGlobs, valGlobs = []string{tg}, []string{vg}
+	}
+	trainFiles, err := data.ExpandGlobs(trainGlobs)
+	if err != nil {
+		return &UsageError{fmt.Errorf("data.train: %w", err)}
+	}
+	valFiles, err := data.ExpandGlobs(valGlobs)
+	if err != nil {
+		return &UsageError{fmt.Errorf("data.val: %w", err)}
+	}
+	t.state.TrainFiles, t.state.ValFiles = trainFiles, valFiles
+	t.train, err = data.NewLoader(data.LoaderConfig{Paths: trainFiles, Format: d.Format, B: tr.MicroBatch,
+		T: tr.SeqLen, Seed: tr.Seed, Shuffle: d.Shuffle, Rank: 0, World: 1, Prefetch: 4, VocabSize: t.cfg.Model.VocabSize})
+	if err != nil {
+		return &UsageError{fmt.Errorf("data.train: %w", err)}
+	}
+	t.val, err = data.NewLoader(data.LoaderConfig{Paths: valFiles, Format: d.Format, B: tr.MicroBatch,
+		T: tr.SeqLen, Seed: tr.Seed, Shuffle: false, Rank: 0, World: 1, Prefetch: 2, VocabSize: t.cfg.Model.VocabSize})
+	if err != nil {
+		return &UsageError{fmt.Errorf("data.val: %w", err)}
+	}
+	return nil
+}
+
+func (t *Trainer) close() {
+	if t.train != nil {
+		t.train.Close()
+	}
+	if t.val != nil {
+		t.val.Close()
+	}
+	if t.metrics != nil {
+		t.metrics.Close()
+	}
+	if t.opt != nil {
+		t.opt.Free()
+	}
+	if t.model != nil {
+		t.model.Free()
+	}
+	if t.be != nil {
+		t.be.Close()
+	}
+}
+
+// step runs one optimizer step: grad_accum micro-batches of forward and
+// backward, then the update. It returns the mean training loss.
+func (t *Trainer) step() (loss, gradNorm float64, err error) {
+	tr := t.cfg.Train
+	B, T := tr.MicroBatch, tr.SeqLen
+	type micro struct{ in, tg []int32 }
+	batches := make([]micro, tr.GradAccum)
+	valid := 0
+	for i := range batches {
+		in, tg, err := t.train.Next()
+		if err != nil {
+			return 0, 0, err
+		}
+		batches[i] = micro{in, tg}
+		for _, v := range tg {
+			if v >= 0 {
+				valid++
+			}
+		}
+	}
+	if valid == 0 {
+		return 0, 0, fmt.Errorf("step %d: no valid targets", t.opt.Step+1)
+	}
+	t.opt.BeginStep()
+	t.model.ZeroGrads()
+	var sum float64
+	for _, mb := range batches {
+		if err := t.model.SetBatch(mb.in, mb.tg, B, T); err != nil {
+			return 0, 0, err
+		}
+		s, err := t.model.Forward(true, 1/float32(valid))
+		if err != nil {
+			return 0, 0, err
+		}
+		sum += s
+		t.model.Backward()
+	}
+	lr := t.sched.At(t.opt.Step + 1)
+	gn, err := t.opt.Update(lr)
+	if err != nil {
+		return 0, 0, err
+	}
+	t.state.Step = t.opt.Step
+	t.state.LR = lr
+	t.state.Tokens += int64(B * T * tr.GradAccum)
+	return sum / float64(valid), gn, nil
+}
+
+// evaluate returns the mean loss over the first eval_batches validation
+// batches (the same batches every time).
+func (t *Trainer) evaluate() (float64, error) {
+	tr := t.cfg.Train
+	t.val.Reset()
+	var sum float64
+	n := 0
+	for i := 0; i < tr.EvalBatches; i++ {
+		in, tg, err := t.val.Next()
+		if err != nil {
+			return 0, err
+		}
+		if err := t.model.SetBatch(in, tg, tr.MicroBatch, tr.SeqLen); err != nil {
+			return 0, err
+		}
+		s, err := t.model.Forward(false, 0)
+		if err != nil {
+			return 0, err
+		}
+		sum += s
+		for _, v := range tg {
+			if v >= 0 {
+				n++
+			}
+		}
+	}
+	return sum / float64(n), nil
+}
+
+func (t *Trainer) checkpoint() error {
+	ls, err := json.Marshal(t.train.State())
+	if err != nil {
+		return err
+	}
+	t.state.Loader = ls
+	t.state.Epoch = t.modelEpoch()
+	t.state.Config = t.cfg
+	dir, err := SaveCheckpoint(t.ckptRoot(), t.model, t.opt, t.state, int(t.tok.EOT()), t.cfg.Train.KeepCheckpoints)
+	if err != nil {
+		return fmt.Errorf("checkpoint at step %d: %w", t.state.Step, err)
+	}
+	t.logf("checkpoint %s", dir)
+	return nil
+}
+
+func (t *Trainer) modelEpoch() uint32 {
+	if t.cfg.Compact.UpdateGap <= 0 || t.state.Step == 0 {
+		return 0
+	}
+	return uint32((t.state.Step - 1) / t.cfg.Compact.UpdateGap)
+}
+
+func (t *Trainer) writeMemreport(measured bool) error {
+	tr := t.cfg.Train
+	pred, err := PredictMemory(t.cfg, tr.MicroBatch, tr.SeqLen, t.device)
+	if err != nil {
+		return err
+	}
+	mf := MemoryFile{Device: t.device, MicroBatch: tr.MicroBatch, SeqLen: tr.SeqLen, CompAct: t.cfg.Compact.Enabled,
+		Recompute: tr.Recompute, Predicted: categoryMap(pred.PeakAt, pred.PeakAll),
+		Note: "bytes of device allocations made by the engine, by category; predicted by building the run on a metering backend"}
+	if t.cfg.Compact.Enabled {
+		mf.Rank = t.cfg.Compact.Rank
+	}
+	if measured {
+		s := t.be.Memory().Snapshot()
+		mf.Measured = categoryMap(s.PeakAt, s.PeakAll)
+	}
+	return writeMemoryFile(t.opts.Out, mf)
+}
+
+func (t *Trainer) run(ctx context.Context) error {
+	tr := t.cfg.Train
+	if err := t.writeMemreport(false); err != nil {
+		return err
+	}
+	start := t.state.Step
+	t.logf("model: %d parameters, %d layers, hidden %d; compact %v; steps %d..%d, %d tokens per step",
+		t.cfg.Model.NumParams(), t.cfg.Model.Layers, t.cfg.Model.Hidden, t.cfg.Compact.Enabled,
+		start+1, tr.Steps, tr.MicroBatch*tr.SeqLen*tr.GradAccum)
+	var bar *progressbar.ProgressBar
+	if t.opts.Progress && t.opts.Log != nil {
+		bar = progressbar.NewOptions(tr.Steps-start, progressbar.OptionSetWriter(t.opts.Log),
+			progressbar.OptionShowCount(), progressbar.OptionSetPredictTime(true),
+			progressbar.OptionSetDescription("training"), progressbar.OptionClearOnFinish())
+	}
+	began := time.Now()
+	lastLog, lastTokens := began, t.state.Tokens
+	for t.state.Step < tr.Steps {
+		if err := ctx.Err(); err != nil {
+			t.logf("interrupted at step %d: writing a checkpoint", t.state.Step)
+			if err := t.checkpoint(); err != nil {
+				return err
+			}
+			return err
+		}
+		loss, gn, err := t.step()
+		if err != nil {
+			return err
+		}
+		step := t.state.Step
+		last := step == tr.Steps
+		evalNow := last || (tr.EvalEvery > 0 && step%tr.EvalEvery == 0)
+		if step%tr.LogEvery == 0 || evalNow || step == 1 {
+			now := time.Now()
+			m := Metric{Step: step, Loss: loss, LR: t.state.LR, Tokens: t.state.Tokens,
+				TokPerS:   float64(t.state.Tokens-lastTokens) / now.Sub(lastLog).Seconds(),
+				PeakBytes: t.be.Memory().Snapshot().PeakAll, GradNorm: gn, ElapsedS: now.Sub(began).Seconds()}
+			lastLog, lastTokens = now, t.state.Tokens
+			if evalNow {
+				vl, err := t.evaluate()
+				if err != nil {
+					return err
+				}
+				m.ValLoss = &vl
+			}
+			if err := t.metrics.Write(m); err != nil {
+				return err
+			}
+			line := fmt.Sprintf("step %d/%d loss %.4f lr %.3g grad_norm %.3f tok/s %.0f", step, tr.Steps, loss, m.LR, gn, m.TokPerS)
+			if m.ValLoss != nil {
+				line += fmt.Sprintf(" val_loss %.4f", *m.ValLoss)
+			}
+			if bar != nil {
+				bar.Describe(fmt.Sprintf("loss %.3f  %.0f tok/s", loss, m.TokPerS))
+			} else {
+				t.logf("%s", line)
+			}
+		}
+		if bar != nil {
+			bar.Add(1)
+		}
+		if last || (tr.CheckpointEvery > 0 && step%tr.CheckpointEvery == 0) {
+			if err := t.checkpoint(); err != nil {
+				return err
+			}
+		}
+	}
+	if bar != nil {
+		bar.Finish()
+	}
+	return t.writeMemreport(true)
+}
