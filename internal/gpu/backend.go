@@ -60,6 +60,10 @@ type Backend interface {
 	Alloc(name string, cat Category, p Precision, shape ...int) (*Tensor, error)
 	Free(t *Tensor)
 	Memory() *MemStats
+	// MasterWeights reports whether Low weights are narrower than Full, so
+	// the optimizer must keep a Full master copy and round into W after
+	// every update.
+	MasterWeights() bool
 	// Sync waits for queued work; a no-op on the CPU.
 	Sync() error
 	Close() error

@@ -66,6 +66,9 @@ func (c *CPU[T]) Threads() int { return c.threads }
 
 func (c *CPU[T]) Memory() *MemStats { return &c.mem }
 func (c *CPU[T]) Sync() error       { return nil }
+
+// MasterWeights is false: CPU weights are already full precision.
+func (c *CPU[T]) MasterWeights() bool { return false }
 func (c *CPU[T]) Close() error      { return nil }
 
 func (c *CPU[T]) elemBytes(p Precision) int64 {

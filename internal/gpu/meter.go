@@ -34,6 +34,9 @@ func (m *Meter) Free(t *Tensor) {
 
 func (m *Meter) Memory() *MemStats { return &m.mem }
 func (m *Meter) Sync() error       { return nil }
+
+// MasterWeights mirrors a backend whose Low tensors are narrower than Full.
+func (m *Meter) MasterWeights() bool { return m.size[Low] < m.size[Full] }
 func (m *Meter) Close() error      { return nil }
 
 func (m *Meter) Upload(*Tensor, []float32) error          { return nil }

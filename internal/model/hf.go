@@ -94,7 +94,7 @@ func ReadHFConfig(path string) (Config, error) {
 func (m *Model) WeightTensors() ([]NamedTensor, error) {
 	var out []NamedTensor
 	for _, p := range m.Params {
-		data, err := m.be.Download(p.W)
+		data, err := m.be.Download(p.Updatable())
 		if err != nil {
 			return nil, fmt.Errorf("download %s: %w", p.Name, err)
 		}
@@ -119,11 +119,11 @@ func (m *Model) LoadWeights(s *SafetensorsFile) error {
 		if err != nil {
 			return err
 		}
-		if err := m.be.Upload(p.W, data); err != nil {
+		if err := m.be.Upload(p.Updatable(), data); err != nil {
 			return fmt.Errorf("upload %s: %w", p.Name, err)
 		}
 	}
-	return nil
+	return m.SyncWeights()
 }
 
 func sameShape(a, b []int) bool {

@@ -36,8 +36,9 @@ func (r Recompute) String() string { return [...]string{"none", "mlp", "block"}[
 // the CompAct gradient G = do^T z of shape (rows, rank); its update is
 // decompressed through the P of Group.
 type Param struct {
-	Name  string // HuggingFace name, e.g. model.layers.0.self_attn.q_proj.weight
-	W     *gpu.Tensor
+	Name   string // HuggingFace name, e.g. model.layers.0.self_attn.q_proj.weight
+	W      *gpu.Tensor
+	Master *gpu.Tensor // Full copy of W that the optimizer updates; nil when W is Full already
 	Grad  *gpu.Tensor
 	Group *Group // nil for full-rank params
 	Layer int    // block index, -1 outside the blocks
@@ -105,6 +106,11 @@ func New(be gpu.Backend, cfg Config, opts Options) (*Model, error) {
 			return nil, err
 		}
 		p := &Param{Name: name, W: w, Grad: g, Group: group, Layer: layer, Scale: scale, Decay: decay}
+		if be.MasterWeights() {
+			if p.Master, err = be.Alloc(name+".master", gpu.Master, gpu.Full, shape...); err != nil {
+				return nil, err
+			}
+		}
 		m.Params = append(m.Params, p)
 		return p, nil
 	}
@@ -143,12 +149,8 @@ func New(be gpu.Backend, cfg Config, opts Options) (*Model, error) {
 	if m.normF, err = add("model.norm.weight", -1, nil, 1, false, C); err != nil {
 		return nil, err
 	}
-	maxP := 0
-	for _, g := range plan.groups {
-		maxP = max(maxP, g.Width*g.Rank)
-	}
-	if maxP > 0 {
-		if m.proj, err = be.Alloc("projection", gpu.Projection, gpu.Full, maxP); err != nil {
+	if maxP := m.MaxProjection(); maxP > 0 {
+		if m.proj, err = be.Alloc("projection", gpu.Projection, gpu.Low, maxP); err != nil {
 			return nil, err
 		}
 	}
@@ -194,11 +196,11 @@ func (m *Model) Init(seed uint64) error {
 				buf[i] = float32(rng.NormFloat64() * m.Cfg.InitStd)
 			}
 		}
-		if err := m.be.Upload(p.W, buf); err != nil {
+		if err := m.be.Upload(p.Updatable(), buf); err != nil {
 			return fmt.Errorf("init %s: %w", p.Name, err)
 		}
 	}
-	return nil
+	return m.SyncWeights()
 }
 
 // ZeroGrads clears every gradient before a step's first micro-batch.
@@ -224,6 +226,9 @@ func (m *Model) Free() {
 	for _, p := range m.Params {
 		m.be.Free(p.W)
 		m.be.Free(p.Grad)
+		if p.Master != nil {
+			m.be.Free(p.Master)
+		}
 	}
 	m.Params = nil
 	if m.proj != nil {
@@ -232,9 +237,46 @@ func (m *Model) Free() {
 }
 
 // Projection generates P (n x r) of group g in layer l for the current epoch
-// into a shared buffer and returns it; valid until the next call.
+// into a shared Low buffer and returns it; valid until the next call.
 func (m *Model) Projection(l int, g *Group) *gpu.Tensor {
-	P := m.proj.Rows(0, g.Width*g.Rank).Reshape(g.Width, g.Rank)
+	return m.FillProjection(m.proj, l, g)
+}
+
+// FillProjection generates P of group g in layer l into the front of buf
+// (any precision) and returns that view.
+func (m *Model) FillProjection(buf *gpu.Tensor, l int, g *Group) *gpu.Tensor {
+	P := buf.Rows(0, g.Width*g.Rank).Reshape(g.Width, g.Rank)
 	m.be.Projection(P, m.Stream(l, g))
 	return P
+}
+
+// MaxProjection is the largest n*r of any projection group (0 without CompAct).
+func (m *Model) MaxProjection() int {
+	n := 0
+	for _, g := range m.plan.groups {
+		n = max(n, g.Width*g.Rank)
+	}
+	return n
+}
+
+// SyncWeights rounds every master copy into its Low weight after an update
+// or a load.
+func (m *Model) SyncWeights() error {
+	for _, p := range m.Params {
+		if p.Master != nil {
+			if err := m.be.Copy(p.W, p.Master); err != nil {
+				return fmt.Errorf("%s: %w", p.Name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// Updatable is the tensor the optimizer changes: the master copy when there
+// is one, else W.
+func (p *Param) Updatable() *gpu.Tensor {
+	if p.Master != nil {
+		return p.Master
+	}
+	return p.W
 }

@@ -29,6 +29,7 @@ type Optimizer struct {
 	model *model.Model
 	M, V  []*gpu.Tensor // per model.Params index, shaped like Grad
 	dir   *gpu.Tensor   // compressed Adam direction N, largest rows*r
+	proj  *gpu.Tensor   // Full P for the decompressed update
 	sumSq *gpu.Tensor
 	clip  *gpu.Tensor
 	Step  int // optimizer steps taken
@@ -56,6 +57,9 @@ func NewOptimizer(m *model.Model, cfg OptimizerConfig) (*Optimizer, error) {
 	var err error
 	if maxDir > 0 {
 		if o.dir, err = be.Alloc("compact.direction", gpu.Workspace, gpu.Full, maxDir); err != nil {
+			return nil, err
+		}
+		if o.proj, err = be.Alloc("compact.update_projection", gpu.Projection, gpu.Full, m.MaxProjection()); err != nil {
 			return nil, err
 		}
 	}
@@ -94,18 +98,22 @@ func (o *Optimizer) Update(lr float64) (float64, error) {
 		if p.Decay {
 			hp.WeightDecay = float32(o.cfg.WeightDecay)
 		}
+		w := p.Updatable()
 		if !p.Compressed() {
-			be.AdamW(p.W, p.Grad, o.M[i], o.V[i], o.clip, hp)
+			be.AdamW(w, p.Grad, o.M[i], o.V[i], o.clip, hp)
 			continue
 		}
 		hp.Eps = float32(o.cfg.CompactEps)
 		dir := o.dir.Rows(0, p.Grad.Len()).Reshape(p.Grad.Shape...)
 		be.AdamDirection(dir, p.Grad, o.M[i], o.V[i], o.clip, hp)
 		if hp.WeightDecay != 0 {
-			be.Scale(p.W, 1-hp.LR*hp.WeightDecay)
+			be.Scale(w, 1-hp.LR*hp.WeightDecay)
 		}
 		// W (rows, n) -= lr * N (rows, r) P^T; alpha is already in N.
-		be.Gemm(p.W, dir, m.Projection(p.Layer, p.Group), false, true, -hp.LR, 1)
+		be.Gemm(w, dir, m.FillProjection(o.proj, p.Layer, p.Group), false, true, -hp.LR, 1)
+	}
+	if err := m.SyncWeights(); err != nil {
+		return 0, err
 	}
 	sq, err := be.Download(o.sumSq)
 	if err != nil {
@@ -120,7 +128,7 @@ func (o *Optimizer) Free() {
 		o.be.Free(o.M[i])
 		o.be.Free(o.V[i])
 	}
-	for _, t := range []*gpu.Tensor{o.dir, o.sumSq, o.clip} {
+	for _, t := range []*gpu.Tensor{o.dir, o.proj, o.sumSq, o.clip} {
 		if t != nil {
 			o.be.Free(t)
 		}
