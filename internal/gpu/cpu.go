@@ -69,7 +69,7 @@ func (c *CPU[T]) Sync() error       { return nil }
 
 // MasterWeights is false: CPU weights are already full precision.
 func (c *CPU[T]) MasterWeights() bool { return false }
-func (c *CPU[T]) Close() error      { return nil }
+func (c *CPU[T]) Close() error        { return nil }
 
 func (c *CPU[T]) elemBytes(p Precision) int64 {
 	if p == Int32 || !is64[T]() {

@@ -37,7 +37,7 @@ func (m *Meter) Sync() error       { return nil }
 
 // MasterWeights mirrors a backend whose Low tensors are narrower than Full.
 func (m *Meter) MasterWeights() bool { return m.size[Low] < m.size[Full] }
-func (m *Meter) Close() error      { return nil }
+func (m *Meter) Close() error        { return nil }
 
 func (m *Meter) Upload(*Tensor, []float32) error          { return nil }
 func (m *Meter) Download(t *Tensor) ([]float32, error)    { return make([]float32, t.Len()), nil }

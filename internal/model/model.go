@@ -39,11 +39,11 @@ type Param struct {
 	Name   string // HuggingFace name, e.g. model.layers.0.self_attn.q_proj.weight
 	W      *gpu.Tensor
 	Master *gpu.Tensor // Full copy of W that the optimizer updates; nil when W is Full already
-	Grad  *gpu.Tensor
-	Group *Group // nil for full-rank params
-	Layer int    // block index, -1 outside the blocks
-	Scale float32
-	Decay bool // decoupled weight decay applies (matrices only)
+	Grad   *gpu.Tensor
+	Group  *Group // nil for full-rank params
+	Layer  int    // block index, -1 outside the blocks
+	Scale  float32
+	Decay  bool // decoupled weight decay applies (matrices only)
 }
 
 // Compressed reports whether p is trained through CompAct.
