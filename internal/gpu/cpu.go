@@ -175,25 +175,14 @@ func (c *CPU[T]) parallel(n, grain int, fn func(lo, hi int)) {
 	wg.Wait()
 }
 
-func (c *CPU[T]) Upload(t *Tensor, src []float32) error {
-	if t.Prec == Int32 {
-		return fmt.Errorf("gpu/%s: upload float32 into int32 tensor %s (use UploadInt32)", c.Name(), t)
-	}
-	if len(src) != t.Len() {
-		return fmt.Errorf("gpu/%s: upload %d values into %s (%d elements)", c.Name(), len(src), t, t.Len())
-	}
-	d := c.f(t)
-	c.parallel(len(d), elemGrain, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			d[i] = T(src[i])
-		}
-	})
-	return nil
-}
+func (c *CPU[T]) Upload(t *Tensor, src []float32) error { return upload(c, t, src, "float32") }
 
-func (c *CPU[T]) UploadF64(t *Tensor, src []float64) error {
+func (c *CPU[T]) UploadF64(t *Tensor, src []float64) error { return upload(c, t, src, "float64") }
+
+// upload converts host values of either float type into t.
+func upload[T, S float32 | float64](c *CPU[T], t *Tensor, src []S, what string) error {
 	if t.Prec == Int32 {
-		return fmt.Errorf("gpu/%s: upload float64 into int32 tensor %s (use UploadInt32)", c.Name(), t)
+		return fmt.Errorf("gpu/%s: upload %s into int32 tensor %s (use UploadInt32)", c.Name(), what, t)
 	}
 	if len(src) != t.Len() {
 		return fmt.Errorf("gpu/%s: upload %d values into %s (%d elements)", c.Name(), len(src), t, t.Len())

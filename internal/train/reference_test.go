@@ -1,0 +1,103 @@
+package train
+
+import (
+	"encoding/json"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/compact-llm/compact/internal/gpu"
+	"github.com/compact-llm/compact/internal/model"
+)
+
+// TestExportHFReference writes what scripts/hf_reference.py needs to check
+// compact against HuggingFace transformers: a checkpoint directory, one
+// batch, our loss and gradients (full-rank, and CompAct's G with its P), and
+// the losses of a few AdamW steps. It runs only when COMPACT_REFERENCE_OUT
+// names an output directory (on the GPU machine, where torch is installed);
+// COMPACT_REFERENCE_DEVICE picks the backend (default cpu).
+func TestExportHFReference(t *testing.T) {
+	out := os.Getenv("COMPACT_REFERENCE_OUT")
+	if out == "" {
+		t.Skip("COMPACT_REFERENCE_OUT not set: the HF reference export runs on the GPU machine (see scripts/hf_reference.py)")
+	}
+	device := os.Getenv("COMPACT_REFERENCE_DEVICE")
+	if device == "" {
+		device = "cpu"
+	}
+	cfg := Default()
+	cfg.Model = model.Config{VocabSize: 128, Hidden: 64, Intermediate: 176, Layers: 2, Heads: 4, KVHeads: 2,
+		MaxSeqLen: 32, RopeTheta: 10000, RMSEps: 1e-6, InitStd: 0.05}
+	cfg.Train.LR, cfg.Train.GradClip, cfg.Train.WeightDecay = 1e-3, 1.0, 0
+	B, T := 2, 16
+	rng := rand.New(rand.NewPCG(5, 5))
+	in, tg := make([]int32, B*T), make([]int32, B*T)
+	for i := range in {
+		in[i], tg[i] = int32(rng.IntN(128)), int32(rng.IntN(128))
+	}
+	tg[5] = -100 // ignored, as HF's ignore_index
+	for _, compact := range []bool{false, true} {
+		cfg.Compact.Enabled = compact
+		name := "full"
+		if compact {
+			name = "compact"
+		}
+		dir := filepath.Join(out, name)
+		os.MkdirAll(dir, 0o755)
+		be, _, err := gpu.Open(device, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := buildModel(be, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Init(7)
+		weights, _ := m.WeightTensors()
+		writeSynced(filepath.Join(dir, "model.safetensors"), func(w io.Writer) error { return model.WriteSafetensors(w, weights) })
+		writeSynced(filepath.Join(dir, "config.json"), func(w io.Writer) error { return model.WriteHFConfig(w, cfg.Model, -1) })
+		opt, err := NewOptimizer(m, optimizerConfig(cfg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		valid := B*T - 1
+		var losses []float64
+		var grads []model.NamedTensor
+		for step := 0; step < 4; step++ {
+			opt.BeginStep()
+			m.ZeroGrads()
+			if err := m.SetBatch(in, tg, B, T); err != nil {
+				t.Fatal(err)
+			}
+			sum, err := m.Forward(true, 1/float32(valid))
+			if err != nil {
+				t.Fatal(err)
+			}
+			m.Backward()
+			losses = append(losses, sum/float64(valid))
+			if step == 0 {
+				for _, p := range m.Params {
+					g, _ := be.Download(p.Grad)
+					grads = append(grads, model.NamedTensor{Name: p.Name, Shape: p.Grad.Shape, Data: g})
+					if p.Compressed() {
+						P := m.Projection(p.Layer, p.Group)
+						pd, _ := be.Download(P)
+						grads = append(grads, model.NamedTensor{Name: p.Name + ".P", Shape: P.Shape, Data: pd})
+					}
+				}
+			}
+			if _, err := opt.Update(cfg.Train.LR); err != nil {
+				t.Fatal(err)
+			}
+		}
+		writeSynced(filepath.Join(dir, "ours.safetensors"), func(w io.Writer) error { return model.WriteSafetensors(w, grads) })
+		meta := map[string]any{"inputs": in, "targets": tg, "B": B, "T": T, "losses": losses, "device": be.Name(),
+			"lr": cfg.Train.LR, "betas": []float64{cfg.Train.Beta1, cfg.Train.Beta2}, "eps": cfg.Train.AdamEps,
+			"grad_clip": cfg.Train.GradClip, "compact": compact}
+		js, _ := json.MarshalIndent(meta, "", " ")
+		os.WriteFile(filepath.Join(dir, "ours.json"), js, 0o644)
+		be.Close()
+	}
+}
