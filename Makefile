@@ -5,7 +5,7 @@ BIN      := bin/compact
 OUT      ?= out/tiny
 CONFIG   ?= configs/tiny.yaml
 
-.PHONY: build run test vet fmt clean
+.PHONY: build run test vet fmt clean gpu-build
 
 build:
 	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/compact
@@ -22,3 +22,10 @@ vet:
 
 clean:
 	rm -rf bin out
+
+# Binaries for the GPU machine (it has no Go): carry bin/ and .carry/.
+gpu-build:
+	CGO_ENABLED=0 $(GO) build -ldflags="-s -w" -o $(BIN) ./cmd/compact
+	CGO_ENABLED=0 $(GO) test -c -ldflags="-s -w" -o bin/gpu.test ./internal/gpu
+	CGO_ENABLED=0 $(GO) test -c -ldflags="-s -w" -o bin/model.test ./internal/model
+	CGO_ENABLED=0 $(GO) test -c -ldflags="-s -w" -o bin/train.test ./internal/train

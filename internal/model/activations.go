@@ -86,7 +86,7 @@ func (m *Model) Prepare(B, T int) error {
 	a.dq, a.dk, a.dv = act("dq", N, C), act("dk", N, KV), act("dv", N, KV)
 	a.da = act("da", N, F)
 	a.chunk = m.lossChunk(N)
-	a.logits = alloc("logits", gpu.Workspace, gpu.Full, a.chunk, m.Cfg.VocabSize)
+	a.logits = alloc("logits", gpu.Workspace, gpu.Low, a.chunk, m.Cfg.VocabSize)
 	a.losses = actF("losses", N)
 
 	// Shared scratch for what the policy recomputes.

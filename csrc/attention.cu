@@ -1,0 +1,822 @@
+// attention.cu: causal grouped-query attention, flash-attention style: no
+// T x T matrix ever lives in global memory, softmax statistics are kept per
+// query row (log-sum-exp), the backward recomputes probabilities from them.
+//
+// Shapes (row n = b*T + t, all row-major):
+//   q, out, dout, dq : (N, H*D)  bf16     query head h at columns [h*D, h*D+D)
+//   k, v, dk, dv     : (N, KV*D) bf16     kv head j at columns [j*D, j*D+D)
+//   lse, delta       : (B*H*T)   fp32     index (b*H + h)*T + t
+// Query head h reads kv head h / (H/KV) (H % KV == 0). scale = 1/sqrt(D)
+// (fp64 then rounded to fp32). Key j is visible to query t iff j <= t.
+//
+// Math. Forward, per (b, h, t):
+//   s_j = scale * q_t . k_j (j <= t),  lse_t = log sum_j exp(s_j),
+//   out_t = sum_j exp(s_j - lse_t) v_j.
+// Backward (FlashAttention-2):
+//   Delta_t = dout_t . out_t                           (attention_bwd_delta)
+//   p_tj = exp(s_tj - lse_t),  ds_tj = scale * p_tj (dout_t . v_j - Delta_t)
+//   dq_t = sum_j ds_tj k_j,  dk_j = sum_{h in group, t >= j} ds_tj q_t,
+//   dv_j = sum_{h in group, t >= j} p_tj dout_t.
+// Internally scores live in the log2 domain: x = s * log2(e), exp(.) = exp2f(.),
+// lse = ln2 * (max_x + log2(sum 2^(x - max_x))). Accumulation is fp32
+// throughout; the tensor-core kernels round the probabilities P and dS to bf16
+// before their products with V, dout, K, Q (as FlashAttention does).
+//
+// ---------------------------------------------------------------------------
+// Entry points (all pointers are device pointers; B, T, H, KV, D are int32)
+// ---------------------------------------------------------------------------
+// attention_fwd_d64 / attention_fwd_d128 / attention_fwd (generic)
+//   (bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v,
+//    int B, int T, int H, int KV, int D)
+//   Overwrites out and lse.
+//   Launch (all three): block 128 threads (4 warps), grid
+//     B * H * ceil_div(T, 64) blocks (1-D); no dynamic shared memory.
+//   Static shared memory: d64 18432 B, d128 34816 B, generic none.
+//   _d64 / _d128 use bf16 tensor cores (mma.sync m16n8k16) and require D == 64
+//   / D == 128 (they return without writing anything otherwise).
+//   attention_fwd (generic, CUDA cores, slow) takes any D <= 256.
+//
+// attention_bwd_delta(float* delta, const bf16* dout, const bf16* out,
+//                     int B, int T, int H, int D)
+//   delta[(b*H + h)*T + t] = sum_d dout[n, h*D + d] * out[n, h*D + d] (fp32),
+//   n = b*T + t. Any D. Launch: one warp per row: block 256, grid
+//   ceil_div(B*H*T, 8). No shared memory.
+//
+// attention_bwd_d64 / attention_bwd_d128 / attention_bwd (generic)
+//   (bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const bf16* q,
+//    const bf16* k, const bf16* v, const bf16* out, const float* lse,
+//    float* scratch, int B, int T, int H, int KV, int D)
+//   Overwrites dq, dk, dv. `scratch` must hold the B*H*T floats written by
+//   attention_bwd_delta(scratch, dout, out, ...) launched just before on the
+//   same stream; it is only read here (`out` is not read by these kernels).
+//   Launch (all three): block 128 threads, 1-D grid of
+//     B*KV*nb + B*H*nb blocks, nb = ceil_div(T, 64); no dynamic shared memory.
+//   Blocks [0, B*KV*nb) compute dk, dv: block (b, kv head, 64-key block) loops
+//   over the H/KV query heads of its kv head and over all query tiles at or
+//   after its keys, accumulating dk, dv in fp32 registers, and writes them
+//   once. Blocks [B*KV*nb, end) compute dq: block (b, h, 64-query block) loops
+//   over the key tiles at or before its queries. No atomics, fixed loop order:
+//   deterministic.
+//   Static shared memory: d64 27904 B, d128 43648 B, generic none (all under
+//   the 48 KiB static limit; no cuFuncSetAttribute needed).
+//   Total scratch for a backward pass: B*H*T floats (delta).
+//
+// Requirements and edge cases: T, B, H, KV >= 1, any T (partial tiles are
+// zero-filled and masked), H % KV == 0. No alignment requirement: tiles are
+// copied with 16-byte loads when the tensor's base is 16-byte aligned, 2-byte
+// loads otherwise. Masked scores never enter exp (p is set to 0 explicitly),
+// the running max starts at a finite -1e30, and every processed query row has
+// at least one visible key (key 0), so no row divides by zero.
+#include "common.cuh"
+
+// Compile-time tuning knobs (the host passes none; the defaults were chosen by
+// measurement on an H200, B=64 T=256 H=12 D=64 and B=32 T=256 H=16 D=128):
+// minimum resident blocks per SM asked of the register allocator (a few tens
+// of bytes spill, still faster than fewer resident blocks), and the query-tile
+// height of the d64 dk/dv role. Measured there: fwd d64 0.15 ms, bwd d64
+// (delta + main) 0.42 ms; fwd d128 0.22 ms, bwd d128 0.57 ms.
+#ifndef ATTN_MINB_FWD64
+#define ATTN_MINB_FWD64 5
+#endif
+#ifndef ATTN_MINB_FWD128
+#define ATTN_MINB_FWD128 3
+#endif
+#ifndef ATTN_MINB_BWD64
+#define ATTN_MINB_BWD64 4
+#endif
+#ifndef ATTN_MINB_BWD128
+#define ATTN_MINB_BWD128 3
+#endif
+#ifndef ATTN_D64_BQ
+#define ATTN_D64_BQ 32
+#endif
+
+// ---------------------------------------------------------------------------
+// Tensor-core helpers (mma.sync.m16n8k16, bf16 in, fp32 accumulate).
+// Fragment layout (PTX ISA), lane = 4*g + tg:
+//   A 16x16 row-major: a0 = (g, 2tg..2tg+1), a1 = (g+8, 2tg..), a2 = (g, 2tg+8..),
+//                      a3 = (g+8, 2tg+8..)
+//   B 16x8  (k, n):    b0 = (k = 2tg..2tg+1, n = g), b1 = (k = 2tg+8.., n = g)
+//   C 16x8 fp32:       c0,c1 = (g, 2tg..2tg+1), c2,c3 = (g+8, 2tg..2tg+1)
+// In each 32-bit register the lower column / k index sits in the low half.
+// ---------------------------------------------------------------------------
+
+__device__ __forceinline__ void mma16816(float c[4], const unsigned int a[4], const unsigned int b[2]) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
+        "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
+// ldmatrix: four 8x8 bf16 matrices from shared memory. Lane l supplies the
+// address of row (l & 7) of matrix (l >> 3) (16-byte aligned rows); register i
+// receives matrix i in the mma fragment layout: (row g, cols 2tg..2tg+1), or
+// with .trans (rows 2tg..2tg+1, col g).
+__device__ __forceinline__ unsigned int smem_addr(const void* p) {
+    return (unsigned int)__cvta_generic_to_shared(p);
+}
+__device__ __forceinline__ void ldsm_x4(unsigned int r[4], const unsigned short* p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_addr(p))
+                 : "memory");
+}
+__device__ __forceinline__ void ldsm_x4_t(unsigned int r[4], const unsigned short* p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_addr(p))
+                 : "memory");
+}
+// A fragment (16 x 16) of a row-major shared tile s[row][col] (row stride SR
+// halves): rows r0..r0+15, cols c0..c0+15.
+template <int SR>
+__device__ __forceinline__ void lds_a(unsigned int a[4], const unsigned short* s, int r0, int c0) {
+    const int l = threadIdx.x & 31, mat = l >> 3, rr = l & 7;
+    ldsm_x4(a, s + (r0 + rr + (mat & 1) * 8) * SR + c0 + (mat >> 1) * 8);
+}
+// B fragments of two n-tiles (n0..n0+7 and n0+8..n0+15), k = k0..k0+15, from
+// a shared tile stored [n][k] (e.g. K[key][d] for S = Q K^T):
+// b[0..1] = n-tile n0, b[2..3] = n-tile n0+8.
+template <int SR>
+__device__ __forceinline__ void lds_b_nk(unsigned int b[4], const unsigned short* s, int n0, int k0) {
+    const int l = threadIdx.x & 31, mat = l >> 3, rr = l & 7;
+    ldsm_x4(b, s + (n0 + rr + (mat >> 1) * 8) * SR + k0 + (mat & 1) * 8);
+}
+// Same from a shared tile stored [k][n] (e.g. V[key][d] for O = P V).
+template <int SR>
+__device__ __forceinline__ void lds_b_kn(unsigned int b[4], const unsigned short* s, int k0, int n0) {
+    const int l = threadIdx.x & 31, mat = l >> 3, rr = l & 7;
+    ldsm_x4_t(b, s + (k0 + rr + (mat & 1) * 8) * SR + n0 + (mat >> 1) * 8);
+}
+
+// Convert two accumulator n-tiles (16 x 8 each, fp32) into one A fragment
+// (16 x 16 bf16): columns of tile t0 are k 0..7, of tile t1 k 8..15.
+__device__ __forceinline__ void acc_to_a(unsigned int a[4], const float t0[4], const float t1[4]) {
+    a[0] = pack_float2(t0[0], t0[1]);
+    a[1] = pack_float2(t0[2], t0[3]);
+    a[2] = pack_float2(t1[0], t1[1]);
+    a[3] = pack_float2(t1[2], t1[3]);
+}
+
+// Block-cooperative copy of a tile of `rows` rows x D bf16 from global memory
+// (row stride gs elements, first row at g) into shared memory (row stride
+// D + 8 halves). Rows >= valid are zero-filled (and not read).
+template <int D>
+__device__ __forceinline__ void load_tile(unsigned short* s, const bf16* g, long gs, int rows, int valid) {
+    constexpr int SR = D + 8;
+    const unsigned short* gp = reinterpret_cast<const unsigned short*>(g);
+    if ((D % 8) == 0 && aligned16(g) && (gs % 8) == 0) {
+        constexpr int VPR = D / 8;
+        for (int idx = threadIdx.x; idx < rows * VPR; idx += blockDim.x) {
+            const int r = idx / VPR, c = (idx - r * VPR) * 8;
+            uint4 val = make_uint4(0u, 0u, 0u, 0u);
+            if (r < valid) val = *reinterpret_cast<const uint4*>(gp + (long)r * gs + c);
+            *reinterpret_cast<uint4*>(s + r * SR + c) = val;
+        }
+    } else {
+        for (int idx = threadIdx.x; idx < rows * D; idx += blockDim.x) {
+            const int r = idx / D, c = idx - r * D;
+            s[r * SR + c] = (r < valid) ? gp[(long)r * gs + c] : (unsigned short)0;
+        }
+    }
+}
+
+__device__ __forceinline__ float attn_scale(int D) { return (float)(1.0 / sqrt((double)D)); }
+
+// ---------------------------------------------------------------------------
+// Forward, tensor cores. Block: 64 queries of one (b, h), 4 warps x 16 rows.
+// Key tiles of 64, K and V staged in shared memory; Q fragments in registers.
+// ---------------------------------------------------------------------------
+template <int D>
+__device__ __forceinline__ void attn_fwd_mma(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v,
+                                             int B, int T, int H, int KV) {
+    constexpr int BQ = 64, BK = 64, SR = D + 8, KS = D / 16, ND = D / 8, NK = BK / 8;
+    __shared__ __align__(16) unsigned short sK[BK * SR];
+    __shared__ __align__(16) unsigned short sV[BK * SR];
+
+    const int nqb = (T + BQ - 1) / BQ;
+    const int bh = blockIdx.x / nqb;
+    const int qb = nqb - 1 - (int)(blockIdx.x - bh * nqb);  // heavy (late) query blocks first
+    const int b = bh / H, h = bh - b * H;
+    const int kvh = h / (H / KV);
+    const int q0 = qb * BQ;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, tg = lane & 3;
+    const long qrs = (long)H * D, krs = (long)KV * D;
+    const float sl2 = attn_scale(D) * LOG2E_F;
+
+    // Rows of this thread (relative to the (b) sequence start).
+    const int r0 = q0 + warp * 16 + g, r1 = r0 + 8;
+    // Q fragments: stage the 64 x D tile through sK (coalesced), then ldmatrix.
+    load_tile<D>(sK, q + ((long)b * T + q0) * qrs + (long)h * D, qrs, BQ, min(BQ, T - q0));
+    __syncthreads();
+    unsigned int qa[KS][4];
+#pragma unroll
+    for (int ks = 0; ks < KS; ++ks) lds_a<SR>(qa[ks], sK, warp * 16, ks * 16);
+
+    float o[ND][4];
+#pragma unroll
+    for (int nd = 0; nd < ND; ++nd) o[nd][0] = o[nd][1] = o[nd][2] = o[nd][3] = 0.0f;
+    float mrow[2] = {NEG_BIG, NEG_BIG};
+    float lrow[2] = {0.0f, 0.0f};  // per-thread partial sums (reduced over the quad at the end)
+
+    const int kend = min(T, q0 + BQ);
+    const int nkt = (kend + BK - 1) / BK;
+    const bf16* kbase = k + (long)b * T * krs + (long)kvh * D;
+    const bf16* vbase = v + (long)b * T * krs + (long)kvh * D;
+    for (int kt = 0; kt < nkt; ++kt) {
+        const int k0 = kt * BK;
+        __syncthreads();  // the previous tile is no longer read
+        load_tile<D>(sK, kbase + (long)k0 * krs, krs, BK, min(BK, T - k0));
+        load_tile<D>(sV, vbase + (long)k0 * krs, krs, BK, min(BK, T - k0));
+        __syncthreads();
+        if (k0 > q0 + warp * 16 + 15) continue;  // warp-uniform: tile entirely in the future
+
+        float s[NK][4];
+#pragma unroll
+        for (int nt = 0; nt < NK; ++nt) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
+#pragma unroll
+        for (int ks = 0; ks < KS; ++ks) {
+#pragma unroll
+            for (int nt = 0; nt < NK; nt += 2) {
+                unsigned int bb[4];
+                lds_b_nk<SR>(bb, sK, nt * 8, ks * 16);
+                mma16816(s[nt], qa[ks], bb);
+                mma16816(s[nt + 1], qa[ks], bb + 2);
+            }
+        }
+        // Scale to the log2 domain, mask, row maxima.
+        float tmax[2] = {NEG_BIG, NEG_BIG};
+#pragma unroll
+        for (int nt = 0; nt < NK; ++nt) {
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                const int row = (e < 2) ? r0 : r1;
+                const int key = k0 + nt * 8 + 2 * tg + (e & 1);
+                float x = s[nt][e] * sl2;
+                if (key > row || key >= T) x = NEG_BIG;
+                s[nt][e] = x;
+                tmax[e >> 1] = fmaxf(tmax[e >> 1], x);
+            }
+        }
+        float alpha[2], mnew[2];
+#pragma unroll
+        for (int i = 0; i < 2; ++i) {
+            tmax[i] = fmaxf(tmax[i], __shfl_xor_sync(0xffffffffu, tmax[i], 1));
+            tmax[i] = fmaxf(tmax[i], __shfl_xor_sync(0xffffffffu, tmax[i], 2));
+            mnew[i] = fmaxf(mrow[i], tmax[i]);
+            alpha[i] = exp2f(mrow[i] - mnew[i]);
+            mrow[i] = mnew[i];
+        }
+        float psum[2] = {0.0f, 0.0f};
+#pragma unroll
+        for (int nt = 0; nt < NK; ++nt) {
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                const float x = s[nt][e];
+                const float p = (x <= 0.5f * NEG_BIG) ? 0.0f : exp2f(x - mnew[e >> 1]);
+                s[nt][e] = p;
+                psum[e >> 1] += p;
+            }
+        }
+#pragma unroll
+        for (int i = 0; i < 2; ++i) lrow[i] = lrow[i] * alpha[i] + psum[i];
+#pragma unroll
+        for (int nd = 0; nd < ND; ++nd) {
+            o[nd][0] *= alpha[0];
+            o[nd][1] *= alpha[0];
+            o[nd][2] *= alpha[1];
+            o[nd][3] *= alpha[1];
+        }
+        // O += P V  (P: 16 x BK from registers; V: BK x D from shared memory)
+#pragma unroll
+        for (int kk = 0; kk < BK / 16; ++kk) {
+            unsigned int pa[4];
+            acc_to_a(pa, s[2 * kk], s[2 * kk + 1]);
+#pragma unroll
+            for (int nd = 0; nd < ND; nd += 2) {
+                unsigned int bb[4];
+                lds_b_kn<SR>(bb, sV, kk * 16, nd * 8);
+                mma16816(o[nd], pa, bb);
+                mma16816(o[nd + 1], pa, bb + 2);
+            }
+        }
+    }
+
+    // Finish: full row sums over the quad, normalize, store.
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+        lrow[i] += __shfl_xor_sync(0xffffffffu, lrow[i], 1);
+        lrow[i] += __shfl_xor_sync(0xffffffffu, lrow[i], 2);
+    }
+    const float inv0 = lrow[0] > 0.0f ? 1.0f / lrow[0] : 0.0f;
+    const float inv1 = lrow[1] > 0.0f ? 1.0f / lrow[1] : 0.0f;
+    bf16* ob = out + (long)b * T * qrs + (long)h * D;
+#pragma unroll
+    for (int nd = 0; nd < ND; ++nd) {
+        const int col = nd * 8 + 2 * tg;
+        if (r0 < T) {
+            bf16* p = ob + (long)r0 * qrs + col;
+            p[0] = __float2bfloat16_rn(o[nd][0] * inv0);
+            p[1] = __float2bfloat16_rn(o[nd][1] * inv0);
+        }
+        if (r1 < T) {
+            bf16* p = ob + (long)r1 * qrs + col;
+            p[0] = __float2bfloat16_rn(o[nd][2] * inv1);
+            p[1] = __float2bfloat16_rn(o[nd][3] * inv1);
+        }
+    }
+    if (tg == 0) {
+        float* lb = lse + (long)(b * H + h) * T;
+        if (r0 < T) lb[r0] = (mrow[0] + log2f(lrow[0])) * LN2_F;
+        if (r1 < T) lb[r1] = (mrow[1] + log2f(lrow[1])) * LN2_F;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Backward, tensor cores: one launch, two block roles (see the header).
+// ---------------------------------------------------------------------------
+
+// Role 1: dk, dv for 64 keys of one (b, kv head). Warp w owns keys
+// k0 + 16w .. k0 + 16w + 15 and computes transposed tiles (keys x queries).
+template <int D, int BQ>
+__device__ __forceinline__ void attn_bwd_dkdv_mma(unsigned short* smem, float* sL, float* sDl, bf16* dk, bf16* dv,
+                                                  const bf16* dout, const bf16* q, const bf16* k, const bf16* v,
+                                                  const float* lse, const float* delta, int T, int H, int KV,
+                                                  int b, int kvh, int kb) {
+    constexpr int SR = D + 8, KS = D / 16, ND = D / 8, NQ = BQ / 8;
+    unsigned short* sK = smem;
+    unsigned short* sV = smem + 64 * SR;
+    unsigned short* sQ = smem + 128 * SR;
+    unsigned short* sO = smem + (128 + BQ) * SR;  // dout tile
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, tg = lane & 3;
+    const int G = H / KV;
+    const long qrs = (long)H * D, krs = (long)KV * D;
+    const float scale = attn_scale(D), sl2 = scale * LOG2E_F;
+    const int k0 = kb * 64;
+    const int kr0 = k0 + warp * 16 + g, kr1 = kr0 + 8;  // this thread's key rows
+    const int wr = warp * 16;                            // warp's first row in sK/sV
+
+    load_tile<D>(sK, k + ((long)b * T + k0) * krs + (long)kvh * D, krs, 64, min(64, T - k0));
+    load_tile<D>(sV, v + ((long)b * T + k0) * krs + (long)kvh * D, krs, 64, min(64, T - k0));
+
+    float dkacc[ND][4], dvacc[ND][4];
+#pragma unroll
+    for (int nd = 0; nd < ND; ++nd) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) dkacc[nd][e] = dvacc[nd][e] = 0.0f;
+    }
+
+    for (int hh = 0; hh < G; ++hh) {
+        const int h = kvh * G + hh;
+        const bf16* qbase = q + (long)b * T * qrs + (long)h * D;
+        const bf16* obase = dout + (long)b * T * qrs + (long)h * D;
+        const float* lrow = lse + (long)(b * H + h) * T;
+        const float* drow = delta + (long)(b * H + h) * T;
+        for (int i0 = k0; i0 < T; i0 += BQ) {  // k0 is a multiple of BQ
+            __syncthreads();  // previous Q/dO tile no longer read (and K/V stores ordered)
+            load_tile<D>(sQ, qbase + (long)i0 * qrs, qrs, BQ, min(BQ, T - i0));
+            load_tile<D>(sO, obase + (long)i0 * qrs, qrs, BQ, min(BQ, T - i0));
+            for (int idx = threadIdx.x; idx < BQ; idx += blockDim.x) {
+                const int i = i0 + idx;
+                sL[idx] = (i < T) ? lrow[i] * LOG2E_F : 0.0f;
+                sDl[idx] = (i < T) ? drow[i] : 0.0f;
+            }
+            __syncthreads();
+            if (k0 + wr > i0 + BQ - 1) continue;  // warp-uniform: all its keys after all queries
+
+            float st[NQ][4], dpt[NQ][4];
+#pragma unroll
+            for (int nt = 0; nt < NQ; ++nt) {
+#pragma unroll
+                for (int e = 0; e < 4; ++e) st[nt][e] = dpt[nt][e] = 0.0f;
+            }
+#pragma unroll
+            for (int ks = 0; ks < KS; ++ks) {
+                unsigned int ak[4], av[4];
+                lds_a<SR>(ak, sK, wr, ks * 16);
+                lds_a<SR>(av, sV, wr, ks * 16);
+#pragma unroll
+                for (int nt = 0; nt < NQ; nt += 2) {
+                    unsigned int bq[4], bo[4];
+                    lds_b_nk<SR>(bq, sQ, nt * 8, ks * 16);
+                    mma16816(st[nt], ak, bq);  // S^T = K Q^T
+                    mma16816(st[nt + 1], ak, bq + 2);
+                    lds_b_nk<SR>(bo, sO, nt * 8, ks * 16);
+                    mma16816(dpt[nt], av, bo);  // dP^T = V dO^T
+                    mma16816(dpt[nt + 1], av, bo + 2);
+                }
+            }
+#pragma unroll
+            for (int nt = 0; nt < NQ; ++nt) {
+#pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                    const int key = (e < 2) ? kr0 : kr1;
+                    const int qi = nt * 8 + 2 * tg + (e & 1);
+                    const int qg = i0 + qi;
+                    const bool ok = (key <= qg) && (qg < T) && (key < T);
+                    const float p = ok ? exp2f(st[nt][e] * sl2 - sL[qi]) : 0.0f;
+                    const float ds = p * (dpt[nt][e] - sDl[qi]) * scale;
+                    st[nt][e] = p;
+                    dpt[nt][e] = ds;
+                }
+            }
+            // dV += P^T dO,  dK += dS^T Q   (k = queries, n = head dims)
+#pragma unroll
+            for (int kk = 0; kk < BQ / 16; ++kk) {
+                unsigned int ap[4], as[4];
+                acc_to_a(ap, st[2 * kk], st[2 * kk + 1]);
+                acc_to_a(as, dpt[2 * kk], dpt[2 * kk + 1]);
+#pragma unroll
+                for (int nd = 0; nd < ND; nd += 2) {
+                    unsigned int bo[4], bq[4];
+                    lds_b_kn<SR>(bo, sO, kk * 16, nd * 8);
+                    mma16816(dvacc[nd], ap, bo);
+                    mma16816(dvacc[nd + 1], ap, bo + 2);
+                    lds_b_kn<SR>(bq, sQ, kk * 16, nd * 8);
+                    mma16816(dkacc[nd], as, bq);
+                    mma16816(dkacc[nd + 1], as, bq + 2);
+                }
+            }
+        }
+    }
+
+    bf16* dkb = dk + (long)b * T * krs + (long)kvh * D;
+    bf16* dvb = dv + (long)b * T * krs + (long)kvh * D;
+#pragma unroll
+    for (int nd = 0; nd < ND; ++nd) {
+        const int col = nd * 8 + 2 * tg;
+        if (kr0 < T) {
+            dkb[(long)kr0 * krs + col] = __float2bfloat16_rn(dkacc[nd][0]);
+            dkb[(long)kr0 * krs + col + 1] = __float2bfloat16_rn(dkacc[nd][1]);
+            dvb[(long)kr0 * krs + col] = __float2bfloat16_rn(dvacc[nd][0]);
+            dvb[(long)kr0 * krs + col + 1] = __float2bfloat16_rn(dvacc[nd][1]);
+        }
+        if (kr1 < T) {
+            dkb[(long)kr1 * krs + col] = __float2bfloat16_rn(dkacc[nd][2]);
+            dkb[(long)kr1 * krs + col + 1] = __float2bfloat16_rn(dkacc[nd][3]);
+            dvb[(long)kr1 * krs + col] = __float2bfloat16_rn(dvacc[nd][2]);
+            dvb[(long)kr1 * krs + col + 1] = __float2bfloat16_rn(dvacc[nd][3]);
+        }
+    }
+}
+
+// Role 2: dq for 64 queries of one (b, h); warp w owns 16 query rows. Key
+// tiles of BK rows of K and V are staged in shared memory.
+template <int D, int BK>
+__device__ __forceinline__ void attn_bwd_dq_mma(unsigned short* smem, bf16* dq, const bf16* dout, const bf16* q,
+                                                const bf16* k, const bf16* v, const float* lse, const float* delta,
+                                                int T, int H, int KV, int b, int h, int qb) {
+    constexpr int SR = D + 8, KS = D / 16, ND = D / 8, NK = BK / 8;
+    unsigned short* sK = smem;
+    unsigned short* sV = smem + BK * SR;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, tg = lane & 3;
+    const int kvh = h / (H / KV);
+    const long qrs = (long)H * D, krs = (long)KV * D;
+    const float scale = attn_scale(D), sl2 = scale * LOG2E_F;
+    const int q0 = qb * 64;
+    const int r0 = q0 + warp * 16 + g, r1 = r0 + 8;
+
+    // Q and dO fragments: stage each 64 x D tile through the shared buffer
+    // (it holds at least 64 rows), then ldmatrix.
+    unsigned int qa[KS][4], da[KS][4];
+    const long qoff = ((long)b * T + q0) * qrs + (long)h * D;
+    load_tile<D>(smem, q + qoff, qrs, 64, min(64, T - q0));
+    __syncthreads();
+#pragma unroll
+    for (int ks = 0; ks < KS; ++ks) lds_a<SR>(qa[ks], smem, warp * 16, ks * 16);
+    __syncthreads();
+    load_tile<D>(smem, dout + qoff, qrs, 64, min(64, T - q0));
+    __syncthreads();
+#pragma unroll
+    for (int ks = 0; ks < KS; ++ks) lds_a<SR>(da[ks], smem, warp * 16, ks * 16);
+    const float* lrow = lse + (long)(b * H + h) * T;
+    const float* drow = delta + (long)(b * H + h) * T;
+    const float l20 = (r0 < T) ? lrow[r0] * LOG2E_F : 0.0f;
+    const float l21 = (r1 < T) ? lrow[r1] * LOG2E_F : 0.0f;
+    const float d0 = (r0 < T) ? drow[r0] : 0.0f;
+    const float d1 = (r1 < T) ? drow[r1] : 0.0f;
+
+    float dqacc[ND][4];
+#pragma unroll
+    for (int nd = 0; nd < ND; ++nd) dqacc[nd][0] = dqacc[nd][1] = dqacc[nd][2] = dqacc[nd][3] = 0.0f;
+
+    const int kend = min(T, q0 + 64);
+    const int nkt = (kend + BK - 1) / BK;
+    const bf16* kbase = k + (long)b * T * krs + (long)kvh * D;
+    const bf16* vbase = v + (long)b * T * krs + (long)kvh * D;
+    for (int kt = 0; kt < nkt; ++kt) {
+        const int k0 = kt * BK;
+        __syncthreads();
+        load_tile<D>(sK, kbase + (long)k0 * krs, krs, BK, min(BK, T - k0));
+        load_tile<D>(sV, vbase + (long)k0 * krs, krs, BK, min(BK, T - k0));
+        __syncthreads();
+        if (k0 > q0 + warp * 16 + 15) continue;  // warp-uniform: tile entirely in the future
+
+        float s[NK][4], dp[NK][4];
+#pragma unroll
+        for (int nt = 0; nt < NK; ++nt) {
+#pragma unroll
+            for (int e = 0; e < 4; ++e) s[nt][e] = dp[nt][e] = 0.0f;
+        }
+#pragma unroll
+        for (int ks = 0; ks < KS; ++ks) {
+#pragma unroll
+            for (int nt = 0; nt < NK; nt += 2) {
+                unsigned int bk[4], bv[4];
+                lds_b_nk<SR>(bk, sK, nt * 8, ks * 16);
+                mma16816(s[nt], qa[ks], bk);  // S = Q K^T
+                mma16816(s[nt + 1], qa[ks], bk + 2);
+                lds_b_nk<SR>(bv, sV, nt * 8, ks * 16);
+                mma16816(dp[nt], da[ks], bv);  // dP = dO V^T
+                mma16816(dp[nt + 1], da[ks], bv + 2);
+            }
+        }
+#pragma unroll
+        for (int nt = 0; nt < NK; ++nt) {
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                const int row = (e < 2) ? r0 : r1;
+                const int key = k0 + nt * 8 + 2 * tg + (e & 1);
+                const bool ok = (key <= row) && (key < T) && (row < T);
+                const float p = ok ? exp2f(s[nt][e] * sl2 - ((e < 2) ? l20 : l21)) : 0.0f;
+                s[nt][e] = p * (dp[nt][e] - ((e < 2) ? d0 : d1)) * scale;  // dS
+            }
+        }
+        // dQ += dS K  (k = keys, n = head dims)
+#pragma unroll
+        for (int kk = 0; kk < BK / 16; ++kk) {
+            unsigned int as[4];
+            acc_to_a(as, s[2 * kk], s[2 * kk + 1]);
+#pragma unroll
+            for (int nd = 0; nd < ND; nd += 2) {
+                unsigned int bb[4];
+                lds_b_kn<SR>(bb, sK, kk * 16, nd * 8);
+                mma16816(dqacc[nd], as, bb);
+                mma16816(dqacc[nd + 1], as, bb + 2);
+            }
+        }
+    }
+
+    bf16* qd = dq + (long)b * T * qrs + (long)h * D;
+#pragma unroll
+    for (int nd = 0; nd < ND; ++nd) {
+        const int col = nd * 8 + 2 * tg;
+        if (r0 < T) {
+            qd[(long)r0 * qrs + col] = __float2bfloat16_rn(dqacc[nd][0]);
+            qd[(long)r0 * qrs + col + 1] = __float2bfloat16_rn(dqacc[nd][1]);
+        }
+        if (r1 < T) {
+            qd[(long)r1 * qrs + col] = __float2bfloat16_rn(dqacc[nd][2]);
+            qd[(long)r1 * qrs + col + 1] = __float2bfloat16_rn(dqacc[nd][3]);
+        }
+    }
+}
+
+// Tile sizes of the backward: the dk/dv role walks query tiles of BQ rows,
+// the dq role key tiles of BK rows (smaller for D = 128 to bound registers and
+// shared memory).
+template <int D> struct BwdTiles;
+template <> struct BwdTiles<64> { static constexpr int BQ = ATTN_D64_BQ, BK = 64; };
+template <> struct BwdTiles<128> { static constexpr int BQ = 16, BK = 32; };
+
+template <int D>
+__device__ __forceinline__ void attn_bwd_mma(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const bf16* q,
+                                             const bf16* k, const bf16* v, const float* lse, const float* delta,
+                                             int B, int T, int H, int KV) {
+    constexpr int SR = D + 8;
+    constexpr int BQ = BwdTiles<D>::BQ, BK = BwdTiles<D>::BK;
+    // dk/dv role: K, V (64 rows each) + Q, dO (BQ rows each); dq role: K, V (BK rows each).
+    constexpr int HALVES = (128 + 2 * BQ) * SR > 2 * BK * SR ? (128 + 2 * BQ) * SR : 2 * BK * SR;
+    __shared__ __align__(16) unsigned short smem[HALVES];
+    __shared__ float sL[BQ], sDl[BQ];
+    const int nb = (T + 63) / 64;
+    const long nkv = (long)B * KV * nb;
+    const long bid = blockIdx.x;
+    if (bid < nkv) {
+        const int bkv = (int)(bid / nb), kb = (int)(bid - (long)bkv * nb);
+        attn_bwd_dkdv_mma<D, BQ>(smem, sL, sDl, dk, dv, dout, q, k, v, lse, delta, T, H, KV, bkv / KV, bkv % KV, kb);
+    } else {
+        const long r = bid - nkv;
+        const int bh = (int)(r / nb);
+        const int qb = nb - 1 - (int)(r - (long)bh * nb);
+        attn_bwd_dq_mma<D, BK>(smem, dq, dout, q, k, v, lse, delta, T, H, KV, bh / H, bh % H, qb);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Generic fallback (CUDA cores, any D <= 256, slow): same grids and block
+// size as the tensor-core kernels. One warp handles one query row (forward,
+// dq) or one key row (dk, dv) at a time; lane l holds head dims l, l+32, ...;
+// dot products are warp butterflies (identical in every lane).
+// ---------------------------------------------------------------------------
+#define GEN_MAXE 8  // D <= 32 * GEN_MAXE
+
+__device__ __forceinline__ void gen_load(float r[GEN_MAXE], const bf16* p, int D, int lane) {
+#pragma unroll
+    for (int e = 0; e < GEN_MAXE; ++e) {
+        const int d = lane + 32 * e;
+        r[e] = (d < D) ? __bfloat162float(p[d]) : 0.0f;
+    }
+}
+__device__ __forceinline__ float gen_dot(const float a[GEN_MAXE], const bf16* p, int D, int lane) {
+    float s = 0.0f;
+#pragma unroll
+    for (int e = 0; e < GEN_MAXE; ++e) {
+        const int d = lane + 32 * e;
+        if (d < D) s += a[e] * __bfloat162float(p[d]);
+    }
+    return warp_sum(s);
+}
+
+__device__ void attn_fwd_generic(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, int B, int T,
+                                 int H, int KV, int D) {
+    const int nqb = (T + 63) / 64;
+    const int bh = blockIdx.x / nqb;
+    const int qb = nqb - 1 - (int)(blockIdx.x - bh * nqb);
+    const int b = bh / H, h = bh - b * H;
+    const int kvh = h / (H / KV);
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const long qrs = (long)H * D, krs = (long)KV * D;
+    const float sl2 = attn_scale(D) * LOG2E_F;
+    for (int rr = 0; rr < 16; ++rr) {
+        const int t = qb * 64 + warp * 16 + rr;
+        if (t >= T) break;  // warp-uniform
+        float qv[GEN_MAXE], acc[GEN_MAXE];
+        gen_load(qv, q + ((long)b * T + t) * qrs + (long)h * D, D, lane);
+#pragma unroll
+        for (int e = 0; e < GEN_MAXE; ++e) acc[e] = 0.0f;
+        float m = NEG_BIG, l = 0.0f;
+        for (int j = 0; j <= t; ++j) {
+            const long ko = ((long)b * T + j) * krs + (long)kvh * D;
+            const float x = gen_dot(qv, k + ko, D, lane) * sl2;
+            const float mn = fmaxf(m, x);
+            const float alpha = exp2f(m - mn);
+            const float p = exp2f(x - mn);
+            l = l * alpha + p;
+#pragma unroll
+            for (int e = 0; e < GEN_MAXE; ++e) {
+                const int d = lane + 32 * e;
+                const float vv = (d < D) ? __bfloat162float(v[ko + d]) : 0.0f;
+                acc[e] = acc[e] * alpha + p * vv;
+            }
+            m = mn;
+        }
+        bf16* orow = out + ((long)b * T + t) * qrs + (long)h * D;
+        const float inv = 1.0f / l;
+#pragma unroll
+        for (int e = 0; e < GEN_MAXE; ++e) {
+            const int d = lane + 32 * e;
+            if (d < D) orow[d] = __float2bfloat16_rn(acc[e] * inv);
+        }
+        if (lane == 0) lse[(long)(b * H + h) * T + t] = (m + log2f(l)) * LN2_F;
+    }
+}
+
+__device__ void attn_bwd_generic(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const bf16* q, const bf16* k,
+                                 const bf16* v, const float* lse, const float* delta, int B, int T, int H, int KV,
+                                 int D) {
+    const int nb = (T + 63) / 64;
+    const long nkv = (long)B * KV * nb;
+    const long bid = blockIdx.x;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int G = H / KV;
+    const long qrs = (long)H * D, krs = (long)KV * D;
+    const float scale = attn_scale(D), sl2 = scale * LOG2E_F;
+    if (bid < nkv) {
+        const int bkv = (int)(bid / nb), kb = (int)(bid - (long)bkv * nb);
+        const int b = bkv / KV, kvh = bkv % KV;
+        for (int rr = 0; rr < 16; ++rr) {
+            const int j = kb * 64 + warp * 16 + rr;
+            if (j >= T) break;  // warp-uniform
+            const long ko = ((long)b * T + j) * krs + (long)kvh * D;
+            float kv_[GEN_MAXE], vv[GEN_MAXE], dka[GEN_MAXE], dva[GEN_MAXE];
+            gen_load(kv_, k + ko, D, lane);
+            gen_load(vv, v + ko, D, lane);
+#pragma unroll
+            for (int e = 0; e < GEN_MAXE; ++e) dka[e] = dva[e] = 0.0f;
+            for (int hh = 0; hh < G; ++hh) {
+                const int h = kvh * G + hh;
+                for (int i = j; i < T; ++i) {
+                    const long qo = ((long)b * T + i) * qrs + (long)h * D;
+                    const long si = (long)(b * H + h) * T + i;
+                    const float x = gen_dot(kv_, q + qo, D, lane) * sl2;
+                    const float p = exp2f(x - lse[si] * LOG2E_F);
+                    const float dpv = gen_dot(vv, dout + qo, D, lane);
+                    const float ds = p * (dpv - delta[si]) * scale;
+#pragma unroll
+                    for (int e = 0; e < GEN_MAXE; ++e) {
+                        const int d = lane + 32 * e;
+                        if (d < D) {
+                            dva[e] += p * __bfloat162float(dout[qo + d]);
+                            dka[e] += ds * __bfloat162float(q[qo + d]);
+                        }
+                    }
+                }
+            }
+#pragma unroll
+            for (int e = 0; e < GEN_MAXE; ++e) {
+                const int d = lane + 32 * e;
+                if (d < D) {
+                    dk[ko + d] = __float2bfloat16_rn(dka[e]);
+                    dv[ko + d] = __float2bfloat16_rn(dva[e]);
+                }
+            }
+        }
+    } else {
+        const long r = bid - nkv;
+        const int bh = (int)(r / nb);
+        const int qb = nb - 1 - (int)(r - (long)bh * nb);
+        const int b = bh / H, h = bh % H, kvh = h / G;
+        for (int rr = 0; rr < 16; ++rr) {
+            const int i = qb * 64 + warp * 16 + rr;
+            if (i >= T) break;  // warp-uniform
+            const long qo = ((long)b * T + i) * qrs + (long)h * D;
+            const long si = (long)(b * H + h) * T + i;
+            float qv[GEN_MAXE], dov[GEN_MAXE], dqa[GEN_MAXE];
+            gen_load(qv, q + qo, D, lane);
+            gen_load(dov, dout + qo, D, lane);
+#pragma unroll
+            for (int e = 0; e < GEN_MAXE; ++e) dqa[e] = 0.0f;
+            const float l2 = lse[si] * LOG2E_F, dl = delta[si];
+            for (int j = 0; j <= i; ++j) {
+                const long ko = ((long)b * T + j) * krs + (long)kvh * D;
+                const float x = gen_dot(qv, k + ko, D, lane) * sl2;
+                const float p = exp2f(x - l2);
+                const float dpv = gen_dot(dov, v + ko, D, lane);
+                const float ds = p * (dpv - dl) * scale;
+#pragma unroll
+                for (int e = 0; e < GEN_MAXE; ++e) {
+                    const int d = lane + 32 * e;
+                    if (d < D) dqa[e] += ds * __bfloat162float(k[ko + d]);
+                }
+            }
+#pragma unroll
+            for (int e = 0; e < GEN_MAXE; ++e) {
+                const int d = lane + 32 * e;
+                if (d < D) dq[qo + d] = __float2bfloat16_rn(dqa[e]);
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Entry points.
+// ---------------------------------------------------------------------------
+
+extern "C" __global__ void __launch_bounds__(128, ATTN_MINB_FWD64)
+attention_fwd_d64(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, int B, int T, int H, int KV,
+                  int D) {
+    if (D != 64) return;
+    attn_fwd_mma<64>(out, lse, q, k, v, B, T, H, KV);
+}
+
+extern "C" __global__ void __launch_bounds__(128, ATTN_MINB_FWD128)
+attention_fwd_d128(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, int B, int T, int H, int KV,
+                   int D) {
+    if (D != 128) return;
+    attn_fwd_mma<128>(out, lse, q, k, v, B, T, H, KV);
+}
+
+extern "C" __global__ void __launch_bounds__(128)
+attention_fwd(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, int B, int T, int H, int KV,
+              int D) {
+    if (D > 32 * GEN_MAXE) return;
+    attn_fwd_generic(out, lse, q, k, v, B, T, H, KV, D);
+}
+
+extern "C" __global__ void attention_bwd_delta(float* delta, const bf16* dout, const bf16* out, int B, int T, int H,
+                                               int D) {
+    const long row = (long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    const int lane = threadIdx.x & 31;
+    const long rows = (long)B * H * T;
+    if (row >= rows) return;  // warp-uniform
+    const long t = row % T, bh = row / T;
+    const long b = bh / H, h = bh % H;
+    const long off = (b * T + t) * ((long)H * D) + h * D;
+    float s = 0.0f;
+    for (int d = lane; d < D; d += 32) s += __bfloat162float(dout[off + d]) * __bfloat162float(out[off + d]);
+    s = warp_sum(s);
+    if (lane == 0) delta[row] = s;
+}
+
+extern "C" __global__ void __launch_bounds__(128, ATTN_MINB_BWD64)
+attention_bwd_d64(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const bf16* q, const bf16* k, const bf16* v,
+                  const bf16* out, const float* lse, float* scratch, int B, int T, int H, int KV, int D) {
+    if (D != 64) return;
+    attn_bwd_mma<64>(dq, dk, dv, dout, q, k, v, lse, scratch, B, T, H, KV);
+}
+
+extern "C" __global__ void __launch_bounds__(128, ATTN_MINB_BWD128)
+attention_bwd_d128(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const bf16* q, const bf16* k, const bf16* v,
+                   const bf16* out, const float* lse, float* scratch, int B, int T, int H, int KV, int D) {
+    if (D != 128) return;
+    attn_bwd_mma<128>(dq, dk, dv, dout, q, k, v, lse, scratch, B, T, H, KV);
+}
+
+extern "C" __global__ void __launch_bounds__(128)
+attention_bwd(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const bf16* q, const bf16* k, const bf16* v,
+              const bf16* out, const float* lse, float* scratch, int B, int T, int H, int KV, int D) {
+    if (D > 32 * GEN_MAXE) return;
+    attn_bwd_generic(dq, dk, dv, dout, q, k, v, lse, scratch, B, T, H, KV, D);
+}

@@ -1,0 +1,136 @@
+// optimizer.cu: fused AdamW and CompAct's compressed Adam direction.
+//
+// adamw(float* p, const float* g, float* m, float* v, const float* clip, long n,
+//       float lr, float beta1, float beta2, float eps, float wd, float scale,
+//       float bc1, float bc2)
+//   For each i < n (fp32 arithmetic, correctly rounded sqrtf and division):
+//     c  = clip ? clip[0] : 1          (clip is a device pointer, nullable)
+//     gc = g[i] * c
+//     m[i] = beta1 * m[i] + (1 - beta1) * gc          (stored fp32)
+//     v[i] = beta2 * v[i] + (1 - beta2) * gc * gc     (stored fp32)
+//     dir  = scale * (m[i] / bc1) / (sqrtf(v[i] / bc2) + eps)
+//     p[i] = p[i] - lr * (dir + wd * p[i])
+//   bc1 = 1 - beta1^step and bc2 = 1 - beta2^step are computed on the host
+//   (in float64, then rounded to fp32). As in the CPU backend the direction is
+//   computed from the stored (fp32) moments.
+//
+// adam_direction(float* dir, const float* g, float* m, float* v,
+//                const float* clip, long n, float beta1, float beta2,
+//                float eps, float scale, float bc1, float bc2)
+//   Updates m, v exactly as adamw and writes dir[i] = scale * mhat/(sqrt(vhat)+eps).
+//
+// Precision variants (same math; the suffix names the bf16 operands):
+//   adamw_gbf16        (float* p, const bf16* g, ...)   bf16 gradient
+//   adamw_pbf16        (bf16* p,  const float* g, ...)  bf16 weights, no master
+//   adamw_pbf16_gbf16  (bf16* p,  const bf16* g, ...)
+//   adam_direction_gbf16        (float* dir, const bf16* g, ...)
+//   adam_direction_dbf16        (bf16* dir,  const float* g, ...)
+//   adam_direction_dbf16_gbf16  (bf16* dir,  const bf16* g, ...)
+//   Parameter lists are otherwise identical to adamw / adam_direction.
+//
+// Launch (all): block 256, grid = min(ceil_div(n, 256*8), 132*16) (any grid
+// >= 1: grid-stride). No shared memory, no scratch. 16-byte vectors of 8 when
+// every pointer is 16-byte aligned, elementwise otherwise.
+//
+// Determinism: elementwise, one thread per element.
+#include "common.cuh"
+
+struct AdamK {
+    float b1, b2, eps, scale, bc1, bc2, c;
+    // Updates (mi, vi) from gradient gi and returns the scaled direction.
+    __device__ __forceinline__ float step(float gi, float& mi, float& vi) const {
+        const float gc = gi * c;
+        mi = b1 * mi + (1.0f - b1) * gc;
+        vi = b2 * vi + (1.0f - b2) * gc * gc;
+        const float mhat = mi / bc1, vhat = vi / bc2;
+        return scale * mhat / (sqrtf(vhat) + eps);
+    }
+};
+
+template <typename TP, typename TG>
+__device__ __forceinline__ void adamw_impl(TP* p, const TG* g, float* m, float* v, const float* clip, long n,
+                                           float lr, float b1, float b2, float eps, float wd, float scale,
+                                           float bc1, float bc2) {
+    AdamK k;
+    k.b1 = b1; k.b2 = b2; k.eps = eps; k.scale = scale; k.bc1 = bc1; k.bc2 = bc2;
+    k.c = clip ? clip[0] : 1.0f;
+    const long tid = gtid(), stride = gstride();
+    const bool vec = aligned16(p) && aligned16(g) && aligned16(m) && aligned16(v);
+    const long nvec = vec ? n / 8 : 0;
+    for (long q = tid; q < nvec; q += stride) {
+        float fp[8], fg[8], fm[8], fv[8];
+        load8(p, q * 8, fp);
+        load8(g, q * 8, fg);
+        load8(m, q * 8, fm);
+        load8(v, q * 8, fv);
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+            const float dir = k.step(fg[j], fm[j], fv[j]);
+            fp[j] = fp[j] - lr * (dir + wd * fp[j]);
+        }
+        store8(m, q * 8, fm);
+        store8(v, q * 8, fv);
+        store8(p, q * 8, fp);
+    }
+    for (long i = nvec * 8 + tid; i < n; i += stride) {
+        float mi = m[i], vi = v[i];
+        const float dir = k.step(load_f(g, i), mi, vi);
+        m[i] = mi;
+        v[i] = vi;
+        const float pi = load_f(p, i);
+        store_f(p, i, pi - lr * (dir + wd * pi));
+    }
+}
+
+template <typename TD, typename TG>
+__device__ __forceinline__ void adam_dir_impl(TD* dir, const TG* g, float* m, float* v, const float* clip, long n,
+                                              float b1, float b2, float eps, float scale, float bc1, float bc2) {
+    AdamK k;
+    k.b1 = b1; k.b2 = b2; k.eps = eps; k.scale = scale; k.bc1 = bc1; k.bc2 = bc2;
+    k.c = clip ? clip[0] : 1.0f;
+    const long tid = gtid(), stride = gstride();
+    const bool vec = aligned16(dir) && aligned16(g) && aligned16(m) && aligned16(v);
+    const long nvec = vec ? n / 8 : 0;
+    for (long q = tid; q < nvec; q += stride) {
+        float fd[8], fg[8], fm[8], fv[8];
+        load8(g, q * 8, fg);
+        load8(m, q * 8, fm);
+        load8(v, q * 8, fv);
+#pragma unroll
+        for (int j = 0; j < 8; ++j) fd[j] = k.step(fg[j], fm[j], fv[j]);
+        store8(m, q * 8, fm);
+        store8(v, q * 8, fv);
+        store8(dir, q * 8, fd);
+    }
+    for (long i = nvec * 8 + tid; i < n; i += stride) {
+        float mi = m[i], vi = v[i];
+        const float d = k.step(load_f(g, i), mi, vi);
+        m[i] = mi;
+        v[i] = vi;
+        store_f(dir, i, d);
+    }
+}
+
+#define ADAMW_ENTRY(NAME, TP, TG)                                                                       \
+    extern "C" __global__ void NAME(TP* p, const TG* g, float* m, float* v, const float* clip, long n,  \
+                                    float lr, float beta1, float beta2, float eps, float wd,            \
+                                    float scale, float bc1, float bc2) {                                \
+        adamw_impl(p, g, m, v, clip, n, lr, beta1, beta2, eps, wd, scale, bc1, bc2);                    \
+    }
+
+ADAMW_ENTRY(adamw, float, float)
+ADAMW_ENTRY(adamw_gbf16, float, bf16)
+ADAMW_ENTRY(adamw_pbf16, bf16, float)
+ADAMW_ENTRY(adamw_pbf16_gbf16, bf16, bf16)
+
+#define ADAMDIR_ENTRY(NAME, TD, TG)                                                                        \
+    extern "C" __global__ void NAME(TD* dir, const TG* g, float* m, float* v, const float* clip, long n,   \
+                                    float beta1, float beta2, float eps, float scale, float bc1,           \
+                                    float bc2) {                                                           \
+        adam_dir_impl(dir, g, m, v, clip, n, beta1, beta2, eps, scale, bc1, bc2);                          \
+    }
+
+ADAMDIR_ENTRY(adam_direction, float, float)
+ADAMDIR_ENTRY(adam_direction_gbf16, float, bf16)
+ADAMDIR_ENTRY(adam_direction_dbf16, bf16, float)
+ADAMDIR_ENTRY(adam_direction_dbf16_gbf16, bf16, bf16)

@@ -1,0 +1,57 @@
+package model
+
+import (
+	"math"
+	"testing"
+
+	"github.com/compact-llm/compact/internal/gpu"
+)
+
+// The whole model on the GPU against the CPU reference with the same
+// (bf16-representable) weights: loss and every gradient, CompAct on and off.
+func TestCUDAModelMatchesCPU(t *testing.T) {
+	g, err := gpu.NewCUDA(0)
+	if err != nil {
+		t.Skipf("no usable CUDA device: %v", err)
+	}
+	defer g.Close()
+	cfg := Config{VocabSize: 96, Hidden: 128, Intermediate: 192, Layers: 2, Heads: 2, KVHeads: 1,
+		MaxSeqLen: 64, RopeTheta: 10000, RMSEps: 1e-6, InitStd: 0.05}
+	b := randomBatch(cfg, 3, 50, 11)
+	for _, opts := range []Options{{}, {Compact: compactOn(true)}, {Compact: compactOn(false), Recompute: RecomputeBlock}} {
+		cpu := newTestModel(t, gpu.NewCPU(0), cfg, opts)
+		dev, err := New(g, cfg, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, p := range cpu.Params {
+			w, _ := cpu.be.Download(p.W)
+			for j := range w { // both sides start from bf16 values
+				w[j] = float32(bf16(w[j]))
+			}
+			cpu.be.Upload(p.W, w)
+			if err := g.Upload(dev.Params[i].Updatable(), w); err != nil {
+				t.Fatal(err)
+			}
+		}
+		dev.SyncWeights()
+		lc, gc := lossAndGrads(t, cpu, b)
+		ld, gd := lossAndGrads(t, dev, b)
+		if math.Abs(lc-ld)/lc > 1e-2 {
+			t.Errorf("%+v: loss GPU %v vs CPU %v", opts.Compact.Enabled, ld, lc)
+		}
+		for _, p := range cpu.Params {
+			if e := relErr(gd[p.Name], gc[p.Name]); e > 5e-2 {
+				t.Errorf("compact %v recompute %v: %s gradient GPU vs CPU rel err %.3g", opts.Compact.Enabled, opts.Recompute, p.Name, e)
+			}
+		}
+		dev.Free()
+	}
+}
+
+// bf16 rounds to the nearest bf16 value (ties to even).
+func bf16(v float32) float32 {
+	b := math.Float32bits(v)
+	b += 0x7fff + (b>>16)&1
+	return math.Float32frombits(b &^ 0xffff)
+}
