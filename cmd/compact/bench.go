@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
@@ -15,6 +16,7 @@ func newBenchCmd() *cobra.Command {
 	var modes string
 	var warmup, steps int
 	var jsonOut string
+	var profile bool
 	c := &cobra.Command{
 		Use:   "bench --config FILE [--modes full,compact] [--steps N]",
 		Short: "Time training steps: tok/s, TFLOP/s, MFU and peak memory",
@@ -42,7 +44,11 @@ func newBenchCmd() *cobra.Command {
 				if mode == "compact" {
 					name += fmt.Sprintf(" r=%g", cfg.Compact.Rank)
 				}
-				r, err := train.Bench(cfg, name, warmup, steps)
+				var prof io.Writer
+				if profile {
+					prof = os.Stdout
+				}
+				r, err := train.Bench(cfg, name, warmup, steps, prof)
 				if err != nil {
 					return fmt.Errorf("%s: %w", name, err)
 				}
@@ -61,5 +67,6 @@ func newBenchCmd() *cobra.Command {
 	c.Flags().IntVar(&warmup, "warmup", 3, "untimed steps first")
 	c.Flags().IntVar(&steps, "steps", 10, "timed steps")
 	c.Flags().StringVar(&jsonOut, "json", "", "also write results to this JSON file")
+	c.Flags().BoolVar(&profile, "profile", false, "also time every kernel (CUDA) and print where a step's device time goes")
 	return c
 }

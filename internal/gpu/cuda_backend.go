@@ -29,6 +29,7 @@ type CUDA struct {
 	// scratch reused across calls, grown on demand (workspace category)
 	scratch      uintptr
 	scratchBytes int64
+	prof         *kernelProfile
 }
 
 var _ Backend = (*CUDA)(nil)
@@ -207,7 +208,7 @@ func must(err error) {
 }
 
 func (c *CUDA) launch(name string, grid, block [3]uint32, shmem uint32, args ...any) {
-	must(c.dev.Launch(c.fn(name), grid, block, shmem, args...))
+	c.timed(name, func() { must(c.dev.Launch(c.fn(name), grid, block, shmem, args...)) })
 }
 
 // grid1 covers n elements with 256-thread blocks of 8 elements per thread,
@@ -371,7 +372,13 @@ func (c *CUDA) Gemm(cc, a, b *Tensor, transA, transB bool, alpha, beta float32) 
 	} else {
 		K = a.Dim(-1)
 	}
-	must(c.dev.Gemm(cc.ptr(), a.ptr(), b.ptr(), dtypeOf(cc), dtypeOf(a), dtypeOf(b), M, N, K, transA, transB, alpha, beta))
+	name := ""
+	if c.prof != nil {
+		name = fmt.Sprintf("gemm %s->%s %s%s %dx%dx%d", dtypeOf(a), dtypeOf(cc), trans(transA), trans(transB), M, N, K)
+	}
+	c.timed(name, func() {
+		must(c.dev.Gemm(cc.ptr(), a.ptr(), b.ptr(), dtypeOf(cc), dtypeOf(a), dtypeOf(b), M, N, K, transA, transB, alpha, beta))
+	})
 }
 
 // ---- model kernels ----
@@ -474,17 +481,19 @@ func (c *CUDA) CrossEntropy(losses, logits, targets *Tensor, grad bool, gradScal
 
 const sumSquaresParts = 256
 
+// SumSquares gives each tensor its own slice of partial sums and finishes
+// once: one launch per tensor plus one, in a fixed order.
 func (c *CUDA) SumSquares(acc *Tensor, ts ...*Tensor) {
-	partial := c.scratchFloats(sumSquaresParts)
-	for _, t := range ts {
+	partial := c.scratchFloats(int64(sumSquaresParts * len(ts)))
+	for i, t := range ts {
 		n := int64(t.Len())
 		name := "sum_squares"
 		if t.Prec == Low {
 			name = "sum_squares_bf16"
 		}
-		c.launch(name, [3]uint32{sumSquaresParts, 1, 1}, block256, 0, partial, t.ptr(), n)
-		c.launch("sum_squares_finish", [3]uint32{1, 1, 1}, block256, 0, acc.ptr(), partial, int32(sumSquaresParts))
+		c.launch(name, [3]uint32{sumSquaresParts, 1, 1}, block256, 0, partial+uintptr(i*sumSquaresParts*4), t.ptr(), n)
 	}
+	c.launch("sum_squares_finish", [3]uint32{1, 1, 1}, block256, 0, acc.ptr(), partial, i32(sumSquaresParts*len(ts)))
 }
 
 func (c *CUDA) ClipScale(clip, sumSq *Tensor, maxNorm float32) {
@@ -571,4 +580,11 @@ func (c *CUDA) AttentionBackward(dq, dk, dv, dout, q, k, v, out, lse *Tensor, B,
 	c.launch(attentionKernel("attention_bwd", D), [3]uint32{uint32(B*KV*nb + B*H*nb), 1, 1}, [3]uint32{128, 1, 1}, 0,
 		dq.ptr(), dk.ptr(), dv.ptr(), dout.ptr(), q.ptr(), k.ptr(), v.ptr(), out.ptr(), lse.ptr(), delta,
 		i32(B), i32(T), i32(H), i32(KV), i32(D))
+}
+
+func trans(t bool) string {
+	if t {
+		return "T"
+	}
+	return "N"
 }

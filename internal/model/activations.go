@@ -45,7 +45,10 @@ type activations struct {
 func (m *Model) lossChunk(N int) int {
 	c := m.Opts.LossChunk
 	if c <= 0 {
-		c = max(1, (16<<20)/m.Cfg.VocabSize)
+		// 64M logits (128 MiB in bf16): chunks large enough that the LM
+		// head's GEMMs run at full rate and its fp32 weight gradient is
+		// read and written few times.
+		c = max(1, (64<<20)/m.Cfg.VocabSize)
 	}
 	return min(c, N)
 }

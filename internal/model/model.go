@@ -3,6 +3,8 @@ package model
 import (
 	"fmt"
 	"math/rand/v2"
+	"runtime"
+	"sync"
 
 	"github.com/compact-llm/compact/internal/gpu"
 	"github.com/compact-llm/compact/internal/projection"
@@ -44,6 +46,9 @@ type Param struct {
 	Layer  int    // block index, -1 outside the blocks
 	Scale  float32
 	Decay  bool // decoupled weight decay applies (matrices only)
+
+	shape []int       // of W
+	class updateClass // optimizer update it takes (arena order)
 }
 
 // Compressed reports whether p is trained through CompAct.
@@ -77,6 +82,7 @@ type Model struct {
 	blocks []block
 
 	acts  *activations
+	arena arenas
 	proj  *gpu.Tensor // P of any group, regenerated on use (largest n*r)
 	epoch uint32      // projection epoch of the step being computed
 }
@@ -92,25 +98,9 @@ func New(be gpu.Backend, cfg Config, opts Options) (*Model, error) {
 	}
 	m := &Model{Cfg: cfg, Opts: opts, be: be, plan: plan}
 	alpha := float32(opts.Compact.Alpha)
+	// add declares a parameter; allocArenas gives it storage afterwards.
 	add := func(name string, layer int, group *Group, scale float32, decay bool, shape ...int) (*Param, error) {
-		w, err := be.Alloc(name, gpu.Weights, gpu.Low, shape...)
-		if err != nil {
-			return nil, err
-		}
-		gshape := shape
-		if group != nil {
-			gshape = []int{shape[0], group.Rank}
-		}
-		g, err := be.Alloc(name+".grad", gpu.Grads, gpu.Full, gshape...)
-		if err != nil {
-			return nil, err
-		}
-		p := &Param{Name: name, W: w, Grad: g, Group: group, Layer: layer, Scale: scale, Decay: decay}
-		if be.MasterWeights() {
-			if p.Master, err = be.Alloc(name+".master", gpu.Master, gpu.Full, shape...); err != nil {
-				return nil, err
-			}
-		}
+		p := &Param{Name: name, Group: group, Layer: layer, Scale: scale, Decay: decay, shape: shape}
 		m.Params = append(m.Params, p)
 		return p, nil
 	}
@@ -160,6 +150,10 @@ func New(be gpu.Backend, cfg Config, opts Options) (*Model, error) {
 			return nil, err
 		}
 	}
+	if err := m.allocArenas(); err != nil {
+		m.Free()
+		return nil, err
+	}
 	return m, nil
 }
 
@@ -182,33 +176,44 @@ func (m *Model) Stream(l int, g *Group) gpu.ProjectionStream {
 }
 
 // Init fills the weights as HuggingFace's LlamaForCausalLM does: matrices
-// from N(0, init_std^2), norm weights 1. Deterministic in seed.
+// from N(0, init_std^2), norm weights 1. Each parameter draws from its own
+// stream of (seed, index), so parameters are filled in parallel and the
+// result is deterministic in seed.
 func (m *Model) Init(seed uint64) error {
-	rng := rand.New(rand.NewPCG(seed, 0x6c6c616d61))
-	for _, p := range m.Params {
-		buf := make([]float32, p.W.Len())
-		if len(p.W.Shape) == 1 {
-			for i := range buf {
-				buf[i] = 1
+	bufs := make([][]float32, len(m.Params))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	for i, p := range m.Params {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			buf := make([]float32, p.W.Len())
+			if len(p.W.Shape) == 1 {
+				for j := range buf {
+					buf[j] = 1
+				}
+			} else {
+				rng := rand.New(rand.NewPCG(seed, uint64(i)))
+				for j := range buf {
+					buf[j] = float32(rng.NormFloat64() * m.Cfg.InitStd)
+				}
 			}
-		} else {
-			for i := range buf {
-				buf[i] = float32(rng.NormFloat64() * m.Cfg.InitStd)
-			}
-		}
-		if err := m.be.Upload(p.Updatable(), buf); err != nil {
+			bufs[i] = buf
+		}()
+	}
+	wg.Wait()
+	for i, p := range m.Params {
+		if err := m.be.Upload(p.Updatable(), bufs[i]); err != nil {
 			return fmt.Errorf("init %s: %w", p.Name, err)
 		}
+		bufs[i] = nil
 	}
 	return m.SyncWeights()
 }
 
 // ZeroGrads clears every gradient before a step's first micro-batch.
-func (m *Model) ZeroGrads() {
-	for _, p := range m.Params {
-		m.be.Zero(p.Grad)
-	}
-}
+func (m *Model) ZeroGrads() { m.be.Zero(m.arena.grad) }
 
 // Param returns the parameter with the given HuggingFace name, or nil.
 func (m *Model) Param(name string) *Param {
@@ -223,11 +228,9 @@ func (m *Model) Param(name string) *Param {
 // Free releases the parameters and activations.
 func (m *Model) Free() {
 	m.freeActivations()
-	for _, p := range m.Params {
-		m.be.Free(p.W)
-		m.be.Free(p.Grad)
-		if p.Master != nil {
-			m.be.Free(p.Master)
+	for _, t := range []*gpu.Tensor{m.arena.w, m.arena.grad, m.arena.master} {
+		if t != nil {
+			m.be.Free(t)
 		}
 	}
 	m.Params = nil
@@ -259,17 +262,13 @@ func (m *Model) MaxProjection() int {
 	return n
 }
 
-// SyncWeights rounds every master copy into its Low weight after an update
-// or a load.
+// SyncWeights rounds the master copies into the Low weights after an update
+// or a load: one conversion over the whole arena.
 func (m *Model) SyncWeights() error {
-	for _, p := range m.Params {
-		if p.Master != nil {
-			if err := m.be.Copy(p.W, p.Master); err != nil {
-				return fmt.Errorf("%s: %w", p.Name, err)
-			}
-		}
+	if m.arena.master == nil {
+		return nil
 	}
-	return nil
+	return m.be.Copy(m.arena.w, m.arena.master)
 }
 
 // Updatable is the tensor the optimizer changes: the master copy when there

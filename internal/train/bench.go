@@ -2,6 +2,7 @@ package train
 
 import (
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"strings"
 	"time"
@@ -36,9 +37,16 @@ func peakBF16(device string) float64 {
 	return 0
 }
 
+// profiler is implemented by backends that can time their kernels.
+type profiler interface {
+	StartProfile()
+	StopProfile(w io.Writer, steps int) error
+}
+
 // Bench times `steps` full training steps (forward, backward, optimizer) on
 // random tokens after `warmup` untimed ones, on the device of cfg.
-func Bench(cfg Config, name string, warmup, steps int) (BenchResult, error) {
+// With profile (CUDA only), a per-kernel table of device time goes to profile.
+func Bench(cfg Config, name string, warmup, steps int, profile io.Writer) (BenchResult, error) {
 	be, desc, err := gpu.Open(cfg.Train.Device, cfg.Train.Threads)
 	if err != nil {
 		return BenchResult{}, err
@@ -101,6 +109,18 @@ func Bench(cfg Config, name string, warmup, steps int) (BenchResult, error) {
 		return BenchResult{}, err
 	}
 	el := time.Since(start).Seconds()
+	if p, ok := be.(profiler); ok && profile != nil {
+		p.StartProfile()
+		for i := 0; i < steps; i++ {
+			if err := step(); err != nil {
+				return BenchResult{}, err
+			}
+		}
+		fmt.Fprintf(profile, "== %s: device time per step by kernel\n", name)
+		if err := p.StopProfile(profile, steps); err != nil {
+			return BenchResult{}, err
+		}
+	}
 	tokens := B * T * tr.GradAccum
 	r := BenchResult{Name: name, Device: desc, Params: cfg.Model.NumParams(), Tokens: tokens,
 		StepMs: el / float64(steps) * 1e3, TokPerS: float64(tokens*steps) / el,

@@ -24,43 +24,43 @@ type OptimizerConfig struct {
 // Optimizer is AdamW for full-rank params and CompAct's compressed Adam for
 // the rest: moments of shape (rows, r), W <- W - lr*alpha*N P^T.
 type Optimizer struct {
-	cfg   OptimizerConfig
-	be    gpu.Backend
-	model *model.Model
-	M, V  []*gpu.Tensor // per model.Params index, shaped like Grad
-	dir   *gpu.Tensor   // compressed Adam direction N, largest rows*r
-	proj  *gpu.Tensor   // Full P for the decompressed update
-	sumSq *gpu.Tensor
-	clip  *gpu.Tensor
-	Step  int // optimizer steps taken
+	cfg            OptimizerConfig
+	be             gpu.Backend
+	model          *model.Model
+	M, V           []*gpu.Tensor // per model.Params index, shaped like Grad (views of the arenas)
+	mArena, vArena *gpu.Tensor
+	dir            *gpu.Tensor // compressed Adam direction N of the whole compressed segment
+	proj           *gpu.Tensor // Full P for the decompressed update
+	sumSq          *gpu.Tensor
+	clip           *gpu.Tensor
+	Step           int // optimizer steps taken
 }
 
-// NewOptimizer allocates zeroed moments for every parameter of m.
+// NewOptimizer allocates zeroed moments for every parameter of m: two
+// arenas laid out like the gradient arena, with per-parameter views.
 func NewOptimizer(m *model.Model, cfg OptimizerConfig) (*Optimizer, error) {
 	be := m.Backend()
 	o := &Optimizer{cfg: cfg, be: be, model: m}
-	maxDir := 0
-	for _, p := range m.Params {
-		mm, err := be.Alloc(p.Name+".exp_avg", gpu.Optimizer, gpu.Full, p.Grad.Shape...)
-		if err != nil {
-			return nil, err
-		}
-		vv, err := be.Alloc(p.Name+".exp_avg_sq", gpu.Optimizer, gpu.Full, p.Grad.Shape...)
-		if err != nil {
-			return nil, err
-		}
-		o.M, o.V = append(o.M, mm), append(o.V, vv)
-		if p.Compressed() {
-			maxDir = max(maxDir, p.Grad.Len())
-		}
-	}
 	var err error
-	if maxDir > 0 {
-		if o.dir, err = be.Alloc("compact.direction", gpu.Workspace, gpu.Full, maxDir); err != nil {
-			return nil, err
-		}
-		if o.proj, err = be.Alloc("compact.update_projection", gpu.Projection, gpu.Full, m.MaxProjection()); err != nil {
-			return nil, err
+	n := m.GradArena().Len()
+	if o.mArena, err = be.Alloc("exp_avg", gpu.Optimizer, gpu.Full, n); err != nil {
+		return nil, err
+	}
+	if o.vArena, err = be.Alloc("exp_avg_sq", gpu.Optimizer, gpu.Full, n); err != nil {
+		return nil, err
+	}
+	for _, p := range m.Params {
+		o.M = append(o.M, o.mArena.Rows(p.Grad.Off, p.Grad.Off+p.Grad.Len()).Reshape(p.Grad.Shape...))
+		o.V = append(o.V, o.vArena.Rows(p.Grad.Off, p.Grad.Off+p.Grad.Len()).Reshape(p.Grad.Shape...))
+	}
+	for _, s := range m.Segments() {
+		if s.Compressed() {
+			if o.dir, err = be.Alloc("compact.direction", gpu.Workspace, gpu.Full, s.GLen); err != nil {
+				return nil, err
+			}
+			if o.proj, err = be.Alloc("compact.update_projection", gpu.Projection, gpu.Full, m.MaxProjection()); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if o.sumSq, err = be.Alloc("grad_norm_sq", gpu.Other, gpu.Full, 1); err != nil {
@@ -80,37 +80,36 @@ func (o *Optimizer) BeginStep() {
 
 // Update takes one optimizer step at learning rate lr with the gradients
 // accumulated in the model, and returns the global gradient norm before
-// clipping (compressed gradients included).
+// clipping (compressed gradients included). Each update class is one fused
+// launch over its arena segment; compressed params then decompress their
+// direction through P, one GEMM each.
 func (o *Optimizer) Update(lr float64) (float64, error) {
 	be, m := o.be, o.model
 	o.Step++
 	m.SetEpoch(projection.Epoch(o.Step, o.cfg.UpdateGap))
 	be.Zero(o.sumSq)
-	grads := make([]*gpu.Tensor, len(m.Params))
-	for i, p := range m.Params {
-		grads[i] = p.Grad
-	}
-	be.SumSquares(o.sumSq, grads...)
+	be.SumSquares(o.sumSq, m.GradArena())
 	be.ClipScale(o.clip, o.sumSq, float32(o.cfg.GradClip))
-	for i, p := range m.Params {
+	upd, grads := m.UpdateArena(), m.GradArena()
+	for _, s := range m.Segments() {
 		hp := gpu.AdamParams{LR: float32(lr), Beta1: float32(o.cfg.Beta1), Beta2: float32(o.cfg.Beta2),
-			Eps: float32(o.cfg.Eps), Scale: p.Scale, Step: o.Step}
-		if p.Decay {
+			Eps: float32(o.cfg.Eps), Scale: s.Scale, Step: o.Step}
+		if s.Decay {
 			hp.WeightDecay = float32(o.cfg.WeightDecay)
 		}
-		w := p.Updatable()
-		if !p.Compressed() {
-			be.AdamW(w, p.Grad, o.M[i], o.V[i], o.clip, hp)
+		g := grads.Rows(s.GradOff, s.GradOff+s.GLen)
+		mm := o.mArena.Rows(s.GradOff, s.GradOff+s.GLen)
+		vv := o.vArena.Rows(s.GradOff, s.GradOff+s.GLen)
+		if !s.Compressed() {
+			be.AdamW(upd.Rows(s.Off, s.Off+s.Len), g, mm, vv, o.clip, hp)
 			continue
 		}
 		hp.Eps = float32(o.cfg.CompactEps)
-		dir := o.dir.Rows(0, p.Grad.Len()).Reshape(p.Grad.Shape...)
-		be.AdamDirection(dir, p.Grad, o.M[i], o.V[i], o.clip, hp)
+		be.AdamDirection(o.dir, g, mm, vv, o.clip, hp)
 		if hp.WeightDecay != 0 {
-			be.Scale(w, 1-hp.LR*hp.WeightDecay)
+			be.Scale(upd.Rows(s.Off, s.Off+s.Len), 1-hp.LR*hp.WeightDecay)
 		}
-		// W (rows, n) -= lr * N (rows, r) P^T; alpha is already in N.
-		be.Gemm(w, dir, m.FillProjection(o.proj, p.Layer, p.Group), false, true, -hp.LR, 1)
+		o.decompress(s, hp.LR)
 	}
 	if err := m.SyncWeights(); err != nil {
 		return 0, err
@@ -122,13 +121,30 @@ func (o *Optimizer) Update(lr float64) (float64, error) {
 	return math.Sqrt(float64(sq[0])), nil
 }
 
+// decompress applies W (rows, n) -= lr * N (rows, r) P^T for every param of
+// the compressed segment s (alpha is already in N). q/k/v and gate/up share
+// P, so it is generated once per group.
+func (o *Optimizer) decompress(s model.Segment, lr float32) {
+	m := o.model
+	var P *gpu.Tensor
+	lastLayer, lastGroup := -1, -1
+	for _, p := range m.ArenaOrder() {
+		if !p.Compressed() {
+			continue
+		}
+		if p.Layer != lastLayer || p.Group.ID != lastGroup {
+			P = m.FillProjection(o.proj, p.Layer, p.Group)
+			lastLayer, lastGroup = p.Layer, p.Group.ID
+		}
+		off := p.Grad.Off - s.GradOff
+		dir := o.dir.Rows(off, off+p.Grad.Len()).Reshape(p.Grad.Shape...)
+		o.be.Gemm(p.Updatable(), dir, P, false, true, -lr, 1)
+	}
+}
+
 // Free releases the optimizer state.
 func (o *Optimizer) Free() {
-	for i := range o.M {
-		o.be.Free(o.M[i])
-		o.be.Free(o.V[i])
-	}
-	for _, t := range []*gpu.Tensor{o.dir, o.proj, o.sumSq, o.clip} {
+	for _, t := range []*gpu.Tensor{o.mArena, o.vArena, o.dir, o.proj, o.sumSq, o.clip} {
 		if t != nil {
 			o.be.Free(t)
 		}

@@ -1,0 +1,150 @@
+package model
+
+import (
+	"sort"
+
+	"github.com/compact-llm/compact/internal/gpu"
+)
+
+// Parameters, gradients and master weights live in three flat arenas, one
+// allocation each, and every Param's tensors are views into them. Arenas
+// are ordered by update class, so the optimizer updates each class with one
+// fused launch, zeroes all gradients with one memset and takes the global
+// norm in one pass. Each view starts on a 128-element boundary (256 bytes in
+// bf16) so GEMMs on it keep their aligned kernels; the padding stays zero.
+
+// updateClass groups parameters that take the same optimizer update.
+type updateClass int
+
+const (
+	classDecay      updateClass = iota // full-rank matrices: AdamW with weight decay
+	classOProj                         // o_proj under CompAct: AdamW scaled by o_proj_scale*alpha
+	classNoDecay                       // norm weights
+	classCompressed                    // CompAct: compressed Adam, decompressed through P
+	numClasses
+)
+
+const arenaAlign = 128
+
+// Segment is a contiguous run of one update class in the arenas. Offsets are
+// in elements; full-rank classes have the same offsets in the weight and
+// gradient arenas because they come first.
+type Segment struct {
+	Class         updateClass
+	Off, Len      int // in the weight and master arenas
+	GradOff, GLen int // in the gradient arena
+	Scale         float32
+	Decay         bool
+}
+
+// Compressed reports whether the segment holds CompAct params.
+func (s Segment) Compressed() bool { return s.Class == classCompressed }
+
+type arenas struct {
+	w, grad, master *gpu.Tensor
+	segments        []Segment
+	order           []*Param // params in arena order
+}
+
+func roundUp(n int) int { return (n + arenaAlign - 1) / arenaAlign * arenaAlign }
+
+func classOf(p *Param, compactOn bool) updateClass {
+	switch {
+	case p.Group != nil:
+		return classCompressed
+	case !p.Decay:
+		return classNoDecay
+	case compactOn && p.Scale != 1:
+		return classOProj
+	}
+	return classDecay
+}
+
+func (m *Model) allocArenas() error {
+	order := append([]*Param(nil), m.Params...)
+	for _, p := range order {
+		p.class = classOf(p, m.Opts.Compact.Enabled)
+	}
+	sort.SliceStable(order, func(i, j int) bool { return order[i].class < order[j].class })
+	wOff, gOff := make([]int, len(order)), make([]int, len(order))
+	var wN, gN int
+	for i, p := range order {
+		wOff[i], gOff[i] = wN, gN
+		n := 1
+		for _, d := range p.shape {
+			n *= d
+		}
+		wN += roundUp(n)
+		if p.Group != nil {
+			n = p.shape[0] * p.Group.Rank
+		}
+		gN += roundUp(n)
+	}
+	var err error
+	if m.arena.w, err = m.be.Alloc("weights", gpu.Weights, gpu.Low, wN); err != nil {
+		return err
+	}
+	if m.arena.grad, err = m.be.Alloc("grads", gpu.Grads, gpu.Full, gN); err != nil {
+		return err
+	}
+	if m.be.MasterWeights() {
+		if m.arena.master, err = m.be.Alloc("master", gpu.Master, gpu.Full, wN); err != nil {
+			return err
+		}
+	}
+	for i, p := range order {
+		n, g := 1, 1
+		for _, d := range p.shape {
+			n *= d
+		}
+		gshape := p.shape
+		if p.Group != nil {
+			gshape = []int{p.shape[0], p.Group.Rank}
+		}
+		for _, d := range gshape {
+			g *= d
+		}
+		p.W = view(m.arena.w, wOff[i], p.shape)
+		p.Grad = view(m.arena.grad, gOff[i], gshape)
+		if m.arena.master != nil {
+			p.Master = view(m.arena.master, wOff[i], p.shape)
+		}
+		last := len(m.arena.segments) - 1
+		if last < 0 || m.arena.segments[last].Class != p.class {
+			m.arena.segments = append(m.arena.segments, Segment{Class: p.class, Off: wOff[i], GradOff: gOff[i],
+				Scale: p.Scale, Decay: p.Decay})
+			last++
+		}
+		s := &m.arena.segments[last]
+		s.Len = wOff[i] + roundUp(n) - s.Off
+		s.GLen = gOff[i] + roundUp(g) - s.GradOff
+	}
+	m.arena.order = order
+	return nil
+}
+
+func view(arena *gpu.Tensor, off int, shape []int) *gpu.Tensor {
+	n := 1
+	for _, d := range shape {
+		n *= d
+	}
+	return arena.Rows(off, off+n).Reshape(shape...)
+}
+
+// Segments lists the update classes in arena order.
+func (m *Model) Segments() []Segment { return m.arena.segments }
+
+// GradArena is every gradient, padding included (zero), as one tensor.
+func (m *Model) GradArena() *gpu.Tensor { return m.arena.grad }
+
+// UpdateArena is the tensor the optimizer changes: master weights when the
+// backend keeps them, else the weights.
+func (m *Model) UpdateArena() *gpu.Tensor {
+	if m.arena.master != nil {
+		return m.arena.master
+	}
+	return m.arena.w
+}
+
+// ArenaOrder lists the params in arena order.
+func (m *Model) ArenaOrder() []*Param { return m.arena.order }
