@@ -194,3 +194,52 @@ func TestKillDuringCheckpointThenResume(t *testing.T) {
 		t.Fatalf("the failed resume modified the checkpoint")
 	}
 }
+
+// memreport on the CPU: the prediction equals the measurement exactly (the
+// CPU backend allocates nothing the meter does not see), the JSON carries
+// every variant, the PNG is written, and bad flags exit 2.
+func TestMemreport(t *testing.T) {
+	dir := t.TempDir()
+	png := filepath.Join(dir, "mem.png")
+	args := []string{"memreport", "--device", "cpu", "--set", "model.vocab_size=512", "--set", "model.hidden_size=64",
+		"--set", "model.intermediate_size=128", "--set", "model.num_layers=2", "--set", "model.num_heads=2",
+		"--set", "model.num_kv_heads=2", "--set", "train.seq_len=64", "--set", "model.max_seq_len=64",
+		"--set", "data.tokenizer=byte", "--batch", "2", "--memory", "64MiB", "--reserve", "0", "--variants", "full+none,r0.25+none,r0.25+block",
+		"--measure", "--json", "--plot", png}
+	cmd := exec.Command(binary, args...)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("memreport: %v", err)
+	}
+	var rep struct {
+		Rows []struct {
+			Variant      struct{ Name string }
+			Predicted    map[string]int64 `json:"predicted_bytes"`
+			Measured     map[string]int64 `json:"measured_bytes"`
+			MaxBatch     int              `json:"max_micro_batch"`
+			ErrorPercent float64          `json:"error_percent"`
+		}
+	}
+	if err := json.Unmarshal(out, &rep); err != nil {
+		t.Fatalf("memreport JSON: %v\n%s", err, out)
+	}
+	if len(rep.Rows) != 3 {
+		t.Fatalf("%d variants, want 3", len(rep.Rows))
+	}
+	for _, r := range rep.Rows {
+		if r.ErrorPercent != 0 || r.Predicted["total"] != r.Measured["total"] {
+			t.Errorf("%s: predicted %d, measured %d", r.Variant.Name, r.Predicted["total"], r.Measured["total"])
+		}
+		if r.MaxBatch < 2 {
+			t.Errorf("%s: max micro-batch %d in 64 MiB", r.Variant.Name, r.MaxBatch)
+		}
+	}
+	if st, err := os.Stat(png); err != nil || st.Size() < 1000 {
+		t.Errorf("plot: %v", err)
+	}
+	for _, bad := range [][]string{{"memreport", "--memory", "lots"}, {"memreport", "--ranks", "0,x"}, {"memreport", "--variants", "nothing"}} {
+		if code, stderr := run(t, nil, bad...); code != 2 {
+			t.Errorf("compact %v: exit %d: %s", bad, code, stderr)
+		}
+	}
+}

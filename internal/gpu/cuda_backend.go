@@ -112,6 +112,9 @@ func (c *CUDA) Describe() string {
 	return fmt.Sprintf("cuda:%d %s (sm_%d%d, %.1f GiB)", c.dev.Ordinal(), c.dev.Name(), major, minor, float64(c.dev.TotalMem())/(1<<30))
 }
 
+// MemGetInfo is the driver's free and total device memory.
+func (c *CUDA) MemGetInfo() (free, total int64, err error) { return c.dev.MemGetInfo() }
+
 // Device is the underlying device (name, memory info, events).
 func (c *CUDA) Device() *CudaDevice { return c.dev }
 
@@ -479,7 +482,6 @@ func (c *CUDA) CrossEntropy(losses, logits, targets *Tensor, grad bool, gradScal
 	c.launch("cross_entropy", [3]uint32{uint32(n), 1, 1}, [3]uint32{512, 1, 1}, 0, losses.ptr(), logits.ptr(), targets.ptr(), i32(n), i32(V), g, gradScale)
 }
 
-const sumSquaresParts = 256
 
 // SumSquares gives each tensor its own slice of partial sums and finishes
 // once: one launch per tensor plus one, in a fixed order.

@@ -6,8 +6,16 @@ package gpu
 // from the very code that allocates it, so the prediction cannot drift from
 // the engine.
 type Meter struct {
-	mem  MemStats
-	size [3]int64 // bytes per element of Low, Full, Int32
+	mem    MemStats
+	size   [3]int64 // bytes per element of Low, Full, Int32
+	Allocs []MeterAlloc
+}
+
+// MeterAlloc is one allocation a Meter saw.
+type MeterAlloc struct {
+	Name  string
+	Cat   Category
+	Bytes int64
 }
 
 // NewMeter predicts a backend storing Low tensors in lowBytes and Full
@@ -22,7 +30,9 @@ func (m *Meter) Name() string { return "meter" }
 
 func (m *Meter) Alloc(name string, cat Category, p Precision, shape ...int) (*Tensor, error) {
 	t := &Tensor{Name: name, Shape: shape, Prec: p, Cat: cat}
-	m.mem.Add(cat, int64(t.Len())*m.size[p])
+	b := int64(t.Len()) * m.size[p]
+	m.mem.Add(cat, b)
+	m.Allocs = append(m.Allocs, MeterAlloc{name, cat, b})
 	return t, nil
 }
 

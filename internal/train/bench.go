@@ -52,6 +52,18 @@ func Bench(cfg Config, name string, warmup, steps int, profile io.Writer) (Bench
 		return BenchResult{}, err
 	}
 	defer be.Close()
+	r, err := runSteps(be, cfg, warmup, steps, profile, nil)
+	r.Name, r.Device = name, desc
+	if p := peakBF16(desc); p > 0 {
+		r.MFU = r.TFLOPS * 1e12 / p
+	}
+	return r, err
+}
+
+// runSteps builds cfg on be, takes warmup untimed and steps timed training
+// steps on random tokens, calls atEnd (if set) while everything is still
+// allocated, and frees it.
+func runSteps(be gpu.Backend, cfg Config, warmup, steps int, profile io.Writer, atEnd func()) (BenchResult, error) {
 	m, err := buildModel(be, cfg)
 	if err != nil {
 		return BenchResult{}, err
@@ -98,7 +110,9 @@ func Bench(cfg Config, name string, warmup, steps int, profile io.Writer) (Bench
 	if err := be.Sync(); err != nil {
 		return BenchResult{}, err
 	}
-	be.Memory().ResetPeak()
+	if warmup > 0 {
+		be.Memory().ResetPeak()
+	}
 	start := time.Now()
 	for i := 0; i < steps; i++ {
 		if err := step(); err != nil {
@@ -116,19 +130,18 @@ func Bench(cfg Config, name string, warmup, steps int, profile io.Writer) (Bench
 				return BenchResult{}, err
 			}
 		}
-		fmt.Fprintf(profile, "== %s: device time per step by kernel\n", name)
 		if err := p.StopProfile(profile, steps); err != nil {
 			return BenchResult{}, err
 		}
 	}
+	if atEnd != nil {
+		atEnd()
+	}
 	tokens := B * T * tr.GradAccum
-	r := BenchResult{Name: name, Device: desc, Params: cfg.Model.NumParams(), Tokens: tokens,
+	r := BenchResult{Params: cfg.Model.NumParams(), Tokens: tokens,
 		StepMs: el / float64(steps) * 1e3, TokPerS: float64(tokens*steps) / el,
 		PeakBytes: be.Memory().Snapshot().PeakAll, Loss: loss}
 	r.TFLOPS = r.TokPerS * cfg.Model.TrainFLOPsPerToken(T) / 1e12
-	if p := peakBF16(desc); p > 0 {
-		r.MFU = r.TFLOPS * 1e12 / p
-	}
 	return r, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/compact-llm/compact/internal/gpu"
 	"github.com/compact-llm/compact/internal/model"
@@ -18,22 +19,74 @@ func ElementBytes(backend string) (low, full int64) {
 	return 4, 4
 }
 
+// Prediction is the memory a training step of one configuration needs.
+type Prediction struct {
+	PeakAt  [gpu.NumCategories]int64 // bytes by category at the peak
+	PeakAll int64
+	// Activations split by what they hold (block inputs, q/k/v, gate/up,
+	// compressed z, ...), summing to PeakAt[Activations].
+	Kinds map[string]int64
+}
+
 // PredictMemory builds the run's model, optimizer and activations on a
-// gpu.Meter and returns the bytes they would allocate, by category.
-func PredictMemory(cfg Config, B, T int, backend string) (gpu.MemSnapshot, error) {
+// gpu.Meter, so the prediction comes from the very code that allocates, and
+// adds what the CUDA backend allocates on its own (cuBLASLt workspace and
+// the kernels' scratch). Everything is allocated before the first step, so
+// the sum is the peak.
+func PredictMemory(cfg Config, B, T int, backend string) (Prediction, error) {
 	low, full := ElementBytes(backend)
 	meter := gpu.NewMeter(low, full)
 	m, err := buildModel(meter, cfg)
 	if err != nil {
-		return gpu.MemSnapshot{}, err
+		return Prediction{}, err
 	}
 	if _, err := NewOptimizer(m, optimizerConfig(cfg)); err != nil {
-		return gpu.MemSnapshot{}, err
+		return Prediction{}, err
 	}
 	if err := m.Prepare(B, T); err != nil {
-		return gpu.MemSnapshot{}, err
+		return Prediction{}, err
 	}
-	return meter.Memory().Snapshot(), nil
+	s := meter.Memory().Snapshot()
+	p := Prediction{PeakAt: s.Current, PeakAll: s.Total, Kinds: map[string]int64{}}
+	if backend == "cuda" {
+		extra := int64(gpu.GemmWorkspaceBytes) + 4*gpu.CUDAScratchFloats(B, T, cfg.Model.Hidden, cfg.Model.Heads)
+		p.PeakAt[gpu.Workspace] += extra
+		p.PeakAll += extra
+	}
+	for _, a := range meter.Allocs {
+		if a.Cat == gpu.Activations {
+			p.Kinds[activationKind(a.Name)] += a.Bytes
+		}
+	}
+	return p, nil
+}
+
+// activationKind names what an activation tensor of model.Prepare holds.
+func activationKind(name string) string {
+	if strings.HasPrefix(name, "layers.") {
+		if i := strings.Index(name[len("layers."):], "."); i >= 0 {
+			name = name[len("layers.")+i+1:]
+		}
+	}
+	switch {
+	case name == "x" || name == "final":
+		return "block inputs"
+	case name == "xmid":
+		return "residual after attention"
+	case strings.HasPrefix(name, "rstd"):
+		return "norm statistics"
+	case name == "q" || name == "k" || name == "v":
+		return "q, k, v"
+	case name == "att" || name == "lse":
+		return "attention output"
+	case name == "gate" || name == "up":
+		return "gate, up"
+	case strings.HasPrefix(name, "z"):
+		return "compressed z"
+	case name == "losses":
+		return "loss"
+	}
+	return "scratch (norm out, activations, gradients)"
 }
 
 func buildModel(be gpu.Backend, cfg Config) (*model.Model, error) {
@@ -52,15 +105,16 @@ func optimizerConfig(cfg Config) OptimizerConfig {
 
 // MemoryFile is memreport.json of a training run.
 type MemoryFile struct {
-	Device     string           `json:"device"`
-	MicroBatch int              `json:"micro_batch"`
-	SeqLen     int              `json:"seq_len"`
-	CompAct    bool             `json:"compact"`
-	Rank       float64          `json:"rank,omitempty"`
-	Recompute  string           `json:"recompute"`
-	Predicted  map[string]int64 `json:"predicted_peak_bytes"`
-	Measured   map[string]int64 `json:"measured_peak_bytes,omitempty"`
-	Note       string           `json:"note"`
+	Device          string           `json:"device"`
+	MicroBatch      int              `json:"micro_batch"`
+	SeqLen          int              `json:"seq_len"`
+	CompAct         bool             `json:"compact"`
+	Rank            float64          `json:"rank,omitempty"`
+	Recompute       string           `json:"recompute"`
+	Predicted       map[string]int64 `json:"predicted_peak_bytes"`
+	ActivationKinds map[string]int64 `json:"predicted_activation_bytes_by_kind"`
+	Measured        map[string]int64 `json:"measured_peak_bytes,omitempty"`
+	Note            string           `json:"note"`
 }
 
 func categoryMap(per [gpu.NumCategories]int64, total int64) map[string]int64 {

@@ -147,8 +147,15 @@ func TestPredictedMemoryMatchesCPU(t *testing.T) {
 				t.Fatal(err)
 			}
 			got := be.Memory().Snapshot()
-			if got.PeakAll != pred.PeakAll || got.Peak != pred.Peak {
-				t.Errorf("compact %v recompute %s: predicted %v, allocated %v", compact, rc, pred.Peak, got.Peak)
+			if got.PeakAll != pred.PeakAll || got.Peak != pred.PeakAt {
+				t.Errorf("compact %v recompute %s: predicted %v, allocated %v", compact, rc, pred.PeakAt, got.Peak)
+			}
+			var kinds int64
+			for _, b := range pred.Kinds {
+				kinds += b
+			}
+			if kinds != pred.PeakAt[gpu.Activations] {
+				t.Errorf("activation kinds sum to %d, activations are %d", kinds, pred.PeakAt[gpu.Activations])
 			}
 		}
 	}
@@ -156,8 +163,8 @@ func TestPredictedMemoryMatchesCPU(t *testing.T) {
 	full.Compact.Enabled = false
 	base, _ := PredictMemory(full, 64, 256, "cuda")
 	small, _ := PredictMemory(Default(), 64, 256, "cuda")
-	if small.Peak[gpu.Optimizer] >= base.Peak[gpu.Optimizer] {
-		t.Errorf("CompAct optimizer state %d not below full rank %d", small.Peak[gpu.Optimizer], base.Peak[gpu.Optimizer])
+	if small.PeakAt[gpu.Optimizer] >= base.PeakAt[gpu.Optimizer] {
+		t.Errorf("CompAct optimizer state %d not below full rank %d", small.PeakAt[gpu.Optimizer], base.PeakAt[gpu.Optimizer])
 	}
 }
 

@@ -314,12 +314,12 @@ func (t *Trainer) modelEpoch() uint32 {
 
 func (t *Trainer) writeMemreport(measured bool) error {
 	tr := t.cfg.Train
-	pred, err := PredictMemory(t.cfg, tr.MicroBatch, tr.SeqLen, t.device)
+	pred, err := PredictMemory(t.cfg, tr.MicroBatch, tr.SeqLen, t.be.Name())
 	if err != nil {
 		return err
 	}
 	mf := MemoryFile{Device: t.device, MicroBatch: tr.MicroBatch, SeqLen: tr.SeqLen, CompAct: t.cfg.Compact.Enabled,
-		Recompute: tr.Recompute, Predicted: categoryMap(pred.PeakAt, pred.PeakAll),
+		Recompute: tr.Recompute, Predicted: categoryMap(pred.PeakAt, pred.PeakAll), ActivationKinds: pred.Kinds,
 		Note: "bytes of device allocations made by the engine, by category; predicted by building the run on a metering backend"}
 	if t.cfg.Compact.Enabled {
 		mf.Rank = t.cfg.Compact.Rank

@@ -1,0 +1,125 @@
+package train
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/compact-llm/compact/internal/gpu"
+)
+
+// MemVariant is one configuration memreport compares: full rank or CompAct
+// at a rank, shared or per-layer projections, and a recomputation policy.
+type MemVariant struct {
+	Name      string  `json:"name"`
+	Compact   bool    `json:"compact"`
+	Rank      float64 `json:"rank,omitempty"`
+	Share     bool    `json:"share"`
+	Recompute string  `json:"recompute"`
+}
+
+// Apply returns cfg changed to the variant.
+func (v MemVariant) Apply(cfg Config) Config {
+	cfg.Compact.Enabled = v.Compact
+	if v.Compact {
+		cfg.Compact.Rank, cfg.Compact.Share = v.Rank, v.Share
+	}
+	cfg.Train.Recompute = v.Recompute
+	return cfg
+}
+
+// MemVariants lists full rank and CompAct at each rank (shared
+// projections), CompAct at ranks[1] with per-layer projections, each with
+// every recomputation policy; filter keeps names with one of its prefixes.
+func MemVariants(ranks []float64, filter []string) []MemVariant {
+	var out []MemVariant
+	add := func(v MemVariant) {
+		if len(filter) == 0 {
+			out = append(out, v)
+			return
+		}
+		for _, f := range filter {
+			if strings.HasPrefix(v.Name, f) {
+				out = append(out, v)
+				return
+			}
+		}
+	}
+	for _, rc := range []string{"none", "mlp", "block"} {
+		add(MemVariant{Name: "full+" + rc, Recompute: rc})
+		for _, r := range ranks {
+			add(MemVariant{Name: fmt.Sprintf("r%g+%s", r, rc), Compact: true, Rank: r, Share: true, Recompute: rc})
+		}
+		if len(ranks) > 1 {
+			add(MemVariant{Name: fmt.Sprintf("r%g-perlayer+%s", ranks[1], rc), Compact: true, Rank: ranks[1], Recompute: rc})
+		}
+	}
+	return out
+}
+
+// MaxMicroBatch is the largest micro-batch (up to limit) whose predicted
+// peak plus reserve fits in memory, or 0 when even 1 does not.
+func MaxMicroBatch(cfg Config, T int, backend string, memory, reserve int64, limit int) (int, error) {
+	fits := func(B int) (bool, error) {
+		p, err := PredictMemory(cfg, B, T, backend)
+		if err != nil {
+			return false, err
+		}
+		return p.PeakAll+reserve <= memory, nil
+	}
+	lo, hi := 0, limit // fits(lo) holds (0 trivially); find the largest
+	for lo < hi {
+		mid := (lo + hi + 1) / 2
+		ok, err := fits(mid)
+		if err != nil {
+			return 0, err
+		}
+		if ok {
+			lo = mid
+		} else {
+			hi = mid - 1
+		}
+	}
+	return lo, nil
+}
+
+// MemMeasurement is the memory of real training steps on a device.
+type MemMeasurement struct {
+	PeakAt  [gpu.NumCategories]int64
+	PeakAll int64
+	// DriverUsed is the growth of the device's used memory (driver's view:
+	// our allocations plus allocator rounding and the CUDA context), 0 on
+	// the CPU.
+	DriverUsed int64
+}
+
+// MeasureMemory runs `steps` training steps of cfg at micro-batch B on its
+// device and reports the allocator's peak by category.
+func MeasureMemory(cfg Config, B int, steps int) (MemMeasurement, error) {
+	cfg.Train.MicroBatch, cfg.Train.GradAccum = B, 1
+	be, _, err := gpu.Open(cfg.Train.Device, cfg.Train.Threads)
+	if err != nil {
+		return MemMeasurement{}, err
+	}
+	defer be.Close()
+	var before int64
+	type driver interface {
+		MemGetInfo() (free, total int64, err error)
+	}
+	drv, hasDriver := be.(driver)
+	if hasDriver {
+		if free, total, err := drv.MemGetInfo(); err == nil {
+			before = total - free
+		}
+	}
+	var out MemMeasurement
+	_, err = runSteps(be, cfg, 0, steps, nil, func() {
+		s := be.Memory().Snapshot()
+		out.PeakAt, out.PeakAll = s.PeakAt, s.PeakAll
+		if hasDriver {
+			if free, total, err := drv.MemGetInfo(); err == nil {
+				out.DriverUsed = total - free - before
+			}
+		}
+	})
+	return out, err
+}
