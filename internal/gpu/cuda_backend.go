@@ -482,7 +482,6 @@ func (c *CUDA) CrossEntropy(losses, logits, targets *Tensor, grad bool, gradScal
 	c.launch("cross_entropy", [3]uint32{uint32(n), 1, 1}, [3]uint32{512, 1, 1}, 0, losses.ptr(), logits.ptr(), targets.ptr(), i32(n), i32(V), g, gradScale)
 }
 
-
 // SumSquares gives each tensor its own slice of partial sums and finishes
 // once: one launch per tensor plus one, in a fixed order.
 func (c *CUDA) SumSquares(acc *Tensor, ts ...*Tensor) {
