@@ -31,7 +31,7 @@ small space, and decompresses only the update (CompAct, NAACL 2025).`,
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return flagError{err} })
-	root.AddCommand(newPretrainCmd(), newTokenizeCmd(), newBenchCmd(), newMemreportCmd())
+	root.AddCommand(newPretrainCmd(), newFinetuneCmd(), newEvalCmd(), newSampleCmd(), newTokenizeCmd(), newBenchCmd(), newMemreportCmd())
 	return root
 }
 

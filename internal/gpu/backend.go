@@ -145,3 +145,17 @@ type Backend interface {
 	// to float rounding.
 	Projection(P *Tensor, s ProjectionStream)
 }
+
+// Decoder is implemented by backends that generate with a KV cache. It is
+// a separate interface so that a backend without it (today: CUDA and the
+// metering backend) still trains; `compact sample` says so plainly.
+type Decoder interface {
+	// RoPEAt is RoPE with every row of x (n, heads*D) at position pos.
+	RoPEAt(x *Tensor, pos, heads, D int, theta float32)
+	// AttentionDecode attends one new query row per sequence to the cache:
+	// q, out (B, H*D); kc, vc (maxT*B, KV*D) with position j of sequence b
+	// in row j*B + b, so one step's k/v rows are contiguous; positions
+	// [0, t) are valid (the new token's own k, v already written at t-1).
+	// Grouped-query heads as in Attention; scale 1/sqrt(D).
+	AttentionDecode(out, q, kc, vc *Tensor, B, t, H, KV, D int)
+}

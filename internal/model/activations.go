@@ -39,6 +39,13 @@ type activations struct {
 	proj       *gpu.Tensor // P, largest n*r of any group (Projection)
 	owned      []*gpu.Tensor
 	chunk      int
+
+	// classification head (Options.NumLabels > 0)
+	sel        *gpu.Tensor // (B, N) one-hot: row b selects sequence b's labelled position
+	labels     *gpu.Tensor // (B) Int32, -1 for a sequence without a label
+	hsel, dsel *gpu.Tensor // (B, C) selected hidden states and their gradient
+	clogits    *gpu.Tensor // (B, NumLabels) Workspace
+	closses    *gpu.Tensor // (B) Full
 }
 
 // lossChunk is the number of rows of logits live at once.
@@ -88,9 +95,22 @@ func (m *Model) Prepare(B, T int) error {
 	a.dresid, a.dh, a.datt = act("dresid", N, C), act("dh", N, C), act("datt", N, C)
 	a.dq, a.dk, a.dv = act("dq", N, C), act("dk", N, KV), act("dv", N, KV)
 	a.da = act("da", N, F)
-	a.chunk = m.lossChunk(N)
-	a.logits = alloc("logits", gpu.Workspace, gpu.Low, a.chunk, m.Cfg.VocabSize)
 	a.losses = actF("losses", N)
+	if m.lmHead != nil {
+		a.chunk = m.lossChunk(N)
+		a.logits = alloc("logits", gpu.Workspace, gpu.Low, a.chunk, m.Cfg.VocabSize)
+	} else {
+		// The selection is a one-hot GEMM rather than a gather so that it
+		// and its transpose (the scatter of the gradient) run on any
+		// backend in any precision; at B x N x C it costs nothing next to
+		// the blocks.
+		L := m.Opts.NumLabels
+		a.sel = act("class.select", B, N)
+		a.labels = alloc("class.labels", gpu.Other, gpu.Int32, B)
+		a.hsel, a.dsel = act("class.hidden", B, C), act("class.dhidden", B, C)
+		a.clogits = alloc("class.logits", gpu.Workspace, gpu.Low, B, L)
+		a.closses = actF("class.losses", B)
+	}
 
 	// Shared scratch for what the policy recomputes.
 	var shared layerActs

@@ -21,6 +21,12 @@ func (m *Model) SetBatch(inputs, targets []int32, B, T int) error {
 			return fmt.Errorf("input token %d at position %d is outside the vocabulary of %d", id, i, m.Cfg.VocabSize)
 		}
 	}
+	if m.score != nil {
+		if err := m.be.UploadInt32(m.acts.tokens, inputs); err != nil {
+			return err
+		}
+		return m.setLabels(targets, B, T)
+	}
 	for i, id := range targets {
 		if int(id) >= m.Cfg.VocabSize {
 			return fmt.Errorf("target token %d at position %d is outside the vocabulary of %d", id, i, m.Cfg.VocabSize)
@@ -116,6 +122,9 @@ func (m *Model) Forward(train bool, gradScale float32) (float64, error) {
 		}
 		m.blockForward(l, next)
 	}
+	if m.score != nil {
+		return m.classify(train, gradScale)
+	}
 	return m.classifier(train, gradScale)
 }
 
@@ -136,13 +145,18 @@ func (m *Model) classifier(train bool, gradScale float32) (float64, error) {
 			be.Gemm(m.lmHead.Grad, logits, hN, true, false, 1, 1)
 		}
 	}
-	losses, err := be.DownloadF64(a.losses)
+	return m.sumLosses(a.losses)
+}
+
+// sumLosses downloads per-row losses and adds them up on the host.
+func (m *Model) sumLosses(losses *gpu.Tensor) (float64, error) {
+	v, err := m.be.DownloadF64(losses)
 	if err != nil {
 		return 0, err
 	}
 	var sum float64
-	for _, v := range losses {
-		sum += v
+	for _, x := range v {
+		sum += x
 	}
 	return sum, nil
 }

@@ -30,9 +30,26 @@ type HFConfig struct {
 	AttentionBias         bool     `json:"attention_bias"`
 	MLPBias               bool     `json:"mlp_bias"`
 	TorchDType            string   `json:"torch_dtype"`
-	BOSTokenID            *int     `json:"bos_token_id,omitempty"`
-	EOSTokenID            *int     `json:"eos_token_id,omitempty"`
+	BOSTokenID            *TokenID `json:"bos_token_id,omitempty"`
+	EOSTokenID            *TokenID `json:"eos_token_id,omitempty"`
+
+	// Sequence classification (LlamaForSequenceClassification): transformers
+	// picks the hidden state of the last token whose id != pad_token_id.
+	PadTokenID *TokenID          `json:"pad_token_id,omitempty"`
+	NumLabels  int               `json:"num_labels,omitempty"`
+	ID2Label   map[string]string `json:"id2label,omitempty"`
+	Label2ID   map[string]int    `json:"label2id,omitempty"`
+
+	// Read only, to refuse what compact does not implement.
+	RopeScaling json.RawMessage `json:"rope_scaling,omitempty"`
+	HeadDim     int             `json:"head_dim,omitempty"`
 }
+
+// Architecture names in config.json.
+const (
+	ArchCausalLM       = "LlamaForCausalLM"
+	ArchClassification = "LlamaForSequenceClassification"
+)
 
 // HF returns c as a LlamaConfig; eos < 0 leaves the special tokens unset.
 func (c Config) HF(eos int) HFConfig {
@@ -42,14 +59,64 @@ func (c Config) HF(eos int) HFConfig {
 		RMSNormEps: c.RMSEps, RopeTheta: c.RopeTheta, TieWordEmbeddings: c.TieEmbeddings,
 		InitializerRange: c.InitStd, HiddenAct: "silu", TorchDType: "float32"}
 	if eos >= 0 {
-		h.BOSTokenID, h.EOSTokenID = &eos, &eos
+		id := TokenID(eos)
+		h.BOSTokenID, h.EOSTokenID = &id, &id
 	}
 	return h
 }
 
+// TokenID is a special-token id in config.json. Some models list several
+// end-of-sequence ids ([128001, 128009]); the first one is taken.
+type TokenID int
+
+// UnmarshalJSON accepts an integer or a non-empty list of integers.
+func (t *TokenID) UnmarshalJSON(b []byte) error {
+	var n int
+	if err := json.Unmarshal(b, &n); err == nil {
+		*t = TokenID(n)
+		return nil
+	}
+	var list []int
+	if err := json.Unmarshal(b, &list); err != nil || len(list) == 0 {
+		return fmt.Errorf("token id %s: want an integer or a list of integers", b)
+	}
+	*t = TokenID(list[0])
+	return nil
+}
+
 // WriteHFConfig writes config.json.
 func WriteHFConfig(w io.Writer, c Config, eos int) error {
-	js, err := json.MarshalIndent(c.HF(eos), "", "  ")
+	return writeHF(w, c.HF(eos))
+}
+
+// HF returns the model's config.json: a causal LM, or with a classification
+// head LlamaForSequenceClassification with num_labels, id2label and
+// pad_token_id = eos (compact pads classification batches with the
+// end-of-text token and never puts it inside a text, so transformers' "last
+// token that is not padding" is the row compact's head reads).
+func (m *Model) HF(eos int) HFConfig {
+	h := m.Cfg.HF(eos)
+	if n := m.Opts.NumLabels; n > 0 {
+		h.Architectures = []string{ArchClassification}
+		h.NumLabels = n
+		h.ID2Label, h.Label2ID = map[string]string{}, map[string]int{}
+		for i := 0; i < n; i++ {
+			name := fmt.Sprintf("LABEL_%d", i)
+			h.ID2Label[fmt.Sprint(i)], h.Label2ID[name] = name, i
+		}
+		if eos >= 0 {
+			id := TokenID(eos)
+			h.PadTokenID = &id
+		}
+	}
+	return h
+}
+
+// WriteHFConfig writes the model's config.json (see HF).
+func (m *Model) WriteHFConfig(w io.Writer, eos int) error { return writeHF(w, m.HF(eos)) }
+
+func writeHF(w io.Writer, h HFConfig) error {
+	js, err := json.MarshalIndent(h, "", "  ")
 	if err != nil {
 		return err
 	}
@@ -59,22 +126,57 @@ func WriteHFConfig(w io.Writer, c Config, eos int) error {
 
 // ReadHFConfig reads a LlamaConfig config.json into a Config.
 func ReadHFConfig(path string) (Config, error) {
+	c, _, err := ReadHFConfigFull(path)
+	return c, err
+}
+
+// ReadHFConfigFull reads config.json and also returns it as written, for the
+// head (architectures, num_labels, pad_token_id) and the special tokens.
+func ReadHFConfigFull(path string) (Config, HFConfig, error) {
+	c, h, err := readHFConfig(path)
+	if err != nil {
+		return Config{}, HFConfig{}, err
+	}
+	if h.NumLabels == 0 && len(h.ID2Label) > 0 {
+		h.NumLabels = len(h.ID2Label) // transformers stores the labels, not always num_labels
+	}
+	return c, h, nil
+}
+
+// IsClassifier reports whether config.json describes a sequence classifier.
+func (h HFConfig) IsClassifier() bool {
+	for _, a := range h.Architectures {
+		if a == ArchClassification {
+			return true
+		}
+	}
+	return false
+}
+
+func readHFConfig(path string) (Config, HFConfig, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
-		return Config{}, err
+		return Config{}, HFConfig{}, err
 	}
 	h := HFConfig{RMSNormEps: 1e-6, RopeTheta: 10000, InitializerRange: 0.02, HiddenAct: "silu"}
 	if err := json.Unmarshal(raw, &h); err != nil {
-		return Config{}, fmt.Errorf("config %s: %w", path, err)
+		return Config{}, h, fmt.Errorf("config %s: %w", path, err)
+	}
+	if len(h.RopeScaling) > 0 && string(h.RopeScaling) != "null" {
+		return Config{}, h, fmt.Errorf("config %s: rope_scaling %s is not supported (plain RoPE only)", path, h.RopeScaling)
+	}
+	if h.HeadDim != 0 && h.NumAttentionHeads > 0 && h.HeadDim*h.NumAttentionHeads != h.HiddenSize {
+		return Config{}, h, fmt.Errorf("config %s: head_dim %d times num_attention_heads %d is not hidden_size %d (not supported)",
+			path, h.HeadDim, h.NumAttentionHeads, h.HiddenSize)
 	}
 	if h.ModelType != "" && h.ModelType != "llama" {
-		return Config{}, fmt.Errorf("config %s: model_type %q is not llama", path, h.ModelType)
+		return Config{}, h, fmt.Errorf("config %s: model_type %q is not llama", path, h.ModelType)
 	}
 	if h.HiddenAct != "silu" {
-		return Config{}, fmt.Errorf("config %s: hidden_act %q is not silu", path, h.HiddenAct)
+		return Config{}, h, fmt.Errorf("config %s: hidden_act %q is not silu", path, h.HiddenAct)
 	}
 	if h.AttentionBias || h.MLPBias {
-		return Config{}, fmt.Errorf("config %s: attention or MLP biases are not supported", path)
+		return Config{}, h, fmt.Errorf("config %s: attention or MLP biases are not supported", path)
 	}
 	if h.NumKeyValueHeads == 0 {
 		h.NumKeyValueHeads = h.NumAttentionHeads
@@ -84,9 +186,9 @@ func ReadHFConfig(path string) (Config, error) {
 		MaxSeqLen: h.MaxPositionEmbeddings, RopeTheta: h.RopeTheta, RMSEps: h.RMSNormEps,
 		TieEmbeddings: h.TieWordEmbeddings, InitStd: h.InitializerRange}
 	if err := c.Validate(); err != nil {
-		return Config{}, fmt.Errorf("config %s: %w", path, err)
+		return Config{}, h, fmt.Errorf("config %s: %w", path, err)
 	}
-	return c, nil
+	return c, h, nil
 }
 
 // WeightTensors downloads every weight under its HF name (lm_head is absent
@@ -101,29 +203,6 @@ func (m *Model) WeightTensors() ([]NamedTensor, error) {
 		out = append(out, NamedTensor{Name: p.Name, Shape: p.W.Shape, Data: data})
 	}
 	return out, nil
-}
-
-// LoadWeights fills every parameter from an open safetensors file, checking
-// names and shapes. Extra tensors are an error unless they are HF buffers
-// that compact does not use (rotary inv_freq).
-func (m *Model) LoadWeights(s *SafetensorsFile) error {
-	for _, p := range m.Params {
-		ti, ok := s.Tensors[p.Name]
-		if !ok {
-			return fmt.Errorf("safetensors %s: missing tensor %s", s.Path, p.Name)
-		}
-		if !sameShape(ti.Shape, p.W.Shape) {
-			return fmt.Errorf("safetensors %s: tensor %s has shape %v, the model needs %v", s.Path, p.Name, ti.Shape, p.W.Shape)
-		}
-		data, err := s.Float32(p.Name)
-		if err != nil {
-			return err
-		}
-		if err := m.be.Upload(p.Updatable(), data); err != nil {
-			return fmt.Errorf("upload %s: %w", p.Name, err)
-		}
-	}
-	return m.SyncWeights()
 }
 
 func sameShape(a, b []int) bool {

@@ -66,6 +66,11 @@ type Options struct {
 	// LossChunk is the number of tokens whose logits are live at once in the
 	// fused LM-head + cross-entropy; 0 picks about 16M logits per chunk.
 	LossChunk int
+	// NumLabels > 0 replaces the LM head by a sequence-classification head
+	// score.weight (NumLabels x C, no bias) on the final hidden state of
+	// each sequence's labelled position, as LlamaForSequenceClassification
+	// does. Unlike the fields above it changes the model's function.
+	NumLabels int
 }
 
 // Model is a LLaMA decoder bound to a backend.
@@ -77,7 +82,8 @@ type Model struct {
 
 	Params []*Param
 	wte    *Param
-	lmHead *Param // == wte when tied
+	lmHead *Param // == wte when tied; nil for a classifier
+	score  *Param // classification head; nil for a causal LM
 	normF  *Param
 	blocks []block
 
@@ -85,12 +91,17 @@ type Model struct {
 	arena arenas
 	proj  *gpu.Tensor // P of any group, regenerated on use (largest n*r)
 	epoch uint32      // projection epoch of the step being computed
+
+	classLogits []float64 // (B, NumLabels) of the last evaluation forward
 }
 
 // New allocates the parameters and gradients of cfg on be, zeroed.
 func New(be gpu.Backend, cfg Config, opts Options) (*Model, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if opts.NumLabels < 0 {
+		return nil, fmt.Errorf("num_labels = %d: must not be negative", opts.NumLabels)
 	}
 	plan, err := opts.Compact.plan(cfg)
 	if err != nil {
@@ -144,8 +155,15 @@ func New(be gpu.Backend, cfg Config, opts Options) (*Model, error) {
 			return nil, err
 		}
 	}
-	m.lmHead = m.wte
-	if !cfg.TieEmbeddings {
+	switch {
+	case opts.NumLabels > 0:
+		// transformers' LlamaForSequenceClassification has no LM head.
+		if m.score, err = add("score.weight", -1, nil, 1, true, opts.NumLabels, C); err != nil {
+			return nil, err
+		}
+	case cfg.TieEmbeddings:
+		m.lmHead = m.wte
+	default:
 		if m.lmHead, err = add("lm_head.weight", -1, nil, 1, true, cfg.VocabSize, C); err != nil {
 			return nil, err
 		}

@@ -194,15 +194,34 @@ type NamedTensor struct {
 // WriteSafetensors writes tensors as F32 in the given order to w, with
 // metadata format=pt so that transformers loads the file as it is.
 func WriteSafetensors(w io.Writer, tensors []NamedTensor) error {
+	return WriteSafetensorsAs(w, tensors, "F32")
+}
+
+// bf16Bits rounds to the nearest bfloat16, ties to even (NaN stays NaN).
+func bf16Bits(v float32) uint16 {
+	b := math.Float32bits(v)
+	if v != v {
+		return uint16(b>>16) | 0x40
+	}
+	return uint16((b + 0x7fff + (b>>16)&1) >> 16)
+}
+
+// WriteSafetensorsAs writes tensors as F32 or BF16 (rounded to nearest
+// even), as transformers' save_pretrained does for those dtypes.
+func WriteSafetensorsAs(w io.Writer, tensors []NamedTensor, dtype string) error {
+	if dtype != "F32" && dtype != "BF16" {
+		return fmt.Errorf("safetensors: cannot write dtype %s (F32 or BF16)", dtype)
+	}
+	es := dtypeSize[dtype]
 	hdr := map[string]any{"__metadata__": map[string]string{"format": "pt"}}
 	var off int64
 	for _, t := range tensors {
-		n := int64(len(t.Data)) * 4
+		n := int64(len(t.Data)) * es
 		shape := t.Shape
 		if shape == nil {
 			shape = []int{}
 		}
-		hdr[t.Name] = TensorInfo{DType: "F32", Shape: shape, DataOffsets: [2]int64{off, off + n}}
+		hdr[t.Name] = TensorInfo{DType: dtype, Shape: shape, DataOffsets: [2]int64{off, off + n}}
 		off += n
 	}
 	js, err := json.Marshal(hdr)
@@ -223,7 +242,11 @@ func WriteSafetensors(w io.Writer, tensors []NamedTensor) error {
 	buf := make([]byte, 0, 1<<20)
 	for _, t := range tensors {
 		for _, v := range t.Data {
-			buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(v))
+			if es == 2 {
+				buf = binary.LittleEndian.AppendUint16(buf, bf16Bits(v))
+			} else {
+				buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(v))
+			}
 			if len(buf) >= 1<<20 {
 				if _, err := w.Write(buf); err != nil {
 					return err

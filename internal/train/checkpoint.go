@@ -37,6 +37,7 @@ type TrainerState struct {
 	Tokenizer  string          `json:"tokenizer"`
 	TrainFiles []string        `json:"train_files"`
 	ValFiles   []string        `json:"val_files"`
+	Base       string          `json:"base,omitempty"` // fine-tuning: where the weights started
 }
 
 // Checkpoint file names inside a step directory.
@@ -126,7 +127,7 @@ func SaveCheckpoint(root string, m *model.Model, opt *Optimizer, st TrainerState
 		name  string
 		write func(io.Writer) error
 	}{
-		{ckptConfig, func(w io.Writer) error { return model.WriteHFConfig(w, m.Cfg, eos) }},
+		{ckptConfig, func(w io.Writer) error { return m.WriteHFConfig(w, eos) }},
 		{ckptModel, func(w io.Writer) error { return model.WriteSafetensors(w, weights) }},
 		{ckptOptimizer, func(w io.Writer) error { return model.WriteSafetensors(w, moments) }},
 		{ckptState, func(w io.Writer) error {

@@ -16,10 +16,26 @@ import (
 // Config is a whole run: model, training, CompAct and data. Every key is
 // settable from YAML, `--set key.path=value` and COMPACT_KEY_PATH variables.
 type Config struct {
-	Model   model.Config        `mapstructure:"model"`
-	Train   TrainConfig         `mapstructure:"train"`
-	Compact model.CompactConfig `mapstructure:"compact"`
-	Data    DataConfig          `mapstructure:"data"`
+	Model    model.Config        `mapstructure:"model"`
+	Train    TrainConfig         `mapstructure:"train"`
+	Compact  model.CompactConfig `mapstructure:"compact"`
+	Data     DataConfig          `mapstructure:"data"`
+	Finetune FinetuneConfig      `mapstructure:"finetune"`
+}
+
+// Fine-tuning tasks (finetune.task).
+const (
+	TaskCausal     = "causal"     // next-token loss on token shards, as pretraining
+	TaskCompletion = "completion" // JSONL {"prompt","completion"}: loss on completion tokens only
+	TaskClassify   = "classify"   // JSONL {"text","label"}: sequence classification head
+)
+
+// FinetuneConfig is what `compact finetune` adds to a run. Pretraining
+// ignores it except that it must keep the causal task.
+type FinetuneConfig struct {
+	Task        string  `mapstructure:"task"`
+	NumLabels   int     `mapstructure:"num_labels"`   // classify: number of classes
+	ValFraction float64 `mapstructure:"val_fraction"` // JSONL tasks without data.val: share of data.train held out
 }
 
 // TrainConfig is the optimization and bookkeeping of a run.
@@ -51,7 +67,7 @@ type TrainConfig struct {
 
 // DataConfig names the token shards, or none for the default corpus.
 type DataConfig struct {
-	Tokenizer   string   `mapstructure:"tokenizer"` // gpt2 | byte
+	Tokenizer   string   `mapstructure:"tokenizer"` // gpt2 | byte | path to a HuggingFace tokenizer.json
 	Train       []string `mapstructure:"train"`     // shard globs; empty: the default corpus
 	Val         []string `mapstructure:"val"`
 	Format      string   `mapstructure:"format"` // llmc | nanogpt
@@ -71,7 +87,8 @@ func Default() Config {
 			CheckpointEvery: 1000, KeepCheckpoints: 2},
 		Compact: model.CompactConfig{Enabled: true, Rank: 0.25, Layers: slices.Clone(model.CompressibleLayers),
 			Share: true, Projection: "gaussian", UpdateGap: 50, Alpha: 0.25, OProjScale: 0.5, Eps: 1e-6},
-		Data: DataConfig{Tokenizer: "gpt2", Format: "llmc", Shuffle: true, CorpusBytes: 16 << 20},
+		Data:     DataConfig{Tokenizer: "gpt2", Format: "llmc", Shuffle: true, CorpusBytes: 16 << 20},
+		Finetune: FinetuneConfig{Task: TaskCausal},
 	}
 }
 
@@ -109,8 +126,8 @@ func Keys() []string {
 	return keys
 }
 
-// defaultValues flattens Default() to key -> value.
-func defaultValues() map[string]any {
+// flatten maps every key of c to its value.
+func flatten(c Config) map[string]any {
 	out := map[string]any{}
 	var walk func(prefix string, v reflect.Value)
 	walk = func(prefix string, v reflect.Value) {
@@ -124,7 +141,7 @@ func defaultValues() map[string]any {
 			out[name] = v.Field(i).Interface()
 		}
 	}
-	walk("", reflect.ValueOf(Default()))
+	walk("", reflect.ValueOf(c))
 	return out
 }
 
@@ -132,8 +149,23 @@ func defaultValues() map[string]any {
 // then overrides ("key.path=value"), and validates the result. Every error
 // is a UsageError naming the file or key.
 func Load(file string, overrides []string) (Config, error) {
+	cfg, _, err := loadOver(Default(), file, overrides)
+	if err != nil {
+		return Config{}, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, &UsageError{err}
+	}
+	return cfg, nil
+}
+
+// loadOver is Load without validation, starting from start instead of
+// Default(). It also returns the keys the file, the environment or the
+// overrides set explicitly (so fine-tuning can tell a user's model.* key
+// from a default).
+func loadOver(start Config, file string, overrides []string) (Config, []string, error) {
 	v := viper.New()
-	for k, val := range defaultValues() {
+	for k, val := range flatten(start) {
 		v.SetDefault(k, val)
 	}
 	v.SetEnvPrefix("COMPACT")
@@ -141,42 +173,48 @@ func Load(file string, overrides []string) (Config, error) {
 	v.AutomaticEnv()
 	if file != "" {
 		if _, err := os.Stat(file); err != nil {
-			return Config{}, Usagef("config %s: %w", file, err)
+			return Config{}, nil, Usagef("config %s: %w", file, err)
 		}
 		v.SetConfigFile(file)
 		v.SetConfigType("yaml")
 		if err := v.ReadInConfig(); err != nil {
-			return Config{}, Usagef("config %s: %w", file, err)
+			return Config{}, nil, Usagef("config %s: %w", file, err)
 		}
 	}
 	known := Keys()
+	var explicit []string
+	for _, k := range known {
+		if v.InConfig(k) {
+			explicit = append(explicit, k)
+		} else if _, ok := os.LookupEnv("COMPACT_" + strings.ToUpper(strings.ReplaceAll(k, ".", "_"))); ok {
+			explicit = append(explicit, k)
+		}
+	}
 	for _, k := range v.AllKeys() {
 		if !slices.Contains(known, k) {
-			return Config{}, Usagef("%s: unknown key %s (known keys: %s)", source(file), k, strings.Join(known, ", "))
+			return Config{}, nil, Usagef("%s: unknown key %s (known keys: %s)", source(file), k, strings.Join(known, ", "))
 		}
 	}
 	for _, o := range overrides {
 		key, val, ok := strings.Cut(o, "=")
 		key = strings.ToLower(strings.TrimSpace(key))
 		if !ok || key == "" {
-			return Config{}, Usagef("--set %q: want key.path=value", o)
+			return Config{}, nil, Usagef("--set %q: want key.path=value", o)
 		}
 		if !slices.Contains(known, key) {
-			return Config{}, Usagef("--set %s: unknown key (known keys: %s)", key, strings.Join(known, ", "))
+			return Config{}, nil, Usagef("--set %s: unknown key (known keys: %s)", key, strings.Join(known, ", "))
 		}
 		v.Set(key, val)
+		explicit = append(explicit, key)
 	}
 	var cfg Config
 	if err := v.UnmarshalExact(&cfg); err != nil {
-		return Config{}, Usagef("%s: %w", source(file), err)
+		return Config{}, nil, Usagef("%s: %w", source(file), err)
 	}
 	if file != "" {
 		cfg.resolvePaths(filepath.Dir(file))
 	}
-	if err := cfg.Validate(); err != nil {
-		return Config{}, &UsageError{err}
-	}
-	return cfg, nil
+	return cfg, explicit, nil
 }
 
 func source(file string) string {
@@ -266,9 +304,36 @@ func (c Config) Validate() error {
 	if err := c.Compact.Check(c.Model); err != nil {
 		return err
 	}
-	d := c.Data
-	if !slices.Contains([]string{"gpt2", "byte"}, d.Tokenizer) {
-		return fmt.Errorf("data.tokenizer = %q: want gpt2 or byte", d.Tokenizer)
+	d, ft := c.Data, c.Finetune
+	if !slices.Contains([]string{"gpt2", "byte"}, d.Tokenizer) && !strings.HasSuffix(d.Tokenizer, ".json") {
+		return fmt.Errorf("data.tokenizer = %q: want gpt2, byte or the path of a HuggingFace tokenizer.json", d.Tokenizer)
+	}
+	if strings.HasSuffix(d.Tokenizer, ".json") {
+		if _, err := os.Stat(d.Tokenizer); err != nil {
+			return fmt.Errorf("data.tokenizer: %w", err)
+		}
+	}
+	if !slices.Contains([]string{TaskCausal, TaskCompletion, TaskClassify}, ft.Task) {
+		return fmt.Errorf("finetune.task = %q: want causal, completion or classify", ft.Task)
+	}
+	if ft.Task == TaskClassify && ft.NumLabels < 2 {
+		return fmt.Errorf("finetune.num_labels = %d: classify needs at least 2", ft.NumLabels)
+	}
+	if ft.Task != TaskClassify && ft.NumLabels != 0 {
+		return fmt.Errorf("finetune.num_labels = %d is only for finetune.task=classify", ft.NumLabels)
+	}
+	if ft.ValFraction < 0 || ft.ValFraction >= 1 {
+		return fmt.Errorf("finetune.val_fraction = %g: must be in [0, 1)", ft.ValFraction)
+	}
+	if ft.Task != TaskCausal {
+		if len(d.Train) == 0 {
+			return fmt.Errorf("finetune.task = %s needs data.train: JSONL files", ft.Task)
+		}
+		if len(d.Val) > 0 && ft.ValFraction > 0 {
+			return fmt.Errorf("finetune.val_fraction = %g and data.val are both set: choose one", ft.ValFraction)
+		}
+	} else if ft.ValFraction > 0 {
+		return fmt.Errorf("finetune.val_fraction is for the JSONL tasks; causal fine-tuning takes data.val shards")
 	}
 	if !slices.Contains([]string{"llmc", "nanogpt"}, d.Format) {
 		return fmt.Errorf("data.format = %q: want llmc or nanogpt", d.Format)
@@ -276,7 +341,7 @@ func (c Config) Validate() error {
 	if len(d.Train) == 0 && len(d.Val) > 0 {
 		return fmt.Errorf("data.val is set but data.train is empty")
 	}
-	if len(d.Train) > 0 && len(d.Val) == 0 {
+	if len(d.Train) > 0 && len(d.Val) == 0 && ft.ValFraction == 0 {
 		return fmt.Errorf("data.train is set but data.val is empty: name validation shards")
 	}
 	for _, key := range []string{"data.train", "data.val"} {
@@ -297,6 +362,7 @@ func (c Config) Validate() error {
 	if len(d.Train) == 0 && d.CorpusBytes <= 0 {
 		return fmt.Errorf("data.corpus_bytes = %d: must be positive for the default corpus", d.CorpusBytes)
 	}
+	// A tokenizer.json's size is checked once it is loaded.
 	tokVocab := map[string]int{"gpt2": 50257, "byte": 257}[d.Tokenizer]
 	if c.Model.VocabSize < tokVocab {
 		return fmt.Errorf("model.vocab_size = %d is smaller than the %s tokenizer's %d tokens", c.Model.VocabSize, d.Tokenizer, tokVocab)

@@ -80,8 +80,24 @@ func TestShippedConfigsLoad(t *testing.T) {
 	if len(files) < 5 {
 		t.Fatalf("configs/: %d files", len(files))
 	}
+	// Fine-tuning configs name the user's data; point them at stand-ins and
+	// load them as finetune does, with the model from a base.
+	dir := t.TempDir()
+	jl := filepath.Join(dir, "d.jsonl")
+	os.WriteFile(jl, []byte("{}\n"), 0o644)
+	b := Base{Dir: dir, Model: Default().Model}
 	for _, f := range files {
-		if _, err := Load(f, nil); err != nil {
+		var err error
+		if strings.Contains(filepath.Base(f), "finetune-") {
+			sets := []string{"data.train=" + jl}
+			if strings.Contains(f, "causal") {
+				sets = append(sets, "data.val="+jl)
+			}
+			_, err = LoadFinetune(b, f, sets)
+		} else {
+			_, err = Load(f, nil)
+		}
+		if err != nil {
 			t.Errorf("%s: %v", f, err)
 		}
 	}

@@ -94,7 +94,8 @@ func buildModel(be gpu.Backend, cfg Config) (*model.Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	return model.New(be, cfg.Model, model.Options{Compact: cfg.Compact, Recompute: rc, LossChunk: cfg.Train.LossChunk})
+	return model.New(be, cfg.Model, model.Options{Compact: cfg.Compact, Recompute: rc, LossChunk: cfg.Train.LossChunk,
+		NumLabels: cfg.Finetune.NumLabels})
 }
 
 func optimizerConfig(cfg Config) OptimizerConfig {

@@ -19,6 +19,7 @@ type Metric struct {
 	PeakBytes int64    `json:"peak_bytes"`
 	GradNorm  float64  `json:"grad_norm"`
 	ValLoss   *float64 `json:"val_loss,omitempty"`
+	ValAcc    *float64 `json:"val_accuracy,omitempty"` // classifiers
 	ElapsedS  float64  `json:"elapsed_s"`
 }
 

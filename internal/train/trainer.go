@@ -2,7 +2,6 @@ package train
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -19,6 +18,7 @@ import (
 type RunOptions struct {
 	Out      string
 	Resume   bool
+	Base     string    // fine-tuning: the checkpoint or HF directory the weights start from
 	Log      io.Writer // plain log lines
 	Progress bool      // draw a progress bar on Log instead of plain step lines
 }
@@ -33,8 +33,8 @@ type Trainer struct {
 	model   *model.Model
 	opt     *Optimizer
 	sched   Schedule
-	train   *data.Loader
-	val     *data.Loader
+	train   batchSource
+	val     batchSource
 	metrics *MetricsLog
 	state   TrainerState
 }
@@ -42,6 +42,10 @@ type Trainer struct {
 // Pretrain trains cfg from scratch (or from the newest checkpoint in
 // opts.Out with opts.Resume) for cfg.Train.Steps optimizer steps.
 func Pretrain(ctx context.Context, cfg Config, opts RunOptions) error {
+	if cfg.Finetune.Task != TaskCausal {
+		return Usagef("finetune.task = %s: pretraining is causal; use compact finetune", cfg.Finetune.Task)
+	}
+	opts.Base = ""
 	t, err := newTrainer(cfg, opts)
 	if err != nil {
 		return err
@@ -85,6 +89,9 @@ func newTrainer(cfg Config, opts RunOptions) (*Trainer, error) {
 	if t.tok, err = data.NewTokenizer(cfg.Data.Tokenizer); err != nil {
 		return nil, &UsageError{fmt.Errorf("data.tokenizer: %w", err)}
 	}
+	if t.tok.VocabSize() > cfg.Model.VocabSize {
+		return nil, Usagef("data.tokenizer %s has %d tokens, more than the model's vocab_size %d", cfg.Data.Tokenizer, t.tok.VocabSize(), cfg.Model.VocabSize)
+	}
 	if err := t.openData(); err != nil {
 		t.close()
 		return nil, err
@@ -111,16 +118,21 @@ func newTrainer(cfg Config, opts RunOptions) (*Trainer, error) {
 			return nil, &UsageError{fmt.Errorf("resume: %w", err)}
 		}
 		t.opt.Step = t.state.Step
-		var ls data.LoaderState
-		if err := json.Unmarshal(t.state.Loader, &ls); err != nil {
-			t.close()
-			return nil, fmt.Errorf("resume from %s: loader state: %w", resumeFrom, err)
-		}
-		if err := t.train.Restore(ls); err != nil {
+		if err := t.train.restoreState(t.state.Loader); err != nil {
 			t.close()
 			return nil, fmt.Errorf("resume from %s: %w", resumeFrom, err)
 		}
 		t.logf("resumed from %s at step %d", resumeFrom, t.state.Step)
+	} else if opts.Base != "" {
+		if err := t.model.Init(cfg.Train.Seed); err != nil { // heads the base lacks keep this
+			t.close()
+			return nil, err
+		}
+		if err := loadBase(t.model, opts.Base, t.logf); err != nil {
+			t.close()
+			return nil, &UsageError{fmt.Errorf("--base: %w", err)}
+		}
+		t.state = TrainerState{Config: cfg, Base: opts.Base}
 	} else {
 		if err := t.model.Init(cfg.Train.Seed); err != nil {
 			t.close()
@@ -159,6 +171,11 @@ func (t *Trainer) ckptRoot() string { return filepath.Join(t.opts.Out, "checkpoi
 // openData resolves the shards (the default corpus when none are named) and
 // opens the training and validation loaders.
 func (t *Trainer) openData() error {
+	if t.cfg.Finetune.Task != TaskCausal {
+		var err error
+		t.train, t.val, err = openExamples(t.cfg, t.tok, t.logf)
+		return err
+	}
 	d, tr := t.cfg.Data, t.cfg.Train
 	trainGlobs, valGlobs := d.Train, d.Val
 	if len(trainGlobs) == 0 {
@@ -178,16 +195,18 @@ func (t *Trainer) openData() error {
 		return &UsageError{fmt.Errorf("data.val: %w", err)}
 	}
 	t.state.TrainFiles, t.state.ValFiles = trainFiles, valFiles
-	t.train, err = data.NewLoader(data.LoaderConfig{Paths: trainFiles, Format: d.Format, B: tr.MicroBatch,
+	trl, err := data.NewLoader(data.LoaderConfig{Paths: trainFiles, Format: d.Format, B: tr.MicroBatch,
 		T: tr.SeqLen, Seed: tr.Seed, Shuffle: d.Shuffle, Rank: 0, World: 1, Prefetch: 4, VocabSize: t.cfg.Model.VocabSize})
 	if err != nil {
 		return &UsageError{fmt.Errorf("data.train: %w", err)}
 	}
-	t.val, err = data.NewLoader(data.LoaderConfig{Paths: valFiles, Format: d.Format, B: tr.MicroBatch,
+	t.train = shardSource{trl}
+	vl, err := data.NewLoader(data.LoaderConfig{Paths: valFiles, Format: d.Format, B: tr.MicroBatch,
 		T: tr.SeqLen, Seed: tr.Seed, Shuffle: false, Rank: 0, World: 1, Prefetch: 2, VocabSize: t.cfg.Model.VocabSize})
 	if err != nil {
 		return &UsageError{fmt.Errorf("data.val: %w", err)}
 	}
+	t.val = shardSource{vl}
 	return nil
 }
 
@@ -260,37 +279,54 @@ func (t *Trainer) step() (loss, gradNorm float64, err error) {
 	return sum / float64(valid), gn, nil
 }
 
-// evaluate returns the mean loss over the first eval_batches validation
-// batches (the same batches every time).
-func (t *Trainer) evaluate() (float64, error) {
-	tr := t.cfg.Train
-	t.val.Reset()
+// evaluate returns the mean loss over the validation set (the first
+// eval_batches batches, the same every time) and, for a classifier, the
+// accuracy (else -1).
+func (t *Trainer) evaluate() (loss, acc float64, err error) {
+	return evaluateModel(t.model, t.val, t.cfg.Train.MicroBatch, t.cfg.Train.SeqLen, t.cfg.Train.EvalBatches)
+}
+
+// evalResult sums one evaluation.
+func evaluateModel(m *model.Model, src batchSource, B, T, limit int) (loss, acc float64, err error) {
+	src.Reset()
 	var sum float64
-	n := 0
-	for i := 0; i < tr.EvalBatches; i++ {
-		in, tg, err := t.val.Next()
+	n, correct := 0, 0
+	for i := 0; i < src.evalBatches(limit); i++ {
+		in, tg, err := src.Next()
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
-		if err := t.model.SetBatch(in, tg, tr.MicroBatch, tr.SeqLen); err != nil {
-			return 0, err
+		if err := m.SetBatch(in, tg, B, T); err != nil {
+			return 0, 0, err
 		}
-		s, err := t.model.Forward(false, 0)
+		s, err := m.Forward(false, 0)
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		sum += s
-		for _, v := range tg {
-			if v >= 0 {
-				n++
+		pred := m.Predictions()
+		for j, v := range tg {
+			if v < 0 {
+				continue
+			}
+			n++
+			if pred != nil && pred[j/T] == int(v) {
+				correct++
 			}
 		}
 	}
-	return sum / float64(n), nil
+	if n == 0 {
+		return 0, 0, fmt.Errorf("evaluation: the validation set has no target")
+	}
+	acc = -1
+	if m.NumLabels() > 0 {
+		acc = float64(correct) / float64(n)
+	}
+	return sum / float64(n), acc, nil
 }
 
 func (t *Trainer) checkpoint() error {
-	ls, err := json.Marshal(t.train.State())
+	ls, err := t.train.saveState()
 	if err != nil {
 		return err
 	}
@@ -370,11 +406,14 @@ func (t *Trainer) run(ctx context.Context) error {
 				PeakBytes: t.be.Memory().Snapshot().PeakAll, GradNorm: gn, ElapsedS: now.Sub(began).Seconds()}
 			lastLog, lastTokens = now, t.state.Tokens
 			if evalNow {
-				vl, err := t.evaluate()
+				vl, acc, err := t.evaluate()
 				if err != nil {
 					return err
 				}
 				m.ValLoss = &vl
+				if acc >= 0 {
+					m.ValAcc = &acc
+				}
 			}
 			if err := t.metrics.Write(m); err != nil {
 				return err
@@ -382,6 +421,9 @@ func (t *Trainer) run(ctx context.Context) error {
 			line := fmt.Sprintf("step %d/%d loss %.4f lr %.3g grad_norm %.3f tok/s %.0f", step, tr.Steps, loss, m.LR, gn, m.TokPerS)
 			if m.ValLoss != nil {
 				line += fmt.Sprintf(" val_loss %.4f", *m.ValLoss)
+			}
+			if m.ValAcc != nil {
+				line += fmt.Sprintf(" val_accuracy %.4f", *m.ValAcc)
 			}
 			if bar != nil {
 				bar.Describe(fmt.Sprintf("loss %.3f  %.0f tok/s", loss, m.TokPerS))

@@ -1,0 +1,280 @@
+package train
+
+// Batches for training and evaluation. Causal runs stream token shards
+// through data.Loader; the JSONL fine-tuning tasks hold their examples in
+// memory (fine-tuning sets are small) and give one example per row, padded
+// to seq_len: rows never mix examples, so no example attends to another.
+// Padding positions carry the end-of-text id as input and target -1.
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"sort"
+
+	"github.com/compact-llm/compact/internal/data"
+)
+
+// batchSource yields micro-batches of inputs and targets (B*T, row-major;
+// target -1 is ignored) and can say where it stands for checkpoints.
+type batchSource interface {
+	Next() (inputs, targets []int32, err error)
+	Reset()
+	Close() error
+	// evalBatches is how many batches one evaluation reads given the
+	// train.eval_batches cap.
+	evalBatches(limit int) int
+	saveState() (json.RawMessage, error)
+	restoreState(json.RawMessage) error
+}
+
+// shardSource adapts data.Loader.
+type shardSource struct{ *data.Loader }
+
+func (s shardSource) evalBatches(limit int) int { return limit }
+
+func (s shardSource) saveState() (json.RawMessage, error) { return json.Marshal(s.State()) }
+
+func (s shardSource) restoreState(raw json.RawMessage) error {
+	var ls data.LoaderState
+	if err := json.Unmarshal(raw, &ls); err != nil {
+		return fmt.Errorf("loader state: %w", err)
+	}
+	return s.Restore(ls)
+}
+
+// example is one row: inputs and targets of the same length <= T.
+type example struct{ in, tg []int32 }
+
+// exampleSource serves examples as a stream: training cycles through
+// epochs, each in its own deterministic order (from the seed and the epoch);
+// evaluation reads the set once, in file order, the last batch padded.
+type exampleSource struct {
+	ex      []example
+	B, T    int
+	pad     int32
+	seed    uint64
+	shuffle bool
+	once    bool  // evaluation: one pass in file order, then padding rows
+	next    int64 // stream position of the next example
+	perm    []int // order of epoch permEpoch
+	permEp  int64
+}
+
+type exampleState struct {
+	Next int64 `json:"next_example"`
+}
+
+func newExampleSource(ex []example, B, T int, pad int32, seed uint64, shuffle, once bool) *exampleSource {
+	return &exampleSource{ex: ex, B: B, T: T, pad: pad, seed: seed, shuffle: shuffle && !once, once: once, permEp: -1}
+}
+
+func (s *exampleSource) order(epoch int64) []int {
+	if s.permEp != epoch {
+		n := len(s.ex)
+		if s.shuffle {
+			s.perm = rand.New(rand.NewPCG(s.seed, uint64(epoch)+0x5eed)).Perm(n)
+		} else {
+			s.perm = make([]int, n)
+			for i := range s.perm {
+				s.perm[i] = i
+			}
+		}
+		s.permEp = epoch
+	}
+	return s.perm
+}
+
+// Next fills B rows. Training streams wrap into the next epoch; in an
+// evaluation pass rows past the end of the set are all padding.
+func (s *exampleSource) Next() ([]int32, []int32, error) {
+	B, T, n := s.B, s.T, int64(len(s.ex))
+	in, tg := make([]int32, B*T), make([]int32, B*T)
+	for i := range in {
+		in[i], tg[i] = s.pad, -1
+	}
+	for b := 0; b < B; b++ {
+		k := s.next
+		s.next++
+		if s.once && k >= n {
+			continue
+		}
+		e := s.ex[s.order(k / n)[k%n]]
+		copy(in[b*T:], e.in)
+		copy(tg[b*T:], e.tg)
+	}
+	return in, tg, nil
+}
+
+func (s *exampleSource) Reset()       { s.next = 0 }
+func (s *exampleSource) Close() error { return nil }
+
+func (s *exampleSource) evalBatches(limit int) int {
+	return min(limit, (len(s.ex)+s.B-1)/s.B)
+}
+
+func (s *exampleSource) saveState() (json.RawMessage, error) {
+	return json.Marshal(exampleState{Next: s.next})
+}
+
+func (s *exampleSource) restoreState(raw json.RawMessage) error {
+	var st exampleState
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return fmt.Errorf("example loader state: %w", err)
+	}
+	if st.Next < 0 {
+		return fmt.Errorf("example loader state: position %d", st.Next)
+	}
+	s.next = st.Next
+	return nil
+}
+
+// readJSONL calls fn with every non-blank line of every file; errors name
+// the file and line.
+func readJSONL(paths []string, fn func(file string, line int, raw []byte) error) error {
+	for _, p := range paths {
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		sc := bufio.NewScanner(f)
+		sc.Buffer(make([]byte, 1<<20), 64<<20)
+		line := 0
+		for sc.Scan() {
+			line++
+			raw := bytes.TrimSpace(sc.Bytes())
+			if len(raw) == 0 {
+				continue
+			}
+			if err := fn(p, line, raw); err != nil {
+				f.Close()
+				return err
+			}
+		}
+		err = sc.Err()
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+	}
+	return nil
+}
+
+// completionExamples tokenizes {"prompt","completion"} lines: tokens =
+// prompt + completion + EOT, truncated to T+1; the loss covers only the
+// positions that predict completion tokens (and the closing EOT). Examples
+// left without any such position by truncation are dropped and counted.
+func completionExamples(paths []string, tok data.Tokenizer, T int) (ex []example, dropped int, err error) {
+	eot := int32(tok.EOT())
+	err = readJSONL(paths, func(file string, line int, raw []byte) error {
+		var r struct {
+			Prompt     *string `json:"prompt"`
+			Completion *string `json:"completion"`
+		}
+		if err := json.Unmarshal(raw, &r); err != nil {
+			return fmt.Errorf("%s:%d: %w", file, line, err)
+		}
+		if r.Prompt == nil || r.Completion == nil {
+			return fmt.Errorf("%s:%d: want string fields \"prompt\" and \"completion\"", file, line)
+		}
+		var seq []int32
+		for _, id := range tok.Encode(*r.Prompt) {
+			seq = append(seq, int32(id))
+		}
+		np := len(seq)
+		for _, id := range tok.Encode(*r.Completion) {
+			seq = append(seq, int32(id))
+		}
+		seq = append(seq, eot)
+		if len(seq) > T+1 {
+			seq = seq[:T+1]
+		}
+		e := example{in: seq[:len(seq)-1], tg: append([]int32(nil), seq[1:]...)}
+		valid := 0
+		for i := range e.tg {
+			// position i predicts token i+1, a prompt token when i+1 < np
+			if i+1 < np {
+				e.tg[i] = -1
+			} else {
+				valid++
+			}
+		}
+		if valid == 0 {
+			dropped++
+			return nil
+		}
+		ex = append(ex, e)
+		return nil
+	})
+	return ex, dropped, err
+}
+
+// classifyExamples tokenizes {"text","label"} lines, truncated to T tokens.
+// The label sits at the last token's target; everything after it is
+// padding (the EOT id, which Encode never produces inside a text), which is
+// exactly the row transformers' LlamaForSequenceClassification reads with
+// pad_token_id = EOT.
+func classifyExamples(paths []string, tok data.Tokenizer, T, numLabels int) ([]example, error) {
+	var ex []example
+	err := readJSONL(paths, func(file string, line int, raw []byte) error {
+		var r struct {
+			Text  *string          `json:"text"`
+			Label *json.RawMessage `json:"label"`
+		}
+		if err := json.Unmarshal(raw, &r); err != nil {
+			return fmt.Errorf("%s:%d: %w", file, line, err)
+		}
+		if r.Text == nil || r.Label == nil {
+			return fmt.Errorf("%s:%d: want fields \"text\" (string) and \"label\" (integer)", file, line)
+		}
+		var label float64
+		if err := json.Unmarshal(*r.Label, &label); err != nil || label != math.Trunc(label) {
+			return fmt.Errorf("%s:%d: label %s is not an integer", file, line, *r.Label)
+		}
+		if label < 0 || int(label) >= numLabels {
+			return fmt.Errorf("%s:%d: label %d is outside [0, finetune.num_labels=%d)", file, line, int(label), numLabels)
+		}
+		ids := tok.Encode(*r.Text)
+		if len(ids) == 0 {
+			return fmt.Errorf("%s:%d: empty text", file, line)
+		}
+		if len(ids) > T {
+			ids = ids[:T]
+		}
+		e := example{in: make([]int32, len(ids)), tg: make([]int32, len(ids))}
+		for i, id := range ids {
+			e.in[i], e.tg[i] = int32(id), -1
+		}
+		e.tg[len(ids)-1] = int32(label)
+		ex = append(ex, e)
+		return nil
+	})
+	return ex, err
+}
+
+// splitExamples holds out a deterministic fraction (at least one example)
+// of ex for validation; the rest keep their order.
+func splitExamples(ex []example, frac float64, seed uint64) (train, val []example, err error) {
+	nv := int(math.Round(frac * float64(len(ex))))
+	nv = max(nv, 1)
+	if nv >= len(ex) {
+		return nil, nil, fmt.Errorf("finetune.val_fraction = %g leaves no training examples out of %d", frac, len(ex))
+	}
+	idx := rand.New(rand.NewPCG(seed, 0x7a11)).Perm(len(ex))[:nv]
+	sort.Ints(idx)
+	held := map[int]bool{}
+	for _, i := range idx {
+		held[i] = true
+		val = append(val, ex[i])
+	}
+	for i, e := range ex {
+		if !held[i] {
+			train = append(train, e)
+		}
+	}
+	return train, val, nil
+}

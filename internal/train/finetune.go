@@ -1,0 +1,240 @@
+package train
+
+// Fine-tuning: the model section of a run comes from the base directory's
+// config.json (a HuggingFace LLaMA directory or one of our checkpoints), the
+// rest from the config file, COMPACT_* variables and --set as for
+// pretraining. A model.* key given explicitly must equal the base's value:
+// that lets a pretraining config be reused as it is, and a key that would
+// change the architecture is an error instead of being silently dropped.
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+
+	"github.com/compact-llm/compact/internal/data"
+	"github.com/compact-llm/compact/internal/model"
+)
+
+// Base is a resolved base directory.
+type Base struct {
+	Dir   string // holds config.json and the weights
+	Model model.Config
+	HF    model.HFConfig
+	State *TrainerState // trainer_state.json when the base is a checkpoint of ours
+}
+
+// ResolveBase accepts a model directory (config.json + model.safetensors or
+// a sharded index), one of our checkpoints/step-N directories, or a run
+// directory (--out of pretrain/finetune), whose newest checkpoint is taken.
+func ResolveBase(dir string) (Base, error) {
+	st, err := os.Stat(dir)
+	if err != nil {
+		return Base{}, err
+	}
+	if !st.IsDir() {
+		return Base{}, fmt.Errorf("%s is not a directory", dir)
+	}
+	if _, err := os.Stat(filepath.Join(dir, model.ConfigFile)); os.IsNotExist(err) {
+		latest, lerr := LatestCheckpoint(filepath.Join(dir, "checkpoints"))
+		if lerr != nil {
+			return Base{}, lerr
+		}
+		if latest == "" {
+			return Base{}, fmt.Errorf("%s has no config.json and no complete checkpoint under checkpoints/", dir)
+		}
+		dir = latest
+	}
+	cfg, hf, err := model.ReadHFConfigFull(filepath.Join(dir, model.ConfigFile))
+	if err != nil {
+		return Base{}, err
+	}
+	b := Base{Dir: dir, Model: cfg, HF: hf}
+	if _, err := os.Stat(filepath.Join(dir, ckptState)); err == nil {
+		s, err := ReadTrainerState(dir)
+		if err != nil {
+			return Base{}, err
+		}
+		b.State = &s
+	}
+	return b, nil
+}
+
+// LoadFinetune builds a fine-tuning run's config: defaults, then the file,
+// COMPACT_* variables and overrides, with the model section taken from the
+// base. Without an explicit data.tokenizer the base's own is used: its
+// tokenizer.json, else the tokenizer of the run that wrote it.
+func LoadFinetune(b Base, file string, overrides []string) (Config, error) {
+	cfg, explicit, err := loadOver(Default(), file, overrides)
+	if err != nil {
+		return Config{}, err
+	}
+	if err := adoptBase(&cfg, explicit, b, source(file)); err != nil {
+		return Config{}, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, &UsageError{err}
+	}
+	return cfg, nil
+}
+
+// LoadForCheckpoint builds the config to evaluate or sample a checkpoint:
+// the run config saved in it (defaults for an HF directory), then the file,
+// variables and overrides; the model section always from its config.json.
+func LoadForCheckpoint(b Base, file string, overrides []string) (Config, error) {
+	start := Default()
+	if b.State != nil {
+		start = b.State.Config
+	}
+	cfg, explicit, err := loadOver(start, file, overrides)
+	if err != nil {
+		return Config{}, err
+	}
+	if err := adoptBase(&cfg, explicit, b, source(file)); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+func adoptBase(cfg *Config, explicit []string, b Base, src string) error {
+	baseVals := flatten(Config{Model: b.Model})
+	mine := flatten(*cfg)
+	for _, k := range explicit {
+		if !strings.HasPrefix(k, "model.") {
+			continue
+		}
+		if !reflect.DeepEqual(mine[k], baseVals[k]) {
+			return Usagef("%s: %s = %v, but the base %s has %v; the model section comes from the base, drop the key",
+				src, k, mine[k], b.Dir, baseVals[k])
+		}
+	}
+	cfg.Model = b.Model
+	has := func(k string) bool {
+		for _, e := range explicit {
+			if e == k {
+				return true
+			}
+		}
+		return false
+	}
+	if !has("data.tokenizer") {
+		if p := filepath.Join(b.Dir, "tokenizer.json"); fileExists(p) {
+			cfg.Data.Tokenizer = p
+		} else if b.State != nil && b.State.Tokenizer != "" {
+			cfg.Data.Tokenizer = b.State.Tokenizer
+		}
+	}
+	if b.HF.IsClassifier() {
+		if !has("finetune.task") {
+			cfg.Finetune.Task = TaskClassify
+		}
+		if cfg.Finetune.Task == TaskClassify {
+			if !has("finetune.num_labels") {
+				cfg.Finetune.NumLabels = b.HF.NumLabels
+			} else if cfg.Finetune.NumLabels != b.HF.NumLabels {
+				return Usagef("%s: finetune.num_labels = %d, but the classifier %s has %d labels", src, cfg.Finetune.NumLabels, b.Dir, b.HF.NumLabels)
+			}
+		}
+	}
+	// seq_len defaults to the pretraining default; a base with shorter
+	// positions caps it rather than failing on a key the user never set.
+	if !has("train.seq_len") && cfg.Train.SeqLen > cfg.Model.MaxSeqLen {
+		cfg.Train.SeqLen = cfg.Model.MaxSeqLen
+	}
+	return nil
+}
+
+func fileExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && !st.IsDir()
+}
+
+// loadBase fills m from the base directory's weights.
+func loadBase(m *model.Model, dir string, logf func(string, ...any)) error {
+	b, err := ResolveBase(dir)
+	if err != nil {
+		return err
+	}
+	src, err := model.OpenWeights(b.Dir)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	init, err := m.LoadBase(src)
+	if err != nil {
+		return err
+	}
+	logf("base: loaded %s", b.Dir)
+	for _, n := range init {
+		logf("base: %s is not in the base; initialised from N(0, %g^2)", n, m.Cfg.InitStd)
+	}
+	return nil
+}
+
+// Finetune trains from the weights of opts.Base (or, with opts.Resume and a
+// checkpoint in opts.Out, from that checkpoint).
+func Finetune(ctx context.Context, cfg Config, opts RunOptions) error {
+	if opts.Base == "" {
+		return Usagef("--base DIR is required")
+	}
+	t, err := newTrainer(cfg, opts)
+	if err != nil {
+		return err
+	}
+	defer t.close()
+	return t.run(ctx)
+}
+
+// openExamples reads the JSONL sets of the completion and classify tasks.
+func openExamples(cfg Config, tok data.Tokenizer, logf func(string, ...any)) (train, val batchSource, err error) {
+	d, tr, ft := cfg.Data, cfg.Train, cfg.Finetune
+	trainFiles, err := data.ExpandGlobs(d.Train)
+	if err != nil {
+		return nil, nil, Usagef("data.train: %w", err)
+	}
+	var valFiles []string
+	if len(d.Val) > 0 {
+		if valFiles, err = data.ExpandGlobs(d.Val); err != nil {
+			return nil, nil, Usagef("data.val: %w", err)
+		}
+	}
+	read := func(key string, files []string) ([]example, error) {
+		var ex []example
+		var err error
+		dropped := 0
+		if ft.Task == TaskCompletion {
+			ex, dropped, err = completionExamples(files, tok, tr.SeqLen)
+		} else {
+			ex, err = classifyExamples(files, tok, tr.SeqLen, ft.NumLabels)
+		}
+		if err != nil {
+			return nil, Usagef("%s: %w", key, err)
+		}
+		if dropped > 0 {
+			logf("%s: dropped %d examples whose prompt fills train.seq_len = %d", key, dropped, tr.SeqLen)
+		}
+		if len(ex) == 0 {
+			return nil, Usagef("%s: no usable example in %s", key, strings.Join(files, ", "))
+		}
+		return ex, nil
+	}
+	trEx, err := read("data.train", trainFiles)
+	if err != nil {
+		return nil, nil, err
+	}
+	var vaEx []example
+	if len(valFiles) > 0 {
+		if vaEx, err = read("data.val", valFiles); err != nil {
+			return nil, nil, err
+		}
+	} else if trEx, vaEx, err = splitExamples(trEx, ft.ValFraction, tr.Seed); err != nil {
+		return nil, nil, &UsageError{err}
+	}
+	logf("data: %d training and %d validation examples (%s)", len(trEx), len(vaEx), ft.Task)
+	pad := int32(tok.EOT())
+	return newExampleSource(trEx, tr.MicroBatch, tr.SeqLen, pad, tr.Seed, d.Shuffle, false),
+		newExampleSource(vaEx, tr.MicroBatch, tr.SeqLen, pad, tr.Seed, false, true), nil
+}
