@@ -1,6 +1,7 @@
 // This file holds the tokenizers: the Tokenizer interface, GPT-2 BPE
 // (r50k_base; vocabulary from github.com/tiktoken-go/tokenizer, compiled into
-// the binary; encoder in bpe.go) and a byte-level tokenizer.
+// the binary; encoder in bpe.go) and a byte-level tokenizer. HuggingFace
+// tokenizer.json files are in hftokenizer.go.
 
 package data
 
@@ -22,8 +23,9 @@ type Tokenizer interface {
 	// Encode tokenizes text as ordinary text: special-token strings such as
 	// "<|endoftext|>" inside text are encoded as text, never as EOT.
 	Encode(text string) []uint32
-	// Decode turns ids back into text. The EOT id decodes to EOTText; ids
-	// outside the vocabulary decode to U+FFFD.
+	// Decode turns ids back into text. The EOT id decodes to EOTText (for a
+	// HuggingFace tokenizer: to its own text, such as "</s>"); ids outside the
+	// vocabulary decode to U+FFFD.
 	Decode(ids []uint32) string
 	// VocabSize is the number of ids the tokenizer can produce (max id + 1),
 	// EOT included. Models may pad their embedding beyond it (e.g. 50304).
@@ -45,7 +47,10 @@ const (
 var TokenizerNames = []string{TokenizerByte, TokenizerGPT2}
 
 // NewTokenizer returns the tokenizer called name: "gpt2" (GPT-2 BPE,
-// vocabulary 50257, EOT 50256) or "byte" (bytes 0..255, EOT 256).
+// vocabulary 50257, EOT 50256), "byte" (bytes 0..255, EOT 256), or a
+// HuggingFace tokenizer.json: a path ending in .json (normally
+// tokenizer.json), or a directory holding a tokenizer.json (see
+// LoadHFTokenizer).
 func NewTokenizer(name string) (Tokenizer, error) {
 	switch strings.ToLower(strings.TrimSpace(name)) {
 	case TokenizerGPT2, "r50k_base":
@@ -53,7 +58,15 @@ func NewTokenizer(name string) (Tokenizer, error) {
 	case TokenizerByte:
 		return byteTokenizer{}, nil
 	}
-	return nil, fmt.Errorf("unknown tokenizer %q (valid: %s)", name, strings.Join(TokenizerNames, ", "))
+	path, ok, err := hfTokenizerPath(strings.TrimSpace(name))
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		return LoadHFTokenizer(path)
+	}
+	return nil, fmt.Errorf("unknown tokenizer %q (valid: %s, or the path of a HuggingFace %s or of a directory holding one)",
+		name, strings.Join(TokenizerNames, ", "), HFTokenizerFile)
 }
 
 // gpt2Tokenizer is GPT-2's BPE (tiktoken's r50k_base). The vocabulary comes
