@@ -305,11 +305,16 @@ func (c Config) Validate() error {
 		return err
 	}
 	d, ft := c.Data, c.Finetune
-	if !slices.Contains([]string{"gpt2", "byte"}, d.Tokenizer) && !strings.HasSuffix(d.Tokenizer, ".json") {
-		return fmt.Errorf("data.tokenizer = %q: want gpt2, byte or the path of a HuggingFace tokenizer.json", d.Tokenizer)
-	}
-	if strings.HasSuffix(d.Tokenizer, ".json") {
-		if _, err := os.Stat(d.Tokenizer); err != nil {
+	if !slices.Contains([]string{"gpt2", "byte"}, d.Tokenizer) {
+		// A HuggingFace tokenizer.json, or a directory holding one.
+		path := d.Tokenizer
+		if st, err := os.Stat(path); err == nil && st.IsDir() {
+			path = filepath.Join(path, "tokenizer.json")
+		}
+		if !strings.HasSuffix(path, ".json") {
+			return fmt.Errorf("data.tokenizer = %q: want gpt2, byte, a HuggingFace tokenizer.json or a directory holding one", d.Tokenizer)
+		}
+		if _, err := os.Stat(path); err != nil {
 			return fmt.Errorf("data.tokenizer: %w", err)
 		}
 	}

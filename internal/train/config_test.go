@@ -102,3 +102,17 @@ func TestShippedConfigsLoad(t *testing.T) {
 		}
 	}
 }
+
+func TestConfigTokenizerPaths(t *testing.T) {
+	dir := "../data/testdata/hf/llama2"
+	for _, tok := range []string{dir, dir + "/tokenizer.json"} {
+		if _, err := Load("", []string{"data.tokenizer=" + tok}); err != nil {
+			t.Errorf("data.tokenizer=%s: %v", tok, err)
+		}
+	}
+	for _, bad := range []string{"sentencepiece", t.TempDir(), "/nonexistent/tokenizer.json"} {
+		if _, err := Load("", []string{"data.tokenizer=" + bad}); err == nil || !strings.Contains(err.Error(), "data.tokenizer") {
+			t.Errorf("data.tokenizer=%s: %v", bad, err)
+		}
+	}
+}
