@@ -206,45 +206,12 @@ func (c *bpeCodec) mergeHeap(piece string, out []uint32) []uint32 {
 		}
 		return noMerge
 	}
-	type cand struct{ rank, pos uint32 }
-	h := make([]cand, 0, n)
-	less := func(a, b cand) bool { return a.rank < b.rank || a.rank == b.rank && a.pos < b.pos }
-	push := func(x cand) {
-		h = append(h, x)
-		for k := len(h) - 1; k > 0; {
-			p := (k - 1) / 2
-			if !less(h[k], h[p]) {
-				break
-			}
-			h[k], h[p] = h[p], h[k]
-			k = p
-		}
-	}
-	pop := func() cand {
-		top := h[0]
-		last := len(h) - 1
-		h[0] = h[last]
-		h = h[:last]
-		for k := 0; ; {
-			l, r, m := 2*k+1, 2*k+2, k
-			if l < len(h) && less(h[l], h[m]) {
-				m = l
-			}
-			if r < len(h) && less(h[r], h[m]) {
-				m = r
-			}
-			if m == k {
-				break
-			}
-			h[k], h[m] = h[m], h[k]
-			k = m
-		}
-		return top
-	}
+	var h mergeQueue
+	push, pop := h.push, h.pop
 	for i := int32(0); i < int32(n)-1; i++ {
 		if r := rankOf(i); r != noMerge {
 			rank[i] = r
-			push(cand{r, uint32(i)})
+			push(mergeCand{rank: r, pos: uint32(i)})
 		}
 	}
 	for len(h) > 0 {
@@ -267,7 +234,7 @@ func (c *bpeCodec) mergeHeap(piece string, out []uint32) []uint32 {
 			}
 			rank[b] = rankOf(b)
 			if rank[b] != noMerge {
-				push(cand{rank[b], uint32(b)})
+				push(mergeCand{rank: rank[b], pos: uint32(b)})
 			}
 		}
 	}
@@ -275,4 +242,53 @@ func (c *bpeCodec) mergeHeap(piece string, out []uint32) []uint32 {
 		out = append(out, c.ranks[piece[i:next[i]]])
 	}
 	return out
+}
+
+// mergeCand is a possible merge of the symbol at pos with its right
+// neighbour; id is the merged token where the caller needs it.
+type mergeCand struct{ rank, pos, id uint32 }
+
+// mergeQueue is a min-heap of merges ordered by (rank, position): the order
+// in which BPE applies them.
+type mergeQueue []mergeCand
+
+func (q mergeQueue) less(a, b mergeCand) bool {
+	return a.rank < b.rank || a.rank == b.rank && a.pos < b.pos
+}
+
+func (q *mergeQueue) push(x mergeCand) {
+	h := append(*q, x)
+	for k := len(h) - 1; k > 0; {
+		p := (k - 1) / 2
+		if !q.less(h[k], h[p]) {
+			break
+		}
+		h[k], h[p] = h[p], h[k]
+		k = p
+	}
+	*q = h
+}
+
+func (q *mergeQueue) pop() mergeCand {
+	h := *q
+	top := h[0]
+	last := len(h) - 1
+	h[0] = h[last]
+	h = h[:last]
+	for k := 0; ; {
+		l, r, m := 2*k+1, 2*k+2, k
+		if l < len(h) && q.less(h[l], h[m]) {
+			m = l
+		}
+		if r < len(h) && q.less(h[r], h[m]) {
+			m = r
+		}
+		if m == k {
+			break
+		}
+		h[k], h[m] = h[m], h[k]
+		k = m
+	}
+	*q = h
+	return top
 }

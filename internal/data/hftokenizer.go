@@ -443,7 +443,6 @@ type hfSymbol struct {
 	gone       bool
 }
 
-type hfMergeCand struct{ rank, pos, id uint32 }
 
 // mergeWord is the library's BPE.merge_word and Word.merge_all.
 func (t *HFTokenizer) mergeWord(w string) []uint32 {
@@ -501,43 +500,11 @@ func (t *HFTokenizer) mergeWord(w string) []uint32 {
 	}
 
 	// merge_all: a min-heap of candidate merges ordered by (rank, position).
-	var h []hfMergeCand
-	less := func(a, b hfMergeCand) bool { return a.rank < b.rank || a.rank == b.rank && a.pos < b.pos }
-	push := func(x hfMergeCand) {
-		h = append(h, x)
-		for k := len(h) - 1; k > 0; {
-			p := (k - 1) / 2
-			if !less(h[k], h[p]) {
-				break
-			}
-			h[k], h[p] = h[p], h[k]
-			k = p
-		}
-	}
-	pop := func() hfMergeCand {
-		top := h[0]
-		last := len(h) - 1
-		h[0] = h[last]
-		h = h[:last]
-		for k := 0; ; {
-			l, r, m := 2*k+1, 2*k+2, k
-			if l < len(h) && less(h[l], h[m]) {
-				m = l
-			}
-			if r < len(h) && less(h[r], h[m]) {
-				m = r
-			}
-			if m == k {
-				break
-			}
-			h[k], h[m] = h[m], h[k]
-			k = m
-		}
-		return top
-	}
+	var h mergeQueue
+	push, pop := h.push, h.pop
 	for k := 0; k+1 < len(syms); k++ {
 		if m, ok := t.merges[hfPair(syms[k].id, syms[k+1].id)]; ok {
-			push(hfMergeCand{m.rank, uint32(k), m.id})
+			push(mergeCand{m.rank, uint32(k), m.id})
 		}
 	}
 	for len(h) > 0 {
@@ -559,12 +526,12 @@ func (t *HFTokenizer) mergeWord(w string) []uint32 {
 		}
 		if cur.prev >= 0 {
 			if m, ok := t.merges[hfPair(syms[cur.prev].id, cur.id)]; ok {
-				push(hfMergeCand{m.rank, uint32(cur.prev), m.id})
+				push(mergeCand{m.rank, uint32(cur.prev), m.id})
 			}
 		}
 		if cur.next >= 0 && int(cur.next) < len(syms) {
 			if m, ok := t.merges[hfPair(cur.id, syms[cur.next].id)]; ok {
-				push(hfMergeCand{m.rank, top.pos, m.id})
+				push(mergeCand{m.rank, top.pos, m.id})
 			}
 		}
 	}
