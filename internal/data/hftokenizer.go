@@ -443,7 +443,6 @@ type hfSymbol struct {
 	gone       bool
 }
 
-
 // mergeWord is the library's BPE.merge_word and Word.merge_all.
 func (t *HFTokenizer) mergeWord(w string) []uint32 {
 	syms := make([]hfSymbol, 0, len(w))
