@@ -1405,21 +1405,7 @@ func parseHFNormalizer(raw json.RawMessage) ([]hfNormalizer, error) {
 	}
 	switch ty.Type {
 	case "Sequence":
-		var s struct {
-			Normalizers []json.RawMessage `json:"normalizers"`
-		}
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return nil, err
-		}
-		var out []hfNormalizer
-		for _, r := range s.Normalizers {
-			n, err := parseHFNormalizer(r)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, n...)
-		}
-		return out, nil
+		return parseHFSequence(raw, "normalizers", parseHFNormalizer)
 	case "Prepend":
 		var p struct {
 			Prepend string `json:"prepend"`
@@ -1573,21 +1559,7 @@ func parseHFDecoder(raw json.RawMessage) ([]hfDecoder, error) {
 	}
 	switch ty.Type {
 	case "Sequence":
-		var s struct {
-			Decoders []json.RawMessage `json:"decoders"`
-		}
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return nil, err
-		}
-		var out []hfDecoder
-		for _, r := range s.Decoders {
-			d, err := parseHFDecoder(r)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, d...)
-		}
-		return out, nil
+		return parseHFSequence(raw, "decoders", parseHFDecoder)
 	case "ByteLevel":
 		return []hfDecoder{hfByteLevelDecoder{}}, nil
 	case "Replace":
@@ -1623,4 +1595,29 @@ func parseHFDecoder(raw json.RawMessage) ([]hfDecoder, error) {
 		return []hfDecoder{hfMetaspaceDecoder{r, scheme}}, nil
 	}
 	return nil, fmt.Errorf("decoder %q is not supported", ty.Type)
+}
+
+// parseHFSequence parses a {"type": "Sequence", field: [...]} component by
+// parsing each member with parse and concatenating the results.
+func parseHFSequence[T any](raw json.RawMessage, field string, parse func(json.RawMessage) ([]T, error)) ([]T, error) {
+	var s map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return nil, err
+	}
+	var members []json.RawMessage
+	if s[field] == nil {
+		return nil, nil
+	}
+	if err := json.Unmarshal(s[field], &members); err != nil {
+		return nil, fmt.Errorf("Sequence %s: %w", field, err)
+	}
+	var out []T
+	for _, r := range members {
+		v, err := parse(r)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v...)
+	}
+	return out, nil
 }
