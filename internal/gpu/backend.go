@@ -146,9 +146,9 @@ type Backend interface {
 	Projection(P *Tensor, s ProjectionStream)
 }
 
-// Decoder is implemented by backends that generate with a KV cache. It is
-// a separate interface so that a backend without it (today: CUDA and the
-// metering backend) still trains; `compact sample` says so plainly.
+// Decoder is implemented by backends that generate with a KV cache (CPU and
+// CUDA). It is a separate interface so that a backend without it (the
+// metering backend) still builds models; `compact sample` says so plainly.
 type Decoder interface {
 	// RoPEAt is RoPE with every row of x (n, heads*D) at position pos.
 	RoPEAt(x *Tensor, pos, heads, D int, theta float32)

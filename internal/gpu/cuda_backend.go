@@ -589,3 +589,26 @@ func trans(t bool) string {
 	}
 	return "N"
 }
+
+// RoPEAt rotates every row of x as position pos (KV-cache decoding).
+func (c *CUDA) RoPEAt(x *Tensor, pos, heads, D int, theta float32) {
+	N := x.Len() / (heads * D)
+	total := int64(N) * int64(D/2)
+	g := min((total+255)/256, 132*32)
+	c.launch("rope_at", [3]uint32{uint32(g), 1, 1}, block256, 0, x.ptr(), i32(N), i32(pos), i32(heads), i32(D), theta)
+}
+
+// decodeMaxPositions keeps attention_decode's scores in 48 KiB of shared memory.
+const decodeMaxPositions = 48<<10/4 - 32
+
+// AttentionDecode attends one query row per sequence to the first t cached
+// positions (see Decoder).
+func (c *CUDA) AttentionDecode(out, q, kc, vc *Tensor, B, t, H, KV, D int) {
+	if t > decodeMaxPositions {
+		panic(fmt.Sprintf("cuda: attention_decode over %d positions (at most %d)", t, decodeMaxPositions))
+	}
+	c.launch("attention_decode", [3]uint32{uint32(B * H), 1, 1}, [3]uint32{128, 1, 1}, uint32((t+32)*4),
+		out.ptr(), q.ptr(), kc.ptr(), vc.ptr(), i32(B), i32(t), i32(H), i32(KV), i32(D))
+}
+
+var _ Decoder = (*CUDA)(nil)

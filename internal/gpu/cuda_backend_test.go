@@ -303,3 +303,22 @@ func TestCUDAOptimizerOps(t *testing.T) {
 		}
 	}
 }
+
+func TestCUDADecodeOps(t *testing.T) {
+	h := newHarness(t)
+	for _, heads := range []int{3, 4} {
+		x := h.randn(Low, 1, 5, heads*64)
+		h.c.RoPEAt(x.c, 37, heads, 64, 10000)
+		h.g.RoPEAt(x.g, 37, heads, 64, 10000)
+		h.expect("rope at position", x, tolBF16)
+	}
+	for _, c := range []struct{ B, t, H, KV, D int }{{2, 45, 4, 2, 64}, {1, 1, 2, 2, 128}, {3, 130, 6, 1, 64}} {
+		maxT := c.t + 5
+		q := h.randn(Low, 1, c.B, c.H*c.D)
+		kc, vc := h.randn(Low, 1, maxT*c.B, c.KV*c.D), h.randn(Low, 1, maxT*c.B, c.KV*c.D)
+		out := h.alloc(Low, c.B, c.H*c.D)
+		h.c.AttentionDecode(out.c, q.c, kc.c, vc.c, c.B, c.t, c.H, c.KV, c.D)
+		h.g.AttentionDecode(out.g, q.g, kc.g, vc.g, c.B, c.t, c.H, c.KV, c.D)
+		h.expect("attention decode", out, tolBF16)
+	}
+}

@@ -55,3 +55,52 @@ func bf16(v float32) float32 {
 	b += 0x7fff + (b>>16)&1
 	return math.Float32frombits(b &^ 0xffff)
 }
+
+// KV-cache decoding on the GPU against the CPU with the same bf16 weights.
+func TestCUDAKVCacheMatchesCPU(t *testing.T) {
+	g, err := gpu.NewCUDA(0)
+	if err != nil {
+		t.Skipf("no usable CUDA device: %v", err)
+	}
+	defer g.Close()
+	cfg := Config{VocabSize: 96, Hidden: 128, Intermediate: 192, Layers: 2, Heads: 2, KVHeads: 1,
+		MaxSeqLen: 64, RopeTheta: 10000, RMSEps: 1e-6, InitStd: 0.05}
+	cpu := newTestModel(t, gpu.NewCPU(0), cfg, Options{})
+	dev, err := New(g, cfg, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dev.Free()
+	for i, p := range cpu.Params {
+		w, _ := cpu.be.Download(p.W)
+		for j := range w {
+			w[j] = bf16(w[j])
+		}
+		cpu.be.Upload(p.W, w)
+		g.Upload(dev.Params[i].Updatable(), w)
+	}
+	dev.SyncWeights()
+	cc, err := cpu.NewKVCache(2, 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gc, err := dev.NewKVCache(2, 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := randomBatch(cfg, 2, 20, 9)
+	for pos := 0; pos < 20; pos++ {
+		toks := []int32{b.in[pos], b.in[20+pos]}
+		want, err := cc.Step(toks)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := gc.Step(toks)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e := relErr(got, want); e > 3e-2 {
+			t.Errorf("position %d: GPU decode logits vs CPU rel err %.3g", pos, e)
+		}
+	}
+}
