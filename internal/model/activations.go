@@ -83,7 +83,7 @@ func (m *Model) Prepare(B, T int) error {
 		}
 		return t
 	}
-	N, C, F, KV := B*T, m.Cfg.Hidden, m.Cfg.Intermediate, m.Cfg.KVWidth()
+	N, C, F, KV := B*T, m.Cfg.Hidden, m.ffn(), m.Cfg.KVWidth()
 	H, L := m.Cfg.Heads, m.Cfg.Layers
 	act := func(name string, shape ...int) *gpu.Tensor { return alloc(name, gpu.Activations, gpu.Low, shape...) }
 	actF := func(name string, shape ...int) *gpu.Tensor { return alloc(name, gpu.Activations, gpu.Full, shape...) }

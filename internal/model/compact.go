@@ -23,7 +23,7 @@ type CompactConfig struct {
 
 // Check validates cc against the model without allocating anything.
 func (cc CompactConfig) Check(c Config) error {
-	_, err := cc.plan(c)
+	_, err := cc.plan(c, 1)
 	return err
 }
 
@@ -51,7 +51,7 @@ var linearNames = [numLinear]string{"q", "k", "v", "o", "gate", "up", "down"}
 // shared by the linears that read the same input.
 type Group struct {
 	ID    int // projection.Group* constant
-	Width int // input width n
+	Width int // input width n in the engine (down's: the padded MLP width)
 	Rank  int
 	Users []linear
 }
@@ -64,7 +64,10 @@ type compactPlan struct {
 	kind    projection.Kind
 }
 
-func (cc CompactConfig) plan(c Config) (compactPlan, error) {
+// plan resolves cc; the MLP width is padded to a multiple of pad in the
+// engine, so down's P has that many rows while its rank follows the model's
+// width (P's first rows do not depend on the padding).
+func (cc CompactConfig) plan(c Config, pad int) (compactPlan, error) {
 	var p compactPlan
 	for i := range p.groupOf {
 		p.groupOf[i] = -1
@@ -97,7 +100,7 @@ func (cc CompactConfig) plan(c Config) (compactPlan, error) {
 			return p, fmt.Errorf("compact.layers: %q is not one of %v", name, CompressibleLayers)
 		}
 	}
-	add := func(id, width int, users ...linear) error {
+	add := func(id, width, rows int, users ...linear) error {
 		var in []linear
 		for _, u := range users {
 			if slices.Contains(cc.Layers, linearNames[u]) {
@@ -114,7 +117,7 @@ func (cc CompactConfig) plan(c Config) (compactPlan, error) {
 		for _, u := range in {
 			p.groupOf[u] = len(p.groups)
 		}
-		p.groups = append(p.groups, Group{ID: id, Width: width, Rank: r, Users: in})
+		p.groups = append(p.groups, Group{ID: id, Width: rows, Rank: r, Users: in})
 		return nil
 	}
 	C, F := c.Hidden, c.Intermediate
@@ -133,8 +136,13 @@ func (cc CompactConfig) plan(c Config) (compactPlan, error) {
 			{projection.GroupUp, C, []linear{linUp}}}
 	}
 	specs = append(specs, spec{projection.GroupDown, F, []linear{linDown}})
+	Fp := (F + pad - 1) / pad * pad
 	for _, s := range specs {
-		if err := add(s.id, s.width, s.users...); err != nil {
+		rows := s.width
+		if s.id == projection.GroupDown {
+			rows = Fp
+		}
+		if err := add(s.id, s.width, rows, s.users...); err != nil {
 			return p, err
 		}
 	}

@@ -18,6 +18,14 @@ func TestCUDAModelMatchesCPU(t *testing.T) {
 	cfg := Config{VocabSize: 96, Hidden: 128, Intermediate: 192, Layers: 2, Heads: 2, KVHeads: 1,
 		MaxSeqLen: 64, RopeTheta: 10000, RMSEps: 1e-6, InitStd: 0.05}
 	b := randomBatch(cfg, 3, 50, 11)
+	padded := cfg
+	padded.Intermediate = 190 // the GPU engine pads it to 192
+	for _, c := range []Config{cfg, padded} {
+		testCUDAModelMatchesCPU(t, g, c, b)
+	}
+}
+
+func testCUDAModelMatchesCPU(t *testing.T, g *gpu.CUDA, cfg Config, b batch) {
 	for _, opts := range []Options{{}, {Compact: compactOn(true)}, {Compact: compactOn(false), Recompute: RecomputeBlock}} {
 		cpu := newTestModel(t, gpu.NewCPU(0), cfg, opts)
 		dev, err := New(g, cfg, opts)
@@ -30,7 +38,7 @@ func TestCUDAModelMatchesCPU(t *testing.T) {
 				w[j] = float32(bf16(w[j]))
 			}
 			cpu.be.Upload(p.W, w)
-			if err := g.Upload(dev.Params[i].Updatable(), w); err != nil {
+			if err := dev.WriteParam(dev.Params[i], dev.Params[i].Updatable(), w); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -77,7 +85,7 @@ func TestCUDAKVCacheMatchesCPU(t *testing.T) {
 			w[j] = bf16(w[j])
 		}
 		cpu.be.Upload(p.W, w)
-		g.Upload(dev.Params[i].Updatable(), w)
+		dev.WriteParam(dev.Params[i], dev.Params[i].Updatable(), w)
 	}
 	dev.SyncWeights()
 	cc, err := cpu.NewKVCache(2, 20)

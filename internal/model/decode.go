@@ -54,7 +54,7 @@ func (m *Model) NewKVCache(B, maxT int) (*KVCache, error) {
 		}
 		return t
 	}
-	C, F, KV, V := m.Cfg.Hidden, m.Cfg.Intermediate, m.Cfg.KVWidth(), m.Cfg.VocabSize
+	C, F, KV, V := m.Cfg.Hidden, m.ffn(), m.Cfg.KVWidth(), m.Cfg.VocabSize
 	for l := 0; l < m.Cfg.Layers; l++ {
 		c.k = append(c.k, alloc(fmt.Sprintf("kv.%d.k", l), gpu.Low, maxT*B, KV))
 		c.v = append(c.v, alloc(fmt.Sprintf("kv.%d.v", l), gpu.Low, maxT*B, KV))

@@ -196,11 +196,11 @@ func readHFConfig(path string) (Config, HFConfig, error) {
 func (m *Model) WeightTensors() ([]NamedTensor, error) {
 	var out []NamedTensor
 	for _, p := range m.Params {
-		data, err := m.be.Download(p.Updatable())
+		data, shape, err := m.ReadParam(p, p.Updatable())
 		if err != nil {
-			return nil, fmt.Errorf("download %s: %w", p.Name, err)
+			return nil, err
 		}
-		out = append(out, NamedTensor{Name: p.Name, Shape: p.W.Shape, Data: data})
+		out = append(out, NamedTensor{Name: p.Name, Shape: shape, Data: data})
 	}
 	return out, nil
 }

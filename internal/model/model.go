@@ -47,7 +47,8 @@ type Param struct {
 	Scale  float32
 	Decay  bool // decoupled weight decay applies (matrices only)
 
-	shape []int       // of W
+	shape   []int // of W in the engine (MLP width padded)
+	hfShape []int // of W outside: HuggingFace's
 	class updateClass // optimizer update it takes (arena order)
 }
 
@@ -64,13 +65,17 @@ type Options struct {
 	Compact   CompactConfig
 	Recompute Recompute
 	// LossChunk is the number of tokens whose logits are live at once in the
-	// fused LM-head + cross-entropy; 0 picks about 16M logits per chunk.
+	// fused LM-head + cross-entropy; 0 picks about 64M logits per chunk.
 	LossChunk int
 	// NumLabels > 0 replaces the LM head by a sequence-classification head
 	// score.weight (NumLabels x C, no bias) on the final hidden state of
 	// each sequence's labelled position, as LlamaForSequenceClassification
 	// does. Unlike the fields above it changes the model's function.
 	NumLabels int
+	// PadIntermediate rounds the MLP width up to a multiple of this inside
+	// the engine (see pad.go); 0 picks 8 on backends with bf16 weights, 1
+	// (none) elsewhere.
+	PadIntermediate int
 }
 
 // Model is a LLaMA decoder bound to a backend.
@@ -103,7 +108,13 @@ func New(be gpu.Backend, cfg Config, opts Options) (*Model, error) {
 	if opts.NumLabels < 0 {
 		return nil, fmt.Errorf("num_labels = %d: must not be negative", opts.NumLabels)
 	}
-	plan, err := opts.Compact.plan(cfg)
+	if opts.PadIntermediate == 0 {
+		opts.PadIntermediate = 1
+		if be.MasterWeights() {
+			opts.PadIntermediate = 8
+		}
+	}
+	plan, err := opts.Compact.plan(cfg, opts.PadIntermediate)
 	if err != nil {
 		return nil, err
 	}
@@ -111,11 +122,11 @@ func New(be gpu.Backend, cfg Config, opts Options) (*Model, error) {
 	alpha := float32(opts.Compact.Alpha)
 	// add declares a parameter; allocArenas gives it storage afterwards.
 	add := func(name string, layer int, group *Group, scale float32, decay bool, shape ...int) (*Param, error) {
-		p := &Param{Name: name, Group: group, Layer: layer, Scale: scale, Decay: decay, shape: shape}
+		p := &Param{Name: name, Group: group, Layer: layer, Scale: scale, Decay: decay, shape: shape, hfShape: shape}
 		m.Params = append(m.Params, p)
 		return p, nil
 	}
-	C, F, KV := cfg.Hidden, cfg.Intermediate, cfg.KVWidth()
+	C, F, KV := cfg.Hidden, m.ffn(), cfg.KVWidth()
 	if m.wte, err = add("model.embed_tokens.weight", -1, nil, 1, true, cfg.VocabSize, C); err != nil {
 		return nil, err
 	}
@@ -144,6 +155,14 @@ func New(be gpu.Backend, cfg Config, opts Options) (*Model, error) {
 			}
 			if b.lin[li], err = add(pre+hfNames[li]+".weight", l, group, scale, true, outDims[li][0], outDims[li][1]); err != nil {
 				return nil, err
+			}
+			if hf := cfg.Intermediate; F != hf { // the padding is the engine's, not the model's
+				switch li {
+				case linGate, linUp:
+					b.lin[li].hfShape = []int{hf, C}
+				case linDown:
+					b.lin[li].hfShape = []int{C, hf}
+				}
 			}
 		}
 	}
@@ -206,7 +225,7 @@ func (m *Model) Init(seed uint64) error {
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			buf := make([]float32, p.W.Len())
+			buf := make([]float32, numel(p.hfShape))
 			if len(p.W.Shape) == 1 {
 				for j := range buf {
 					buf[j] = 1
@@ -217,7 +236,7 @@ func (m *Model) Init(seed uint64) error {
 					buf[j] = float32(rng.NormFloat64() * m.Cfg.InitStd)
 				}
 			}
-			bufs[i] = buf
+			bufs[i] = padOut(buf, p.hfShape, p.shape)
 		}()
 	}
 	wg.Wait()

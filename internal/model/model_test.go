@@ -92,7 +92,7 @@ func lossAndGrads(t *testing.T, m *Model, b batch) (float64, map[string][]float6
 		if err != nil {
 			t.Fatal(err)
 		}
-		grads[p.Name] = g
+		grads[p.Name] = crop(g, p.Grad.Shape, p.LogicalShape(p.Grad))
 	}
 	return sum / float64(n), grads
 }

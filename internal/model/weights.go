@@ -162,14 +162,14 @@ func (m *Model) loadParam(src TensorSource, p *Param, name string) error {
 	if !ok {
 		return fmt.Errorf("%s: missing tensor %s", file, name)
 	}
-	if !sameShape(ti.Shape, p.W.Shape) {
-		return fmt.Errorf("%s: tensor %s has shape %v, the model needs %v", file, name, ti.Shape, p.W.Shape)
+	if !sameShape(ti.Shape, p.hfShape) {
+		return fmt.Errorf("%s: tensor %s has shape %v, the model needs %v", file, name, ti.Shape, p.hfShape)
 	}
 	data, err := src.Float32(name)
 	if err != nil {
 		return err
 	}
-	if err := m.be.Upload(p.Updatable(), data); err != nil {
+	if err := m.WriteParam(p, p.Updatable(), data); err != nil {
 		return fmt.Errorf("upload %s: %w", p.Name, err)
 	}
 	return nil

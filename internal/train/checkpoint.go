@@ -115,11 +115,11 @@ func SaveCheckpoint(root string, m *model.Model, opt *Optimizer, st TrainerState
 			if t.i == 1 {
 				src = opt.V[i]
 			}
-			data, err := m.Backend().Download(src)
+			data, shape, err := m.ReadParam(p, src)
 			if err != nil {
 				return "", err
 			}
-			moments = append(moments, model.NamedTensor{Name: p.Name + t.suffix, Shape: src.Shape, Data: data})
+			moments = append(moments, model.NamedTensor{Name: p.Name + t.suffix, Shape: shape, Data: data})
 		}
 	}
 	st.Version = StateVersion
@@ -276,14 +276,14 @@ func LoadCheckpoint(dir string, m *model.Model, opt *Optimizer) error {
 			if !ok {
 				return fmt.Errorf("checkpoint %s: optimizer state lacks %s", dir, name)
 			}
-			if fmt.Sprint(ti.Shape) != fmt.Sprint(dst.Shape) {
-				return fmt.Errorf("checkpoint %s: %s has shape %v, the run needs %v (was CompAct configured differently?)", dir, name, ti.Shape, dst.Shape)
+			if want := p.LogicalShape(dst); fmt.Sprint(ti.Shape) != fmt.Sprint(want) {
+				return fmt.Errorf("checkpoint %s: %s has shape %v, the run needs %v (was CompAct configured differently?)", dir, name, ti.Shape, want)
 			}
 			data, err := o.Float32(name)
 			if err != nil {
 				return err
 			}
-			if err := m.Backend().Upload(dst, data); err != nil {
+			if err := m.WriteParam(p, dst, data); err != nil {
 				return err
 			}
 		}
