@@ -47,9 +47,9 @@ type Param struct {
 	Scale  float32
 	Decay  bool // decoupled weight decay applies (matrices only)
 
-	shape   []int // of W in the engine (MLP width padded)
-	hfShape []int // of W outside: HuggingFace's
-	class updateClass // optimizer update it takes (arena order)
+	shape   []int       // of W in the engine (MLP width padded)
+	hfShape []int       // of W outside: HuggingFace's
+	class   updateClass // optimizer update it takes (arena order)
 }
 
 // Compressed reports whether p is trained through CompAct.
