@@ -36,6 +36,8 @@ type activations struct {
 	da         *gpu.Tensor // (N,F)
 	logits     *gpu.Tensor // (chunk, V) Workspace
 	losses     *gpu.Tensor // (N) Full
+	lossSum    *gpu.Tensor // (1, 1) Full: ForwardDeferred's accumulator
+	ones       *gpu.Tensor // (N, 1) Full, all ones, to sum losses with a GEMM
 	proj       *gpu.Tensor // P, largest n*r of any group (Projection)
 	owned      []*gpu.Tensor
 	chunk      int
@@ -96,6 +98,8 @@ func (m *Model) Prepare(B, T int) error {
 	a.dq, a.dk, a.dv = act("dq", N, C), act("dk", N, KV), act("dv", N, KV)
 	a.da = act("da", N, F)
 	a.losses = actF("losses", N)
+	a.lossSum = alloc("loss_sum", gpu.Other, gpu.Full, 1, 1)
+	a.ones = alloc("ones", gpu.Other, gpu.Full, N, 1)
 	if m.lmHead != nil {
 		a.chunk = m.lossChunk(N)
 		a.logits = alloc("logits", gpu.Workspace, gpu.Low, a.chunk, m.Cfg.VocabSize)
@@ -153,6 +157,13 @@ func (m *Model) Prepare(B, T int) error {
 			m.be.Free(t)
 		}
 		return fmt.Errorf("activations for micro-batch %dx%d: %w", B, T, err)
+	}
+	ones := make([]float32, N)
+	for i := range ones {
+		ones[i] = 1
+	}
+	if err := m.be.Upload(a.ones, ones); err != nil {
+		return err
 	}
 	m.acts = a
 	return nil

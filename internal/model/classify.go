@@ -9,6 +9,8 @@ package model
 
 import (
 	"fmt"
+
+	"github.com/compact-llm/compact/internal/gpu"
 )
 
 // NumLabels is the number of classes of the classification head (0 for a
@@ -50,7 +52,7 @@ func (m *Model) setLabels(targets []int32, B, T int) error {
 // classify is the head's forward and, with train, its backward down to the
 // final-norm output: a.dh gets the gradient at the selected rows and zero
 // elsewhere, so Backward continues as for a causal LM.
-func (m *Model) classify(train bool, gradScale float32) (float64, error) {
+func (m *Model) classify(train bool, gradScale float32) (*gpu.Tensor, error) {
 	be, a := m.be, m.acts
 	be.RMSNorm(a.h, a.rstdF, a.final, m.normF.W, float32(m.Cfg.RMSEps))
 	be.Gemm(a.hsel, a.sel, a.h, false, false, 1, 0)
@@ -58,7 +60,7 @@ func (m *Model) classify(train bool, gradScale float32) (float64, error) {
 	if !train {
 		lg, err := be.DownloadF64(a.clogits)
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
 		m.classLogits = lg
 	}
@@ -68,7 +70,7 @@ func (m *Model) classify(train bool, gradScale float32) (float64, error) {
 		be.Gemm(m.score.Grad, a.clogits, a.hsel, true, false, 1, 1)
 		be.Gemm(a.dh, a.sel, a.dsel, true, false, 1, 0)
 	}
-	return m.sumLosses(a.closses)
+	return a.closses, nil
 }
 
 // Predictions returns the argmax label of every sequence of the last

@@ -110,9 +110,53 @@ func (m *Model) blockForward(l int, next *gpu.Tensor) {
 // gradient of the final hidden state (scaled by gradScale) and accumulates
 // the LM head's weight gradient, ready for Backward.
 func (m *Model) Forward(train bool, gradScale float32) (float64, error) {
+	losses, err := m.forward(train, gradScale)
+	if err != nil {
+		return 0, err
+	}
+	return m.sumLosses(losses)
+}
+
+// ForwardDeferred is a training Forward that leaves the summed loss on the
+// device, added to the accumulator that LossSum reads, so that nothing in a
+// training step waits for the GPU until the loss is logged. The sum is a
+// (1 x n) by (n x 1) GEMM against ones: deterministic, no new kernel.
+func (m *Model) ForwardDeferred(gradScale float32) error {
+	losses, err := m.forward(true, gradScale)
+	if err != nil {
+		return err
+	}
+	n := losses.Len()
+	m.be.Gemm(m.acts.lossSum, losses.Reshape(1, n), m.acts.ones.Rows(0, n), false, false, 1, 1)
+	return nil
+}
+
+// ZeroLoss clears the device loss accumulator.
+func (m *Model) ZeroLoss() error {
+	if m.acts == nil {
+		return fmt.Errorf("loss accumulator before SetBatch")
+	}
+	m.be.Zero(m.acts.lossSum)
+	return nil
+}
+
+// LossSum reads the loss accumulated by ForwardDeferred since ZeroLoss.
+func (m *Model) LossSum() (float64, error) {
+	if m.acts == nil {
+		return 0, fmt.Errorf("loss accumulator before SetBatch")
+	}
+	v, err := m.be.DownloadF64(m.acts.lossSum)
+	if err != nil {
+		return 0, err
+	}
+	return v[0], nil
+}
+
+// forward runs the model and returns the per-row losses tensor.
+func (m *Model) forward(train bool, gradScale float32) (*gpu.Tensor, error) {
 	be, a := m.be, m.acts
 	if a == nil {
-		return 0, fmt.Errorf("forward before SetBatch")
+		return nil, fmt.Errorf("forward before SetBatch")
 	}
 	be.Embedding(a.layers[0].x, m.wte.W, a.tokens)
 	for l := range m.blocks {
@@ -125,12 +169,12 @@ func (m *Model) Forward(train bool, gradScale float32) (float64, error) {
 	if m.score != nil {
 		return m.classify(train, gradScale)
 	}
-	return m.classifier(train, gradScale)
+	return m.classifier(train, gradScale), nil
 }
 
 // classifier is the final norm, LM head and cross-entropy, chunk by chunk so
 // that only chunk x V logits are ever live.
-func (m *Model) classifier(train bool, gradScale float32) (float64, error) {
+func (m *Model) classifier(train bool, gradScale float32) *gpu.Tensor {
 	be, a := m.be, m.acts
 	N := a.B * a.T
 	be.RMSNorm(a.h, a.rstdF, a.final, m.normF.W, float32(m.Cfg.RMSEps))
@@ -145,7 +189,7 @@ func (m *Model) classifier(train bool, gradScale float32) (float64, error) {
 			be.Gemm(m.lmHead.Grad, logits, hN, true, false, 1, 1)
 		}
 	}
-	return m.sumLosses(a.losses)
+	return a.losses
 }
 
 // sumLosses downloads per-row losses and adds them up on the host.

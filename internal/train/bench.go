@@ -84,7 +84,6 @@ func runSteps(be gpu.Backend, cfg Config, warmup, steps int, profile io.Writer, 
 	for i := range in {
 		in[i], tg[i] = int32(rng.IntN(cfg.Model.VocabSize)), int32(rng.IntN(cfg.Model.VocabSize))
 	}
-	var loss float64
 	step := func() error {
 		opt.BeginStep()
 		m.ZeroGrads()
@@ -92,15 +91,17 @@ func runSteps(be gpu.Backend, cfg Config, warmup, steps int, profile io.Writer, 
 			if err := m.SetBatch(in, tg, B, T); err != nil {
 				return err
 			}
-			s, err := m.Forward(true, 1/float32(B*T*tr.GradAccum))
-			if err != nil {
+			if a == 0 {
+				if err := m.ZeroLoss(); err != nil {
+					return err
+				}
+			}
+			if err := m.ForwardDeferred(1 / float32(B*T*tr.GradAccum)); err != nil {
 				return err
 			}
-			loss = s / float64(B*T)
 			m.Backward()
 		}
-		_, err := opt.Update(tr.LR)
-		return err
+		return opt.Apply(tr.LR) // no host sync: as a training step between log lines
 	}
 	for i := 0; i < warmup; i++ {
 		if err := step(); err != nil {
@@ -137,6 +138,11 @@ func runSteps(be gpu.Backend, cfg Config, warmup, steps int, profile io.Writer, 
 	if atEnd != nil {
 		atEnd()
 	}
+	sum, err := m.LossSum()
+	if err != nil {
+		return BenchResult{}, err
+	}
+	loss := sum / float64(B*T*tr.GradAccum)
 	tokens := B * T * tr.GradAccum
 	r := BenchResult{Params: cfg.Model.NumParams(), Tokens: tokens,
 		StepMs: el / float64(steps) * 1e3, TokPerS: float64(tokens*steps) / el,

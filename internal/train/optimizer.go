@@ -84,6 +84,25 @@ func (o *Optimizer) BeginStep() {
 // launch over its arena segment; compressed params then decompress their
 // direction through P, one GEMM each.
 func (o *Optimizer) Update(lr float64) (float64, error) {
+	if err := o.Apply(lr); err != nil {
+		return 0, err
+	}
+	return o.GradNorm()
+}
+
+// GradNorm reads the global gradient norm of the last update (before
+// clipping); it waits for the GPU.
+func (o *Optimizer) GradNorm() (float64, error) {
+	sq, err := o.be.Download(o.sumSq)
+	if err != nil {
+		return 0, fmt.Errorf("gradient norm: %w", err)
+	}
+	return math.Sqrt(float64(sq[0])), nil
+}
+
+// Apply is Update without reading the gradient norm back: it only queues
+// work, so a training step need not wait for the GPU.
+func (o *Optimizer) Apply(lr float64) error {
 	be, m := o.be, o.model
 	o.Step++
 	m.SetEpoch(projection.Epoch(o.Step, o.cfg.UpdateGap))
@@ -111,14 +130,7 @@ func (o *Optimizer) Update(lr float64) (float64, error) {
 		}
 		o.decompress(s, hp.LR)
 	}
-	if err := m.SyncWeights(); err != nil {
-		return 0, err
-	}
-	sq, err := be.Download(o.sumSq)
-	if err != nil {
-		return 0, fmt.Errorf("gradient norm: %w", err)
-	}
-	return math.Sqrt(float64(sq[0])), nil
+	return m.SyncWeights()
 }
 
 // decompress applies W (rows, n) -= lr * N (rows, r) P^T for every param of

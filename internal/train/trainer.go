@@ -232,8 +232,9 @@ func (t *Trainer) close() {
 }
 
 // step runs one optimizer step: grad_accum micro-batches of forward and
-// backward, then the update. It returns the mean training loss.
-func (t *Trainer) step() (loss, gradNorm float64, err error) {
+// backward, then the update. Only with read does it wait for the GPU, to
+// return the mean training loss and the gradient norm for logging.
+func (t *Trainer) step(read bool) (loss, gradNorm float64, err error) {
 	tr := t.cfg.Train
 	B, T := tr.MicroBatch, tr.SeqLen
 	type micro struct{ in, tg []int32 }
@@ -256,26 +257,38 @@ func (t *Trainer) step() (loss, gradNorm float64, err error) {
 	}
 	t.opt.BeginStep()
 	t.model.ZeroGrads()
-	var sum float64
-	for _, mb := range batches {
+	for i, mb := range batches {
 		if err := t.model.SetBatch(mb.in, mb.tg, B, T); err != nil {
 			return 0, 0, err
 		}
-		s, err := t.model.Forward(true, 1/float32(valid))
-		if err != nil {
+		if i == 0 {
+			if err := t.model.ZeroLoss(); err != nil {
+				return 0, 0, err
+			}
+		}
+		if err := t.model.ForwardDeferred(1 / float32(valid)); err != nil {
 			return 0, 0, err
 		}
-		sum += s
 		t.model.Backward()
 	}
 	lr := t.sched.At(t.opt.Step + 1)
-	gn, err := t.opt.Update(lr)
-	if err != nil {
+	if err := t.opt.Apply(lr); err != nil {
 		return 0, 0, err
 	}
 	t.state.Step = t.opt.Step
 	t.state.LR = lr
 	t.state.Tokens += int64(B * T * tr.GradAccum)
+	if !read {
+		return 0, 0, nil
+	}
+	sum, err := t.model.LossSum()
+	if err != nil {
+		return 0, 0, err
+	}
+	gn, err := t.opt.GradNorm()
+	if err != nil {
+		return 0, 0, err
+	}
 	return sum / float64(valid), gn, nil
 }
 
@@ -392,14 +405,15 @@ func (t *Trainer) run(ctx context.Context) error {
 			}
 			return err
 		}
-		loss, gn, err := t.step()
+		step := t.state.Step + 1
+		last := step == tr.Steps
+		evalNow := last || (tr.EvalEvery > 0 && step%tr.EvalEvery == 0)
+		logNow := step%tr.LogEvery == 0 || evalNow || step == 1
+		loss, gn, err := t.step(logNow)
 		if err != nil {
 			return err
 		}
-		step := t.state.Step
-		last := step == tr.Steps
-		evalNow := last || (tr.EvalEvery > 0 && step%tr.EvalEvery == 0)
-		if step%tr.LogEvery == 0 || evalNow || step == 1 {
+		if logNow {
 			now := time.Now()
 			m := Metric{Step: step, Loss: loss, LR: t.state.LR, Tokens: t.state.Tokens,
 				TokPerS:   float64(t.state.Tokens-lastTokens) / now.Sub(lastLog).Seconds(),
