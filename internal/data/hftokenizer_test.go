@@ -398,21 +398,7 @@ func TestHFConcurrent(t *testing.T) {
 }
 
 func BenchmarkHFEncode(b *testing.B) {
-	goroot, err := GoRoot()
-	if err != nil {
-		b.Skip(err)
-	}
-	files, err := corpusFiles(goroot, 2<<20)
-	if err != nil {
-		b.Fatal(err)
-	}
-	var docs []string
-	var n int64
-	for _, f := range files {
-		data, _ := os.ReadFile(filepath.Join(goroot, f.rel))
-		docs = append(docs, string(data))
-		n += int64(len(data))
-	}
+	docs, n := benchCorpus(b, 2<<20)
 	for _, name := range []string{"gpt2", "llama3", "llama2"} {
 		b.Run(name, func(b *testing.B) {
 			tok, err := LoadHFTokenizer(filepath.Join("testdata", "hf", name, "tokenizer.json"))

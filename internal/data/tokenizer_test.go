@@ -216,21 +216,7 @@ func TestGPT2KeepsEveryByte(t *testing.T) {
 }
 
 func BenchmarkGPT2Encode(b *testing.B) {
-	goroot, err := GoRoot()
-	if err != nil {
-		b.Skip(err)
-	}
-	files, err := corpusFiles(goroot, 4<<20)
-	if err != nil {
-		b.Fatal(err)
-	}
-	var docs []string
-	var n int64
-	for _, f := range files {
-		data, _ := os.ReadFile(filepath.Join(goroot, f.rel))
-		docs = append(docs, string(data))
-		n += int64(len(data))
-	}
+	docs, n := benchCorpus(b, 4<<20)
 	tok := mustTokenizer(b, "gpt2")
 	b.SetBytes(n)
 	b.ResetTimer()
@@ -239,4 +225,24 @@ func BenchmarkGPT2Encode(b *testing.B) {
 			tok.Encode(d)
 		}
 	}
+}
+
+// benchCorpus reads up to budget bytes of the default corpus's Go sources
+// for the encoding benchmarks; it skips where there is no GOROOT.
+func benchCorpus(b *testing.B, budget int64) (docs []string, n int64) {
+	b.Helper()
+	goroot, err := GoRoot()
+	if err != nil {
+		b.Skip(err)
+	}
+	files, err := corpusFiles(goroot, budget)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, f := range files {
+		data, _ := os.ReadFile(filepath.Join(goroot, f.rel))
+		docs = append(docs, string(data))
+		n += int64(len(data))
+	}
+	return docs, n
 }
