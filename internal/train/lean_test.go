@@ -71,10 +71,16 @@ func neighbour(y, x float32) bool {
 // fp32 result, rounding both ways: the staging keeps the fp32 arithmetic
 // and only the final store rounds.
 func TestLeanStepRoundsTheFP32Step(t *testing.T) {
-	for _, compact := range []bool{false, true} {
+	for _, c := range []struct {
+		compact         bool
+		weights, states string
+	}{{false, WeightsBF16SR, StateBF16}, {true, WeightsBF16SR, StateBF16}, {true, WeightsBF16SR, StateFP32}, {true, WeightsMaster, StateBF16}} {
+		compact := c.compact
 		ref := leanConfig(compact)
+		lc := ref
+		lc.Train.Weights, lc.Train.OptimizerState = c.weights, c.states
 		mR, oR := buildPair(t, ref)
-		mL, oL := buildPair(t, leanVariant(ref))
+		mL, oL := buildPair(t, lc)
 		if err := mL.Init(5); err != nil {
 			t.Fatal(err)
 		}
@@ -95,11 +101,19 @@ func TestLeanStepRoundsTheFP32Step(t *testing.T) {
 		var up, total int
 		for i, p := range mL.Params {
 			q := mR.Params[i]
-			for _, x := range [][2]*gpu.Tensor{{p.W, q.W}, {oL.M[i], oR.M[i]}, {oL.V[i], oR.V[i]}} {
+			for k, x := range [][2]*gpu.Tensor{{p.W, q.W}, {oL.M[i], oR.M[i]}, {oL.V[i], oR.V[i]}} {
 				lean, fp32 := mustRead(t, mL, p, x[0]), mustRead(t, mR, q, x[1])
+				if (k == 0 && c.weights == WeightsMaster) || (k > 0 && c.states == StateFP32) {
+					for j := range lean { // not rounded: the fp32 path's very bits
+						if math.Float32bits(lean[j]) != math.Float32bits(fp32[j]) {
+							t.Fatalf("%+v: %s element %d: %g, fp32 path %g", c, x[0].Name, j, lean[j], fp32[j])
+						}
+					}
+					continue
+				}
 				for j := range lean {
 					if !gpu.IsBF16(lean[j]) || !neighbour(lean[j], fp32[j]) {
-						t.Fatalf("compact %v: %s element %d: lean %g is not a bf16 neighbour of fp32 %g", compact, p.Name, j, lean[j], fp32[j])
+						t.Fatalf("%+v: %s element %d: lean %g is not a bf16 neighbour of fp32 %g", c, p.Name, j, lean[j], fp32[j])
 					}
 					if math.Float32bits(lean[j]) != math.Float32bits(fp32[j])&0xffff0000 {
 						up++
@@ -109,7 +123,7 @@ func TestLeanStepRoundsTheFP32Step(t *testing.T) {
 			}
 		}
 		if up < total/10 || up > total*9/10 {
-			t.Errorf("compact %v: %d of %d values rounded away from zero: not stochastic", compact, up, total)
+			t.Errorf("%+v: %d of %d values rounded away from zero: not stochastic", c, up, total)
 		}
 	}
 }

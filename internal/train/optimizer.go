@@ -57,7 +57,7 @@ func NewOptimizer(m *model.Model, cfg OptimizerConfig) (*Optimizer, error) {
 	}
 	for _, s := range m.Segments() {
 		if s.Compressed() {
-			if o.dir, err = be.Alloc("compact.direction", gpu.Workspace, gpu.Full, s.GLen); err != nil {
+			if o.dir, err = be.Alloc("compact.direction", gpu.Workspace, gpu.Full, o.directionLen(s)); err != nil {
 				return nil, err
 			}
 			if o.proj, err = be.Alloc("compact.update_projection", gpu.Projection, gpu.Full, m.MaxProjection()); err != nil {
@@ -135,18 +135,18 @@ func (o *Optimizer) Apply(lr float64) error {
 			continue
 		}
 		hp.Eps = float32(o.cfg.CompactEps)
+		if o.cfg.Precision.MasterFree {
+			if err := o.compressedSR(s, hp); err != nil {
+				return err
+			}
+			continue
+		}
 		if o.cfg.Precision.StateBF16 {
 			if err := o.adamDirectionStaged(s, hp); err != nil {
 				return err
 			}
 		} else {
 			be.AdamDirection(o.dir, g, mm, vv, o.clip, hp)
-		}
-		if o.cfg.Precision.MasterFree {
-			if err := o.decompressSR(s, hp.LR, hp.WeightDecay); err != nil {
-				return err
-			}
-			continue
 		}
 		if hp.WeightDecay != 0 {
 			be.Scale(upd.Rows(s.Off, s.Off+s.Len), 1-hp.LR*hp.WeightDecay)

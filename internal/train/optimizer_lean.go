@@ -177,12 +177,24 @@ func (o *Optimizer) adamDirectionStaged(s model.Segment, hp gpu.AdamParams) erro
 	return nil
 }
 
-// decompressSR is decompress for master-free weights: for a block of rows
-// of each compressed W, the fp32 value (1 - lr*wd) W - lr N P^T is formed
-// in the staging buffer and rounded into W once.
-func (o *Optimizer) decompressSR(s model.Segment, lr, wd float32) error {
+// directionLen is the length of the compressed Adam direction buffer: the
+// whole compressed segment, or one staging chunk when master-free weights
+// let each block of rows be updated as soon as its direction exists.
+func (o *Optimizer) directionLen(s model.Segment) int {
+	if o.cfg.Precision.MasterFree {
+		return min(s.GLen, stageChunk)
+	}
+	return s.GLen
+}
+
+// compressedSR is the compressed update for master-free weights, one block
+// of rows of one parameter at a time: the Adam direction N of those rows
+// (moments staged when bf16), then the fp32 value (1 - lr*wd) W - lr N P^T
+// formed in the staging buffer and rounded into W once. Blocks of rows keep
+// the direction and the staged weights at one chunk each.
+func (o *Optimizer) compressedSR(s model.Segment, hp gpu.AdamParams) error {
 	m, be := o.model, o.be
-	arena := m.WeightArena()
+	arena, grads := m.WeightArena(), m.GradArena()
 	var P *gpu.Tensor
 	lastLayer, lastGroup := -1, -1
 	for _, p := range m.ArenaOrder() {
@@ -193,21 +205,28 @@ func (o *Optimizer) decompressSR(s model.Segment, lr, wd float32) error {
 			P = m.FillProjection(o.proj, p.Layer, p.Group)
 			lastLayer, lastGroup = p.Layer, p.Group.ID
 		}
-		off := p.Grad.Off - s.GradOff
-		dir := o.dir.Rows(off, off+p.Grad.Len()).Reshape(p.Grad.Shape...)
-		rows, n := p.W.Shape[0], p.W.Shape[1]
+		rows, n, r := p.W.Shape[0], p.W.Shape[1], p.Grad.Shape[1]
+		gBase := p.Grad.Off - grads.Off
 		step := max(1, o.stage.chunk/n)
 		for r0 := 0; r0 < rows; r0 += step {
 			r1 := min(rows, r0+step)
+			k, gOff := (r1-r0)*r, gBase+r0*r
+			mm, vv, err := o.loadMoments(gOff, k)
+			if err != nil {
+				return err
+			}
+			dir := o.dir.Rows(0, k)
+			be.AdamDirection(dir, grads.Rows(gOff, gOff+k), mm, vv, o.clip, hp)
+			o.storeMoments(gOff, mm, vv)
 			wc := p.W.Rows(r0, r1)
 			buf := o.stage.w.Rows(0, (r1-r0)*n).Reshape(r1-r0, n)
 			if err := be.Copy(buf, wc); err != nil {
 				return err
 			}
-			if wd != 0 {
-				be.Scale(buf, 1-lr*wd)
+			if hp.WeightDecay != 0 {
+				be.Scale(buf, 1-hp.LR*hp.WeightDecay)
 			}
-			be.Gemm(buf, dir.Rows(r0, r1), P, false, true, -lr, 1)
+			be.Gemm(buf, dir.Reshape(r1-r0, r), P, false, true, -hp.LR, 1)
 			be.StochasticRound(wc, buf, o.round(gpu.StreamWeights, wc.Off-arena.Off))
 		}
 	}
