@@ -41,8 +41,9 @@ func (v MemVariant) Apply(cfg Config) Config {
 // projections), CompAct at ranks[1] with per-layer projections, each with
 // every recomputation policy, all with fp32 master weights and fp32 moments;
 // then the lean variants of full rank and each rank: master-free bf16
-// weights ("+bf16_sr") and master-free weights with bf16 moments
-// ("+bf16_sr+bf16"). filter keeps names with one of its prefixes.
+// weights ("-bf16_sr") and master-free weights with bf16 moments
+// ("-bf16_sr-bf16"), named so that a base variant's name is no prefix of
+// theirs. filter keeps names with one of its prefixes.
 func MemVariants(ranks []float64, filter []string) []MemVariant {
 	var out []MemVariant
 	add := func(v MemVariant) {
@@ -68,13 +69,13 @@ func MemVariants(ranks []float64, filter []string) []MemVariant {
 	}
 	for _, rc := range []string{"none", "mlp", "block"} {
 		for _, lean := range [][2]string{{WeightsBF16SR, StateFP32}, {WeightsBF16SR, StateBF16}} {
-			suffix := "+" + lean[0]
+			tag := "-" + lean[0]
 			if lean[1] != StateFP32 {
-				suffix += "+" + lean[1]
+				tag += "-" + lean[1]
 			}
-			add(MemVariant{Name: "full+" + rc + suffix, Recompute: rc, Weights: lean[0], OptimizerState: lean[1]})
+			add(MemVariant{Name: "full" + tag + "+" + rc, Recompute: rc, Weights: lean[0], OptimizerState: lean[1]})
 			for _, r := range ranks {
-				add(MemVariant{Name: fmt.Sprintf("r%g+%s%s", r, rc, suffix), Compact: true, Rank: r, Share: true,
+				add(MemVariant{Name: fmt.Sprintf("r%g%s+%s", r, tag, rc), Compact: true, Rank: r, Share: true,
 					Recompute: rc, Weights: lean[0], OptimizerState: lean[1]})
 			}
 		}
