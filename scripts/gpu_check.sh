@@ -18,6 +18,7 @@ step() { # name, command...
 }
 step gpu-kernels       bin/gpu.test -test.v -test.run 'CUDA|Cuda'
 step model-vs-cpu      bin/model.test -test.v -test.run CUDA
+step lean-step-vs-cpu    bin/train.test -test.v -test.run TestCUDALeanStepMatchesCPU
 step hf-ref-export-cpu env COMPACT_REFERENCE_OUT=/tmp/ref-cpu bin/train.test -test.v -test.run TestExportHFReference
 step hf-ref-check-cpu  python3 scripts/hf_reference.py /tmp/ref-cpu
 step hf-ref-export-gpu env COMPACT_REFERENCE_OUT=/tmp/ref-gpu COMPACT_REFERENCE_DEVICE=cuda bin/train.test -test.v -test.run TestExportHFReference

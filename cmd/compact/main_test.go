@@ -237,6 +237,22 @@ func TestMemreport(t *testing.T) {
 	if st, err := os.Stat(png); err != nil || st.Size() < 1000 {
 		t.Errorf("plot: %v", err)
 	}
+	// The lean variants measure as predicted too: master-free weights and
+	// bf16 moments change what the optimizer allocates, nothing else.
+	lean := append(args[:len(args)-6:len(args)-6], "--variants", "r0.25-bf16_sr+none,full-bf16_sr-bf16+block", "--measure", "--json")
+	out, err = exec.Command(binary, lean...).Output()
+	if err != nil {
+		t.Fatalf("memreport lean: %v", err)
+	}
+	rep.Rows = nil
+	if err := json.Unmarshal(out, &rep); err != nil || len(rep.Rows) != 2 {
+		t.Fatalf("memreport lean JSON (%v): %s", err, out)
+	}
+	for _, r := range rep.Rows {
+		if r.Predicted["total"] != r.Measured["total"] || r.Predicted["master"] != 0 {
+			t.Errorf("%s: predicted %v, measured %v", r.Variant.Name, r.Predicted, r.Measured)
+		}
+	}
 	for _, bad := range [][]string{{"memreport", "--memory", "lots"}, {"memreport", "--ranks", "0,x"}, {"memreport", "--variants", "nothing"}} {
 		if code, stderr := run(t, nil, bad...); code != 2 {
 			t.Errorf("compact %v: exit %d: %s", bad, code, stderr)

@@ -144,6 +144,12 @@ type Backend interface {
 	// P (n, r) from the counter-based generator; identical on all backends up
 	// to float rounding.
 	Projection(P *Tensor, s ProjectionStream)
+
+	// dst (Low) = src (Full) rounded to bf16 stochastically with the noise
+	// of rp (see rounding.go); the same bits on every backend. A CPU backend
+	// stores the bf16 value in its own element type. Same length; dst may
+	// not alias src.
+	StochasticRound(dst, src *Tensor, rp RoundParams)
 }
 
 // Decoder is implemented by backends that generate with a KV cache (CPU and

@@ -75,5 +75,6 @@ func (m *Meter) ClipScale(clip, sumSq *Tensor, maxNorm float32)                 
 func (m *Meter) AdamW(p, g, mom, v, clip *Tensor, hp AdamParams)                    {}
 func (m *Meter) AdamDirection(dir, g, mom, v, clip *Tensor, hp AdamParams)          {}
 func (m *Meter) Projection(P *Tensor, s ProjectionStream)                           {}
+func (m *Meter) StochasticRound(dst, src *Tensor, rp RoundParams)                   {}
 func (m *Meter) AttentionBackward(dq, dk, dv, dout, q, k, v, out, lse *Tensor, B, T, H, KV, D int) {
 }

@@ -87,7 +87,7 @@ func (m *Model) allocArenas() error {
 	if m.arena.grad, err = m.be.Alloc("grads", gpu.Grads, gpu.Full, gN); err != nil {
 		return err
 	}
-	if m.be.MasterWeights() {
+	if m.be.MasterWeights() && !m.Opts.MasterFree {
 		if m.arena.master, err = m.be.Alloc("master", gpu.Master, gpu.Full, wN); err != nil {
 			return err
 		}

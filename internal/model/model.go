@@ -76,6 +76,10 @@ type Options struct {
 	// the engine (see pad.go); 0 picks 8 on backends with bf16 weights, 1
 	// (none) elsewhere.
 	PadIntermediate int
+	// MasterFree keeps no fp32 master copy: the weights hold bf16 values on
+	// every backend (the CPU stores them in float32) and the optimizer
+	// rounds each update into them stochastically (masterfree.go).
+	MasterFree bool
 }
 
 // Model is a LLaMA decoder bound to a backend.
@@ -241,6 +245,7 @@ func (m *Model) Init(seed uint64) error {
 	}
 	wg.Wait()
 	for i, p := range m.Params {
+		m.roundWeights(bufs[i])
 		if err := m.be.Upload(p.Updatable(), bufs[i]); err != nil {
 			return fmt.Errorf("init %s: %w", p.Name, err)
 		}

@@ -169,6 +169,7 @@ func (m *Model) loadParam(src TensorSource, p *Param, name string) error {
 	if err != nil {
 		return err
 	}
+	m.roundWeights(data)
 	if err := m.WriteParam(p, p.Updatable(), data); err != nil {
 		return fmt.Errorf("upload %s: %w", p.Name, err)
 	}

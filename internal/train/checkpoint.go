@@ -129,7 +129,7 @@ func SaveCheckpoint(root string, m *model.Model, opt *Optimizer, st TrainerState
 	}{
 		{ckptConfig, func(w io.Writer) error { return m.WriteHFConfig(w, eos) }},
 		{ckptModel, func(w io.Writer) error { return model.WriteSafetensors(w, weights) }},
-		{ckptOptimizer, func(w io.Writer) error { return model.WriteSafetensors(w, moments) }},
+		{ckptOptimizer, func(w io.Writer) error { return model.WriteSafetensorsAs(w, moments, opt.momentDType()) }},
 		{ckptState, func(w io.Writer) error {
 			enc := json.NewEncoder(w)
 			enc.SetIndent("", "  ")
@@ -283,6 +283,7 @@ func LoadCheckpoint(dir string, m *model.Model, opt *Optimizer) error {
 			if err != nil {
 				return err
 			}
+			opt.roundLoadedMoments(data)
 			if err := m.WriteParam(p, dst, data); err != nil {
 				return err
 			}

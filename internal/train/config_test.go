@@ -33,6 +33,8 @@ func TestConfigErrorsNameTheCulprit(t *testing.T) {
 		{"missing data", "data:\n  train: [/nonexistent/*.bin]\n  val: [/nonexistent/v.bin]\n", nil, "data.train"},
 		{"seq > max", "train:\n  seq_len: 512\n", nil, "train.seq_len"},
 		{"recompute", "train:\n  recompute: sometimes\n", nil, "train.recompute"},
+		{"weights", "train:\n  weights: fp16\n", nil, "train.weights"},
+		{"optimizer state", "", []string{"train.optimizer_state=int8"}, "train.optimizer_state"},
 		{"set unknown", "", []string{"train.nope=1"}, "train.nope"},
 		{"set malformed", "", []string{"train.lr"}, "train.lr"},
 		{"set wrong type", "", []string{"model.num_layers=many"}, "model.num_layers"},

@@ -94,14 +94,21 @@ func buildModel(be gpu.Backend, cfg Config) (*model.Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	return model.New(be, cfg.Model, model.Options{Compact: cfg.Compact, Recompute: rc, LossChunk: cfg.Train.LossChunk,
-		NumLabels: cfg.Finetune.NumLabels})
+	opts := model.Options{Compact: cfg.Compact, Recompute: rc, LossChunk: cfg.Train.LossChunk,
+		NumLabels: cfg.Finetune.NumLabels, MasterFree: cfg.Train.Weights == WeightsBF16SR}
+	if cfg.Train.Weights == WeightsBF16SR || cfg.Train.OptimizerState == StateBF16 {
+		// Rounding noise is keyed by arena element: the CPU pads the MLP as
+		// CUDA does, so both lay out (and round) every element alike.
+		opts.PadIntermediate = 8
+	}
+	return model.New(be, cfg.Model, opts)
 }
 
 func optimizerConfig(cfg Config) OptimizerConfig {
 	t := cfg.Train
 	return OptimizerConfig{Beta1: t.Beta1, Beta2: t.Beta2, Eps: t.AdamEps, CompactEps: cfg.Compact.Eps,
-		WeightDecay: t.WeightDecay, GradClip: t.GradClip, UpdateGap: cfg.Compact.UpdateGap}
+		WeightDecay: t.WeightDecay, GradClip: t.GradClip, UpdateGap: cfg.Compact.UpdateGap,
+		Precision: PrecisionConfig{MasterFree: t.Weights == WeightsBF16SR, StateBF16: t.OptimizerState == StateBF16, Seed: t.Seed}}
 }
 
 // MemoryFile is memreport.json of a training run.

@@ -15,6 +15,10 @@ type MemVariant struct {
 	Rank      float64 `json:"rank,omitempty"`
 	Share     bool    `json:"share"`
 	Recompute string  `json:"recompute"`
+	// Weights and OptimizerState are train.weights and
+	// train.optimizer_state; empty keeps the config's.
+	Weights        string `json:"weights,omitempty"`
+	OptimizerState string `json:"optimizer_state,omitempty"`
 }
 
 // Apply returns cfg changed to the variant.
@@ -24,12 +28,22 @@ func (v MemVariant) Apply(cfg Config) Config {
 		cfg.Compact.Rank, cfg.Compact.Share = v.Rank, v.Share
 	}
 	cfg.Train.Recompute = v.Recompute
+	if v.Weights != "" {
+		cfg.Train.Weights = v.Weights
+	}
+	if v.OptimizerState != "" {
+		cfg.Train.OptimizerState = v.OptimizerState
+	}
 	return cfg
 }
 
 // MemVariants lists full rank and CompAct at each rank (shared
 // projections), CompAct at ranks[1] with per-layer projections, each with
-// every recomputation policy; filter keeps names with one of its prefixes.
+// every recomputation policy, all with fp32 master weights and fp32 moments;
+// then the lean variants of full rank and each rank: master-free bf16
+// weights ("-bf16_sr") and master-free weights with bf16 moments
+// ("-bf16_sr-bf16"), named so that a base variant's name is no prefix of
+// theirs. filter keeps names with one of its prefixes.
 func MemVariants(ranks []float64, filter []string) []MemVariant {
 	var out []MemVariant
 	add := func(v MemVariant) {
@@ -51,6 +65,19 @@ func MemVariants(ranks []float64, filter []string) []MemVariant {
 		}
 		if len(ranks) > 1 {
 			add(MemVariant{Name: fmt.Sprintf("r%g-perlayer+%s", ranks[1], rc), Compact: true, Rank: ranks[1], Recompute: rc})
+		}
+	}
+	for _, rc := range []string{"none", "mlp", "block"} {
+		for _, lean := range [][2]string{{WeightsBF16SR, StateFP32}, {WeightsBF16SR, StateBF16}} {
+			tag := "-" + lean[0]
+			if lean[1] != StateFP32 {
+				tag += "-" + lean[1]
+			}
+			add(MemVariant{Name: "full" + tag + "+" + rc, Recompute: rc, Weights: lean[0], OptimizerState: lean[1]})
+			for _, r := range ranks {
+				add(MemVariant{Name: fmt.Sprintf("r%g%s+%s", r, tag, rc), Compact: true, Rank: r, Share: true,
+					Recompute: rc, Weights: lean[0], OptimizerState: lean[1]})
+			}
 		}
 	}
 	return out

@@ -19,6 +19,7 @@ type OptimizerConfig struct {
 	WeightDecay  float64
 	GradClip     float64 // global-norm clip; <= 0 disables
 	UpdateGap    int
+	Precision    PrecisionConfig // master-free weights, bf16 moments (optimizer_lean.go)
 }
 
 // Optimizer is AdamW for full-rank params and CompAct's compressed Adam for
@@ -33,7 +34,8 @@ type Optimizer struct {
 	proj           *gpu.Tensor // Full P for the decompressed update
 	sumSq          *gpu.Tensor
 	clip           *gpu.Tensor
-	Step           int // optimizer steps taken
+	stage          staging // fp32 staging of the lean precisions
+	Step           int     // optimizer steps taken
 }
 
 // NewOptimizer allocates zeroed moments for every parameter of m: two
@@ -43,10 +45,10 @@ func NewOptimizer(m *model.Model, cfg OptimizerConfig) (*Optimizer, error) {
 	o := &Optimizer{cfg: cfg, be: be, model: m}
 	var err error
 	n := m.GradArena().Len()
-	if o.mArena, err = be.Alloc("exp_avg", gpu.Optimizer, gpu.Full, n); err != nil {
+	if o.mArena, err = be.Alloc("exp_avg", gpu.Optimizer, momentPrecision(cfg.Precision), n); err != nil {
 		return nil, err
 	}
-	if o.vArena, err = be.Alloc("exp_avg_sq", gpu.Optimizer, gpu.Full, n); err != nil {
+	if o.vArena, err = be.Alloc("exp_avg_sq", gpu.Optimizer, momentPrecision(cfg.Precision), n); err != nil {
 		return nil, err
 	}
 	for _, p := range m.Params {
@@ -55,7 +57,7 @@ func NewOptimizer(m *model.Model, cfg OptimizerConfig) (*Optimizer, error) {
 	}
 	for _, s := range m.Segments() {
 		if s.Compressed() {
-			if o.dir, err = be.Alloc("compact.direction", gpu.Workspace, gpu.Full, s.GLen); err != nil {
+			if o.dir, err = be.Alloc("compact.direction", gpu.Workspace, gpu.Full, o.directionLen(s)); err != nil {
 				return nil, err
 			}
 			if o.proj, err = be.Alloc("compact.update_projection", gpu.Projection, gpu.Full, m.MaxProjection()); err != nil {
@@ -67,6 +69,9 @@ func NewOptimizer(m *model.Model, cfg OptimizerConfig) (*Optimizer, error) {
 		return nil, err
 	}
 	if o.clip, err = be.Alloc("clip_scale", gpu.Other, gpu.Full, 1); err != nil {
+		return nil, err
+	}
+	if err := o.allocStaging(); err != nil {
 		return nil, err
 	}
 	return o, nil
@@ -120,11 +125,29 @@ func (o *Optimizer) Apply(lr float64) error {
 		mm := o.mArena.Rows(s.GradOff, s.GradOff+s.GLen)
 		vv := o.vArena.Rows(s.GradOff, s.GradOff+s.GLen)
 		if !s.Compressed() {
+			if o.staged() {
+				if err := o.adamWStaged(s, hp); err != nil {
+					return err
+				}
+				continue
+			}
 			be.AdamW(upd.Rows(s.Off, s.Off+s.Len), g, mm, vv, o.clip, hp)
 			continue
 		}
 		hp.Eps = float32(o.cfg.CompactEps)
-		be.AdamDirection(o.dir, g, mm, vv, o.clip, hp)
+		if o.cfg.Precision.MasterFree {
+			if err := o.compressedSR(s, hp); err != nil {
+				return err
+			}
+			continue
+		}
+		if o.cfg.Precision.StateBF16 {
+			if err := o.adamDirectionStaged(s, hp); err != nil {
+				return err
+			}
+		} else {
+			be.AdamDirection(o.dir, g, mm, vv, o.clip, hp)
+		}
 		if hp.WeightDecay != 0 {
 			be.Scale(upd.Rows(s.Off, s.Off+s.Len), 1-hp.LR*hp.WeightDecay)
 		}
@@ -161,4 +184,5 @@ func (o *Optimizer) Free() {
 			o.be.Free(t)
 		}
 	}
+	o.freeStaging()
 }

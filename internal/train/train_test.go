@@ -68,10 +68,16 @@ func sameTrajectory(t *testing.T, a, b []Metric) {
 }
 
 func TestResumeIsBitIdentical(t *testing.T) {
-	for _, compact := range []bool{true, false} {
+	// The last case is master-free bf16 weights with bf16 moments: the
+	// stochastic rounding must draw the same noise after the resume.
+	for _, c := range []struct{ compact, lean bool }{{true, false}, {false, false}, {true, true}} {
+		compact := c.compact
 		dir := t.TempDir()
 		cfg := smallConfig(t, dir)
 		cfg.Compact.Enabled = compact
+		if c.lean {
+			cfg = leanVariant(cfg)
+		}
 		full := filepath.Join(dir, "full")
 		if err := Pretrain(context.Background(), cfg, RunOptions{Out: full}); err != nil {
 			t.Fatal(err)
@@ -100,7 +106,7 @@ func TestResumeIsBitIdentical(t *testing.T) {
 			a, _ := os.ReadFile(filepath.Join(StepDir(filepath.Join(full, "checkpoints"), 12), name))
 			b, _ := os.ReadFile(filepath.Join(StepDir(filepath.Join(crashed, "checkpoints"), 12), name))
 			if len(a) == 0 || string(a) != string(b) {
-				t.Errorf("compact %v: %s after resume differs from the uninterrupted run", compact, name)
+				t.Errorf("compact %v lean %v: %s after resume differs from the uninterrupted run", compact, c.lean, name)
 			}
 		}
 	}
@@ -129,8 +135,17 @@ func TestPredictedMemoryMatchesCPU(t *testing.T) {
 	cfg := Default()
 	cfg.Model.VocabSize, cfg.Model.Hidden, cfg.Model.Intermediate, cfg.Model.Layers = 300, 64, 160, 3
 	for _, compact := range []bool{false, true} {
-		for _, rc := range []string{"none", "mlp", "block"} {
+		for _, rc := range []string{"none", "mlp", "block", "none+bf16_sr", "block+bf16_sr+bf16"} {
 			cfg.Compact.Enabled, cfg.Train.Recompute = compact, rc
+			cfg.Train.Weights, cfg.Train.OptimizerState = WeightsMaster, StateFP32
+			if r, opts, ok := strings.Cut(rc, "+"); ok {
+				cfg.Train.Recompute = r
+				w, st, _ := strings.Cut(opts, "+")
+				cfg.Train.Weights = w
+				if st != "" {
+					cfg.Train.OptimizerState = st
+				}
+			}
 			pred, err := PredictMemory(cfg, 4, 64, "cpu")
 			if err != nil {
 				t.Fatal(err)

@@ -1,0 +1,255 @@
+package train
+
+// Lean optimizer precision: master-free bf16 weights and bf16 Adam moments.
+// Both keep the Adam arithmetic of the fp32 path untouched: a chunk of the
+// narrow tensors is widened into fp32 staging buffers, the usual kernel
+// (AdamW, AdamDirection, the decompression GEMM) runs on the staged copy,
+// and the result is written back with the deterministic stochastic rounding
+// of gpu.Backend.StochasticRound, whose noise depends on (train.seed, step,
+// element) only. So the CPU reference and CUDA round identical fp32 values
+// to identical bits, and a resumed run draws the same noise.
+//
+// Why stochastic rounding for both moments: with beta2 = 0.999 an update
+// changes v by 0.1%, below half a bf16 ulp (0.2-0.4%), so round-to-nearest
+// would leave v frozen where SR keeps it unbiased; m is rounded the same way
+// for one simple rule.
+
+import (
+	"fmt"
+
+	"github.com/compact-llm/compact/internal/gpu"
+	"github.com/compact-llm/compact/internal/model"
+)
+
+// Config values of train.weights and train.optimizer_state.
+const (
+	WeightsMaster = "master"  // fp32 master copy, bf16 compute copy (CUDA)
+	WeightsBF16SR = "bf16_sr" // bf16 weights only, updates stochastically rounded
+	StateFP32     = "fp32"
+	StateBF16     = "bf16"
+)
+
+// PrecisionConfig selects the lean storage of weights and moments.
+type PrecisionConfig struct {
+	MasterFree bool   // train.weights = bf16_sr
+	StateBF16  bool   // train.optimizer_state = bf16
+	Seed       uint64 // key of the rounding noise (train.seed)
+}
+
+// stageChunk bounds the fp32 staging buffers (elements each): 32 MiB, small
+// beside the master copy it replaces, large enough that the extra launches
+// cost nothing measurable.
+const stageChunk = 1 << 23
+
+// staging holds the fp32 buffers of the lean paths; nil fields are unused.
+type staging struct {
+	w, m, v *gpu.Tensor
+	chunk   int
+}
+
+func (o *Optimizer) staged() bool { return o.cfg.Precision.MasterFree || o.cfg.Precision.StateBF16 }
+
+// momentPrecision is the storage of exp_avg and exp_avg_sq.
+func momentPrecision(pc PrecisionConfig) gpu.Precision {
+	if pc.StateBF16 {
+		return gpu.Low
+	}
+	return gpu.Full
+}
+
+// allocStaging allocates the staging buffers (Workspace) the options need.
+func (o *Optimizer) allocStaging() error {
+	pc := o.cfg.Precision
+	if pc.MasterFree != o.model.Opts.MasterFree {
+		return fmt.Errorf("optimizer: master-free weights %v, but the model was built with master-free %v", pc.MasterFree, o.model.Opts.MasterFree)
+	}
+	if !o.staged() {
+		return nil
+	}
+	if n := int64(o.model.WeightArena().Len()); n > gpu.MaxRoundElements {
+		return fmt.Errorf("optimizer: %d weight elements exceed the rounding counter's %d", n, gpu.MaxRoundElements)
+	}
+	longest := 0
+	for _, s := range o.model.Segments() {
+		longest = max(longest, s.Len, s.GLen)
+	}
+	o.stage.chunk = min(stageChunk, longest)
+	var err error
+	if pc.MasterFree {
+		if o.stage.w, err = o.be.Alloc("stage.weights", gpu.Workspace, gpu.Full, o.stage.chunk); err != nil {
+			return err
+		}
+	}
+	if pc.StateBF16 {
+		if o.stage.m, err = o.be.Alloc("stage.exp_avg", gpu.Workspace, gpu.Full, o.stage.chunk); err != nil {
+			return err
+		}
+		if o.stage.v, err = o.be.Alloc("stage.exp_avg_sq", gpu.Workspace, gpu.Full, o.stage.chunk); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (o *Optimizer) freeStaging() {
+	for _, t := range []*gpu.Tensor{o.stage.w, o.stage.m, o.stage.v} {
+		if t != nil {
+			o.be.Free(t)
+		}
+	}
+}
+
+// round keys the noise of a rounding into arena element off of stream.
+func (o *Optimizer) round(stream uint32, off int) gpu.RoundParams {
+	return gpu.RoundParams{Seed: o.cfg.Precision.Seed, Stream: stream, Step: uint32(o.Step), Offset: int64(off)}
+}
+
+// loadMoments returns the moments of grad-arena elements [off, off+n) as
+// fp32 tensors the Adam kernels can update: the arena views themselves, or
+// staged copies of bf16 moments.
+func (o *Optimizer) loadMoments(off, n int) (m, v *gpu.Tensor, err error) {
+	m, v = o.mArena.Rows(off, off+n), o.vArena.Rows(off, off+n)
+	if !o.cfg.Precision.StateBF16 {
+		return m, v, nil
+	}
+	ms, vs := o.stage.m.Rows(0, n), o.stage.v.Rows(0, n)
+	if err := o.be.Copy(ms, m); err != nil {
+		return nil, nil, err
+	}
+	if err := o.be.Copy(vs, v); err != nil {
+		return nil, nil, err
+	}
+	return ms, vs, nil
+}
+
+// storeMoments rounds staged moments back into bf16 storage.
+func (o *Optimizer) storeMoments(off int, ms, vs *gpu.Tensor) {
+	if !o.cfg.Precision.StateBF16 {
+		return
+	}
+	n := ms.Len()
+	o.be.StochasticRound(o.mArena.Rows(off, off+n), ms, o.round(gpu.StreamExpAvg, off))
+	o.be.StochasticRound(o.vArena.Rows(off, off+n), vs, o.round(gpu.StreamExpAvgSq, off))
+}
+
+// adamWStaged is AdamW over the full-rank segment s, chunk by chunk through
+// the staging buffers.
+func (o *Optimizer) adamWStaged(s model.Segment, hp gpu.AdamParams) error {
+	be, m := o.be, o.model
+	w, upd, grads := m.WeightArena(), m.UpdateArena(), m.GradArena()
+	for off := 0; off < s.Len; off += o.stage.chunk {
+		n := min(o.stage.chunk, s.Len-off)
+		wo, gOff := s.Off+off, s.GradOff+off
+		p := upd.Rows(wo, wo+n)
+		if o.cfg.Precision.MasterFree {
+			p = o.stage.w.Rows(0, n)
+			if err := be.Copy(p, w.Rows(wo, wo+n)); err != nil {
+				return err
+			}
+		}
+		mm, vv, err := o.loadMoments(gOff, n)
+		if err != nil {
+			return err
+		}
+		be.AdamW(p, grads.Rows(gOff, gOff+n), mm, vv, o.clip, hp)
+		if o.cfg.Precision.MasterFree {
+			be.StochasticRound(w.Rows(wo, wo+n), p, o.round(gpu.StreamWeights, wo))
+		}
+		o.storeMoments(gOff, mm, vv)
+	}
+	return nil
+}
+
+// adamDirectionStaged is AdamDirection over the compressed segment s with
+// bf16 moments, chunk by chunk.
+func (o *Optimizer) adamDirectionStaged(s model.Segment, hp gpu.AdamParams) error {
+	grads := o.model.GradArena()
+	for off := 0; off < s.GLen; off += o.stage.chunk {
+		n := min(o.stage.chunk, s.GLen-off)
+		gOff := s.GradOff + off
+		mm, vv, err := o.loadMoments(gOff, n)
+		if err != nil {
+			return err
+		}
+		o.be.AdamDirection(o.dir.Rows(off, off+n), grads.Rows(gOff, gOff+n), mm, vv, o.clip, hp)
+		o.storeMoments(gOff, mm, vv)
+	}
+	return nil
+}
+
+// directionLen is the length of the compressed Adam direction buffer: the
+// whole compressed segment, or one staging chunk when master-free weights
+// let each block of rows be updated as soon as its direction exists.
+func (o *Optimizer) directionLen(s model.Segment) int {
+	if o.cfg.Precision.MasterFree {
+		return min(s.GLen, stageChunk)
+	}
+	return s.GLen
+}
+
+// compressedSR is the compressed update for master-free weights, one block
+// of rows of one parameter at a time: the Adam direction N of those rows
+// (moments staged when bf16), then the fp32 value (1 - lr*wd) W - lr N P^T
+// formed in the staging buffer and rounded into W once. Blocks of rows keep
+// the direction and the staged weights at one chunk each.
+func (o *Optimizer) compressedSR(s model.Segment, hp gpu.AdamParams) error {
+	m, be := o.model, o.be
+	arena, grads := m.WeightArena(), m.GradArena()
+	var P *gpu.Tensor
+	lastLayer, lastGroup := -1, -1
+	for _, p := range m.ArenaOrder() {
+		if !p.Compressed() {
+			continue
+		}
+		if p.Layer != lastLayer || p.Group.ID != lastGroup {
+			P = m.FillProjection(o.proj, p.Layer, p.Group)
+			lastLayer, lastGroup = p.Layer, p.Group.ID
+		}
+		rows, n, r := p.W.Shape[0], p.W.Shape[1], p.Grad.Shape[1]
+		gBase := p.Grad.Off - grads.Off
+		step := max(1, o.stage.chunk/n)
+		for r0 := 0; r0 < rows; r0 += step {
+			r1 := min(rows, r0+step)
+			k, gOff := (r1-r0)*r, gBase+r0*r
+			mm, vv, err := o.loadMoments(gOff, k)
+			if err != nil {
+				return err
+			}
+			dir := o.dir.Rows(0, k)
+			be.AdamDirection(dir, grads.Rows(gOff, gOff+k), mm, vv, o.clip, hp)
+			o.storeMoments(gOff, mm, vv)
+			wc := p.W.Rows(r0, r1)
+			buf := o.stage.w.Rows(0, (r1-r0)*n).Reshape(r1-r0, n)
+			if err := be.Copy(buf, wc); err != nil {
+				return err
+			}
+			if hp.WeightDecay != 0 {
+				be.Scale(buf, 1-hp.LR*hp.WeightDecay)
+			}
+			be.Gemm(buf, dir.Reshape(r1-r0, r), P, false, true, -hp.LR, 1)
+			be.StochasticRound(wc, buf, o.round(gpu.StreamWeights, wc.Off-arena.Off))
+		}
+	}
+	return nil
+}
+
+// momentDType is the safetensors dtype of the moments in checkpoints: BF16
+// when they are stored in bf16 (lossless, half the file), else F32.
+func (o *Optimizer) momentDType() string {
+	if o.cfg.Precision.StateBF16 {
+		return "BF16"
+	}
+	return "F32"
+}
+
+// roundLoadedMoments rounds moments read from a checkpoint to the nearest
+// bf16 when the state is bf16, as a CUDA upload would, so the CPU holds the
+// same values (a no-op for a BF16 file).
+func (o *Optimizer) roundLoadedMoments(data []float32) {
+	if !o.cfg.Precision.StateBF16 {
+		return
+	}
+	for i, v := range data {
+		data[i] = gpu.BF16Nearest(v)
+	}
+}
