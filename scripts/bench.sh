@@ -9,7 +9,7 @@ SIZES=${SIZES:-60m 130m 350m 1b}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
 for s in $SIZES; do
   prof=""; [ "${PROFILE:-60m}" = "$s" ] && prof="--profile"
-  bin/compact bench --config configs/llama-$s.yaml --device cuda --set train.grad_accum=1 --set train.micro_batch=64 \
+  bin/compact bench --config configs/llama-$s.yaml --device cuda --set train.grad_accum=1 --set train.micro_batch=64 --set compact.rank=0.25 \
     --modes full,compact --steps ${STEPS:-10} --warmup 3 $prof --json "$OUT/compact-$s.json" 2>&1 | tee -a "$OUT/compact.txt"
 done
 if [ -z "${SKIP_TORCH:-}" ]; then

@@ -35,6 +35,7 @@ type TrainerState struct {
 	Loader     json.RawMessage `json:"loader"` // data.LoaderState
 	Config     Config          `json:"config"`
 	Tokenizer  string          `json:"tokenizer"`
+	Optimizer  string          `json:"optimizer"` // resolved form, adamw_hf or adamw_torch
 	TrainFiles []string        `json:"train_files"`
 	ValFiles   []string        `json:"val_files"`
 	Base       string          `json:"base,omitempty"` // fine-tuning: where the weights started

@@ -19,6 +19,7 @@ type OptimizerConfig struct {
 	WeightDecay  float64
 	GradClip     float64 // global-norm clip; <= 0 disables
 	UpdateGap    int
+	Form         gpu.AdamForm // torch's or HuggingFace's bias correction, for every param
 }
 
 // Optimizer is AdamW for full-rank params and CompAct's compressed Adam for
@@ -112,7 +113,7 @@ func (o *Optimizer) Apply(lr float64) error {
 	upd, grads := m.UpdateArena(), m.GradArena()
 	for _, s := range m.Segments() {
 		hp := gpu.AdamParams{LR: float32(lr), Beta1: float32(o.cfg.Beta1), Beta2: float32(o.cfg.Beta2),
-			Eps: float32(o.cfg.Eps), Scale: s.Scale, Step: o.Step}
+			Eps: float32(o.cfg.Eps), Scale: s.Scale, Step: o.Step, Form: o.cfg.Form}
 		if s.Decay {
 			hp.WeightDecay = float32(o.cfg.WeightDecay)
 		}
