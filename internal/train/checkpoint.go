@@ -244,6 +244,14 @@ func ReadTrainerState(dir string) (TrainerState, error) {
 	if st.Version != StateVersion {
 		return st, fmt.Errorf("checkpoint %s: trainer state version %d, this build reads %d", dir, st.Version, StateVersion)
 	}
+	// Checkpoints from before train.optimizer existed trained with torch's
+	// form, the only one there was.
+	if st.Optimizer == "" {
+		st.Optimizer = OptimizerTorch
+	}
+	if st.Config.Train.Optimizer == "" {
+		st.Config.Train.Optimizer = OptimizerTorch
+	}
 	return st, nil
 }
 

@@ -3,8 +3,10 @@ package train
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"math"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -124,5 +126,38 @@ func TestOneConfigTwoRecipesRun(t *testing.T) {
 		if err == nil || !IsUsage(err) || !strings.Contains(err.Error(), "train.optimizer") {
 			t.Errorf("compact %v: resume with optimizer %s: %v, want a usage error naming train.optimizer", mode.enabled, other, err)
 		}
+		// A checkpoint from before train.optimizer existed trained with
+		// torch's form: it resumes into the full-rank recipe, not CompAct's.
+		stripOptimizer(t, filepath.Join(ckpt, "trainer_state.json"))
+		if st, err := ReadTrainerState(ckpt); err != nil || st.Optimizer != OptimizerTorch || st.Config.Validate() != nil {
+			t.Fatalf("old trainer state: optimizer %q, %v, config %v", st.Optimizer, err, st.Config.Validate())
+		}
+		cfg.Train.Optimizer = OptimizerAuto
+		err = Pretrain(context.Background(), cfg, RunOptions{Out: out, Resume: true})
+		if mode.enabled && (err == nil || !IsUsage(err)) {
+			t.Errorf("CompAct resume from a torch-form checkpoint: %v, want refused", err)
+		}
+		if !mode.enabled && err != nil {
+			t.Errorf("full-rank resume from a torch-form checkpoint: %v", err)
+		}
+	}
+}
+
+// stripOptimizer removes what trainer_state.json gained with train.optimizer.
+func stripOptimizer(t *testing.T, path string) {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st map[string]any
+	if err := json.Unmarshal(raw, &st); err != nil {
+		t.Fatal(err)
+	}
+	delete(st, "optimizer")
+	delete(st["config"].(map[string]any)["Train"].(map[string]any), "Optimizer")
+	raw, _ = json.Marshal(st)
+	if err := os.WriteFile(path, raw, 0o644); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -173,13 +173,8 @@ func sameRun(saved, now Config) error {
 
 // sameOptimizer refuses to resume moments written by one Adam form into
 // the other: they would silently continue under a different update rule.
-// Checkpoints from before train.optimizer existed were all torch's form.
 func sameOptimizer(saved TrainerState, now Config) error {
-	was := saved.Optimizer
-	if was == "" {
-		was = OptimizerTorch
-	}
-	if is := now.OptimizerName(); was != is {
+	if was, is := saved.Optimizer, now.OptimizerName(); was != is {
 		return fmt.Errorf("the checkpoint was trained with optimizer %s, the config resolves train.optimizer = %s to %s; set train.optimizer=%s to continue it",
 			was, now.Train.Optimizer, is, was)
 	}
