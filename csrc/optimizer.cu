@@ -10,9 +10,12 @@
 //     v[i] = beta2 * v[i] + (1 - beta2) * gc * gc     (stored fp32)
 //     dir  = scale * (m[i] / bc1) / (sqrtf(v[i] / bc2) + eps)
 //     p[i] = p[i] - lr * (dir + wd * p[i])
-//   bc1 = 1 - beta1^step and bc2 = 1 - beta2^step are computed on the host
-//   (in float64, then rounded to fp32). As in the CPU backend the direction is
-//   computed from the stored (fp32) moments.
+//   bc1, bc2 are computed on the host (in float64, then rounded to fp32) and
+//   select the form: torch's AdamW passes bc1 = 1 - beta1^step and
+//   bc2 = 1 - beta2^step; HuggingFace's AdamW (the CompAct paper's) passes
+//   bc1 = (1 - beta1^step) / sqrt(1 - beta2^step) and bc2 = 1, which is
+//   sqrt(1-b2^t)/(1-b1^t) * m / (sqrt(v) + eps). As in the CPU backend the
+//   direction is computed from the stored (fp32) moments.
 //
 // adam_direction(float* dir, const float* g, float* m, float* v,
 //                const float* clip, long n, float beta1, float beta2,

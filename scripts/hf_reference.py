@@ -41,7 +41,10 @@ def check(d, tol_loss, tol_grad, failures):
     if model.config.tie_word_embeddings:
         params.pop("lm_head.weight", None)
     compact = meta["compact"]
-    alpha, oscale, ceps = 0.25, 0.5, 1e-6
+    alpha, oscale, ceps = meta.get("alpha", 0.25), meta.get("o_proj_scale", 0.5), meta.get("compact_eps", 1e-6)
+    # adamw_hf: transformers' AdamW (bias correction in the step size);
+    # adamw_torch: torch.optim.AdamW. Older exports were all torch's form.
+    hf = meta.get("optimizer", "adamw_torch") == "adamw_hf"
     P = {n[:-2]: ours[n].double() for n in ours if n.endswith(".P")}
     rows = []
 
@@ -84,13 +87,16 @@ def check(d, tol_loss, tol_grad, failures):
                 g = grads[n] * scale
                 m[n].mul_(b1).add_(g, alpha=1 - b1)
                 v[n].mul_(b2).addcmul_(g, g, value=1 - b2)
-                mhat, vhat = m[n] / (1 - b1 ** step), v[n] / (1 - b2 ** step)
+                e = ceps if n in P else eps
+                if hf:
+                    d = math.sqrt(1 - b2 ** step) / (1 - b1 ** step) * m[n] / (v[n].sqrt() + e)
+                else:
+                    d = (m[n] / (1 - b1 ** step)) / ((v[n] / (1 - b2 ** step)).sqrt() + e)
                 if n in P:
-                    N = alpha * mhat / (vhat.sqrt() + ceps)
-                    p.sub_(lr * (N @ P[n].T))
+                    p.sub_(lr * ((alpha * d) @ P[n].T))
                 else:
                     s = oscale * alpha if (compact and "o_proj" in n) else 1.0
-                    p.sub_(lr * s * mhat / (vhat.sqrt() + eps))
+                    p.sub_(lr * s * d)
     for i, (a, b) in enumerate(zip(meta["losses"], losses)):
         record(f"loss after {i} updates", abs(a - b) / abs(b), tol_loss * 10 if i else tol_loss)
     print(f"== {d} ({meta['device']}, compact={compact})")

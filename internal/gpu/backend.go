@@ -12,6 +12,8 @@
 //   - Tensors passed to one call never alias unless the doc allows it.
 package gpu
 
+import "math"
+
 // Precision says how a tensor is stored. The CPU backend keeps everything in
 // its element type (float32, or float64 for gradient checks); the CUDA backend
 // stores Low tensors in bf16 and Full tensors in fp32.
@@ -32,6 +34,34 @@ type AdamParams struct {
 	WeightDecay float32 // decoupled: p -= LR * WeightDecay * p
 	Scale       float32 // multiplies the Adam direction (CompAct alpha, o_proj scale); 1 for plain AdamW
 	Step        int     // 1-based step for bias correction
+	Form        AdamForm
+}
+
+// AdamForm is where Adam's bias correction goes; the two differ in how eps
+// meets the correction, which matters early in training.
+type AdamForm int
+
+const (
+	// AdamTorch is torch.optim.AdamW: mhat / (sqrt(vhat) + eps) with
+	// mhat = m/(1-b1^t), vhat = v/(1-b2^t).
+	AdamTorch AdamForm = iota
+	// AdamHF is HuggingFace transformers' AdamW, the CompAct paper's
+	// optimizer: sqrt(1-b2^t)/(1-b1^t) * m / (sqrt(v) + eps).
+	AdamHF
+)
+
+// Corrections returns the divisors of m and of v inside the square root,
+// in float64: dir = Scale * (m/d1) / (sqrt(v/d2) + Eps). The torch form
+// divides by 1-b1^t and 1-b2^t; the HF form folds the whole correction into
+// the step size, d1 = (1-b1^t)/sqrt(1-b2^t) and d2 = 1, so every backend runs
+// both forms with one kernel.
+func (hp AdamParams) Corrections() (d1, d2 float64) {
+	bc1 := 1 - math.Pow(float64(hp.Beta1), float64(hp.Step))
+	bc2 := 1 - math.Pow(float64(hp.Beta2), float64(hp.Step))
+	if hp.Form == AdamHF {
+		return bc1 / math.Sqrt(bc2), 1
+	}
+	return bc1, bc2
 }
 
 // ProjectionKind selects the distribution of CompAct's random projection.
@@ -134,7 +164,8 @@ type Backend interface {
 
 	// Fused AdamW on one tensor: g' = g * clip[0];
 	// m = b1 m + (1-b1) g'; v = b2 v + (1-b2) g'^2;
-	// p -= LR * (Scale * mhat / (sqrt(vhat) + Eps) + WeightDecay * p).
+	// p -= LR * (Scale * mhat / (sqrt(vhat) + Eps) + WeightDecay * p), with
+	// mhat = m/d1, vhat = v/d2 from hp.Corrections() (hp.Form).
 	// p Low (or its Full master), g Low or Full, m, v Full; clip (1) Full.
 	AdamW(p, g, m, v, clip *Tensor, hp AdamParams)
 	// Compressed Adam direction: updates m, v from g*clip[0] as AdamW does and

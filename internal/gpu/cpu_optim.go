@@ -59,8 +59,7 @@ func (c *CPU[T]) adamConsts(op string, clip *Tensor, hp AdamParams) adam {
 	check(hp.Step >= 1, "%s: step %d, want >= 1 (bias correction)", op, hp.Step)
 	a := adam{b1: float64(hp.Beta1), b2: float64(hp.Beta2), eps: float64(hp.Eps),
 		scale: float64(hp.Scale), lr: float64(hp.LR), wd: float64(hp.WeightDecay), clip: 1}
-	a.bc1 = 1 - math.Pow(a.b1, float64(hp.Step))
-	a.bc2 = 1 - math.Pow(a.b2, float64(hp.Step))
+	a.bc1, a.bc2 = hp.Corrections()
 	if clip != nil {
 		checkLen(op+" clip", clip, 1)
 		a.clip = float64(c.f(clip)[0])

@@ -5,6 +5,7 @@
 package gpu
 
 import (
+	"fmt"
 	"maps"
 	"math"
 	"math/rand/v2"
@@ -643,52 +644,73 @@ func TestDeterministic(t *testing.T) {
 
 // ---- optimizer, norms, projection ----
 
+// TestAdam checks both Adam forms against their textbook formulas, written
+// out independently in float64: torch's mhat/(sqrt(vhat)+eps) and
+// HuggingFace's sqrt(1-b2^t)/(1-b1^t) * m/(sqrt(v)+eps). eps is large next
+// to sqrt(v) so that the two forms differ well beyond the tolerances.
 func TestAdam(t *testing.T) {
 	r := rand.New(rand.NewPCG(10, 1))
 	n := 37
-	hp := AdamParams{LR: 3e-3, Beta1: 0.9, Beta2: 0.95, Eps: 1e-6, WeightDecay: 0.1, Scale: 0.5}
 	p0 := randn(r, n, 1)
-	grads := [][]float64{randn(r, n, 1), randn(r, n, 1), randn(r, n, 1)}
+	grads := [][]float64{randn(r, n, 1e-2), randn(r, n, 1e-2), randn(r, n, 1e-2), randn(r, n, 1e-2)}
 	const clipv = 0.8
-
-	// Scalar reference in float64 from the float32 hyper-parameters.
-	b1, b2, eps := float64(hp.Beta1), float64(hp.Beta2), float64(hp.Eps)
-	lr, wd, sc := float64(hp.LR), float64(hp.WeightDecay), float64(hp.Scale)
-	p, m, v := append([]float64(nil), p0...), make([]float64, n), make([]float64, n)
-	var dirs [][]float64
-	for s, g := range grads {
-		step := float64(s + 1)
-		dir := make([]float64, n)
-		for i := range p {
-			gi := g[i] * clipv
-			m[i] = b1*m[i] + (1-b1)*gi
-			v[i] = b2*v[i] + (1-b2)*gi*gi
-			mhat, vhat := m[i]/(1-math.Pow(b1, step)), v[i]/(1-math.Pow(b2, step))
-			dir[i] = sc * mhat / (math.Sqrt(vhat) + eps)
-			p[i] -= lr * (dir[i] + wd*p[i])
-		}
-		dirs = append(dirs, dir)
-	}
-
-	for _, tc := range []struct {
-		b   Backend
-		tol float64
-	}{{ref64(), 1e-14}, {NewCPU(2), 1e-5}} {
-		b := tc.b
-		pt, mt, vt := mk(t, b, "p", p0, n), mk(t, b, "m", nil, n), mk(t, b, "v", nil, n)
-		md, vd, dir := mk(t, b, "md", nil, n), mk(t, b, "vd", nil, n), mk(t, b, "dir", nil, n)
-		clip := mk(t, b, "clip", []float64{clipv}, 1)
+	final := map[AdamForm][]float64{}
+	for _, form := range []AdamForm{AdamTorch, AdamHF} {
+		hp := AdamParams{LR: 3e-3, Beta1: 0.9, Beta2: 0.95, Eps: 1e-3, WeightDecay: 0.1, Scale: 0.5, Form: form}
+		// Scalar reference in float64 from the float32 hyper-parameters.
+		b1, b2, eps := float64(hp.Beta1), float64(hp.Beta2), float64(hp.Eps)
+		lr, wd, sc := float64(hp.LR), float64(hp.WeightDecay), float64(hp.Scale)
+		p, m, v := append([]float64(nil), p0...), make([]float64, n), make([]float64, n)
+		var dirs [][]float64
 		for s, g := range grads {
-			hp.Step = s + 1
-			gt := mk(t, b, "g", g, n)
-			b.AdamW(pt, gt, mt, vt, clip, hp)
-			b.AdamDirection(dir, gt, md, vd, clip, hp)
-			expectClose(t, b.Name()+" AdamDirection", get(t, b, dir), dirs[s], tc.tol)
+			step := float64(s + 1)
+			dir := make([]float64, n)
+			for i := range p {
+				gi := g[i] * clipv
+				m[i] = b1*m[i] + (1-b1)*gi
+				v[i] = b2*v[i] + (1-b2)*gi*gi
+				if form == AdamHF {
+					stepSize := math.Sqrt(1-math.Pow(b2, step)) / (1 - math.Pow(b1, step))
+					dir[i] = sc * stepSize * m[i] / (math.Sqrt(v[i]) + eps)
+				} else {
+					mhat, vhat := m[i]/(1-math.Pow(b1, step)), v[i]/(1-math.Pow(b2, step))
+					dir[i] = sc * mhat / (math.Sqrt(vhat) + eps)
+				}
+				p[i] -= lr * (dir[i] + wd*p[i])
+			}
+			dirs = append(dirs, dir)
 		}
-		expectClose(t, b.Name()+" AdamW p", get(t, b, pt), p, tc.tol)
-		expectClose(t, b.Name()+" AdamW m", get(t, b, mt), m, tc.tol)
-		expectClose(t, b.Name()+" AdamW v", get(t, b, vt), v, tc.tol)
-		expectClose(t, b.Name()+" AdamDirection m", get(t, b, md), m, tc.tol)
+		final[form] = p
+
+		for _, tc := range []struct {
+			b   Backend
+			tol float64
+		}{{ref64(), 1e-14}, {NewCPU(2), 1e-5}} {
+			b := tc.b
+			pt, mt, vt := mk(t, b, "p", p0, n), mk(t, b, "m", nil, n), mk(t, b, "v", nil, n)
+			md, vd, dir := mk(t, b, "md", nil, n), mk(t, b, "vd", nil, n), mk(t, b, "dir", nil, n)
+			clip := mk(t, b, "clip", []float64{clipv}, 1)
+			name := fmt.Sprintf("%s form %d", b.Name(), form)
+			for s, g := range grads {
+				hp.Step = s + 1
+				gt := mk(t, b, "g", g, n)
+				b.AdamW(pt, gt, mt, vt, clip, hp)
+				b.AdamDirection(dir, gt, md, vd, clip, hp)
+				expectClose(t, name+" AdamDirection", get(t, b, dir), dirs[s], tc.tol)
+			}
+			expectClose(t, name+" AdamW p", get(t, b, pt), p, tc.tol)
+			expectClose(t, name+" AdamW m", get(t, b, mt), m, tc.tol)
+			expectClose(t, name+" AdamW v", get(t, b, vt), v, tc.tol)
+			expectClose(t, name+" AdamDirection m", get(t, b, md), m, tc.tol)
+		}
+	}
+	// The comparison above only means something if the forms differ.
+	var diff float64
+	for i := range p0 {
+		diff = math.Max(diff, math.Abs(final[AdamHF][i]-final[AdamTorch][i]))
+	}
+	if diff < 1e-4 {
+		t.Fatalf("torch and HF forms differ by only %g: the test cannot tell them apart", diff)
 	}
 }
 

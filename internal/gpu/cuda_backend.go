@@ -501,12 +501,14 @@ func (c *CUDA) ClipScale(clip, sumSq *Tensor, maxNorm float32) {
 	c.launch("clip_scale", [3]uint32{1, 1, 1}, [3]uint32{1, 1, 1}, 0, clip.ptr(), sumSq.ptr(), maxNorm)
 }
 
-// biasCorrections are 1 - beta^step, formed in float64 as the CPU does.
+// biasCorrections are the kernels' bc1, bc2: the divisors of m and v of
+// hp.Form, formed in float64 as the CPU does (see AdamParams.Corrections).
 func biasCorrections(hp AdamParams) (float32, float32) {
 	if hp.Step < 1 {
 		panic("cuda: Adam step must be >= 1")
 	}
-	return float32(1 - math.Pow(float64(hp.Beta1), float64(hp.Step))), float32(1 - math.Pow(float64(hp.Beta2), float64(hp.Step)))
+	d1, d2 := hp.Corrections()
+	return float32(d1), float32(d2)
 }
 
 // adamVariant names the precision variant of an optimizer kernel.

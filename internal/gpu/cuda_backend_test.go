@@ -8,6 +8,7 @@ package gpu
 // are held to about 1e-2 relative, fp32 ones to about 1e-5.
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"sync"
@@ -282,16 +283,20 @@ func TestCUDAOptimizerOps(t *testing.T) {
 	h.c.ClipScale(clip.c, acc.c, 1)
 	h.g.ClipScale(clip.g, acc.g, 1)
 	h.expect("clip scale", clip, 1e-6)
-	hp := AdamParams{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.1, Scale: 0.25, Step: 3}
-	h.c.AdamW(p.c, g.c, m.c, v.c, clip.c, hp)
-	h.g.AdamW(p.g, g.g, m.g, v.g, clip.g, hp)
-	h.expect("adamw p", p, tolF32)
-	h.expect("adamw m", m, tolF32)
-	h.expect("adamw v", v, tolF32)
-	dir := h.alloc(Full, n)
-	h.c.AdamDirection(dir.c, g.c, m.c, v.c, clip.c, hp)
-	h.g.AdamDirection(dir.g, g.g, m.g, v.g, clip.g, hp)
-	h.expect("adam direction", dir, 1e-4)
+	// Both Adam forms (torch, then HF); eps 1e-6 as the HF recipe uses.
+	for _, form := range []AdamForm{AdamTorch, AdamHF} {
+		hp := AdamParams{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-6, WeightDecay: 0.1, Scale: 0.25, Step: 3, Form: form}
+		name := fmt.Sprintf("form %d: ", form)
+		h.c.AdamW(p.c, g.c, m.c, v.c, clip.c, hp)
+		h.g.AdamW(p.g, g.g, m.g, v.g, clip.g, hp)
+		h.expect(name+"adamw p", p, tolF32)
+		h.expect(name+"adamw m", m, tolF32)
+		h.expect(name+"adamw v", v, tolF32)
+		dir := h.alloc(Full, n)
+		h.c.AdamDirection(dir.c, g.c, m.c, v.c, clip.c, hp)
+		h.g.AdamDirection(dir.g, g.g, m.g, v.g, clip.g, hp)
+		h.expect(name+"adam direction", dir, 1e-4)
+	}
 	for _, prec := range []Precision{Full, Low} {
 		for _, kind := range []ProjectionKind{Gaussian, Rademacher} {
 			P := h.alloc(prec, 517, 33)

@@ -19,6 +19,9 @@ type CompactConfig struct {
 	OProjScale float64  `mapstructure:"o_proj_scale"` // o_proj's update scale, as a multiple of alpha
 	Seed       uint64   `mapstructure:"seed"`
 	Eps        float64  `mapstructure:"eps"` // Adam epsilon of the compressed moments
+	// LR is the peak learning rate of a run with CompAct on (0: train.lr),
+	// so one config holds both recipes; the trainer reads it, not the model.
+	LR float64 `mapstructure:"lr"`
 }
 
 // Check validates cc against the model without allocating anything.
@@ -88,6 +91,14 @@ func (cc CompactConfig) plan(c Config, pad int) (compactPlan, error) {
 	}
 	if cc.Eps <= 0 {
 		return p, fmt.Errorf("compact.eps = %g: must be positive", cc.Eps)
+	}
+	if cc.LR < 0 {
+		return p, fmt.Errorf("compact.lr = %g: must not be negative (0 uses train.lr)", cc.LR)
+	}
+	if cc.Rank == 1 {
+		// The official code reads rank 1 as the full width, our absolute
+		// ranks would read it as rank 1: refuse to guess.
+		return p, fmt.Errorf("compact.rank = 1 is ambiguous (full width, as the CompAct code reads it, or rank 1?): give a fraction below 1 (0.5, 0.25, 0.125) or an absolute rank of 2 or more; a full-width projection saves nothing, so for no compression set compact.enabled=false")
 	}
 	if cc.OProjScale < 0 {
 		return p, fmt.Errorf("compact.o_proj_scale = %g: must not be negative", cc.OProjScale)

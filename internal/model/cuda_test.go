@@ -1,6 +1,7 @@
 package model
 
 import (
+	"fmt"
 	"math"
 	"testing"
 
@@ -54,6 +55,65 @@ func testCUDAModelMatchesCPU(t *testing.T, g *gpu.CUDA, cfg Config, b batch) {
 			}
 		}
 		dev.Free()
+	}
+}
+
+// The fused LM head + cross-entropy on the GPU in several chunks against
+// one chunk on the GPU and against the CPU, with the same bf16 weights: the
+// CUDA half of TestLossChunksMatchOneChunk.
+func TestCUDALossChunksMatchOneChunk(t *testing.T) {
+	g, err := gpu.NewCUDA(0)
+	if err != nil {
+		t.Skipf("no usable CUDA device: %v", err)
+	}
+	defer g.Close()
+	cfg := Config{VocabSize: 96, Hidden: 128, Intermediate: 192, Layers: 2, Heads: 2, KVHeads: 1,
+		MaxSeqLen: 64, RopeTheta: 10000, RMSEps: 1e-6, InitStd: 0.05}
+	b := randomBatch(cfg, 3, 50, 13) // 150 tokens
+	for _, tied := range []bool{false, true} {
+		c := cfg
+		c.TieEmbeddings = tied
+		cpu := newTestModel(t, gpu.NewCPU(0), c, Options{})
+		var weights [][]float32
+		for _, p := range cpu.Params {
+			w, _ := cpu.be.Download(p.W)
+			for j := range w { // both sides start from bf16 values
+				w[j] = float32(bf16(w[j]))
+			}
+			cpu.be.Upload(p.W, w)
+			weights = append(weights, w)
+		}
+		lc, gc := lossAndGrads(t, cpu, b)
+		device := func(chunk int) (float64, map[string][]float64) {
+			dev, err := New(g, c, Options{LossChunk: chunk})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer dev.Free()
+			for i, p := range dev.Params {
+				if err := dev.WriteParam(p, p.Updatable(), weights[i]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			dev.SyncWeights()
+			return lossAndGrads(t, dev, b)
+		}
+		l1, g1 := device(0)
+		for _, chunk := range []int{7, 64} {
+			l, gr := device(chunk)
+			name := fmt.Sprintf("tied %v chunk %d", tied, chunk)
+			if math.Abs(l-l1)/l1 > 2e-3 || math.Abs(l-lc)/lc > 1e-2 {
+				t.Errorf("%s: loss %v, one chunk %v, CPU %v", name, l, l1, lc)
+			}
+			for _, p := range cpu.Params {
+				if e := relErr(gr[p.Name], g1[p.Name]); e > 2e-2 {
+					t.Errorf("%s: %s gradient vs one GPU chunk rel err %.3g", name, p.Name, e)
+				}
+				if e := relErr(gr[p.Name], gc[p.Name]); e > 5e-2 {
+					t.Errorf("%s: %s gradient vs CPU rel err %.3g", name, p.Name, e)
+				}
+			}
+		}
 	}
 }
 

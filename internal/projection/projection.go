@@ -101,14 +101,18 @@ func Fill32(dst []float32, n, r int, kind Kind, seed uint64, stream, epoch uint3
 }
 
 // Rank resolves a configured rank for a layer of input width n: a value in
-// (0,1) is a fraction of n, a value >= 1 an absolute rank.
+// (0,1) is a fraction of n, rounded half to even as Python's round() in the
+// CompAct code does; an integer of 2 or more is an absolute rank. 1 is
+// refused: the CompAct code reads it as the full width, an absolute rank as 1.
 func Rank(rank float64, n int) (int, error) {
 	var r int
 	switch {
 	case rank <= 0:
 		return 0, fmt.Errorf("rank %g must be positive", rank)
+	case rank == 1:
+		return 0, fmt.Errorf("rank 1 is ambiguous (full width or rank 1): use a fraction below 1 or an absolute rank of 2 or more")
 	case rank < 1:
-		r = int(math.Round(rank * float64(n)))
+		r = int(math.RoundToEven(rank * float64(n)))
 		if r < 1 {
 			r = 1
 		}

@@ -123,7 +123,17 @@ func TestRankAndEpoch(t *testing.T) {
 	if r, _ := Rank(8, 512); r != 8 {
 		t.Errorf("absolute 8 = %d", r)
 	}
-	for _, bad := range []float64{0, -1, 600, 2.5} {
+	// Halves round to even, as Python's round() in the CompAct code:
+	// round(0.5*5) = 2, round(0.25*1378) = 344, round(0.5*7) = 4.
+	for _, c := range []struct {
+		rank    float64
+		n, want int
+	}{{0.5, 5, 2}, {0.25, 1378, 344}, {0.5, 7, 4}, {0.25, 1374, 344}} {
+		if r, _ := Rank(c.rank, c.n); r != c.want {
+			t.Errorf("Rank(%g, %d) = %d, want %d (half to even)", c.rank, c.n, r, c.want)
+		}
+	}
+	for _, bad := range []float64{0, -1, 600, 2.5, 1} {
 		if _, err := Rank(bad, 512); err == nil {
 			t.Errorf("rank %g accepted", bad)
 		}

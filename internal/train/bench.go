@@ -101,7 +101,7 @@ func runSteps(be gpu.Backend, cfg Config, warmup, steps int, profile io.Writer, 
 			}
 			m.Backward()
 		}
-		return opt.Apply(tr.LR) // no host sync: as a training step between log lines
+		return opt.Apply(cfg.PeakLR()) // no host sync: as a training step between log lines
 	}
 	for i := 0; i < warmup; i++ {
 		if err := step(); err != nil {

@@ -35,6 +35,7 @@ type TrainerState struct {
 	Loader     json.RawMessage `json:"loader"` // data.LoaderState
 	Config     Config          `json:"config"`
 	Tokenizer  string          `json:"tokenizer"`
+	Optimizer  string          `json:"optimizer"` // resolved form, adamw_hf or adamw_torch
 	TrainFiles []string        `json:"train_files"`
 	ValFiles   []string        `json:"val_files"`
 	Base       string          `json:"base,omitempty"` // fine-tuning: where the weights started
@@ -242,6 +243,14 @@ func ReadTrainerState(dir string) (TrainerState, error) {
 	}
 	if st.Version != StateVersion {
 		return st, fmt.Errorf("checkpoint %s: trainer state version %d, this build reads %d", dir, st.Version, StateVersion)
+	}
+	// Checkpoints from before train.optimizer existed trained with torch's
+	// form, the only one there was.
+	if st.Optimizer == "" {
+		st.Optimizer = OptimizerTorch
+	}
+	if st.Config.Train.Optimizer == "" {
+		st.Config.Train.Optimizer = OptimizerTorch
 	}
 	return st, nil
 }

@@ -53,7 +53,8 @@ type TrainConfig struct {
 	WeightDecay     float64 `mapstructure:"weight_decay"`
 	Beta1           float64 `mapstructure:"beta1"`
 	Beta2           float64 `mapstructure:"beta2"`
-	AdamEps         float64 `mapstructure:"adam_eps"`
+	AdamEps         float64 `mapstructure:"adam_eps"`  // 0: the optimizer form's default (see AdamEpsilon)
+	Optimizer       string  `mapstructure:"optimizer"` // auto | adamw_hf | adamw_torch (see AdamForm)
 	GradClip        float64 `mapstructure:"grad_clip"`
 	Seed            uint64  `mapstructure:"seed"`
 	Recompute       string  `mapstructure:"recompute"`
@@ -84,11 +85,11 @@ func Default() Config {
 		Model: model.Config{VocabSize: 50304, Hidden: 512, Intermediate: 1376, Layers: 8, Heads: 8, KVHeads: 8,
 			MaxSeqLen: 256, RopeTheta: 10000, RMSEps: 1e-6, InitStd: 0.02},
 		Train: TrainConfig{Device: "auto", SeqLen: 256, MicroBatch: 64, GradAccum: 1, Steps: 10000,
-			LR: 1e-3, MinLRRatio: 0.1, WarmupRatio: 0.1, Beta1: 0.9, Beta2: 0.999, AdamEps: 1e-8,
+			LR: 1e-3, MinLRRatio: 0.1, WarmupRatio: 0.1, Beta1: 0.9, Beta2: 0.999, Optimizer: OptimizerAuto,
 			GradClip: 1.0, Seed: 42, Recompute: "none", LogEvery: 10, EvalEvery: 500, EvalBatches: 20,
 			CheckpointEvery: 1000, KeepCheckpoints: 2, Weights: WeightsMaster, OptimizerState: StateFP32},
 		Compact: model.CompactConfig{Enabled: true, Rank: 0.25, Layers: slices.Clone(model.CompressibleLayers),
-			Share: true, Projection: "gaussian", UpdateGap: 50, Alpha: 0.25, OProjScale: 0.5, Eps: 1e-6},
+			Share: true, Projection: "gaussian", UpdateGap: 50, Alpha: 0.25, OProjScale: 1, Eps: 1e-6},
 		Data:     DataConfig{Tokenizer: "gpt2", Format: "llmc", Shuffle: true, CorpusBytes: 16 << 20},
 		Finetune: FinetuneConfig{Task: TaskCausal},
 	}
@@ -294,8 +295,11 @@ func (c Config) Validate() error {
 	if t.Beta2 < 0 || t.Beta2 >= 1 {
 		return fmt.Errorf("train.beta2 = %g: must be in [0, 1)", t.Beta2)
 	}
-	if t.AdamEps <= 0 {
-		return fmt.Errorf("train.adam_eps = %g: must be positive", t.AdamEps)
+	if t.AdamEps < 0 {
+		return fmt.Errorf("train.adam_eps = %g: must be positive (or 0 for the optimizer's default)", t.AdamEps)
+	}
+	if !slices.Contains([]string{OptimizerAuto, OptimizerHF, OptimizerTorch}, t.Optimizer) {
+		return fmt.Errorf("train.optimizer = %q: want %s, %s or %s", t.Optimizer, OptimizerAuto, OptimizerHF, OptimizerTorch)
 	}
 	if t.WeightDecay < 0 {
 		return fmt.Errorf("train.weight_decay = %g: must not be negative", t.WeightDecay)

@@ -106,8 +106,8 @@ func buildModel(be gpu.Backend, cfg Config) (*model.Model, error) {
 
 func optimizerConfig(cfg Config) OptimizerConfig {
 	t := cfg.Train
-	return OptimizerConfig{Beta1: t.Beta1, Beta2: t.Beta2, Eps: t.AdamEps, CompactEps: cfg.Compact.Eps,
-		WeightDecay: t.WeightDecay, GradClip: t.GradClip, UpdateGap: cfg.Compact.UpdateGap,
+	return OptimizerConfig{Beta1: t.Beta1, Beta2: t.Beta2, Eps: cfg.AdamEpsilon(), CompactEps: cfg.Compact.Eps,
+		WeightDecay: t.WeightDecay, GradClip: t.GradClip, UpdateGap: cfg.Compact.UpdateGap, Form: cfg.AdamForm(),
 		Precision: PrecisionConfig{MasterFree: t.Weights == WeightsBF16SR, StateBF16: t.OptimizerState == StateBF16, Seed: t.Seed}}
 }
 

@@ -20,6 +20,7 @@ type OptimizerConfig struct {
 	GradClip     float64 // global-norm clip; <= 0 disables
 	UpdateGap    int
 	Precision    PrecisionConfig // master-free weights, bf16 moments (optimizer_lean.go)
+	Form         gpu.AdamForm    // torch's or HuggingFace's bias correction, for every param
 }
 
 // Optimizer is AdamW for full-rank params and CompAct's compressed Adam for
@@ -117,7 +118,7 @@ func (o *Optimizer) Apply(lr float64) error {
 	upd, grads := m.UpdateArena(), m.GradArena()
 	for _, s := range m.Segments() {
 		hp := gpu.AdamParams{LR: float32(lr), Beta1: float32(o.cfg.Beta1), Beta2: float32(o.cfg.Beta2),
-			Eps: float32(o.cfg.Eps), Scale: s.Scale, Step: o.Step}
+			Eps: float32(o.cfg.Eps), Scale: s.Scale, Step: o.Step, Form: o.cfg.Form}
 		if s.Decay {
 			hp.WeightDecay = float32(o.cfg.WeightDecay)
 		}

@@ -94,8 +94,9 @@ func TestExportHFReference(t *testing.T) {
 		}
 		writeSynced(filepath.Join(dir, "ours.safetensors"), func(w io.Writer) error { return model.WriteSafetensors(w, grads) })
 		meta := map[string]any{"inputs": in, "targets": tg, "B": B, "T": T, "losses": losses, "device": be.Name(),
-			"lr": cfg.Train.LR, "betas": []float64{cfg.Train.Beta1, cfg.Train.Beta2}, "eps": cfg.Train.AdamEps,
-			"grad_clip": cfg.Train.GradClip, "compact": compact}
+			"lr": cfg.Train.LR, "betas": []float64{cfg.Train.Beta1, cfg.Train.Beta2}, "eps": cfg.AdamEpsilon(),
+			"grad_clip": cfg.Train.GradClip, "compact": compact, "optimizer": cfg.OptimizerName(),
+			"alpha": cfg.Compact.Alpha, "o_proj_scale": cfg.Compact.OProjScale, "compact_eps": cfg.Compact.Eps}
 		js, _ := json.MarshalIndent(meta, "", " ")
 		os.WriteFile(filepath.Join(dir, "ours.json"), js, 0o644)
 		be.Close()

@@ -183,56 +183,63 @@ func TestPredictedMemoryMatchesCPU(t *testing.T) {
 	}
 }
 
-// One compressed Adam step against the formula in float64:
-// W' = W - lr * alpha * (m^ / (sqrt(v^) + eps)) P^T with m^ = G, v^ = G^2.
+// One compressed Adam step against the formula in float64, in both forms:
+// W' = W - lr * alpha * (m^ / (sqrt(v^) + eps)) P^T with m^ = G, v^ = G^2
+// (torch), or W' = W - lr * alpha * sqrt(1-b2)/(1-b1) * m/(sqrt(v)+eps) P^T
+// with m = (1-b1) G, v = (1-b2) G^2 (HF), i.e. G/(|G| + eps/sqrt(1-b2)).
 func TestCompressedUpdateFormula(t *testing.T) {
-	cfg := Default()
-	cfg.Model.VocabSize, cfg.Model.Hidden, cfg.Model.Intermediate, cfg.Model.Layers = 16, 8, 16, 1
-	cfg.Model.Heads, cfg.Model.KVHeads = 2, 2
-	cfg.Compact.Rank, cfg.Compact.Seed = 0.5, 11
-	cfg.Train.GradClip = 0
-	be := gpu.NewCPU64(1)
-	m, err := buildModel(be, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.Init(1)
-	opt, _ := NewOptimizer(m, optimizerConfig(cfg))
-	p := m.Param("model.layers.0.mlp.down_proj.weight")
-	rows, n, r := p.W.Shape[0], p.W.Shape[1], p.Group.Rank
-	G := make([]float64, rows*r)
-	for i := range G {
-		G[i] = math.Sin(float64(i) + 1)
-	}
-	be.UploadF64(p.Grad, G)
-	w0, _ := be.DownloadF64(p.W)
-	const lr = 1.0 / 128 // exact in the float32 hyper-parameters
-	opt.BeginStep()
-	if _, err := opt.Update(lr); err != nil {
-		t.Fatal(err)
-	}
-	w1, _ := be.DownloadF64(p.W)
-	P := make([]float64, n*r)
-	projection.Fill(P, n, r, projection.Gaussian, 11, projection.StreamID(0, projection.GroupDown), 0)
-	alpha, eps := cfg.Compact.Alpha, cfg.Compact.Eps
-	var maxErr float64
-	for i := 0; i < rows; i++ {
-		for k := 0; k < n; k++ {
-			var upd float64
-			for j := 0; j < r; j++ {
-				g := G[i*r+j]
-				upd += g / (math.Abs(g) + eps) * P[k*r+j]
-			}
-			want := w0[i*n+k] - lr*alpha*upd
-			maxErr = math.Max(maxErr, math.Abs(w1[i*n+k]-want))
+	for _, form := range []string{OptimizerTorch, OptimizerHF} {
+		cfg := Default()
+		cfg.Model.VocabSize, cfg.Model.Hidden, cfg.Model.Intermediate, cfg.Model.Layers = 16, 8, 16, 1
+		cfg.Model.Heads, cfg.Model.KVHeads = 2, 2
+		cfg.Compact.Rank, cfg.Compact.Seed = 0.5, 11
+		cfg.Train.GradClip, cfg.Train.Optimizer = 0, form
+		be := gpu.NewCPU64(1)
+		m, err := buildModel(be, cfg)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	if maxErr > 1e-12 {
-		t.Errorf("compressed update differs from the formula by %g", maxErr)
-	}
-	for i, q := range m.Params {
-		if q.Compressed() && opt.M[i].Shape[1] != q.Group.Rank {
-			t.Errorf("%s: compressed moments have shape %v, want rank %d", q.Name, opt.M[i].Shape, q.Group.Rank)
+		m.Init(1)
+		opt, _ := NewOptimizer(m, optimizerConfig(cfg))
+		p := m.Param("model.layers.0.mlp.down_proj.weight")
+		rows, n, r := p.W.Shape[0], p.W.Shape[1], p.Group.Rank
+		G := make([]float64, rows*r)
+		for i := range G {
+			G[i] = math.Sin(float64(i)+1) * 1e-4 // small enough that eps matters
+		}
+		be.UploadF64(p.Grad, G)
+		w0, _ := be.DownloadF64(p.W)
+		const lr = 1.0 / 128 // exact in the float32 hyper-parameters
+		opt.BeginStep()
+		if _, err := opt.Update(lr); err != nil {
+			t.Fatal(err)
+		}
+		w1, _ := be.DownloadF64(p.W)
+		P := make([]float64, n*r)
+		projection.Fill(P, n, r, projection.Gaussian, 11, projection.StreamID(0, projection.GroupDown), 0)
+		alpha, eps := cfg.Compact.Alpha, float64(float32(cfg.Compact.Eps))
+		if form == OptimizerHF {
+			eps /= math.Sqrt(1 - float64(float32(cfg.Train.Beta2)))
+		}
+		var maxErr float64
+		for i := 0; i < rows; i++ {
+			for k := 0; k < n; k++ {
+				var upd float64
+				for j := 0; j < r; j++ {
+					g := G[i*r+j]
+					upd += g / (math.Abs(g) + eps) * P[k*r+j]
+				}
+				want := w0[i*n+k] - lr*alpha*upd
+				maxErr = math.Max(maxErr, math.Abs(w1[i*n+k]-want))
+			}
+		}
+		if maxErr > 1e-12 {
+			t.Errorf("%s: compressed update differs from the formula by %g", form, maxErr)
+		}
+		for i, q := range m.Params {
+			if q.Compressed() && opt.M[i].Shape[1] != q.Group.Rank {
+				t.Errorf("%s: compressed moments have shape %v, want rank %d", q.Name, opt.M[i].Shape, q.Group.Rank)
+			}
 		}
 	}
 }

@@ -83,6 +83,9 @@ func newTrainer(cfg Config, opts RunOptions) (*Trainer, error) {
 		if err := sameRun(st.Config, cfg); err != nil {
 			return nil, Usagef("resume from %s: %w", resumeFrom, err)
 		}
+		if err := sameOptimizer(st, cfg); err != nil {
+			return nil, Usagef("resume from %s: %w", resumeFrom, err)
+		}
 		t.state = st
 	}
 	var err error
@@ -111,7 +114,8 @@ func newTrainer(cfg Config, opts RunOptions) (*Trainer, error) {
 		t.close()
 		return nil, err
 	}
-	t.sched = Schedule{LR: cfg.Train.LR, Warmup: cfg.Warmup(), Total: cfg.Train.Steps, MinRatio: cfg.Train.MinLRRatio}
+	t.sched = Schedule{LR: cfg.PeakLR(), Warmup: cfg.Warmup(), Total: cfg.Train.Steps, MinRatio: cfg.Train.MinLRRatio}
+	t.logf("%s", cfg.RecipeLine())
 	if resumeFrom != "" {
 		if err := LoadCheckpoint(resumeFrom, t.model, t.opt); err != nil {
 			t.close()
@@ -141,6 +145,7 @@ func newTrainer(cfg Config, opts RunOptions) (*Trainer, error) {
 		t.state = TrainerState{Config: cfg}
 	}
 	t.state.Tokenizer = cfg.Data.Tokenizer
+	t.state.Optimizer = cfg.OptimizerName()
 	keep := -1
 	if resumeFrom != "" {
 		keep = t.state.Step
@@ -162,6 +167,16 @@ func sameRun(saved, now Config) error {
 	if a.Enabled != b.Enabled || a.Rank != b.Rank || a.Share != b.Share || fmt.Sprint(a.Layers) != fmt.Sprint(b.Layers) {
 		return fmt.Errorf("the checkpoint's compact settings (enabled %v, rank %g, share %v, layers %v) differ from the config's (enabled %v, rank %g, share %v, layers %v)",
 			a.Enabled, a.Rank, a.Share, a.Layers, b.Enabled, b.Rank, b.Share, b.Layers)
+	}
+	return nil
+}
+
+// sameOptimizer refuses to resume moments written by one Adam form into
+// the other: they would silently continue under a different update rule.
+func sameOptimizer(saved TrainerState, now Config) error {
+	if was, is := saved.Optimizer, now.OptimizerName(); was != is {
+		return fmt.Errorf("the checkpoint was trained with optimizer %s, the config resolves train.optimizer = %s to %s; set train.optimizer=%s to continue it",
+			was, now.Train.Optimizer, is, was)
 	}
 	return nil
 }
