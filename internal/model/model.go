@@ -107,7 +107,7 @@ type Model struct {
 
 	acts  *activations
 	arena arenas
-	hook  UpdateHook // fused update: called with params whose gradients are final
+	hook  UpdateHook  // fused update: called with params whose gradients are final
 	proj  *gpu.Tensor // P of any group, regenerated on use (largest n*r)
 	epoch uint32      // projection epoch of the step being computed
 
