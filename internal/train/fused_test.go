@@ -318,8 +318,10 @@ func TestMemVariantsFused(t *testing.T) {
 	var n int
 	for _, v := range MemVariants([]float64{0.25, 0.5}, []string{"r0.25-bf16_sr-bf16-fused+"}) {
 		n++
-		cfg := v.Apply(Default())
-		if !cfg.Train.FusedUpdate || cfg.Train.GradClip != 0 || cfg.Train.Weights != WeightsBF16SR || cfg.Train.OptimizerState != StateBF16 {
+		d := Default()
+		d.Train.GradAccum = 8
+		cfg := v.Apply(d)
+		if !cfg.Train.FusedUpdate || cfg.Train.GradClip != 0 || cfg.Train.GradAccum != 1 || cfg.Train.Weights != WeightsBF16SR || cfg.Train.OptimizerState != StateBF16 {
 			t.Errorf("%s applies fused %v grad_clip %g weights %s state %s", v.Name, cfg.Train.FusedUpdate, cfg.Train.GradClip, cfg.Train.Weights, cfg.Train.OptimizerState)
 		}
 	}

@@ -38,7 +38,9 @@ func (v MemVariant) Apply(cfg Config) Config {
 	}
 	cfg.Train.FusedUpdate = v.FusedUpdate
 	if v.FusedUpdate {
-		cfg.Train.GradClip = 0
+		// The mode's requirements; with accumulation the step would run
+		// unfused, and memreport measures at grad_accum 1 anyway.
+		cfg.Train.GradClip, cfg.Train.GradAccum = 0, 1
 	}
 	return cfg
 }

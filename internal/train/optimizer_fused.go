@@ -67,11 +67,11 @@ func (o *Optimizer) fusedUpdate(ps []*model.Param) {
 	if o.fused.err != nil {
 		return
 	}
-	grads := make([]*gpu.Tensor, len(ps))
-	for i, p := range ps {
-		grads[i] = p.Grad
+	// One call per tensor: CUDA's scratch holds one tensor's partial sums
+	// (gpu.CUDAScratchFloats), and memreport counts no more.
+	for _, p := range ps {
+		o.be.SumSquares(o.sumSq, p.Grad)
 	}
-	o.be.SumSquares(o.sumSq, grads...)
 	var P *gpu.Tensor
 	lastLayer, lastGroup := -1, -1
 	for _, p := range ps {
