@@ -44,6 +44,11 @@ type arenas struct {
 	w, grad, master *gpu.Tensor
 	segments        []Segment
 	order           []*Param // params in arena order
+	gradLen         int      // elements of the gradient layout (moments follow it)
+	// Fused update (fused.go): no grad arena; a block's gradients live in
+	// blockGrad until its update, embeddings/heads in outerGrad.
+	blockGrad, outerGrad *gpu.Tensor
+	blockParams          [][]*Param // per block, in backward's update order
 }
 
 func roundUp(n int) int { return (n + arenaAlign - 1) / arenaAlign * arenaAlign }
@@ -84,8 +89,11 @@ func (m *Model) allocArenas() error {
 	if m.arena.w, err = m.be.Alloc("weights", gpu.Weights, gpu.Low, wN); err != nil {
 		return err
 	}
-	if m.arena.grad, err = m.be.Alloc("grads", gpu.Grads, gpu.Full, gN); err != nil {
-		return err
+	m.arena.gradLen = gN
+	if !m.Opts.FusedUpdate {
+		if m.arena.grad, err = m.be.Alloc("grads", gpu.Grads, gpu.Full, gN); err != nil {
+			return err
+		}
 	}
 	if m.be.MasterWeights() && !m.Opts.MasterFree {
 		if m.arena.master, err = m.be.Alloc("master", gpu.Master, gpu.Full, wN); err != nil {
@@ -105,7 +113,12 @@ func (m *Model) allocArenas() error {
 			g *= d
 		}
 		p.W = view(m.arena.w, wOff[i], p.shape)
-		p.Grad = view(m.arena.grad, gOff[i], gshape)
+		p.WOff, p.GradOff = wOff[i], gOff[i]
+		if m.arena.grad != nil {
+			p.Grad = view(m.arena.grad, gOff[i], gshape)
+		} else {
+			p.gshape = gshape
+		}
 		if m.arena.master != nil {
 			p.Master = view(m.arena.master, wOff[i], p.shape)
 		}
@@ -120,6 +133,9 @@ func (m *Model) allocArenas() error {
 		s.GLen = gOff[i] + roundUp(g) - s.GradOff
 	}
 	m.arena.order = order
+	if m.Opts.FusedUpdate {
+		return m.allocGradScratch()
+	}
 	return nil
 }
 
@@ -134,8 +150,13 @@ func view(arena *gpu.Tensor, off int, shape []int) *gpu.Tensor {
 // Segments lists the update classes in arena order.
 func (m *Model) Segments() []Segment { return m.arena.segments }
 
-// GradArena is every gradient, padding included (zero), as one tensor.
+// GradArena is every gradient, padding included (zero), as one tensor; nil
+// with a fused update, where no such buffer exists.
 func (m *Model) GradArena() *gpu.Tensor { return m.arena.grad }
+
+// GradLen is the length of the gradient layout, padding included: the
+// arena's, and the moments' with or without a fused update.
+func (m *Model) GradLen() int { return m.arena.gradLen }
 
 // UpdateArena is the tensor the optimizer changes: master weights when the
 // backend keeps them, else the weights.

@@ -5,15 +5,21 @@ import "github.com/compact-llm/compact/internal/gpu"
 // Backward propagates the gradient left by a training Forward through the
 // blocks to the embedding, accumulating every parameter's gradient: full
 // gradients dW = do^T x for full-rank params, and CompAct's G = do^T z for
-// compressed ones (x is then never needed).
+// compressed ones (x is then never needed). With a fused update each group
+// is updated as soon as it is final (fused.go).
 func (m *Model) Backward() {
 	be, a := m.be, m.acts
 	be.Zero(a.dresid)
 	be.RMSNormBackward(a.dresid, m.normF.Grad, a.dh, a.final, m.normF.W, a.rstdF)
+	m.updateNow(m.arena.blockGrad, m.normF)
 	for l := len(m.blocks) - 1; l >= 0; l-- {
 		m.blockBackward(l)
+		if m.Opts.FusedUpdate {
+			m.updateNow(m.arena.blockGrad, m.arena.blockParams[l]...)
+		}
 	}
 	be.EmbeddingBackward(m.wte.Grad, a.dresid, a.tokens)
+	m.updateNow(m.arena.outerGrad, m.wte)
 }
 
 // weightGrad accumulates the gradient of linear p given its output gradient

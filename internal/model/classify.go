@@ -69,6 +69,7 @@ func (m *Model) classify(train bool, gradScale float32) (*gpu.Tensor, error) {
 		be.Gemm(a.dsel, a.clogits, m.score.W, false, false, 1, 0)
 		be.Gemm(m.score.Grad, a.clogits, a.hsel, true, false, 1, 1)
 		be.Gemm(a.dh, a.sel, a.dsel, true, false, 1, 0)
+		m.updateNow(m.arena.outerGrad, m.score)
 	}
 	return a.closses, nil
 }

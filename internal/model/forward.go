@@ -158,6 +158,11 @@ func (m *Model) forward(train bool, gradScale float32) (*gpu.Tensor, error) {
 	if a == nil {
 		return nil, fmt.Errorf("forward before SetBatch")
 	}
+	if train {
+		if err := m.checkHook(); err != nil {
+			return nil, err
+		}
+	}
 	be.Embedding(a.layers[0].x, m.wte.W, a.tokens)
 	for l := range m.blocks {
 		next := a.final
@@ -188,6 +193,9 @@ func (m *Model) classifier(train bool, gradScale float32) *gpu.Tensor {
 			be.Gemm(a.dh.Rows(lo, hi), logits, m.lmHead.W, false, false, 1, 0)
 			be.Gemm(m.lmHead.Grad, logits, hN, true, false, 1, 1)
 		}
+	}
+	if train && m.lmHead != m.wte {
+		m.updateNow(m.arena.outerGrad, m.lmHead) // a tied head waits for the embedding backward
 	}
 	return a.losses
 }

@@ -46,10 +46,15 @@ type Param struct {
 	Layer  int    // block index, -1 outside the blocks
 	Scale  float32
 	Decay  bool // decoupled weight decay applies (matrices only)
+	// WOff and GradOff place the param in the weight arena and in the
+	// gradient layout (which the optimizer's moments follow even when a
+	// fused update keeps no gradient arena).
+	WOff, GradOff int
 
 	shape   []int       // of W in the engine (MLP width padded)
 	hfShape []int       // of W outside: HuggingFace's
 	class   updateClass // optimizer update it takes (arena order)
+	gshape  []int       // of Grad, kept until a fused update gives it storage
 }
 
 // Compressed reports whether p is trained through CompAct.
@@ -80,6 +85,10 @@ type Options struct {
 	// every backend (the CPU stores them in float32) and the optimizer
 	// rounds each update into them stochastically (masterfree.go).
 	MasterFree bool
+	// FusedUpdate keeps no gradient arena: the optimizer updates each block
+	// (and the embeddings, heads and final norm) from inside the training
+	// pass as soon as its gradients are final (fused.go).
+	FusedUpdate bool
 }
 
 // Model is a LLaMA decoder bound to a backend.
@@ -98,6 +107,7 @@ type Model struct {
 
 	acts  *activations
 	arena arenas
+	hook  UpdateHook  // fused update: called with params whose gradients are final
 	proj  *gpu.Tensor // P of any group, regenerated on use (largest n*r)
 	epoch uint32      // projection epoch of the step being computed
 
@@ -255,7 +265,13 @@ func (m *Model) Init(seed uint64) error {
 }
 
 // ZeroGrads clears every gradient before a step's first micro-batch.
-func (m *Model) ZeroGrads() { m.be.Zero(m.arena.grad) }
+func (m *Model) ZeroGrads() {
+	for _, t := range []*gpu.Tensor{m.arena.grad, m.arena.blockGrad, m.arena.outerGrad} {
+		if t != nil {
+			m.be.Zero(t)
+		}
+	}
+}
 
 // Param returns the parameter with the given HuggingFace name, or nil.
 func (m *Model) Param(name string) *Param {
@@ -270,7 +286,7 @@ func (m *Model) Param(name string) *Param {
 // Free releases the parameters and activations.
 func (m *Model) Free() {
 	m.freeActivations()
-	for _, t := range []*gpu.Tensor{m.arena.w, m.arena.grad, m.arena.master} {
+	for _, t := range []*gpu.Tensor{m.arena.w, m.arena.grad, m.arena.master, m.arena.blockGrad, m.arena.outerGrad} {
 		if t != nil {
 			m.be.Free(t)
 		}
@@ -311,6 +327,15 @@ func (m *Model) SyncWeights() error {
 		return nil
 	}
 	return m.be.Copy(m.arena.w, m.arena.master)
+}
+
+// SyncParam rounds p's master copy into its weights, as SyncWeights does
+// for the whole arena: the same conversion, element by element.
+func (m *Model) SyncParam(p *Param) error {
+	if p.Master == nil {
+		return nil
+	}
+	return m.be.Copy(p.W, p.Master)
 }
 
 // Updatable is the tensor the optimizer changes: the master copy when there

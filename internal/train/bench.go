@@ -85,7 +85,7 @@ func runSteps(be gpu.Backend, cfg Config, warmup, steps int, profile io.Writer, 
 		in[i], tg[i] = int32(rng.IntN(cfg.Model.VocabSize)), int32(rng.IntN(cfg.Model.VocabSize))
 	}
 	step := func() error {
-		opt.BeginStep()
+		opt.Begin(cfg.PeakLR())
 		m.ZeroGrads()
 		for a := 0; a < tr.GradAccum; a++ {
 			if err := m.SetBatch(in, tg, B, T); err != nil {
@@ -101,7 +101,7 @@ func runSteps(be gpu.Backend, cfg Config, warmup, steps int, profile io.Writer, 
 			}
 			m.Backward()
 		}
-		return opt.Apply(cfg.PeakLR()) // no host sync: as a training step between log lines
+		return opt.Finish(cfg.PeakLR()) // no host sync: as a training step between log lines
 	}
 	for i := 0; i < warmup; i++ {
 		if err := step(); err != nil {

@@ -66,6 +66,7 @@ type TrainConfig struct {
 	KeepCheckpoints int     `mapstructure:"keep_checkpoints"`
 	Weights         string  `mapstructure:"weights"`         // master | bf16_sr (optimizer_lean.go)
 	OptimizerState  string  `mapstructure:"optimizer_state"` // fp32 | bf16
+	FusedUpdate     bool    `mapstructure:"fused_update"`    // optimizer step inside backward (optimizer_fused.go)
 }
 
 // DataConfig names the token shards, or none for the default corpus.
@@ -309,6 +310,9 @@ func (c Config) Validate() error {
 	}
 	if t.OptimizerState != StateFP32 && t.OptimizerState != StateBF16 {
 		return fmt.Errorf("train.optimizer_state = %q: want %s or %s", t.OptimizerState, StateFP32, StateBF16)
+	}
+	if t.FusedUpdate && t.GradClip != 0 {
+		return fmt.Errorf("train.grad_clip = %g: train.fused_update updates each layer before the global gradient norm is known, so it needs train.grad_clip = 0", t.GradClip)
 	}
 	if _, err := model.ParseRecompute(t.Recompute); err != nil {
 		return fmt.Errorf("train.recompute: %w", err)

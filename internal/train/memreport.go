@@ -95,7 +95,10 @@ func buildModel(be gpu.Backend, cfg Config) (*model.Model, error) {
 		return nil, err
 	}
 	opts := model.Options{Compact: cfg.Compact, Recompute: rc, LossChunk: cfg.Train.LossChunk,
-		NumLabels: cfg.Finetune.NumLabels, MasterFree: cfg.Train.Weights == WeightsBF16SR}
+		NumLabels: cfg.Finetune.NumLabels, MasterFree: cfg.Train.Weights == WeightsBF16SR,
+		// With accumulation the sums need the gradient arena, and the step
+		// runs unfused (README: train.fused_update).
+		FusedUpdate: cfg.Train.FusedUpdate && cfg.Train.GradAccum == 1}
 	if cfg.Train.Weights == WeightsBF16SR || cfg.Train.OptimizerState == StateBF16 {
 		// Rounding noise is keyed by arena element: the CPU pads the MLP as
 		// CUDA does, so both lay out (and round) every element alike.

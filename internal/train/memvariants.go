@@ -19,6 +19,8 @@ type MemVariant struct {
 	// train.optimizer_state; empty keeps the config's.
 	Weights        string `json:"weights,omitempty"`
 	OptimizerState string `json:"optimizer_state,omitempty"`
+	// FusedUpdate is train.fused_update, which runs with grad_clip 0.
+	FusedUpdate bool `json:"fused_update,omitempty"`
 }
 
 // Apply returns cfg changed to the variant.
@@ -34,6 +36,12 @@ func (v MemVariant) Apply(cfg Config) Config {
 	if v.OptimizerState != "" {
 		cfg.Train.OptimizerState = v.OptimizerState
 	}
+	cfg.Train.FusedUpdate = v.FusedUpdate
+	if v.FusedUpdate {
+		// The mode's requirements; with accumulation the step would run
+		// unfused, and memreport measures at grad_accum 1 anyway.
+		cfg.Train.GradClip, cfg.Train.GradAccum = 0, 1
+	}
 	return cfg
 }
 
@@ -42,8 +50,10 @@ func (v MemVariant) Apply(cfg Config) Config {
 // every recomputation policy, all with fp32 master weights and fp32 moments;
 // then the lean variants of full rank and each rank: master-free bf16
 // weights ("-bf16_sr") and master-free weights with bf16 moments
-// ("-bf16_sr-bf16"), named so that a base variant's name is no prefix of
-// theirs. filter keeps names with one of its prefixes.
+// ("-bf16_sr-bf16"); last each of those three with the optimizer step fused
+// into backward ("-fused", "-bf16_sr-fused", "-bf16_sr-bf16-fused"). Names
+// are chosen so that no variant's name is a prefix of another's. filter
+// keeps names with one of its prefixes.
 func MemVariants(ranks []float64, filter []string) []MemVariant {
 	var out []MemVariant
 	add := func(v MemVariant) {
@@ -77,6 +87,23 @@ func MemVariants(ranks []float64, filter []string) []MemVariant {
 			for _, r := range ranks {
 				add(MemVariant{Name: fmt.Sprintf("r%g%s+%s", r, tag, rc), Compact: true, Rank: r, Share: true,
 					Recompute: rc, Weights: lean[0], OptimizerState: lean[1]})
+			}
+		}
+	}
+	for _, rc := range []string{"none", "mlp", "block"} {
+		for _, lean := range [][2]string{{WeightsMaster, StateFP32}, {WeightsBF16SR, StateFP32}, {WeightsBF16SR, StateBF16}} {
+			tag := ""
+			if lean[0] != WeightsMaster {
+				tag += "-" + lean[0]
+			}
+			if lean[1] != StateFP32 {
+				tag += "-" + lean[1]
+			}
+			tag += "-fused"
+			add(MemVariant{Name: "full" + tag + "+" + rc, Recompute: rc, Weights: lean[0], OptimizerState: lean[1], FusedUpdate: true})
+			for _, r := range ranks {
+				add(MemVariant{Name: fmt.Sprintf("r%g%s+%s", r, tag, rc), Compact: true, Rank: r, Share: true,
+					Recompute: rc, Weights: lean[0], OptimizerState: lean[1], FusedUpdate: true})
 			}
 		}
 	}

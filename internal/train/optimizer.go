@@ -36,7 +36,8 @@ type Optimizer struct {
 	sumSq          *gpu.Tensor
 	clip           *gpu.Tensor
 	stage          staging // fp32 staging of the lean precisions
-	Step           int     // optimizer steps taken
+	fused          fusedStep
+	Step           int // optimizer steps taken
 }
 
 // NewOptimizer allocates zeroed moments for every parameter of m: two
@@ -45,7 +46,10 @@ func NewOptimizer(m *model.Model, cfg OptimizerConfig) (*Optimizer, error) {
 	be := m.Backend()
 	o := &Optimizer{cfg: cfg, be: be, model: m}
 	var err error
-	n := m.GradArena().Len()
+	if m.Fused() && cfg.GradClip > 0 {
+		return nil, fmt.Errorf("optimizer: a fused update cannot clip by the global norm (grad_clip %g)", cfg.GradClip)
+	}
+	n := m.GradLen()
 	if o.mArena, err = be.Alloc("exp_avg", gpu.Optimizer, momentPrecision(cfg.Precision), n); err != nil {
 		return nil, err
 	}
@@ -53,8 +57,8 @@ func NewOptimizer(m *model.Model, cfg OptimizerConfig) (*Optimizer, error) {
 		return nil, err
 	}
 	for _, p := range m.Params {
-		o.M = append(o.M, o.mArena.Rows(p.Grad.Off, p.Grad.Off+p.Grad.Len()).Reshape(p.Grad.Shape...))
-		o.V = append(o.V, o.vArena.Rows(p.Grad.Off, p.Grad.Off+p.Grad.Len()).Reshape(p.Grad.Shape...))
+		o.M = append(o.M, o.mArena.Rows(p.GradOff, p.GradOff+p.Grad.Len()).Reshape(p.Grad.Shape...))
+		o.V = append(o.V, o.vArena.Rows(p.GradOff, p.GradOff+p.Grad.Len()).Reshape(p.Grad.Shape...))
 	}
 	for _, s := range m.Segments() {
 		if s.Compressed() {
@@ -107,9 +111,13 @@ func (o *Optimizer) GradNorm() (float64, error) {
 }
 
 // Apply is Update without reading the gradient norm back: it only queues
-// work, so a training step need not wait for the GPU.
+// work, so a training step need not wait for the GPU. A fused optimizer
+// updates inside the training pass instead (Begin, Finish).
 func (o *Optimizer) Apply(lr float64) error {
 	be, m := o.be, o.model
+	if m.Fused() {
+		return fmt.Errorf("optimizer: the model was built for a fused update; step with Begin and Finish")
+	}
 	o.Step++
 	m.SetEpoch(projection.Epoch(o.Step, o.cfg.UpdateGap))
 	be.Zero(o.sumSq)
@@ -117,37 +125,22 @@ func (o *Optimizer) Apply(lr float64) error {
 	be.ClipScale(o.clip, o.sumSq, float32(o.cfg.GradClip))
 	upd, grads := m.UpdateArena(), m.GradArena()
 	for _, s := range m.Segments() {
-		hp := gpu.AdamParams{LR: float32(lr), Beta1: float32(o.cfg.Beta1), Beta2: float32(o.cfg.Beta2),
-			Eps: float32(o.cfg.Eps), Scale: s.Scale, Step: o.Step, Form: o.cfg.Form}
-		if s.Decay {
-			hp.WeightDecay = float32(o.cfg.WeightDecay)
-		}
+		hp := o.hyper(lr, s.Scale, s.Decay, s.Compressed())
 		g := grads.Rows(s.GradOff, s.GradOff+s.GLen)
-		mm := o.mArena.Rows(s.GradOff, s.GradOff+s.GLen)
-		vv := o.vArena.Rows(s.GradOff, s.GradOff+s.GLen)
 		if !s.Compressed() {
-			if o.staged() {
-				if err := o.adamWStaged(s, hp); err != nil {
-					return err
-				}
-				continue
+			if err := o.fullRank(s.Off, s.GradOff, s.Len, g, hp); err != nil {
+				return err
 			}
-			be.AdamW(upd.Rows(s.Off, s.Off+s.Len), g, mm, vv, o.clip, hp)
 			continue
 		}
-		hp.Eps = float32(o.cfg.CompactEps)
 		if o.cfg.Precision.MasterFree {
-			if err := o.compressedSR(s, hp); err != nil {
+			if err := o.compressedSR(hp); err != nil {
 				return err
 			}
 			continue
 		}
-		if o.cfg.Precision.StateBF16 {
-			if err := o.adamDirectionStaged(s, hp); err != nil {
-				return err
-			}
-		} else {
-			be.AdamDirection(o.dir, g, mm, vv, o.clip, hp)
+		if err := o.direction(o.dir, s.GradOff, g, hp); err != nil {
+			return err
 		}
 		if hp.WeightDecay != 0 {
 			be.Scale(upd.Rows(s.Off, s.Off+s.Len), 1-hp.LR*hp.WeightDecay)
@@ -155,6 +148,40 @@ func (o *Optimizer) Apply(lr float64) error {
 		o.decompress(s, hp.LR)
 	}
 	return m.SyncWeights()
+}
+
+// hyper is the Adam step of one update class at learning rate lr.
+func (o *Optimizer) hyper(lr float64, scale float32, decay, compressed bool) gpu.AdamParams {
+	hp := gpu.AdamParams{LR: float32(lr), Beta1: float32(o.cfg.Beta1), Beta2: float32(o.cfg.Beta2),
+		Eps: float32(o.cfg.Eps), Scale: scale, Step: o.Step, Form: o.cfg.Form}
+	if decay {
+		hp.WeightDecay = float32(o.cfg.WeightDecay)
+	}
+	if compressed {
+		hp.Eps = float32(o.cfg.CompactEps)
+	}
+	return hp
+}
+
+// fullRank is AdamW over the n weights at weight-arena offset wOff, whose
+// gradients g sit at gradient-layout offset gOff (where their moments are).
+func (o *Optimizer) fullRank(wOff, gOff, n int, g *gpu.Tensor, hp gpu.AdamParams) error {
+	if o.staged() {
+		return o.adamWStaged(wOff, gOff, n, g, hp)
+	}
+	o.be.AdamW(o.model.UpdateArena().Rows(wOff, wOff+n), g, o.mArena.Rows(gOff, gOff+n), o.vArena.Rows(gOff, gOff+n), o.clip, hp)
+	return nil
+}
+
+// direction writes the compressed Adam direction of the gradients g (at
+// gradient-layout offset gOff) into dir, updating their moments.
+func (o *Optimizer) direction(dir *gpu.Tensor, gOff int, g *gpu.Tensor, hp gpu.AdamParams) error {
+	if o.cfg.Precision.StateBF16 {
+		return o.adamDirectionStaged(dir, gOff, g, hp)
+	}
+	n := g.Len()
+	o.be.AdamDirection(dir.Rows(0, n), g, o.mArena.Rows(gOff, gOff+n), o.vArena.Rows(gOff, gOff+n), o.clip, hp)
+	return nil
 }
 
 // decompress applies W (rows, n) -= lr * N (rows, r) P^T for every param of
@@ -172,7 +199,7 @@ func (o *Optimizer) decompress(s model.Segment, lr float32) {
 			P = m.FillProjection(o.proj, p.Layer, p.Group)
 			lastLayer, lastGroup = p.Layer, p.Group.ID
 		}
-		off := p.Grad.Off - s.GradOff
+		off := p.GradOff - s.GradOff
 		dir := o.dir.Rows(off, off+p.Grad.Len()).Reshape(p.Grad.Shape...)
 		o.be.Gemm(p.Updatable(), dir, P, false, true, -lr, 1)
 	}

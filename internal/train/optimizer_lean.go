@@ -132,103 +132,122 @@ func (o *Optimizer) storeMoments(off int, ms, vs *gpu.Tensor) {
 	o.be.StochasticRound(o.vArena.Rows(off, off+n), vs, o.round(gpu.StreamExpAvgSq, off))
 }
 
-// adamWStaged is AdamW over the full-rank segment s, chunk by chunk through
-// the staging buffers.
-func (o *Optimizer) adamWStaged(s model.Segment, hp gpu.AdamParams) error {
+// adamWStaged is AdamW over the n weights at weight-arena offset wOff
+// (gradients g at gradient-layout offset gOff), chunk by chunk through the
+// staging buffers. Noise keys are arena offsets, so a segment and its
+// params one by one round alike.
+func (o *Optimizer) adamWStaged(wOff, gOff, n int, g *gpu.Tensor, hp gpu.AdamParams) error {
 	be, m := o.be, o.model
-	w, upd, grads := m.WeightArena(), m.UpdateArena(), m.GradArena()
-	for off := 0; off < s.Len; off += o.stage.chunk {
-		n := min(o.stage.chunk, s.Len-off)
-		wo, gOff := s.Off+off, s.GradOff+off
-		p := upd.Rows(wo, wo+n)
+	w, upd := m.WeightArena(), m.UpdateArena()
+	for off := 0; off < n; off += o.stage.chunk {
+		k := min(o.stage.chunk, n-off)
+		wo := wOff + off
+		p := upd.Rows(wo, wo+k)
 		if o.cfg.Precision.MasterFree {
-			p = o.stage.w.Rows(0, n)
-			if err := be.Copy(p, w.Rows(wo, wo+n)); err != nil {
+			p = o.stage.w.Rows(0, k)
+			if err := be.Copy(p, w.Rows(wo, wo+k)); err != nil {
 				return err
 			}
 		}
-		mm, vv, err := o.loadMoments(gOff, n)
+		mm, vv, err := o.loadMoments(gOff+off, k)
 		if err != nil {
 			return err
 		}
-		be.AdamW(p, grads.Rows(gOff, gOff+n), mm, vv, o.clip, hp)
+		be.AdamW(p, g.Rows(off, off+k), mm, vv, o.clip, hp)
 		if o.cfg.Precision.MasterFree {
-			be.StochasticRound(w.Rows(wo, wo+n), p, o.round(gpu.StreamWeights, wo))
+			be.StochasticRound(w.Rows(wo, wo+k), p, o.round(gpu.StreamWeights, wo))
 		}
-		o.storeMoments(gOff, mm, vv)
+		o.storeMoments(gOff+off, mm, vv)
 	}
 	return nil
 }
 
-// adamDirectionStaged is AdamDirection over the compressed segment s with
-// bf16 moments, chunk by chunk.
-func (o *Optimizer) adamDirectionStaged(s model.Segment, hp gpu.AdamParams) error {
-	grads := o.model.GradArena()
-	for off := 0; off < s.GLen; off += o.stage.chunk {
-		n := min(o.stage.chunk, s.GLen-off)
-		gOff := s.GradOff + off
-		mm, vv, err := o.loadMoments(gOff, n)
+// adamDirectionStaged is AdamDirection of the gradients g (at gradient-layout
+// offset gOff) into dir with bf16 moments, chunk by chunk.
+func (o *Optimizer) adamDirectionStaged(dir *gpu.Tensor, gOff int, g *gpu.Tensor, hp gpu.AdamParams) error {
+	n := g.Len()
+	for off := 0; off < n; off += o.stage.chunk {
+		k := min(o.stage.chunk, n-off)
+		mm, vv, err := o.loadMoments(gOff+off, k)
 		if err != nil {
 			return err
 		}
-		o.be.AdamDirection(o.dir.Rows(off, off+n), grads.Rows(gOff, gOff+n), mm, vv, o.clip, hp)
-		o.storeMoments(gOff, mm, vv)
+		o.be.AdamDirection(dir.Rows(off, off+k), g.Rows(off, off+k), mm, vv, o.clip, hp)
+		o.storeMoments(gOff+off, mm, vv)
 	}
 	return nil
 }
 
 // directionLen is the length of the compressed Adam direction buffer: the
-// whole compressed segment, or one staging chunk when master-free weights
-// let each block of rows be updated as soon as its direction exists.
+// whole compressed segment; one param's gradient with a fused update, which
+// decompresses param by param; at most one staging chunk when master-free
+// weights let each block of rows be updated as soon as its direction exists.
 func (o *Optimizer) directionLen(s model.Segment) int {
-	if o.cfg.Precision.MasterFree {
-		return min(s.GLen, stageChunk)
+	n := s.GLen
+	if o.model.Fused() {
+		n = 0
+		for _, p := range o.model.Params {
+			if p.Compressed() {
+				n = max(n, p.Grad.Len())
+			}
+		}
 	}
-	return s.GLen
+	if o.cfg.Precision.MasterFree {
+		return min(n, stageChunk)
+	}
+	return n
 }
 
-// compressedSR is the compressed update for master-free weights, one block
-// of rows of one parameter at a time: the Adam direction N of those rows
-// (moments staged when bf16), then the fp32 value (1 - lr*wd) W - lr N P^T
-// formed in the staging buffer and rounded into W once. Blocks of rows keep
-// the direction and the staged weights at one chunk each.
-func (o *Optimizer) compressedSR(s model.Segment, hp gpu.AdamParams) error {
-	m, be := o.model, o.be
-	arena, grads := m.WeightArena(), m.GradArena()
+// compressedSR is the compressed update for master-free weights of every
+// compressed param, P generated once per projection group.
+func (o *Optimizer) compressedSR(hp gpu.AdamParams) error {
 	var P *gpu.Tensor
 	lastLayer, lastGroup := -1, -1
-	for _, p := range m.ArenaOrder() {
+	for _, p := range o.model.ArenaOrder() {
 		if !p.Compressed() {
 			continue
 		}
 		if p.Layer != lastLayer || p.Group.ID != lastGroup {
-			P = m.FillProjection(o.proj, p.Layer, p.Group)
+			P = o.model.FillProjection(o.proj, p.Layer, p.Group)
 			lastLayer, lastGroup = p.Layer, p.Group.ID
 		}
-		rows, n, r := p.W.Shape[0], p.W.Shape[1], p.Grad.Shape[1]
-		gBase := p.Grad.Off - grads.Off
-		step := max(1, o.stage.chunk/n)
-		for r0 := 0; r0 < rows; r0 += step {
-			r1 := min(rows, r0+step)
-			k, gOff := (r1-r0)*r, gBase+r0*r
-			mm, vv, err := o.loadMoments(gOff, k)
-			if err != nil {
-				return err
-			}
-			dir := o.dir.Rows(0, k)
-			be.AdamDirection(dir, grads.Rows(gOff, gOff+k), mm, vv, o.clip, hp)
-			o.storeMoments(gOff, mm, vv)
-			wc := p.W.Rows(r0, r1)
-			buf := o.stage.w.Rows(0, (r1-r0)*n).Reshape(r1-r0, n)
-			if err := be.Copy(buf, wc); err != nil {
-				return err
-			}
-			if hp.WeightDecay != 0 {
-				be.Scale(buf, 1-hp.LR*hp.WeightDecay)
-			}
-			be.Gemm(buf, dir.Reshape(r1-r0, r), P, false, true, -hp.LR, 1)
-			be.StochasticRound(wc, buf, o.round(gpu.StreamWeights, wc.Off-arena.Off))
+		if err := o.compressedSRParam(p, P, hp); err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+// compressedSRParam updates one master-free compressed param p, one block
+// of rows at a time: the Adam direction N of those rows (moments staged
+// when bf16), then the fp32 value (1 - lr*wd) W - lr N P^T formed in the
+// staging buffer and rounded into W once. Blocks of rows keep the direction
+// and the staged weights at one chunk each.
+func (o *Optimizer) compressedSRParam(p *model.Param, P *gpu.Tensor, hp gpu.AdamParams) error {
+	be, arena := o.be, o.model.WeightArena()
+	rows, n, r := p.W.Shape[0], p.W.Shape[1], p.Grad.Shape[1]
+	g := p.Grad.Reshape(p.Grad.Len())
+	step := max(1, o.stage.chunk/n)
+	for r0 := 0; r0 < rows; r0 += step {
+		r1 := min(rows, r0+step)
+		k, gOff := (r1-r0)*r, p.GradOff+r0*r
+		mm, vv, err := o.loadMoments(gOff, k)
+		if err != nil {
+			return err
+		}
+		dir := o.dir.Rows(0, k)
+		be.AdamDirection(dir, g.Rows(r0*r, r0*r+k), mm, vv, o.clip, hp)
+		o.storeMoments(gOff, mm, vv)
+		wc := p.W.Rows(r0, r1)
+		buf := o.stage.w.Rows(0, (r1-r0)*n).Reshape(r1-r0, n)
+		if err := be.Copy(buf, wc); err != nil {
+			return err
+		}
+		if hp.WeightDecay != 0 {
+			be.Scale(buf, 1-hp.LR*hp.WeightDecay)
+		}
+		be.Gemm(buf, dir.Reshape(r1-r0, r), P, false, true, -hp.LR, 1)
+		be.StochasticRound(wc, buf, o.round(gpu.StreamWeights, wc.Off-arena.Off))
 	}
 	return nil
 }

@@ -69,14 +69,18 @@ func sameTrajectory(t *testing.T, a, b []Metric) {
 
 func TestResumeIsBitIdentical(t *testing.T) {
 	// The last case is master-free bf16 weights with bf16 moments: the
-	// stochastic rounding must draw the same noise after the resume.
-	for _, c := range []struct{ compact, lean bool }{{true, false}, {false, false}, {true, true}} {
+	// stochastic rounding must draw the same noise after the resume. The
+	// fused case updates inside backward (grad_clip 0, no accumulation).
+	for _, c := range []struct{ compact, lean, fused bool }{{true, false, false}, {false, false, false}, {true, true, false}, {true, true, true}} {
 		compact := c.compact
 		dir := t.TempDir()
 		cfg := smallConfig(t, dir)
 		cfg.Compact.Enabled = compact
 		if c.lean {
 			cfg = leanVariant(cfg)
+		}
+		if c.fused {
+			cfg.Train.FusedUpdate, cfg.Train.GradClip, cfg.Train.GradAccum = true, 0, 1
 		}
 		full := filepath.Join(dir, "full")
 		if err := Pretrain(context.Background(), cfg, RunOptions{Out: full}); err != nil {
@@ -106,7 +110,7 @@ func TestResumeIsBitIdentical(t *testing.T) {
 			a, _ := os.ReadFile(filepath.Join(StepDir(filepath.Join(full, "checkpoints"), 12), name))
 			b, _ := os.ReadFile(filepath.Join(StepDir(filepath.Join(crashed, "checkpoints"), 12), name))
 			if len(a) == 0 || string(a) != string(b) {
-				t.Errorf("compact %v lean %v: %s after resume differs from the uninterrupted run", compact, c.lean, name)
+				t.Errorf("compact %v lean %v fused %v: %s after resume differs from the uninterrupted run", compact, c.lean, c.fused, name)
 			}
 		}
 	}

@@ -270,7 +270,8 @@ func (t *Trainer) step(read bool) (loss, gradNorm float64, err error) {
 	if valid == 0 {
 		return 0, 0, fmt.Errorf("step %d: no valid targets", t.opt.Step+1)
 	}
-	t.opt.BeginStep()
+	lr := t.sched.At(t.opt.Step + 1)
+	t.opt.Begin(lr)
 	t.model.ZeroGrads()
 	for i, mb := range batches {
 		if err := t.model.SetBatch(mb.in, mb.tg, B, T); err != nil {
@@ -286,8 +287,7 @@ func (t *Trainer) step(read bool) (loss, gradNorm float64, err error) {
 		}
 		t.model.Backward()
 	}
-	lr := t.sched.At(t.opt.Step + 1)
-	if err := t.opt.Apply(lr); err != nil {
+	if err := t.opt.Finish(lr); err != nil {
 		return 0, 0, err
 	}
 	t.state.Step = t.opt.Step

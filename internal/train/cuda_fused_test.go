@@ -1,0 +1,62 @@
+//go:build linux && (amd64 || arm64)
+
+package train
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/compact-llm/compact/internal/gpu"
+)
+
+// Fused against unfused steps on the GPU. Each param takes the same kernels
+// on a sub-range instead of its whole segment, so the values should agree;
+// the tolerance covers reductions whose order the GPU may not fix (the
+// embedding backward, the norm) and the bf16 rounding of the weights, where
+// a last-ulp difference can flip a rounding: within 2 bf16 ulps (2^-6
+// relative) after three steps that cross a projection resample.
+func TestCUDAFusedStepMatchesUnfused(t *testing.T) {
+	g, err := gpu.NewCUDA(0)
+	if err != nil {
+		t.Skipf("no usable CUDA device: %v", err)
+	}
+	defer g.Close()
+	for _, c := range []struct {
+		name string
+		lean bool
+		tied bool
+	}{{"master", false, false}, {"bf16_sr-bf16", true, false}, {"bf16_sr-bf16-tied", true, true}} {
+		cfg := leanConfig(true)
+		if c.lean {
+			cfg = leanVariant(cfg)
+		}
+		cfg.Model.TieEmbeddings = c.tied
+		cfg.Model.Hidden, cfg.Model.Intermediate, cfg.Model.Heads, cfg.Model.KVHeads = 128, 344, 2, 1
+		cfg.Compact.UpdateGap = 2
+		ms, opts := fusedPair(t, func() gpu.Backend { return g }, cfg)
+		rng := rand.New(rand.NewPCG(5, 6))
+		B, T := 2, 16
+		for step := 1; step <= 3; step++ {
+			in, tg := randomBatch(rng, B*T, cfg.Model.VocabSize)
+			l0, g0 := trainStep(t, ms[0], opts[0], in, tg, B, T, 0.01)
+			l1, g1 := trainStep(t, ms[1], opts[1], in, tg, B, T, 0.01)
+			if math.Abs(l0-l1) > 1e-3*math.Abs(l0) || math.Abs(g0-g1) > 1e-3*g0 {
+				t.Fatalf("%s step %d: loss %v / %v, gradient norm %v / %v (unfused / fused)", c.name, step, l0, l1, g0, g1)
+			}
+		}
+		for i, p := range ms[0].Params {
+			q := ms[1].Params[i]
+			a, b := mustRead(t, ms[0], p, p.W), mustRead(t, ms[1], q, q.W)
+			for j := range a {
+				if d := math.Abs(float64(a[j] - b[j])); d > 1e-6+math.Ldexp(math.Max(math.Abs(float64(a[j])), math.Abs(float64(b[j]))), -6) {
+					t.Fatalf("%s: %s element %d: unfused %v, fused %v", c.name, p.Name, j, a[j], b[j])
+				}
+			}
+		}
+		for i := range ms {
+			opts[i].Free()
+			ms[i].Free()
+		}
+	}
+}

@@ -1,0 +1,112 @@
+package train
+
+// The fused update (train.fused_update): the optimizer step runs inside the
+// training pass. The model calls the optimizer's hook for each group of
+// params as soon as their gradients are final (model/fused.go), and each
+// param takes exactly the per-element update that Apply gives it, on the
+// same moments and the same rounding keys; only the time it runs changes.
+// So with no gradient arena the step is the same as the unfused one, to the
+// bit on the CPU backend.
+//
+// Clipping by the global norm would need the whole gradient before the
+// first update, so a fused update requires train.grad_clip = 0 (the paper's
+// recipes clip nothing). The norm is still reported: each group's sum of
+// squares is added as it is produced, so a non-finite gradient anywhere
+// still makes the reported norm non-finite.
+
+import (
+	"fmt"
+
+	"github.com/compact-llm/compact/internal/gpu"
+	"github.com/compact-llm/compact/internal/model"
+	"github.com/compact-llm/compact/internal/projection"
+)
+
+// fusedStep is the state of a fused step between Begin and Finish.
+type fusedStep struct {
+	lr      float64
+	updated int   // params updated this step (each exactly once)
+	err     error // first failure inside the hook, reported by Finish
+}
+
+// Begin starts an optimizer step at learning rate lr before its forward
+// passes: it selects the step's projection epoch and, for a fused model,
+// arms the update hook. Finish ends the step.
+func (o *Optimizer) Begin(lr float64) {
+	if !o.model.Fused() {
+		o.BeginStep()
+		return
+	}
+	o.Step++
+	o.model.SetEpoch(projection.Epoch(o.Step, o.cfg.UpdateGap))
+	o.be.Zero(o.sumSq)
+	o.be.ClipScale(o.clip, o.sumSq, 0) // no clipping: the scale is 1
+	o.fused = fusedStep{lr: lr}
+	o.model.SetUpdateHook(o.fusedUpdate)
+}
+
+// Finish completes the step Begin started: the whole update for an unfused
+// model; for a fused one, a check that every param was updated once.
+func (o *Optimizer) Finish(lr float64) error {
+	if !o.model.Fused() {
+		return o.Apply(lr)
+	}
+	o.model.SetUpdateHook(nil)
+	if o.fused.err != nil {
+		return fmt.Errorf("fused update at step %d: %w", o.Step, o.fused.err)
+	}
+	if n := len(o.model.Params); o.fused.updated != n {
+		return fmt.Errorf("fused update at step %d: %d updates for %d params (one forward and backward per step)", o.Step, o.fused.updated, n)
+	}
+	return nil
+}
+
+// fusedUpdate is the model's hook: it adds the gradients of ps to the norm
+// and updates each param (P generated once per projection group).
+func (o *Optimizer) fusedUpdate(ps []*model.Param) {
+	if o.fused.err != nil {
+		return
+	}
+	// One call per tensor: CUDA's scratch holds one tensor's partial sums
+	// (gpu.CUDAScratchFloats), and memreport counts no more.
+	for _, p := range ps {
+		o.be.SumSquares(o.sumSq, p.Grad)
+	}
+	var P *gpu.Tensor
+	lastLayer, lastGroup := -1, -1
+	for _, p := range ps {
+		if p.Compressed() && (p.Layer != lastLayer || p.Group.ID != lastGroup) {
+			P = o.model.FillProjection(o.proj, p.Layer, p.Group)
+			lastLayer, lastGroup = p.Layer, p.Group.ID
+		}
+		if err := o.updateParam(p, P); err != nil {
+			o.fused.err = fmt.Errorf("%s: %w", p.Name, err)
+			return
+		}
+		o.fused.updated++
+	}
+}
+
+// updateParam is Apply's update restricted to the one param p.
+func (o *Optimizer) updateParam(p *model.Param, P *gpu.Tensor) error {
+	hp := o.hyper(o.fused.lr, p.Scale, p.Decay, p.Compressed())
+	g := p.Grad.Reshape(p.Grad.Len())
+	switch {
+	case !p.Compressed():
+		if err := o.fullRank(p.WOff, p.GradOff, p.W.Len(), g, hp); err != nil {
+			return err
+		}
+	case o.cfg.Precision.MasterFree:
+		return o.compressedSRParam(p, P, hp)
+	default:
+		dir := o.dir.Rows(0, g.Len())
+		if err := o.direction(dir, p.GradOff, g, hp); err != nil {
+			return err
+		}
+		if hp.WeightDecay != 0 {
+			o.be.Scale(p.Updatable(), 1-hp.LR*hp.WeightDecay)
+		}
+		o.be.Gemm(p.Updatable(), dir.Reshape(p.Grad.Shape...), P, false, true, -hp.LR, 1)
+	}
+	return o.model.SyncParam(p)
+}
