@@ -27,6 +27,7 @@ type CPU[T float32 | float64] struct {
 	// splitAll makes parallel ignore its grain so that tests exercise the
 	// chunked code paths on tiny shapes.
 	splitAll bool
+	is64     bool // T is float64
 	// sgemm is the float32 GEMM micro-kernel (the fastest this CPU runs);
 	// nil fn: gonum's Sgemm.
 	sgemm sgemmKernel
@@ -44,7 +45,7 @@ func newCPU[T float32 | float64](threads int) *CPU[T] {
 	if threads <= 0 {
 		threads = runtime.GOMAXPROCS(0)
 	}
-	c := &CPU[T]{threads: threads}
+	c := &CPU[T]{threads: threads, is64: is64[T]()}
 	if ks := sgemmKernels(); len(ks) > 0 {
 		c.sgemm = ks[0]
 	}

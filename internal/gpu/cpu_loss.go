@@ -4,7 +4,9 @@ package gpu
 
 import "math"
 
-func sigmoid(x float64) float64 { return 1 / (1 + math.Exp(-x)) }
+// sigmoid in float64 around the backend's exp (float32 precision for the
+// float32 backend, where the result is rounded to float32 anyway).
+func (c *CPU[T]) sigmoid(x float64) float64 { return 1 / (1 + c.exp(-x)) }
 
 // SwiGLU: out = silu(gate) * up, silu(g) = g sigmoid(g).
 func (c *CPU[T]) SwiGLU(out, gate, up *Tensor) {
@@ -15,7 +17,7 @@ func (c *CPU[T]) SwiGLU(out, gate, up *Tensor) {
 	c.parallel(n, elemGrain, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			x := float64(g[i])
-			o[i] = T(x * sigmoid(x) * float64(u[i]))
+			o[i] = T(x * c.sigmoid(x) * float64(u[i]))
 		}
 	})
 }
@@ -33,7 +35,7 @@ func (c *CPU[T]) SwiGLUBackward(dgate, dup, dout, gate, up *Tensor) {
 	c.parallel(n, elemGrain, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			x, y, d := float64(g[i]), float64(u[i]), float64(do[i])
-			s := sigmoid(x)
+			s := c.sigmoid(x)
 			dg[i] = T(d * y * s * (1 + x*(1-s)))
 			du[i] = T(d * x * s)
 		}
@@ -69,13 +71,13 @@ func (c *CPU[T]) CrossEntropy(losses, logits, targets *Tensor, grad bool, gradSc
 			}
 			var sum float64
 			for _, x := range row {
-				sum += math.Exp(float64(x) - m)
+				sum += c.exp(float64(x) - m)
 			}
 			lse := m + math.Log(sum)
 			ls[i] = T(lse - float64(row[y]))
 			if grad {
 				for j, x := range row {
-					p := math.Exp(float64(x) - lse)
+					p := c.exp(float64(x) - lse)
 					if j == y {
 						p--
 					}
