@@ -5,10 +5,11 @@
 // C = alpha op(A) op(B) + beta C is computed as follows. op(B) is packed once
 // into NR-column panels, zero-padded at the right edge, per block of kc
 // values of K. The M rows are split into MR-row panels; each goroutine owns a
-// contiguous range of them, packs its A panels per K block and runs the
-// micro-kernel on every (A panel, B panel) pair, accumulating an MR x NR tile
-// in registers. Tiles are kept in a per-goroutine buffer across K blocks and
-// written to C, with alpha and beta, once K is done.
+// contiguous range of them, reads its A panels in place (packing only a
+// partial last one) and runs the micro-kernel on every (A panel, B panel)
+// pair, accumulating an MR x NR tile in registers. Between K blocks the raw
+// tile waits in a per-goroutine buffer; the last K block writes it to C with
+// alpha and beta.
 //
 // Determinism: every element of C is one FMA chain over k = 0..K-1 in order
 // (the kernel reloads the tile it stored after the previous K block, so the
@@ -19,8 +20,10 @@ package gpu
 
 import "sync"
 
-// sgemmKernel computes one MR x NR tile over k >= 1 values of K: a is
-// MR-interleaved (a[k*MR+i]), b NR-interleaved (b[k*NR+j]). The sums start
+// sgemmKernel computes one MR x NR tile over k >= 1 values of K: element
+// (i, k) of the A panel is a[i*rs + k*cs] (the matrix itself for full panels,
+// which saves packing it, or an MR-interleaved copy, rs=1 cs=MR, for the
+// last, partial one), b is NR-interleaved (b[k*NR+j]). The sums start
 // from the raw tile acc (MR x NR, row-major) or from zero when acc is nil.
 // Without final the raw sums go to c (row stride ldc); with final c becomes
 // alpha*sum + beta*c, the two products rounded separately, and c is not read
@@ -28,7 +31,7 @@ import "sync"
 type sgemmKernel struct {
 	name   string
 	mr, nr int
-	fn     func(k int, a, b, acc, c []float32, ldc int, alpha, beta float32, final bool)
+	fn     func(k int, a []float32, rs, cs int, b, acc, c []float32, ldc int, alpha, beta float32, final bool)
 }
 
 // Blocking: kc values of K per packed block (an A panel is then 6 KiB, in L1;
@@ -106,7 +109,7 @@ func sgemm(kern sgemmKernel, threads int, splitAll bool, transA, transB bool, M,
 	// straight into C by the last K block; edge tiles go through a scratch
 	// tile so that they see exactly the same instructions.
 	run(mP, max(1, sgemmGrain/(MR*Npad*K)), func(lo, hi int) {
-		apBuf := getBuf(sgemmMCPanels * MR * min(K, sgemmKC))
+		apBuf := getBuf(MR * min(K, sgemmKC))
 		tileBuf := getBuf((sgemmMCPanels*min(nP, sgemmNCPanels) + 1) * MR * NR)
 		defer sgemmPool.Put(apBuf)
 		defer sgemmPool.Put(tileBuf)
@@ -120,11 +123,20 @@ func sgemm(kern sgemmKernel, threads int, splitAll bool, transA, transB bool, M,
 					kl := min(sgemmKC, K-k0)
 					last := k0+kl == K
 					for ip := p0; ip < p1; ip++ {
-						packA(ap[(ip-p0)*kl*MR:][:kl*MR], A, lda, transA, k0, kl, ip*MR, min(MR, M-ip*MR), MR)
-					}
-					for ip := p0; ip < p1; ip++ {
-						a := ap[(ip-p0)*kl*MR:][:kl*MR]
 						rows := min(MR, M-ip*MR)
+						// A in place (row stride lda, or 1 when transposed),
+						// except a partial last panel, which is zero-padded.
+						var a []float32
+						var rs, cs int
+						switch {
+						case rows < MR:
+							a, rs, cs = ap[:kl*MR], 1, MR
+							packA(a, A, lda, transA, k0, kl, ip*MR, rows, MR)
+						case transA:
+							a, rs, cs = A[k0*lda+ip*MR:], 1, lda
+						default:
+							a, rs, cs = A[ip*MR*lda+k0:], lda, 1
+						}
 						for j := j0; j < j1; j++ {
 							b := bp[k0*Npad+j*kl*NR:][:kl*NR]
 							t := tiles[((ip-p0)*(j1-j0)+j-j0)*MR*NR:][:MR*NR]
@@ -133,13 +145,13 @@ func sgemm(kern sgemmKernel, threads int, splitAll bool, transA, transB bool, M,
 								acc = t
 							}
 							if !last {
-								kern.fn(kl, a, b, acc, t, NR, 1, 0, false)
+								kern.fn(kl, a, rs, cs, b, acc, t, NR, 1, 0, false)
 								continue
 							}
 							cols := min(NR, N-j*NR)
 							c := C[ip*MR*ldc+j*NR:]
 							if rows == MR && cols == NR {
-								kern.fn(kl, a, b, acc, c, ldc, alpha, beta, true)
+								kern.fn(kl, a, rs, cs, b, acc, c, ldc, alpha, beta, true)
 								continue
 							}
 							clear(edge)
@@ -148,7 +160,7 @@ func sgemm(kern sgemmKernel, threads int, splitAll bool, transA, transB bool, M,
 									copy(edge[i*NR:][:cols], c[i*ldc:][:cols])
 								}
 							}
-							kern.fn(kl, a, b, acc, edge, NR, alpha, beta, true)
+							kern.fn(kl, a, rs, cs, b, acc, edge, NR, alpha, beta, true)
 							for i := 0; i < rows; i++ {
 								copy(c[i*ldc:][:cols], edge[i*NR:][:cols])
 							}
