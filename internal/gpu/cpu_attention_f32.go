@@ -4,8 +4,8 @@
 // at a time in float64, which was half of a tiny CPU step. Here each
 // (sequence, head) is processed in blocks of attnBlock query rows: the scores
 // of a block against the keys it may see (at most attnBlock x T floats per
-// goroutine, never T x T for long sequences), the softmax with exp32, and the
-// products with V, dO, K and Q as GEMMs. Each (sequence, head) unit is done by
+// goroutine, never T x T for long sequences), the softmax with the vector
+// exp, and the products with V, dO, K and Q as GEMMs. Each (sequence, head) unit is done by
 // one goroutine with single-threaded GEMMs, so the result does not depend on
 // the thread count.
 package gpu
@@ -42,10 +42,9 @@ func (c *CPU[T]) attentionF32(od, ld, qd, kd, vd []float32, B, T_, H, KV, D int)
 					for _, x := range row[:t+1] {
 						m = max(m, x)
 					}
+					expSubF32(row[:t+1], m)
 					var sum float64
-					for j, x := range row[:t+1] {
-						e := exp32(x - m)
-						row[j] = e
+					for _, e := range row[:t+1] {
 						sum += float64(e)
 					}
 					inv := float32(1 / sum)
@@ -98,9 +97,8 @@ func (c *CPU[T]) attentionBackwardF32(dqd, dkd, dvd, dod, qd, kd, vd, od, ld []f
 						}
 						l, Di := ld[(b*H+h)*T_+t], float32(di)
 						pr, dpr := P[r*i1:(r+1)*i1], dP[r*i1:(r+1)*i1]
-						for j := range pr[:t+1] {
-							p := exp32(pr[j] - l)
-							pr[j] = p
+						expSubF32(pr[:t+1], l)
+						for j, p := range pr[:t+1] {
 							dpr[j] = p * (dpr[j] - Di) * scale
 						}
 						clear(pr[t+1:])

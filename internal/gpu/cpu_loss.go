@@ -9,7 +9,7 @@ import "math"
 func (c *CPU[T]) sigmoid(x float64) float64 { return 1 / (1 + c.exp(-x)) }
 
 // SwiGLU: out = silu(gate) * up, silu(g) = g sigmoid(g). Float32 on AVX2+FMA
-// runs the vector kernel of cpu_swiglu_amd64.s.
+// runs the vector kernel of cpu_vec_amd64.s.
 func (c *CPU[T]) SwiGLU(out, gate, up *Tensor) {
 	n := out.Len()
 	checkLen("SwiGLU gate", gate, n)

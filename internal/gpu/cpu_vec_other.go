@@ -9,3 +9,10 @@ func swigluF32(out, g, u []float32) { panic("gpu/cpu: no vector SwiGLU on this a
 func swigluBackwardF32(dg, du, dout, g, u []float32) {
 	panic("gpu/cpu: no vector SwiGLU on this architecture")
 }
+
+// expSubF32 sets x[i] = exp(x[i] - sub).
+func expSubF32(x []float32, sub float32) {
+	for i, v := range x {
+		x[i] = exp32(v - sub)
+	}
+}

@@ -1,5 +1,6 @@
 // AVX2+FMA elementwise kernels of the float32 CPU backend: SwiGLU forward
-// and backward, 8 lanes at a time, around a vector exp (the algorithm of
+// and backward and attention's exp(x - max), 8 lanes at a time, around a
+// vector exp (the algorithm of
 // exp32 in cpu_exp.go with the argument clamped to [-87.3, 88.7]).
 
 #include "textflag.h"
@@ -214,5 +215,42 @@ bloop:
 	DECQ CX
 	JNZ bloop
 bdone:
+	VZEROUPPER
+	RET
+
+// func expSubAVX2(x *float32, n int, sub float32)
+// x[i] = exp(x[i] - sub) in place, n a multiple of 8.
+TEXT ·expSubAVX2(SB), NOSPLIT, $0-20
+	MOVQ x+0(FP), SI
+	MOVQ n+8(FP), CX
+	SHRQ $3, CX
+	JZ edone
+	VBROADCASTSS sub+16(FP), Y5
+eloop:
+	VMOVUPS (SI), Y0
+	VSUBPS Y5, Y0, Y0
+	VMINPS vexpc<>+384(SB), Y0, Y0
+	VMAXPS vexpc<>+352(SB), Y0, Y0
+	VMOVUPS vexpc<>+32(SB), Y1
+	VFMADD231PS vexpc<>+0(SB), Y0, Y1
+	VSUBPS vexpc<>+32(SB), Y1, Y2
+	VFNMADD231PS vexpc<>+64(SB), Y2, Y0
+	VFNMADD231PS vexpc<>+96(SB), Y2, Y0
+	VMOVUPS vexpc<>+128(SB), Y2
+	VFMADD213PS vexpc<>+160(SB), Y0, Y2
+	VFMADD213PS vexpc<>+192(SB), Y0, Y2
+	VFMADD213PS vexpc<>+224(SB), Y0, Y2
+	VFMADD213PS vexpc<>+256(SB), Y0, Y2
+	VFMADD213PS vexpc<>+288(SB), Y0, Y2
+	VMULPS Y0, Y0, Y3
+	VFMADD213PS Y0, Y3, Y2
+	VADDPS vexpc<>+320(SB), Y2, Y2
+	VPSLLD $23, Y1, Y1
+	VPADDD Y1, Y2, Y0
+	VMOVUPS Y0, (SI)
+	ADDQ $32, SI
+	DECQ CX
+	JNZ eloop
+edone:
 	VZEROUPPER
 	RET

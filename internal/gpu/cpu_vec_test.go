@@ -34,3 +34,34 @@ func TestSwiGLUF32MatchesFloat64(t *testing.T) {
 		}
 	}
 }
+
+// expSubF32 (vector on AVX2) must be within 2 ulp of exp(x - sub) for every
+// length mod 8, and saturate instead of overflowing.
+func TestExpSubF32(t *testing.T) {
+	r := rand.New(rand.NewPCG(12, 3))
+	for n := 1; n <= 40; n += 3 {
+		x := make([]float32, n)
+		for i := range x {
+			x[i] = float32(r.NormFloat64() * 20)
+		}
+		orig := append([]float32(nil), x...)
+		sub := float32(r.NormFloat64())
+		expSubF32(x, sub)
+		for i, v := range x {
+			d := float64(orig[i] - sub)
+			want := math.Exp(d)
+			if d < -87.3 || d > 88.7 { // clamped range
+				continue
+			}
+			ulp := float64(math.Nextafter32(float32(want), float32(math.Inf(1))) - float32(want))
+			if e := math.Abs(float64(v)-want) / ulp; !(e <= 2) {
+				t.Errorf("n=%d: exp(%v) = %v, want %v (%.1f ulp)", n, d, v, want, e)
+			}
+		}
+	}
+	x := []float32{-1000, 1000}
+	expSubF32(x, 0)
+	if !(x[0] >= 0 && x[0] < 1e-37) || math.IsInf(float64(x[1]), 0) || !(x[1] > 1e38) {
+		t.Errorf("saturation: exp(-1000), exp(1000) = %v, %v", x[0], x[1])
+	}
+}
