@@ -1,6 +1,7 @@
-// Fast float32 exponential for the float32 CPU kernels (softmax, SiLU,
-// cross-entropy). math.Exp works in float64 and was a fifth of a tiny CPU
-// step; a float32 result needs only a degree-6 polynomial.
+// Float32 exponential: the scalar statement of the algorithm that the vector
+// kernels of cpu_vec_amd64.s run 8 lanes at a time (softmax, SiLU,
+// cross-entropy), and their fallback off amd64. A float32 result needs only
+// a degree-6 polynomial, not math.Exp's float64 work.
 package gpu
 
 import "math"
@@ -40,13 +41,4 @@ func exp32(x float32) float32 {
 		return y * 0.5 * math.Float32frombits(uint32(ni+1+127)<<23)
 	}
 	return y * math.Float32frombits(uint32(ni+127)<<23)
-}
-
-// exp is e^x for the backend's element type: math.Exp for the float64
-// reference, exp32 for float32.
-func (c *CPU[T]) exp(x float64) float64 {
-	if c.is64 {
-		return math.Exp(x)
-	}
-	return float64(exp32(float32(x)))
 }

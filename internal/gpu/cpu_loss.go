@@ -4,9 +4,7 @@ package gpu
 
 import "math"
 
-// sigmoid in float64 around the backend's exp (float32 precision for the
-// float32 backend, where the result is rounded to float32 anyway).
-func (c *CPU[T]) sigmoid(x float64) float64 { return 1 / (1 + c.exp(-x)) }
+func sigmoid(x float64) float64 { return 1 / (1 + math.Exp(-x)) }
 
 // SwiGLU: out = silu(gate) * up, silu(g) = g sigmoid(g). Float32 on AVX2+FMA
 // runs the vector kernel of cpu_vec_amd64.s.
@@ -23,7 +21,7 @@ func (c *CPU[T]) SwiGLU(out, gate, up *Tensor) {
 	c.parallel(n, elemGrain, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			x := float64(g[i])
-			o[i] = T(x * c.sigmoid(x) * float64(u[i]))
+			o[i] = T(x * sigmoid(x) * float64(u[i]))
 		}
 	})
 }
@@ -48,7 +46,7 @@ func (c *CPU[T]) SwiGLUBackward(dgate, dup, dout, gate, up *Tensor) {
 	c.parallel(n, elemGrain, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			x, y, d := float64(g[i]), float64(u[i]), float64(do[i])
-			s := c.sigmoid(x)
+			s := sigmoid(x)
 			dg[i] = T(d * y * s * (1 + x*(1-s)))
 			du[i] = T(d * x * s)
 		}
@@ -68,6 +66,11 @@ func (c *CPU[T]) CrossEntropy(losses, logits, targets *Tensor, grad bool, gradSc
 		check(int(y) < V, "CrossEntropy: target %d at row %d outside vocabulary of %d", y, i, V)
 	}
 	gs := float64(gradScale)
+	if !c.is64 && hasVecF32 {
+		f := func(x []T) []float32 { return any(x).([]float32) }
+		crossEntropyF32(c, f(ls), f(lg), tg, V, grad, float32(gradScale))
+		return
+	}
 	c.parallel(n, rowGrain(V), func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			row, y := lg[i*V:][:V], int(tg[i])
@@ -84,17 +87,57 @@ func (c *CPU[T]) CrossEntropy(losses, logits, targets *Tensor, grad bool, gradSc
 			}
 			var sum float64
 			for _, x := range row {
-				sum += c.exp(float64(x) - m)
+				sum += math.Exp(float64(x) - m)
 			}
 			lse := m + math.Log(sum)
 			ls[i] = T(lse - float64(row[y]))
 			if grad {
 				for j, x := range row {
-					p := c.exp(float64(x) - lse)
+					p := math.Exp(float64(x) - lse)
 					if j == y {
 						p--
 					}
 					row[j] = T(gs * p)
+				}
+			}
+		}
+	})
+}
+
+// crossEntropyF32 is CrossEntropy's float32 path with the vector exp: the row
+// sum in float64 over exp(x - max) computed in a scratch row, then, for the
+// gradient, exp(x - lse) in place.
+func crossEntropyF32[T float32 | float64](c *CPU[T], ls, lg []float32, tg []int32, V int, grad bool, gs float32) {
+	c.parallel(len(tg), rowGrain(V), func(lo, hi int) {
+		tmp := make([]float32, V)
+		for i := lo; i < hi; i++ {
+			row, y := lg[i*V:][:V], int(tg[i])
+			if y < 0 {
+				ls[i] = 0
+				if grad {
+					clear(row)
+				}
+				continue
+			}
+			m := float32(math.Inf(-1))
+			for _, x := range row {
+				m = max(m, x)
+			}
+			copy(tmp, row)
+			expSubF32(tmp, m)
+			var sum float64
+			for _, e := range tmp {
+				sum += float64(e)
+			}
+			lse := float64(m) + math.Log(sum)
+			ls[i] = float32(lse - float64(row[y]))
+			if grad {
+				expSubF32(row, float32(lse))
+				for j, p := range row {
+					if j == y {
+						p--
+					}
+					row[j] = gs * p
 				}
 			}
 		}
