@@ -27,6 +27,10 @@ type CPU[T float32 | float64] struct {
 	// splitAll makes parallel ignore its grain so that tests exercise the
 	// chunked code paths on tiny shapes.
 	splitAll bool
+	is64     bool // T is float64
+	// sgemm is the float32 GEMM micro-kernel (the fastest this CPU runs);
+	// nil fn: gonum's Sgemm.
+	sgemm sgemmKernel
 }
 
 // NewCPU returns the float32 CPU backend using threads goroutines per op
@@ -41,7 +45,11 @@ func newCPU[T float32 | float64](threads int) *CPU[T] {
 	if threads <= 0 {
 		threads = runtime.GOMAXPROCS(0)
 	}
-	return &CPU[T]{threads: threads}
+	c := &CPU[T]{threads: threads, is64: is64[T]()}
+	if ks := sgemmKernels(); len(ks) > 0 {
+		c.sgemm = ks[0]
+	}
+	return c
 }
 
 var _ Backend = (*CPU[float32])(nil)
@@ -152,13 +160,19 @@ func rowGrain(cols int) int { return max(1, elemGrain/max(1, cols)) }
 // of at least grain items. The split depends only on n, grain and the thread
 // count, which keeps results reproducible.
 func (c *CPU[T]) parallel(n, grain int, fn func(lo, hi int)) {
+	if c.splitAll {
+		grain = 1
+	}
+	parallelN(c.threads, n, grain, fn)
+}
+
+// parallelN is parallel for a given thread count.
+func parallelN(threads, n, grain int, fn func(lo, hi int)) {
 	if n <= 0 {
 		return
 	}
-	if grain < 1 || c.splitAll {
-		grain = 1
-	}
-	workers := min(c.threads, (n+grain-1)/grain)
+	grain = max(1, grain)
+	workers := min(threads, (n+grain-1)/grain)
 	if workers <= 1 {
 		fn(0, n)
 		return

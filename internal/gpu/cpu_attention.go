@@ -3,6 +3,9 @@
 // Attention never holds a T x T matrix: the forward works one query row at a
 // time with a T-length score buffer and saves only the row's log-sum-exp; the
 // backward recomputes the probabilities from lse, flash-attention style.
+// This is the float64 reference (and the float32 path on CPUs without
+// AVX2+FMA); float32 on AVX2 runs the blocked GEMM version in
+// cpu_attention_f32.go.
 package gpu
 
 import "math"
@@ -69,6 +72,11 @@ func (c *CPU[T]) Attention(out, lse, q, k, v *Tensor, B, T_, H, KV, D int) {
 	checkAttn("Attention", q, k, v, out, B, T_, H, KV, D)
 	checkLen("Attention lse", lse, B*H*T_)
 	od, ld, qd, kd, vd := c.f(out), c.f(lse), c.f(q), c.f(k), c.f(v)
+	if c.attnF32() {
+		f := func(x []T) []float32 { return any(x).([]float32) }
+		c.attentionF32(f(od), f(ld), f(qd), f(kd), f(vd), B, T_, H, KV, D)
+		return
+	}
 	G, scale := H/KV, 1/math.Sqrt(float64(D))
 	c.parallel(B*H*T_, max(1, elemGrain/(T_*D)), func(lo, hi int) {
 		s, acc := make([]float64, T_), make([]float64, D)
@@ -114,6 +122,11 @@ func (c *CPU[T]) AttentionBackward(dq, dk, dv, dout, q, k, v, out, lse *Tensor, 
 	checkLen("AttentionBackward lse", lse, B*H*T_)
 	dqd, dkd, dvd, dod := c.f(dq), c.f(dk), c.f(dv), c.f(dout)
 	qd, kd, vd, od, ld := c.f(q), c.f(k), c.f(v), c.f(out), c.f(lse)
+	if c.attnF32() {
+		f := func(x []T) []float32 { return any(x).([]float32) }
+		c.attentionBackwardF32(f(dqd), f(dkd), f(dvd), f(dod), f(qd), f(kd), f(vd), f(od), f(ld), B, T_, H, KV, D)
+		return
+	}
 	G, scale := H/KV, 1/math.Sqrt(float64(D))
 	c.parallel(B*KV, 1, func(lo, hi int) {
 		dkAcc, dvAcc, dqAcc := make([]float64, T_*D), make([]float64, T_*D), make([]float64, D)

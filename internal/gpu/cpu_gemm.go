@@ -1,9 +1,8 @@
-// CPU GEMM: row-major matrix products through gonum's pure-Go BLAS
-// (Sgemm for float32, Dgemm for float64).
-//
-// gonum splits C into fixed 64x64 blocks, each computed by one goroutine along
-// K in order, so results do not depend on the thread count. Its worker pool is
-// sized by GOMAXPROCS, not by CPU.threads.
+// CPU GEMM: row-major matrix products. Float32 goes through our own packed
+// SIMD kernel (cpu_sgemm.go) where the CPU has AVX2+FMA; float64 (the
+// gradient-check reference) and float32 elsewhere through gonum's pure-Go
+// Dgemm/Sgemm, which split C into fixed 64x64 blocks each computed along K in
+// order. Neither depends on the thread count.
 package gpu
 
 import (
@@ -33,6 +32,11 @@ func (c *CPU[T]) Gemm(cm, a, b *Tensor, transA, transB bool, alpha, beta float32
 		ldb = N
 	}
 	if M == 0 || N == 0 {
+		return
+	}
+	if cd, ok := any(c.f(cm)).([]float32); ok && c.sgemm.fn != nil {
+		sgemm(c.sgemm, c.threads, c.splitAll, transA, transB, M, N, K,
+			alpha, any(c.f(a)).([]float32), lda, any(c.f(b)).([]float32), ldb, beta, cd, N)
 		return
 	}
 	ta, tb := blas.NoTrans, blas.NoTrans

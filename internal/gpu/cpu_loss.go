@@ -6,12 +6,18 @@ import "math"
 
 func sigmoid(x float64) float64 { return 1 / (1 + math.Exp(-x)) }
 
-// SwiGLU: out = silu(gate) * up, silu(g) = g sigmoid(g).
+// SwiGLU: out = silu(gate) * up, silu(g) = g sigmoid(g). Float32 on AVX2+FMA
+// runs the vector kernel of cpu_vec_amd64.s.
 func (c *CPU[T]) SwiGLU(out, gate, up *Tensor) {
 	n := out.Len()
 	checkLen("SwiGLU gate", gate, n)
 	checkLen("SwiGLU up", up, n)
 	o, g, u := c.f(out), c.f(gate), c.f(up)
+	if !c.is64 && hasVecF32 {
+		f := func(x []T) []float32 { return any(x).([]float32) }
+		c.parallel(n, elemGrain, func(lo, hi int) { swigluF32(f(o[lo:hi]), f(g[lo:hi]), f(u[lo:hi])) })
+		return
+	}
 	c.parallel(n, elemGrain, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			x := float64(g[i])
@@ -30,6 +36,13 @@ func (c *CPU[T]) SwiGLUBackward(dgate, dup, dout, gate, up *Tensor) {
 	checkLen("SwiGLUBackward gate", gate, n)
 	checkLen("SwiGLUBackward up", up, n)
 	dg, du, do, g, u := c.f(dgate), c.f(dup), c.f(dout), c.f(gate), c.f(up)
+	if !c.is64 && hasVecF32 {
+		f := func(x []T) []float32 { return any(x).([]float32) }
+		c.parallel(n, elemGrain, func(lo, hi int) {
+			swigluBackwardF32(f(dg[lo:hi]), f(du[lo:hi]), f(do[lo:hi]), f(g[lo:hi]), f(u[lo:hi]))
+		})
+		return
+	}
 	c.parallel(n, elemGrain, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			x, y, d := float64(g[i]), float64(u[i]), float64(do[i])
@@ -53,6 +66,11 @@ func (c *CPU[T]) CrossEntropy(losses, logits, targets *Tensor, grad bool, gradSc
 		check(int(y) < V, "CrossEntropy: target %d at row %d outside vocabulary of %d", y, i, V)
 	}
 	gs := float64(gradScale)
+	if !c.is64 && hasVecF32 {
+		f := func(x []T) []float32 { return any(x).([]float32) }
+		crossEntropyF32(c, f(ls), f(lg), tg, V, grad, float32(gradScale))
+		return
+	}
 	c.parallel(n, rowGrain(V), func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			row, y := lg[i*V:][:V], int(tg[i])
@@ -80,6 +98,46 @@ func (c *CPU[T]) CrossEntropy(losses, logits, targets *Tensor, grad bool, gradSc
 						p--
 					}
 					row[j] = T(gs * p)
+				}
+			}
+		}
+	})
+}
+
+// crossEntropyF32 is CrossEntropy's float32 path with the vector exp: the row
+// sum in float64 over exp(x - max) computed in a scratch row, then, for the
+// gradient, exp(x - lse) in place.
+func crossEntropyF32[T float32 | float64](c *CPU[T], ls, lg []float32, tg []int32, V int, grad bool, gs float32) {
+	c.parallel(len(tg), rowGrain(V), func(lo, hi int) {
+		tmp := make([]float32, V)
+		for i := lo; i < hi; i++ {
+			row, y := lg[i*V:][:V], int(tg[i])
+			if y < 0 {
+				ls[i] = 0
+				if grad {
+					clear(row)
+				}
+				continue
+			}
+			m := float32(math.Inf(-1))
+			for _, x := range row {
+				m = max(m, x)
+			}
+			copy(tmp, row)
+			expSubF32(tmp, m)
+			var sum float64
+			for _, e := range tmp {
+				sum += float64(e)
+			}
+			lse := float64(m) + math.Log(sum)
+			ls[i] = float32(lse - float64(row[y]))
+			if grad {
+				expSubF32(row, float32(lse))
+				for j, p := range row {
+					if j == y {
+						p--
+					}
+					row[j] = gs * p
 				}
 			}
 		}
