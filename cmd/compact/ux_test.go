@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
@@ -93,3 +94,132 @@ func TestConfigErrorSources(t *testing.T) {
 		t.Errorf("a refused run created %s", out)
 	}
 }
+
+// TestRunLogAndSummary: piped output carries every metric with elapsed time
+// and ETA and ends with a summary; on a terminal the same lines print above
+// the progress bar (each on its own line, never on the bar's), and the
+// summary follows. A run without --config starts from the tiny config.
+func TestRunLogAndSummary(t *testing.T) {
+	train, val := shards(t)
+	dir := t.TempDir()
+	args := append([]string{"pretrain", "--steps", "4", "--out", filepath.Join(dir, "piped"), "--set", "train.eval_every=2"}, smallRun(train, val)...)
+	code, _, stderr := runAll(t, nil, args...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{"no --config: using the built-in configs/tiny.yaml", "step 1/4 loss", "grad_norm", "val_loss",
+		"elapsed ", "eta ", "done: 4 steps (1..4), 512 tokens", "peak memory ", "checkpoint " + filepath.Join(dir, "piped", "checkpoints", "step-0000004")} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("piped output lacks %q:\n%s", want, stderr)
+		}
+	}
+	// The tiny default: lr and warmup come from configs/tiny.yaml.
+	raw, err := os.ReadFile(filepath.Join(dir, "piped", "checkpoints", "step-0000004", "trainer_state.json"))
+	var st struct {
+		Config map[string]map[string]any `json:"config"`
+	}
+	if err == nil {
+		err = json.Unmarshal(raw, &st)
+	}
+	if err != nil || st.Config["train"]["lr"] != 0.003 || st.Config["train"]["warmup_ratio"] != 0.05 {
+		t.Errorf("run without --config did not use tiny.yaml (%v): %v", err, st.Config["train"])
+	}
+
+	script, err := exec.LookPath("script")
+	if err != nil {
+		t.Skip("no script(1) to give the run a terminal")
+	}
+	targs := append([]string{binary, "pretrain", "--steps", "4", "--out", filepath.Join(dir, "tty"), "--set", "train.eval_every=2"}, smallRun(train, val)...)
+	for i, a := range targs {
+		targs[i] = shellQuote(a)
+	}
+	out, err := exec.Command(script, "-qec", strings.Join(targs, " "), "/dev/null").CombinedOutput()
+	if err != nil {
+		t.Fatalf("on a terminal: %v\n%s", err, out)
+	}
+	tty := string(out)
+	if !strings.Contains(tty, "%") || !strings.Contains(tty, "(4/4)") && !strings.Contains(tty, "(3/4)") {
+		t.Errorf("no progress bar on a terminal:\n%q", tty)
+	}
+	for _, want := range []string{"step 4/4 loss", "val_loss", "grad_norm", "done: 4 steps"} {
+		if !strings.Contains(tty, want) {
+			t.Errorf("terminal output lacks %q:\n%q", want, tty)
+		}
+	}
+	// Every log line starts at the beginning of a line: after a newline or
+	// after the carriage return that cleared the bar, never after bar text.
+	for _, line := range strings.Split(tty, "\n") {
+		if i := strings.Index(line, "done: "); i >= 0 {
+			line = line[:i+len("done: ")] // the summary names the checkpoint too
+		}
+		for _, tag := range []string{"checkpoint /", "step ", "done: "} {
+			i := strings.Index(line, tag)
+			if i < 0 {
+				continue
+			}
+			before := line[:i]
+			if j := strings.LastIndex(before, "\r"); j >= 0 {
+				before = before[j+1:]
+			}
+			if strings.TrimSpace(before) != "" {
+				t.Errorf("%q printed on the bar's line: %q", tag, line)
+			}
+		}
+	}
+}
+
+// TestInterruptMidStep: SIGINT in the middle of a step abandons it, writes
+// the checkpoint of the last complete step, exits 130 and prints the resume
+// command; resuming gives exactly the uninterrupted run. A second SIGINT
+// exits at once without writing anything.
+func TestInterruptMidStep(t *testing.T) {
+	train, val := shards(t)
+	dir := t.TempDir()
+	full, cut, twice := filepath.Join(dir, "full"), filepath.Join(dir, "cut"), filepath.Join(dir, "twice")
+	base := append([]string{"pretrain", "--config", tinyConfig, "--steps", "6", "--set", "train.checkpoint_every=100",
+		"--set", "train.eval_every=3"}, smallRun(train, val)...)
+	if code, _, stderr := runAll(t, nil, append(base, "--out", full)...); code != 0 {
+		t.Fatalf("uninterrupted: exit %d: %s", code, stderr)
+	}
+	code, _, stderr := runAll(t, []string{InterruptEnvForTest + "=4"}, append(base, "--out", cut)...)
+	if code != 130 {
+		t.Fatalf("interrupted run: exit %d, want 130: %s", code, stderr)
+	}
+	for _, want := range []string{"interrupted at step 3", "step-0000003", "resume with: ", " --out " + cut, "--resume"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("interrupt output lacks %q:\n%s", want, stderr)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(cut, "checkpoints", "step-0000004")); err == nil {
+		t.Errorf("the abandoned step 4 was checkpointed")
+	}
+	if code, _, stderr := runAll(t, nil, append(base, "--out", cut, "--resume")...); code != 0 {
+		t.Fatalf("resume: exit %d: %s", code, stderr)
+	}
+	a, b := readMetrics(t, full), readMetrics(t, cut)
+	if len(a) != len(b) {
+		t.Fatalf("%d metric lines after resume, %d uninterrupted", len(b), len(a))
+	}
+	for i := range a {
+		if a[i].Step != b[i].Step || a[i].Loss != b[i].Loss || a[i].GradNorm != b[i].GradNorm {
+			t.Errorf("step %d: %+v after interrupt+resume, %+v uninterrupted", a[i].Step, b[i], a[i])
+		}
+	}
+	wa, _ := os.ReadFile(filepath.Join(full, "checkpoints", "step-0000006", "model.safetensors"))
+	wb, _ := os.ReadFile(filepath.Join(cut, "checkpoints", "step-0000006", "model.safetensors"))
+	if len(wa) == 0 || !bytes.Equal(wa, wb) {
+		t.Errorf("weights after interrupt+resume differ from the uninterrupted run")
+	}
+
+	code, _, stderr = runAll(t, []string{InterruptEnvForTest + "=4,2"}, append(base, "--out", twice)...)
+	if code != 130 || !strings.Contains(stderr, "without writing") {
+		t.Fatalf("second interrupt: exit %d: %s", code, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(twice, "checkpoints", "step-0000003")); err == nil {
+		t.Errorf("a second interrupt still wrote the checkpoint of step 3")
+	}
+}
+
+// InterruptEnvForTest is train.InterruptEnv (the hook that sends SIGINT
+// mid-step).
+const InterruptEnvForTest = "COMPACT_TEST_SIGINT_STEP"

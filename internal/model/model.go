@@ -1,6 +1,7 @@
 package model
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"runtime"
@@ -98,7 +99,20 @@ type Model struct {
 	epoch uint32      // projection epoch of the step being computed
 
 	classLogits []float64 // (B, NumLabels) of the last evaluation forward
+
+	// Stop, when set, is polled between blocks (and LM-head chunks) of a
+	// training forward and backward; once it reports true they return
+	// ErrInterrupted and the step's gradients are partial: the caller must
+	// abandon the step. It keeps a SIGINT from waiting out a whole step
+	// (minutes on the CPU for a large model).
+	Stop func() bool
 }
+
+// ErrInterrupted is returned by ForwardDeferred and BackwardInterruptible
+// when Stop reported true.
+var ErrInterrupted = errors.New("step interrupted")
+
+func (m *Model) stopped() bool { return m.Stop != nil && m.Stop() }
 
 // New allocates the parameters and gradients of cfg on be, zeroed.
 func New(be gpu.Backend, cfg Config, opts Options) (*Model, error) {

@@ -1,6 +1,7 @@
 package train
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/compact-llm/compact/configs"
 	"github.com/compact-llm/compact/internal/model"
 	"github.com/spf13/viper"
 )
@@ -211,7 +213,7 @@ func loadSources(start Config, file string, overrides []string) (Config, map[str
 		}
 		origin[key] = "--set " + key + "=" + val
 	}
-	if file != "" {
+	if file != "" && !strings.HasPrefix(file, configs.Builtin) {
 		cfg.resolvePaths(filepath.Dir(file))
 	}
 	return cfg, origin, nil
@@ -242,13 +244,23 @@ func loadFile(start Config, file string) (Config, []string, error) {
 	for k, val := range flatten(start) {
 		v.SetDefault(k, val)
 	}
-	if _, err := os.Stat(file); err != nil {
-		return Config{}, nil, Usagef("config %s: %w", file, err)
-	}
-	v.SetConfigFile(file)
 	v.SetConfigType("yaml")
-	if err := v.ReadInConfig(); err != nil {
-		return Config{}, nil, Usagef("config %s: %w", file, err)
+	if name, ok := strings.CutPrefix(file, configs.Builtin); ok {
+		body, err := configs.FS.ReadFile(name)
+		if err != nil {
+			return Config{}, nil, Usagef("config %s: no such built-in config", file)
+		}
+		if err := v.ReadConfig(bytes.NewReader(body)); err != nil {
+			return Config{}, nil, Usagef("config %s: %w", file, err)
+		}
+	} else {
+		if _, err := os.Stat(file); err != nil {
+			return Config{}, nil, Usagef("config %s: %w", file, err)
+		}
+		v.SetConfigFile(file)
+		if err := v.ReadInConfig(); err != nil {
+			return Config{}, nil, Usagef("config %s: %w", file, err)
+		}
 	}
 	known := Keys()
 	for _, k := range v.AllKeys() {
