@@ -223,3 +223,65 @@ func TestInterruptMidStep(t *testing.T) {
 // InterruptEnvForTest is train.InterruptEnv (the hook that sends SIGINT
 // mid-step).
 const InterruptEnvForTest = "COMPACT_TEST_SIGINT_STEP"
+
+// TestMemreportTable reproduces `memreport --config configs/tiny.yaml`:
+// the same output on every run (column order was map order), units that fit
+// (tiny was 0.00 GiB everywhere), the search cap marked, and a note saying
+// why a variant needs more than full rank.
+func TestMemreportTable(t *testing.T) {
+	args := []string{"memreport", "--config", tinyConfig, "--set", "model.num_layers=2", "--variants", "full+none,r0.5+none,r0.25+none,r0.25+block", "--max-batch", "64"}
+	code, first, stderr := runAll(t, nil, args...)
+	if code != 0 {
+		t.Fatalf("memreport: exit %d: %s", code, stderr)
+	}
+	for i := 0; i < 3; i++ {
+		if _, again, _ := runAll(t, nil, args...); again != first {
+			t.Fatalf("memreport output changes between runs:\n%s\n---\n%s", first, again)
+		}
+	}
+	for _, want := range []string{"predicted MiB by category", "activations by kind (MiB)", ">=64*", "--max-batch 64", "above full+none by", "compressed z"} {
+		if !strings.Contains(first, want) {
+			t.Errorf("memreport lacks %q:\n%s", want, first)
+		}
+	}
+	if strings.Contains(first, "GiB by category") {
+		t.Errorf("tiny reported in GiB:\n%s", first)
+	}
+}
+
+func TestMemTableUnits(t *testing.T) {
+	for _, c := range []struct {
+		n    int64
+		unit string
+	}{{512, "B"}, {3 << 10, "KiB"}, {45 << 20, "MiB"}, {7 << 30, "GiB"}} {
+		if u := unitFor(c.n); u.name != c.unit {
+			t.Errorf("unitFor(%d) = %s, want %s", c.n, u.name, c.unit)
+		}
+	}
+}
+
+// TestBenchTable reproduces `bench` on the CPU: aligned columns and "-"
+// where no peak FLOP/s is known, never 0.0% MFU.
+func TestBenchTable(t *testing.T) {
+	code, out, stderr := runAll(t, nil, "bench", "--config", tinyConfig, "--device", "cpu", "--steps", "1", "--warmup", "0",
+		"--set", "model.num_layers=1", "--set", "train.micro_batch=2", "--set", "train.seq_len=32")
+	if code != 0 {
+		t.Fatalf("bench: exit %d: %s", code, stderr)
+	}
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("bench: %d lines, want a header and 2 rows:\n%s", len(lines), out)
+	}
+	for _, l := range lines[1:] {
+		if len(strings.TrimRight(l, " ")) != len(strings.TrimRight(lines[0], " ")) {
+			t.Errorf("columns not aligned:\n%s", out)
+		}
+		f := strings.Fields(l)
+		if f[len(f)-3] != "-" && !strings.Contains(l, " - ") {
+			t.Errorf("MFU on the CPU is not '-': %q", l)
+		}
+	}
+	if strings.Contains(out, "0.0%") {
+		t.Errorf("bench prints 0.0%% MFU:\n%s", out)
+	}
+}

@@ -48,7 +48,7 @@ func (s *runSummary) report(st TrainerState, peak int64, ckpt string) string {
 	if s.valAcc != nil {
 		fmt.Fprintf(&b, ", val_accuracy %.4f", *s.valAcc)
 	}
-	fmt.Fprintf(&b, "; peak memory %s", formatBytes(peak))
+	fmt.Fprintf(&b, "; peak memory %s", FormatBytes(peak))
 	if ckpt != "" {
 		fmt.Fprintf(&b, "; checkpoint %s", ckpt)
 	}
@@ -70,8 +70,8 @@ func shortDuration(d time.Duration) string {
 	return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
 }
 
-// formatBytes picks the unit that fits: 512 B, 3.2 KiB, 45.1 MiB, 7.80 GiB.
-func formatBytes(n int64) string {
+// FormatBytes picks the unit that fits: 512 B, 3.2 KiB, 45.1 MiB, 7.80 GiB.
+func FormatBytes(n int64) string {
 	v := float64(n)
 	switch {
 	case n < 1<<10:
