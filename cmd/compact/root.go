@@ -33,7 +33,7 @@ small space, and decompresses only the update (CompAct, NAACL 2025).`,
 	}
 	root.SetVersionTemplate("compact {{.Version}}\n")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return flagError{err} })
-	root.AddCommand(newPretrainCmd(), newFinetuneCmd(), newEvalCmd(), newSampleCmd(), newTokenizeCmd(), newBenchCmd(), newMemreportCmd(), newConfigCmd())
+	root.AddCommand(newPretrainCmd(), newFinetuneCmd(), newEvalCmd(), newSampleCmd(), newTokenizeCmd(), newBenchCmd(), newMemreportCmd(), newConfigCmd(), newPlotCmd())
 	return root
 }
 

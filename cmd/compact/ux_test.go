@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"image/png"
 	"encoding/json"
 	"errors"
 	"os"
@@ -123,6 +124,20 @@ func TestRunLogAndSummary(t *testing.T) {
 	}
 	if err != nil || st.Config["train"]["lr"] != 0.003 || st.Config["train"]["warmup_ratio"] != 0.05 {
 		t.Errorf("run without --config did not use tiny.yaml (%v): %v", err, st.Config["train"])
+	}
+
+	// compact plot: a PNG of the run's curves; a directory without metrics is bad input.
+	png := filepath.Join(dir, "runs.png")
+	if code, _, stderr := runAll(t, nil, "plot", filepath.Join(dir, "piped"), filepath.Join(dir, "piped"), "--out", png); code != 0 {
+		t.Fatalf("plot: exit %d: %s", code, stderr)
+	}
+	if f, err := os.Open(png); err != nil {
+		t.Errorf("plot: %v", err)
+	} else if cfg, err := pngDecodeConfig(f); err != nil || cfg.Width < 400 || cfg.Height < 400 {
+		t.Errorf("plot: not a PNG of a readable size: %v %+v", err, cfg)
+	}
+	if code, _, stderr := runAll(t, nil, "plot", filepath.Join(dir, "none"), "--out", png); code != 2 || !strings.Contains(stderr, "none") {
+		t.Errorf("plot of a missing run: exit %d: %s", code, stderr)
 	}
 
 	script, err := exec.LookPath("script")
@@ -285,3 +300,5 @@ func TestBenchTable(t *testing.T) {
 		t.Errorf("bench prints 0.0%% MFU:\n%s", out)
 	}
 }
+
+var pngDecodeConfig = png.DecodeConfig
