@@ -2,9 +2,9 @@ package main
 
 import (
 	"bytes"
-	"image/png"
 	"encoding/json"
 	"errors"
+	"image/png"
 	"os"
 	"os/exec"
 	"path/filepath"
