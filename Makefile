@@ -4,11 +4,15 @@ GO       ?= go
 BIN      := bin/compact
 OUT      ?= out/tiny
 CONFIG   ?= configs/tiny.yaml
+# The commit for `compact --version` where Go's VCS stamp is off (-buildvcs=false).
+COMMIT   := $(shell git describe --always --dirty --abbrev=12 2>/dev/null)
+LDFLAGS  := -X main.commit=$(COMMIT)
 
 .PHONY: build run test vet fmt clean gpu-build
 
 build:
-	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/compact
+	@echo "building $(BIN) (a first build compiles every dependency: about 2.5 minutes on 2 cores; later builds take seconds)..."
+	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/compact
 
 run: build
 	./$(BIN) pretrain --config $(CONFIG) --out $(OUT)
@@ -25,7 +29,7 @@ clean:
 
 # Binaries for the GPU machine (it has no Go): carry bin/ and .carry/.
 gpu-build:
-	CGO_ENABLED=0 $(GO) build -ldflags="-s -w" -o $(BIN) ./cmd/compact
+	CGO_ENABLED=0 $(GO) build -ldflags="-s -w $(LDFLAGS)" -o $(BIN) ./cmd/compact
 	CGO_ENABLED=0 $(GO) test -c -ldflags="-s -w" -o bin/gpu.test ./internal/gpu
 	CGO_ENABLED=0 $(GO) test -c -ldflags="-s -w" -o bin/model.test ./internal/model
 	CGO_ENABLED=0 $(GO) test -c -ldflags="-s -w" -o bin/train.test ./internal/train

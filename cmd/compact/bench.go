@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"text/tabwriter"
 
 	"github.com/compact-llm/compact/internal/train"
 	"github.com/spf13/cobra"
@@ -48,13 +49,14 @@ func newBenchCmd() *cobra.Command {
 				if profile {
 					prof = os.Stdout
 				}
+				fmt.Fprintf(os.Stderr, "bench %s: %d warmup + %d timed steps...\n", name, warmup, steps)
 				r, err := train.Bench(cfg, name, warmup, steps, prof)
 				if err != nil {
 					return fmt.Errorf("%s: %w", name, err)
 				}
-				fmt.Println(r)
 				results = append(results, r)
 			}
+			printBenchTable(os.Stdout, results)
 			if jsonOut != "" {
 				js, _ := json.MarshalIndent(results, "", "  ")
 				return os.WriteFile(jsonOut, append(js, '\n'), 0o644)
@@ -69,4 +71,20 @@ func newBenchCmd() *cobra.Command {
 	c.Flags().StringVar(&jsonOut, "json", "", "also write results to this JSON file")
 	c.Flags().BoolVar(&profile, "profile", false, "also time every kernel (CUDA) and print where a step's device time goes")
 	return c
+}
+
+// printBenchTable prints the results as aligned columns; MFU is "-" where
+// the device's peak FLOP/s is unknown (the CPU, unlisted GPUs).
+func printBenchTable(out io.Writer, results []train.BenchResult) {
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w, "config\tdevice\ttok/s\tTFLOP/s\tMFU\tpeak memory\tms/step\t")
+	for _, r := range results {
+		mfu := "-"
+		if r.MFU > 0 {
+			mfu = fmt.Sprintf("%.1f%%", r.MFU*100)
+		}
+		fmt.Fprintf(w, "%s\t%s\t%.0f\t%.3g\t%s\t%s\t%.1f\t\n", r.Name, r.Device, r.TokPerS, r.TFLOPS, mfu,
+			train.FormatBytes(r.PeakBytes), r.StepMs)
+	}
+	w.Flush()
 }

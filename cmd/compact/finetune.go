@@ -1,11 +1,8 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/compact-llm/compact/internal/train"
 	"github.com/spf13/cobra"
@@ -51,9 +48,10 @@ or classify (JSONL text/label, a score.weight head).`,
 			if err != nil {
 				return err
 			}
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			ctx, stop := interruptContext()
 			defer stop()
-			return train.Finetune(ctx, cfg, train.RunOptions{Out: out, Base: b.Dir, Resume: resume, Log: os.Stderr, Progress: interactive()})
+			return train.Finetune(ctx, cfg, train.RunOptions{Out: out, Base: b.Dir, Resume: resume, Log: os.Stderr, Progress: interactive(),
+				ResumeCommand: resumeCommand()})
 		},
 	}
 	cf.register(c)

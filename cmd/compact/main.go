@@ -17,6 +17,9 @@ func main() {
 		return
 	}
 	fmt.Fprintln(os.Stderr, "compact:", err)
+	if errors.Is(err, train.ErrInterrupted) {
+		os.Exit(exitInterrupted)
+	}
 	var usage *train.UsageError
 	if errors.As(err, &usage) || isFlagError(err) {
 		os.Exit(2)

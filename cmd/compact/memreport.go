@@ -6,7 +6,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/compact-llm/compact/internal/gpu"
 	"github.com/compact-llm/compact/internal/train"
@@ -92,7 +91,7 @@ func newMemreportCmd() *cobra.Command {
 				fmt.Println(string(js))
 				return nil
 			}
-			printMemTable(rows, title, limit, reserveBytes, measure)
+			printMemTable(os.Stdout, rows, title, reserveBytes, maxBatch, measure)
 			return nil
 		},
 	}
@@ -174,54 +173,6 @@ func parseBytes(s string) (int64, error) {
 }
 
 func gib(b int64) string { return fmt.Sprintf("%.2f", float64(b)/(1<<30)) }
-
-func printMemTable(rows []train.MemRow, title string, limit, reserve int64, measured bool) {
-	fmt.Printf("%s (reserve %s GiB); predicted GiB by category\n", title, gib(reserve))
-	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	head := "variant\t"
-	for c := gpu.Category(0); c < gpu.NumCategories; c++ {
-		head += c.String() + "\t"
-	}
-	head += "total\tmax batch\t"
-	if measured {
-		head += "measured\terror %\tdriver\t"
-	}
-	fmt.Fprintln(w, head)
-	for _, r := range rows {
-		line := r.Variant.Name + "\t"
-		for c := gpu.Category(0); c < gpu.NumCategories; c++ {
-			line += gib(r.Predicted[c.String()]) + "\t"
-		}
-		line += gib(r.Predicted["total"]) + "\t" + strconv.Itoa(r.MaxBatch) + "\t"
-		if measured {
-			line += gib(r.Measured["total"]) + "\t" + fmt.Sprintf("%+.2f", *r.ErrorPercent) + "\t" + gib(r.DriverUsed) + "\t"
-		}
-		fmt.Fprintln(w, line)
-	}
-	w.Flush()
-	fmt.Println("\nactivations by kind (GiB):")
-	w = tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	var kinds []string
-	for k := range rows[0].Kinds {
-		kinds = append(kinds, k)
-	}
-	for _, r := range rows {
-		for k := range r.Kinds {
-			if !contains(kinds, k) {
-				kinds = append(kinds, k)
-			}
-		}
-	}
-	fmt.Fprintln(w, "variant\t"+strings.Join(kinds, "\t")+"\t")
-	for _, r := range rows {
-		line := r.Variant.Name + "\t"
-		for _, k := range kinds {
-			line += gib(r.Kinds[k]) + "\t"
-		}
-		fmt.Fprintln(w, line)
-	}
-	w.Flush()
-}
 
 func contains(s []string, x string) bool {
 	for _, v := range s {

@@ -1,12 +1,10 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 
+	"github.com/compact-llm/compact/configs"
 	"github.com/compact-llm/compact/internal/train"
 	"github.com/spf13/cobra"
 )
@@ -30,13 +28,20 @@ func newPretrainCmd() *cobra.Command {
 			} else if cmd.Flags().Changed("steps") {
 				return usagef("--steps %d: must be positive", steps)
 			}
+			if cf.file == "" {
+				// Without a config the library default is a 77M model for
+				// 10000 steps: far too much for a first try on a CPU.
+				cf.file = configs.Builtin + "tiny.yaml"
+				fmt.Fprintln(os.Stderr, "no --config: using the built-in configs/tiny.yaml (a tiny model, 200 steps, minutes on a CPU); pass --config configs/llama-60m.yaml etc. for the paper's sizes")
+			}
 			cfg, err := cf.load(extra...)
 			if err != nil {
 				return err
 			}
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			ctx, stop := interruptContext()
 			defer stop()
-			return train.Pretrain(ctx, cfg, train.RunOptions{Out: out, Resume: resume, Log: os.Stderr, Progress: interactive()})
+			return train.Pretrain(ctx, cfg, train.RunOptions{Out: out, Resume: resume, Log: os.Stderr, Progress: interactive(),
+				ResumeCommand: resumeCommand()})
 		},
 	}
 	cf.register(c)

@@ -29,9 +29,11 @@ input instead of the input, keeps its weight gradient and Adam state in that
 small space, and decompresses only the update (CompAct, NAACL 2025).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       versionString(),
 	}
+	root.SetVersionTemplate("compact {{.Version}}\n")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return flagError{err} })
-	root.AddCommand(newPretrainCmd(), newFinetuneCmd(), newEvalCmd(), newSampleCmd(), newTokenizeCmd(), newBenchCmd(), newMemreportCmd())
+	root.AddCommand(newPretrainCmd(), newFinetuneCmd(), newEvalCmd(), newSampleCmd(), newTokenizeCmd(), newBenchCmd(), newMemreportCmd(), newConfigCmd(), newPlotCmd())
 	return root
 }
 

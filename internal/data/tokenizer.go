@@ -1,6 +1,6 @@
 // This file holds the tokenizers: the Tokenizer interface, GPT-2 BPE
-// (r50k_base; vocabulary from github.com/tiktoken-go/tokenizer, compiled into
-// the binary; encoder in bpe.go) and a byte-level tokenizer. HuggingFace
+// (r50k_base; vocabulary from github.com/tiktoken-go/tokenizer, embedded in
+// the binary by gpt2vocab.go; encoder in bpe.go) and a byte-level tokenizer. HuggingFace
 // tokenizer.json files are in hftokenizer.go.
 
 package data
@@ -10,8 +10,6 @@ import (
 	"strings"
 	"sync"
 	"unicode/utf8"
-
-	"github.com/tiktoken-go/tokenizer"
 )
 
 // Tokenizer turns text into token ids and back. Implementations are safe for
@@ -92,19 +90,17 @@ var (
 // newGPT2 builds the shared GPT-2 tokenizer once per process.
 func newGPT2() (*gpt2Tokenizer, error) {
 	gpt2Once.Do(func() {
-		c, err := tokenizer.Get(tokenizer.R50kBase)
+		vocab, err := readGPT2Vocab(gpt2VocabGz)
 		if err != nil {
 			gpt2Err = fmt.Errorf("tokenizer gpt2: %w", err)
 			return
 		}
-		g := &gpt2Tokenizer{bpe: bpeCodec{ranks: make(map[string]uint32, gpt2EOT)}, dec: make([]string, gpt2EOT)}
-		for id := range uint(gpt2EOT) {
-			s, err := c.Decode([]uint{id})
-			if err != nil || s == "" {
-				gpt2Err = fmt.Errorf("tokenizer gpt2: vocabulary has no token %d: %v", id, err)
+		g := &gpt2Tokenizer{bpe: bpeCodec{ranks: make(map[string]uint32, gpt2EOT)}, dec: vocab}
+		for id, s := range vocab {
+			if s == "" {
+				gpt2Err = fmt.Errorf("tokenizer gpt2: vocabulary has no token %d", id)
 				return
 			}
-			g.dec[id] = s
 			g.bpe.ranks[s] = uint32(id)
 		}
 		if len(g.bpe.ranks) != gpt2EOT {

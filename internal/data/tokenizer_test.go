@@ -4,6 +4,7 @@
 package data
 
 import (
+	"flag"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -245,4 +246,51 @@ func benchCorpus(b *testing.B, budget int64) (docs []string, n int64) {
 		n += int64(len(data))
 	}
 	return docs, n
+}
+
+var updateGPT2Vocab = flag.Bool("update-gpt2-vocab", false, "rewrite gpt2_vocab.bin.gz from tiktoken-go's r50k_base")
+
+// TestGPT2VocabFile checks the embedded vocabulary against tiktoken-go's
+// r50k_base token by token (and regenerates it with -update-gpt2-vocab).
+func TestGPT2VocabFile(t *testing.T) {
+	c, err := tiktoken.Get(tiktoken.R50kBase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := make([]string, gpt2EOT)
+	for id := range want {
+		s, err := c.Decode([]uint{uint(id)})
+		if err != nil || s == "" {
+			t.Fatalf("tiktoken-go has no token %d: %v", id, err)
+		}
+		want[id] = s
+	}
+	if *updateGPT2Vocab {
+		gz, err := encodeGPT2Vocab(want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile("gpt2_vocab.bin.gz", gz, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := readGPT2Vocab(gpt2VocabGz)
+	if *updateGPT2Vocab {
+		raw, _ := os.ReadFile("gpt2_vocab.bin.gz")
+		got, err = readGPT2Vocab(raw)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		for id := range want {
+			if got[id] != want[id] {
+				t.Fatalf("token %d: embedded %q, tiktoken-go %q", id, got[id], want[id])
+			}
+		}
+	}
+	// A damaged file is an error, not a short vocabulary.
+	if _, err := readGPT2Vocab(gpt2VocabGz[:len(gpt2VocabGz)/2]); err == nil {
+		t.Errorf("a truncated vocabulary file was accepted")
+	}
 }

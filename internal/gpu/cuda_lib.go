@@ -103,9 +103,23 @@ func findLibrary(what string, names []string) (*cudaLib, error) {
 			plain = append(plain, n)
 		}
 	}
-	return nil, fmt.Errorf("cuda: cannot load %s (%s); set CUDA_HOME or LD_LIBRARY_PATH. Tried:\n  %s",
-		what, strings.Join(plain, " or "), strings.Join(tried, "\n  "))
+	return nil, &missingLibError{what: what, names: strings.Join(plain, " or "), tried: tried}
 }
+
+// missingLibError is a library that could not be loaded: Error lists every
+// path tried (for --device cuda), Brief says it in one line (for auto on a
+// machine without a GPU, where the list is noise).
+type missingLibError struct {
+	what, names string
+	tried       []string
+}
+
+func (e *missingLibError) Error() string {
+	return fmt.Sprintf("cuda: cannot load %s (%s); set CUDA_HOME or LD_LIBRARY_PATH. Tried:\n  %s",
+		e.what, e.names, strings.Join(e.tried, "\n  "))
+}
+
+func (e *missingLibError) Brief() string { return e.names + " not found" }
 
 // cudaBinder binds symbols of one library, remembering the first missing one.
 type cudaBinder struct {

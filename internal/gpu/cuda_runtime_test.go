@@ -42,6 +42,24 @@ func TestFindLibraryMissing(t *testing.T) {
 	}
 }
 
+// TestAutoDeviceSaysWhyInOneLine: on a machine without a usable GPU, auto
+// says why in one line instead of every path tried; --device cuda keeps the
+// full list.
+func TestAutoDeviceSaysWhyInOneLine(t *testing.T) {
+	_, err := findLibrary("the bogus library", []string{"libcompact-bogus.so.7", "libcompact-bogus.so.7.*"})
+	if b := Brief(err); b != "libcompact-bogus.so.7 not found" {
+		t.Errorf("Brief = %q", b)
+	}
+	be, how, err := Open("auto", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer be.Close()
+	if be.Name() == "cpu" && (strings.Contains(how, "\n") || !strings.HasPrefix(how, "cpu (no usable CUDA device: ")) {
+		t.Errorf("auto on the CPU: %q", how)
+	}
+}
+
 // TestCudaDeviceCountNoPanic must pass on machines without a GPU or driver:
 // CudaDeviceCount reports an error there instead of panicking.
 func TestCudaDeviceCountNoPanic(t *testing.T) {

@@ -1,6 +1,10 @@
 package gpu
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
 
 // Open returns the backend for a --device value: "cpu", "cuda", or "auto"
 // (CUDA when a GPU is usable, else the CPU). The second result says what was
@@ -12,7 +16,7 @@ func Open(device string, threads int) (Backend, string, error) {
 	case "auto":
 		c, err := NewCUDA(0)
 		if err != nil {
-			return NewCPU(threads), fmt.Sprintf("cpu (no usable GPU: %v)", err), nil
+			return NewCPU(threads), fmt.Sprintf("cpu (no usable CUDA device: %s)", Brief(err)), nil
 		}
 		return c, c.Describe(), nil
 	case "cuda":
@@ -23,4 +27,15 @@ func Open(device string, threads int) (Backend, string, error) {
 		return c, c.Describe(), nil
 	}
 	return nil, "", fmt.Errorf("unknown device %q (want auto, cpu or cuda)", device)
+}
+
+// Brief is err in one line: a missing library's name rather than every path
+// tried, else the error's first line.
+func Brief(err error) string {
+	var b interface{ Brief() string }
+	if errors.As(err, &b) {
+		return b.Brief()
+	}
+	line, _, _ := strings.Cut(err.Error(), "\n")
+	return strings.TrimPrefix(line, "cuda: ")
 }

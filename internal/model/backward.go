@@ -8,18 +8,34 @@ import "github.com/compact-llm/compact/internal/gpu"
 // compressed ones (x is then never needed). With a fused update each group
 // is updated as soon as it is final (fused.go).
 func (m *Model) Backward() {
+	stop := m.Stop
+	m.Stop = nil
+	defer func() { m.Stop = stop }()
+	m.BackwardInterruptible()
+}
+
+// BackwardInterruptible is Backward that polls Stop between blocks and
+// returns ErrInterrupted, leaving partial gradients, once it reports true.
+func (m *Model) BackwardInterruptible() error {
 	be, a := m.be, m.acts
 	be.Zero(a.dresid)
 	be.RMSNormBackward(a.dresid, m.normF.Grad, a.dh, a.final, m.normF.W, a.rstdF)
 	m.updateNow(m.arena.blockGrad, m.normF)
 	for l := len(m.blocks) - 1; l >= 0; l-- {
+		if m.stopped() {
+			return ErrInterrupted
+		}
 		m.blockBackward(l)
 		if m.Opts.FusedUpdate {
 			m.updateNow(m.arena.blockGrad, m.arena.blockParams[l]...)
 		}
 	}
+	if m.stopped() { // block 0 may have stopped halfway
+		return ErrInterrupted
+	}
 	be.EmbeddingBackward(m.wte.Grad, a.dresid, a.tokens)
 	m.updateNow(m.arena.outerGrad, m.wte)
+	return nil
 }
 
 // weightGrad accumulates the gradient of linear p given its output gradient
@@ -78,6 +94,9 @@ func (m *Model) blockBackward(l int) {
 	m.weightGrad(la, linGate, b.lin[linGate], dgate, h2)
 	m.weightGrad(la, linUp, b.lin[linUp], dup, h2)
 	be.RMSNormBackward(a.dresid, b.mlpNorm.Grad, a.dh, la.xmid, b.mlpNorm.W, la.rstd2)
+	if m.stopped() {
+		return // half a block is seconds on the CPU; the caller sees Stop too
+	}
 
 	// Attention: out = o(attention(rope(q(h)), rope(k(h)), v(h))).
 	be.Gemm(a.datt, a.dresid, b.lin[linO].W, false, false, 1, 0)

@@ -162,9 +162,13 @@ func (m *Model) forward(train bool, gradScale float32) (*gpu.Tensor, error) {
 		if err := m.checkHook(); err != nil {
 			return nil, err
 		}
+		m.updating = false
 	}
 	be.Embedding(a.layers[0].x, m.wte.W, a.tokens)
 	for l := range m.blocks {
+		if train && m.stopped() {
+			return nil, ErrInterrupted
+		}
 		next := a.final
 		if l+1 < len(m.blocks) {
 			next = a.layers[l+1].x
@@ -174,7 +178,11 @@ func (m *Model) forward(train bool, gradScale float32) (*gpu.Tensor, error) {
 	if m.score != nil {
 		return m.classify(train, gradScale)
 	}
-	return m.classifier(train, gradScale), nil
+	losses := m.classifier(train, gradScale)
+	if train && m.stopped() {
+		return nil, ErrInterrupted
+	}
+	return losses, nil
 }
 
 // classifier is the final norm, LM head and cross-entropy, chunk by chunk so
@@ -189,6 +197,9 @@ func (m *Model) classifier(train bool, gradScale float32) *gpu.Tensor {
 		hN := a.h.Rows(lo, hi)
 		be.Gemm(logits, hN, m.lmHead.W, false, true, 1, 0)
 		be.CrossEntropy(a.losses.Rows(lo, hi), logits, a.targets.Rows(lo, hi), train, gradScale)
+		if train && m.stopped() {
+			break // forward reports it; the rest of the step is abandoned
+		}
 		if train {
 			be.Gemm(a.dh.Rows(lo, hi), logits, m.lmHead.W, false, false, 1, 0)
 			be.Gemm(m.lmHead.Grad, logits, hN, true, false, 1, 1)

@@ -94,6 +94,7 @@ func (m *Model) updateNow(buf *gpu.Tensor, ps ...*Param) {
 	if !m.Opts.FusedUpdate || m.hook == nil {
 		return
 	}
+	m.updating = true
 	m.hook(ps)
 	m.be.Zero(buf)
 }

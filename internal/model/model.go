@@ -1,6 +1,7 @@
 package model
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"runtime"
@@ -108,11 +109,27 @@ type Model struct {
 	acts  *activations
 	arena arenas
 	hook  UpdateHook  // fused update: called with params whose gradients are final
+	// updating is set once a fused pass has updated a group: from then on the
+	// step can no longer be abandoned, so Stop is not polled until it ends.
+	updating bool
 	proj  *gpu.Tensor // P of any group, regenerated on use (largest n*r)
 	epoch uint32      // projection epoch of the step being computed
 
 	classLogits []float64 // (B, NumLabels) of the last evaluation forward
+
+	// Stop, when set, is polled between blocks (and LM-head chunks) of a
+	// training forward and backward; once it reports true they return
+	// ErrInterrupted and the step's gradients are partial: the caller must
+	// abandon the step. It keeps a SIGINT from waiting out a whole step
+	// (minutes on the CPU for a large model).
+	Stop func() bool
 }
+
+// ErrInterrupted is returned by ForwardDeferred and BackwardInterruptible
+// when Stop reported true.
+var ErrInterrupted = errors.New("step interrupted")
+
+func (m *Model) stopped() bool { return !m.updating && m.Stop != nil && m.Stop() }
 
 // New allocates the parameters and gradients of cfg on be, zeroed.
 func New(be gpu.Backend, cfg Config, opts Options) (*Model, error) {

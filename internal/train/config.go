@@ -1,6 +1,7 @@
 package train
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/compact-llm/compact/configs"
 	"github.com/compact-llm/compact/internal/model"
 	"github.com/spf13/viper"
 )
@@ -153,12 +155,12 @@ func flatten(c Config) map[string]any {
 // then overrides ("key.path=value"), and validates the result. Every error
 // is a UsageError naming the file or key.
 func Load(file string, overrides []string) (Config, error) {
-	cfg, _, err := loadOver(Default(), file, overrides)
+	cfg, origin, err := loadSources(Default(), file, overrides)
 	if err != nil {
 		return Config{}, err
 	}
 	if err := cfg.Validate(); err != nil {
-		return Config{}, &UsageError{err}
+		return Config{}, &UsageError{blame(err, origin)}
 	}
 	return cfg, nil
 }
@@ -166,39 +168,41 @@ func Load(file string, overrides []string) (Config, error) {
 // loadOver is Load without validation, starting from start instead of
 // Default(). It also returns the keys the file, the environment or the
 // overrides set explicitly (so fine-tuning can tell a user's model.* key
-// from a default).
+// from a default). Layers are applied one at a time so that an error blames
+// its own source: the file and key, the COMPACT_* variable, or the --set.
 func loadOver(start Config, file string, overrides []string) (Config, []string, error) {
-	v := viper.New()
-	for k, val := range flatten(start) {
-		v.SetDefault(k, val)
+	cfg, origin, err := loadSources(start, file, overrides)
+	var explicit []string
+	for _, k := range Keys() {
+		if origin[k] != "" {
+			explicit = append(explicit, k)
+		}
 	}
-	v.SetEnvPrefix("COMPACT")
-	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
-	v.AutomaticEnv()
-	if file != "" {
-		if _, err := os.Stat(file); err != nil {
-			return Config{}, nil, Usagef("config %s: %w", file, err)
+	return cfg, explicit, err
+}
+
+// loadSources is loadOver returning, for every key set explicitly, where
+// it was set ("config F", "environment COMPACT_X", "--set k=v").
+func loadSources(start Config, file string, overrides []string) (Config, map[string]string, error) {
+	origin := map[string]string{}
+	cfg, inFile, err := loadFile(start, file)
+	if err != nil {
+		return Config{}, nil, err
+	}
+	for _, k := range inFile {
+		origin[k] = "config " + file
+	}
+	env, err := configEnv()
+	if err != nil {
+		return Config{}, nil, err
+	}
+	for _, e := range env {
+		if cfg, err = setKey(cfg, e.key, e.val); err != nil {
+			return Config{}, nil, Usagef("environment %s=%s: %w", e.name, e.val, err)
 		}
-		v.SetConfigFile(file)
-		v.SetConfigType("yaml")
-		if err := v.ReadInConfig(); err != nil {
-			return Config{}, nil, Usagef("config %s: %w", file, err)
-		}
+		origin[e.key] = "environment " + e.name + "=" + e.val
 	}
 	known := Keys()
-	var explicit []string
-	for _, k := range known {
-		if v.InConfig(k) {
-			explicit = append(explicit, k)
-		} else if _, ok := os.LookupEnv("COMPACT_" + strings.ToUpper(strings.ReplaceAll(k, ".", "_"))); ok {
-			explicit = append(explicit, k)
-		}
-	}
-	for _, k := range v.AllKeys() {
-		if !slices.Contains(known, k) {
-			return Config{}, nil, Usagef("%s: unknown key %s (known keys: %s)", source(file), k, strings.Join(known, ", "))
-		}
-	}
 	for _, o := range overrides {
 		key, val, ok := strings.Cut(o, "=")
 		key = strings.ToLower(strings.TrimSpace(key))
@@ -206,19 +210,102 @@ func loadOver(start Config, file string, overrides []string) (Config, []string, 
 			return Config{}, nil, Usagef("--set %q: want key.path=value", o)
 		}
 		if !slices.Contains(known, key) {
-			return Config{}, nil, Usagef("--set %s: unknown key (known keys: %s)", key, strings.Join(known, ", "))
+			return Config{}, nil, Usagef("--set %s: unknown key%s", key, suggestKey(key, known))
 		}
-		v.Set(key, val)
-		explicit = append(explicit, key)
+		if cfg, err = setKey(cfg, key, val); err != nil {
+			return Config{}, nil, Usagef("--set %s=%s: %w", key, val, err)
+		}
+		origin[key] = "--set " + key + "=" + val
+	}
+	if file != "" && !strings.HasPrefix(file, configs.Builtin) {
+		cfg.resolvePaths(filepath.Dir(file))
+	}
+	return cfg, origin, nil
+}
+
+// blame prefixes a validation error that starts with a key's name with
+// where that key was set, so the user knows which line to fix.
+func blame(err error, origin map[string]string) error {
+	msg, best := err.Error(), ""
+	for k := range origin {
+		if strings.HasPrefix(msg, k) && len(k) > len(best) {
+			best = k
+		}
+	}
+	if best == "" {
+		return err
+	}
+	return fmt.Errorf("%s: %w", origin[best], err)
+}
+
+// loadFile applies the YAML file (if any) over start and returns the keys it
+// set.
+func loadFile(start Config, file string) (Config, []string, error) {
+	if file == "" {
+		return start, nil, nil
+	}
+	v := viper.New()
+	for k, val := range flatten(start) {
+		v.SetDefault(k, val)
+	}
+	v.SetConfigType("yaml")
+	if name, ok := strings.CutPrefix(file, configs.Builtin); ok {
+		body, err := configs.FS.ReadFile(name)
+		if err != nil {
+			return Config{}, nil, Usagef("config %s: no such built-in config", file)
+		}
+		if err := v.ReadConfig(bytes.NewReader(body)); err != nil {
+			return Config{}, nil, Usagef("config %s: %w", file, err)
+		}
+	} else {
+		if _, err := os.Stat(file); err != nil {
+			return Config{}, nil, Usagef("config %s: %w", file, err)
+		}
+		v.SetConfigFile(file)
+		if err := v.ReadInConfig(); err != nil {
+			return Config{}, nil, Usagef("config %s: %w", file, err)
+		}
+	}
+	known := Keys()
+	for _, k := range v.AllKeys() {
+		if !slices.Contains(known, k) {
+			return Config{}, nil, Usagef("config %s: unknown key %s%s", file, k, suggestKey(k, known))
+		}
+	}
+	var explicit []string
+	for _, k := range known {
+		if v.InConfig(k) {
+			explicit = append(explicit, k)
+		}
 	}
 	var cfg Config
 	if err := v.UnmarshalExact(&cfg); err != nil {
-		return Config{}, nil, Usagef("%s: %w", source(file), err)
-	}
-	if file != "" {
-		cfg.resolvePaths(filepath.Dir(file))
+		return Config{}, nil, Usagef("config %s: %w", file, decodeError(err))
 	}
 	return cfg, explicit, nil
+}
+
+// setKey returns cfg with key set from its string form, decoded exactly as
+// a YAML scalar would be (lists are comma-separated).
+func setKey(cfg Config, key, val string) (Config, error) {
+	v := viper.New()
+	for k, cur := range flatten(cfg) {
+		v.SetDefault(k, cur)
+	}
+	v.Set(key, val)
+	var out Config
+	if err := v.UnmarshalExact(&out); err != nil {
+		return Config{}, decodeError(err)
+	}
+	return out, nil
+}
+
+// decodeError drops mapstructure's multi-line preamble, keeping the lines
+// that name the key.
+func decodeError(err error) error {
+	msg := strings.TrimPrefix(err.Error(), "decoding failed due to the following error(s):")
+	msg = strings.TrimSpace(msg)
+	return errors.New(strings.ReplaceAll(msg, "\n", "; "))
 }
 
 func source(file string) string {

@@ -118,3 +118,72 @@ func TestConfigTokenizerPaths(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigErrorsBlameTheirSource: a bad value from --set or COMPACT_* is
+// not reported as an error in the YAML file, unknown keys get the nearest
+// key suggested, and a misspelt COMPACT_* variable is refused.
+func TestConfigErrorsBlameTheirSource(t *testing.T) {
+	file := writeConfig(t, "train:\n  lr: 0.01\n")
+	cases := []struct {
+		name    string
+		env     [2]string
+		sets    []string
+		want    []string
+		notWant string
+	}{
+		{"set wrong type", [2]string{}, []string{"train.lr=fast"}, []string{"--set train.lr=fast", "train.lr"}, "run.yaml"},
+		{"env wrong type", [2]string{"COMPACT_TRAIN_STEPS", "many"}, nil, []string{"environment COMPACT_TRAIN_STEPS=many", "train.steps"}, "run.yaml"},
+		{"set impossible", [2]string{}, []string{"model.num_heads=7"}, []string{"--set model.num_heads=7", "model.num_heads"}, "run.yaml"},
+		{"env impossible", [2]string{"COMPACT_TRAIN_LR", "-1"}, nil, []string{"environment COMPACT_TRAIN_LR=-1", "train.lr"}, "run.yaml"},
+		{"env misspelt", [2]string{"COMPACT_TRAIN_LRR", "0.1"}, nil, []string{"COMPACT_TRAIN_LRR", "did you mean COMPACT_TRAIN_LR?"}, "known keys"},
+		{"set misspelt", [2]string{}, []string{"train.lrr=0.1"}, []string{"--set train.lrr", "did you mean train.lr?"}, "train.seq_len"},
+		{"set wrong section", [2]string{}, []string{"model.lr=0.1"}, []string{"did you mean train.lr?"}, "train.seq_len"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if c.env[0] != "" {
+				t.Setenv(c.env[0], c.env[1])
+			}
+			_, err := Load(file, c.sets)
+			if err == nil || !IsUsage(err) {
+				t.Fatalf("accepted or not a usage error: %v", err)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not say %q", err, w)
+				}
+			}
+			if strings.Contains(err.Error(), c.notWant) {
+				t.Errorf("error %q blames %q", err, c.notWant)
+			}
+		})
+	}
+	// The file's own errors still name the file and key, and suggest.
+	bad := writeConfig(t, "train:\n  lrate: 0.1\n  lr: fast\n")
+	_, err := Load(bad, nil)
+	if err == nil || !strings.Contains(err.Error(), bad) || !strings.Contains(err.Error(), "did you mean train.lr?") {
+		t.Errorf("unknown key in file: %v", err)
+	}
+	if len(strings.Split(err.Error(), ",")) > 3 {
+		t.Errorf("unknown key error lists keys instead of suggesting one: %v", err)
+	}
+	// Variables that are not config keys stay allowed.
+	t.Setenv("COMPACT_CACHE", t.TempDir())
+	t.Setenv(FaultEnv, "")
+	if _, err := Load(file, nil); err != nil {
+		t.Errorf("COMPACT_CACHE / fault hook refused: %v", err)
+	}
+}
+
+func TestSuggestKey(t *testing.T) {
+	known := Keys()
+	for bad, want := range map[string]string{"train.lrr": "train.lr", "model.hiden_size": "model.hidden_size",
+		"train.microbatch": "train.micro_batch", "compact.rnk": "compact.rank", "model.lr": "train.lr"} {
+		if got := suggestKey(bad, known); !strings.Contains(got, "did you mean "+want+"?") {
+			t.Errorf("suggestKey(%s) = %q, want %s", bad, got, want)
+		}
+	}
+	if got := suggestKey("zzz.qqqqqqq", known); strings.Contains(got, "did you mean") {
+		t.Errorf("far-off key got a suggestion: %q", got)
+	}
+}

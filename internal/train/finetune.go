@@ -88,6 +88,9 @@ func LoadForCheckpoint(b Base, file string, overrides []string) (Config, error) 
 	start := Default()
 	if b.State != nil {
 		start = b.State.Config
+		// The device is the machine's, not the run's: a checkpoint trained
+		// with train.device: cuda must still evaluate on a CPU machine.
+		start.Train.Device = Default().Train.Device
 	}
 	cfg, explicit, err := loadOver(start, file, overrides)
 	if err != nil {

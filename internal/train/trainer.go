@@ -2,6 +2,8 @@ package train
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -20,8 +22,15 @@ type RunOptions struct {
 	Resume   bool
 	Base     string    // fine-tuning: the checkpoint or HF directory the weights start from
 	Log      io.Writer // plain log lines
-	Progress bool      // draw a progress bar on Log instead of plain step lines
+	Progress bool      // draw a progress bar on Log below the log lines
+	// ResumeCommand is the command line that continues this run, printed
+	// when the run is interrupted.
+	ResumeCommand string
 }
+
+// ErrInterrupted is returned when the run's context was cancelled (SIGINT,
+// SIGTERM): the checkpoint of the last complete step has been written.
+var ErrInterrupted = errors.New("interrupted")
 
 // Trainer owns one training run.
 type Trainer struct {
@@ -37,6 +46,10 @@ type Trainer struct {
 	val     batchSource
 	metrics *MetricsLog
 	state   TrainerState
+
+	bar      *progressbar.ProgressBar // nil: plain lines only
+	barDesc  string
+	lastCkpt string // newest checkpoint this run wrote
 }
 
 // Pretrain trains cfg from scratch (or from the newest checkpoint in
@@ -54,10 +67,18 @@ func Pretrain(ctx context.Context, cfg Config, opts RunOptions) error {
 	return t.run(ctx)
 }
 
+// logf prints a log line; with a progress bar, above it (the bar is
+// cleared, the line printed, the bar redrawn below).
 func (t *Trainer) logf(format string, a ...any) {
-	if t.opts.Log != nil {
-		fmt.Fprintf(t.opts.Log, format+"\n", a...)
+	if t.opts.Log == nil {
+		return
 	}
+	if t.bar != nil {
+		progressbar.Bprintln(t.bar, fmt.Sprintf(format, a...))
+		t.bar.Describe(t.barDesc) // redraws: flushes the line, then the bar
+		return
+	}
+	fmt.Fprintf(t.opts.Log, format+"\n", a...)
 }
 
 func newTrainer(cfg Config, opts RunOptions) (*Trainer, error) {
@@ -285,7 +306,10 @@ func (t *Trainer) step(read bool) (loss, gradNorm float64, err error) {
 		if err := t.model.ForwardDeferred(1 / float32(valid)); err != nil {
 			return 0, 0, err
 		}
-		t.model.Backward()
+		t.maybeInterruptSelf(t.opt.Step + 1)
+		if err := t.model.BackwardInterruptible(); err != nil {
+			return 0, 0, err
+		}
 	}
 	if err := t.opt.Finish(lr); err != nil {
 		return 0, 0, err
@@ -358,6 +382,12 @@ func (t *Trainer) checkpoint() error {
 	if err != nil {
 		return err
 	}
+	return t.checkpointAt(ls)
+}
+
+// checkpointAt writes the checkpoint of the current step with the loader
+// at ls (the position before an abandoned step, after an interrupt).
+func (t *Trainer) checkpointAt(ls json.RawMessage) error {
 	t.state.Loader = ls
 	t.state.Epoch = t.modelEpoch()
 	t.state.Config = t.cfg
@@ -365,6 +395,7 @@ func (t *Trainer) checkpoint() error {
 	if err != nil {
 		return fmt.Errorf("checkpoint at step %d: %w", t.state.Step, err)
 	}
+	t.lastCkpt = dir
 	t.logf("checkpoint %s", dir)
 	return nil
 }
@@ -404,27 +435,38 @@ func (t *Trainer) run(ctx context.Context) error {
 	t.logf("model: %d parameters, %d layers, hidden %d; compact %v; steps %d..%d, %d tokens per step",
 		t.cfg.Model.NumParams(), t.cfg.Model.Layers, t.cfg.Model.Hidden, t.cfg.Compact.Enabled,
 		start+1, tr.Steps, tr.MicroBatch*tr.SeqLen*tr.GradAccum)
-	var bar *progressbar.ProgressBar
 	if t.opts.Progress && t.opts.Log != nil {
-		bar = progressbar.NewOptions(tr.Steps-start, progressbar.OptionSetWriter(t.opts.Log),
+		t.barDesc = "training"
+		t.bar = progressbar.NewOptions(tr.Steps-start, progressbar.OptionSetWriter(t.opts.Log),
 			progressbar.OptionShowCount(), progressbar.OptionSetPredictTime(true),
-			progressbar.OptionSetDescription("training"), progressbar.OptionClearOnFinish())
-	}
-	began := time.Now()
-	lastLog, lastTokens := began, t.state.Tokens
-	for t.state.Step < tr.Steps {
-		if err := ctx.Err(); err != nil {
-			t.logf("interrupted at step %d: writing a checkpoint", t.state.Step)
-			if err := t.checkpoint(); err != nil {
-				return err
+			progressbar.OptionSetDescription(t.barDesc), progressbar.OptionClearOnFinish())
+		defer func() {
+			if t.bar != nil { // an error left the bar drawn: clear its line
+				t.bar.Exit()
+				t.bar = nil
 			}
+		}()
+	}
+	t.model.Stop = func() bool { return ctx.Err() != nil }
+	defer func() { t.model.Stop = nil }()
+	sum := runSummary{began: time.Now(), startStep: start, startTokens: t.state.Tokens}
+	lastLog, lastTokens := sum.began, t.state.Tokens
+	for t.state.Step < tr.Steps {
+		before, err := t.train.saveState() // where an abandoned step leaves the loader
+		if err != nil {
 			return err
+		}
+		if ctx.Err() != nil {
+			return t.interrupted(before)
 		}
 		step := t.state.Step + 1
 		last := step == tr.Steps
 		evalNow := last || (tr.EvalEvery > 0 && step%tr.EvalEvery == 0)
 		logNow := step%tr.LogEvery == 0 || evalNow || step == 1
 		loss, gn, err := t.step(logNow)
+		if errors.Is(err, model.ErrInterrupted) {
+			return t.interrupted(before)
+		}
 		if err != nil {
 			return err
 		}
@@ -432,7 +474,7 @@ func (t *Trainer) run(ctx context.Context) error {
 			now := time.Now()
 			m := Metric{Step: step, Loss: loss, LR: t.state.LR, Tokens: t.state.Tokens,
 				TokPerS:   float64(t.state.Tokens-lastTokens) / now.Sub(lastLog).Seconds(),
-				PeakBytes: t.be.Memory().Snapshot().PeakAll, GradNorm: gn, ElapsedS: now.Sub(began).Seconds()}
+				PeakBytes: t.be.Memory().Snapshot().PeakAll, GradNorm: gn, ElapsedS: now.Sub(sum.began).Seconds()}
 			lastLog, lastTokens = now, t.state.Tokens
 			if evalNow {
 				vl, acc, err := t.evaluate()
@@ -447,6 +489,7 @@ func (t *Trainer) run(ctx context.Context) error {
 			if err := t.metrics.Write(m); err != nil {
 				return err
 			}
+			sum.observe(m)
 			line := fmt.Sprintf("step %d/%d loss %.4f lr %.3g grad_norm %.3f tok/s %.0f", step, tr.Steps, loss, m.LR, gn, m.TokPerS)
 			if m.ValLoss != nil {
 				line += fmt.Sprintf(" val_loss %.4f", *m.ValLoss)
@@ -454,14 +497,16 @@ func (t *Trainer) run(ctx context.Context) error {
 			if m.ValAcc != nil {
 				line += fmt.Sprintf(" val_accuracy %.4f", *m.ValAcc)
 			}
-			if bar != nil {
-				bar.Describe(fmt.Sprintf("loss %.3f  %.0f tok/s", loss, m.TokPerS))
+			if t.bar != nil {
+				// The bar shows its own time and ETA; its loss says which step it is from.
+				t.barDesc = fmt.Sprintf("loss %.3f @%d  %.0f tok/s", loss, step, m.TokPerS)
 			} else {
-				t.logf("%s", line)
+				line += fmt.Sprintf(" elapsed %s eta %s", shortDuration(now.Sub(sum.began)), shortDuration(sum.eta(now, step, tr.Steps)))
 			}
+			t.logf("%s", line)
 		}
-		if bar != nil {
-			bar.Add(1)
+		if t.bar != nil {
+			t.bar.Add(1)
 		}
 		if last || (tr.CheckpointEvery > 0 && step%tr.CheckpointEvery == 0) {
 			if err := t.checkpoint(); err != nil {
@@ -469,8 +514,38 @@ func (t *Trainer) run(ctx context.Context) error {
 			}
 		}
 	}
-	if bar != nil {
-		bar.Finish()
+	if t.bar != nil {
+		t.bar.Finish()
+		t.bar = nil
 	}
-	return t.writeMemreport(true)
+	if err := t.writeMemreport(true); err != nil {
+		return err
+	}
+	t.logf("%s", sum.report(t.state, t.be.Memory().Snapshot().PeakAll, t.lastCkpt))
+	return nil
+}
+
+// interrupted abandons the step in flight, writes the checkpoint of the
+// last complete step (loader at before) unless it exists, and says how to
+// resume.
+func (t *Trainer) interrupted(before json.RawMessage) error {
+	if t.bar != nil {
+		t.bar.Exit()
+		t.bar = nil
+	}
+	if t.state.Step == 0 {
+		t.logf("interrupted during step 1: nothing to save")
+		return fmt.Errorf("%w before the first step completed", ErrInterrupted)
+	}
+	if t.lastCkpt == "" || t.lastCkpt != StepDir(t.ckptRoot(), t.state.Step) {
+		t.logf("interrupted: writing the checkpoint of step %d, the last complete one", t.state.Step)
+		if err := t.checkpointAt(before); err != nil {
+			return err
+		}
+	}
+	hint := ""
+	if t.opts.ResumeCommand != "" {
+		hint = "; resume with: " + t.opts.ResumeCommand
+	}
+	return fmt.Errorf("%w at step %d, checkpoint %s%s", ErrInterrupted, t.state.Step, t.lastCkpt, hint)
 }

@@ -1,0 +1,105 @@
+package train
+
+import (
+	"fmt"
+	"image/color"
+	"os"
+	"path/filepath"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
+)
+
+// runColors tells runs apart in PlotRuns.
+var runColors = []color.Color{
+	color.RGBA{0x1f, 0x77, 0xb4, 0xff}, color.RGBA{0xd6, 0x27, 0x28, 0xff}, color.RGBA{0x2c, 0xa0, 0x2c, 0xff},
+	color.RGBA{0xff, 0x7f, 0x0e, 0xff}, color.RGBA{0x94, 0x67, 0xbd, 0xff}, color.RGBA{0x8c, 0x56, 0x4b, 0xff},
+}
+
+// PlotRuns draws training loss, validation loss and learning rate against
+// tokens for each run directory (its metrics.jsonl), one panel each, and
+// saves a PNG. Labels are the directories' names.
+func PlotRuns(dirs []string, path string) error {
+	panels := []struct {
+		title, y string
+		val      func(m Metric) (float64, bool)
+	}{
+		{"training loss", "loss (nats)", func(m Metric) (float64, bool) { return m.Loss, true }},
+		{"validation loss", "val_loss (nats)", func(m Metric) (float64, bool) {
+			if m.ValLoss == nil {
+				return 0, false
+			}
+			return *m.ValLoss, true
+		}},
+		{"learning rate", "lr", func(m Metric) (float64, bool) { return m.LR, true }},
+	}
+	runs := make([][]Metric, len(dirs))
+	for i, d := range dirs {
+		ms, err := ReadMetrics(filepath.Join(d, "metrics.jsonl"))
+		if err != nil {
+			return Usagef("run %s: %w", d, err)
+		}
+		if len(ms) == 0 {
+			return Usagef("run %s: metrics.jsonl has no steps yet", d)
+		}
+		runs[i] = ms
+	}
+	var maxTokens float64
+	for _, ms := range runs {
+		maxTokens = max(maxTokens, float64(ms[len(ms)-1].Tokens))
+	}
+	plots := make([][]*plot.Plot, len(panels))
+	for pi, pn := range panels {
+		p := plot.New()
+		p.Title.Text = pn.title
+		p.X.Label.Text = "tokens"
+		p.Y.Label.Text = pn.y
+		p.Legend.Top = true
+		p.Add(plotter.NewGrid())
+		for ri, ms := range runs {
+			var xys plotter.XYs
+			for _, m := range ms {
+				if v, ok := pn.val(m); ok {
+					xys = append(xys, plotter.XY{X: float64(m.Tokens), Y: v})
+				}
+			}
+			if len(xys) == 0 {
+				continue
+			}
+			line, points, err := plotter.NewLinePoints(xys)
+			if err != nil {
+				return fmt.Errorf("run %s: %w", dirs[ri], err)
+			}
+			c := runColors[ri%len(runColors)]
+			line.Color, points.Color = c, c
+			points.Radius = vg.Points(1.5)
+			if len(xys) > 60 {
+				points.Radius = 0 // a long run reads better as a line
+			}
+			p.Add(line, points)
+			p.Legend.Add(filepath.Base(filepath.Clean(dirs[ri])), line)
+		}
+		p.X.Min, p.X.Max = 0, maxTokens // the same x axis in every panel
+		plots[pi] = []*plot.Plot{p}
+	}
+	width, height := 8*vg.Inch, 9*vg.Inch
+	img := vgimg.New(width, height)
+	dc := draw.New(img)
+	tiles := draw.Tiles{Rows: len(panels), Cols: 1, PadY: vg.Points(8), PadTop: vg.Points(4), PadBottom: vg.Points(4), PadLeft: vg.Points(4), PadRight: vg.Points(8)}
+	canvases := plot.Align(plots, tiles, dc)
+	for i := range plots {
+		plots[i][0].Draw(canvases[i][0])
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("plot %s: %w", path, err)
+	}
+	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
+		f.Close()
+		return fmt.Errorf("plot %s: %w", path, err)
+	}
+	return f.Close()
+}
