@@ -108,12 +108,12 @@ type Model struct {
 
 	acts  *activations
 	arena arenas
-	hook  UpdateHook  // fused update: called with params whose gradients are final
+	hook  UpdateHook // fused update: called with params whose gradients are final
 	// updating is set once a fused pass has updated a group: from then on the
 	// step can no longer be abandoned, so Stop is not polled until it ends.
 	updating bool
-	proj  *gpu.Tensor // P of any group, regenerated on use (largest n*r)
-	epoch uint32      // projection epoch of the step being computed
+	proj     *gpu.Tensor // P of any group, regenerated on use (largest n*r)
+	epoch    uint32      // projection epoch of the step being computed
 
 	classLogits []float64 // (B, NumLabels) of the last evaluation forward
 
