@@ -90,7 +90,7 @@ func Default() Config {
 		Train: TrainConfig{Device: "auto", SeqLen: 256, MicroBatch: 64, GradAccum: 1, Steps: 10000,
 			LR: 1e-3, MinLRRatio: 0.1, WarmupRatio: 0.1, Beta1: 0.9, Beta2: 0.999, Optimizer: OptimizerAuto,
 			GradClip: 1.0, Seed: 42, Recompute: "none", LogEvery: 10, EvalEvery: 500, EvalBatches: 20,
-			CheckpointEvery: 1000, KeepCheckpoints: 2, Weights: WeightsMaster, OptimizerState: StateFP32},
+			CheckpointEvery: 1000, KeepCheckpoints: 2, Weights: WeightsAuto, OptimizerState: StateFP32},
 		Compact: model.CompactConfig{Enabled: true, Rank: 0.25, Layers: slices.Clone(model.CompressibleLayers),
 			Share: true, Projection: "gaussian", UpdateGap: 50, Alpha: 0.25, OProjScale: 1, Eps: 1e-6},
 		Data:     DataConfig{Tokenizer: "gpt2", Format: "llmc", Shuffle: true, CorpusBytes: 16 << 20},
@@ -392,8 +392,8 @@ func (c Config) Validate() error {
 	if t.WeightDecay < 0 {
 		return fmt.Errorf("train.weight_decay = %g: must not be negative", t.WeightDecay)
 	}
-	if t.Weights != WeightsMaster && t.Weights != WeightsBF16SR {
-		return fmt.Errorf("train.weights = %q: want %s or %s", t.Weights, WeightsMaster, WeightsBF16SR)
+	if t.Weights != WeightsAuto && t.Weights != WeightsMaster && t.Weights != WeightsBF16SR {
+		return fmt.Errorf("train.weights = %q: want %s, %s or %s", t.Weights, WeightsAuto, WeightsMaster, WeightsBF16SR)
 	}
 	if t.OptimizerState != StateFP32 && t.OptimizerState != StateBF16 {
 		return fmt.Errorf("train.optimizer_state = %q: want %s or %s", t.OptimizerState, StateFP32, StateBF16)

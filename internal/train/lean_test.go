@@ -16,6 +16,7 @@ func leanConfig(compact bool) Config {
 	cfg.Model.Heads, cfg.Model.KVHeads = 4, 2
 	cfg.Compact.Enabled, cfg.Compact.Rank = compact, 0.5
 	cfg.Train.WeightDecay, cfg.Train.GradClip, cfg.Train.Device = 0.1, 1, "cpu"
+	cfg.Train.Weights = WeightsMaster // the fp32 step the lean variants are compared with
 	return cfg
 }
 
@@ -215,6 +216,7 @@ func TestCheckpointBF16Moments(t *testing.T) {
 func TestLeanMemoryPrediction(t *testing.T) {
 	cfg := Default()
 	cfg.Model.Intermediate = 1376
+	cfg.Train.Weights = WeightsMaster
 	base, err := PredictMemory(cfg, 8, 256, "cuda")
 	if err != nil {
 		t.Fatal(err)

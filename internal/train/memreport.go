@@ -95,11 +95,11 @@ func buildModel(be gpu.Backend, cfg Config) (*model.Model, error) {
 		return nil, err
 	}
 	opts := model.Options{Compact: cfg.Compact, Recompute: rc, LossChunk: cfg.Train.LossChunk,
-		NumLabels: cfg.Finetune.NumLabels, MasterFree: cfg.Train.Weights == WeightsBF16SR,
+		NumLabels: cfg.Finetune.NumLabels, MasterFree: cfg.MasterFree(),
 		// With accumulation the sums need the gradient arena, and the step
 		// runs unfused (README: train.fused_update).
 		FusedUpdate: cfg.Train.FusedUpdate && cfg.Train.GradAccum == 1}
-	if cfg.Train.Weights == WeightsBF16SR || cfg.Train.OptimizerState == StateBF16 {
+	if cfg.MasterFree() || cfg.Train.OptimizerState == StateBF16 {
 		// Rounding noise is keyed by arena element: the CPU pads the MLP as
 		// CUDA does, so both lay out (and round) every element alike.
 		opts.PadIntermediate = 8
@@ -111,7 +111,7 @@ func optimizerConfig(cfg Config) OptimizerConfig {
 	t := cfg.Train
 	return OptimizerConfig{Beta1: t.Beta1, Beta2: t.Beta2, Eps: cfg.AdamEpsilon(), CompactEps: cfg.Compact.Eps,
 		WeightDecay: t.WeightDecay, GradClip: t.GradClip, UpdateGap: cfg.Compact.UpdateGap, Form: cfg.AdamForm(),
-		Precision: PrecisionConfig{MasterFree: t.Weights == WeightsBF16SR, StateBF16: t.OptimizerState == StateBF16, Seed: t.Seed}}
+		Precision: PrecisionConfig{MasterFree: cfg.MasterFree(), StateBF16: t.OptimizerState == StateBF16, Seed: t.Seed}}
 }
 
 // MemoryFile is memreport.json of a training run.

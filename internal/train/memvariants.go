@@ -30,6 +30,8 @@ func (v MemVariant) Apply(cfg Config) Config {
 		cfg.Compact.Rank, cfg.Compact.Share = v.Rank, v.Share
 	}
 	cfg.Train.Recompute = v.Recompute
+	// A variant without a weights suffix is the fp32-master engine.
+	cfg.Train.Weights = WeightsMaster
 	if v.Weights != "" {
 		cfg.Train.Weights = v.Weights
 	}

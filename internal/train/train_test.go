@@ -198,6 +198,7 @@ func TestCompressedUpdateFormula(t *testing.T) {
 		cfg.Model.Heads, cfg.Model.KVHeads = 2, 2
 		cfg.Compact.Rank, cfg.Compact.Seed = 0.5, 11
 		cfg.Train.GradClip, cfg.Train.Optimizer = 0, form
+		cfg.Train.Weights = WeightsMaster // the float64 formula, not its bf16 rounding
 		be := gpu.NewCPU64(1)
 		m, err := buildModel(be, cfg)
 		if err != nil {

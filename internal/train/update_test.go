@@ -46,6 +46,7 @@ func updateConfig() Config {
 	cfg.Train.GradClip, cfg.Train.WeightDecay = 0, 0
 	cfg.Compact.Rank, cfg.Compact.Alpha, cfg.Compact.OProjScale, cfg.Compact.Seed = 0.5, 0.25, 0.5, 5
 	cfg.Data.Tokenizer = "byte"
+	cfg.Train.Weights = WeightsMaster // exact fp32 updates, compared with hand computations
 	return cfg
 }
 
