@@ -414,6 +414,13 @@ func (t *Trainer) run(ctx context.Context) error {
 			return err
 		}
 		if logNow {
+			err := checkFinite(step, "the training loss", loss)
+			if err == nil {
+				err = checkFinite(step, "the gradient norm", gn)
+			}
+			if err != nil {
+				return err
+			}
 			now := time.Now()
 			m := Metric{Step: step, Loss: loss, LR: t.state.LR, Tokens: t.state.Tokens,
 				TokPerS:   float64(t.state.Tokens-lastTokens) / now.Sub(lastLog).Seconds(),
@@ -422,6 +429,9 @@ func (t *Trainer) run(ctx context.Context) error {
 			if evalNow {
 				vl, acc, err := t.evaluate()
 				if err != nil {
+					return err
+				}
+				if err := checkFinite(step, "the validation loss", vl); err != nil {
 					return err
 				}
 				m.ValLoss = &vl
