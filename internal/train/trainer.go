@@ -103,6 +103,10 @@ func newTrainer(cfg Config, opts RunOptions) (*Trainer, error) {
 	}
 	t.device = t.be.Name()
 	t.logf("device: %s", how)
+	if err := checkFits(cfg, t.be, true); err != nil {
+		t.close()
+		return nil, err
+	}
 	if t.model, err = buildModel(t.be, cfg); err != nil {
 		t.close()
 		return nil, err
