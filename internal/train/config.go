@@ -207,9 +207,20 @@ func loadOver(start Config, file string, overrides []string) (Config, []string, 
 		v.Set(key, val)
 		explicit = append(explicit, key)
 	}
+	setBy := map[string]bool{}
+	for _, o := range overrides {
+		k, _, _ := strings.Cut(o, "=")
+		setBy[strings.ToLower(strings.TrimSpace(k))] = true
+	}
+	if err := checkIntegers(v, keyKinds(start), file, setBy); err != nil {
+		return Config{}, nil, err
+	}
 	var cfg Config
 	if err := v.UnmarshalExact(&cfg); err != nil {
 		return Config{}, nil, Usagef("%s: %w", source(file), err)
+	}
+	if err := checkFloats(cfg, file, setBy); err != nil {
+		return Config{}, nil, err
 	}
 	if file != "" {
 		cfg.resolvePaths(filepath.Dir(file))
@@ -247,6 +258,9 @@ func (c *Config) resolvePaths(dir string) {
 // Validate checks every impossible value and names its key.
 func (c Config) Validate() error {
 	if err := c.Model.Validate(); err != nil {
+		return err
+	}
+	if err := validateNumbers(c); err != nil {
 		return err
 	}
 	t := c.Train
