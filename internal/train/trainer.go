@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -18,6 +17,12 @@ import (
 type RunOptions struct {
 	Out      string
 	Resume   bool
+	// Overwrite moves an existing run in Out aside (to Out.old-TIMESTAMP)
+	// instead of refusing it.
+	Overwrite bool
+	// AllowConfigChange lets --resume continue with changed optimizer
+	// settings (lr, micro_batch, update_gap, ...); they are listed.
+	AllowConfigChange bool
 	Base     string    // fine-tuning: the checkpoint or HF directory the weights start from
 	Log      io.Writer // plain log lines
 	Progress bool      // draw a progress bar on Log instead of plain step lines
@@ -37,6 +42,7 @@ type Trainer struct {
 	val     batchSource
 	metrics *MetricsLog
 	state   TrainerState
+	dir     *runDir // the locked --out directory
 }
 
 // Pretrain trains cfg from scratch (or from the newest checkpoint in
@@ -60,15 +66,21 @@ func (t *Trainer) logf(format string, a ...any) {
 	}
 }
 
-func newTrainer(cfg Config, opts RunOptions) (*Trainer, error) {
+func newTrainer(cfg Config, opts RunOptions) (_ *Trainer, err error) {
 	t := &Trainer{cfg: cfg, opts: opts}
-	if err := os.MkdirAll(opts.Out, 0o755); err != nil {
-		return nil, fmt.Errorf("output directory %s: %w", opts.Out, err)
+	if t.dir, err = claimRunDir(opts.Out, opts.Resume, opts.Overwrite, t.logf); err != nil {
+		return nil, err
 	}
+	defer func() {
+		if err != nil { // leave nothing behind in a directory this run made
+			t.dir.release(true)
+		}
+	}()
 	resumeFrom := ""
 	if opts.Resume {
 		var err error
 		if resumeFrom, err = LatestCheckpoint(t.ckptRoot()); err != nil {
+			t.close()
 			return nil, err
 		}
 		if resumeFrom == "" {
@@ -78,18 +90,32 @@ func newTrainer(cfg Config, opts RunOptions) (*Trainer, error) {
 	if resumeFrom != "" {
 		st, err := ReadTrainerState(resumeFrom)
 		if err != nil {
+			t.close()
 			return nil, &UsageError{fmt.Errorf("resume: %w", err)}
 		}
 		if err := sameRun(st.Config, cfg); err != nil {
+			t.close()
 			return nil, Usagef("resume from %s: %w", resumeFrom, err)
+		}
+		if err := checkState(resumeFrom, st, cfg); err != nil {
+			t.close()
+			return nil, err
+		}
+		if err := checkResumeConfig(filepath.Join(resumeFrom, ckptState), st.Config, cfg, opts.AllowConfigChange, t.logf); err != nil {
+			t.close()
+			return nil, err
+		}
+		if st.Step == cfg.Train.Steps {
+			t.logf("resume: the run in %s is complete (step %d of train.steps %d); raise --steps to train further", opts.Out, st.Step, cfg.Train.Steps)
 		}
 		t.state = st
 	}
-	var err error
 	if t.tok, err = data.NewTokenizer(cfg.Data.Tokenizer); err != nil {
+		t.close()
 		return nil, &UsageError{fmt.Errorf("data.tokenizer: %w", err)}
 	}
 	if t.tok.VocabSize() > cfg.Model.VocabSize {
+		t.close()
 		return nil, Usagef("data.tokenizer %s has %d tokens, more than the model's vocab_size %d", cfg.Data.Tokenizer, t.tok.VocabSize(), cfg.Model.VocabSize)
 	}
 	if err := t.openData(); err != nil {
@@ -124,7 +150,7 @@ func newTrainer(cfg Config, opts RunOptions) (*Trainer, error) {
 		t.opt.Step = t.state.Step
 		if err := t.train.restoreState(t.state.Loader); err != nil {
 			t.close()
-			return nil, fmt.Errorf("resume from %s: %w", resumeFrom, err)
+			return nil, Usagef("resume from %s: %w", resumeFrom, err)
 		}
 		t.logf("resumed from %s at step %d", resumeFrom, t.state.Step)
 	} else if opts.Base != "" {
@@ -200,13 +226,15 @@ func (t *Trainer) openData() error {
 	}
 	t.state.TrainFiles, t.state.ValFiles = trainFiles, valFiles
 	trl, err := data.NewLoader(data.LoaderConfig{Paths: trainFiles, Format: d.Format, B: tr.MicroBatch,
-		T: tr.SeqLen, Seed: tr.Seed, Shuffle: d.Shuffle, Rank: 0, World: 1, Prefetch: 4, VocabSize: t.cfg.Model.VocabSize})
+		T: tr.SeqLen, Seed: tr.Seed, Shuffle: d.Shuffle, Rank: 0, World: 1, Prefetch: 4, VocabSize: t.cfg.Model.VocabSize,
+		Tokenizer: t.tok.Name()})
 	if err != nil {
 		return &UsageError{fmt.Errorf("data.train: %w", err)}
 	}
 	t.train = shardSource{trl}
 	vl, err := data.NewLoader(data.LoaderConfig{Paths: valFiles, Format: d.Format, B: tr.MicroBatch,
-		T: tr.SeqLen, Seed: tr.Seed, Shuffle: false, Rank: 0, World: 1, Prefetch: 2, VocabSize: t.cfg.Model.VocabSize})
+		T: tr.SeqLen, Seed: tr.Seed, Shuffle: false, Rank: 0, World: 1, Prefetch: 2, VocabSize: t.cfg.Model.VocabSize,
+		Tokenizer: t.tok.Name()})
 	if err != nil {
 		return &UsageError{fmt.Errorf("data.val: %w", err)}
 	}
@@ -233,6 +261,7 @@ func (t *Trainer) close() {
 	if t.be != nil {
 		t.be.Close()
 	}
+	t.dir.release(false)
 }
 
 // step runs one optimizer step: grad_accum micro-batches of forward and
