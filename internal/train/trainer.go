@@ -15,17 +15,17 @@ import (
 
 // RunOptions are the per-invocation choices of a training run.
 type RunOptions struct {
-	Out      string
-	Resume   bool
+	Out    string
+	Resume bool
 	// Overwrite moves an existing run in Out aside (to Out.old-TIMESTAMP)
 	// instead of refusing it.
 	Overwrite bool
 	// AllowConfigChange lets --resume continue with changed optimizer
 	// settings (lr, micro_batch, update_gap, ...); they are listed.
 	AllowConfigChange bool
-	Base     string    // fine-tuning: the checkpoint or HF directory the weights start from
-	Log      io.Writer // plain log lines
-	Progress bool      // draw a progress bar on Log instead of plain step lines
+	Base              string    // fine-tuning: the checkpoint or HF directory the weights start from
+	Log               io.Writer // plain log lines
+	Progress          bool      // draw a progress bar on Log instead of plain step lines
 }
 
 // Trainer owns one training run.
