@@ -15,17 +15,16 @@ import (
 
 // RunOptions are the per-invocation choices of a training run.
 type RunOptions struct {
-	Out    string
-	Resume bool
+	Out      string
+	Resume   bool
+	Base     string    // fine-tuning: the checkpoint or HF directory the weights start from
+	Log      io.Writer // plain log lines
+	Progress bool      // draw a progress bar on Log instead of plain step lines
+
 	// Overwrite moves an existing run in Out aside (to Out.old-TIMESTAMP)
-	// instead of refusing it.
-	Overwrite bool
-	// AllowConfigChange lets --resume continue with changed optimizer
-	// settings (lr, micro_batch, update_gap, ...); they are listed.
-	AllowConfigChange bool
-	Base              string    // fine-tuning: the checkpoint or HF directory the weights start from
-	Log               io.Writer // plain log lines
-	Progress          bool      // draw a progress bar on Log instead of plain step lines
+	// instead of refusing it. AllowConfigChange lets Resume continue with
+	// changed optimizer settings (lr, micro_batch, update_gap, ...), listed.
+	Overwrite, AllowConfigChange bool
 }
 
 // Trainer owns one training run.
