@@ -4,17 +4,30 @@ GO       ?= go
 BIN      := bin/compact
 OUT      ?= out/tiny
 CONFIG   ?= configs/tiny.yaml
+FUZZTIME ?= 10m
 
-.PHONY: build run test vet fmt clean gpu-build
+.PHONY: build run test vet fmt clean gpu-build fuzz
 
 build:
 	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/compact
 
+# --resume: a second `make run` continues (or, when complete, reports) the
+# run in $(OUT) instead of being refused for reusing its directory.
 run: build
-	./$(BIN) pretrain --config $(CONFIG) --out $(OUT)
+	./$(BIN) pretrain --config $(CONFIG) --out $(OUT) --resume
+
+# Fuzz targets: a few seconds each here, longer with `make fuzz`.
+FUZZ := FuzzShard:./internal/data FuzzHFTokenizer:./internal/data FuzzSafetensors:./internal/model FuzzConfig:./internal/train
 
 test: vet
 	$(GO) test ./...
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=3s
+
+fuzz:
+	@for t in $(FUZZ); do \
+		echo "fuzz $${t%%:*} for $(FUZZTIME)"; \
+		$(GO) test -run='^$$' -fuzz="^$${t%%:*}$$" -fuzztime=$(FUZZTIME) $${t#*:} || exit 1; \
+	done
 
 vet:
 	@test -z "$$(gofmt -l cmd internal)" || (gofmt -l cmd internal; echo "gofmt needed"; exit 1)
