@@ -149,6 +149,28 @@ func TestBadFlagValues(t *testing.T) {
 		expectUsage(t, nil, c[0], c[1:]...)
 	}
 	sameFiles(t, "bad flags", before, snapshot(t, out))
+
+	// Item 1 through a base's config.json: absurd, then merely too large
+	// for this host, sizes are refused before any allocation.
+	base := filepath.Join(t.TempDir(), "base")
+	os.Mkdir(base, 0o755)
+	ckpt := filepath.Join(out, "checkpoints", "step-0000004")
+	raw, _ := os.ReadFile(filepath.Join(ckpt, "model.safetensors"))
+	os.WriteFile(filepath.Join(base, "model.safetensors"), raw, 0o644)
+	raw, _ = os.ReadFile(filepath.Join(ckpt, "config.json"))
+	var hf map[string]any
+	if err := json.Unmarshal(raw, &hf); err != nil {
+		t.Fatal(err)
+	}
+	for _, sizes := range []map[string]any{{"vocab_size": 1073741824}, {"vocab_size": 16000000, "hidden_size": 8192}} {
+		for k, v := range sizes {
+			hf[k] = v
+		}
+		raw, _ = json.Marshal(hf)
+		os.WriteFile(filepath.Join(base, "config.json"), raw, 0o644)
+		expectUsage(t, nil, "model.vocab_size", "eval", "--checkpoint", base, "--device", "cpu")
+		expectUsage(t, nil, "model.vocab_size", "finetune", "--base", base, "--device", "cpu", "--out", filepath.Join(base, "ft"))
+	}
 }
 
 // Item 8: a prefix cannot write outside --out.
