@@ -70,7 +70,10 @@ JSONL sets are read whole.`,
 				return err
 			}
 			if asJSON {
-				js, _ := json.Marshal(r)
+				js, err := json.Marshal(r)
+				if err != nil { // a non-finite loss: never print an empty line with exit 0
+					return fmt.Errorf("eval result: %w", err)
+				}
 				fmt.Println(string(js))
 				return nil
 			}

@@ -33,6 +33,9 @@ func newMemreportCmd() *cobra.Command {
 			if reserve < 0 {
 				return usagef("--reserve %g: must not be negative", reserve)
 			}
+			if maxBatch > 1<<20 {
+				return usagef("--max-batch %d: at most %d", maxBatch, 1<<20)
+			}
 			cfg, err := cf.load()
 			if err != nil {
 				return err

@@ -143,6 +143,9 @@ func validateNumbers(c Config) error {
 	if c.Train.GradClip < 0 {
 		return fmt.Errorf("train.grad_clip = %g: must not be negative (0 disables clipping)", c.Train.GradClip)
 	}
+	if err := checkActivationSize(c); err != nil {
+		return err
+	}
 	if c.Compact.Rank <= 0 {
 		return fmt.Errorf("compact.rank = %g: must be positive", c.Compact.Rank)
 	}

@@ -26,10 +26,8 @@ const maxActivationElems = 1 << 44
 func checkFits(cfg Config, be gpu.Backend, training bool) error {
 	B, T := cfg.Train.MicroBatch, cfg.Train.SeqLen
 	m := cfg.Model
-	widest := math.Max(float64(m.VocabSize), math.Max(float64(m.Intermediate), float64(m.Hidden)))
-	if float64(B)*float64(T)*widest > maxActivationElems {
-		return Usagef("train.micro_batch = %d with train.seq_len = %d and a widest row of %.0f: activations would exceed %d elements",
-			B, T, widest, int64(maxActivationElems))
+	if err := checkActivationSize(cfg); err != nil {
+		return &UsageError{err}
 	}
 	var need, acts int64
 	if training {
@@ -95,4 +93,16 @@ func hostMemory() int64 {
 		}
 	}
 	return 0
+}
+
+// checkActivationSize caps micro_batch x seq_len x the widest activation
+// row (see maxActivationElems).
+func checkActivationSize(cfg Config) error {
+	B, T, m := cfg.Train.MicroBatch, cfg.Train.SeqLen, cfg.Model
+	widest := math.Max(float64(m.VocabSize), math.Max(float64(m.Intermediate), float64(m.Hidden)))
+	if float64(B)*float64(T)*widest > maxActivationElems {
+		return fmt.Errorf("train.micro_batch = %d with train.seq_len = %d and a widest row of %.0f: activations would exceed %d elements",
+			B, T, widest, int64(maxActivationElems))
+	}
+	return nil
 }
