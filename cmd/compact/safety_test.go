@@ -370,3 +370,20 @@ func TestShardTokensAndResumeChanges(t *testing.T) {
 		t.Fatalf("resume with --allow-config-change: exit %d: %s", code, stderr)
 	}
 }
+
+// Item 6: classify labels beyond int64 are refused, naming file and line.
+func TestClassifyHugeLabels(t *testing.T) {
+	pre, _ := trainedRun(t)
+	dir := t.TempDir()
+	for _, label := range []string{"1e19", "1e300", "9223372036854775808"} {
+		p := filepath.Join(dir, "cls.jsonl")
+		body := `{"text":"red","label":0}` + "\n" + `{"text":"blue","label":` + label + "}\n"
+		os.WriteFile(p, []byte(body), 0o644)
+		out := filepath.Join(dir, "out")
+		expectUsage(t, nil, "cls.jsonl:2: label "+label, append(ftArgs(pre, out, "--steps", "1"), "--set", "finetune.task=classify",
+			"--set", "finetune.num_labels=2", "--set", "data.train="+p, "--set", "finetune.val_fraction=0.5")...)
+		if _, err := os.Stat(out); err == nil {
+			t.Errorf("label %s: a refused run left %s behind", label, out)
+		}
+	}
+}
