@@ -57,6 +57,12 @@ func claimRunDir(dir string, resume, overwrite bool, logf func(string, ...any)) 
 			return nil, err
 		}
 		aside := fmt.Sprintf("%s.old-%s", filepath.Clean(dir), time.Now().Format("20060102-150405"))
+		for i := 2; ; i++ { // never rename onto an earlier moved-aside run
+			if _, err := os.Lstat(aside); errors.Is(err, os.ErrNotExist) {
+				break
+			}
+			aside = fmt.Sprintf("%s.old-%s-%d", filepath.Clean(dir), time.Now().Format("20060102-150405"), i)
+		}
 		err = os.Rename(dir, aside)
 		old.Close()
 		if err != nil {
