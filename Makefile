@@ -26,7 +26,7 @@ test: vet
 fuzz:
 	@for t in $(FUZZ); do \
 		echo "fuzz $${t%%:*} for $(FUZZTIME)"; \
-		$(GO) test -run='^$$' -fuzz="^$${t%%:*}$$" -fuzztime=$(FUZZTIME) $${t#*:} || exit 1; \
+		$(GO) test -run='^$$' -fuzz="^$${t%%:*}$$" -fuzztime=$(FUZZTIME) -timeout=0 $${t#*:} || exit 1; \
 	done
 
 vet:
