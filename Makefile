@@ -7,18 +7,31 @@ CONFIG   ?= configs/tiny.yaml
 # The commit for `compact --version` where Go's VCS stamp is off (-buildvcs=false).
 COMMIT   := $(shell git describe --always --dirty --abbrev=12 2>/dev/null)
 LDFLAGS  := -X main.commit=$(COMMIT)
+FUZZTIME ?= 10m
 
-.PHONY: build run test vet fmt clean gpu-build
+.PHONY: build run test vet fmt clean gpu-build fuzz
 
 build:
 	@echo "building $(BIN) (a first build compiles every dependency: about 2.5 minutes on 2 cores; later builds take seconds)..."
 	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/compact
 
+# --resume: a second `make run` continues (or, when complete, reports) the
+# run in $(OUT) instead of being refused for reusing its directory.
 run: build
-	./$(BIN) pretrain --config $(CONFIG) --out $(OUT)
+	./$(BIN) pretrain --config $(CONFIG) --out $(OUT) --resume
+
+# Fuzz targets: a few seconds each here, longer with `make fuzz`.
+FUZZ := FuzzShard:./internal/data FuzzHFTokenizer:./internal/data FuzzSafetensors:./internal/model FuzzConfig:./internal/train
 
 test: vet
 	$(GO) test ./...
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=3s
+
+fuzz:
+	@for t in $(FUZZ); do \
+		echo "fuzz $${t%%:*} for $(FUZZTIME)"; \
+		$(GO) test -run='^$$' -fuzz="^$${t%%:*}$$" -fuzztime=$(FUZZTIME) -timeout=0 $${t#*:} || exit 1; \
+	done
 
 vet:
 	@test -z "$$(gofmt -l cmd internal)" || (gofmt -l cmd internal; echo "gofmt needed"; exit 1)

@@ -45,6 +45,9 @@ classify tasks. Shards are read for train.eval_batches batches (--batches);
 JSONL sets are read whole.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := positiveFlags(cmd, map[string]int{"batches": batches}); err != nil {
+				return err
+			}
 			var extra []string
 			if len(dataGlobs) > 0 {
 				g := strings.Join(dataGlobs, ",")
@@ -67,7 +70,10 @@ JSONL sets are read whole.`,
 				return err
 			}
 			if asJSON {
-				js, _ := json.Marshal(r)
+				js, err := json.Marshal(r)
+				if err != nil { // a non-finite loss: never print an empty line with exit 0
+					return fmt.Errorf("eval result: %w", err)
+				}
 				fmt.Println(string(js))
 				return nil
 			}
@@ -98,6 +104,9 @@ func newSampleCmd() *cobra.Command {
 		Short: "Generate text from a checkpoint with a KV cache",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := finiteFlags(map[string]float64{"temperature": so.Temperature, "top-p": so.TopP}); err != nil {
+				return err
+			}
 			b, cfg, err := checkpointConfig(ckpt, &cf, nil)
 			if err != nil {
 				return err

@@ -12,7 +12,7 @@ func newFinetuneCmd() *cobra.Command {
 	var cf configFlags
 	var out, base string
 	var steps int
-	var resume bool
+	var resume, overwrite, allowChange bool
 	c := &cobra.Command{
 		Use:   "finetune --base DIR --config FILE --out DIR",
 		Short: "Fine-tune a checkpoint or HuggingFace LLaMA directory (causal, completion or classify)",
@@ -50,8 +50,8 @@ or classify (JSONL text/label, a score.weight head).`,
 			}
 			ctx, stop := interruptContext()
 			defer stop()
-			return train.Finetune(ctx, cfg, train.RunOptions{Out: out, Base: b.Dir, Resume: resume, Log: os.Stderr, Progress: interactive(),
-				ResumeCommand: resumeCommand()})
+			return train.Finetune(ctx, cfg, train.RunOptions{Out: out, Base: b.Dir, Resume: resume, Overwrite: overwrite, AllowConfigChange: allowChange,
+				Log: os.Stderr, Progress: interactive(), ResumeCommand: resumeCommand()})
 		},
 	}
 	cf.register(c)
@@ -59,5 +59,7 @@ or classify (JSONL text/label, a score.weight head).`,
 	c.Flags().StringVar(&out, "out", "", "output directory: metrics.jsonl, memreport.json, checkpoints/")
 	c.Flags().IntVar(&steps, "steps", 0, "optimizer steps (overrides train.steps)")
 	c.Flags().BoolVar(&resume, "resume", false, "continue from the newest complete checkpoint in --out")
+	c.Flags().BoolVar(&overwrite, "overwrite", false, "move an existing run in --out aside (to DIR.old-TIMESTAMP) and start a new one")
+	c.Flags().BoolVar(&allowChange, "allow-config-change", false, "with --resume: continue although optimizer settings (lr, micro_batch, update_gap, ...) changed")
 	return c
 }

@@ -23,6 +23,18 @@ func newMemreportCmd() *cobra.Command {
 		Short: "Predict (and measure) peak device memory by category for full-rank and CompAct variants",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := positiveFlags(cmd, map[string]int{"batch": batch, "max-batch": maxBatch}); err != nil {
+				return err
+			}
+			if err := finiteFlags(map[string]float64{"reserve": reserve}); err != nil {
+				return err
+			}
+			if reserve < 0 {
+				return usagef("--reserve %g: must not be negative", reserve)
+			}
+			if maxBatch > 1<<20 {
+				return usagef("--max-batch %d: at most %d", maxBatch, 1<<20)
+			}
 			cfg, err := cf.load()
 			if err != nil {
 				return err

@@ -13,7 +13,7 @@ func newPretrainCmd() *cobra.Command {
 	var cf configFlags
 	var out string
 	var steps int
-	var resume bool
+	var resume, overwrite, allowChange bool
 	c := &cobra.Command{
 		Use:   "pretrain --config FILE --out DIR",
 		Short: "Train a model from scratch (or --resume from the newest checkpoint in DIR)",
@@ -40,13 +40,15 @@ func newPretrainCmd() *cobra.Command {
 			}
 			ctx, stop := interruptContext()
 			defer stop()
-			return train.Pretrain(ctx, cfg, train.RunOptions{Out: out, Resume: resume, Log: os.Stderr, Progress: interactive(),
-				ResumeCommand: resumeCommand()})
+			return train.Pretrain(ctx, cfg, train.RunOptions{Out: out, Resume: resume, Overwrite: overwrite, AllowConfigChange: allowChange,
+				Log: os.Stderr, Progress: interactive(), ResumeCommand: resumeCommand()})
 		},
 	}
 	cf.register(c)
 	c.Flags().StringVar(&out, "out", "", "output directory: metrics.jsonl, memreport.json, checkpoints/")
 	c.Flags().IntVar(&steps, "steps", 0, "optimizer steps (overrides train.steps)")
 	c.Flags().BoolVar(&resume, "resume", false, "continue from the newest complete checkpoint in --out")
+	c.Flags().BoolVar(&overwrite, "overwrite", false, "move an existing run in --out aside (to DIR.old-TIMESTAMP) and start a new one")
+	c.Flags().BoolVar(&allowChange, "allow-config-change", false, "with --resume: continue although optimizer settings (lr, micro_batch, update_gap, ...) changed")
 	return c
 }

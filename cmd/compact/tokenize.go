@@ -23,6 +23,12 @@ PREFIX_val_NNNNNN.bin shards. Documents are separated by the end-of-text token.`
 			if opts.OutDir == "" {
 				return usagef("--out DIR is required")
 			}
+			if err := positiveFlags(cmd, map[string]int{"shard-tokens": opts.ShardTokens}); err != nil {
+				return err
+			}
+			if err := finiteFlags(map[string]float64{"val-fraction": opts.ValFraction}); err != nil {
+				return err
+			}
 			tok, err := data.NewTokenizer(tokName)
 			if err != nil {
 				return usagef("--tokenizer: %w", err)

@@ -39,6 +39,10 @@ type LoaderConfig struct {
 	// shard, instead of an out-of-range embedding lookup later.
 	VocabSize int
 
+	// Tokenizer, if set, is the name of the run's tokenizer: a shard whose
+	// header records another one is refused.
+	Tokenizer string
+
 	// State, if set, resumes from a position saved by (*Loader).State.
 	State *LoaderState
 }
@@ -170,6 +174,10 @@ func NewLoader(cfg LoaderConfig) (*Loader, error) {
 			return nil, fmt.Errorf("loader: %w", err)
 		}
 		l.shards = append(l.shards, s)
+		if err := checkShard(s, cfg.Tokenizer, cfg.VocabSize); err != nil {
+			l.closeShards()
+			return nil, fmt.Errorf("loader: %w", err)
+		}
 		var w int64
 		if n := int64(s.Len()); n >= int64(cfg.T)+1 {
 			w = (n - 1) / int64(cfg.T)

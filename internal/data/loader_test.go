@@ -396,20 +396,59 @@ func TestLoaderBadConfig(t *testing.T) {
 	}
 }
 
+// TestLoaderVocabCheck: a token id >= VocabSize anywhere in a shard is
+// found when the loader opens, before any batch, naming shard and position.
 func TestLoaderVocabCheck(t *testing.T) {
 	paths := makeTestShards(t)
-	l := newTestLoader(t, LoaderConfig{Paths: paths[2:3], B: 1, VocabSize: 2010})
-	for range 2 {
-		if _, _, err := l.Next(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	_, _, err := l.Next() // window 2 holds token 2008..2012
-	if err == nil || !strings.Contains(err.Error(), "2010") || !strings.Contains(err.Error(), paths[2]) {
+	if l, err := NewLoader(LoaderConfig{Paths: paths[2:3], B: 1, T: 4, VocabSize: 2010}); err == nil {
+		l.Close()
+		t.Fatal("a shard with tokens >= vocab size opened")
+	} else if !strings.Contains(err.Error(), "token 2010") || !strings.Contains(err.Error(), paths[2]) {
 		t.Fatalf("got %v", err)
 	}
-	if _, _, err2 := l.Next(); err2 == nil {
-		t.Fatal("error is not sticky")
+	l, err := NewLoader(LoaderConfig{Paths: paths[2:3], B: 1, T: 4, VocabSize: 1 << 20})
+	if err != nil {
+		t.Fatalf("a large enough vocabulary: %v", err)
+	}
+	l.Close()
+}
+
+// TestLoaderTokenizerTag: shards record the tokenizer that wrote them; a
+// loader for another tokenizer refuses them, untagged shards still load.
+func TestLoaderTokenizerTag(t *testing.T) {
+	dir := t.TempDir()
+	tagged := filepath.Join(dir, "tagged.bin")
+	w, err := CreateShard(tagged, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.SetTokenizer("byte"); err != nil {
+		t.Fatal(err)
+	}
+	w.Write(make([]uint32, 64))
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	plain := filepath.Join(dir, "plain.bin")
+	if err := WriteShard(plain, make([]uint32, 64)); err != nil {
+		t.Fatal(err)
+	}
+	if name, err := ReadShardTokenizer(tagged); err != nil || name != "byte" {
+		t.Fatalf("tag %q, %v", name, err)
+	}
+	for _, c := range []struct {
+		path, tok string
+		ok        bool
+	}{{tagged, "byte", true}, {tagged, "gpt2", false}, {plain, "gpt2", true}, {tagged, "", true}} {
+		l, err := NewLoader(LoaderConfig{Paths: []string{c.path}, B: 1, T: 4, Tokenizer: c.tok})
+		if (err == nil) != c.ok {
+			t.Errorf("%s with tokenizer %q: error %v", c.path, c.tok, err)
+		}
+		if err == nil {
+			l.Close()
+		} else if !strings.Contains(err.Error(), "tokenizer byte") || !strings.Contains(err.Error(), c.path) {
+			t.Errorf("error %v does not name the shard and its tokenizer", err)
+		}
 	}
 }
 

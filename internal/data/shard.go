@@ -29,6 +29,15 @@ const (
 	VersionUint16 = 1
 	MagicUint32   = 20240801 // llm.c magic for uint32 tokens
 	VersionUint32 = 7
+
+	// TagMagic in header word 3 says that words 4.. record the tokenizer
+	// that wrote the shard: word 4 is the name's length in bytes, words
+	// 5..20 (64 bytes) the name (e.g. "gpt2", "byte", "hf-<hash>"). llm.c
+	// leaves these words zero and ignores them, so tagged shards stay
+	// llm.c-compatible and untagged (older or foreign) shards still load.
+	TagMagic   = 0x6b6f7421 // "!tok" little-endian
+	tagNameOff = 5 * 4
+	tagNameMax = 64
 )
 
 // Shard formats understood by OpenShardFormat and the loader.
@@ -59,7 +68,53 @@ type Shard struct {
 	n       int   // tokens
 	tokSize int   // 2 or 4 bytes
 	dataOff int64 // byte offset of token 0
+	tok     string
 	pool    sync.Pool
+}
+
+// Tokenizer is the name of the tokenizer recorded in the shard's header, or
+// "" for a shard that records none (llm.c's own, nanoGPT files, or shards
+// written before the tag existed).
+func (s *Shard) Tokenizer() string { return s.tok }
+
+// headerTokenizer decodes the tokenizer tag of an llm.c header.
+func headerTokenizer(hdr []byte) (string, error) {
+	if binary.LittleEndian.Uint32(hdr[12:]) != TagMagic {
+		return "", nil
+	}
+	n := binary.LittleEndian.Uint32(hdr[16:])
+	if n == 0 || n > tagNameMax {
+		return "", fmt.Errorf("tokenizer tag of %d bytes (want 1 to %d)", n, tagNameMax)
+	}
+	name := hdr[tagNameOff : tagNameOff+int(n)]
+	for _, c := range name {
+		if c < 0x21 || c > 0x7e {
+			return "", fmt.Errorf("tokenizer tag %q is not printable ASCII", name)
+		}
+	}
+	return string(name), nil
+}
+
+// ReadShardTokenizer returns the tokenizer recorded in the llm.c header of
+// path ("" when none is recorded).
+func ReadShardTokenizer(path string) (string, error) {
+	f, size, err := openFile(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	if size < HeaderBytes {
+		return "", fmt.Errorf("shard %s: shorter than the %d-byte llm.c header", path, HeaderBytes)
+	}
+	var hdr [HeaderBytes]byte
+	if _, err := f.ReadAt(hdr[:], 0); err != nil {
+		return "", fmt.Errorf("shard %s: reading header: %w", path, err)
+	}
+	name, err := headerTokenizer(hdr[:])
+	if err != nil {
+		return "", fmt.Errorf("shard %s: %w", path, err)
+	}
+	return name, nil
 }
 
 // OpenShardFormat opens path as the given format ("" or "llmc": llm.c .bin
@@ -136,6 +191,10 @@ func OpenShard(path string) (*Shard, error) {
 	if count < 0 {
 		return fail("header says %d tokens (negative count)", count)
 	}
+	tok, err := headerTokenizer(hdr[:])
+	if err != nil {
+		return fail("%v", err)
+	}
 	want := int64(count) * int64(tokSize)
 	have := size - HeaderBytes
 	if have != want {
@@ -146,7 +205,7 @@ func OpenShard(path string) (*Shard, error) {
 		return fail("header says %d tokens (%d bytes of uint%d) but file holds %d bytes of tokens (%s)",
 			count, want, tokSize*8, have, what)
 	}
-	return &Shard{f: f, path: path, n: int(count), tokSize: tokSize, dataOff: HeaderBytes}, nil
+	return &Shard{f: f, path: path, n: int(count), tokSize: tokSize, dataOff: HeaderBytes, tok: tok}, nil
 }
 
 // OpenRawShard opens a headerless file of little-endian uint16 tokens, as
@@ -265,7 +324,23 @@ type ShardWriter struct {
 	wide bool
 	n    int64
 	buf  []byte
+	tok  string
 	done bool
+}
+
+// SetTokenizer records the tokenizer's name in the header written by Close,
+// so that training can refuse shards made with another vocabulary.
+func (w *ShardWriter) SetTokenizer(name string) error {
+	if len(name) == 0 || len(name) > tagNameMax {
+		return fmt.Errorf("shard %s: tokenizer name %q: want 1 to %d bytes", w.path, name, tagNameMax)
+	}
+	for _, c := range []byte(name) {
+		if c < 0x21 || c > 0x7e {
+			return fmt.Errorf("shard %s: tokenizer name %q is not printable ASCII", w.path, name)
+		}
+	}
+	w.tok = name
+	return nil
 }
 
 // CreateShard starts a shard at path; wide selects uint32 tokens (magic
@@ -352,6 +427,11 @@ func (w *ShardWriter) Close() error {
 	binary.LittleEndian.PutUint32(hdr[0:], magic)
 	binary.LittleEndian.PutUint32(hdr[4:], version)
 	binary.LittleEndian.PutUint32(hdr[8:], uint32(w.n))
+	if w.tok != "" {
+		binary.LittleEndian.PutUint32(hdr[12:], TagMagic)
+		binary.LittleEndian.PutUint32(hdr[16:], uint32(len(w.tok)))
+		copy(hdr[tagNameOff:], w.tok)
+	}
 	if _, err := w.tmp.WriteAt(hdr[:], 0); err != nil {
 		return fail(err)
 	}

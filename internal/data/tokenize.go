@@ -204,6 +204,7 @@ type splitWriter struct {
 	dir, prefix, split string
 	shardTokens        int
 	wide               bool
+	tok                string // tokenizer name recorded in each shard's header
 	cur                *ShardWriter
 	paths              []string // finalized shards
 	tokens             int64
@@ -215,6 +216,12 @@ func (s *splitWriter) write(ids []uint32) error {
 			w, err := CreateShard(filepath.Join(s.dir, ShardName(s.prefix, s.split, len(s.paths))), s.wide)
 			if err != nil {
 				return err
+			}
+			if s.tok != "" {
+				if err := w.SetTokenizer(s.tok); err != nil {
+					w.Abort()
+					return err
+				}
 			}
 			s.cur = w
 		}
@@ -279,6 +286,11 @@ func tokenizeDocs(opts TokenizeOptions, produce docProducer) (res TokenizeResult
 	if valEvery <= 0 && opts.ValFraction > 0 {
 		valEvery = max(2, int(math.Round(1/opts.ValFraction)))
 	}
+	// The prefix becomes part of a file name inside OutDir; a separator or
+	// ".." would write outside it.
+	if strings.ContainsAny(opts.Prefix, `/\`) || strings.Contains(opts.Prefix, "..") || strings.ContainsRune(opts.Prefix, os.PathSeparator) {
+		return res, fmt.Errorf("tokenize: prefix %q: must be a plain name (no path separator or ..), shards are written inside %s", opts.Prefix, opts.OutDir)
+	}
 	shardTokens := opts.ShardTokens
 	if shardTokens <= 0 {
 		shardTokens = DefaultShardTokens
@@ -294,8 +306,8 @@ func tokenizeDocs(opts TokenizeOptions, produce docProducer) (res TokenizeResult
 		return res, fmt.Errorf("tokenize: output directory %s: %w", opts.OutDir, err)
 	}
 	wide := tok.VocabSize() > math.MaxUint16+1
-	train := &splitWriter{dir: opts.OutDir, prefix: opts.Prefix, split: "train", shardTokens: shardTokens, wide: wide}
-	val := &splitWriter{dir: opts.OutDir, prefix: opts.Prefix, split: "val", shardTokens: shardTokens, wide: wide}
+	train := &splitWriter{dir: opts.OutDir, prefix: opts.Prefix, split: "train", shardTokens: shardTokens, wide: wide, tok: tok.Name()}
+	val := &splitWriter{dir: opts.OutDir, prefix: opts.Prefix, split: "val", shardTokens: shardTokens, wide: wide, tok: tok.Name()}
 	defer func() {
 		if err != nil {
 			train.abort()

@@ -3,7 +3,16 @@
 // forward and backward passes, kernel by kernel, on a gpu.Backend.
 package model
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+)
+
+// Size limits checked by Validate.
+const (
+	MaxDim    = 1 << 24 // any single model dimension
+	MaxParams = 1 << 40 // parameters in all
+)
 
 // Config is the architecture. Field names follow HuggingFace's LlamaConfig
 // where one exists, so config.json maps one to one.
@@ -38,6 +47,27 @@ func (c Config) Validate() error {
 			return fmt.Errorf("%s = %d: must be positive", k, pos[k])
 		}
 	}
+	// Caps keep every size computation far from int64 overflow and turn an
+	// absurd value into an error before anything is allocated; real models
+	// are orders of magnitude below them (Llama 3: vocabulary 128256).
+	for _, k := range []string{"model.vocab_size", "model.hidden_size", "model.intermediate_size",
+		"model.num_layers", "model.num_heads", "model.num_kv_heads", "model.max_seq_len"} {
+		if pos[k] > MaxDim {
+			return fmt.Errorf("%s = %d: at most %d is supported", k, pos[k], MaxDim)
+		}
+	}
+	if n := c.paramsFloat(); n > MaxParams {
+		return fmt.Errorf("model.vocab_size = %d, hidden_size = %d, intermediate_size = %d, num_layers = %d: %.3g parameters, more than the %d this engine supports",
+			c.VocabSize, c.Hidden, c.Intermediate, c.Layers, n, int64(MaxParams))
+	}
+	for _, f := range []struct {
+		key string
+		v   float64
+	}{{"model.rope_theta", c.RopeTheta}, {"model.rms_eps", c.RMSEps}, {"model.init_std", c.InitStd}} {
+		if math.IsNaN(f.v) || math.IsInf(f.v, 0) {
+			return fmt.Errorf("%s = %g: must be a finite number", f.key, f.v)
+		}
+	}
 	if c.Hidden%c.Heads != 0 {
 		return fmt.Errorf("model.num_heads = %d does not divide model.hidden_size = %d", c.Heads, c.Hidden)
 	}
@@ -57,6 +87,12 @@ func (c Config) Validate() error {
 		return fmt.Errorf("model.init_std = %g: must be positive", c.InitStd)
 	}
 	return nil
+}
+
+// paramsFloat is NumParams in float64, safe from overflow for any sizes.
+func (c Config) paramsFloat() float64 {
+	C, F, V, L := float64(c.Hidden), float64(c.Intermediate), float64(c.VocabSize), float64(c.Layers)
+	return L*(2*C+2*C*C+2*C*C+3*C*F) + 2*V*C + C
 }
 
 // NumParams counts parameters; the embedding once when tied.

@@ -104,17 +104,35 @@ func parseSafetensors(f *os.File, size int64) (*SafetensorsFile, error) {
 		if !ok {
 			return nil, fmt.Errorf("tensor %s: unsupported dtype %q", name, ti.DType)
 		}
+		// Elements are counted with an overflow check: a shape whose product
+		// wraps around int64 could otherwise match a tiny byte span.
+		elems := int64(1)
 		for _, d := range ti.Shape {
 			if d < 0 {
 				return nil, fmt.Errorf("tensor %s: negative dimension in shape %v", name, ti.Shape)
 			}
+			if d != 0 && elems > dataLen/es/int64(d) {
+				elems = -1
+				break
+			}
+			elems *= int64(d)
+		}
+		if elems < 0 {
+			for _, d := range ti.Shape {
+				if d == 0 { // an empty tensor, whatever the other dimensions
+					elems = 0
+				}
+			}
+		}
+		if elems < 0 {
+			return nil, fmt.Errorf("tensor %s: shape %v of %s needs more than the file's %d data bytes", name, ti.Shape, ti.DType, dataLen)
 		}
 		lo, hi := ti.DataOffsets[0], ti.DataOffsets[1]
 		if lo < 0 || hi < lo || hi > dataLen {
 			return nil, fmt.Errorf("tensor %s: data offsets [%d, %d) outside the %d data bytes (truncated file?)", name, lo, hi, dataLen)
 		}
-		if hi-lo != ti.Len()*es {
-			return nil, fmt.Errorf("tensor %s: %d bytes for shape %v of %s, want %d", name, hi-lo, ti.Shape, ti.DType, ti.Len()*es)
+		if hi-lo != elems*es {
+			return nil, fmt.Errorf("tensor %s: %d bytes for shape %v of %s, want %d", name, hi-lo, ti.Shape, ti.DType, elems*es)
 		}
 		s.Tensors[name] = ti
 		spans = append(spans, span{lo, hi, name})

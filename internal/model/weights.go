@@ -169,6 +169,9 @@ func (m *Model) loadParam(src TensorSource, p *Param, name string) error {
 	if err != nil {
 		return err
 	}
+	if err := CheckFinite(name, data); err != nil {
+		return fmt.Errorf("%s: %w", file, err)
+	}
 	m.roundWeights(data)
 	if err := m.WriteParam(p, p.Updatable(), data); err != nil {
 		return fmt.Errorf("upload %s: %w", p.Name, err)

@@ -64,6 +64,9 @@ func Bench(cfg Config, name string, warmup, steps int, profile io.Writer) (Bench
 // steps on random tokens, calls atEnd (if set) while everything is still
 // allocated, and frees it.
 func runSteps(be gpu.Backend, cfg Config, warmup, steps int, profile io.Writer, atEnd func()) (BenchResult, error) {
+	if err := checkFits(cfg, be, true); err != nil {
+		return BenchResult{}, err
+	}
 	m, err := buildModel(be, cfg)
 	if err != nil {
 		return BenchResult{}, err

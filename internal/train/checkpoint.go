@@ -95,13 +95,6 @@ func SaveCheckpoint(root string, m *model.Model, opt *Optimizer, st TrainerState
 		return "", err
 	}
 	final := StepDir(root, st.Step)
-	tmp := filepath.Join(root, ".tmp-"+filepath.Base(final))
-	if err := os.RemoveAll(tmp); err != nil { // leftovers of a crashed write
-		return "", err
-	}
-	if err := os.Mkdir(tmp, 0o755); err != nil {
-		return "", err
-	}
 	weights, err := m.WeightTensors()
 	if err != nil {
 		return "", err
@@ -122,6 +115,22 @@ func SaveCheckpoint(root string, m *model.Model, opt *Optimizer, st TrainerState
 			}
 			moments = append(moments, model.NamedTensor{Name: p.Name + t.suffix, Shape: shape, Data: data})
 		}
+	}
+	// A diverged state is never written (nor are good checkpoints pruned
+	// for it): every tensor is checked on the host before any file exists.
+	for _, set := range [][]model.NamedTensor{weights, moments} {
+		for _, t := range set {
+			if err := model.CheckFinite(t.Name, t.Data); err != nil {
+				return "", &DivergedError{Step: st.Step, What: err.Error()}
+			}
+		}
+	}
+	tmp := filepath.Join(root, ".tmp-"+filepath.Base(final))
+	if err := os.RemoveAll(tmp); err != nil { // leftovers of a crashed write
+		return "", err
+	}
+	if err := os.Mkdir(tmp, 0o755); err != nil {
+		return "", err
 	}
 	st.Version = StateVersion
 	steps := []struct {
@@ -291,6 +300,16 @@ func LoadCheckpoint(dir string, m *model.Model, opt *Optimizer) error {
 			data, err := o.Float32(name)
 			if err != nil {
 				return err
+			}
+			if err := model.CheckFinite(name, data); err != nil {
+				return fmt.Errorf("%s: %w", o.Path, err)
+			}
+			if j == 1 {
+				for k, v := range data {
+					if v < 0 {
+						return fmt.Errorf("%s: tensor %s holds a negative second moment (%g at element %d)", o.Path, name, v, k)
+					}
+				}
 			}
 			opt.roundLoadedMoments(data)
 			if err := m.WriteParam(p, dst, data); err != nil {

@@ -278,9 +278,15 @@ func loadFile(start Config, file string) (Config, []string, error) {
 			explicit = append(explicit, k)
 		}
 	}
+	if err := checkIntegers(v, keyKinds(start), file, nil); err != nil {
+		return Config{}, nil, err
+	}
 	var cfg Config
 	if err := v.UnmarshalExact(&cfg); err != nil {
 		return Config{}, nil, Usagef("config %s: %w", file, decodeError(err))
+	}
+	if err := checkFloats(cfg, file, nil); err != nil {
+		return Config{}, nil, err
 	}
 	return cfg, explicit, nil
 }
@@ -292,7 +298,11 @@ func setKey(cfg Config, key, val string) (Config, error) {
 	for k, cur := range flatten(cfg) {
 		v.SetDefault(k, cur)
 	}
-	v.Set(key, val)
+	whole, err := wholeNumber(val, keyKinds(cfg)[key])
+	if err != nil {
+		return Config{}, err
+	}
+	v.Set(key, whole)
 	var out Config
 	if err := v.UnmarshalExact(&out); err != nil {
 		return Config{}, decodeError(err)
@@ -338,6 +348,9 @@ func (c *Config) resolvePaths(dir string) {
 // Validate checks every impossible value and names its key.
 func (c Config) Validate() error {
 	if err := c.Model.Validate(); err != nil {
+		return err
+	}
+	if err := validateNumbers(c); err != nil {
 		return err
 	}
 	t := c.Train

@@ -37,6 +37,10 @@ func openCheckpoint(b Base, cfg Config, logf func(string, ...any)) (*Trainer, er
 	}
 	t.device = t.be.Name()
 	logf("device: %s", how)
+	if err := checkFits(cfg, t.be, false); err != nil {
+		t.close()
+		return nil, err
+	}
 	if t.model, err = buildModel(t.be, cfg); err != nil {
 		t.close()
 		return nil, err

@@ -235,8 +235,9 @@ func classifyExamples(paths []string, tok data.Tokenizer, T, numLabels int) ([]e
 		if err := json.Unmarshal(*r.Label, &label); err != nil || label != math.Trunc(label) {
 			return fmt.Errorf("%s:%d: label %s is not an integer", file, line, *r.Label)
 		}
-		if label < 0 || int(label) >= numLabels {
-			return fmt.Errorf("%s:%d: label %d is outside [0, finetune.num_labels=%d)", file, line, int(label), numLabels)
+		// Compared as a float: int(1e19) overflows and would pass the check.
+		if label < 0 || label >= float64(numLabels) {
+			return fmt.Errorf("%s:%d: label %s is outside [0, finetune.num_labels=%d)", file, line, *r.Label, numLabels)
 		}
 		ids := tok.Encode(*r.Text)
 		if len(ids) == 0 {

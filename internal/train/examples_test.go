@@ -48,6 +48,10 @@ func TestExampleErrorsNameFileAndLine(t *testing.T) {
 		{`{"text":"a","label":"x"}`, "c.jsonl:1: label \"x\" is not an integer"},
 		{`{"text":"a"`, "c.jsonl:1:"},
 		{`{"label":1}`, "want fields"},
+		// Labels beyond int64 used to wrap to a negative target.
+		{`{"text":"a","label":1e19}`, "c.jsonl:1: label 1e19 is outside"},
+		{`{"text":"a","label":1e300}`, "c.jsonl:1: label 1e300 is outside"},
+		{`{"text":"a","label":9223372036854775808}`, "c.jsonl:1: label 9223372036854775808 is outside"},
 	} {
 		_, err := classifyExamples([]string{writeFile(t, "c.jsonl", tc.body)}, tok, 8, 2)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

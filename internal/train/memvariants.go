@@ -116,6 +116,11 @@ func MemVariants(ranks []float64, filter []string) []MemVariant {
 // peak plus reserve fits in memory, or 0 when even 1 does not.
 func MaxMicroBatch(cfg Config, T int, backend string, memory, reserve int64, limit int) (int, error) {
 	fits := func(B int) (bool, error) {
+		c := cfg
+		c.Train.MicroBatch, c.Train.SeqLen = B, T
+		if checkActivationSize(c) != nil {
+			return false, nil // beyond any memory, and beyond safe size arithmetic
+		}
 		p, err := PredictMemory(cfg, B, T, backend)
 		if err != nil {
 			return false, err

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -26,6 +25,11 @@ type RunOptions struct {
 	// ResumeCommand is the command line that continues this run, printed
 	// when the run is interrupted.
 	ResumeCommand string
+
+	// Overwrite moves an existing run in Out aside (to Out.old-TIMESTAMP)
+	// instead of refusing it. AllowConfigChange lets Resume continue with
+	// changed optimizer settings (lr, micro_batch, update_gap, ...), listed.
+	Overwrite, AllowConfigChange bool
 }
 
 // ErrInterrupted is returned when the run's context was cancelled (SIGINT,
@@ -50,6 +54,7 @@ type Trainer struct {
 	bar      *progressbar.ProgressBar // nil: plain lines only
 	barDesc  string
 	lastCkpt string // newest checkpoint this run wrote
+	dir      *runDir // the locked --out directory
 }
 
 // Pretrain trains cfg from scratch (or from the newest checkpoint in
@@ -81,15 +86,21 @@ func (t *Trainer) logf(format string, a ...any) {
 	fmt.Fprintf(t.opts.Log, format+"\n", a...)
 }
 
-func newTrainer(cfg Config, opts RunOptions) (*Trainer, error) {
+func newTrainer(cfg Config, opts RunOptions) (_ *Trainer, err error) {
 	t := &Trainer{cfg: cfg, opts: opts}
-	if err := os.MkdirAll(opts.Out, 0o755); err != nil {
-		return nil, fmt.Errorf("output directory %s: %w", opts.Out, err)
+	if t.dir, err = claimRunDir(opts.Out, opts.Resume, opts.Overwrite, t.logf); err != nil {
+		return nil, err
 	}
+	defer func() {
+		if err != nil { // leave nothing behind in a directory this run made
+			t.dir.release(true)
+		}
+	}()
 	resumeFrom := ""
 	if opts.Resume {
 		var err error
 		if resumeFrom, err = LatestCheckpoint(t.ckptRoot()); err != nil {
+			t.close()
 			return nil, err
 		}
 		if resumeFrom == "" {
@@ -99,21 +110,36 @@ func newTrainer(cfg Config, opts RunOptions) (*Trainer, error) {
 	if resumeFrom != "" {
 		st, err := ReadTrainerState(resumeFrom)
 		if err != nil {
+			t.close()
 			return nil, &UsageError{fmt.Errorf("resume: %w", err)}
 		}
 		if err := sameRun(st.Config, cfg); err != nil {
+			t.close()
 			return nil, Usagef("resume from %s: %w", resumeFrom, err)
 		}
 		if err := sameOptimizer(st, cfg); err != nil {
+			t.close()
 			return nil, Usagef("resume from %s: %w", resumeFrom, err)
+		}
+		if err := checkState(resumeFrom, st, cfg); err != nil {
+			t.close()
+			return nil, err
+		}
+		if err := checkResumeConfig(filepath.Join(resumeFrom, ckptState), st.Config, cfg, opts.AllowConfigChange, t.logf); err != nil {
+			t.close()
+			return nil, err
+		}
+		if st.Step == cfg.Train.Steps {
+			t.logf("resume: the run in %s is complete (step %d of train.steps %d); raise --steps to train further", opts.Out, st.Step, cfg.Train.Steps)
 		}
 		t.state = st
 	}
-	var err error
 	if t.tok, err = data.NewTokenizer(cfg.Data.Tokenizer); err != nil {
+		t.close()
 		return nil, &UsageError{fmt.Errorf("data.tokenizer: %w", err)}
 	}
 	if t.tok.VocabSize() > cfg.Model.VocabSize {
+		t.close()
 		return nil, Usagef("data.tokenizer %s has %d tokens, more than the model's vocab_size %d", cfg.Data.Tokenizer, t.tok.VocabSize(), cfg.Model.VocabSize)
 	}
 	if err := t.openData(); err != nil {
@@ -127,6 +153,10 @@ func newTrainer(cfg Config, opts RunOptions) (*Trainer, error) {
 	}
 	t.device = t.be.Name()
 	t.logf("device: %s", how)
+	if err := checkFits(cfg, t.be, true); err != nil {
+		t.close()
+		return nil, err
+	}
 	if t.model, err = buildModel(t.be, cfg); err != nil {
 		t.close()
 		return nil, err
@@ -145,7 +175,7 @@ func newTrainer(cfg Config, opts RunOptions) (*Trainer, error) {
 		t.opt.Step = t.state.Step
 		if err := t.train.restoreState(t.state.Loader); err != nil {
 			t.close()
-			return nil, fmt.Errorf("resume from %s: %w", resumeFrom, err)
+			return nil, Usagef("resume from %s: %w", resumeFrom, err)
 		}
 		t.logf("resumed from %s at step %d", resumeFrom, t.state.Step)
 	} else if opts.Base != "" {
@@ -232,13 +262,15 @@ func (t *Trainer) openData() error {
 	}
 	t.state.TrainFiles, t.state.ValFiles = trainFiles, valFiles
 	trl, err := data.NewLoader(data.LoaderConfig{Paths: trainFiles, Format: d.Format, B: tr.MicroBatch,
-		T: tr.SeqLen, Seed: tr.Seed, Shuffle: d.Shuffle, Rank: 0, World: 1, Prefetch: 4, VocabSize: t.cfg.Model.VocabSize})
+		T: tr.SeqLen, Seed: tr.Seed, Shuffle: d.Shuffle, Rank: 0, World: 1, Prefetch: 4, VocabSize: t.cfg.Model.VocabSize,
+		Tokenizer: t.tok.Name()})
 	if err != nil {
 		return &UsageError{fmt.Errorf("data.train: %w", err)}
 	}
 	t.train = shardSource{trl}
 	vl, err := data.NewLoader(data.LoaderConfig{Paths: valFiles, Format: d.Format, B: tr.MicroBatch,
-		T: tr.SeqLen, Seed: tr.Seed, Shuffle: false, Rank: 0, World: 1, Prefetch: 2, VocabSize: t.cfg.Model.VocabSize})
+		T: tr.SeqLen, Seed: tr.Seed, Shuffle: false, Rank: 0, World: 1, Prefetch: 2, VocabSize: t.cfg.Model.VocabSize,
+		Tokenizer: t.tok.Name()})
 	if err != nil {
 		return &UsageError{fmt.Errorf("data.val: %w", err)}
 	}
@@ -265,6 +297,7 @@ func (t *Trainer) close() {
 	if t.be != nil {
 		t.be.Close()
 	}
+	t.dir.release(false)
 }
 
 // step runs one optimizer step: grad_accum micro-batches of forward and
@@ -471,6 +504,13 @@ func (t *Trainer) run(ctx context.Context) error {
 			return err
 		}
 		if logNow {
+			err := checkFinite(step, "the training loss", loss)
+			if err == nil {
+				err = checkFinite(step, "the gradient norm", gn)
+			}
+			if err != nil {
+				return err
+			}
 			now := time.Now()
 			m := Metric{Step: step, Loss: loss, LR: t.state.LR, Tokens: t.state.Tokens,
 				TokPerS:   float64(t.state.Tokens-lastTokens) / now.Sub(lastLog).Seconds(),
@@ -479,6 +519,9 @@ func (t *Trainer) run(ctx context.Context) error {
 			if evalNow {
 				vl, acc, err := t.evaluate()
 				if err != nil {
+					return err
+				}
+				if err := checkFinite(step, "the validation loss", vl); err != nil {
 					return err
 				}
 				m.ValLoss = &vl

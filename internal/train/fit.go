@@ -1,0 +1,108 @@
+package train
+
+// Before a model is allocated, its predicted memory (the metering backend
+// runs the engine's own allocation code, see PredictMemory) is compared
+// with what the device has, so an absurd size is an error naming the key
+// instead of a makeslice panic or a fatal out-of-memory.
+
+import (
+	"bufio"
+	"fmt"
+	"math"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/compact-llm/compact/internal/gpu"
+)
+
+// maxActivationElems caps micro_batch x seq_len x the widest activation row
+// so that no size computation of the engine can overflow.
+const maxActivationElems = 1 << 44
+
+// checkFits refuses cfg on be when it cannot fit: training counts the
+// optimizer and the micro-batch's activations, evaluation the model and
+// one micro-batch.
+func checkFits(cfg Config, be gpu.Backend, training bool) error {
+	B, T := cfg.Train.MicroBatch, cfg.Train.SeqLen
+	m := cfg.Model
+	if err := checkActivationSize(cfg); err != nil {
+		return &UsageError{err}
+	}
+	var need, acts int64
+	if training {
+		p, err := PredictMemory(cfg, B, T, be.Name())
+		if err != nil {
+			return err
+		}
+		need, acts = p.PeakAll, p.PeakAt[gpu.Activations]
+	} else {
+		low, full := ElementBytes(be.Name())
+		meter := gpu.NewMeter(low, full)
+		mm, err := buildModel(meter, cfg)
+		if err != nil {
+			return err
+		}
+		if err := mm.Prepare(B, T); err != nil {
+			return err
+		}
+		s := meter.Memory().Snapshot()
+		need, acts = s.PeakAll, s.PeakAt[gpu.Activations]
+	}
+	limit, what := deviceMemory(be)
+	if limit <= 0 || need <= limit {
+		return nil
+	}
+	culprit := fmt.Sprintf("model.vocab_size = %d, model.hidden_size = %d, model.num_layers = %d", m.VocabSize, m.Hidden, m.Layers)
+	if acts > need/2 {
+		culprit = fmt.Sprintf("train.micro_batch = %d, train.seq_len = %d", B, T)
+	}
+	return Usagef("%s: the run needs about %.3g GiB but %s has %.3g GiB; make them smaller (compact memreport shows where the memory goes)",
+		culprit, float64(need)/(1<<30), what, float64(limit)/(1<<30))
+}
+
+// deviceMemory is the memory a backend can use: the GPU's total, or the
+// host's physical memory for the CPU backend (0 when unknown).
+func deviceMemory(be gpu.Backend) (int64, string) {
+	if c, ok := be.(interface {
+		MemGetInfo() (free, total int64, err error)
+	}); ok {
+		if _, total, err := c.MemGetInfo(); err == nil {
+			return total, "the GPU"
+		}
+		return 0, ""
+	}
+	return hostMemory(), "this host"
+}
+
+// hostMemory reads MemTotal from /proc/meminfo (0 where there is none).
+func hostMemory() int64 {
+	f, err := os.Open("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) >= 2 && fields[0] == "MemTotal:" {
+			kb, err := strconv.ParseInt(fields[1], 10, 64)
+			if err == nil {
+				return kb << 10
+			}
+		}
+	}
+	return 0
+}
+
+// checkActivationSize caps micro_batch x seq_len x the widest activation
+// row (see maxActivationElems).
+func checkActivationSize(cfg Config) error {
+	B, T, m := cfg.Train.MicroBatch, cfg.Train.SeqLen, cfg.Model
+	widest := math.Max(float64(m.VocabSize), math.Max(float64(m.Intermediate), float64(m.Hidden)))
+	if float64(B)*float64(T)*widest > maxActivationElems {
+		return fmt.Errorf("train.micro_batch = %d with train.seq_len = %d and a widest row of %.0f: activations would exceed %d elements",
+			B, T, widest, int64(maxActivationElems))
+	}
+	return nil
+}

@@ -1,0 +1,60 @@
+package train
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/compact-llm/compact/internal/gpu"
+)
+
+// fitCases: a shipped config that fits any device this project targets,
+// and one (16M x 16384 embedding, 1 TiB) that fits none.
+func fitCases(t *testing.T) (small, huge Config) {
+	t.Helper()
+	small, err := Load("../../configs/tiny.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	huge = small
+	huge.Model.VocabSize, huge.Model.Hidden, huge.Model.Heads, huge.Model.KVHeads = 16_000_000, 16384, 4, 4
+	if err := huge.Validate(); err != nil {
+		t.Fatalf("the huge case must pass the size caps to reach the memory check: %v", err)
+	}
+	return small, huge
+}
+
+func checkFitsOn(t *testing.T, be gpu.Backend) {
+	small, huge := fitCases(t)
+	for _, training := range []bool{true, false} {
+		if err := checkFits(small, be, training); err != nil {
+			t.Errorf("%s training=%v: tiny refused: %v", be.Name(), training, err)
+		}
+		err := checkFits(huge, be, training)
+		if err == nil || !IsUsage(err) || !strings.Contains(err.Error(), "model.vocab_size = 16000000") {
+			t.Errorf("%s training=%v: a 1 TiB model: %v; want a usage error naming model.vocab_size", be.Name(), training, err)
+		}
+	}
+}
+
+// TestCheckFitsCPU: on the CPU the limit is the host's physical memory.
+func TestCheckFitsCPU(t *testing.T) {
+	if hostMemory() <= 0 {
+		t.Skip("no /proc/meminfo: the host memory limit is unknown here")
+	}
+	be := gpu.NewCPU(1)
+	defer be.Close()
+	checkFitsOn(t, be)
+}
+
+// TestCheckFitsCUDA: on a GPU the limit is the device's memory.
+func TestCheckFitsCUDA(t *testing.T) {
+	be, err := gpu.NewCUDA(0)
+	if err != nil {
+		t.Skipf("no usable GPU: %v", err)
+	}
+	defer be.Close()
+	if total, _ := deviceMemory(be); total <= 0 {
+		t.Fatal("the CUDA backend reports no device memory")
+	}
+	checkFitsOn(t, be)
+}
