@@ -53,7 +53,7 @@ type Trainer struct {
 
 	bar      *progressbar.ProgressBar // nil: plain lines only
 	barDesc  string
-	lastCkpt string // newest checkpoint this run wrote
+	lastCkpt string  // newest checkpoint this run wrote
 	dir      *runDir // the locked --out directory
 }
 
