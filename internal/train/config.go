@@ -300,7 +300,7 @@ func setKey(cfg Config, key, val string) (Config, error) {
 	}
 	whole, err := wholeNumber(val, keyKinds(cfg)[key])
 	if err != nil {
-		return Config{}, err
+		return Config{}, fmt.Errorf("%s: %w", key, err)
 	}
 	v.Set(key, whole)
 	var out Config

@@ -29,6 +29,10 @@ func checkFits(cfg Config, be gpu.Backend, training bool) error {
 	if err := checkActivationSize(cfg); err != nil {
 		return &UsageError{err}
 	}
+	if n := m.NumParams(); training && cfg.MasterFree() && n > gpu.MaxRoundElements {
+		return Usagef("model.vocab_size = %d, model.hidden_size = %d, model.num_layers = %d: %d weights exceed the %d that master-free training (train.weights: bf16_sr) can round; make the model smaller or set train.weights: master",
+			m.VocabSize, m.Hidden, m.Layers, n, int64(gpu.MaxRoundElements))
+	}
 	var need, acts int64
 	if training {
 		p, err := PredictMemory(cfg, B, T, be.Name())

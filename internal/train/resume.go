@@ -45,13 +45,33 @@ var resumeFixedKeys = []string{"train.seq_len", "train.seed", "compact.enabled",
 // resumeFreeKeys may change freely: bookkeeping that does not change what
 // is computed (and train.steps, to extend a run).
 var resumeFreeKeys = []string{"train.device", "train.threads", "train.steps", "train.log_every", "train.eval_every",
-	"train.eval_batches", "train.checkpoint_every", "train.keep_checkpoints", "train.loss_chunk", "train.recompute"}
+	"train.eval_batches", "train.checkpoint_every", "train.keep_checkpoints", "train.loss_chunk", "train.recompute",
+	"train.fused_update"}
+
+// resolvedModes replaces the keys whose "auto" (or, in checkpoints older
+// than the key, empty) value stands for a concrete choice by that choice, so
+// a resume compares what the runs do rather than how they were written.
+func resolvedModes(c Config) Config {
+	c.Train.Optimizer, c.Train.AdamEps = c.OptimizerName(), c.AdamEpsilon()
+	switch {
+	case c.Train.Weights == "":
+		c.Train.Weights = WeightsMaster
+	case c.Train.Weights == WeightsAuto && c.MasterFree():
+		c.Train.Weights = WeightsBF16SR
+	case c.Train.Weights == WeightsAuto:
+		c.Train.Weights = WeightsMaster
+	}
+	if c.Train.OptimizerState == "" {
+		c.Train.OptimizerState = StateFP32
+	}
+	return c
+}
 
 // checkResumeConfig compares the saved run's configuration with now. A
 // fixed key that differs is an error; any other difference (lr,
 // micro_batch, update_gap, ...) is listed and needs allow.
 func checkResumeConfig(file string, saved, now Config, allow bool, logf func(string, ...any)) error {
-	a, b := flatten(saved), flatten(now)
+	a, b := flatten(resolvedModes(saved)), flatten(resolvedModes(now))
 	var fixed, changed []string
 	for k, v := range b {
 		if reflect.DeepEqual(a[k], v) || slices.Contains(resumeFreeKeys, k) {
