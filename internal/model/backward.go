@@ -76,12 +76,13 @@ func (m *Model) blockBackward(l int) {
 		m.linearFwd(la.up, a.h, b.lin[linUp])
 	}
 
-	// MLP: out = down(silu(gate) * up).
-	be.Gemm(a.da, a.dresid, b.lin[linDown].W, false, false, 1, 0)
+	// MLP: out = down(silu(gate) * up). down's weight gradient first: da
+	// is written into the storage of silu(gate)*up (activations.go).
 	m.weightGrad(la, linDown, b.lin[linDown], a.dresid, func() *gpu.Tensor {
 		be.SwiGLU(a.a, la.gate, la.up)
 		return a.a
 	})
+	be.Gemm(a.da, a.dresid, b.lin[linDown].W, false, false, 1, 0)
 	// gate and up are dead after this: their gradients overwrite them.
 	dgate, dup := la.gate, la.up
 	be.SwiGLUBackward(dgate, dup, a.da, la.gate, la.up)
