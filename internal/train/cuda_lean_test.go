@@ -18,9 +18,12 @@ import (
 // value then rounds differently only when those ulps straddle the noise
 // threshold (probability about ulps/65536), so nearly every bit must agree
 // and the rest differ by one bf16 ulp. Values that cancel to near zero
-// (w - lr*u with w ~ lr*u) carry the absolute fp32 error of their inputs,
-// which can be many bf16 ulps of the tiny result: those are held to an
-// absolute bound of 2^-16 of the tensor's largest magnitude instead.
+// (w - lr*u with w ~ lr*u, or a moment b1*m + (1-b1)*g whose terms nearly
+// cancel after step 1 rounded m one ulp apart) carry the absolute error of
+// their larger inputs, many bf16 ulps of the tiny result: those are held to
+// one bf16 ulp at the tensor's scale (2^-8 of its largest magnitude)
+// instead. On the H200 one such moment read 1.62e-5 (CPU) vs 1.67e-5 (GPU)
+// with the tensor's largest moment at 3.8e-4.
 func TestCUDALeanStepMatchesCPU(t *testing.T) {
 	g, err := gpu.NewCUDA(0)
 	if err != nil {
@@ -72,7 +75,7 @@ func TestCUDALeanStepMatchesCPU(t *testing.T) {
 							continue
 						}
 						differ++
-						near := math.Abs(float64(c[j])-float64(d[j])) <= maxAbs/4096
+						near := math.Abs(float64(c[j])-float64(d[j])) <= maxAbs/256
 						if diff := int64(math.Float32bits(c[j])>>16) - int64(math.Float32bits(d[j])>>16); diff != 1 && diff != -1 && !near {
 							t.Fatalf("compact %v step %d: %s (%s) element %d: CPU %g, GPU %g: more than one bf16 ulp apart",
 								compact, step, p.Name, x[0].Name, j, c[j], d[j])

@@ -1,6 +1,7 @@
 package train
 
 import (
+	"github.com/compact-llm/compact/configs"
 	"strings"
 	"testing"
 
@@ -11,7 +12,9 @@ import (
 // and one (16M x 16384 embedding, 1 TiB) that fits none.
 func fitCases(t *testing.T) (small, huge Config) {
 	t.Helper()
-	small, err := Load("../../configs/tiny.yaml", nil)
+	// The embedded copy: the test binary also runs from the repository root
+	// on the GPU machine, where ../../configs does not exist.
+	small, err := Load(configs.Builtin+"tiny.yaml", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
