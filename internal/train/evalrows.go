@@ -38,8 +38,9 @@ func (s evalSums) loss() float64     { return s.sum / float64(s.n) }
 func (s evalSums) accuracy() float64 { return float64(s.correct) / float64(s.n) }
 
 // evaluateRows runs the first limit batches of src; for a classifier,
-// onBatch (if set) gets batch i's label probabilities, one row per sequence.
-func evaluateRows(m *model.Model, src batchSource, B, T, limit int, onBatch func(i int, probs [][]float64) error) (evalSums, error) {
+// onBatch (if set) gets batch i's predicted labels and label probabilities,
+// one row per sequence.
+func evaluateRows(m *model.Model, src batchSource, B, T, limit int, onBatch func(i int, pred []int, probs [][]float64) error) (evalSums, error) {
 	src.Reset()
 	var s evalSums
 	for i := 0; i < src.evalBatches(limit); i++ {
@@ -70,7 +71,7 @@ func evaluateRows(m *model.Model, src batchSource, B, T, limit int, onBatch func
 			if len(probs) != B {
 				return s, fmt.Errorf("evaluation: %d probability rows for a batch of %d", len(probs), B)
 			}
-			if err := onBatch(i, probs); err != nil {
+			if err := onBatch(i, pred, probs); err != nil {
 				return s, err
 			}
 		}
