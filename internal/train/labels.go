@@ -105,10 +105,14 @@ func scanLabelNames(paths []string) ([]string, error) {
 }
 
 // resolveLabels gives a classify run without finetune.labels the names of
-// its training data's string labels, and num_labels from them when unset.
+// its training data's string labels, and num_labels from the names when
+// unset.
 // src names the config file.
 func resolveLabels(cfg *Config, src string) error {
 	ft := &cfg.Finetune
+	if ft.Task == TaskClassify && len(ft.Labels) > 0 && ft.NumLabels == 0 {
+		ft.NumLabels = len(ft.Labels) // named classes, counted by the names
+	}
 	if ft.Task != TaskClassify || len(ft.Labels) > 0 || len(cfg.Data.Train) == 0 {
 		return nil
 	}
