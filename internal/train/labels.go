@@ -63,8 +63,8 @@ func parseLabel(raw json.RawMessage, where string, names []string, numLabels int
 }
 
 // scanLabelNames returns the sorted distinct string labels of the classify
-// files, or nil when their labels are integers. Rows are otherwise checked
-// when the examples are read.
+// files, or nil when their labels are integers. Rows are otherwise checked,
+// and broken or unlabelled ones reported, when the examples are read.
 func scanLabelNames(paths []string) ([]string, error) {
 	seen := map[string]bool{}
 	var kind labelKind
@@ -72,11 +72,8 @@ func scanLabelNames(paths []string) ([]string, error) {
 		var r struct {
 			Label *json.RawMessage `json:"label"`
 		}
-		if err := json.Unmarshal(raw, &r); err != nil {
-			return fmt.Errorf("%s:%d: %w", file, line, err)
-		}
-		if r.Label == nil {
-			return fmt.Errorf("%s:%d: no \"label\"", file, line)
+		if json.Unmarshal(raw, &r) != nil || r.Label == nil {
+			return nil // reading the examples reports the row
 		}
 		where := fmt.Sprintf("%s:%d", file, line)
 		var s string
