@@ -35,6 +35,7 @@ func newEvalCmd() *cobra.Command {
 	var dataGlobs []string
 	var asJSON bool
 	var batches int
+	var eo train.EvalOptions
 	c := &cobra.Command{
 		Use:   "eval --checkpoint DIR [--config FILE] [--data GLOB ...]",
 		Short: "Validation loss and perplexity (accuracy for classifiers) of a checkpoint",
@@ -42,11 +43,17 @@ func newEvalCmd() *cobra.Command {
 validation set of its run config (saved in trainer_state.json), of --config,
 or of --data: token shards for causal models, JSONL for the completion and
 classify tasks. Shards are read for train.eval_batches batches (--batches);
-JSONL sets are read whole.`,
+JSONL sets are read whole. For a classifier, --predictions FILE writes one
+JSON line per row of the set: row, file, line, label (when the row has
+one), predicted label and the probability of every label, labels named by
+the classifier's id2label when it has names.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := positiveFlags(cmd, map[string]int{"batches": batches}); err != nil {
 				return err
+			}
+			if eo.Predictions != "" && batches > 0 {
+				return usagef("--predictions covers every row of the set: drop --batches")
 			}
 			var extra []string
 			if len(dataGlobs) > 0 {
@@ -65,7 +72,7 @@ JSONL sets are read whole.`,
 			if cfg.Finetune.Task != train.TaskCausal && len(dataGlobs) == 0 && batches == 0 {
 				cfg.Train.EvalBatches = 1 << 30 // JSONL: the whole set
 			}
-			r, err := train.Evaluate(b, cfg, os.Stderr)
+			r, err := train.Evaluate(b, cfg, eo, os.Stderr)
 			if err != nil {
 				return err
 			}
@@ -77,12 +84,20 @@ JSONL sets are read whole.`,
 				fmt.Println(string(js))
 				return nil
 			}
-			fmt.Printf("checkpoint %s (%s)\nval_loss %.6f\n", r.Checkpoint, r.Task, r.Loss)
+			fmt.Printf("checkpoint %s (%s)\n", r.Checkpoint, r.Task)
+			if r.Loss != nil {
+				fmt.Printf("val_loss %.6f\n", *r.Loss)
+			} else {
+				fmt.Println("val_loss - (no row has a label)")
+			}
 			if r.Perplexity != nil {
 				fmt.Printf("perplexity %.4f\n", *r.Perplexity)
 			}
 			if r.Accuracy != nil {
 				fmt.Printf("accuracy %.4f\n", *r.Accuracy)
+			}
+			if r.Predictions != "" {
+				fmt.Printf("predictions %s (%d rows)\n", r.Predictions, r.Rows)
 			}
 			return nil
 		},
@@ -92,6 +107,7 @@ JSONL sets are read whole.`,
 	c.Flags().StringArrayVar(&dataGlobs, "data", nil, "validation shards or JSONL files (repeatable; overrides data.val)")
 	c.Flags().IntVar(&batches, "batches", 0, "validation batches (overrides train.eval_batches)")
 	c.Flags().BoolVar(&asJSON, "json", false, "print the result as one JSON object")
+	c.Flags().StringVar(&eo.Predictions, "predictions", "", "classifiers: write one JSON line per row of the set (label, predicted label, probabilities) to FILE")
 	return c
 }
 

@@ -9,6 +9,7 @@ package model
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/compact-llm/compact/internal/gpu"
 )
@@ -16,6 +17,10 @@ import (
 // NumLabels is the number of classes of the classification head (0 for a
 // causal LM).
 func (m *Model) NumLabels() int { return m.Opts.NumLabels }
+
+// ReadOnlyTarget marks the position the head reads in a sequence that has
+// no label (predictions on unlabelled rows): its loss and gradient are zero.
+const ReadOnlyTarget = -2
 
 // setLabels turns classification targets (B*T, at most one >= 0 per
 // sequence) into the one-hot selection and the per-sequence labels.
@@ -28,6 +33,9 @@ func (m *Model) setLabels(targets []int32, B, T int) error {
 		pos := 0
 		for t := 0; t < T && targets != nil; t++ {
 			y := targets[b*T+t]
+			if y == ReadOnlyTarget && labels[b] < 0 {
+				pos = t
+			}
 			if y < 0 {
 				continue
 			}
@@ -72,6 +80,34 @@ func (m *Model) classify(train bool, gradScale float32) (*gpu.Tensor, error) {
 		m.updateNow(m.arena.outerGrad, m.score)
 	}
 	return a.closses, nil
+}
+
+// Probabilities returns the softmax over the labels of every sequence of
+// the last evaluation Forward (train=false) of a classifier.
+func (m *Model) Probabilities() [][]float64 {
+	L := m.Opts.NumLabels
+	if L == 0 || m.acts == nil {
+		return nil
+	}
+	out := make([][]float64, len(m.classLogits)/L)
+	for b := range out {
+		row := m.classLogits[b*L : (b+1)*L]
+		hi := row[0]
+		for _, v := range row {
+			hi = max(hi, v)
+		}
+		p := make([]float64, L)
+		var sum float64
+		for j, v := range row {
+			p[j] = math.Exp(v - hi) // shifted: exp never overflows
+			sum += p[j]
+		}
+		for j := range p {
+			p[j] /= sum
+		}
+		out[b] = p
+	}
+	return out
 }
 
 // Predictions returns the argmax label of every sequence of the last

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 )
 
 // HFConfig is the subset of transformers' LlamaConfig that compact writes
@@ -216,3 +217,49 @@ func sameShape(a, b []int) bool {
 	}
 	return true
 }
+
+// SetLabels replaces the generic LABEL_i names of a classifier's id2label
+// and label2id by names (id order); nil keeps them.
+func (h *HFConfig) SetLabels(names []string) {
+	if len(names) == 0 || h.NumLabels != len(names) {
+		return
+	}
+	h.ID2Label, h.Label2ID = map[string]string{}, map[string]int{}
+	for i, s := range names {
+		h.ID2Label[fmt.Sprint(i)], h.Label2ID[s] = s, i
+	}
+}
+
+// LabelNames returns id2label's names in id order, or nil when they are
+// the generic LABEL_i that transformers (and compact) write for unnamed
+// classes. An id2label that does not number 0..n-1 once each, or names a
+// class twice, is an error.
+func (h HFConfig) LabelNames() ([]string, error) {
+	if len(h.ID2Label) == 0 {
+		return nil, nil
+	}
+	names := make([]string, len(h.ID2Label))
+	seen := map[string]bool{}
+	generic := true
+	for k, v := range h.ID2Label {
+		i, err := strconv.Atoi(k)
+		if err != nil || i < 0 || i >= len(names) || names[i] != "" {
+			return nil, fmt.Errorf("id2label key %q: want the ids 0..%d once each", k, len(names)-1)
+		}
+		if v == "" || seen[v] {
+			return nil, fmt.Errorf("id2label %q: %q is empty or names two classes", k, v)
+		}
+		names[i], seen[v] = v, true
+		generic = generic && v == fmt.Sprintf("LABEL_%d", i)
+	}
+	if h.NumLabels != 0 && h.NumLabels != len(names) {
+		return nil, fmt.Errorf("id2label names %d classes, num_labels is %d", len(names), h.NumLabels)
+	}
+	if generic {
+		return nil, nil
+	}
+	return names, nil
+}
+
+// Write writes h as config.json.
+func (h HFConfig) Write(w io.Writer) error { return writeHF(w, h) }

@@ -137,7 +137,11 @@ func SaveCheckpoint(root string, m *model.Model, opt *Optimizer, st TrainerState
 		name  string
 		write func(io.Writer) error
 	}{
-		{ckptConfig, func(w io.Writer) error { return m.WriteHFConfig(w, eos) }},
+		{ckptConfig, func(w io.Writer) error {
+			h := m.HF(eos)
+			h.SetLabels(st.Config.Finetune.Labels) // id2label as transformers shows the classes
+			return h.Write(w)
+		}},
 		{ckptModel, func(w io.Writer) error { return model.WriteSafetensors(w, weights) }},
 		{ckptOptimizer, func(w io.Writer) error { return model.WriteSafetensorsAs(w, moments, opt.momentDType()) }},
 		{ckptState, func(w io.Writer) error {

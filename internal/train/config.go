@@ -35,9 +35,10 @@ const (
 // FinetuneConfig is what `compact finetune` adds to a run. Pretraining
 // ignores it except that it must keep the causal task.
 type FinetuneConfig struct {
-	Task        string  `mapstructure:"task"`
-	NumLabels   int     `mapstructure:"num_labels"`   // classify: number of classes
-	ValFraction float64 `mapstructure:"val_fraction"` // JSONL tasks without data.val: share of data.train held out
+	Task        string   `mapstructure:"task"`
+	NumLabels   int      `mapstructure:"num_labels"`   // classify: number of classes
+	Labels      []string `mapstructure:"labels"`       // classify: class names in id order (labels.go)
+	ValFraction float64  `mapstructure:"val_fraction"` // JSONL tasks without data.val: share of data.train held out
 }
 
 // TrainConfig is the optimization and bookkeeping of a run.
@@ -442,6 +443,9 @@ func (c Config) Validate() error {
 	}
 	if ft.Task != TaskClassify && ft.NumLabels != 0 {
 		return fmt.Errorf("finetune.num_labels = %d is only for finetune.task=classify", ft.NumLabels)
+	}
+	if err := checkLabels(ft); err != nil {
+		return err
 	}
 	if ft.ValFraction < 0 || ft.ValFraction >= 1 {
 		return fmt.Errorf("finetune.val_fraction = %g: must be in [0, 1)", ft.ValFraction)

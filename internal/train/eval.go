@@ -16,14 +16,25 @@ import (
 	"github.com/compact-llm/compact/internal/model"
 )
 
-// EvalResult is what `compact eval` reports.
+// EvalResult is what `compact eval` reports. Loss and Accuracy are absent
+// when no evaluated row has a label (predictions on unlabelled rows).
 type EvalResult struct {
-	Checkpoint string   `json:"checkpoint"`
-	Task       string   `json:"task"`
-	Device     string   `json:"device"`
-	Loss       float64  `json:"loss"`
-	Perplexity *float64 `json:"perplexity,omitempty"`
-	Accuracy   *float64 `json:"accuracy,omitempty"`
+	Checkpoint  string   `json:"checkpoint"`
+	Task        string   `json:"task"`
+	Device      string   `json:"device"`
+	Loss        *float64 `json:"loss,omitempty"`
+	Perplexity  *float64 `json:"perplexity,omitempty"`
+	Accuracy    *float64 `json:"accuracy,omitempty"`
+	Predictions string   `json:"predictions,omitempty"` // the file written by EvalOptions.Predictions
+	Rows        int      `json:"rows,omitempty"`        // rows in it
+}
+
+// EvalOptions are the choices of `compact eval` beyond the config.
+type EvalOptions struct {
+	// Predictions names a JSONL file to write one prediction per row of the
+	// classify set to (predictions.go); the whole set is evaluated, and rows
+	// without a label are allowed.
+	Predictions string
 }
 
 // openCheckpoint builds the model of b on cfg's device and loads its
@@ -60,9 +71,12 @@ func openCheckpoint(b Base, cfg Config, logf func(string, ...any)) (*Trainer, er
 
 // Evaluate computes the validation loss (and perplexity, or accuracy for a
 // classifier) of checkpoint b on the validation set of cfg.
-func Evaluate(b Base, cfg Config, log io.Writer) (EvalResult, error) {
+func Evaluate(b Base, cfg Config, eo EvalOptions, log io.Writer) (EvalResult, error) {
 	if err := cfg.Validate(); err != nil {
 		return EvalResult{}, &UsageError{err}
+	}
+	if eo.Predictions != "" && cfg.Finetune.Task != TaskClassify {
+		return EvalResult{}, Usagef("--predictions: %s is not a classifier (finetune.task = %s)", b.Dir, cfg.Finetune.Task)
 	}
 	logf := func(f string, a ...any) {
 		if log != nil {
@@ -78,19 +92,48 @@ func Evaluate(b Base, cfg Config, log io.Writer) (EvalResult, error) {
 	if t.tok, err = data.NewTokenizer(cfg.Data.Tokenizer); err != nil {
 		return EvalResult{}, Usagef("data.tokenizer: %w", err)
 	}
-	if err := t.openData(); err != nil {
+	if eo.Predictions != "" {
+		t.train, t.val, err = openExamplesFor(cfg, t.tok, logf, true)
+	} else {
+		err = t.openData()
+	}
+	if err != nil {
 		return EvalResult{}, err
+	}
+	r := EvalResult{Checkpoint: b.Dir, Task: cfg.Finetune.Task, Device: t.device}
+	if eo.Predictions != "" {
+		return evaluatePredictions(t, cfg, eo.Predictions, r)
 	}
 	loss, acc, err := t.evaluate()
 	if err != nil {
 		return EvalResult{}, err
 	}
-	r := EvalResult{Checkpoint: b.Dir, Task: cfg.Finetune.Task, Device: t.device, Loss: loss}
+	r.Loss = &loss
 	if acc >= 0 {
 		r.Accuracy = &acc
 	} else {
 		ppl := math.Exp(loss)
 		r.Perplexity = &ppl
+	}
+	return r, nil
+}
+
+// evaluatePredictions evaluates the whole classify set of t, writing the
+// prediction of every row to path.
+func evaluatePredictions(t *Trainer, cfg Config, path string, r EvalResult) (EvalResult, error) {
+	src := t.val.(*exampleSource)
+	pw, err := newPredictionWriter(path, cfg, src.ex)
+	if err != nil {
+		return EvalResult{}, err
+	}
+	s, err := evaluateRows(t.model, src, cfg.Train.MicroBatch, cfg.Train.SeqLen, len(src.ex), pw.batch)
+	if err := pw.finish(err); err != nil {
+		return EvalResult{}, err
+	}
+	r.Predictions, r.Rows = path, pw.rows
+	if s.n > 0 {
+		loss, acc := s.loss(), s.accuracy()
+		r.Loss, r.Accuracy = &loss, &acc
 	}
 	return r, nil
 }

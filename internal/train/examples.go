@@ -17,6 +17,7 @@ import (
 	"sort"
 
 	"github.com/compact-llm/compact/internal/data"
+	"github.com/compact-llm/compact/internal/model"
 )
 
 // batchSource yields micro-batches of inputs and targets (B*T, row-major;
@@ -47,8 +48,15 @@ func (s shardSource) restoreState(raw json.RawMessage) error {
 	return s.Restore(ls)
 }
 
-// example is one row: inputs and targets of the same length <= T.
-type example struct{ in, tg []int32 }
+// example is one row: inputs and targets of the same length <= T. A
+// classify row also remembers where it came from and its label (-1: none),
+// for predictions.
+type example struct {
+	in, tg []int32
+	file   string
+	line   int
+	label  int32
+}
 
 // exampleSource serves examples as a stream: training cycles through
 // epochs, each in its own deterministic order (from the seed and the epoch);
@@ -217,9 +225,12 @@ func completionExamples(paths []string, tok data.Tokenizer, T int) (ex []example
 // The label sits at the last token's target; everything after it is
 // padding (the EOT id, which Encode never produces inside a text), which is
 // exactly the row transformers' LlamaForSequenceClassification reads with
-// pad_token_id = EOT.
-func classifyExamples(paths []string, tok data.Tokenizer, T, numLabels int) ([]example, error) {
+// pad_token_id = EOT. A label is an id or one of names (labels.go); with
+// unlabelled, a row may have none (evaluation for predictions): its last
+// token is still the one the head reads, but it adds nothing to the loss.
+func classifyExamples(paths []string, tok data.Tokenizer, T, numLabels int, names []string, unlabelled bool) ([]example, error) {
 	var ex []example
+	var kind labelKind
 	err := readJSONL(paths, func(file string, line int, raw []byte) error {
 		var r struct {
 			Text  *string          `json:"text"`
@@ -228,16 +239,15 @@ func classifyExamples(paths []string, tok data.Tokenizer, T, numLabels int) ([]e
 		if err := json.Unmarshal(raw, &r); err != nil {
 			return fmt.Errorf("%s:%d: %w", file, line, err)
 		}
-		if r.Text == nil || r.Label == nil {
-			return fmt.Errorf("%s:%d: want fields \"text\" (string) and \"label\" (integer)", file, line)
+		if r.Text == nil || (r.Label == nil && !unlabelled) {
+			return fmt.Errorf("%s:%d: want fields \"text\" (string) and \"label\" (integer or string)", file, line)
 		}
-		var label float64
-		if err := json.Unmarshal(*r.Label, &label); err != nil || label != math.Trunc(label) {
-			return fmt.Errorf("%s:%d: label %s is not an integer", file, line, *r.Label)
-		}
-		// Compared as a float: int(1e19) overflows and would pass the check.
-		if label < 0 || label >= float64(numLabels) {
-			return fmt.Errorf("%s:%d: label %s is outside [0, finetune.num_labels=%d)", file, line, *r.Label, numLabels)
+		label := int32(-1)
+		if r.Label != nil {
+			var err error
+			if label, err = parseLabel(*r.Label, fmt.Sprintf("%s:%d", file, line), names, numLabels, &kind); err != nil {
+				return err
+			}
 		}
 		ids := tok.Encode(*r.Text)
 		if len(ids) == 0 {
@@ -246,11 +256,14 @@ func classifyExamples(paths []string, tok data.Tokenizer, T, numLabels int) ([]e
 		if len(ids) > T {
 			ids = ids[:T]
 		}
-		e := example{in: make([]int32, len(ids)), tg: make([]int32, len(ids))}
+		e := example{in: make([]int32, len(ids)), tg: make([]int32, len(ids)), file: file, line: line, label: label}
 		for i, id := range ids {
 			e.in[i], e.tg[i] = int32(id), -1
 		}
-		e.tg[len(ids)-1] = int32(label)
+		e.tg[len(ids)-1] = label
+		if label < 0 {
+			e.tg[len(ids)-1] = model.ReadOnlyTarget
+		}
 		ex = append(ex, e)
 		return nil
 	})

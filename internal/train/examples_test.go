@@ -45,7 +45,7 @@ func TestExampleErrorsNameFileAndLine(t *testing.T) {
 	tok, _ := data.NewTokenizer("byte")
 	for _, tc := range []struct{ body, want string }{
 		{`{"text":"a","label":1}` + "\n" + `{"text":"b","label":5}`, "c.jsonl:2: label 5 is outside"},
-		{`{"text":"a","label":"x"}`, "c.jsonl:1: label \"x\" is not an integer"},
+		{`{"text":"a","label":"x"}`, "c.jsonl:1: label \"x\" is a string, but the classifier has no label names"},
 		{`{"text":"a"`, "c.jsonl:1:"},
 		{`{"label":1}`, "want fields"},
 		// Labels beyond int64 used to wrap to a negative target.
@@ -53,7 +53,7 @@ func TestExampleErrorsNameFileAndLine(t *testing.T) {
 		{`{"text":"a","label":1e300}`, "c.jsonl:1: label 1e300 is outside"},
 		{`{"text":"a","label":9223372036854775808}`, "c.jsonl:1: label 9223372036854775808 is outside"},
 	} {
-		_, err := classifyExamples([]string{writeFile(t, "c.jsonl", tc.body)}, tok, 8, 2)
+		_, err := classifyExamples([]string{writeFile(t, "c.jsonl", tc.body)}, tok, 8, 2, nil, false)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: error %v, want %q", tc.body, err, tc.want)
 		}

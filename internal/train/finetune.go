@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/compact-llm/compact/internal/data"
@@ -73,6 +74,9 @@ func LoadFinetune(b Base, file string, overrides []string) (Config, error) {
 		return Config{}, err
 	}
 	if err := adoptBase(&cfg, explicit, b, source(file)); err != nil {
+		return Config{}, err
+	}
+	if err := resolveLabels(&cfg, source(file)); err != nil {
 		return Config{}, err
 	}
 	if err := cfg.Validate(); err != nil {
@@ -140,6 +144,19 @@ func adoptBase(cfg *Config, explicit []string, b Base, src string) error {
 			} else if cfg.Finetune.NumLabels != b.HF.NumLabels {
 				return Usagef("%s: finetune.num_labels = %d, but the classifier %s has %d labels", src, cfg.Finetune.NumLabels, b.Dir, b.HF.NumLabels)
 			}
+			// The classifier's own class names, so that its ids keep their meaning.
+			names, err := b.HF.LabelNames()
+			if err != nil {
+				return Usagef("%s: %w", filepath.Join(b.Dir, model.ConfigFile), err)
+			}
+			if names != nil {
+				if !has("finetune.labels") {
+					cfg.Finetune.Labels = names
+				} else if !slices.Equal(cfg.Finetune.Labels, names) {
+					return Usagef("%s: finetune.labels = [%s], but the classifier %s has id2label [%s]", src,
+						strings.Join(cfg.Finetune.Labels, ", "), b.Dir, strings.Join(names, ", "))
+				}
+			}
 		}
 	}
 	// seq_len defaults to the pretraining default; a base with shorter
@@ -193,6 +210,12 @@ func Finetune(ctx context.Context, cfg Config, opts RunOptions) error {
 
 // openExamples reads the JSONL sets of the completion and classify tasks.
 func openExamples(cfg Config, tok data.Tokenizer, logf func(string, ...any)) (train, val batchSource, err error) {
+	return openExamplesFor(cfg, tok, logf, false)
+}
+
+// openExamplesFor reads them; with unlabelled (evaluation for predictions)
+// classify rows need no label.
+func openExamplesFor(cfg Config, tok data.Tokenizer, logf func(string, ...any), unlabelled bool) (train, val batchSource, err error) {
 	d, tr, ft := cfg.Data, cfg.Train, cfg.Finetune
 	trainFiles, err := data.ExpandGlobs(d.Train)
 	if err != nil {
@@ -211,7 +234,7 @@ func openExamples(cfg Config, tok data.Tokenizer, logf func(string, ...any)) (tr
 		if ft.Task == TaskCompletion {
 			ex, dropped, err = completionExamples(files, tok, tr.SeqLen)
 		} else {
-			ex, err = classifyExamples(files, tok, tr.SeqLen, ft.NumLabels)
+			ex, err = classifyExamples(files, tok, tr.SeqLen, ft.NumLabels, ft.Labels, unlabelled)
 		}
 		if err != nil {
 			return nil, Usagef("%s: %w", key, err)

@@ -371,45 +371,6 @@ func (t *Trainer) evaluate() (loss, acc float64, err error) {
 	return evaluateModel(t.model, t.val, t.cfg.Train.MicroBatch, t.cfg.Train.SeqLen, t.cfg.Train.EvalBatches)
 }
 
-// evalResult sums one evaluation.
-func evaluateModel(m *model.Model, src batchSource, B, T, limit int) (loss, acc float64, err error) {
-	src.Reset()
-	var sum float64
-	n, correct := 0, 0
-	for i := 0; i < src.evalBatches(limit); i++ {
-		in, tg, err := src.Next()
-		if err != nil {
-			return 0, 0, err
-		}
-		if err := m.SetBatch(in, tg, B, T); err != nil {
-			return 0, 0, err
-		}
-		s, err := m.Forward(false, 0)
-		if err != nil {
-			return 0, 0, err
-		}
-		sum += s
-		pred := m.Predictions()
-		for j, v := range tg {
-			if v < 0 {
-				continue
-			}
-			n++
-			if pred != nil && pred[j/T] == int(v) {
-				correct++
-			}
-		}
-	}
-	if n == 0 {
-		return 0, 0, fmt.Errorf("evaluation: the validation set has no target")
-	}
-	acc = -1
-	if m.NumLabels() > 0 {
-		acc = float64(correct) / float64(n)
-	}
-	return sum / float64(n), acc, nil
-}
-
 func (t *Trainer) checkpoint() error {
 	ls, err := t.train.saveState()
 	if err != nil {
