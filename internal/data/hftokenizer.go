@@ -82,7 +82,7 @@ type HFTokenizer struct {
 
 	// BPE model
 	vocab        map[string]uint32
-	merges       map[uint64]hfMerge
+	merges       map[uint64]bpeRule
 	byteFallback bool
 	byteIDs      [256]int64 // id of <0xXX>, -1 if absent
 	hasUnk       bool
@@ -109,8 +109,6 @@ type hfCacheShard struct {
 }
 
 var hfCacheSeed = maphash.MakeSeed()
-
-type hfMerge struct{ rank, id uint32 }
 
 type hfAdded struct {
 	id                                             uint32
@@ -437,22 +435,16 @@ func (t *HFTokenizer) bpe(w string, out []uint32) []uint32 {
 	return append(out, ids...)
 }
 
-type hfSymbol struct {
-	id         uint32
-	prev, next int32
-	gone       bool
-}
-
-// mergeWord is the library's BPE.merge_word and Word.merge_all.
+// mergeWord is the library's BPE.merge_word: the word's characters (with
+// the continuing-subword prefix and end-of-word suffix) become parts, by
+// vocabulary id, byte fallback or unk, and bpeMerge applies the merges table.
 func (t *HFTokenizer) mergeWord(w string) []uint32 {
-	syms := make([]hfSymbol, 0, len(w))
-	add := func(id uint32) {
-		n := int32(len(syms))
-		if n > 0 {
-			syms[n-1].next = n
-		}
-		syms = append(syms, hfSymbol{id: id, prev: n - 1, next: -1})
+	var buf [32]bpePart
+	parts := buf[:0]
+	if len(w) > len(buf) {
+		parts = make([]bpePart, 0, len(w))
 	}
+	add := func(id uint32) { parts = append(parts, bpePart{id: id}) }
 	unkPending := false
 	for i := 0; i < len(w); {
 		_, n := utf8.DecodeRuneInString(w[i:])
@@ -497,50 +489,13 @@ func (t *HFTokenizer) mergeWord(w string) []uint32 {
 	if unkPending {
 		add(t.unkID)
 	}
-
-	// merge_all: a min-heap of candidate merges ordered by (rank, position).
-	var h mergeQueue
-	push, pop := h.push, h.pop
-	for k := 0; k+1 < len(syms); k++ {
-		if m, ok := t.merges[hfPair(syms[k].id, syms[k+1].id)]; ok {
-			push(mergeCand{m.rank, uint32(k), m.id})
-		}
+	linkParts(parts)
+	rule := func(left, right uint32, _, _ int32) (bpeRule, bool) {
+		m, ok := t.merges[hfPair(left, right)]
+		return m, ok
 	}
-	for len(h) > 0 {
-		top := pop()
-		cur := &syms[top.pos]
-		if cur.gone || cur.next < 0 {
-			continue
-		}
-		nextPos := cur.next
-		right := syms[nextPos]
-		if m, ok := t.merges[hfPair(cur.id, right.id)]; !ok || m.id != top.id {
-			continue // stale
-		}
-		cur.id = top.id
-		cur.next = right.next
-		syms[nextPos].gone = true
-		if right.next >= 0 && int(right.next) < len(syms) {
-			syms[right.next].prev = int32(top.pos)
-		}
-		if cur.prev >= 0 {
-			if m, ok := t.merges[hfPair(syms[cur.prev].id, cur.id)]; ok {
-				push(mergeCand{m.rank, uint32(cur.prev), m.id})
-			}
-		}
-		if cur.next >= 0 && int(cur.next) < len(syms) {
-			if m, ok := t.merges[hfPair(cur.id, syms[cur.next].id)]; ok {
-				push(mergeCand{m.rank, top.pos, m.id})
-			}
-		}
-	}
-	ids := make([]uint32, 0, len(syms))
-	for _, s := range syms {
-		if !s.gone {
-			ids = append(ids, s.id)
-		}
-	}
-	return ids
+	var heap [32]mergeCand
+	return bpeMerge(0, parts, rule, heap[:0], make([]uint32, 0, len(parts)))
 }
 
 func hfPair(a, b uint32) uint64 { return uint64(a)<<32 | uint64(b) }
@@ -1255,7 +1210,7 @@ func (t *HFTokenizer) addedPattern(a hfAdded) string {
 }
 
 func (t *HFTokenizer) parseMerges(raw []json.RawMessage) error {
-	t.merges = make(map[uint64]hfMerge, len(raw))
+	t.merges = make(map[uint64]bpeRule, len(raw))
 	rank := 0
 	for i, r := range raw {
 		var a, b string
@@ -1292,7 +1247,7 @@ func (t *HFTokenizer) parseMerges(raw []json.RawMessage) error {
 		if !ok {
 			return fmt.Errorf("merge %d (%q %q): %q is not in the vocabulary", i, a, b, merged)
 		}
-		t.merges[hfPair(aID, bID)] = hfMerge{uint32(rank), id}
+		t.merges[hfPair(aID, bID)] = bpeRule{uint32(rank), id}
 		rank++
 	}
 	return nil
