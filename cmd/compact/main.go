@@ -21,7 +21,8 @@ func main() {
 		os.Exit(exitInterrupted)
 	}
 	var usage *train.UsageError
-	if errors.As(err, &usage) || isFlagError(err) {
+	var cli usageError
+	if errors.As(err, &usage) || errors.As(err, &cli) {
 		os.Exit(2)
 	}
 	os.Exit(1)

@@ -136,17 +136,17 @@ func parseRanks(s string) ([]float64, error) {
 // memoryTarget resolves the backend whose element sizes to predict and the
 // memory to fit in.
 func memoryTarget(cfg train.Config, memory string) (string, int64, error) {
-	backend := "cpu"
+	backend := gpu.DeviceCPU
 	var total int64
-	if cfg.Train.Device != "cpu" {
+	if cfg.Train.Device != gpu.DeviceCPU {
 		if c, err := gpu.NewCUDA(0); err == nil {
-			backend = "cuda"
+			backend = gpu.DeviceCUDA
 			_, total, _ = c.MemGetInfo()
 			c.Close()
-		} else if cfg.Train.Device == "cuda" {
+		} else if cfg.Train.Device == gpu.DeviceCUDA {
 			return "", 0, fmt.Errorf("device cuda: %w", err)
 		} else {
-			backend = "cuda" // predict for a GPU even when this machine has none
+			backend = gpu.DeviceCUDA // predict for a GPU even when this machine has none
 		}
 	}
 	if memory != "" {

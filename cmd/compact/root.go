@@ -1,6 +1,8 @@
 package main
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"strings"
 
@@ -9,14 +11,35 @@ import (
 	"golang.org/x/term"
 )
 
-// flagError marks errors from flag parsing so main exits with status 2.
-type flagError struct{ error }
+// usageError marks a command-line mistake (a flag, a positional argument, a
+// command name) so main exits with status 2. Every such error is wrapped where
+// cobra hands it over (SetFlagErrorFunc, each command's Args) rather than
+// recognised afterwards by cobra's wording.
+type usageError struct{ error }
 
-func isFlagError(err error) bool {
-	_, ok := err.(flagError)
-	return ok || strings.HasPrefix(err.Error(), "unknown command") || strings.HasPrefix(err.Error(), "unknown flag") ||
-		strings.HasPrefix(err.Error(), "unknown shorthand flag") || strings.Contains(err.Error(), "flag needs an argument") ||
-		strings.HasPrefix(err.Error(), "invalid argument")
+func (e usageError) Unwrap() error { return e.error }
+
+// usageArgs wraps a positional-argument check so its error is a usageError.
+func usageArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(c *cobra.Command, args []string) error {
+		if err := check(c, args); err != nil {
+			return usageError{err}
+		}
+		return nil
+	}
+}
+
+// unknownCommand is the root's argument check: any argument left once cobra
+// has looked for a subcommand names none.
+func unknownCommand(c *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	msg := fmt.Sprintf("unknown command %q for %q", args[0], c.CommandPath())
+	if s := c.SuggestionsFor(args[0]); len(s) > 0 {
+		msg += "\n\nDid you mean this?\n\t" + strings.Join(s, "\n\t")
+	}
+	return errors.New(msg)
 }
 
 func newRootCmd() *cobra.Command {
@@ -30,10 +53,19 @@ small space, and decompresses only the update (CompAct, NAACL 2025).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Version:       versionString(),
+		// A Run and Args on the root make cobra report an unknown command
+		// through Args (wrapped below) instead of its own untyped error.
+		Args: unknownCommand,
+		RunE: func(c *cobra.Command, _ []string) error { return c.Help() },
 	}
 	root.SetVersionTemplate("compact {{.Version}}\n")
-	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return flagError{err} })
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newPretrainCmd(), newFinetuneCmd(), newEvalCmd(), newSampleCmd(), newTokenizeCmd(), newBenchCmd(), newMemreportCmd(), newConfigCmd(), newPlotCmd())
+	for _, c := range append(root.Commands(), root) {
+		if c.Args != nil {
+			c.Args = usageArgs(c.Args)
+		}
+	}
 	return root
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/compact-llm/compact/internal/data"
 	"github.com/schollz/progressbar/v3"
@@ -60,7 +61,7 @@ PREFIX_val_NNNNNN.bin shards. Documents are separated by the end-of-text token.`
 		},
 	}
 	f := c.Flags()
-	f.StringVar(&tokName, "tokenizer", "gpt2", "gpt2 or byte")
+	f.StringVar(&tokName, "tokenizer", data.TokenizerGPT2, strings.Join(data.TokenizerNames, " or ")+", or a tokenizer.json")
 	f.StringVar(&opts.OutDir, "out", "", "output directory for the shards")
 	f.StringVar(&opts.Prefix, "prefix", "", "shard name prefix")
 	f.StringVar(&opts.Format, "format", data.InputAuto, "auto, text or jsonl")

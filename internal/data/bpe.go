@@ -11,7 +11,6 @@
 package data
 
 import (
-	"math"
 	"unicode"
 	"unicode/utf8"
 )
@@ -111,7 +110,8 @@ func nextPiece(s string, i int) int {
 
 // bpeCodec encodes with byte-level BPE given the rank (= id) of every token.
 type bpeCodec struct {
-	ranks map[string]uint32
+	ranks   map[string]uint32
+	byteIDs [256]uint32 // ranks of the single bytes, the parts merging starts from
 }
 
 // encode appends the ids of text to out.
@@ -129,166 +129,26 @@ func (c *bpeCodec) encode(text string, out []uint32) []uint32 {
 	return out
 }
 
-const noMerge = math.MaxUint32
-
-// merge appends the BPE tokens of piece: repeatedly merge the adjacent pair
-// whose concatenation has the lowest rank, leftmost first (tiktoken's
-// byte_pair_merge). Short pieces use a linear scan, long ones a heap.
+// merge appends the BPE tokens of piece (see bpeMerge): the parts start as
+// single bytes and a pair's rule is the rank of the merged string, which is
+// also its id. Pieces up to 64 bytes merge in stack buffers.
 func (c *bpeCodec) merge(piece string, out []uint32) []uint32 {
 	if len(piece) == 1 {
-		return append(out, c.ranks[piece])
+		return append(out, c.byteIDs[piece[0]])
 	}
-	if len(piece) >= 64 {
-		return c.mergeHeap(piece, out)
+	var partBuf [64]bpePart
+	var heapBuf [64]mergeCand
+	parts := partBuf[:0]
+	if len(piece) > len(partBuf) {
+		parts = make([]bpePart, 0, len(piece))
 	}
-	// bounds[k] is the start of part k; rank[k] the rank of parts k and k+1
-	// merged.
-	var boundsBuf, rankBuf [65]int
-	bounds := boundsBuf[:len(piece)+1]
-	ranks := rankBuf[:len(piece)]
-	for k := range bounds {
-		bounds[k] = k
+	for i := range len(piece) {
+		parts = append(parts, bpePart{id: c.byteIDs[piece[i]], start: int32(i)})
 	}
-	pairRank := func(k int) int {
-		if k+2 >= len(bounds) {
-			return noMerge
-		}
-		if r, ok := c.ranks[piece[bounds[k]:bounds[k+2]]]; ok {
-			return int(r)
-		}
-		return noMerge
+	linkParts(parts)
+	rule := func(_, _ uint32, start, end int32) (bpeRule, bool) {
+		rk, ok := c.ranks[piece[start:end]]
+		return bpeRule{rk, rk}, ok
 	}
-	for k := range len(bounds) - 1 {
-		ranks[k] = pairRank(k)
-	}
-	for len(bounds) > 2 {
-		best, bestK := noMerge, -1
-		for k, r := range ranks[:len(bounds)-2] {
-			if r < best {
-				best, bestK = r, k
-			}
-		}
-		if bestK < 0 {
-			break
-		}
-		bounds = append(bounds[:bestK+1], bounds[bestK+2:]...)
-		ranks = append(ranks[:bestK+1], ranks[bestK+2:]...)
-		ranks[bestK] = pairRank(bestK)
-		if bestK > 0 {
-			ranks[bestK-1] = pairRank(bestK - 1)
-		}
-	}
-	for k := range len(bounds) - 1 {
-		out = append(out, c.ranks[piece[bounds[k]:bounds[k+1]]])
-	}
-	return out
-}
-
-// mergeHeap is merge in O(n log n) for long pieces (long runs of spaces or
-// symbols), over a linked list of parts and a min-heap of candidate pairs
-// ordered by (rank, position).
-func (c *bpeCodec) mergeHeap(piece string, out []uint32) []uint32 {
-	n := len(piece)
-	next := make([]int32, n+1) // next[i]: start of the part after the part at i; -1 at the end
-	prev := make([]int32, n+1)
-	rank := make([]uint32, n+1) // rank of merging the part at i with its successor
-	for i := range next {
-		next[i], prev[i], rank[i] = int32(i+1), int32(i-1), noMerge
-	}
-	next[n] = -1
-	rankOf := func(i int32) uint32 {
-		j := next[i]
-		if j < 0 || j == int32(n) {
-			return noMerge
-		}
-		if r, ok := c.ranks[piece[i:next[j]]]; ok {
-			return r
-		}
-		return noMerge
-	}
-	var h mergeQueue
-	push, pop := h.push, h.pop
-	for i := int32(0); i < int32(n)-1; i++ {
-		if r := rankOf(i); r != noMerge {
-			rank[i] = r
-			push(mergeCand{rank: r, pos: uint32(i)})
-		}
-	}
-	for len(h) > 0 {
-		top := pop()
-		i := int32(top.pos)
-		if rank[i] != top.rank || next[i] < 0 { // stale
-			continue
-		}
-		j := next[i]
-		k := next[j]
-		rank[j] = noMerge
-		next[j] = -1 // j is gone
-		next[i] = k
-		if k >= 0 {
-			prev[k] = i
-		}
-		for _, b := range [2]int32{i, prev[i]} {
-			if b < 0 {
-				continue
-			}
-			rank[b] = rankOf(b)
-			if rank[b] != noMerge {
-				push(mergeCand{rank: rank[b], pos: uint32(b)})
-			}
-		}
-	}
-	for i := int32(0); i != int32(n); i = next[i] {
-		out = append(out, c.ranks[piece[i:next[i]]])
-	}
-	return out
-}
-
-// mergeCand is a possible merge of the symbol at pos with its right
-// neighbour; id is the merged token where the caller needs it.
-type mergeCand struct{ rank, pos, id uint32 }
-
-// mergeQueue is a min-heap of merges ordered by (rank, position): the order
-// in which BPE applies them.
-type mergeQueue []mergeCand
-
-func (q mergeQueue) less(a, b mergeCand) bool {
-	return a.rank < b.rank || a.rank == b.rank && a.pos < b.pos
-}
-
-func (q *mergeQueue) push(x mergeCand) {
-	h := append(*q, x)
-	for k := len(h) - 1; k > 0; {
-		p := (k - 1) / 2
-		if !q.less(h[k], h[p]) {
-			break
-		}
-		h[k], h[p] = h[p], h[k]
-		k = p
-	}
-	*q = h
-}
-
-func (q *mergeQueue) pop() mergeCand {
-	h := *q
-	top := h[0]
-	last := len(h) - 1
-	h[0] = h[last]
-	h = h[:last]
-	for k := 0; ; {
-		l, r, m := 2*k+1, 2*k+2, k
-		if l < len(h) && q.less(h[l], h[m]) {
-			m = l
-		}
-		if r < len(h) && q.less(h[r], h[m]) {
-			m = r
-		}
-		if m == k {
-			break
-		}
-		h[k], h[m] = h[m], h[k]
-		k = m
-	}
-	*q = h
-	return top
+	return bpeMerge(int32(len(piece)), parts, rule, heapBuf[:0], out)
 }

@@ -107,6 +107,14 @@ func newGPT2() (*gpt2Tokenizer, error) {
 			gpt2Err = fmt.Errorf("tokenizer gpt2: vocabulary holds %d distinct tokens, want %d", len(g.bpe.ranks), gpt2EOT)
 			return
 		}
+		for b := range g.bpe.byteIDs {
+			id, ok := g.bpe.ranks[string([]byte{byte(b)})]
+			if !ok {
+				gpt2Err = fmt.Errorf("tokenizer gpt2: vocabulary has no token for byte %#02x", b)
+				return
+			}
+			g.bpe.byteIDs[b] = id
+		}
 		gpt2Tok = g
 	})
 	return gpt2Tok, gpt2Err

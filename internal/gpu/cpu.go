@@ -66,7 +66,7 @@ func (c *CPU[T]) Name() string {
 	if is64[T]() {
 		return "cpu-f64"
 	}
-	return "cpu"
+	return DeviceCPU
 }
 
 // Threads is the number of goroutines an op may use.

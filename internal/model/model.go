@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"runtime"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/compact-llm/compact/internal/gpu"
@@ -20,20 +22,18 @@ const (
 	RecomputeBlock                  // save only each block's input; rerun the block in backward
 )
 
+// RecomputeNames are the config values of the policies, indexed by Recompute.
+var RecomputeNames = []string{RecomputeNone: "none", RecomputeMLP: "mlp", RecomputeBlock: "block"}
+
 // ParseRecompute maps a config value to a policy.
 func ParseRecompute(s string) (Recompute, error) {
-	switch s {
-	case "none":
-		return RecomputeNone, nil
-	case "mlp":
-		return RecomputeMLP, nil
-	case "block":
-		return RecomputeBlock, nil
+	if i := slices.Index(RecomputeNames, s); i >= 0 {
+		return Recompute(i), nil
 	}
-	return 0, fmt.Errorf("unknown recompute policy %q (want none, mlp or block)", s)
+	return 0, fmt.Errorf("unknown recompute policy %q (want one of %s)", s, strings.Join(RecomputeNames, ", "))
 }
 
-func (r Recompute) String() string { return [...]string{"none", "mlp", "block"}[r] }
+func (r Recompute) String() string { return RecomputeNames[r] }
 
 // Param is one named weight with its gradient. A compressed param's Grad is
 // the CompAct gradient G = do^T z of shape (rows, rank); its update is

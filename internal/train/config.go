@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/compact-llm/compact/configs"
+	"github.com/compact-llm/compact/internal/data"
+	"github.com/compact-llm/compact/internal/gpu"
 	"github.com/compact-llm/compact/internal/model"
 	"github.com/spf13/viper"
 )
@@ -88,13 +90,13 @@ func Default() Config {
 	return Config{
 		Model: model.Config{VocabSize: 50304, Hidden: 512, Intermediate: 1376, Layers: 8, Heads: 8, KVHeads: 8,
 			MaxSeqLen: 256, RopeTheta: 10000, RMSEps: 1e-6, InitStd: 0.02},
-		Train: TrainConfig{Device: "auto", SeqLen: 256, MicroBatch: 64, GradAccum: 1, Steps: 10000,
+		Train: TrainConfig{Device: gpu.DeviceAuto, SeqLen: 256, MicroBatch: 64, GradAccum: 1, Steps: 10000,
 			LR: 1e-3, MinLRRatio: 0.1, WarmupRatio: 0.1, Beta1: 0.9, Beta2: 0.999, Optimizer: OptimizerAuto,
-			GradClip: 1.0, Seed: 42, Recompute: "none", LogEvery: 10, EvalEvery: 500, EvalBatches: 20,
+			GradClip: 1.0, Seed: 42, Recompute: model.RecomputeNone.String(), LogEvery: 10, EvalEvery: 500, EvalBatches: 20,
 			CheckpointEvery: 1000, KeepCheckpoints: 2, Weights: WeightsAuto, OptimizerState: StateFP32},
 		Compact: model.CompactConfig{Enabled: true, Rank: 0.25, Layers: slices.Clone(model.CompressibleLayers),
 			Share: true, Projection: "gaussian", UpdateGap: 50, Alpha: 0.25, OProjScale: 1, Eps: 1e-6},
-		Data:     DataConfig{Tokenizer: "gpt2", Format: "llmc", Shuffle: true, CorpusBytes: 16 << 20},
+		Data:     DataConfig{Tokenizer: data.TokenizerGPT2, Format: data.FormatLLMC, Shuffle: true, CorpusBytes: 16 << 20},
 		Finetune: FinetuneConfig{Task: TaskCausal},
 	}
 }
@@ -355,8 +357,8 @@ func (c Config) Validate() error {
 		return err
 	}
 	t := c.Train
-	if !slices.Contains([]string{"auto", "cpu", "cuda"}, t.Device) {
-		return fmt.Errorf("train.device = %q: want auto, cpu or cuda", t.Device)
+	if !slices.Contains(gpu.Devices, t.Device) {
+		return fmt.Errorf("train.device = %q: want one of %s", t.Device, strings.Join(gpu.Devices, ", "))
 	}
 	positive := []struct {
 		key string
@@ -422,14 +424,14 @@ func (c Config) Validate() error {
 		return err
 	}
 	d, ft := c.Data, c.Finetune
-	if !slices.Contains([]string{"gpt2", "byte"}, d.Tokenizer) {
+	if !slices.Contains(data.TokenizerNames, d.Tokenizer) {
 		// A HuggingFace tokenizer.json, or a directory holding one.
 		path := d.Tokenizer
 		if st, err := os.Stat(path); err == nil && st.IsDir() {
 			path = filepath.Join(path, "tokenizer.json")
 		}
 		if !strings.HasSuffix(path, ".json") {
-			return fmt.Errorf("data.tokenizer = %q: want gpt2, byte, a HuggingFace tokenizer.json or a directory holding one", d.Tokenizer)
+			return fmt.Errorf("data.tokenizer = %q: want %s, a HuggingFace tokenizer.json or a directory holding one", d.Tokenizer, strings.Join(data.TokenizerNames, ", "))
 		}
 		if _, err := os.Stat(path); err != nil {
 			return fmt.Errorf("data.tokenizer: %w", err)
@@ -460,8 +462,8 @@ func (c Config) Validate() error {
 	} else if ft.ValFraction > 0 {
 		return fmt.Errorf("finetune.val_fraction is for the JSONL tasks; causal fine-tuning takes data.val shards")
 	}
-	if !slices.Contains([]string{"llmc", "nanogpt"}, d.Format) {
-		return fmt.Errorf("data.format = %q: want llmc or nanogpt", d.Format)
+	if !slices.Contains(data.Formats, d.Format) {
+		return fmt.Errorf("data.format = %q: want one of %s", d.Format, strings.Join(data.Formats, ", "))
 	}
 	if len(d.Train) == 0 && len(d.Val) > 0 {
 		return fmt.Errorf("data.val is set but data.train is empty")
@@ -488,7 +490,7 @@ func (c Config) Validate() error {
 		return fmt.Errorf("data.corpus_bytes = %d: must be positive for the default corpus", d.CorpusBytes)
 	}
 	// A tokenizer.json's size is checked once it is loaded.
-	tokVocab := map[string]int{"gpt2": 50257, "byte": 257}[d.Tokenizer]
+	tokVocab := map[string]int{data.TokenizerGPT2: 50257, data.TokenizerByte: 257}[d.Tokenizer]
 	if c.Model.VocabSize < tokVocab {
 		return fmt.Errorf("model.vocab_size = %d is smaller than the %s tokenizer's %d tokens", c.Model.VocabSize, d.Tokenizer, tokVocab)
 	}

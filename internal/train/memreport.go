@@ -13,7 +13,7 @@ import (
 // ElementBytes returns the bytes per element of Low and Full tensors on a
 // backend kind: the CPU keeps float32 everywhere, CUDA bf16 for Low.
 func ElementBytes(backend string) (low, full int64) {
-	if backend == "cuda" {
+	if backend == gpu.DeviceCUDA {
 		return 2, 4
 	}
 	return 4, 4
@@ -48,7 +48,7 @@ func PredictMemory(cfg Config, B, T int, backend string) (Prediction, error) {
 	}
 	s := meter.Memory().Snapshot()
 	p := Prediction{PeakAt: s.Current, PeakAll: s.Total, Kinds: map[string]int64{}}
-	if backend == "cuda" {
+	if backend == gpu.DeviceCUDA {
 		extra := int64(gpu.GemmWorkspaceBytes) + 4*gpu.CUDAScratchFloats(B, T, cfg.Model.Hidden, cfg.Model.Heads)
 		p.PeakAt[gpu.Workspace] += extra
 		p.PeakAll += extra

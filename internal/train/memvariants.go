@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/compact-llm/compact/internal/gpu"
+	"github.com/compact-llm/compact/internal/model"
 )
 
 // MemVariant is one configuration memreport compares: full rank or CompAct
@@ -70,7 +71,7 @@ func MemVariants(ranks []float64, filter []string) []MemVariant {
 			}
 		}
 	}
-	for _, rc := range []string{"none", "mlp", "block"} {
+	for _, rc := range model.RecomputeNames {
 		add(MemVariant{Name: "full+" + rc, Recompute: rc})
 		for _, r := range ranks {
 			add(MemVariant{Name: fmt.Sprintf("r%g+%s", r, rc), Compact: true, Rank: r, Share: true, Recompute: rc})
@@ -79,7 +80,7 @@ func MemVariants(ranks []float64, filter []string) []MemVariant {
 			add(MemVariant{Name: fmt.Sprintf("r%g-perlayer+%s", ranks[1], rc), Compact: true, Rank: ranks[1], Recompute: rc})
 		}
 	}
-	for _, rc := range []string{"none", "mlp", "block"} {
+	for _, rc := range model.RecomputeNames {
 		for _, lean := range [][2]string{{WeightsBF16SR, StateFP32}, {WeightsBF16SR, StateBF16}} {
 			tag := "-" + lean[0]
 			if lean[1] != StateFP32 {
@@ -92,7 +93,7 @@ func MemVariants(ranks []float64, filter []string) []MemVariant {
 			}
 		}
 	}
-	for _, rc := range []string{"none", "mlp", "block"} {
+	for _, rc := range model.RecomputeNames {
 		for _, lean := range [][2]string{{WeightsMaster, StateFP32}, {WeightsBF16SR, StateFP32}, {WeightsBF16SR, StateBF16}} {
 			tag := ""
 			if lean[0] != WeightsMaster {
