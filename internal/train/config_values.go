@@ -20,12 +20,8 @@ import (
 // from. kinds maps each key to its Go kind.
 func checkIntegers(v *viper.Viper, kinds map[string]reflect.Kind, file string, overrides map[string]bool) error {
 	for key, kind := range kinds {
-		var signed bool
-		switch kind {
-		case reflect.Int, reflect.Int64, reflect.Int32:
-			signed = true
-		case reflect.Uint64, reflect.Uint, reflect.Uint32:
-		default:
+		isInt, signed := integerKind(kind)
+		if !isInt {
 			continue
 		}
 		raw := v.Get(key)
@@ -46,17 +42,25 @@ func checkIntegers(v *viper.Viper, kinds map[string]reflect.Kind, file string, o
 	return nil
 }
 
+// integerKind reports whether a config field of this kind holds an
+// integer, and whether a signed one.
+func integerKind(kind reflect.Kind) (isInt, signed bool) {
+	switch kind {
+	case reflect.Int, reflect.Int64, reflect.Int32:
+		return true, true
+	case reflect.Uint64, reflect.Uint, reflect.Uint32:
+		return true, false
+	}
+	return false, false
+}
+
 // wholeNumber checks the string form of an integer key's value from --set
 // or a COMPACT_* variable as checkIntegers does a file's, and rewrites a
 // whole number written as a float ("1e5") in the integer form the decoder
 // reads. Values of other kinds pass unchanged.
 func wholeNumber(val string, kind reflect.Kind) (string, error) {
-	var signed bool
-	switch kind {
-	case reflect.Int, reflect.Int64, reflect.Int32:
-		signed = true
-	case reflect.Uint64, reflect.Uint, reflect.Uint32:
-	default:
+	isInt, signed := integerKind(kind)
+	if !isInt {
 		return val, nil
 	}
 	if err := checkInteger(val, signed); err != nil {
