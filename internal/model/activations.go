@@ -128,6 +128,9 @@ func (m *Model) Prepare(B, T int) error {
 	if pol >= RecomputeMLP {
 		shared.gate, shared.up = act("gate", N, F), act("up", N, F)
 	}
+	if pol == RecomputeQKVMLP {
+		shared.q, shared.k, shared.v = act("q", N, C), act("k", N, KV), act("v", N, KV)
+	}
 	if pol == RecomputeBlock {
 		shared.xmid = act("xmid", N, C)
 		shared.rstd1, shared.rstd2 = actF("rstd1", N), actF("rstd2", N)
@@ -146,7 +149,9 @@ func (m *Model) Prepare(B, T int) error {
 		if pol < RecomputeBlock {
 			la.xmid = act(p+"xmid", N, C)
 			la.rstd1, la.rstd2 = actF(p+"rstd1", N), actF(p+"rstd2", N)
-			la.q, la.k, la.v = act(p+"q", N, C), act(p+"k", N, KV), act(p+"v", N, KV)
+			if pol < RecomputeQKVMLP {
+				la.q, la.k, la.v = act(p+"q", N, C), act(p+"k", N, KV), act(p+"v", N, KV)
+			}
 			la.att, la.lse = act(p+"att", N, C), actF(p+"lse", B*H*T)
 			for _, g := range m.plan.groups {
 				la.z = append(la.z, act(fmt.Sprintf("%sz%d", p, g.ID), N, g.Rank))

@@ -70,7 +70,7 @@ func (m *Model) blockBackward(l int) {
 	switch m.Opts.Recompute {
 	case RecomputeBlock:
 		m.blockForward(l, nil)
-	case RecomputeMLP:
+	case RecomputeMLP, RecomputeQKVMLP:
 		be.RMSNorm(a.h, nil, la.xmid, b.mlpNorm.W, eps)
 		m.linearFwd(la.gate, a.h, b.lin[linGate])
 		m.linearFwd(la.up, a.h, b.lin[linUp])
@@ -100,6 +100,21 @@ func (m *Model) blockBackward(l int) {
 	}
 
 	// Attention: out = o(attention(rope(q(h)), rope(k(h)), v(h))).
+	h1 := lazy(func() *gpu.Tensor {
+		be.RMSNorm(a.h, nil, la.x, b.attnNorm.W, eps)
+		return a.h
+	})
+	if m.Opts.Recompute == RecomputeQKVMLP {
+		// The forward's kernels on the forward's inputs: the same bits.
+		// The attention output and lse are kept, so attention is not rerun;
+		// h1 stays in a.h for the weight gradients below (nothing between
+		// writes it).
+		m.linearFwd(la.q, h1(), b.lin[linQ])
+		m.linearFwd(la.k, h1(), b.lin[linK])
+		m.linearFwd(la.v, h1(), b.lin[linV])
+		be.RoPE(la.q, T, H, D, theta, false)
+		be.RoPE(la.k, T, KV, D, theta, false)
+	}
 	be.Gemm(a.datt, a.dresid, b.lin[linO].W, false, false, 1, 0)
 	be.Gemm(b.lin[linO].Grad, a.dresid, la.att, true, false, 1, 1)
 	be.AttentionBackward(a.dq, a.dk, a.dv, a.datt, la.q, la.k, la.v, la.att, la.lse, B, T, H, KV, D)
@@ -108,10 +123,6 @@ func (m *Model) blockBackward(l int) {
 	be.Gemm(a.dh, a.dq, b.lin[linQ].W, false, false, 1, 0)
 	be.Gemm(a.dh, a.dk, b.lin[linK].W, false, false, 1, 1)
 	be.Gemm(a.dh, a.dv, b.lin[linV].W, false, false, 1, 1)
-	h1 := lazy(func() *gpu.Tensor {
-		be.RMSNorm(a.h, nil, la.x, b.attnNorm.W, eps)
-		return a.h
-	})
 	m.weightGrad(la, linQ, b.lin[linQ], a.dq, h1)
 	m.weightGrad(la, linK, b.lin[linK], a.dk, h1)
 	m.weightGrad(la, linV, b.lin[linV], a.dv, h1)

@@ -27,7 +27,8 @@ func TestCUDAModelMatchesCPU(t *testing.T) {
 }
 
 func testCUDAModelMatchesCPU(t *testing.T, g *gpu.CUDA, cfg Config, b batch) {
-	for _, opts := range []Options{{}, {Compact: compactOn(true)}, {Compact: compactOn(false), Recompute: RecomputeBlock}} {
+	for _, opts := range []Options{{}, {Compact: compactOn(true)}, {Compact: compactOn(false), Recompute: RecomputeBlock},
+		{Compact: compactOn(true), Recompute: RecomputeQKVMLP}} {
 		cpu := newTestModel(t, gpu.NewCPU(0), cfg, opts)
 		dev, err := New(g, cfg, opts)
 		if err != nil {

@@ -17,13 +17,15 @@ import (
 type Recompute int
 
 const (
-	RecomputeNone  Recompute = iota // save q,k,v, attention output and gate/up per layer
-	RecomputeMLP                    // also recompute gate/up from the saved block state
-	RecomputeBlock                  // save only each block's input; rerun the block in backward
+	RecomputeNone   Recompute = iota // save q,k,v, attention output and gate/up per layer
+	RecomputeMLP                     // also recompute gate/up from the saved block state
+	RecomputeQKVMLP                  // also recompute q,k,v (with RoPE); keep attention output and lse
+	RecomputeBlock                   // save only each block's input; rerun the block in backward
 )
 
-// RecomputeNames are the config values of the policies, indexed by Recompute.
-var RecomputeNames = []string{RecomputeNone: "none", RecomputeMLP: "mlp", RecomputeBlock: "block"}
+// RecomputeNames are the config values of the policies, indexed by Recompute,
+// from most memory to least (Prepare compares policies by this order).
+var RecomputeNames = []string{RecomputeNone: "none", RecomputeMLP: "mlp", RecomputeQKVMLP: "qkv_mlp", RecomputeBlock: "block"}
 
 // ParseRecompute maps a config value to a policy.
 func ParseRecompute(s string) (Recompute, error) {

@@ -156,7 +156,7 @@ func relErr(a, b []float64) float64 {
 func TestModelGradientsFiniteDifference(t *testing.T) {
 	cfg := testConfig()
 	b := randomBatch(cfg, 2, 5, 1)
-	for _, rc := range []Recompute{RecomputeNone, RecomputeMLP, RecomputeBlock} {
+	for rc := range Recompute(len(RecomputeNames)) {
 		for _, tied := range []bool{false, true} {
 			c := cfg
 			c.TieEmbeddings = tied
@@ -214,22 +214,44 @@ func TestCompactGradientIsProjectedFullGradient(t *testing.T) {
 }
 
 // TestRecomputePoliciesAgree: recomputation must not change a single bit of
-// the float32 gradients, with CompAct on.
+// the float32 loss or gradients, since every recomputed tensor comes from the
+// forward's kernels on the forward's inputs: with CompAct (compressed layers
+// read z, never x), full rank with a tied head, and a CompAct classifier.
 func TestRecomputePoliciesAgree(t *testing.T) {
 	cfg := testConfig()
-	b := randomBatch(cfg, 2, 7, 3)
-	var ref map[string][]float64
-	for _, rc := range []Recompute{RecomputeNone, RecomputeMLP, RecomputeBlock} {
-		m := newTestModel(t, gpu.NewCPU(2), cfg, Options{Compact: compactOn(true), Recompute: rc})
-		_, g := lossAndGrads(t, m, b)
-		if ref == nil {
-			ref = g
-			continue
-		}
-		for name, v := range g {
-			for i := range v {
-				if v[i] != ref[name][i] {
-					t.Fatalf("recompute %v: %s[%d] = %v, policy none gave %v", rc, name, i, v[i], ref[name][i])
+	tied := cfg
+	tied.TieEmbeddings = true
+	setups := []struct {
+		name string
+		cfg  Config
+		opts Options
+		b    batch
+	}{
+		{"compact", cfg, Options{Compact: compactOn(true)}, randomBatch(cfg, 2, 7, 3)},
+		{"compact-per-layer", cfg, Options{Compact: compactOn(false)}, randomBatch(cfg, 2, 7, 3)},
+		{"full-tied", tied, Options{}, randomBatch(cfg, 2, 7, 3)},
+		{"compact-classifier", cfg, Options{Compact: compactOn(true), NumLabels: 3}, classBatch(cfg)},
+	}
+	for _, s := range setups {
+		var refLoss float64
+		var ref map[string][]float64
+		for rc := range Recompute(len(RecomputeNames)) {
+			opts := s.opts
+			opts.Recompute = rc
+			m := newTestModel(t, gpu.NewCPU(2), s.cfg, opts)
+			loss, g := lossAndGrads(t, m, s.b)
+			if ref == nil {
+				refLoss, ref = loss, g
+				continue
+			}
+			if loss != refLoss {
+				t.Errorf("%s recompute %v: loss %v, policy none gave %v", s.name, rc, loss, refLoss)
+			}
+			for name, v := range g {
+				for i := range v {
+					if v[i] != ref[name][i] {
+						t.Fatalf("%s recompute %v: %s[%d] = %v, policy none gave %v", s.name, rc, name, i, v[i], ref[name][i])
+					}
 				}
 			}
 		}

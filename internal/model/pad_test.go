@@ -13,7 +13,8 @@ import (
 func TestPaddedIntermediateIsInvisible(t *testing.T) {
 	cfg := testConfig() // intermediate 12
 	b := randomBatch(cfg, 2, 6, 8)
-	for _, opts := range []Options{{}, {Compact: compactOn(true)}, {Compact: compactOn(false), Recompute: RecomputeBlock}} {
+	for _, opts := range []Options{{}, {Compact: compactOn(true)}, {Compact: compactOn(false), Recompute: RecomputeBlock},
+		{Compact: compactOn(true), Recompute: RecomputeQKVMLP}} {
 		plain := newTestModel(t, gpu.NewCPU64(1), cfg, opts)
 		po := opts
 		po.PadIntermediate = 8 // 12 -> 16
