@@ -93,6 +93,7 @@ func TestFusedStepIsBitIdentical(t *testing.T) {
 		{"compact", true, false, WeightsMaster, StateFP32, "none"},
 		{"compact-tied", true, true, WeightsMaster, StateFP32, "mlp"},
 		{"compact-bf16_sr", true, false, WeightsBF16SR, StateFP32, "block"},
+		{"compact-bf16_sr-bf16-qkv_mlp", true, false, WeightsBF16SR, StateBF16, "qkv_mlp"},
 		{"compact-bf16_sr-bf16-tied", true, true, WeightsBF16SR, StateBF16, "none"},
 		{"full-bf16_sr-bf16", false, false, WeightsBF16SR, StateBF16, "none"},
 	}

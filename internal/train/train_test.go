@@ -139,7 +139,7 @@ func TestPredictedMemoryMatchesCPU(t *testing.T) {
 	cfg := Default()
 	cfg.Model.VocabSize, cfg.Model.Hidden, cfg.Model.Intermediate, cfg.Model.Layers = 300, 64, 160, 3
 	for _, compact := range []bool{false, true} {
-		for _, rc := range []string{"none", "mlp", "block", "none+bf16_sr", "block+bf16_sr+bf16"} {
+		for _, rc := range []string{"none", "mlp", "qkv_mlp", "block", "none+bf16_sr", "qkv_mlp+bf16_sr+bf16", "block+bf16_sr+bf16"} {
 			cfg.Compact.Enabled, cfg.Train.Recompute = compact, rc
 			cfg.Train.Weights, cfg.Train.OptimizerState = WeightsMaster, StateFP32
 			if r, opts, ok := strings.Cut(rc, "+"); ok {
