@@ -326,7 +326,7 @@ func TestMemVariantsFused(t *testing.T) {
 			t.Errorf("%s applies fused %v grad_clip %g weights %s state %s", v.Name, cfg.Train.FusedUpdate, cfg.Train.GradClip, cfg.Train.Weights, cfg.Train.OptimizerState)
 		}
 	}
-	if n != 3 {
+	if n != len(model.RecomputeNames) {
 		t.Errorf("%d fused variants of r0.25-bf16_sr-bf16, want one per recompute policy", n)
 	}
 	for _, v := range MemVariants([]float64{0.25, 0.5}, nil) {
