@@ -178,16 +178,18 @@ func (m *Model) forward(train bool, gradScale float32) (*gpu.Tensor, error) {
 	if m.score != nil {
 		return m.classify(train, gradScale)
 	}
-	losses := m.classifier(train, gradScale)
-	if train && m.stopped() {
+	losses, stopped := m.classifier(train, gradScale)
+	if stopped {
 		return nil, ErrInterrupted
 	}
 	return losses, nil
 }
 
 // classifier is the final norm, LM head and cross-entropy, chunk by chunk so
-// that only chunk x V logits are ever live.
-func (m *Model) classifier(train bool, gradScale float32) *gpu.Tensor {
+// that only chunk x V logits are ever live. It reports whether a stop was
+// seen: then the head is not updated (its gradient is partial) and the
+// caller abandons the step.
+func (m *Model) classifier(train bool, gradScale float32) (*gpu.Tensor, bool) {
 	be, a := m.be, m.acts
 	N := a.B * a.T
 	be.RMSNorm(a.h, a.rstdF, a.final, m.normF.W, float32(m.Cfg.RMSEps))
@@ -198,7 +200,7 @@ func (m *Model) classifier(train bool, gradScale float32) *gpu.Tensor {
 		be.Gemm(logits, hN, m.lmHead.W, false, true, 1, 0)
 		be.CrossEntropy(a.losses.Rows(lo, hi), logits, a.targets.Rows(lo, hi), train, gradScale)
 		if train && m.stopped() {
-			break // forward reports it; the rest of the step is abandoned
+			return a.losses, true
 		}
 		if train {
 			be.Gemm(a.dh.Rows(lo, hi), logits, m.lmHead.W, false, false, 1, 0)
@@ -208,7 +210,7 @@ func (m *Model) classifier(train bool, gradScale float32) *gpu.Tensor {
 	if train && m.lmHead != m.wte {
 		m.updateNow(m.arena.outerGrad, m.lmHead) // a tied head waits for the embedding backward
 	}
-	return a.losses
+	return a.losses, false
 }
 
 // sumLosses downloads per-row losses and adds them up on the host.

@@ -2,6 +2,7 @@ package train
 
 import (
 	"context"
+	"errors"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -332,6 +333,45 @@ func TestMemVariantsFused(t *testing.T) {
 	for _, v := range MemVariants([]float64{0.25, 0.5}, nil) {
 		if cfg := v.Apply(Default()); cfg.Train.FusedUpdate != strings.Contains(v.Name, "-fused") {
 			t.Errorf("%s: fused_update %v", v.Name, cfg.Train.FusedUpdate)
+		}
+	}
+}
+
+// A stop inside the LM head's chunk loop abandons the step: the head is not
+// updated from a partial gradient and the forward reports the interrupt
+// (review finding: it used to update the head, after which the stop was no
+// longer polled and a corrupted step was checkpointed as complete).
+func TestFusedInterruptInHeadAbandonsStep(t *testing.T) {
+	cfg := leanConfig(true)
+	cfg.Model.TieEmbeddings = false
+	cfg.Train.GradClip, cfg.Train.FusedUpdate, cfg.Train.LossChunk = 0, true, 4
+	ms, opts := fusedPair(t, func() gpu.Backend { return gpu.NewCPU(2) }, cfg)
+	m, o := ms[1], opts[1]
+	var head *model.Param
+	for _, p := range m.Params {
+		if p.Name == "lm_head.weight" {
+			head = p
+		}
+	}
+	before := mustRead(t, m, head, head.W)
+	in, tg := randomBatch(rand.New(rand.NewPCG(1, 2)), 16, cfg.Model.VocabSize)
+	calls := 0
+	m.Stop = func() bool { calls++; return calls >= cfg.Model.Layers+1 } // after the blocks, in head chunk 1
+	o.Begin(0.01)
+	m.ZeroGrads()
+	if err := m.SetBatch(in, tg, 2, 8); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.ZeroLoss(); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.ForwardDeferred(1 / 16.); !errors.Is(err, model.ErrInterrupted) {
+		t.Fatalf("stop inside the head: forward returned %v, want ErrInterrupted", err)
+	}
+	after := mustRead(t, m, head, head.W)
+	for i := range before {
+		if math.Float32bits(before[i]) != math.Float32bits(after[i]) {
+			t.Fatalf("lm_head updated from a partial gradient (element %d)", i)
 		}
 	}
 }
