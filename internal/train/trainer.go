@@ -133,6 +133,10 @@ func newTrainer(cfg Config, opts RunOptions) (_ *Trainer, err error) {
 			t.logf("resume: the run in %s is complete (step %d of train.steps %d); raise --steps to train further", opts.Out, st.Step, cfg.Train.Steps)
 		}
 		t.state = st
+		// The checkpoint resumed from is the newest complete one: an interrupt
+		// before the next step completes must not rewrite it from memory
+		// (weights rounded to the new settings, a window with no step-N).
+		t.lastCkpt = resumeFrom
 	}
 	if t.tok, err = data.NewTokenizer(cfg.Data.Tokenizer); err != nil {
 		t.close()
