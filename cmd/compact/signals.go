@@ -52,6 +52,9 @@ func resumeCommand() string {
 		if a == "--resume" || a == "--resume=true" {
 			has = true
 		}
+		if a == "--overwrite" || a == "--overwrite=true" {
+			continue // done once; --resume and --overwrite exclude each other
+		}
 		args = append(args, shellQuote(a))
 	}
 	if !has {

@@ -265,6 +265,13 @@ func ReadTrainerState(dir string) (TrainerState, error) {
 	if st.Config.Train.Optimizer == "" {
 		st.Config.Train.Optimizer = OptimizerTorch
 	}
+	// ... and with an fp32 master and fp32 moments, likewise.
+	if st.Config.Train.Weights == "" {
+		st.Config.Train.Weights = WeightsMaster
+	}
+	if st.Config.Train.OptimizerState == "" {
+		st.Config.Train.OptimizerState = StateFP32
+	}
 	return st, nil
 }
 

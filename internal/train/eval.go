@@ -48,6 +48,9 @@ func openCheckpoint(b Base, cfg Config, logf func(string, ...any)) (*Trainer, er
 	}
 	t.device = t.be.Name()
 	logf("device: %s", how)
+	// Nothing is trained here: load the weights as they are stored, without
+	// the bf16 rounding of master-free training (train.weights: auto).
+	cfg.Train.Weights = WeightsMaster
 	if err := checkFits(cfg, t.be, false); err != nil {
 		t.close()
 		return nil, err

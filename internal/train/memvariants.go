@@ -36,6 +36,7 @@ func (v MemVariant) Apply(cfg Config) Config {
 	if v.Weights != "" {
 		cfg.Train.Weights = v.Weights
 	}
+	cfg.Train.OptimizerState = StateFP32
 	if v.OptimizerState != "" {
 		cfg.Train.OptimizerState = v.OptimizerState
 	}

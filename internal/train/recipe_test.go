@@ -129,7 +129,8 @@ func TestOneConfigTwoRecipesRun(t *testing.T) {
 		// A checkpoint from before train.optimizer existed trained with
 		// torch's form: it resumes into the full-rank recipe, not CompAct's.
 		stripOptimizer(t, filepath.Join(ckpt, "trainer_state.json"))
-		if st, err := ReadTrainerState(ckpt); err != nil || st.Optimizer != OptimizerTorch || st.Config.Validate() != nil {
+		if st, err := ReadTrainerState(ckpt); err != nil || st.Optimizer != OptimizerTorch || st.Config.Validate() != nil ||
+			st.Config.Train.Weights != WeightsMaster || st.Config.Train.OptimizerState != StateFP32 {
 			t.Fatalf("old trainer state: optimizer %q, %v, config %v", st.Optimizer, err, st.Config.Validate())
 		}
 		cfg.Train.Optimizer = OptimizerAuto
@@ -160,7 +161,7 @@ func stripOptimizer(t *testing.T, path string) {
 	if err := json.Unmarshal(raw, &full); err != nil {
 		t.Fatal(err)
 	}
-	full.Config.Train.Optimizer = ""
+	full.Config.Train.Optimizer, full.Config.Train.Weights, full.Config.Train.OptimizerState = "", "", ""
 	st["config"] = legacyConfig(full.Config)
 	raw, _ = json.Marshal(st)
 	if err := os.WriteFile(path, raw, 0o644); err != nil {

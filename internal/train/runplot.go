@@ -3,6 +3,7 @@ package train
 import (
 	"fmt"
 	"image/color"
+	"math"
 	"os"
 	"path/filepath"
 
@@ -68,6 +69,15 @@ func PlotRuns(dirs []string, path string) error {
 			}
 			if len(xys) == 0 {
 				continue
+			}
+			// A span that overflows (values near ±MaxFloat64, only in a
+			// corrupt file) sends the axis tick search into an endless loop.
+			lo, hi := math.Inf(1), math.Inf(-1)
+			for _, xy := range xys {
+				lo, hi = math.Min(lo, xy.Y), math.Max(hi, xy.Y)
+			}
+			if math.IsInf(hi-lo, 0) || math.IsNaN(hi-lo) {
+				return Usagef("run %s: %s spans %g to %g, which cannot be plotted", dirs[ri], pn.y, lo, hi)
 			}
 			line, points, err := plotter.NewLinePoints(xys)
 			if err != nil {
