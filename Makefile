@@ -25,7 +25,7 @@ FUZZ := FuzzShard:./internal/data FuzzHFTokenizer:./internal/data FuzzSafetensor
 
 test: vet
 	$(GO) test ./...
-	@$(MAKE) --no-print-directory fuzz FUZZTIME=3s
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=1000x
 
 fuzz:
 	@for t in $(FUZZ); do \
