@@ -160,17 +160,14 @@ func New(be gpu.Backend, cfg Config, opts Options) (*Model, error) {
 		return p, nil
 	}
 	C, F, KV := cfg.Hidden, m.ffn(), cfg.KVWidth()
-	if m.wte, err = add("model.embed_tokens.weight", -1, nil, 1, true, cfg.VocabSize, C); err != nil {
+	if m.wte, err = add(hfEmbed, -1, nil, 1, true, cfg.VocabSize, C); err != nil {
 		return nil, err
 	}
 	outDims := [numLinear][2]int{{C, C}, {KV, C}, {KV, C}, {C, C}, {F, C}, {F, C}, {C, F}}
-	hfNames := [numLinear]string{"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
-		"mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"}
 	m.blocks = make([]block, cfg.Layers)
 	for l := range m.blocks {
 		b := &m.blocks[l]
-		pre := fmt.Sprintf("model.layers.%d.", l)
-		if b.attnNorm, err = add(pre+"input_layernorm.weight", l, nil, 1, false, C); err != nil {
+		if b.attnNorm, err = add(hfLayer(l, hfAttnNorm), l, nil, 1, false, C); err != nil {
 			return nil, err
 		}
 		for li := linear(0); li < numLinear; li++ {
@@ -182,11 +179,11 @@ func New(be gpu.Backend, cfg Config, opts Options) (*Model, error) {
 				scale = float32(opts.Compact.OProjScale) * alpha
 			}
 			if li == linGate { // HF order: attention weights, post_attention_layernorm, mlp
-				if b.mlpNorm, err = add(pre+"post_attention_layernorm.weight", l, nil, 1, false, C); err != nil {
+				if b.mlpNorm, err = add(hfLayer(l, hfMLPNorm), l, nil, 1, false, C); err != nil {
 					return nil, err
 				}
 			}
-			if b.lin[li], err = add(pre+hfNames[li]+".weight", l, group, scale, true, outDims[li][0], outDims[li][1]); err != nil {
+			if b.lin[li], err = add(hfLinear(l, li), l, group, scale, true, outDims[li][0], outDims[li][1]); err != nil {
 				return nil, err
 			}
 			if hf := cfg.Intermediate; F != hf { // the padding is the engine's, not the model's
@@ -199,7 +196,7 @@ func New(be gpu.Backend, cfg Config, opts Options) (*Model, error) {
 			}
 		}
 	}
-	if m.normF, err = add("model.norm.weight", -1, nil, 1, false, C); err != nil {
+	if m.normF, err = add(hfNorm, -1, nil, 1, false, C); err != nil {
 		return nil, err
 	}
 	if maxP := m.MaxProjection(); maxP > 0 {
@@ -210,13 +207,13 @@ func New(be gpu.Backend, cfg Config, opts Options) (*Model, error) {
 	switch {
 	case opts.NumLabels > 0:
 		// transformers' LlamaForSequenceClassification has no LM head.
-		if m.score, err = add("score.weight", -1, nil, 1, true, opts.NumLabels, C); err != nil {
+		if m.score, err = add(hfScore, -1, nil, 1, true, opts.NumLabels, C); err != nil {
 			return nil, err
 		}
 	case cfg.TieEmbeddings:
 		m.lmHead = m.wte
 	default:
-		if m.lmHead, err = add("lm_head.weight", -1, nil, 1, true, cfg.VocabSize, C); err != nil {
+		if m.lmHead, err = add(hfLMHead, -1, nil, 1, true, cfg.VocabSize, C); err != nil {
 			return nil, err
 		}
 	}

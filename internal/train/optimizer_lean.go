@@ -30,6 +30,13 @@ const (
 	StateBF16     = "bf16"
 )
 
+// WeightModes and OptimizerStates list the train.weights and
+// train.optimizer_state values.
+var (
+	WeightModes     = []string{WeightsAuto, WeightsMaster, WeightsBF16SR}
+	OptimizerStates = []string{StateFP32, StateBF16}
+)
+
 // MasterFree reports whether the run keeps bf16 weights without a master
 // copy: train.weights bf16_sr, or auto for a CompAct run. On 60m and 32.8M
 // tokens of real text (docs/training.md) CompAct r=0.25 with bf16_sr reached
