@@ -8,6 +8,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/compact-llm/compact/internal/bench"
 	"github.com/compact-llm/compact/internal/train"
 	"github.com/spf13/cobra"
 )
@@ -26,7 +27,7 @@ func newBenchCmd() *cobra.Command {
 			if steps <= 0 || warmup < 0 {
 				return usagef("--steps must be positive and --warmup not negative")
 			}
-			var results []train.BenchResult
+			var results []bench.Result
 			for _, mode := range strings.Split(modes, ",") {
 				var extra []string
 				switch mode {
@@ -50,7 +51,7 @@ func newBenchCmd() *cobra.Command {
 					prof = os.Stdout
 				}
 				fmt.Fprintf(os.Stderr, "bench %s: %d warmup + %d timed steps...\n", name, warmup, steps)
-				r, err := train.Bench(cfg, name, warmup, steps, prof)
+				r, err := bench.Run(cfg, name, warmup, steps, prof)
 				if err != nil {
 					return fmt.Errorf("%s: %w", name, err)
 				}
@@ -75,7 +76,7 @@ func newBenchCmd() *cobra.Command {
 
 // printBenchTable prints the results as aligned columns; MFU is "-" where
 // the device's peak FLOP/s is unknown (the CPU, unlisted GPUs).
-func printBenchTable(out io.Writer, results []train.BenchResult) {
+func printBenchTable(out io.Writer, results []bench.Result) {
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(w, "config\tdevice\ttok/s\tTFLOP/s\tMFU\tpeak memory\tms/step\t")
 	for _, r := range results {

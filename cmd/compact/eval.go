@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/compact-llm/compact/internal/evaluate"
 	"github.com/compact-llm/compact/internal/train"
 	"github.com/spf13/cobra"
 )
@@ -35,7 +36,7 @@ func newEvalCmd() *cobra.Command {
 	var dataGlobs []string
 	var asJSON bool
 	var batches int
-	var eo train.EvalOptions
+	var eo evaluate.Options
 	c := &cobra.Command{
 		Use:   "eval --checkpoint DIR [--config FILE] [--data GLOB ...]",
 		Short: "Validation loss and perplexity (accuracy for classifiers) of a checkpoint",
@@ -72,7 +73,7 @@ the classifier's id2label when it has names.`,
 			if cfg.Finetune.Task != train.TaskCausal && len(dataGlobs) == 0 && batches == 0 {
 				cfg.Train.EvalBatches = 1 << 30 // JSONL: the whole set
 			}
-			r, err := train.Evaluate(b, cfg, eo, os.Stderr)
+			r, err := evaluate.Checkpoint(b, cfg, eo, os.Stderr)
 			if err != nil {
 				return err
 			}
@@ -114,7 +115,7 @@ the classifier's id2label when it has names.`,
 func newSampleCmd() *cobra.Command {
 	var cf configFlags
 	var ckpt string
-	so := train.SampleOptions{}
+	so := evaluate.SampleOptions{}
 	c := &cobra.Command{
 		Use:   "sample --checkpoint DIR --prompt TEXT",
 		Short: "Generate text from a checkpoint with a KV cache",
@@ -127,7 +128,7 @@ func newSampleCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return train.Sample(b, cfg, so, os.Stdout, os.Stderr)
+			return evaluate.Sample(b, cfg, so, os.Stdout, os.Stderr)
 		},
 	}
 	cf.register(c)

@@ -7,7 +7,9 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/compact-llm/compact/internal/charts"
 	"github.com/compact-llm/compact/internal/gpu"
+	"github.com/compact-llm/compact/internal/memreport"
 	"github.com/compact-llm/compact/internal/train"
 	"github.com/spf13/cobra"
 )
@@ -50,7 +52,7 @@ func newMemreportCmd() *cobra.Command {
 			if variants != "" {
 				filter = strings.Split(variants, ",")
 			}
-			vs := train.MemVariants(rs, filter)
+			vs := memreport.Variants(rs, filter)
 			if len(vs) == 0 {
 				return usagef("--variants %q matches no variant", variants)
 			}
@@ -59,7 +61,7 @@ func newMemreportCmd() *cobra.Command {
 				return err
 			}
 			reserveBytes := int64(reserve * (1 << 30))
-			var rows []train.MemRow
+			var rows []memreport.Row
 			for _, v := range vs {
 				vc := v.Apply(cfg)
 				if err := vc.Validate(); err != nil {
@@ -69,13 +71,13 @@ func newMemreportCmd() *cobra.Command {
 				if err != nil {
 					return fmt.Errorf("variant %s: %w", v.Name, err)
 				}
-				row := train.MemRow{Variant: v, Predicted: gpu.ByName(p.PeakAt), Kinds: p.Kinds}
+				row := memreport.Row{Variant: v, Predicted: gpu.ByName(p.PeakAt), Kinds: p.Kinds}
 				row.Predicted["total"] = p.PeakAll
-				if row.MaxBatch, err = train.MaxMicroBatch(vc, vc.Train.SeqLen, backend, limit, reserveBytes, maxBatch); err != nil {
+				if row.MaxBatch, err = memreport.MaxMicroBatch(vc, vc.Train.SeqLen, backend, limit, reserveBytes, maxBatch); err != nil {
 					return err
 				}
 				if measure {
-					m, err := train.MeasureMemory(vc, vc.Train.MicroBatch, 2)
+					m, err := memreport.Measure(vc, vc.Train.MicroBatch, 2)
 					if err != nil {
 						return fmt.Errorf("variant %s: measuring: %w", v.Name, err)
 					}
@@ -93,7 +95,7 @@ func newMemreportCmd() *cobra.Command {
 			}
 			title := fmt.Sprintf("%s: micro-batch %d x %d tokens, %s, limit %s GiB", name, cfg.Train.MicroBatch, cfg.Train.SeqLen, backend, gib(limit))
 			if plotFile != "" {
-				if err := train.PlotMemory(rows, title, limit, plotFile); err != nil {
+				if err := charts.PlotMemory(rows, title, limit, plotFile); err != nil {
 					return fmt.Errorf("plot %s: %w", plotFile, err)
 				}
 			}

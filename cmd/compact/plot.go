@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/compact-llm/compact/internal/train"
+	"github.com/compact-llm/compact/internal/charts"
 	"github.com/spf13/cobra"
 )
 
@@ -15,7 +15,7 @@ func newPlotCmd() *cobra.Command {
 		Short: "Plot training loss, validation loss and learning rate against tokens for run directories (PNG)",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := train.PlotRuns(args, out); err != nil {
+			if err := charts.PlotRuns(args, out); err != nil {
 				return err
 			}
 			fmt.Fprintln(os.Stderr, "wrote", out)

@@ -1,8 +1,9 @@
 package train
 
-// One evaluation pass, batch by batch, with the classifier's per-row
-// probabilities handed to a callback (predictions.go), so the accuracy eval
-// reports and the predictions it writes come from the same forward passes.
+// One validation pass, batch by batch: the training loop's val_loss and
+// `compact eval` (internal/evaluate), which also hands a classifier's
+// per-row probabilities to a callback, so the accuracy eval reports and the
+// predictions it writes come from the same forward passes.
 
 import (
 	"fmt"
@@ -10,40 +11,43 @@ import (
 	"github.com/compact-llm/compact/internal/model"
 )
 
-// evaluateModel returns the mean loss over the first limit batches of src
-// and, for a classifier, the accuracy (else -1).
-func evaluateModel(m *model.Model, src batchSource, B, T, limit int) (loss, acc float64, err error) {
-	s, err := evaluateRows(m, src, B, T, limit, nil)
+// Validate returns the mean loss over the first limit batches of src and,
+// for a classifier, the accuracy (else -1).
+func Validate(m *model.Model, src Batches, B, T, limit int) (loss, acc float64, err error) {
+	s, err := ValidateRows(m, src, B, T, limit, nil)
 	if err != nil {
 		return 0, 0, err
 	}
-	if s.n == 0 {
+	if s.N == 0 {
 		return 0, 0, fmt.Errorf("evaluation: the validation set has no target")
 	}
-	loss, acc = s.loss(), -1
+	loss, acc = s.Loss(), -1
 	if m.NumLabels() > 0 {
-		acc = s.accuracy()
+		acc = s.Accuracy()
 	}
 	return loss, acc, nil
 }
 
-// evalSums adds up one evaluation: summed loss over n targets, correct of
-// them predicted (classifiers).
-type evalSums struct {
-	sum        float64
-	n, correct int
+// ValidationSums adds up one evaluation: summed loss over N targets,
+// Correct of them predicted (classifiers).
+type ValidationSums struct {
+	Sum        float64
+	N, Correct int
 }
 
-func (s evalSums) loss() float64     { return s.sum / float64(s.n) }
-func (s evalSums) accuracy() float64 { return float64(s.correct) / float64(s.n) }
+// Loss is the mean loss per target.
+func (s ValidationSums) Loss() float64 { return s.Sum / float64(s.N) }
 
-// evaluateRows runs the first limit batches of src; for a classifier,
+// Accuracy is the fraction of targets predicted.
+func (s ValidationSums) Accuracy() float64 { return float64(s.Correct) / float64(s.N) }
+
+// ValidateRows runs the first limit batches of src; for a classifier,
 // onBatch (if set) gets batch i's predicted labels and label probabilities,
 // one row per sequence.
-func evaluateRows(m *model.Model, src batchSource, B, T, limit int, onBatch func(i int, pred []int, probs [][]float64) error) (evalSums, error) {
+func ValidateRows(m *model.Model, src Batches, B, T, limit int, onBatch func(i int, pred []int, probs [][]float64) error) (ValidationSums, error) {
 	src.Reset()
-	var s evalSums
-	for i := 0; i < src.evalBatches(limit); i++ {
+	var s ValidationSums
+	for i := 0; i < src.EvalBatches(limit); i++ {
 		in, tg, err := src.Next()
 		if err != nil {
 			return s, err
@@ -55,15 +59,15 @@ func evaluateRows(m *model.Model, src batchSource, B, T, limit int, onBatch func
 		if err != nil {
 			return s, err
 		}
-		s.sum += l
+		s.Sum += l
 		pred := m.Predictions()
 		for j, v := range tg {
 			if v < 0 {
 				continue
 			}
-			s.n++
+			s.N++
 			if pred != nil && pred[j/T] == int(v) {
-				s.correct++
+				s.Correct++
 			}
 		}
 		if onBatch != nil && m.NumLabels() > 0 {
