@@ -57,33 +57,21 @@ func run(be gpu.Backend, cfg train.Config, warmup, steps int, profile io.Writer)
 		return Result{}, err
 	}
 	defer s.Close()
-	for i := 0; i < warmup; i++ {
-		if err := s.Step(); err != nil {
-			return Result{}, err
-		}
-	}
-	if err := be.Sync(); err != nil {
+	if err := s.Run(warmup); err != nil {
 		return Result{}, err
 	}
 	if warmup > 0 {
 		be.Memory().ResetPeak()
 	}
 	start := time.Now()
-	for i := 0; i < steps; i++ {
-		if err := s.Step(); err != nil {
-			return Result{}, err
-		}
-	}
-	if err := be.Sync(); err != nil {
+	if err := s.Run(steps); err != nil {
 		return Result{}, err
 	}
 	el := time.Since(start).Seconds()
 	if p, ok := be.(profiler); ok && profile != nil {
 		p.StartProfile()
-		for i := 0; i < steps; i++ {
-			if err := s.Step(); err != nil {
-				return Result{}, err
-			}
+		if err := s.Run(steps); err != nil { // StopProfile waits for the device anyway
+			return Result{}, err
 		}
 		if err := p.StopProfile(profile, steps); err != nil {
 			return Result{}, err

@@ -184,12 +184,7 @@ func Measure(cfg train.Config, B int, steps int) (Measurement, error) {
 		return Measurement{}, err
 	}
 	defer s.Close()
-	for i := 0; i < steps; i++ {
-		if err := s.Step(); err != nil {
-			return Measurement{}, err
-		}
-	}
-	if err := be.Sync(); err != nil {
+	if err := s.Run(steps); err != nil {
 		return Measurement{}, err
 	}
 	var out Measurement

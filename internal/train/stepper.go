@@ -50,6 +50,16 @@ func (s *Stepper) Step() error {
 	return err
 }
 
+// Run takes n steps and waits for the device to finish them.
+func (s *Stepper) Run(n int) error {
+	for i := 0; i < n; i++ {
+		if err := s.Step(); err != nil {
+			return err
+		}
+	}
+	return s.t.be.Sync()
+}
+
 // Loss waits for the device and returns the mean training loss of the last
 // step.
 func (s *Stepper) Loss() (float64, error) {
