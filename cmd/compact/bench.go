@@ -9,6 +9,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/compact-llm/compact/internal/bench"
 	"github.com/compact-llm/compact/internal/train"
 	"github.com/spf13/cobra"
 )
@@ -84,7 +85,7 @@ func runBench(_ context.Context, opts benchOptions, s streams) error {
 	if opts.profile {
 		prof = s.out
 	}
-	var results []train.BenchResult
+	var results []bench.Result
 	for i, mode := range modes {
 		cfg, err := opts.config.load(sets[i])
 		if err != nil {
@@ -95,7 +96,7 @@ func runBench(_ context.Context, opts benchOptions, s streams) error {
 			name += fmt.Sprintf(" r=%g", cfg.Compact.Rank)
 		}
 		fmt.Fprintf(s.err, "bench %s: %d warmup + %d timed steps...\n", name, opts.warmup, opts.steps)
-		r, err := train.Bench(cfg, name, opts.warmup, opts.steps, prof)
+		r, err := bench.Run(cfg, name, opts.warmup, opts.steps, prof)
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
@@ -111,7 +112,7 @@ func runBench(_ context.Context, opts benchOptions, s streams) error {
 
 // printBenchTable prints the results as aligned columns; MFU is "-" where
 // the device's peak FLOP/s is unknown (the CPU, unlisted GPUs).
-func printBenchTable(out io.Writer, results []train.BenchResult) {
+func printBenchTable(out io.Writer, results []bench.Result) {
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(w, "config\tdevice\ttok/s\tTFLOP/s\tMFU\tpeak memory\tms/step\t")
 	for _, r := range results {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/compact-llm/compact/internal/evaluate"
 	"github.com/compact-llm/compact/internal/train"
 	"github.com/spf13/cobra"
 )
@@ -16,7 +17,7 @@ type evalOptions struct {
 	data       []string
 	asJSON     bool
 	batches    int
-	eval       train.EvalOptions
+	eval       evaluate.Options
 	given      flagsGiven
 }
 
@@ -73,7 +74,7 @@ func runEval(_ context.Context, opts evalOptions, s streams) error {
 	if cfg.Finetune.Task != train.TaskCausal && len(opts.data) == 0 && opts.batches == 0 {
 		cfg.Train.EvalBatches = 1 << 30 // JSONL: the whole set
 	}
-	r, err := train.Evaluate(b, cfg, opts.eval, s.err)
+	r, err := evaluate.Checkpoint(b, cfg, opts.eval, s.err)
 	if err != nil {
 		return err
 	}

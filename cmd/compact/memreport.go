@@ -7,7 +7,9 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/compact-llm/compact/internal/charts"
 	"github.com/compact-llm/compact/internal/gpu"
+	"github.com/compact-llm/compact/internal/memreport"
 	"github.com/compact-llm/compact/internal/train"
 	"github.com/spf13/cobra"
 )
@@ -82,7 +84,7 @@ func runMemreport(_ context.Context, opts memreportOptions, s streams) error {
 	if opts.variants != "" {
 		filter = strings.Split(opts.variants, ",")
 	}
-	vs := train.MemVariants(rs, filter)
+	vs := memreport.Variants(rs, filter)
 	if len(vs) == 0 {
 		return usagef("--variants %q matches no variant", opts.variants)
 	}
@@ -91,7 +93,7 @@ func runMemreport(_ context.Context, opts memreportOptions, s streams) error {
 		return err
 	}
 	reserveBytes := int64(opts.reserve * (1 << 30))
-	var rows []train.MemRow
+	var rows []memreport.Row
 	for _, v := range vs {
 		row, err := memRow(cfg, v, backend, limit, reserveBytes, opts)
 		if err != nil {
@@ -105,7 +107,7 @@ func runMemreport(_ context.Context, opts memreportOptions, s streams) error {
 	}
 	title := fmt.Sprintf("%s: micro-batch %d x %d tokens, %s, limit %s GiB", name, cfg.Train.MicroBatch, cfg.Train.SeqLen, backend, gib(limit))
 	if opts.plotTo != "" {
-		if err := train.PlotMemory(rows, title, limit, opts.plotTo); err != nil {
+		if err := charts.PlotMemory(rows, title, limit, opts.plotTo); err != nil {
 			return fmt.Errorf("plot %s: %w", opts.plotTo, err)
 		}
 	}
@@ -120,24 +122,24 @@ func runMemreport(_ context.Context, opts memreportOptions, s streams) error {
 }
 
 // memRow predicts (and with --measure measures) variant v of cfg.
-func memRow(cfg train.Config, v train.MemVariant, backend string, limit, reserveBytes int64, opts memreportOptions) (train.MemRow, error) {
+func memRow(cfg train.Config, v memreport.Variant, backend string, limit, reserveBytes int64, opts memreportOptions) (memreport.Row, error) {
 	vc := v.Apply(cfg)
 	if err := vc.Validate(); err != nil {
-		return train.MemRow{}, usagef("variant %s: %w", v.Name, err)
+		return memreport.Row{}, usagef("variant %s: %w", v.Name, err)
 	}
 	p, err := train.PredictMemory(vc, vc.Train.MicroBatch, vc.Train.SeqLen, backend)
 	if err != nil {
-		return train.MemRow{}, fmt.Errorf("variant %s: %w", v.Name, err)
+		return memreport.Row{}, fmt.Errorf("variant %s: %w", v.Name, err)
 	}
-	row := train.MemRow{Variant: v, Predicted: gpu.ByName(p.PeakAt), Kinds: p.Kinds}
+	row := memreport.Row{Variant: v, Predicted: gpu.ByName(p.PeakAt), Kinds: p.Kinds}
 	row.Predicted["total"] = p.PeakAll
-	if row.MaxBatch, err = train.MaxMicroBatch(vc, vc.Train.SeqLen, backend, limit, reserveBytes, opts.maxBatch); err != nil {
-		return train.MemRow{}, err
+	if row.MaxBatch, err = memreport.MaxMicroBatch(vc, vc.Train.SeqLen, backend, limit, reserveBytes, opts.maxBatch); err != nil {
+		return memreport.Row{}, err
 	}
 	if opts.measure {
-		m, err := train.MeasureMemory(vc, vc.Train.MicroBatch, 2)
+		m, err := memreport.Measure(vc, vc.Train.MicroBatch, 2)
 		if err != nil {
-			return train.MemRow{}, fmt.Errorf("variant %s: measuring: %w", v.Name, err)
+			return memreport.Row{}, fmt.Errorf("variant %s: measuring: %w", v.Name, err)
 		}
 		row.Measured = gpu.ByName(m.PeakAt)
 		row.Measured["total"] = m.PeakAll

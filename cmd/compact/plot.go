@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/compact-llm/compact/internal/train"
+	"github.com/compact-llm/compact/internal/charts"
 	"github.com/spf13/cobra"
 )
 
@@ -29,7 +29,7 @@ func newPlotCmd() *cobra.Command {
 }
 
 func runPlot(_ context.Context, opts plotOptions, s streams) error {
-	if err := train.PlotRuns(opts.runs, opts.out); err != nil {
+	if err := charts.PlotRuns(opts.runs, opts.out); err != nil {
 		return err
 	}
 	fmt.Fprintln(s.err, "wrote", opts.out)

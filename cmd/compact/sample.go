@@ -3,14 +3,14 @@ package main
 import (
 	"context"
 
-	"github.com/compact-llm/compact/internal/train"
+	"github.com/compact-llm/compact/internal/evaluate"
 	"github.com/spf13/cobra"
 )
 
 type sampleOptions struct {
 	config     configFlags
 	checkpoint string
-	sample     train.SampleOptions
+	sample     evaluate.SampleOptions
 }
 
 func newSampleCmd() *cobra.Command {
@@ -43,5 +43,5 @@ func runSample(_ context.Context, opts sampleOptions, s streams) error {
 	if err != nil {
 		return err
 	}
-	return train.Sample(b, cfg, opts.sample, s.out, s.err)
+	return evaluate.Sample(b, cfg, opts.sample, s.out, s.err)
 }

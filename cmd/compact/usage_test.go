@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/compact-llm/compact/internal/evaluate"
 	"github.com/compact-llm/compact/internal/train"
 )
 
@@ -42,10 +43,10 @@ func TestRunUsageErrors(t *testing.T) {
 			return runEval(ctx, evalOptions{batches: -1, given: flagsGiven{"batches": true}}, s)
 		}, "--batches -1"},
 		{"eval --predictions with --batches", func(s streams) error {
-			return runEval(ctx, evalOptions{batches: 2, eval: train.EvalOptions{Predictions: "p.jsonl"}}, s)
+			return runEval(ctx, evalOptions{batches: 2, eval: evaluate.Options{Predictions: "p.jsonl"}}, s)
 		}, "--predictions"},
 		{"sample NaN --temperature", func(s streams) error {
-			return runSample(ctx, sampleOptions{sample: train.SampleOptions{Temperature: math.NaN()}}, s)
+			return runSample(ctx, sampleOptions{sample: evaluate.SampleOptions{Temperature: math.NaN()}}, s)
 		}, "--temperature"},
 		{"tokenize without --out", func(s streams) error { return runTokenize(ctx, tokenizeOptions{}, s) }, "--out"},
 		{"tokenize unknown tokenizer", func(s streams) error {

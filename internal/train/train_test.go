@@ -155,7 +155,7 @@ func TestPredictedMemoryMatchesCPU(t *testing.T) {
 				t.Fatal(err)
 			}
 			be := gpu.NewCPU(1)
-			m, err := buildModel(be, cfg)
+			m, err := NewModel(be, cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -200,7 +200,7 @@ func TestCompressedUpdateFormula(t *testing.T) {
 		cfg.Train.GradClip, cfg.Train.Optimizer = 0, form
 		cfg.Train.Weights = WeightsMaster // the float64 formula, not its bf16 rounding
 		be := gpu.NewCPU64(1)
-		m, err := buildModel(be, cfg)
+		m, err := NewModel(be, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -29,7 +29,7 @@ func (f *fixedBatches) Next() ([]int32, []int32, error) {
 }
 func (f *fixedBatches) Reset()                              { f.i = 0 }
 func (f *fixedBatches) Close() error                        { return nil }
-func (f *fixedBatches) evalBatches(limit int) int           { return min(limit, len(f.in)) }
+func (f *fixedBatches) EvalBatches(limit int) int           { return min(limit, len(f.in)) }
 func (f *fixedBatches) saveState() (json.RawMessage, error) { return nil, nil }
 func (f *fixedBatches) restoreState(json.RawMessage) error  { return nil }
 
@@ -52,13 +52,13 @@ func updateConfig() Config {
 
 // stepper builds cfg on the float64 CPU backend with a trainer around it
 // that takes steps at the constant rate stepLR.
-func stepper(t *testing.T, cfg Config, src batchSource) *Trainer {
+func stepper(t *testing.T, cfg Config, src Batches) *Trainer {
 	t.Helper()
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
 	be := gpu.NewCPU64(2)
-	m, err := buildModel(be, cfg)
+	m, err := NewModel(be, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
