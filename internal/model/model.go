@@ -114,8 +114,8 @@ type Model struct {
 	// updating is set once a fused pass has updated a group: from then on the
 	// step can no longer be abandoned, so Stop is not polled until it ends.
 	updating bool
-	proj     *gpu.Tensor // P of any group, regenerated on use (largest n*r)
-	epoch    uint32      // projection epoch of the step being computed
+	projs    projCache // P of the projection groups (projcache.go)
+	epoch    uint32    // projection epoch of the step being computed
 
 	classLogits []float64 // (B, NumLabels) of the last evaluation forward
 
@@ -199,10 +199,8 @@ func New(be gpu.Backend, cfg Config, opts Options) (*Model, error) {
 	if m.normF, err = add(hfNorm, -1, nil, 1, false, C); err != nil {
 		return nil, err
 	}
-	if maxP := m.MaxProjection(); maxP > 0 {
-		if m.proj, err = be.Alloc("projection", gpu.Projection, gpu.Low, maxP); err != nil {
-			return nil, err
-		}
+	if err = m.allocProjections(); err != nil {
+		return nil, err
 	}
 	switch {
 	case opts.NumLabels > 0:
@@ -308,32 +306,9 @@ func (m *Model) Free() {
 		}
 	}
 	m.Params = nil
-	if m.proj != nil {
-		m.be.Free(m.proj)
+	if m.projs.buf != nil {
+		m.be.Free(m.projs.buf)
 	}
-}
-
-// Projection generates P (n x r) of group g in layer l for the current epoch
-// into a shared Low buffer and returns it; valid until the next call.
-func (m *Model) Projection(l int, g *Group) *gpu.Tensor {
-	return m.FillProjection(m.proj, l, g)
-}
-
-// FillProjection generates P of group g in layer l into the front of buf
-// (any precision) and returns that view.
-func (m *Model) FillProjection(buf *gpu.Tensor, l int, g *Group) *gpu.Tensor {
-	P := buf.Rows(0, g.Width*g.Rank).Reshape(g.Width, g.Rank)
-	m.be.Projection(P, m.Stream(l, g))
-	return P
-}
-
-// MaxProjection is the largest n*r of any projection group (0 without CompAct).
-func (m *Model) MaxProjection() int {
-	n := 0
-	for _, g := range m.plan.groups {
-		n = max(n, g.Width*g.Rank)
-	}
-	return n
 }
 
 // SyncWeights rounds the master copies into the Low weights after an update

@@ -225,7 +225,7 @@ func (o *Optimizer) compressedSR(hp gpu.AdamParams) error {
 			continue
 		}
 		if p.Layer != lastLayer || p.Group.ID != lastGroup {
-			P = o.model.FillProjection(o.proj, p.Layer, p.Group)
+			P = o.model.Projection(p.Layer, p.Group)
 			lastLayer, lastGroup = p.Layer, p.Group.ID
 		}
 		if err := o.compressedSRParam(p, P, hp); err != nil {
@@ -263,7 +263,7 @@ func (o *Optimizer) compressedSRParam(p *model.Param, P *gpu.Tensor, hp gpu.Adam
 		if hp.WeightDecay != 0 {
 			be.Scale(buf, 1-hp.LR*hp.WeightDecay)
 		}
-		be.Gemm(buf, dir.Reshape(r1-r0, r), P, false, true, -hp.LR, 1)
+		o.decompressInto(buf, dir.Reshape(r1-r0, r), P, hp.LR)
 		be.StochasticRound(wc, buf, o.round(gpu.StreamWeights, wc.Off-arena.Off))
 	}
 	return nil
