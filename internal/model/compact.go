@@ -9,21 +9,21 @@ import (
 
 // CompactConfig configures CompAct (SPEC section 5).
 type CompactConfig struct {
-	Enabled    bool     `mapstructure:"enabled"`
-	Rank       float64  `mapstructure:"rank"`         // < 1: fraction of the layer's input width; >= 1: absolute
-	Layers     []string `mapstructure:"layers"`       // subset of q, k, v, gate, up, down
-	Share      bool     `mapstructure:"share"`        // q/k/v and gate/up share one P and one saved z
+	Enabled bool     `mapstructure:"enabled"`
+	Rank    float64  `mapstructure:"rank"`   // < 1: fraction of the layer's input width; >= 1: absolute
+	Layers  []string `mapstructure:"layers"` // subset of q, k, v, gate, up, down
+	Share   bool     `mapstructure:"share"`  // q/k/v and gate/up share one P and one saved z
 	// Head also compresses an untied LM head (not in the paper, which
 	// compresses the blocks' linears only): its gradient and Adam moments
 	// become vocab x r instead of vocab x hidden. No effect on a tied head
 	// or a classifier.
-	Head bool `mapstructure:"head"`
-	Projection string   `mapstructure:"projection"`   // gaussian | rademacher
-	UpdateGap  int      `mapstructure:"update_gap"`   // optimizer steps between resampling P
-	Alpha      float64  `mapstructure:"alpha"`        // scale of the compressed update
-	OProjScale float64  `mapstructure:"o_proj_scale"` // o_proj's update scale, as a multiple of alpha
-	Seed       uint64   `mapstructure:"seed"`
-	Eps        float64  `mapstructure:"eps"` // Adam epsilon of the compressed moments
+	Head       bool    `mapstructure:"head"`
+	Projection string  `mapstructure:"projection"`   // gaussian | rademacher
+	UpdateGap  int     `mapstructure:"update_gap"`   // optimizer steps between resampling P
+	Alpha      float64 `mapstructure:"alpha"`        // scale of the compressed update
+	OProjScale float64 `mapstructure:"o_proj_scale"` // o_proj's update scale, as a multiple of alpha
+	Seed       uint64  `mapstructure:"seed"`
+	Eps        float64 `mapstructure:"eps"` // Adam epsilon of the compressed moments
 	// LR is the peak learning rate of a run with CompAct on (0: train.lr),
 	// so one config holds both recipes; the trainer reads it, not the model.
 	LR float64 `mapstructure:"lr"`
