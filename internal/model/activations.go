@@ -35,6 +35,7 @@ type activations struct {
 	dq, dk, dv *gpu.Tensor // (N,C), (N,KV), (N,KV)
 	da         *gpu.Tensor // (N,F), the storage of a
 	logits     *gpu.Tensor // (chunk, V) Workspace
+	zHead      *gpu.Tensor // (N, r) final norm output x P of a compressed LM head
 	losses     *gpu.Tensor // (N) Full
 	lossSum    *gpu.Tensor // (1, 1) Full: ForwardDeferred's accumulator
 	ones       *gpu.Tensor // (N, 1) Full, all ones, to sum losses with a GEMM
@@ -108,6 +109,9 @@ func (m *Model) Prepare(B, T int) error {
 	if m.lmHead != nil {
 		a.chunk = m.lossChunk(N)
 		a.logits = alloc("logits", gpu.Workspace, gpu.Low, a.chunk, m.Cfg.VocabSize)
+		if g := m.lmHead.Group; g != nil {
+			a.zHead = act("z.head", N, g.Rank)
+		}
 	} else {
 		// The selection is a one-hot GEMM rather than a gather so that it
 		// and its transpose (the scatter of the gradient) run on any

@@ -9,16 +9,21 @@ import (
 
 // CompactConfig configures CompAct (SPEC section 5).
 type CompactConfig struct {
-	Enabled    bool     `mapstructure:"enabled"`
-	Rank       float64  `mapstructure:"rank"`         // < 1: fraction of the layer's input width; >= 1: absolute
-	Layers     []string `mapstructure:"layers"`       // subset of q, k, v, gate, up, down
-	Share      bool     `mapstructure:"share"`        // q/k/v and gate/up share one P and one saved z
-	Projection string   `mapstructure:"projection"`   // gaussian | rademacher
-	UpdateGap  int      `mapstructure:"update_gap"`   // optimizer steps between resampling P
-	Alpha      float64  `mapstructure:"alpha"`        // scale of the compressed update
-	OProjScale float64  `mapstructure:"o_proj_scale"` // o_proj's update scale, as a multiple of alpha
-	Seed       uint64   `mapstructure:"seed"`
-	Eps        float64  `mapstructure:"eps"` // Adam epsilon of the compressed moments
+	Enabled bool     `mapstructure:"enabled"`
+	Rank    float64  `mapstructure:"rank"`   // < 1: fraction of the layer's input width; >= 1: absolute
+	Layers  []string `mapstructure:"layers"` // subset of q, k, v, gate, up, down
+	Share   bool     `mapstructure:"share"`  // q/k/v and gate/up share one P and one saved z
+	// Head also compresses an untied LM head (not in the paper, which
+	// compresses the blocks' linears only): its gradient and Adam moments
+	// become vocab x r instead of vocab x hidden. No effect on a tied head
+	// or a classifier.
+	Head       bool    `mapstructure:"head"`
+	Projection string  `mapstructure:"projection"`   // gaussian | rademacher
+	UpdateGap  int     `mapstructure:"update_gap"`   // optimizer steps between resampling P
+	Alpha      float64 `mapstructure:"alpha"`        // scale of the compressed update
+	OProjScale float64 `mapstructure:"o_proj_scale"` // o_proj's update scale, as a multiple of alpha
+	Seed       uint64  `mapstructure:"seed"`
+	Eps        float64 `mapstructure:"eps"` // Adam epsilon of the compressed moments
 	// LR is the peak learning rate of a run with CompAct on (0: train.lr),
 	// so one config holds both recipes; the trainer reads it, not the model.
 	LR float64 `mapstructure:"lr"`
@@ -65,6 +70,7 @@ type compactPlan struct {
 	groups  []Group
 	groupOf [numLinear]int
 	kind    projection.Kind
+	head    *Group // the LM head's projection (compact.head); nil when off
 }
 
 // plan resolves cc; the MLP width is padded to a multiple of pad in the
@@ -145,6 +151,13 @@ func (cc CompactConfig) plan(c Config, pad int) (compactPlan, error) {
 		specs = []spec{{projection.GroupQ, C, []linear{linQ}}, {projection.GroupK, C, []linear{linK}},
 			{projection.GroupV, C, []linear{linV}}, {projection.GroupGate, C, []linear{linGate}},
 			{projection.GroupUp, C, []linear{linUp}}}
+	}
+	if cc.Head {
+		r, err := projection.Rank(cc.Rank, C)
+		if err != nil {
+			return p, fmt.Errorf("compact.rank for lm_head: %w", err)
+		}
+		p.head = &Group{ID: projection.GroupHead, Width: C, Rank: r}
 	}
 	specs = append(specs, spec{projection.GroupDown, F, []linear{linDown}})
 	Fp := (F + pad - 1) / pad * pad

@@ -46,7 +46,7 @@ type Param struct {
 	Master *gpu.Tensor // Full copy of W that the optimizer updates; nil when W is Full already
 	Grad   *gpu.Tensor
 	Group  *Group // nil for full-rank params
-	Layer  int    // block index, -1 outside the blocks
+	Layer  int    // block index, -1 outside the blocks (num_layers for a compressed LM head: its projection stream)
 	Scale  float32
 	Decay  bool // decoupled weight decay applies (matrices only)
 	// WOff and GradOff place the param in the weight arena and in the
@@ -151,6 +151,9 @@ func New(be gpu.Backend, cfg Config, opts Options) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.TieEmbeddings || opts.NumLabels > 0 {
+		plan.head = nil // compact.head concerns an untied LM head only
+	}
 	m := &Model{Cfg: cfg, Opts: opts, be: be, plan: plan}
 	alpha := float32(opts.Compact.Alpha)
 	// add declares a parameter; allocArenas gives it storage afterwards.
@@ -211,7 +214,11 @@ func New(be gpu.Backend, cfg Config, opts Options) (*Model, error) {
 	case cfg.TieEmbeddings:
 		m.lmHead = m.wte
 	default:
-		if m.lmHead, err = add(hfLMHead, -1, nil, 1, true, cfg.VocabSize, C); err != nil {
+		layer, scale := -1, float32(1)
+		if m.plan.head != nil {
+			layer, scale = cfg.Layers, alpha
+		}
+		if m.lmHead, err = add(hfLMHead, layer, m.plan.head, scale, true, cfg.VocabSize, C); err != nil {
 			return nil, err
 		}
 	}

@@ -22,6 +22,26 @@ func compactOn(share bool) CompactConfig {
 		Projection: "gaussian", UpdateGap: 50, Alpha: 0.25, OProjScale: 0.5, Seed: 7, Eps: 1e-6}
 }
 
+// compactHead is compactOn(true) with the LM head compressed too.
+func compactHead() CompactConfig {
+	cc := compactOn(true)
+	cc.Head = true
+	return cc
+}
+
+// TestCompactHeadNeedsUntiedHead: compact.head compresses an untied LM head
+// only; a tied head is the embedding, whose gradient stays full.
+func TestCompactHeadNeedsUntiedHead(t *testing.T) {
+	cfg := testConfig()
+	cfg.TieEmbeddings = true
+	m := newTestModel(t, gpu.NewCPU(1), cfg, Options{Compact: compactHead()})
+	for _, p := range m.Params {
+		if p.Layer < 0 && p.Compressed() {
+			t.Errorf("tied model: %s is compressed", p.Name)
+		}
+	}
+}
+
 type batch struct {
 	B, T        int
 	in, targets []int32
@@ -174,10 +194,13 @@ func TestModelGradientsFiniteDifference(t *testing.T) {
 func TestCompactGradientIsProjectedFullGradient(t *testing.T) {
 	cfg := testConfig()
 	b := randomBatch(cfg, 2, 6, 2)
-	for _, share := range []bool{true, false} {
+	for _, c := range []struct{ share, head bool }{{true, false}, {false, false}, {true, true}} {
+		share := c.share
+		cc := compactOn(share)
+		cc.Head = c.head
 		beFull, beCA := gpu.NewCPU64(2), gpu.NewCPU64(2)
 		full := newTestModel(t, beFull, cfg, Options{})
-		ca := newTestModel(t, beCA, cfg, Options{Compact: compactOn(share)})
+		ca := newTestModel(t, beCA, cfg, Options{Compact: cc})
 		lossFull, gFull := lossAndGrads(t, full, b)
 		lossCA, gCA := lossAndGrads(t, ca, b)
 		if math.Abs(lossFull-lossCA) > 1e-12 {
@@ -210,8 +233,12 @@ func TestCompactGradientIsProjectedFullGradient(t *testing.T) {
 				t.Errorf("share %v: %s: G vs dW P rel err %.3g", share, p.Name, e)
 			}
 		}
-		if compressed != 2*6 {
-			t.Errorf("share %v: %d compressed params, want 12", share, compressed)
+		want := 2 * 6
+		if c.head {
+			want++ // lm_head
+		}
+		if compressed != want {
+			t.Errorf("share %v head %v: %d compressed params, want %d", share, c.head, compressed, want)
 		}
 	}
 }
@@ -232,6 +259,7 @@ func TestRecomputePoliciesAgree(t *testing.T) {
 	}{
 		{"compact", cfg, Options{Compact: compactOn(true)}, randomBatch(cfg, 2, 7, 3)},
 		{"compact-per-layer", cfg, Options{Compact: compactOn(false)}, randomBatch(cfg, 2, 7, 3)},
+		{"compact-head", cfg, Options{Compact: compactHead()}, randomBatch(cfg, 2, 7, 3)},
 		{"full-tied", tied, Options{}, randomBatch(cfg, 2, 7, 3)},
 		{"compact-classifier", cfg, Options{Compact: compactOn(true), NumLabels: 3}, classBatch(cfg)},
 	}

@@ -41,12 +41,16 @@ func (m *Model) allocProjections() error {
 	}
 	c := &m.projs
 	total := 0
-	c.off = make([]int, projection.StreamID(m.Cfg.Layers, 0))
+	c.off = make([]int, projection.StreamID(m.Cfg.Layers, projection.GroupHead)+1)
 	for l := range m.Cfg.Layers {
 		for _, g := range m.plan.groups {
 			c.off[projection.StreamID(l, g.ID)] = total
 			total += g.Width * g.Rank
 		}
+	}
+	if g := m.plan.head; g != nil { // the LM head's P: layer num_layers
+		c.off[projection.StreamID(m.Cfg.Layers, g.ID)] = total
+		total += g.Width * g.Rank
 	}
 	size := maxP
 	if c.cached = total <= ProjectionCacheElements; c.cached {
@@ -93,6 +97,9 @@ func (m *Model) FillProjection(buf *gpu.Tensor, l int, g *Group) *gpu.Tensor {
 func (m *Model) MaxProjection() int {
 	n := 0
 	for _, g := range m.plan.groups {
+		n = max(n, g.Width*g.Rank)
+	}
+	if g := m.plan.head; g != nil {
 		n = max(n, g.Width*g.Rank)
 	}
 	return n

@@ -11,7 +11,7 @@ import (
 // back to an earlier one, as a resumed run's first step may).
 func TestProjectionCacheFollowsTheEpoch(t *testing.T) {
 	be := gpu.NewCPU(1)
-	m := newTestModel(t, be, testConfig(), Options{Compact: compactOn(true)})
+	m := newTestModel(t, be, testConfig(), Options{Compact: compactHead()})
 	if !m.ProjectionCached() {
 		t.Fatal("a tiny model's projections should be cached")
 	}
@@ -21,18 +21,21 @@ func TestProjectionCacheFollowsTheEpoch(t *testing.T) {
 	}
 	for _, epoch := range []uint32{0, 1, 1, 0, 5} {
 		m.SetEpoch(epoch)
-		for l := range m.Cfg.Layers {
-			for gi := range m.Groups() {
-				g := &m.plan.groups[gi]
-				got, _ := be.Download(m.Projection(l, g))
-				want, _ := be.Download(m.FillProjection(fresh, l, g))
-				for i := range want {
-					if got[i] != want[i] {
-						t.Fatalf("epoch %d layer %d group %d: cached P[%d] = %v, fresh %v", epoch, l, g.ID, i, got[i], want[i])
-					}
+		check := func(l int, g *Group) {
+			got, _ := be.Download(m.Projection(l, g))
+			want, _ := be.Download(m.FillProjection(fresh, l, g))
+			for i := range want {
+				if got[i] != want[i] {
+					t.Fatalf("epoch %d layer %d group %d: cached P[%d] = %v, fresh %v", epoch, l, g.ID, i, got[i], want[i])
 				}
 			}
 		}
+		for l := range m.Cfg.Layers {
+			for gi := range m.Groups() {
+				check(l, &m.plan.groups[gi])
+			}
+		}
+		check(m.Cfg.Layers, m.plan.head) // the LM head's P (compact.head)
 	}
 }
 
@@ -40,11 +43,11 @@ func TestProjectionCacheFollowsTheEpoch(t *testing.T) {
 func TestProjectionBufferSize(t *testing.T) {
 	be := gpu.NewMeter(2, 4)
 	cfg := testConfig()
-	m, err := New(be, cfg, Options{Compact: compactOn(true)})
+	m, err := New(be, cfg, Options{Compact: compactHead()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := 0
+	want := cfg.Hidden * m.plan.head.Rank // the LM head's
 	for _, g := range m.Groups() {
 		want += cfg.Layers * g.Width * g.Rank
 	}

@@ -46,6 +46,11 @@ const (
 	groupsPerLayer = 8
 )
 
+// GroupHead is the LM head's projection group (compact.head): its layer
+// index is num_layers, one past the last block, so its stream is new and
+// the blocks' streams are unchanged.
+const GroupHead = GroupQKV
+
 // StreamID returns the generator stream of a layer's projection group.
 func StreamID(layer, group int) uint32 { return uint32(layer*groupsPerLayer + group) }
 

@@ -97,10 +97,13 @@ func TestFusedStepIsBitIdentical(t *testing.T) {
 		{"compact-bf16_sr-bf16-qkv_mlp", true, false, WeightsBF16SR, StateBF16, "qkv_mlp"},
 		{"compact-bf16_sr-bf16-tied", true, true, WeightsBF16SR, StateBF16, "none"},
 		{"full-bf16_sr-bf16", false, false, WeightsBF16SR, StateBF16, "none"},
+		{"compact-head-bf16_sr-bf16", true, false, WeightsBF16SR, StateBF16, "block"},
+		{"compact-head", true, false, WeightsMaster, StateFP32, "none"},
 	}
 	for _, c := range cases {
 		cfg := leanConfig(c.compact)
 		cfg.Model.TieEmbeddings = c.tied
+		cfg.Compact.Head = strings.Contains(c.name, "-head")
 		cfg.Train.Weights, cfg.Train.OptimizerState, cfg.Train.Recompute = c.weights, c.states, c.rc
 		cfg.Compact.UpdateGap = 2
 		ms, opts := fusedPair(t, func() gpu.Backend { return gpu.NewCPU(2) }, cfg)

@@ -40,7 +40,7 @@ func checkState(dir string, st TrainerState, cfg Config) error {
 // layout decide the saved tensors' shapes, and the data keys, seq_len and
 // seed decide the data stream the saved position refers to.
 var resumeFixedPrefixes = []string{"model.", "data.", "finetune."}
-var resumeFixedKeys = []string{"train.seq_len", "train.seed", "compact.enabled", "compact.rank", "compact.share", "compact.layers"}
+var resumeFixedKeys = []string{"train.seq_len", "train.seed", "compact.enabled", "compact.rank", "compact.share", "compact.layers", "compact.head"}
 
 // resumeFreeKeys may change freely: bookkeeping that does not change what
 // is computed (and train.steps, to extend a run).

@@ -321,6 +321,10 @@ func TestUpdateUsesTheStepsProjectionAcrossResamples(t *testing.T) {
 			t.Errorf("share %v: %s", share, f)
 		}
 	}
+	cfg.Compact.Head = true // the LM head's P follows the same epochs
+	for _, f := range updateCheck(t, cfg, 5) {
+		t.Errorf("head: %s", f)
+	}
 }
 
 // o_proj stays full rank under CompAct, its update scaled by
