@@ -30,6 +30,8 @@ declare -A RUNS=(
   [r0.25-sr]="--set compact.rank=0.25 --set train.weights=bf16_sr"
   [r0.25-sr-bf16]="--set compact.rank=0.25 --set train.weights=bf16_sr --set train.optimizer_state=bf16"
   [full-sr]="--set compact.enabled=false --set train.weights=bf16_sr"
+  [r0.25-head]="--set compact.rank=0.25 --set compact.head=true"
+  [r0.25-sr-bf16-head]="--set compact.rank=0.25 --set train.weights=bf16_sr --set train.optimizer_state=bf16 --set compact.head=true"
 )
 NAMES=${NAMES:-full r0.5 r0.25 r0.125}
 for n in $NAMES; do
