@@ -39,6 +39,7 @@ type TrainerState struct {
 	TrainFiles []string        `json:"train_files"`
 	ValFiles   []string        `json:"val_files"`
 	Base       string          `json:"base,omitempty"` // fine-tuning: where the weights started
+	World      int             `json:"world,omitempty"` // data-parallel ranks that wrote it (0: one)
 }
 
 // Checkpoint file names inside a step directory.
