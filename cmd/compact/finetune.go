@@ -13,6 +13,7 @@ func newFinetuneCmd() *cobra.Command {
 	var out, base string
 	var steps int
 	var resume, overwrite, allowChange bool
+	var job jobFlags
 	c := &cobra.Command{
 		Use:   "finetune --base DIR --config FILE --out DIR",
 		Short: "Fine-tune a checkpoint or HuggingFace LLaMA directory (causal, completion or classify)",
@@ -48,9 +49,13 @@ or classify (JSONL text/label, a score.weight head).`,
 			if err != nil {
 				return err
 			}
+			env, launched, err := job.start(cmd, cfg.Train.Device)
+			if launched || err != nil {
+				return err
+			}
 			ctx, stop := interruptContext()
 			defer stop()
-			return train.Finetune(ctx, cfg, train.RunOptions{Out: out, Base: b.Dir, Resume: resume, Overwrite: overwrite, AllowConfigChange: allowChange,
+			return train.Finetune(ctx, cfg, train.RunOptions{Dist: env, Out: out, Base: b.Dir, Resume: resume, Overwrite: overwrite, AllowConfigChange: allowChange,
 				Log: os.Stderr, Progress: interactive(), ResumeCommand: resumeCommand()})
 		},
 	}
@@ -60,6 +65,7 @@ or classify (JSONL text/label, a score.weight head).`,
 	c.Flags().IntVar(&steps, "steps", 0, "optimizer steps (overrides train.steps)")
 	c.Flags().BoolVar(&resume, "resume", false, "continue from the newest complete checkpoint in --out")
 	c.Flags().BoolVar(&overwrite, "overwrite", false, "move an existing run in --out aside (to DIR.old-TIMESTAMP) and start a new one")
+	job.register(c)
 	c.Flags().BoolVar(&allowChange, "allow-config-change", false, "with --resume: continue although optimizer settings (lr, micro_batch, update_gap, ...) changed")
 	return c
 }

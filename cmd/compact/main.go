@@ -17,6 +17,9 @@ func main() {
 		return
 	}
 	fmt.Fprintln(os.Stderr, "compact:", err)
+	if code, ok := exitStatus(err); ok { // a data-parallel job's
+		os.Exit(code)
+	}
 	if errors.Is(err, train.ErrInterrupted) {
 		os.Exit(exitInterrupted)
 	}

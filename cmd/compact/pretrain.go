@@ -14,6 +14,7 @@ func newPretrainCmd() *cobra.Command {
 	var out string
 	var steps int
 	var resume, overwrite, allowChange bool
+	var job jobFlags
 	c := &cobra.Command{
 		Use:   "pretrain --config FILE --out DIR",
 		Short: "Train a model from scratch (or --resume from the newest checkpoint in DIR)",
@@ -38,9 +39,13 @@ func newPretrainCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			env, launched, err := job.start(cmd, cfg.Train.Device)
+			if launched || err != nil {
+				return err
+			}
 			ctx, stop := interruptContext()
 			defer stop()
-			return train.Pretrain(ctx, cfg, train.RunOptions{Out: out, Resume: resume, Overwrite: overwrite, AllowConfigChange: allowChange,
+			return train.Pretrain(ctx, cfg, train.RunOptions{Dist: env, Out: out, Resume: resume, Overwrite: overwrite, AllowConfigChange: allowChange,
 				Log: os.Stderr, Progress: interactive(), ResumeCommand: resumeCommand()})
 		},
 	}
@@ -49,6 +54,7 @@ func newPretrainCmd() *cobra.Command {
 	c.Flags().IntVar(&steps, "steps", 0, "optimizer steps (overrides train.steps)")
 	c.Flags().BoolVar(&resume, "resume", false, "continue from the newest complete checkpoint in --out")
 	c.Flags().BoolVar(&overwrite, "overwrite", false, "move an existing run in --out aside (to DIR.old-TIMESTAMP) and start a new one")
+	job.register(c)
 	c.Flags().BoolVar(&allowChange, "allow-config-change", false, "with --resume: continue although optimizer settings (lr, micro_batch, update_gap, ...) changed")
 	return c
 }

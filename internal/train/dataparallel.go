@@ -189,10 +189,11 @@ func elemBytes(be gpu.Backend, p gpu.Precision) int64 {
 	return 4
 }
 
-// beginStep resets the step's byte count.
-func (d *dataParallel) beginStep() {
+// beginStep resets the byte count for step.
+func (d *dataParallel) beginStep(step int) {
 	if d != nil {
 		d.bytes = CommBytes{}
+		d.maybeKillSelf(step)
 	}
 }
 

@@ -354,7 +354,7 @@ func (t *Trainer) step(read bool) (loss, gradNorm float64, err error) {
 			return 0, 0, err
 		}
 		valid = int(v)
-		t.dp.beginStep()
+		t.dp.beginStep(t.opt.Step + 1)
 	}
 	if valid == 0 {
 		return 0, 0, fmt.Errorf("step %d: no valid targets", t.opt.Step+1)
