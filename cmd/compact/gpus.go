@@ -25,12 +25,12 @@ func (j *jobFlags) register(c *cobra.Command) {
 // variables it is one rank (env set). With --gpus N it launches N ranks of
 // this same command, waits for them and returns launched = true with their
 // outcome. Otherwise it is a plain run (env nil).
-func (j *jobFlags) start(c *cobra.Command, device string) (env *dist.Env, launched bool, err error) {
+func (j *jobFlags) start(given flagsGiven, device string, s streams) (env *dist.Env, launched bool, err error) {
 	e, found, err := dist.FromEnv(os.Getenv)
 	if err != nil {
 		return nil, false, usagef("%v", err)
 	}
-	set := c.Flags().Changed("gpus")
+	set := given["gpus"]
 	if found {
 		if set && j.gpus != e.World {
 			return nil, false, usagef("--gpus %d but WORLD_SIZE=%d: under a launcher, leave --gpus out", j.gpus, e.World)
@@ -50,7 +50,7 @@ func (j *jobFlags) start(c *cobra.Command, device string) (env *dist.Env, launch
 		case cerr != nil && device == gpu.DeviceCUDA:
 			return nil, false, fmt.Errorf("--gpus %d: %w", j.gpus, cerr)
 		case cerr != nil:
-			fmt.Fprintf(os.Stderr, "--gpus %d: no usable CUDA device (%s): running %d CPU processes\n", j.gpus, gpu.Brief(cerr), j.gpus)
+			fmt.Fprintf(s.err, "--gpus %d: no usable CUDA device (%s): running %d CPU processes\n", j.gpus, gpu.Brief(cerr), j.gpus)
 		case j.gpus > n:
 			return nil, false, usagef("--gpus %d: only %d CUDA device(s) visible", j.gpus, n)
 		}
@@ -62,20 +62,23 @@ func (j *jobFlags) start(c *cobra.Command, device string) (env *dist.Env, launch
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
-	l := &dist.Launcher{Procs: j.gpus, Program: self, Args: os.Args[1:], Env: os.Environ(), Out: os.Stderr}
+	l := &dist.Launcher{Procs: j.gpus, Program: self, Args: os.Args[1:], Env: os.Environ(), Out: s.err}
 	return nil, true, l.Run(sigs)
 }
 
-// exitStatus is the status a failed job's launcher exits with, if err
-// carries one: the failing rank's, or ExitPeerFailed for a rank that
-// stopped because another failed.
-func exitStatus(err error) (int, bool) {
+// isJobFailure reports whether err ended a data-parallel job: a rank's
+// failure seen by the launcher, or another rank's seen by this one.
+func isJobFailure(err error) bool {
+	var ee *dist.ExitError
+	return errors.As(err, &ee) || dist.IsPeerFailure(err)
+}
+
+// jobExitStatus is the status for such an error: the failed rank's own,
+// or ExitPeerFailed for a rank that stopped because another failed.
+func jobExitStatus(err error) int {
 	var ee *dist.ExitError
 	if errors.As(err, &ee) {
-		return ee.Code, true
+		return ee.Code
 	}
-	if dist.IsPeerFailure(err) {
-		return dist.ExitPeerFailed, true
-	}
-	return 0, false
+	return dist.ExitPeerFailed
 }

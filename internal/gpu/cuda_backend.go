@@ -316,11 +316,14 @@ func (c *CUDA) DownloadF64(t *Tensor) ([]float64, error) {
 	return out, nil
 }
 
+// UploadInt32 does not wait for the GPU (token ids are uploaded every
+// micro-batch): the values go through pinned staging (HtoDAsync), so src
+// may be reused on return and the copy lands in stream order.
 func (c *CUDA) UploadInt32(t *Tensor, src []int32) error {
 	if t.Prec != Int32 || len(src) != t.Len() {
 		return fmt.Errorf("upload %s: %d int32 values into %d elements of precision %d", t, len(src), t.Len(), t.Prec)
 	}
-	return c.dev.HtoD(t.ptr(), unsafe.Pointer(unsafe.SliceData(src)), int64(len(src))*4)
+	return c.dev.HtoDAsync(t.ptr(), unsafe.Pointer(unsafe.SliceData(src)), int64(len(src))*4)
 }
 
 func (c *CUDA) Copy(dst, src *Tensor) error {

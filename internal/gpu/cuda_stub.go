@@ -59,6 +59,9 @@ func (d *CudaDevice) MemGetInfo() (free, total int64, err error) {
 	return 0, 0, errCudaPlatform
 }
 func (d *CudaDevice) HtoD(dst uintptr, src unsafe.Pointer, bytes int64) error { return errCudaPlatform }
+func (d *CudaDevice) HtoDAsync(dst uintptr, src unsafe.Pointer, bytes int64) error {
+	return errCudaPlatform
+}
 func (d *CudaDevice) DtoH(dst unsafe.Pointer, src uintptr, bytes int64) error { return errCudaPlatform }
 func (d *CudaDevice) DtoD(dst, src uintptr, bytes int64) error                { return errCudaPlatform }
 func (d *CudaDevice) MemsetD8(dst uintptr, v byte, bytes int64) error         { return errCudaPlatform }

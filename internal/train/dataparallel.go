@@ -88,24 +88,24 @@ func joinJob(env *dist.Env, be gpu.Backend) (*dataParallel, error) {
 }
 
 // rankSource wraps the training stream so this rank reads its micro-batches.
-func rankSource(s batchSource, env *dist.Env) batchSource {
+func rankSource(s Batches, env *dist.Env) Batches {
 	if env == nil || env.World == 1 {
 		return s
 	}
-	return &strideSource{batchSource: s, rank: env.Rank, world: env.World}
+	return &strideSource{Batches: s, rank: env.Rank, world: env.World}
 }
 
 // strideSource hands rank r batch r of every world consecutive batches of
 // the global stream. The stream's position (saved in checkpoints) is the
 // same on every rank and means the same whatever the world size.
 type strideSource struct {
-	batchSource
+	Batches
 	rank, world int
 }
 
 func (s *strideSource) Next() (in, tg []int32, err error) {
 	for i := range s.world {
-		a, b, err := s.batchSource.Next()
+		a, b, err := s.Batches.Next()
 		if err != nil {
 			return nil, nil, err
 		}

@@ -27,7 +27,7 @@ func leanVariant(cfg Config) Config {
 
 func buildPair(t *testing.T, cfg Config) (*model.Model, *Optimizer) {
 	t.Helper()
-	m, err := buildModel(gpu.NewCPU(2), cfg)
+	m, err := NewModel(gpu.NewCPU(2), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
