@@ -11,6 +11,7 @@ import (
 type finetuneOptions struct {
 	config configFlags
 	train  trainFlags
+	job    jobFlags
 	base   string
 	given  flagsGiven
 }
@@ -38,6 +39,7 @@ or classify (JSONL text/label, a score.weight head).`,
 	opts.config.register(c)
 	c.Flags().StringVar(&opts.base, "base", "", "checkpoint or HuggingFace LLaMA directory to start from")
 	opts.train.register(c)
+	opts.job.register(c)
 	return c
 }
 
@@ -56,5 +58,11 @@ func runFinetune(ctx context.Context, opts finetuneOptions, s streams) error {
 	if err != nil {
 		return err
 	}
-	return train.Finetune(ctx, cfg, opts.train.runOptions(b.Dir, s))
+	env, launched, err := opts.job.start(opts.given, cfg.Train.Device, s)
+	if launched || err != nil {
+		return err
+	}
+	run := opts.train.runOptions(b.Dir, s)
+	run.Dist = env
+	return train.Finetune(ctx, cfg, run)
 }

@@ -32,6 +32,8 @@ func exitCode(err error) int {
 	switch {
 	case err == nil:
 		return 0
+	case isJobFailure(err): // a data-parallel job's: the failed rank's status
+		return jobExitStatus(err)
 	case errors.Is(err, train.ErrInterrupted):
 		return exitInterrupted
 	case errors.As(err, &cli) || train.IsUsage(err):

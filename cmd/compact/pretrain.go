@@ -12,6 +12,7 @@ import (
 type pretrainOptions struct {
 	config configFlags
 	train  trainFlags
+	job    jobFlags
 	given  flagsGiven
 }
 
@@ -30,6 +31,7 @@ func newPretrainCmd() *cobra.Command {
 	}
 	opts.config.register(c)
 	opts.train.register(c)
+	opts.job.register(c)
 	return c
 }
 
@@ -47,5 +49,11 @@ func runPretrain(ctx context.Context, opts pretrainOptions, s streams) error {
 	if err != nil {
 		return err
 	}
-	return train.Pretrain(ctx, cfg, opts.train.runOptions("", s))
+	env, launched, err := opts.job.start(opts.given, cfg.Train.Device, s)
+	if launched || err != nil {
+		return err
+	}
+	run := opts.train.runOptions("", s)
+	run.Dist = env
+	return train.Pretrain(ctx, cfg, run)
 }

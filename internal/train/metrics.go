@@ -21,6 +21,8 @@ type Metric struct {
 	ValLoss   *float64 `json:"val_loss,omitempty"`
 	ValAcc    *float64 `json:"val_accuracy,omitempty"` // classifiers
 	ElapsedS  float64  `json:"elapsed_s"`
+	// Comm is the step's gradient all-reduce payload in a data-parallel job.
+	Comm *CommBytes `json:"comm,omitempty"`
 }
 
 // MetricsLog appends Metric lines to DIR/metrics.jsonl.

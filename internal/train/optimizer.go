@@ -37,6 +37,9 @@ type Optimizer struct {
 	stage          staging // fp32 staging of the lean precisions
 	fused          fusedStep
 	Step           int // optimizer steps taken
+	// Reduce, when set, sums a fused group's gradients over the ranks of a
+	// data-parallel job before they update (dataparallel.go).
+	Reduce func(ps []*model.Param) error
 }
 
 // NewOptimizer allocates zeroed moments for every parameter of m: two

@@ -67,6 +67,12 @@ func (o *Optimizer) fusedUpdate(ps []*model.Param) {
 	if o.fused.err != nil {
 		return
 	}
+	if o.Reduce != nil {
+		if err := o.Reduce(ps); err != nil {
+			o.fused.err = err
+			return
+		}
+	}
 	// One call per tensor: CUDA's scratch holds one tensor's partial sums
 	// (gpu.CUDAScratchFloats), and memreport counts no more.
 	for _, p := range ps {

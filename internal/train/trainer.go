@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/compact-llm/compact/internal/data"
+	"github.com/compact-llm/compact/internal/dist"
 	"github.com/compact-llm/compact/internal/gpu"
 	"github.com/compact-llm/compact/internal/model"
 	"github.com/schollz/progressbar/v3"
@@ -30,6 +31,10 @@ type RunOptions struct {
 	// instead of refusing it. AllowConfigChange lets Resume continue with
 	// changed optimizer settings (lr, micro_batch, update_gap, ...), listed.
 	Overwrite, AllowConfigChange bool
+
+	// Dist places this process in a data-parallel job (dataparallel.go);
+	// nil for a plain run. Only rank 0 logs and writes to Out.
+	Dist *dist.Env
 }
 
 // ErrInterrupted is returned when the run's context was cancelled (SIGINT,
@@ -55,6 +60,7 @@ type Trainer struct {
 	barDesc  string
 	lastCkpt string  // newest checkpoint this run wrote
 	dir      *runDir // the locked --out directory
+	dp       *dataParallel
 }
 
 // Pretrain trains cfg from scratch (or from the newest checkpoint in
@@ -69,7 +75,7 @@ func Pretrain(ctx context.Context, cfg Config, opts RunOptions) error {
 		return err
 	}
 	defer t.close()
-	return t.run(ctx)
+	return t.dp.finish(t.run(ctx))
 }
 
 // logf prints a log line; with a progress bar, above it (the bar is
@@ -88,7 +94,9 @@ func (t *Trainer) logf(format string, a ...any) {
 
 func newTrainer(cfg Config, opts RunOptions) (_ *Trainer, err error) {
 	t := &Trainer{cfg: cfg, opts: opts}
-	if t.dir, err = claimRunDir(opts.Out, opts.Resume, opts.Overwrite, t.logf); err != nil {
+	if opts.Dist != nil && opts.Dist.Rank != 0 {
+		t.opts.Log = nil // rank 0 speaks for the job and owns --out
+	} else if t.dir, err = claimRunDir(opts.Out, opts.Resume, opts.Overwrite, t.logf); err != nil {
 		return nil, err
 	}
 	defer func() {
@@ -121,11 +129,14 @@ func newTrainer(cfg Config, opts RunOptions) (_ *Trainer, err error) {
 		return nil, err
 	}
 	var how string
-	if t.be, how, err = gpu.Open(cfg.Train.Device, cfg.Train.Threads); err != nil {
+	if t.be, how, err = openBackend(cfg, opts.Dist); err != nil {
 		return nil, err
 	}
 	t.device = t.be.Name()
 	t.logf("device: %s", how)
+	if t.dp, err = joinJob(opts.Dist, t.be); err != nil {
+		return nil, err
+	}
 	if err := CheckFits(cfg, t.be, true); err != nil {
 		return nil, err
 	}
@@ -134,6 +145,9 @@ func newTrainer(cfg Config, opts RunOptions) (_ *Trainer, err error) {
 	}
 	if t.opt, err = NewOptimizer(t.model, optimizerConfig(cfg)); err != nil {
 		return nil, err
+	}
+	if t.dp != nil {
+		t.opt.Reduce = t.dp.reduce
 	}
 	t.sched = Schedule{LR: cfg.PeakLR(), Warmup: cfg.Warmup(), Total: cfg.Train.Steps, MinRatio: cfg.Train.MinLRRatio}
 	t.logf("%s", cfg.RecipeLine())
@@ -145,6 +159,9 @@ func newTrainer(cfg Config, opts RunOptions) (_ *Trainer, err error) {
 	keep := -1
 	if resumeFrom != "" {
 		keep = t.state.Step
+	}
+	if t.dp.rank() != 0 {
+		return t, nil
 	}
 	if t.metrics, err = OpenMetrics(opts.Out, keep); err != nil {
 		return nil, err
@@ -160,6 +177,7 @@ func (t *Trainer) adoptResumeState(resumeFrom string) error {
 	if err != nil {
 		return &UsageError{fmt.Errorf("resume: %w", err)}
 	}
+	sameGlobalBatch(&st, cfg, opts.Dist)
 	if err := sameRun(st.Config, cfg); err != nil {
 		return Usagef("resume from %s: %w", resumeFrom, err)
 	}
@@ -247,7 +265,7 @@ func (t *Trainer) openData() error {
 	if err != nil {
 		return err
 	}
-	t.train, t.val = d.train, d.val
+	t.train, t.val = rankSource(d.train, t.opts.Dist), d.val
 	if t.cfg.Finetune.Task == TaskCausal {
 		t.state.TrainFiles, t.state.ValFiles = d.trainFiles, d.valFiles
 	}
@@ -324,6 +342,7 @@ func OpenValidation(cfg Config, tok data.Tokenizer, logf func(string, ...any), u
 }
 
 func (t *Trainer) close() {
+	t.dp.finish(errors.New("setup or shutdown failed")) // no-op once the run left the job
 	if t.train != nil {
 		t.train.Close()
 	}
@@ -366,6 +385,14 @@ func (t *Trainer) step(read bool) (loss, gradNorm float64, err error) {
 			}
 		}
 	}
+	if t.dp != nil { // the loss is the mean over the global batch
+		v, err := t.dp.sum(float64(valid))
+		if err != nil {
+			return 0, 0, err
+		}
+		valid = int(v)
+		t.dp.beginStep(t.opt.Step + 1)
+	}
 	if valid == 0 {
 		return 0, 0, fmt.Errorf("step %d: no valid targets", t.opt.Step+1)
 	}
@@ -389,17 +416,25 @@ func (t *Trainer) step(read bool) (loss, gradNorm float64, err error) {
 			return 0, 0, err
 		}
 	}
+	if t.dp != nil && !t.model.Fused() {
+		if err := t.dp.reduceArena(t.model); err != nil {
+			return 0, 0, err
+		}
+	}
 	if err := t.opt.Finish(lr); err != nil {
 		return 0, 0, err
 	}
 	t.state.Step = t.opt.Step
 	t.state.LR = lr
-	t.state.Tokens += int64(B * T * tr.GradAccum)
+	t.state.Tokens += int64(B * T * tr.GradAccum * t.dp.world())
 	if !read {
 		return 0, 0, nil
 	}
 	sum, err := t.model.LossSum()
 	if err != nil {
+		return 0, 0, err
+	}
+	if sum, err = t.dp.sum(sum); err != nil {
 		return 0, 0, err
 	}
 	gn, err := t.opt.GradNorm()
@@ -427,8 +462,16 @@ func (t *Trainer) checkpoint() error {
 // checkpointAt writes the checkpoint of the current step with the loader
 // at ls (the position before an abandoned step, after an interrupt).
 func (t *Trainer) checkpointAt(ls json.RawMessage) error {
+	if err := t.dp.checkSame(t.model); err != nil {
+		return fmt.Errorf("checkpoint at step %d: %w", t.state.Step, err)
+	}
+	if t.dp.rank() != 0 { // rank 0 holds everything and writes it once
+		t.lastCkpt = StepDir(t.ckptRoot(), t.state.Step)
+		return nil
+	}
 	t.state.Loader = ls
 	t.state.Epoch = t.modelEpoch()
+	t.state.World = t.dp.world()
 	t.state.Config = t.cfg
 	dir, err := SaveCheckpoint(t.ckptRoot(), t.model, t.opt, t.state, int(t.tok.EOT()), t.cfg.Train.KeepCheckpoints)
 	if err != nil {
@@ -447,6 +490,9 @@ func (t *Trainer) modelEpoch() uint32 {
 }
 
 func (t *Trainer) writeMemreport(measured bool) error {
+	if t.dp.rank() != 0 {
+		return nil
+	}
 	tr := t.cfg.Train
 	pred, err := PredictMemory(t.cfg, tr.MicroBatch, tr.SeqLen, t.be.Name())
 	if err != nil {
@@ -473,7 +519,7 @@ func (t *Trainer) run(ctx context.Context) error {
 	start := t.state.Step
 	t.logf("model: %d parameters, %d layers, hidden %d; compact %v; steps %d..%d, %d tokens per step",
 		t.cfg.Model.NumParams(), t.cfg.Model.Layers, t.cfg.Model.Hidden, t.cfg.Compact.Enabled,
-		start+1, tr.Steps, tr.MicroBatch*tr.SeqLen*tr.GradAccum)
+		start+1, tr.Steps, tr.MicroBatch*tr.SeqLen*tr.GradAccum*t.dp.world())
 	if t.opts.Progress && t.opts.Log != nil {
 		t.barDesc = "training"
 		t.bar = progressbar.NewOptions(tr.Steps-start, progressbar.OptionSetWriter(t.opts.Log),
@@ -486,8 +532,10 @@ func (t *Trainer) run(ctx context.Context) error {
 			}
 		}()
 	}
-	t.model.Stop = func() bool { return ctx.Err() != nil }
-	defer func() { t.model.Stop = nil }()
+	if t.dp == nil { // ranks stop only where they agree to: between steps
+		t.model.Stop = func() bool { return ctx.Err() != nil }
+		defer func() { t.model.Stop = nil }()
+	}
 	sum := runSummary{began: time.Now(), startStep: start, startTokens: t.state.Tokens}
 	lastLog, lastTokens := sum.began, t.state.Tokens
 	for t.state.Step < tr.Steps {
@@ -495,7 +543,11 @@ func (t *Trainer) run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if ctx.Err() != nil {
+		stop, err := t.dp.agreeStop(ctx.Err() != nil)
+		if err != nil {
+			return err
+		}
+		if stop {
 			return t.interrupted(before)
 		}
 		step := t.state.Step + 1
@@ -535,8 +587,13 @@ func (t *Trainer) run(ctx context.Context) error {
 					m.ValAcc = &acc
 				}
 			}
-			if err := t.metrics.Write(m); err != nil {
-				return err
+			if t.dp != nil {
+				m.Comm = &t.dp.bytes
+			}
+			if t.metrics != nil {
+				if err := t.metrics.Write(m); err != nil {
+					return err
+				}
 			}
 			sum.observe(m)
 			line := fmt.Sprintf("step %d/%d loss %.4f lr %.3g grad_norm %.3f tok/s %.0f", step, tr.Steps, loss, m.LR, gn, m.TokPerS)

@@ -1,0 +1,88 @@
+package dist
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/compact-llm/compact/internal/gpu"
+)
+
+// Comm is one rank's handle on the job's collectives. Every rank calls the
+// same collectives in the same order with tensors of the same length.
+// Tensor collectives work in the tensor's own storage and precision (fp32
+// for Full, bf16 on CUDA for Low).
+type Comm interface {
+	Rank() int
+	Size() int
+	// AllReduce sums t over the ranks, in place.
+	AllReduce(t *gpu.Tensor) error
+	// Broadcast overwrites t on every rank with root's t.
+	Broadcast(t *gpu.Tensor, root int) error
+	// SumHost sums a few host numbers over the ranks in rank order, in
+	// place; nil is a barrier.
+	SumHost(v []float64) error
+	// Close leaves the job cleanly once every rank calls it.
+	Close() error
+	// Abort tells the other ranks this one failed (naming cause) and tears
+	// the communicator down without waiting for anyone.
+	Abort(cause error)
+	// Failed is closed when any rank failed; Err then says which and why.
+	Failed() <-chan struct{}
+	Err() error
+}
+
+// Join meets the other ranks of e and returns the communicator for be: NCCL
+// for the CUDA backend, TCP through rank 0 for the CPU. A one-rank Env gets
+// a communicator that does nothing (NCCL still runs for CUDA when forced, so
+// `--gpus 1` exercises the same path as N).
+func Join(e Env, be gpu.Backend) (Comm, error) {
+	if e.World < 1 || e.Rank < 0 || e.Rank >= e.World {
+		return nil, fmt.Errorf("dist: rank %d of world %d", e.Rank, e.World)
+	}
+	if c, ok := be.(*gpu.CUDA); ok {
+		return joinNCCL(e, c)
+	}
+	g, _, err := joinGroup(e, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &tcpComm{g: g, be: be}, nil
+}
+
+// HangExit, when positive, is how long a rank may stay alive after the
+// group failed before the process exits with status 1: a rank blocked inside
+// a device collective whose peer died may never return on its own.
+var HangExit time.Duration
+
+// watchdog arms HangExit on g.
+func watchdog(g *group) {
+	if HangExit <= 0 {
+		return
+	}
+	g.hook(func(err error) {
+		go func() {
+			time.Sleep(HangExit)
+			fmt.Fprintf(os.Stderr, "compact: rank %d: %v; still blocked after %s, exiting\n", g.rank, err, HangExit)
+			os.Exit(1)
+		}()
+	})
+}
+
+// PeerError is the group's failure as the other ranks see it: some rank
+// died or aborted, and this rank stops because of it.
+type PeerError struct{ Cause error }
+
+func (e *PeerError) Error() string { return e.Cause.Error() }
+func (e *PeerError) Unwrap() error { return e.Cause }
+
+// ExitPeerFailed is the exit status of a rank that stopped because another
+// failed; the launcher reports the rank that failed first on its own.
+const ExitPeerFailed = 75
+
+// IsPeerFailure reports whether err is (or wraps) another rank's failure.
+func IsPeerFailure(err error) bool {
+	var pe *PeerError
+	return errors.As(err, &pe)
+}

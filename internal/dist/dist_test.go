@@ -1,0 +1,306 @@
+package dist
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/compact-llm/compact/internal/gpu"
+)
+
+// childMode, when set in the environment, makes the test binary act as a
+// rank started by the launcher tests instead of running the tests.
+const childMode = "COMPACT_DIST_TEST_CHILD"
+
+func TestMain(m *testing.M) {
+	if mode := os.Getenv(childMode); mode != "" {
+		os.Exit(runChild(mode))
+	}
+	os.Exit(m.Run())
+}
+
+// runChild joins the job from the environment, then: "ok" sums the ranks
+// and prints the sum; "fail" makes rank 1 exit 3; "kill" makes rank 1 kill
+// itself with SIGKILL; the other ranks then wait in a barrier and report.
+func runChild(mode string) int {
+	// Like the real binary, a rank reports a peer's failure rather than
+	// dying of the launcher's SIGTERM first.
+	signal.Ignore(syscall.SIGTERM)
+	e, found, err := FromEnv(os.Getenv)
+	if err != nil || !found {
+		fmt.Println("bad env:", err)
+		return 9
+	}
+	c, err := Join(e, gpu.NewCPU(1))
+	if err != nil {
+		fmt.Println("join:", err)
+		return 8
+	}
+	if e.Rank == 1 {
+		switch mode {
+		case "fail":
+			return 3
+		case "kill":
+			syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		}
+	}
+	v := []float64{float64(e.Rank)}
+	if err := c.SumHost(v); err != nil {
+		fmt.Println("sum:", err)
+		if IsPeerFailure(err) {
+			return ExitPeerFailed
+		}
+		return 4
+	}
+	if mode != "ok" { // the failing rank must have stopped this one
+		time.Sleep(time.Minute)
+		return 5
+	}
+	fmt.Println("sum", v[0])
+	if err := c.Close(); err != nil {
+		fmt.Println("close:", err)
+		return 6
+	}
+	return 0
+}
+
+func launch(t *testing.T, mode string, n int) (string, error) {
+	t.Helper()
+	var out bytes.Buffer
+	l := &Launcher{Procs: n, Program: os.Args[0], Args: []string{"-test.run=^$"},
+		Env: append(os.Environ(), childMode+"="+mode), Out: &syncWriter{w: &out}, Grace: 5 * time.Second}
+	err := l.Run(nil)
+	return out.String(), err
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+func TestLauncherRuns(t *testing.T) {
+	out, err := launch(t, "ok", 3)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	for r := range 3 {
+		if !strings.Contains(out, fmt.Sprintf("[rank %d] sum 3", r)) {
+			t.Errorf("rank %d did not report the sum 0+1+2:\n%s", r, out)
+		}
+	}
+}
+
+func TestLauncherStopsOthersWhenOneFails(t *testing.T) {
+	for _, mode := range []string{"fail", "kill"} {
+		t.Run(mode, func(t *testing.T) {
+			start := time.Now()
+			out, err := launch(t, mode, 3)
+			var ee *ExitError
+			if !errors.As(err, &ee) || ee.Rank != 1 {
+				t.Fatalf("got %v, want rank 1's failure\n%s", err, out)
+			}
+			want := 3
+			if mode == "kill" {
+				want = 128 + int(syscall.SIGKILL)
+			}
+			if ee.Code != want {
+				t.Errorf("exit code %d, want %d", ee.Code, want)
+			}
+			if time.Since(start) > 30*time.Second {
+				t.Errorf("the other ranks took %s to stop", time.Since(start))
+			}
+			if !strings.Contains(out, "rank 1") || !strings.Contains(out, "sum:") {
+				t.Errorf("the surviving ranks did not name rank 1's failure:\n%s", out)
+			}
+		})
+	}
+}
+
+func TestFromEnv(t *testing.T) {
+	env := func(kv ...string) func(string) string {
+		m := map[string]string{}
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return func(k string) string { return m[k] }
+	}
+	if _, found, err := FromEnv(env()); found || err != nil {
+		t.Errorf("no variables: found %v err %v", found, err)
+	}
+	e, found, err := FromEnv(env("RANK", "1", "WORLD_SIZE", "2", "MASTER_ADDR", "10.0.0.1", "MASTER_PORT", "29500"))
+	if err != nil || !found || e != (Env{Rank: 1, World: 2, LocalRank: 1, Addr: "10.0.0.1", Port: 29500}) {
+		t.Errorf("got %+v %v %v", e, found, err)
+	}
+	bad := map[string][]string{
+		"WORLD_SIZE":             {"RANK", "0", "WORLD_SIZE", "0", "MASTER_PORT", "1"},
+		"outside":                {"RANK", "2", "WORLD_SIZE", "2", "MASTER_PORT", "1"},
+		"MASTER_PORT is not set": {"RANK", "0", "WORLD_SIZE", "2"},
+		"not an integer":         {"RANK", "x", "WORLD_SIZE", "2", "MASTER_PORT", "1"},
+		"RANK is not set":        {"WORLD_SIZE", "2", "MASTER_PORT", "1"},
+		"not a TCP port":         {"RANK", "0", "WORLD_SIZE", "2", "MASTER_PORT", "70000"},
+		"LOCAL_RANK=3":           {"RANK", "1", "WORLD_SIZE", "2", "LOCAL_RANK", "3", "MASTER_PORT", "1"},
+	}
+	for want, kv := range bad {
+		if _, _, err := FromEnv(env(kv...)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%v: got %v, want an error saying %q", kv, err, want)
+		}
+	}
+}
+
+// joinAll joins n ranks in goroutines over TCP on the CPU backend.
+func joinAll(t *testing.T, n int) []Comm {
+	t.Helper()
+	port, err := FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := make([]Comm, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for r := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cs[r], errs[r] = Join(Env{Rank: r, World: n, Addr: "127.0.0.1", Port: port}, gpu.NewCPU(1))
+		}()
+	}
+	wg.Wait()
+	for r, err := range errs {
+		if err != nil {
+			t.Fatalf("rank %d: %v", r, err)
+		}
+	}
+	return cs
+}
+
+// each runs f on every rank concurrently and fails on any error.
+func each(t *testing.T, cs []Comm, f func(r int, c Comm) error) {
+	t.Helper()
+	errs := make([]error, len(cs))
+	var wg sync.WaitGroup
+	for r, c := range cs {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[r] = f(r, c) }()
+	}
+	wg.Wait()
+	for r, err := range errs {
+		if err != nil {
+			t.Fatalf("rank %d: %v", r, err)
+		}
+	}
+}
+
+func TestTCPCollectives(t *testing.T) {
+	const n, size = 3, 1000
+	cs := joinAll(t, n)
+	be := gpu.NewCPU(1)
+	data := make([][]float32, n)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for r := range data {
+		data[r] = make([]float32, size)
+		for i := range data[r] {
+			data[r][i] = rng.Float32()*2 - 1
+		}
+	}
+	// The sum in rank order, as rank 0 forms it.
+	want := make([]float32, size)
+	for i := range want {
+		s := data[0][i]
+		for r := 1; r < n; r++ {
+			s += data[r][i]
+		}
+		want[i] = s
+	}
+	got := make([][]float32, n)
+	each(t, cs, func(r int, c Comm) error {
+		x, err := be.Alloc("x", gpu.Grads, gpu.Full, size)
+		if err != nil {
+			return err
+		}
+		be.Upload(x, data[r])
+		if err := c.AllReduce(x); err != nil {
+			return err
+		}
+		got[r], err = be.Download(x)
+		if err != nil {
+			return err
+		}
+		// Broadcast from the last rank: everyone ends with its data.
+		be.Upload(x, data[r])
+		if err := c.Broadcast(x, n-1); err != nil {
+			return err
+		}
+		b, _ := be.Download(x)
+		for i := range b {
+			if b[i] != data[n-1][i] {
+				return fmt.Errorf("broadcast element %d: %g, want %g", i, b[i], data[n-1][i])
+			}
+		}
+		v := []float64{float64(r), 1}
+		if err := c.SumHost(v); err != nil {
+			return err
+		}
+		if v[0] != n*(n-1)/2 || v[1] != n {
+			return fmt.Errorf("SumHost gave %v", v)
+		}
+		return c.Close()
+	})
+	for r := range got {
+		for i := range want {
+			if got[r][i] != want[i] {
+				t.Fatalf("rank %d element %d: %g, want %g (bit-identical sum in rank order)", r, i, got[r][i], want[i])
+			}
+		}
+	}
+}
+
+func TestAbortReachesEveryRank(t *testing.T) {
+	cs := joinAll(t, 3)
+	errs := make([]error, 3)
+	var wg sync.WaitGroup
+	for r := 0; r < 2; r++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[r] = cs[r].SumHost([]float64{1}) }()
+	}
+	cs[2].Abort(errors.New("loss is NaN"))
+	wg.Wait()
+	for r := 0; r < 2; r++ {
+		if errs[r] == nil || !strings.Contains(errs[r].Error(), "rank 2 failed: loss is NaN") {
+			t.Errorf("rank %d: got %v, want rank 2's failure", r, errs[r])
+		}
+		select {
+		case <-cs[r].Failed():
+		default:
+			t.Errorf("rank %d: Failed not closed", r)
+		}
+		cs[r].Abort(errors.New("cleanup"))
+	}
+}
+
+func TestSingleRankNeedsNoNetwork(t *testing.T) {
+	c, err := Join(Env{World: 1}, gpu.NewCPU(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := []float64{2}
+	if err := c.SumHost(v); err != nil || v[0] != 2 {
+		t.Errorf("SumHost: %v %v", v, err)
+	}
+	if err := c.Close(); err != nil {
+		t.Error(err)
+	}
+}

@@ -1,0 +1,469 @@
+package dist
+
+// The group: a star of TCP connections with rank 0 at the centre. It hands
+// rank 0's blob (the NCCL unique id) to every rank at the rendezvous, then
+// stays open for the whole run as a liveness channel and carries the small
+// host collectives (and, on the CPU, the tensor ones). A connection that
+// closes without a goodbye means its process died, even by kill -9: rank 0
+// tells every other rank which one, and every rank's waits fail at once.
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Frame kinds on a group connection.
+const (
+	frameHello   byte = iota + 1 // rank -> 0: rank, world
+	frameWelcome                 // 0 -> rank: rank 0's blob
+	frameData                    // a collective's payload
+	frameBye                     // clean leave: what follows is EOF
+	frameFail                    // the sender (or, from rank 0, a peer) failed: message
+)
+
+const maxFrame = 1 << 30
+
+// group is one rank's end of the star.
+type group struct {
+	rank, world int
+	peers       []*peer // rank 0: one per other rank (index = rank); others: peers[0] only
+	ln          net.Listener
+
+	failOnce sync.Once
+	failed   chan struct{} // closed on the first failure
+	failErr  error
+	mu       sync.Mutex
+	onFail   []func(error)
+	closed   bool
+}
+
+// peer is one connection and what its reader has received.
+type peer struct {
+	rank int
+	conn net.Conn
+	wmu  sync.Mutex
+	w    *bufio.Writer
+	data chan []byte   // frameData payloads, in order
+	done chan struct{} // closed when the reader stops
+	bye  bool          // set by the reader before done closes
+}
+
+// JoinTimeout bounds how long a rank waits for the others at the rendezvous.
+var JoinTimeout = 10 * time.Minute
+
+// joinGroup meets the other ranks at e.Addr:e.Port. Rank 0 listens and
+// answers every hello with blob; the others dial (retrying until rank 0
+// listens) and return the blob they got.
+func joinGroup(e Env, blob []byte) (*group, []byte, error) {
+	g := &group{rank: e.Rank, world: e.World, failed: make(chan struct{})}
+	if e.World == 1 {
+		return g, blob, nil // nobody to meet
+	}
+	addr := net.JoinHostPort(e.Addr, strconv.Itoa(e.Port))
+	deadline := time.Now().Add(JoinTimeout)
+	if e.Rank == 0 {
+		if err := g.host(addr, deadline, blob); err != nil {
+			g.shut()
+			return nil, nil, err
+		}
+		g.start()
+		return g, blob, nil
+	}
+	got, err := g.dial(addr, deadline)
+	if err != nil {
+		g.shut()
+		return nil, nil, err
+	}
+	g.start()
+	return g, got, nil
+}
+
+func (g *group) host(addr string, deadline time.Time, blob []byte) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("rendezvous: rank 0 cannot listen on %s: %w", addr, err)
+	}
+	g.ln = ln
+	g.peers = make([]*peer, g.world)
+	for n := 1; n < g.world; n++ {
+		if tl, ok := ln.(*net.TCPListener); ok {
+			tl.SetDeadline(deadline)
+		}
+		c, err := ln.Accept()
+		if err != nil {
+			return fmt.Errorf("rendezvous on %s: %d of %d ranks joined: %w", addr, n, g.world, err)
+		}
+		p := newPeer(-1, c)
+		c.SetReadDeadline(deadline)
+		kind, msg, err := readFrame(p.conn)
+		if err != nil || kind != frameHello || len(msg) != 8 {
+			c.Close()
+			n-- // a stray connection (a port scan, a stale rank): keep waiting
+			continue
+		}
+		r, w := int(binary.LittleEndian.Uint32(msg)), int(binary.LittleEndian.Uint32(msg[4:]))
+		if w != g.world {
+			return fmt.Errorf("rendezvous: rank %d says WORLD_SIZE=%d, rank 0 has %d", r, w, g.world)
+		}
+		if r < 1 || r >= g.world || g.peers[r] != nil {
+			return fmt.Errorf("rendezvous: a second rank %d joined (or rank %d is out of range)", r, r)
+		}
+		c.SetReadDeadline(time.Time{})
+		p.rank = r
+		g.peers[r] = p
+	}
+	ln.Close()
+	g.ln = nil
+	for _, p := range g.peers[1:] {
+		if err := p.send(frameWelcome, blob); err != nil {
+			return fmt.Errorf("rendezvous: welcome to rank %d: %w", p.rank, err)
+		}
+	}
+	return nil
+}
+
+func (g *group) dial(addr string, deadline time.Time) ([]byte, error) {
+	var c net.Conn
+	var err error
+	for {
+		c, err = net.DialTimeout("tcp", addr, 5*time.Second)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("rendezvous: rank %d cannot reach rank 0 at %s: %w", g.rank, addr, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	p := newPeer(0, c)
+	g.peers = []*peer{p}
+	hello := binary.LittleEndian.AppendUint32(binary.LittleEndian.AppendUint32(nil, uint32(g.rank)), uint32(g.world))
+	if err := p.send(frameHello, hello); err != nil {
+		return nil, fmt.Errorf("rendezvous: rank %d hello to %s: %w", g.rank, addr, err)
+	}
+	c.SetReadDeadline(deadline)
+	kind, blob, err := readFrame(c)
+	if err != nil {
+		return nil, fmt.Errorf("rendezvous: rank %d waiting for rank 0 at %s: %w", g.rank, addr, err)
+	}
+	if kind != frameWelcome {
+		return nil, fmt.Errorf("rendezvous: rank %d: rank 0 refused it (frame %d: %s)", g.rank, kind, blob)
+	}
+	c.SetReadDeadline(time.Time{})
+	return blob, nil
+}
+
+func newPeer(rank int, c net.Conn) *peer {
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetNoDelay(true)
+	}
+	return &peer{rank: rank, conn: c, w: bufio.NewWriterSize(c, 1<<16), data: make(chan []byte, 4), done: make(chan struct{})}
+}
+
+// start runs one reader per connection.
+func (g *group) start() {
+	for _, p := range g.peers {
+		if p != nil {
+			go g.read(p)
+		}
+	}
+}
+
+// read delivers data frames and turns a close without goodbye, or a fail
+// frame, into the group's failure.
+func (g *group) read(p *peer) {
+	defer close(p.done)
+	r := bufio.NewReaderSize(p.conn, 1<<16)
+	for {
+		kind, msg, err := readFrame(r)
+		if err != nil {
+			if !p.bye && !g.isClosed() {
+				g.fail(fmt.Errorf("rank %d exited without leaving the group (killed or crashed): %v", p.rank, cause(err)))
+			}
+			return
+		}
+		switch kind {
+		case frameData:
+			select {
+			case p.data <- msg:
+			case <-g.failed:
+				return
+			}
+		case frameBye:
+			p.bye = true
+		case frameFail:
+			g.fail(errors.New(string(msg)))
+		}
+	}
+}
+
+func cause(err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return errors.New("connection closed")
+	}
+	return err
+}
+
+// fail records the first failure, tells the other ranks (rank 0 relays it
+// to everyone) and runs the failure hooks.
+func (g *group) fail(err error) {
+	g.failOnce.Do(func() {
+		g.failErr = &PeerError{err}
+		// Relay before waking this rank's waiters: they may exit at once.
+		for _, p := range g.peers {
+			if p != nil { // best effort: the peer may be gone or stuck
+				p.conn.SetWriteDeadline(time.Now().Add(2 * time.Second))
+				p.send(frameFail, []byte(err.Error()))
+			}
+		}
+		close(g.failed)
+		g.mu.Lock()
+		hooks := g.onFail
+		g.mu.Unlock()
+		for _, h := range hooks {
+			h(err)
+		}
+	})
+}
+
+// err is the group's failure, or nil.
+func (g *group) err() error {
+	select {
+	case <-g.failed:
+		return g.failErr
+	default:
+		return nil
+	}
+}
+
+func (g *group) isClosed() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.closed
+}
+
+func (p *peer) send(kind byte, msg []byte) error {
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	var hdr [5]byte
+	hdr[0] = kind
+	binary.LittleEndian.PutUint32(hdr[1:], uint32(len(msg)))
+	if _, err := p.w.Write(hdr[:]); err != nil {
+		return err
+	}
+	if _, err := p.w.Write(msg); err != nil {
+		return err
+	}
+	return p.w.Flush()
+}
+
+func readFrame(r io.Reader) (byte, []byte, error) {
+	var hdr [5]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return 0, nil, err
+	}
+	n := binary.LittleEndian.Uint32(hdr[1:])
+	if n > maxFrame {
+		return 0, nil, fmt.Errorf("frame of %d bytes", n)
+	}
+	msg := make([]byte, n)
+	if _, err := io.ReadFull(r, msg); err != nil {
+		return 0, nil, err
+	}
+	return hdr[0], msg, nil
+}
+
+// sendTo sends a data frame to rank r (a peer of this rank).
+func (g *group) sendTo(r int, msg []byte) error {
+	if err := g.err(); err != nil {
+		return err
+	}
+	if err := g.peerOf(r).send(frameData, msg); err != nil {
+		g.fail(fmt.Errorf("rank %d: sending to rank %d: %v", g.rank, r, err))
+		return g.err()
+	}
+	return nil
+}
+
+// recvFrom waits for the next data frame from rank r, or the group's failure.
+func (g *group) recvFrom(r int) ([]byte, error) {
+	p := g.peerOf(r)
+	select {
+	case msg := <-p.data:
+		return msg, nil
+	case <-g.failed:
+		return nil, g.failErr
+	case <-p.done:
+		select { // data that arrived just before the close still counts
+		case msg := <-p.data:
+			return msg, nil
+		default:
+		}
+		if err := g.err(); err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("rank %d left the group while rank %d waited for it", r, g.rank)
+	}
+}
+
+func (g *group) peerOf(r int) *peer {
+	if g.rank == 0 {
+		return g.peers[r]
+	}
+	return g.peers[0]
+}
+
+// allReduce gathers every rank's bytes at rank 0, which folds them in with
+// add in rank order (so the result is the same whatever the timing) and
+// sends the result back to every rank.
+func (g *group) allReduce(local []byte, add func(acc, in []byte) error) ([]byte, error) {
+	if g.world == 1 {
+		return local, nil
+	}
+	if g.rank != 0 {
+		if err := g.sendTo(0, local); err != nil {
+			return nil, err
+		}
+		return g.recvFrom(0)
+	}
+	acc := append([]byte(nil), local...)
+	for r := 1; r < g.world; r++ {
+		in, err := g.recvFrom(r)
+		if err != nil {
+			return nil, err
+		}
+		if len(in) != len(acc) {
+			err := fmt.Errorf("all-reduce: rank %d sent %d bytes, rank 0 has %d (ranks out of step)", r, len(in), len(acc))
+			g.fail(err)
+			return nil, err
+		}
+		if err := add(acc, in); err != nil {
+			return nil, err
+		}
+	}
+	for r := 1; r < g.world; r++ {
+		if err := g.sendTo(r, acc); err != nil {
+			return nil, err
+		}
+	}
+	return acc, nil
+}
+
+// broadcast gives every rank root's msg.
+func (g *group) broadcast(msg []byte, root int) ([]byte, error) {
+	if g.world == 1 {
+		return msg, nil
+	}
+	if g.rank != 0 {
+		if g.rank == root {
+			return msg, g.sendTo(0, msg)
+		}
+		return g.recvFrom(0)
+	}
+	if root != 0 {
+		var err error
+		if msg, err = g.recvFrom(root); err != nil {
+			return nil, err
+		}
+	}
+	for r := 1; r < g.world; r++ {
+		if r == root {
+			continue
+		}
+		if err := g.sendTo(r, msg); err != nil {
+			return nil, err
+		}
+	}
+	return msg, nil
+}
+
+// sumF64 sums v over the ranks in rank order, in place.
+func (g *group) sumF64(v []float64) error {
+	out, err := g.allReduce(f64Bytes(v), func(acc, in []byte) error {
+		for i := 0; i < len(acc); i += 8 {
+			s := math.Float64frombits(binary.LittleEndian.Uint64(acc[i:])) + math.Float64frombits(binary.LittleEndian.Uint64(in[i:]))
+			binary.LittleEndian.PutUint64(acc[i:], math.Float64bits(s))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for i := range v {
+		v[i] = math.Float64frombits(binary.LittleEndian.Uint64(out[8*i:]))
+	}
+	return nil
+}
+
+func f64Bytes(v []float64) []byte {
+	b := make([]byte, 0, 8*len(v))
+	for _, x := range v {
+		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(x))
+	}
+	return b
+}
+
+// leave ends the group cleanly: a barrier (so no collective is left half
+// read), a goodbye to every peer, then waits (bounded) for theirs.
+func (g *group) leave() error {
+	err := g.sumF64(nil)
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
+	if err == nil {
+		for _, p := range g.peers {
+			if p != nil {
+				p.send(frameBye, nil)
+				if tc, ok := p.conn.(*net.TCPConn); ok {
+					tc.CloseWrite()
+				}
+			}
+		}
+		timeout := time.After(10 * time.Second)
+		for _, p := range g.peers {
+			if p != nil {
+				select {
+				case <-p.done:
+				case <-timeout:
+				}
+			}
+		}
+	}
+	g.shut()
+	return err
+}
+
+// abort tells the others this rank failed and drops every connection.
+func (g *group) abort(cause error) {
+	g.fail(fmt.Errorf("rank %d failed: %v", g.rank, cause))
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
+	g.shut()
+}
+
+func (g *group) shut() {
+	if g.ln != nil {
+		g.ln.Close()
+	}
+	for _, p := range g.peers {
+		if p != nil {
+			p.conn.Close()
+		}
+	}
+}
+
+// hook runs f (once, in the failing goroutine) when the group fails.
+func (g *group) hook(f func(error)) {
+	g.mu.Lock()
+	g.onFail = append(g.onFail, f)
+	g.mu.Unlock()
+}

@@ -1,0 +1,262 @@
+//go:build linux && (amd64 || arm64)
+
+package dist
+
+// NCCL bound at run time through purego, like the other CUDA libraries: no
+// cgo, no NCCL at build time. Prototypes and enum values are those of
+// nccl.h 2.28 (they have been stable since 2.x).
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"unsafe"
+
+	"github.com/compact-llm/compact/internal/gpu"
+	"github.com/ebitengine/purego"
+)
+
+// nccl.h: NCCL_UNIQUE_ID_BYTES and typedef struct { char internal[128]; } ncclUniqueId.
+const ncclUniqueIDBytes = 128
+
+type ncclUniqueID struct{ internal [ncclUniqueIDBytes]byte }
+
+// nccl.h: ncclResult_t, ncclRedOp_t, ncclDataType_t.
+const (
+	ncclSuccess    int32 = 0
+	ncclInProgress int32 = 7
+
+	ncclSum int32 = 0
+
+	ncclInt32    int32 = 2
+	ncclFloat32  int32 = 7
+	ncclBfloat16 int32 = 9
+)
+
+// ncclAPI holds the entry points (ncclComm_t and cudaStream_t are pointers).
+var ncclAPI struct {
+	GetVersion           func(v *int32) int32                                                               // ncclGetVersion(int*)
+	GetUniqueID          func(id *ncclUniqueID) int32                                                       // ncclGetUniqueId(ncclUniqueId*)
+	CommInitRank         func(comm *uintptr, nranks int32, id ncclUniqueID, rank int32) int32               // ncclCommInitRank(ncclComm_t*, int, ncclUniqueId, int)
+	CommInitRankScalable func(comm *uintptr, nranks, rank, nID int32, ids *ncclUniqueID, cfg uintptr) int32 // ncclCommInitRankScalable(ncclComm_t*, int, int, int, ncclUniqueId*, ncclConfig_t*)
+	AllReduce            func(send, recv, count uintptr, dtype, op int32, comm, stream uintptr) int32       // ncclAllReduce(const void*, void*, size_t, ncclDataType_t, ncclRedOp_t, ncclComm_t, cudaStream_t)
+	Broadcast            func(send, recv, count uintptr, dtype, root int32, comm, stream uintptr) int32     // ncclBroadcast(const void*, void*, size_t, ncclDataType_t, int, ncclComm_t, cudaStream_t)
+	CommAbort            func(comm uintptr) int32                                                           // ncclCommAbort(ncclComm_t)
+	CommDestroy          func(comm uintptr) int32                                                           // ncclCommDestroy(ncclComm_t)
+	GetErrorString       func(r int32) *byte                                                                // const char* ncclGetErrorString(ncclResult_t)
+	GetLastError         func(comm uintptr) *byte                                                           // const char* ncclGetLastError(ncclComm_t)
+}
+
+var (
+	ncclOnce     sync.Once
+	ncclLoadErr  error
+	ncclScalable bool
+)
+
+// ncclLibPaths are tried in order: $COMPACT_NCCL_LIB, the loader's own
+// search for the soname, then the CUDA and distribution library directories.
+func ncclLibPaths() []string {
+	var ps []string
+	if p := os.Getenv("COMPACT_NCCL_LIB"); p != "" {
+		ps = append(ps, p)
+	}
+	ps = append(ps, "libnccl.so.2")
+	if h := os.Getenv("CUDA_HOME"); h != "" {
+		ps = append(ps, filepath.Join(h, "lib64", "libnccl.so.2"))
+	}
+	return append(ps, "/usr/local/cuda/lib64/libnccl.so.2", "/usr/lib/x86_64-linux-gnu/libnccl.so.2",
+		"/usr/lib/aarch64-linux-gnu/libnccl.so.2", "/usr/lib64/libnccl.so.2")
+}
+
+func loadNCCL() error {
+	ncclOnce.Do(func() {
+		var h uintptr
+		var tried []string
+		for _, p := range ncclLibPaths() {
+			var err error
+			if h, err = purego.Dlopen(p, purego.RTLD_NOW|purego.RTLD_LOCAL); err == nil {
+				break
+			}
+			tried = append(tried, fmt.Sprintf("%s (%v)", p, err))
+		}
+		if h == 0 {
+			ncclLoadErr = fmt.Errorf("nccl: cannot load libnccl.so.2 (multi-GPU training needs NCCL 2; set COMPACT_NCCL_LIB or LD_LIBRARY_PATH). Tried: %v", tried)
+			return
+		}
+		bind := func(fptr any, name string, required bool) bool {
+			sym, err := purego.Dlsym(h, name)
+			if err != nil || sym == 0 {
+				if required && ncclLoadErr == nil {
+					ncclLoadErr = fmt.Errorf("nccl: libnccl.so.2 lacks %s (NCCL too old?)", name)
+				}
+				return false
+			}
+			purego.RegisterFunc(fptr, sym)
+			return true
+		}
+		a := &ncclAPI
+		bind(&a.GetVersion, "ncclGetVersion", true)
+		bind(&a.GetUniqueID, "ncclGetUniqueId", true)
+		bind(&a.CommInitRank, "ncclCommInitRank", true)
+		bind(&a.AllReduce, "ncclAllReduce", true)
+		bind(&a.Broadcast, "ncclBroadcast", true)
+		bind(&a.CommAbort, "ncclCommAbort", true)
+		bind(&a.CommDestroy, "ncclCommDestroy", true)
+		bind(&a.GetErrorString, "ncclGetErrorString", true)
+		bind(&a.GetLastError, "ncclGetLastError", false)
+		// The pointer form avoids passing the 128-byte id by value (NCCL 2.23+).
+		ncclScalable = bind(&a.CommInitRankScalable, "ncclCommInitRankScalable", false)
+	})
+	return ncclLoadErr
+}
+
+func cString(p *byte) string {
+	if p == nil {
+		return ""
+	}
+	n := 0
+	for *(*byte)(unsafe.Add(unsafe.Pointer(p), n)) != 0 {
+		n++
+	}
+	return string(unsafe.Slice(p, n))
+}
+
+// ncclCheck turns a result into an error naming the call and NCCL's words.
+func ncclCheck(r int32, comm uintptr, what string) error {
+	if r == ncclSuccess {
+		return nil
+	}
+	msg := cString(ncclAPI.GetErrorString(r))
+	if comm != 0 && ncclAPI.GetLastError != nil {
+		if last := cString(ncclAPI.GetLastError(comm)); last != "" {
+			msg += ": " + last
+		}
+	}
+	return fmt.Errorf("nccl: %s: %s (ncclResult_t %d)", what, msg, r)
+}
+
+// ncclComm is one rank's NCCL communicator on the CUDA backend's device and
+// stream, with the group for the rendezvous, liveness and host sums.
+type ncclComm struct {
+	g     *group
+	dev   *gpu.CudaDevice
+	comm  uintptr
+	abort sync.Once
+}
+
+func joinNCCL(e Env, be *gpu.CUDA) (Comm, error) {
+	if err := loadNCCL(); err != nil {
+		return nil, err
+	}
+	var id ncclUniqueID
+	if e.Rank == 0 {
+		if err := ncclCheck(ncclAPI.GetUniqueID(&id), 0, "ncclGetUniqueId"); err != nil {
+			return nil, err
+		}
+	}
+	g, blob, err := joinGroup(e, id.internal[:])
+	if err != nil {
+		return nil, err
+	}
+	if len(blob) != ncclUniqueIDBytes {
+		g.abort(fmt.Errorf("got a %d-byte NCCL id from rank 0", len(blob)))
+		return nil, fmt.Errorf("nccl: rank %d got a %d-byte unique id from rank 0, want %d", e.Rank, len(blob), ncclUniqueIDBytes)
+	}
+	copy(id.internal[:], blob)
+	c := &ncclComm{g: g, dev: be.Device()}
+	// ncclCommInitRank waits for every rank; it runs on the device thread,
+	// where the device's primary context is current, so NCCL binds to it.
+	err = c.dev.Do(func() error {
+		if ncclScalable {
+			return ncclCheck(ncclAPI.CommInitRankScalable(&c.comm, int32(e.World), int32(e.Rank), 1, &id, 0), 0, "ncclCommInitRankScalable")
+		}
+		return ncclCheck(ncclAPI.CommInitRank(&c.comm, int32(e.World), id, int32(e.Rank)), 0, "ncclCommInitRank")
+	})
+	if err != nil {
+		g.abort(err)
+		return nil, fmt.Errorf("rank %d: %w", e.Rank, err)
+	}
+	// A dead peer leaves NCCL kernels spinning: abort the communicator so
+	// the stream drains and the rank can report instead of hanging.
+	g.hook(func(error) { c.abortComm() })
+	watchdog(g)
+	return c, nil
+}
+
+func (c *ncclComm) Rank() int                 { return c.g.rank }
+func (c *ncclComm) Size() int                 { return c.g.world }
+func (c *ncclComm) SumHost(v []float64) error { return c.g.sumF64(v) }
+func (c *ncclComm) Failed() <-chan struct{}   { return c.g.failed }
+func (c *ncclComm) Err() error                { return c.g.err() }
+
+func ncclType(t *gpu.Tensor) int32 {
+	switch t.Prec {
+	case gpu.Low:
+		return ncclBfloat16
+	case gpu.Int32:
+		return ncclInt32
+	}
+	return ncclFloat32
+}
+
+// collective enqueues f on the device's stream (on the device thread, after
+// the work queued before it) unless the group has failed.
+func (c *ncclComm) collective(what string, f func(stream uintptr) int32) error {
+	if err := c.g.err(); err != nil {
+		return err
+	}
+	err := c.dev.Do(func() error { return ncclCheck(f(c.dev.Stream()), c.comm, what) })
+	if gerr := c.g.err(); gerr != nil {
+		return gerr // the failure elsewhere is the cause
+	}
+	return err
+}
+
+func (c *ncclComm) AllReduce(t *gpu.Tensor) error {
+	p := t.DevicePtr()
+	return c.collective("ncclAllReduce "+t.Name, func(s uintptr) int32 {
+		return ncclAPI.AllReduce(p, p, uintptr(t.Len()), ncclType(t), ncclSum, c.comm, s)
+	})
+}
+
+func (c *ncclComm) Broadcast(t *gpu.Tensor, root int) error {
+	p := t.DevicePtr()
+	return c.collective(fmt.Sprintf("ncclBroadcast %s from rank %d", t.Name, root), func(s uintptr) int32 {
+		return ncclAPI.Broadcast(p, p, uintptr(t.Len()), ncclType(t), int32(root), c.comm, s)
+	})
+}
+
+// Close waits for the stream, leaves the group and destroys the communicator.
+func (c *ncclComm) Close() error {
+	serr := c.dev.Sync()
+	gerr := c.g.leave()
+	if c.g.err() != nil {
+		c.abortComm()
+	} else {
+		c.abort.Do(func() {
+			if err := c.dev.Do(func() error { return ncclCheck(ncclAPI.CommDestroy(c.comm), 0, "ncclCommDestroy") }); err != nil && serr == nil {
+				serr = err
+			}
+		})
+	}
+	if serr != nil {
+		return serr
+	}
+	return gerr
+}
+
+func (c *ncclComm) Abort(cause error) {
+	c.g.abort(cause)
+	c.abortComm()
+}
+
+// abortComm aborts the communicator once. It runs off the device thread:
+// that thread may be the one stuck waiting for NCCL's kernels.
+func (c *ncclComm) abortComm() {
+	c.abort.Do(func() {
+		if c.comm != 0 {
+			ncclAPI.CommAbort(c.comm)
+		}
+	})
+}

@@ -1,0 +1,106 @@
+package dist
+
+import (
+	"math"
+	"math/rand/v2"
+	"sync"
+	"testing"
+
+	"github.com/compact-llm/compact/internal/gpu"
+)
+
+// TestNCCLCollectives runs one rank per visible GPU (up to 2) in this
+// process, each on its own device, and checks the all-reduce against the
+// host sum and the broadcast bit for bit, in fp32 and bf16. It skips
+// without a GPU or without libnccl.so.2.
+func TestNCCLCollectives(t *testing.T) {
+	n, err := gpu.CudaDeviceCount()
+	if err != nil || n == 0 {
+		t.Skipf("no CUDA device: %v", err)
+	}
+	world := min(n, 2)
+	bes := make([]*gpu.CUDA, world)
+	for r := range bes {
+		if bes[r], err = gpu.NewCUDA(r); err != nil {
+			t.Skipf("cuda:%d: %v", r, err)
+		}
+		defer bes[r].Close()
+	}
+	port, err := FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const size = 1 << 16
+	rng := rand.New(rand.NewPCG(3, 4))
+	data := make([][]float32, world)
+	for r := range data {
+		data[r] = make([]float32, size)
+		for i := range data[r] {
+			data[r][i] = rng.Float32()*2 - 1
+		}
+	}
+	errs := make([]error, world)
+	got := make([][2][]float32, world)
+	var wg sync.WaitGroup
+	for r := range world {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			be := bes[r]
+			c, err := Join(Env{Rank: r, World: world, LocalRank: r, Addr: "127.0.0.1", Port: port}, be)
+			if err != nil {
+				errs[r] = err
+				return
+			}
+			defer c.Close()
+			for i, prec := range []gpu.Precision{gpu.Full, gpu.Low} {
+				x, err := be.Alloc("x", gpu.Grads, prec, size)
+				if err != nil {
+					errs[r] = err
+					return
+				}
+				be.Upload(x, data[r])
+				if err := c.AllReduce(x); err != nil {
+					errs[r] = err
+					return
+				}
+				got[r][i], errs[r] = be.Download(x)
+				be.Free(x)
+			}
+			y, _ := be.Alloc("y", gpu.Grads, gpu.Full, size)
+			be.Upload(y, data[r])
+			if err := c.Broadcast(y, world-1); err != nil {
+				errs[r] = err
+				return
+			}
+			b, _ := be.Download(y)
+			for i := range b {
+				if b[i] != data[world-1][i] {
+					t.Errorf("rank %d: broadcast element %d = %g, want %g", r, i, b[i], data[world-1][i])
+					break
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for r, err := range errs {
+		if err != nil {
+			t.Fatalf("rank %d: %v", r, err)
+		}
+	}
+	for r := range world {
+		for i := 0; i < size; i++ {
+			var want float64
+			for q := range world {
+				want += float64(data[q][i])
+			}
+			// fp32: exact to float rounding; bf16: inputs and sum rounded to 8 bits.
+			if d := math.Abs(float64(got[r][0][i]) - want); d > 1e-6 {
+				t.Fatalf("rank %d fp32 element %d: %g, want %g", r, i, got[r][0][i], want)
+			}
+			if d := math.Abs(float64(got[r][1][i]) - want); d > 0.02*float64(world) {
+				t.Fatalf("rank %d bf16 element %d: %g, want %g", r, i, got[r][1][i], want)
+			}
+		}
+	}
+}

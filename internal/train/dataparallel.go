@@ -1,0 +1,263 @@
+package train
+
+// Data-parallel training (issue 13). Every rank holds the whole model and
+// takes the same steps: weights start from the same seed, projections and
+// stochastic rounding are drawn from the same Philox streams, and every
+// rank applies the same summed gradient, so the weights stay identical
+// without ever being sent. A step's global batch is micro_batch x
+// grad_accum x world: rank r takes micro-batches r, r+W, r+2W, ... of the
+// one global stream (strideSource), the loss is scaled by the global count
+// of valid targets, and the gradients are summed over the ranks. That is
+// exactly the step one process would take with grad_accum x world, up to
+// float summation order; and since the loader's position counts global
+// micro-batches, a checkpoint resumes on any number of ranks.
+//
+// Compressed params are all-reduced in r-space: their gradient is the
+// (rows, r) CompAct gradient, r/n of a full-rank one's bytes.
+
+import (
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"math"
+
+	"github.com/compact-llm/compact/internal/dist"
+	"github.com/compact-llm/compact/internal/gpu"
+	"github.com/compact-llm/compact/internal/model"
+)
+
+// dataParallel is a trainer's place in a data-parallel job; nil in a plain
+// run, and every method is then a no-op.
+type dataParallel struct {
+	comm  dist.Comm
+	be    gpu.Backend
+	bytes CommBytes // of the last step
+	done  bool      // left the job
+}
+
+// CommBytes counts the gradient all-reduce payload of one step.
+type CommBytes struct {
+	Total int64 `json:"allreduce_bytes"`
+	// Block weights: the linear layers of the transformer blocks, split into
+	// those all-reduced in r-space (CompAct) and at full rank.
+	BlockCompressed int64 `json:"allreduce_block_compressed_bytes"`
+	BlockFull       int64 `json:"allreduce_block_full_bytes"`
+}
+
+func (d *dataParallel) rank() int {
+	if d == nil {
+		return 0
+	}
+	return d.comm.Rank()
+}
+
+func (d *dataParallel) world() int {
+	if d == nil {
+		return 1
+	}
+	return d.comm.Size()
+}
+
+// openBackend opens the device of this rank: CUDA device LOCAL_RANK in a
+// job (every rank sees every GPU, which NCCL needs to find the fast paths),
+// else what gpu.Open gives.
+func openBackend(cfg Config, env *dist.Env) (gpu.Backend, string, error) {
+	if env == nil || env.LocalRank == 0 || cfg.Train.Device == gpu.DeviceCPU {
+		return gpu.Open(cfg.Train.Device, cfg.Train.Threads)
+	}
+	c, err := gpu.NewCUDA(env.LocalRank)
+	if err != nil {
+		if cfg.Train.Device == gpu.DeviceAuto {
+			return gpu.NewCPU(cfg.Train.Threads), fmt.Sprintf("cpu (no usable CUDA device %d: %s)", env.LocalRank, gpu.Brief(err)), nil
+		}
+		return nil, "", fmt.Errorf("device cuda:%d (LOCAL_RANK): %w", env.LocalRank, err)
+	}
+	return c, c.Describe(), nil
+}
+
+// joinJob meets the other ranks once the backend is open.
+func joinJob(env *dist.Env, be gpu.Backend) (*dataParallel, error) {
+	if env == nil {
+		return nil, nil
+	}
+	c, err := dist.Join(*env, be)
+	if err != nil {
+		return nil, fmt.Errorf("data-parallel %s: %w", env, err)
+	}
+	return &dataParallel{comm: c, be: be}, nil
+}
+
+// rankSource wraps the training stream so this rank reads its micro-batches.
+func rankSource(s Batches, env *dist.Env) Batches {
+	if env == nil || env.World == 1 {
+		return s
+	}
+	return &strideSource{Batches: s, rank: env.Rank, world: env.World}
+}
+
+// strideSource hands rank r batch r of every world consecutive batches of
+// the global stream. The stream's position (saved in checkpoints) is the
+// same on every rank and means the same whatever the world size.
+type strideSource struct {
+	Batches
+	rank, world int
+}
+
+func (s *strideSource) Next() (in, tg []int32, err error) {
+	for i := range s.world {
+		a, b, err := s.Batches.Next()
+		if err != nil {
+			return nil, nil, err
+		}
+		if i == s.rank {
+			in, tg = a, b
+		}
+	}
+	return in, tg, nil
+}
+
+// agreeStop makes every rank stop at the same step boundary: a rank whose
+// context was cancelled stops them all (a rank that leaves alone would
+// strand the others in the next collective).
+func (d *dataParallel) agreeStop(local bool) (bool, error) {
+	if d == nil {
+		return local, nil
+	}
+	v := []float64{0}
+	if local {
+		v[0] = 1
+	}
+	if err := d.comm.SumHost(v); err != nil {
+		return false, err
+	}
+	return v[0] > 0, nil
+}
+
+// sum adds x over the ranks (exact for counts below 2^53).
+func (d *dataParallel) sum(x float64) (float64, error) {
+	if d == nil {
+		return x, nil
+	}
+	v := []float64{x}
+	err := d.comm.SumHost(v)
+	return v[0], err
+}
+
+// reduce sums the gradients of ps over the ranks and counts the bytes.
+func (d *dataParallel) reduce(ps []*model.Param) error {
+	for _, p := range ps {
+		if err := d.comm.AllReduce(p.Grad); err != nil {
+			return fmt.Errorf("gradient of %s: %w", p.Name, err)
+		}
+		d.count(p)
+	}
+	return nil
+}
+
+// reduceArena sums the whole gradient arena (unfused): one all-reduce per
+// update-class segment, the buckets being a few large contiguous ranges.
+func (d *dataParallel) reduceArena(m *model.Model) error {
+	g := m.GradArena()
+	for _, s := range m.Segments() {
+		if err := d.comm.AllReduce(g.Rows(s.GradOff, s.GradOff+s.GLen)); err != nil {
+			return fmt.Errorf("gradients: %w", err)
+		}
+	}
+	for _, p := range m.Params {
+		d.count(p)
+	}
+	return nil
+}
+
+func (d *dataParallel) count(p *model.Param) {
+	n := int64(p.Grad.Len()) * elemBytes(d.be, p.Grad.Prec)
+	d.bytes.Total += n
+	if p.Layer >= 0 && len(p.W.Shape) == 2 {
+		if p.Compressed() {
+			d.bytes.BlockCompressed += n
+		} else {
+			d.bytes.BlockFull += n
+		}
+	}
+}
+
+// elemBytes is what one element of precision p takes on be.
+func elemBytes(be gpu.Backend, p gpu.Precision) int64 {
+	if p == gpu.Low && be.Name() == gpu.DeviceCUDA {
+		return 2
+	}
+	return 4
+}
+
+// beginStep resets the byte count for step.
+func (d *dataParallel) beginStep(step int) {
+	if d != nil {
+		d.bytes = CommBytes{}
+		d.maybeKillSelf(step)
+	}
+}
+
+// checkSame compares a hash of the weights across the ranks: they must be
+// identical, since every rank applies the same update. Cheap next to a
+// checkpoint, which reads the weights anyway.
+func (d *dataParallel) checkSame(m *model.Model) error {
+	if d == nil || d.world() == 1 {
+		return nil
+	}
+	h := fnv.New64a()
+	for _, p := range m.Params {
+		w, err := d.be.Download(p.W)
+		if err != nil {
+			return err
+		}
+		var b [4]byte
+		for _, x := range w {
+			u := math.Float32bits(x)
+			b[0], b[1], b[2], b[3] = byte(u), byte(u>>8), byte(u>>16), byte(u>>24)
+			h.Write(b[:])
+		}
+	}
+	// Equal on every rank iff sum(x) = W x and sum(x^2) = W x^2 (x < 2^20,
+	// so the sums are exact).
+	x := float64(h.Sum64() & (1<<20 - 1))
+	v := []float64{x, x * x}
+	if err := d.comm.SumHost(v); err != nil {
+		return err
+	}
+	w := float64(d.world())
+	if v[0] != w*x || v[1] != w*x*x {
+		return fmt.Errorf("data-parallel: the weights of rank %d differ from another rank's (a nondeterministic kernel or a skipped all-reduce)", d.rank())
+	}
+	return nil
+}
+
+// finish leaves the job: cleanly after a successful run, else telling the
+// other ranks this one failed.
+func (d *dataParallel) finish(err error) error {
+	if d == nil || d.done {
+		return err
+	}
+	d.done = true
+	if err != nil && !errors.Is(err, ErrInterrupted) { // every rank agreed on an interrupt
+		d.comm.Abort(err)
+		return err
+	}
+	if cerr := d.comm.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// sameGlobalBatch lets a checkpoint resume on another number of ranks: when
+// its grad_accum x world equals the new grad_accum x world, the global
+// batch (and so the run) is unchanged, and the saved grad_accum is read as
+// the new one for the config comparison.
+func sameGlobalBatch(st *TrainerState, now Config, env *dist.Env) {
+	was, is := max(st.World, 1), 1
+	if env != nil {
+		is = env.World
+	}
+	if st.Config.Train.GradAccum*was == now.Train.GradAccum*is {
+		st.Config.Train.GradAccum = now.Train.GradAccum
+	}
+}
