@@ -90,8 +90,22 @@ func syncDir(dir string) error {
 }
 
 // SaveCheckpoint writes the checkpoint of st.Step under root, then keeps
-// only the newest keep checkpoints.
+// only the newest keep checkpoints. opt must hold the whole state (not a
+// ZeRO-1 shard: see saveCheckpoint).
 func SaveCheckpoint(root string, m *model.Model, opt *Optimizer, st TrainerState, eos int, keep int) (string, error) {
+	if opt.shard.sharded() {
+		return "", fmt.Errorf("checkpoint: the optimizer holds 1/%d of the state; every rank must gather it (Optimizer.Moments)", opt.shard.world)
+	}
+	moments, err := opt.Moments(0)
+	if err != nil {
+		return "", err
+	}
+	return saveCheckpoint(root, m, moments, opt.momentDType(), st, eos, keep)
+}
+
+// saveCheckpoint is SaveCheckpoint with every moment already on the host
+// (gathered from the ranks of a ZeRO-1 job), stored as momentDType.
+func saveCheckpoint(root string, m *model.Model, moments []model.NamedTensor, momentDType string, st TrainerState, eos int, keep int) (string, error) {
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return "", err
 	}
@@ -99,23 +113,6 @@ func SaveCheckpoint(root string, m *model.Model, opt *Optimizer, st TrainerState
 	weights, err := m.WeightTensors()
 	if err != nil {
 		return "", err
-	}
-	var moments []model.NamedTensor
-	for i, p := range m.Params {
-		for _, t := range []struct {
-			suffix string
-			i      int
-		}{{".exp_avg", 0}, {".exp_avg_sq", 1}} {
-			src := opt.M[i]
-			if t.i == 1 {
-				src = opt.V[i]
-			}
-			data, shape, err := m.ReadParam(p, src)
-			if err != nil {
-				return "", err
-			}
-			moments = append(moments, model.NamedTensor{Name: p.Name + t.suffix, Shape: shape, Data: data})
-		}
 	}
 	// A diverged state is never written (nor are good checkpoints pruned
 	// for it): every tensor is checked on the host before any file exists.
@@ -144,7 +141,7 @@ func SaveCheckpoint(root string, m *model.Model, opt *Optimizer, st TrainerState
 			return h.Write(w)
 		}},
 		{ckptModel, func(w io.Writer) error { return model.WriteSafetensors(w, weights) }},
-		{ckptOptimizer, func(w io.Writer) error { return model.WriteSafetensorsAs(w, moments, opt.momentDType()) }},
+		{ckptOptimizer, func(w io.Writer) error { return model.WriteSafetensorsAs(w, moments, momentDType) }},
 		{ckptState, func(w io.Writer) error {
 			enc := json.NewEncoder(w)
 			enc.SetIndent("", "  ")
@@ -277,7 +274,8 @@ func ReadTrainerState(dir string) (TrainerState, error) {
 }
 
 // LoadCheckpoint restores weights and, when opt is not nil, the optimizer
-// moments of a checkpoint directory into m.
+// moments of a checkpoint directory into m: those of the params opt owns
+// when it is a ZeRO-1 shard (every rank reads the one file).
 func LoadCheckpoint(dir string, m *model.Model, opt *Optimizer) error {
 	w, err := model.OpenSafetensors(filepath.Join(dir, ckptModel))
 	if err != nil {
@@ -300,6 +298,9 @@ func LoadCheckpoint(dir string, m *model.Model, opt *Optimizer) error {
 			dst := opt.M[i]
 			if j == 1 {
 				dst = opt.V[i]
+			}
+			if dst == nil { // another rank's share
+				continue
 			}
 			name := p.Name + suffix
 			ti, ok := o.Tensors[name]

@@ -75,6 +75,7 @@ type TrainConfig struct {
 	Weights         string  `mapstructure:"weights"`         // one of WeightModes (optimizer_lean.go)
 	OptimizerState  string  `mapstructure:"optimizer_state"` // one of OptimizerStates
 	FusedUpdate     bool    `mapstructure:"fused_update"`    // optimizer step inside backward (optimizer_fused.go)
+	Zero            int     `mapstructure:"zero"`            // data parallel: 1 shards the optimizer state (zero.go), 0 does not
 }
 
 // DataConfig names the token shards, or none for the default corpus.
@@ -96,7 +97,7 @@ func Default() Config {
 		Train: TrainConfig{Device: gpu.DeviceAuto, SeqLen: 256, MicroBatch: 64, GradAccum: 1, Steps: 10000,
 			LR: 1e-3, MinLRRatio: 0.1, WarmupRatio: 0.1, Beta1: 0.9, Beta2: 0.999, Optimizer: OptimizerAuto,
 			GradClip: 1.0, Seed: 42, Recompute: model.RecomputeNone.String(), LogEvery: 10, EvalEvery: 500, EvalBatches: 20,
-			CheckpointEvery: 1000, KeepCheckpoints: 2, Weights: WeightsAuto, OptimizerState: StateFP32},
+			CheckpointEvery: 1000, KeepCheckpoints: 2, Weights: WeightsAuto, OptimizerState: StateFP32, Zero: ZeroState},
 		Compact: model.CompactConfig{Enabled: true, Rank: 0.25, Layers: slices.Clone(model.CompressibleLayers),
 			Share: true, Projection: "gaussian", UpdateGap: 50, Alpha: 0.25, OProjScale: 1, Eps: 1e-6},
 		Data:     DataConfig{Tokenizer: data.TokenizerGPT2, Format: data.FormatLLMC, Shuffle: true, CorpusBytes: 16 << 20},
@@ -427,6 +428,9 @@ func (c Config) Validate() error {
 	}
 	if t.FusedUpdate && t.GradClip != 0 {
 		return fmt.Errorf("train.grad_clip = %g: train.fused_update updates each layer before the global gradient norm is known, so it needs train.grad_clip = 0", t.GradClip)
+	}
+	if t.Zero != ZeroOff && t.Zero != ZeroState {
+		return fmt.Errorf("train.zero = %d: must be %d (every rank keeps the whole optimizer state) or %d (ZeRO-1: each rank keeps its share)", t.Zero, ZeroOff, ZeroState)
 	}
 	if _, err := model.ParseRecompute(t.Recompute); err != nil {
 		return fmt.Errorf("train.recompute: %w", err)

@@ -42,6 +42,8 @@ type CommBytes struct {
 	// those all-reduced in r-space (CompAct) and at full rank.
 	BlockCompressed int64 `json:"allreduce_block_compressed_bytes"`
 	BlockFull       int64 `json:"allreduce_block_full_bytes"`
+	// ZeRO-1: the updated weights each rank sends the others (zero.go).
+	Broadcast int64 `json:"broadcast_bytes,omitempty"`
 }
 
 func (d *dataParallel) rank() int {
@@ -151,6 +153,15 @@ func (d *dataParallel) reduce(ps []*model.Param) error {
 		}
 		d.count(p)
 	}
+	return nil
+}
+
+// broadcast overwrites t on every rank with root's and counts the bytes.
+func (d *dataParallel) broadcast(t *gpu.Tensor, root int) error {
+	if err := d.comm.Broadcast(t, root); err != nil {
+		return err
+	}
+	d.bytes.Broadcast += int64(t.Len()) * elemBytes(d.be, t.Prec)
 	return nil
 }
 

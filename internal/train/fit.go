@@ -24,6 +24,16 @@ const maxActivationElems = 1 << 44
 // optimizer and the micro-batch's activations, evaluation the model and
 // one micro-batch.
 func CheckFits(cfg Config, be gpu.Backend, training bool) error {
+	return checkFits(cfg, be, training, 1)
+}
+
+// checkFitsRank is CheckFits for training on one GPU of a job of world
+// ranks, which under ZeRO-1 holds a share of the optimizer state.
+func checkFitsRank(cfg Config, be gpu.Backend, world int) error {
+	return checkFits(cfg, be, true, world)
+}
+
+func checkFits(cfg Config, be gpu.Backend, training bool, world int) error {
 	B, T := cfg.Train.MicroBatch, cfg.Train.SeqLen
 	m := cfg.Model
 	if err := CheckActivationSize(cfg); err != nil {
@@ -35,7 +45,7 @@ func CheckFits(cfg Config, be gpu.Backend, training bool) error {
 	}
 	var need, acts int64
 	if training {
-		p, err := PredictMemory(cfg, B, T, be.Name())
+		p, _, err := PredictRankMemory(cfg, B, T, be.Name(), world)
 		if err != nil {
 			return err
 		}

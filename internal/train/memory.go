@@ -24,13 +24,46 @@ type Prediction struct {
 // the kernels' scratch). Everything is allocated before the first step, so
 // the sum is the peak.
 func PredictMemory(cfg Config, B, T int, backend string) (Prediction, error) {
+	return predictMemory(cfg, B, T, backend, Shard{})
+}
+
+// PredictRankMemory is the per-GPU peak of a data-parallel job of world
+// ranks, and the rank that reaches it. The ranks differ only in their share
+// of the optimizer state, and only under ZeRO-1 (train.zero), so this is the
+// largest share's peak. Collectives add nothing the engine allocates: NCCL
+// keeps its own buffers (outside this prediction), the CPU's TCP comm goes
+// through host memory.
+func PredictRankMemory(cfg Config, B, T int, backend string, world int) (Prediction, int, error) {
+	ranks := world
+	if cfg.shard(0, world).World <= 1 {
+		ranks = 1 // every rank holds the whole state
+	}
+	var best Prediction
+	rank := 0
+	for r := range ranks {
+		p, err := predictMemory(cfg, B, T, backend, cfg.shard(r, world))
+		if err != nil {
+			return Prediction{}, 0, err
+		}
+		if r == 0 || p.PeakAll > best.PeakAll {
+			best, rank = p, r
+		}
+	}
+	return best, rank, nil
+}
+
+// predictMemory is PredictMemory for the rank holding shard of the
+// optimizer state.
+func predictMemory(cfg Config, B, T int, backend string, shard Shard) (Prediction, error) {
 	low, full := gpu.ElementBytes(backend)
 	meter := gpu.NewMeter(low, full)
 	m, err := NewModel(meter, cfg)
 	if err != nil {
 		return Prediction{}, err
 	}
-	if _, err := NewOptimizer(m, optimizerConfig(cfg)); err != nil {
+	oc := optimizerConfig(cfg)
+	oc.Shard = shard
+	if _, err := NewOptimizer(m, oc); err != nil {
 		return Prediction{}, err
 	}
 	if err := m.Prepare(B, T); err != nil {
@@ -85,6 +118,10 @@ type MemoryFile struct {
 	CompAct         bool             `json:"compact"`
 	Rank            float64          `json:"rank,omitempty"`
 	Recompute       string           `json:"recompute"`
+	// A data-parallel job's file is rank 0's: its share of the optimizer
+	// state under ZeRO-1 (Zero 1), the whole state otherwise.
+	World           int              `json:"world,omitempty"`
+	Zero            int              `json:"zero,omitempty"`
 	Predicted       map[string]int64 `json:"predicted_peak_bytes"`
 	ActivationKinds map[string]int64 `json:"predicted_activation_bytes_by_kind"`
 	Measured        map[string]int64 `json:"measured_peak_bytes,omitempty"`

@@ -21,6 +21,7 @@ type OptimizerConfig struct {
 	UpdateGap    int
 	Precision    PrecisionConfig // master-free weights, bf16 moments (optimizer_lean.go)
 	Form         gpu.AdamForm    // torch's or HuggingFace's bias correction, for every param
+	Shard        Shard           // ZeRO-1: this rank's share of the state (zero.go)
 }
 
 // Optimizer is AdamW for full-rank params and CompAct's compressed Adam for
@@ -29,8 +30,9 @@ type Optimizer struct {
 	cfg            OptimizerConfig
 	be             gpu.Backend
 	model          *model.Model
-	M, V           []*gpu.Tensor // per model.Params index, shaped like Grad (views of the arenas)
-	mArena, vArena *gpu.Tensor
+	M, V           []*gpu.Tensor // per model.Params index, shaped like Grad (views of the arenas); nil where another rank owns the param
+	mArena, vArena *gpu.Tensor   // this rank's range of the gradient layout (all of it unsharded)
+	shard          *zeroShard
 	dir            *gpu.Tensor // compressed Adam direction N (Low: see decompress)
 	sumSq          *gpu.Tensor
 	clip           *gpu.Tensor
@@ -40,10 +42,14 @@ type Optimizer struct {
 	// Reduce, when set, sums a fused group's gradients over the ranks of a
 	// data-parallel job before they update (dataparallel.go).
 	Reduce func(ps []*model.Param) error
+	// Broadcast overwrites t on every rank with root's: how a sharded
+	// optimizer shares updated weights and gathers moments (zero.go).
+	Broadcast func(t *gpu.Tensor, root int) error
 }
 
-// NewOptimizer allocates zeroed moments for every parameter of m: two
-// arenas laid out like the gradient arena, with per-parameter views.
+// NewOptimizer allocates zeroed moments for the parameters of m this rank
+// owns (all of them unless cfg.Shard splits them): two arenas laid out like
+// the gradient layout's owned range, with per-parameter views.
 func NewOptimizer(m *model.Model, cfg OptimizerConfig) (*Optimizer, error) {
 	be := m.Backend()
 	o := &Optimizer{cfg: cfg, be: be, model: m}
@@ -51,7 +57,10 @@ func NewOptimizer(m *model.Model, cfg OptimizerConfig) (*Optimizer, error) {
 	if m.Fused() && cfg.GradClip > 0 {
 		return nil, fmt.Errorf("optimizer: a fused update cannot clip by the global norm (grad_clip %g)", cfg.GradClip)
 	}
-	n := m.GradLen()
+	if o.shard, err = newZeroShard(m, cfg.Shard); err != nil {
+		return nil, err
+	}
+	n := o.shard.momentLen()
 	if o.mArena, err = be.Alloc("exp_avg", gpu.Optimizer, momentPrecision(cfg.Precision), n); err != nil {
 		return nil, err
 	}
@@ -59,10 +68,14 @@ func NewOptimizer(m *model.Model, cfg OptimizerConfig) (*Optimizer, error) {
 		return nil, err
 	}
 	for _, p := range m.Params {
-		o.M = append(o.M, o.mArena.Rows(p.GradOff, p.GradOff+p.Grad.Len()).Reshape(p.Grad.Shape...))
-		o.V = append(o.V, o.vArena.Rows(p.GradOff, p.GradOff+p.Grad.Len()).Reshape(p.Grad.Shape...))
+		var mv, vv *gpu.Tensor
+		if o.shard.owns(p) {
+			mv, vv = o.moments(p.GradOff, p.Grad.Len())
+			mv, vv = mv.Reshape(p.Grad.Shape...), vv.Reshape(p.Grad.Shape...)
+		}
+		o.M, o.V = append(o.M, mv), append(o.V, vv)
 	}
-	for _, s := range m.Segments() {
+	for _, s := range o.shard.segs {
 		if s.Compressed() {
 			if o.dir, err = be.Alloc("compact.direction", gpu.Workspace, gpu.Low, o.directionLen(s)); err != nil {
 				return nil, err
@@ -123,7 +136,7 @@ func (o *Optimizer) Apply(lr float64) error {
 	be.SumSquares(o.sumSq, m.GradArena())
 	be.ClipScale(o.clip, o.sumSq, float32(o.cfg.GradClip))
 	upd, grads := m.UpdateArena(), m.GradArena()
-	for _, s := range m.Segments() {
+	for _, s := range o.shard.segs {
 		hp := o.hyper(lr, s.Scale, s.Decay, s.Compressed())
 		g := grads.Rows(s.GradOff, s.GradOff+s.GLen)
 		if !s.Compressed() {
@@ -133,7 +146,7 @@ func (o *Optimizer) Apply(lr float64) error {
 			continue
 		}
 		if o.cfg.Precision.MasterFree {
-			if err := o.compressedSR(hp); err != nil {
+			if err := o.compressedSR(s, hp); err != nil {
 				return err
 			}
 			continue
@@ -146,7 +159,17 @@ func (o *Optimizer) Apply(lr float64) error {
 		}
 		o.decompress(s, hp.LR)
 	}
+	if o.shard.sharded() {
+		return o.shareWeights()
+	}
 	return m.SyncWeights()
+}
+
+// moments are the views of the moments of gradient-layout elements
+// [off, off+n), which this rank must own.
+func (o *Optimizer) moments(off, n int) (m, v *gpu.Tensor) {
+	off -= o.shard.momentBase()
+	return o.mArena.Rows(off, off+n), o.vArena.Rows(off, off+n)
 }
 
 // hyper is the Adam step of one update class at learning rate lr.
@@ -168,7 +191,8 @@ func (o *Optimizer) fullRank(wOff, gOff, n int, g *gpu.Tensor, hp gpu.AdamParams
 	if o.staged() {
 		return o.adamWStaged(wOff, gOff, n, g, hp)
 	}
-	o.be.AdamW(o.model.UpdateArena().Rows(wOff, wOff+n), g, o.mArena.Rows(gOff, gOff+n), o.vArena.Rows(gOff, gOff+n), o.clip, hp)
+	m, v := o.moments(gOff, n)
+	o.be.AdamW(o.model.UpdateArena().Rows(wOff, wOff+n), g, m, v, o.clip, hp)
 	return nil
 }
 
@@ -179,19 +203,20 @@ func (o *Optimizer) direction(dir *gpu.Tensor, gOff int, g *gpu.Tensor, hp gpu.A
 		return o.adamDirectionStaged(dir, gOff, g, hp)
 	}
 	n := g.Len()
-	o.be.AdamDirection(dir.Rows(0, n), g, o.mArena.Rows(gOff, gOff+n), o.vArena.Rows(gOff, gOff+n), o.clip, hp)
+	m, v := o.moments(gOff, n)
+	o.be.AdamDirection(dir.Rows(0, n), g, m, v, o.clip, hp)
 	return nil
 }
 
 // decompress applies W (rows, n) -= lr * N (rows, r) P^T for every param of
-// the compressed segment s (alpha is already in N). q/k/v and gate/up share
+// the compressed segment s, this rank's part of it (alpha is already in N). q/k/v and gate/up share
 // P, so it is generated (or read from the model's cache) once per group.
 func (o *Optimizer) decompress(s model.Segment, lr float32) {
 	m := o.model
 	var P *gpu.Tensor
 	lastLayer, lastGroup := -1, -1
 	for _, p := range m.ArenaOrder() {
-		if !p.Compressed() {
+		if !p.Compressed() || !inSegment(p, s) {
 			continue
 		}
 		if p.Layer != lastLayer || p.Group.ID != lastGroup {
@@ -214,6 +239,11 @@ func (o *Optimizer) decompress(s model.Segment, lr float32) {
 // with, so the update and the saved activations agree on the projection.
 func (o *Optimizer) decompressInto(w, dir, P *gpu.Tensor, lr float32) {
 	o.be.Gemm(w, dir, P, false, true, -lr, 1)
+}
+
+// inSegment reports whether p lies in segment s of the gradient layout.
+func inSegment(p *model.Param, s model.Segment) bool {
+	return p.GradOff >= s.GradOff && p.GradOff < s.GradOff+s.GLen
 }
 
 // Free releases the optimizer state.

@@ -55,8 +55,15 @@ func (o *Optimizer) Finish(lr float64) error {
 	if o.fused.err != nil {
 		return fmt.Errorf("fused update at step %d: %w", o.Step, o.fused.err)
 	}
-	if n := len(o.model.Params); o.fused.updated != n {
+	if n := o.shard.ownedParams(); o.fused.updated != n {
 		return fmt.Errorf("fused update at step %d: %d updates for %d params (one forward and backward per step)", o.Step, o.fused.updated, n)
+	}
+	if o.shard.sharded() {
+		// The updated weights go out once the pass is over: nothing later
+		// in the pass reads a group's weights after its hook.
+		if err := o.shareWeights(); err != nil {
+			return fmt.Errorf("fused update at step %d: %w", o.Step, err)
+		}
 	}
 	return nil
 }
@@ -81,6 +88,9 @@ func (o *Optimizer) fusedUpdate(ps []*model.Param) {
 	var P *gpu.Tensor
 	lastLayer, lastGroup := -1, -1
 	for _, p := range ps {
+		if !o.shard.owns(p) {
+			continue // another rank's (ZeRO-1): its update arrives by broadcast
+		}
 		if p.Compressed() && (p.Layer != lastLayer || p.Group.ID != lastGroup) {
 			P = o.model.Projection(p.Layer, p.Group)
 			lastLayer, lastGroup = p.Layer, p.Group.ID

@@ -125,7 +125,7 @@ func (o *Optimizer) round(stream uint32, off int) gpu.RoundParams {
 // fp32 tensors the Adam kernels can update: the arena views themselves, or
 // staged copies of bf16 moments.
 func (o *Optimizer) loadMoments(off, n int) (m, v *gpu.Tensor, err error) {
-	m, v = o.mArena.Rows(off, off+n), o.vArena.Rows(off, off+n)
+	m, v = o.moments(off, n)
 	if !o.cfg.Precision.StateBF16 {
 		return m, v, nil
 	}
@@ -144,9 +144,9 @@ func (o *Optimizer) storeMoments(off int, ms, vs *gpu.Tensor) {
 	if !o.cfg.Precision.StateBF16 {
 		return
 	}
-	n := ms.Len()
-	o.be.StochasticRound(o.mArena.Rows(off, off+n), ms, o.round(gpu.StreamExpAvg, off))
-	o.be.StochasticRound(o.vArena.Rows(off, off+n), vs, o.round(gpu.StreamExpAvgSq, off))
+	m, v := o.moments(off, ms.Len())
+	o.be.StochasticRound(m, ms, o.round(gpu.StreamExpAvg, off))
+	o.be.StochasticRound(v, vs, o.round(gpu.StreamExpAvgSq, off))
 }
 
 // adamWStaged is AdamW over the n weights at weight-arena offset wOff
@@ -204,7 +204,7 @@ func (o *Optimizer) directionLen(s model.Segment) int {
 	if o.model.Fused() {
 		n = 0
 		for _, p := range o.model.Params {
-			if p.Compressed() {
+			if p.Compressed() && o.shard.owns(p) {
 				n = max(n, p.Grad.Len())
 			}
 		}
@@ -216,12 +216,13 @@ func (o *Optimizer) directionLen(s model.Segment) int {
 }
 
 // compressedSR is the compressed update for master-free weights of every
-// compressed param, P generated once per projection group.
-func (o *Optimizer) compressedSR(hp gpu.AdamParams) error {
+// compressed param in segment s (this rank's), P generated once per
+// projection group.
+func (o *Optimizer) compressedSR(s model.Segment, hp gpu.AdamParams) error {
 	var P *gpu.Tensor
 	lastLayer, lastGroup := -1, -1
 	for _, p := range o.model.ArenaOrder() {
-		if !p.Compressed() {
+		if !p.Compressed() || !inSegment(p, s) {
 			continue
 		}
 		if p.Layer != lastLayer || p.Group.ID != lastGroup {

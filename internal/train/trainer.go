@@ -137,17 +137,19 @@ func newTrainer(cfg Config, opts RunOptions) (_ *Trainer, err error) {
 	if t.dp, err = joinJob(opts.Dist, t.be); err != nil {
 		return nil, err
 	}
-	if err := CheckFits(cfg, t.be, true); err != nil {
+	if err := checkFitsRank(cfg, t.be, t.dp.world()); err != nil {
 		return nil, err
 	}
 	if t.model, err = NewModel(t.be, cfg); err != nil {
 		return nil, err
 	}
-	if t.opt, err = NewOptimizer(t.model, optimizerConfig(cfg)); err != nil {
+	oc := optimizerConfig(cfg)
+	oc.Shard = cfg.shard(t.dp.rank(), t.dp.world())
+	if t.opt, err = NewOptimizer(t.model, oc); err != nil {
 		return nil, err
 	}
 	if t.dp != nil {
-		t.opt.Reduce = t.dp.reduce
+		t.opt.Reduce, t.opt.Broadcast = t.dp.reduce, t.dp.broadcast
 	}
 	t.sched = Schedule{LR: cfg.PeakLR(), Warmup: cfg.Warmup(), Total: cfg.Train.Steps, MinRatio: cfg.Train.MinLRRatio}
 	t.logf("%s", cfg.RecipeLine())
@@ -465,6 +467,13 @@ func (t *Trainer) checkpointAt(ls json.RawMessage) error {
 	if err := t.dp.checkSame(t.model); err != nil {
 		return fmt.Errorf("checkpoint at step %d: %w", t.state.Step, err)
 	}
+	var moments []model.NamedTensor
+	if t.dp.rank() == 0 || t.opt.shard.sharded() { // sharded, every rank sends its moments to rank 0
+		var err error
+		if moments, err = t.opt.Moments(0); err != nil {
+			return fmt.Errorf("checkpoint at step %d: %w", t.state.Step, err)
+		}
+	}
 	if t.dp.rank() != 0 { // rank 0 holds everything and writes it once
 		t.lastCkpt = StepDir(t.ckptRoot(), t.state.Step)
 		return nil
@@ -473,7 +482,7 @@ func (t *Trainer) checkpointAt(ls json.RawMessage) error {
 	t.state.Epoch = t.modelEpoch()
 	t.state.World = t.dp.world()
 	t.state.Config = t.cfg
-	dir, err := SaveCheckpoint(t.ckptRoot(), t.model, t.opt, t.state, int(t.tok.EOT()), t.cfg.Train.KeepCheckpoints)
+	dir, err := saveCheckpoint(t.ckptRoot(), t.model, moments, t.opt.momentDType(), t.state, int(t.tok.EOT()), t.cfg.Train.KeepCheckpoints)
 	if err != nil {
 		return fmt.Errorf("checkpoint at step %d: %w", t.state.Step, err)
 	}
@@ -494,13 +503,17 @@ func (t *Trainer) writeMemreport(measured bool) error {
 		return nil
 	}
 	tr := t.cfg.Train
-	pred, err := PredictMemory(t.cfg, tr.MicroBatch, tr.SeqLen, t.be.Name())
+	pred, err := predictMemory(t.cfg, tr.MicroBatch, tr.SeqLen, t.be.Name(), t.cfg.shard(0, t.dp.world()))
 	if err != nil {
 		return err
 	}
 	mf := MemoryFile{Device: t.device, MicroBatch: tr.MicroBatch, SeqLen: tr.SeqLen, CompAct: t.cfg.Compact.Enabled,
 		Recompute: tr.Recompute, Predicted: categoryMap(pred.PeakAt, pred.PeakAll), ActivationKinds: pred.Kinds,
 		Note: "bytes of device allocations made by the engine, by category; predicted by building the run on a metering backend"}
+	if w := t.dp.world(); w > 1 {
+		mf.World, mf.Zero = w, t.cfg.Train.Zero
+		mf.Note += fmt.Sprintf("; rank 0 of %d (train.zero %d)", w, t.cfg.Train.Zero)
+	}
 	if t.cfg.Compact.Enabled {
 		mf.Rank = t.cfg.Compact.Rank
 	}

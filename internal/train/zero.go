@@ -1,0 +1,224 @@
+package train
+
+// ZeRO-1 (train.zero = 1, issue 13): in a data-parallel job each rank keeps
+// the Adam moments of its own share of the parameters only. The shares are
+// contiguous runs of whole params in arena order, balanced by moment bytes
+// (partition), so a rank's moments are one contiguous range of the gradient
+// layout and its weights one range of the weight arena. A step all-reduces
+// the gradients as before (every rank then holds the whole summed gradient,
+// so the global norm and clipping need no extra exchange), each rank updates
+// only its params, and every rank broadcasts its updated range to the others.
+// Each owned param takes exactly the update the unsharded optimizer gives it,
+// with the same rounding keys, so a ZeRO-1 run is the unsharded run to the
+// bit on the CPU.
+//
+// Not sharded yet: the fp32 master copy (CUDA, train.weights master) lives in
+// the model's arena; its owned ranges are what is broadcast, so it stays
+// whole and identical on every rank.
+
+import (
+	"fmt"
+
+	"github.com/compact-llm/compact/internal/model"
+)
+
+// Zero values of train.zero.
+const (
+	ZeroOff   = 0 // every rank keeps the whole optimizer state
+	ZeroState = 1 // ZeRO-1: the moments are sharded across the ranks
+)
+
+// Shard places an optimizer in a ZeRO-1 job: it keeps the state of rank
+// Rank's share of World. World <= 1 is the whole state.
+type Shard struct{ Rank, World int }
+
+// shard is the Shard of rank of world under cfg's train.zero.
+func (c Config) shard(rank, world int) Shard {
+	if c.Train.Zero != ZeroState || world <= 1 {
+		return Shard{}
+	}
+	return Shard{Rank: rank, World: world}
+}
+
+// zeroShard is an optimizer's share of the parameters.
+type zeroShard struct {
+	rank, world int
+	owner       map[*model.Param]int // the rank holding each param's state
+	// wRange[r] and gRange[r] are rank r's ranges of the weight arena and of
+	// the gradient layout (where its moments are).
+	wRange, gRange [][2]int
+	segs           []model.Segment // the model's segments cut to this rank's params
+}
+
+// newZeroShard splits m's params among sh.World ranks and returns rank
+// sh.Rank's share; the whole model for a one-rank shard.
+func newZeroShard(m *model.Model, sh Shard) (*zeroShard, error) {
+	world := max(sh.World, 1)
+	order := m.ArenaOrder()
+	if world > len(order) {
+		return nil, fmt.Errorf("optimizer: train.zero = %d over %d ranks, but the model has only %d parameters to share out; set train.zero = 0", ZeroState, world, len(order))
+	}
+	if sh.Rank < 0 || sh.Rank >= world {
+		return nil, fmt.Errorf("optimizer: shard rank %d of %d", sh.Rank, world)
+	}
+	// Each param's extent in both layouts runs to the next param's offset
+	// (padding included), the last one's to the end of the arena.
+	wEnd, gEnd := make([]int, len(order)), make([]int, len(order))
+	sizes := make([]int64, len(order))
+	for i, p := range order {
+		wEnd[i], gEnd[i] = m.WeightArena().Len(), m.GradLen()
+		if i+1 < len(order) {
+			wEnd[i], gEnd[i] = order[i+1].WOff, order[i+1].GradOff
+		}
+		sizes[i] = int64(gEnd[i] - p.GradOff)
+	}
+	bounds := partition(sizes, world)
+	z := &zeroShard{rank: sh.Rank, world: world, owner: map[*model.Param]int{}}
+	for r := range world {
+		first, last := bounds[r], bounds[r+1]-1
+		z.wRange = append(z.wRange, [2]int{order[first].WOff, wEnd[last]})
+		z.gRange = append(z.gRange, [2]int{order[first].GradOff, gEnd[last]})
+		for _, p := range order[first : last+1] {
+			z.owner[p] = r
+		}
+	}
+	// Cut each segment to the owned params (whole params, so both layouts
+	// cut at param boundaries).
+	lo, hi := z.gRange[sh.Rank][0], z.gRange[sh.Rank][1]
+	for _, s := range m.Segments() {
+		var cut model.Segment
+		found := false
+		for i, p := range order {
+			if p.GradOff < max(lo, s.GradOff) || p.GradOff >= min(hi, s.GradOff+s.GLen) {
+				continue
+			}
+			if !found {
+				cut, found = s, true
+				cut.Off, cut.GradOff = p.WOff, p.GradOff
+			}
+			cut.Len, cut.GLen = wEnd[i]-cut.Off, gEnd[i]-cut.GradOff
+		}
+		if found {
+			z.segs = append(z.segs, cut)
+		}
+	}
+	return z, nil
+}
+
+// partition splits items of the given sizes into world contiguous,
+// non-empty runs whose largest sum is as small as it can be (dynamic
+// programming; ties go to the earliest cut, so it is deterministic). It
+// returns the world+1 bounds: run r is items [b[r], b[r+1]).
+func partition(sizes []int64, world int) []int {
+	n := len(sizes)
+	sum := make([]int64, n+1)
+	for i, s := range sizes {
+		sum[i+1] = sum[i] + s
+	}
+	// best[k][j]: the smallest largest run of items [0, j) in k+1 runs;
+	// cut[k][j]: where the last of those runs starts.
+	best, cut := make([][]int64, world), make([][]int, world)
+	for k := range world {
+		best[k], cut[k] = make([]int64, n+1), make([]int, n+1)
+		for j := k + 1; j <= n; j++ {
+			if k == 0 {
+				best[k][j] = sum[j]
+				continue
+			}
+			best[k][j] = -1
+			for i := k; i < j; i++ {
+				v := max(best[k-1][i], sum[j]-sum[i])
+				if best[k][j] < 0 || v < best[k][j] {
+					best[k][j], cut[k][j] = v, i
+				}
+			}
+		}
+	}
+	b := make([]int, world+1)
+	b[world] = n
+	for k := world - 1; k > 0; k-- {
+		b[k] = cut[k][b[k+1]]
+	}
+	return b
+}
+
+// owns reports whether this rank updates p.
+func (z *zeroShard) owns(p *model.Param) bool { return z.owner[p] == z.rank }
+
+// ownedParams counts the params this rank updates.
+func (z *zeroShard) ownedParams() int {
+	n := 0
+	for _, r := range z.owner {
+		if r == z.rank {
+			n++
+		}
+	}
+	return n
+}
+
+// sharded reports whether the state is split over several ranks.
+func (z *zeroShard) sharded() bool { return z.world > 1 }
+
+// momentBase is where this rank's moments start in the gradient layout.
+func (z *zeroShard) momentBase() int { return z.gRange[z.rank][0] }
+
+// momentLen is the length of this rank's moments.
+func (z *zeroShard) momentLen() int { return z.gRange[z.rank][1] - z.gRange[z.rank][0] }
+
+// shareWeights sends every rank's updated weights to the others: one
+// broadcast of the updated arena's range per rank (the fp32 master where
+// the run keeps one, which then rounds into the weights).
+func (o *Optimizer) shareWeights() error {
+	z := o.shard
+	if o.Broadcast == nil {
+		return fmt.Errorf("optimizer: sharded over %d ranks without a way to broadcast the weights", z.world)
+	}
+	upd := o.model.UpdateArena()
+	for r, w := range z.wRange {
+		if err := o.Broadcast(upd.Rows(w[0], w[1]), r); err != nil {
+			return fmt.Errorf("weights of rank %d: %w", r, err)
+		}
+	}
+	return o.model.SyncWeights()
+}
+
+// Moments returns every param's moments (named as in optimizer.safetensors)
+// on rank root; other ranks get nil. Sharded, every rank must call it: each
+// moment travels from its owner by a broadcast through the param's gradient
+// (dead between steps, and shaped like its moments), which is zeroed after.
+func (o *Optimizer) Moments(root int) ([]model.NamedTensor, error) {
+	m, z := o.model, o.shard
+	var out []model.NamedTensor
+	for i, p := range m.Params {
+		for j, suffix := range []string{".exp_avg", ".exp_avg_sq"} {
+			src := o.M[i]
+			if j == 1 {
+				src = o.V[i]
+			}
+			owner := z.owner[p]
+			if owner != root {
+				if z.rank == owner {
+					if err := o.be.Copy(p.Grad, src); err != nil {
+						return nil, err
+					}
+				}
+				if err := o.Broadcast(p.Grad, owner); err != nil {
+					return nil, fmt.Errorf("moments of %s from rank %d: %w", p.Name, owner, err)
+				}
+				src = p.Grad
+			}
+			if z.rank != root {
+				continue
+			}
+			data, shape, err := m.ReadParam(p, src)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, model.NamedTensor{Name: p.Name + suffix, Shape: shape, Data: data})
+		}
+	}
+	if z.sharded() {
+		m.ZeroGrads()
+	}
+	return out, nil
+}

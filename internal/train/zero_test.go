@@ -1,0 +1,234 @@
+package train
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/compact-llm/compact/internal/gpu"
+)
+
+// partition against every split of small random inputs: contiguous,
+// non-empty runs covering every item, with the smallest possible largest
+// run.
+func TestPartitionIsOptimal(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for trial := range 300 {
+		n := 1 + rng.IntN(8)
+		world := 1 + rng.IntN(n)
+		sizes := make([]int64, n)
+		for i := range sizes {
+			sizes[i] = 1 + rng.Int64N(100)
+		}
+		b := partition(sizes, world)
+		if len(b) != world+1 || b[0] != 0 || b[world] != n {
+			t.Fatalf("trial %d: sizes %v world %d: bounds %v", trial, sizes, world, b)
+		}
+		got := int64(0)
+		for r := range world {
+			if b[r+1] <= b[r] {
+				t.Fatalf("trial %d: sizes %v world %d: run %d empty in %v", trial, sizes, world, r, b)
+			}
+			got = max(got, runSum(sizes[b[r]:b[r+1]]))
+		}
+		if want := bestSplit(sizes, world); got != want {
+			t.Fatalf("trial %d: sizes %v world %d: largest run %d (bounds %v), best is %d", trial, sizes, world, got, b, want)
+		}
+	}
+}
+
+func runSum(s []int64) int64 {
+	var n int64
+	for _, x := range s {
+		n += x
+	}
+	return n
+}
+
+// bestSplit tries every way to cut sizes into world non-empty runs.
+func bestSplit(sizes []int64, world int) int64 {
+	if world == 1 {
+		return runSum(sizes)
+	}
+	best := int64(-1)
+	for i := 1; i <= len(sizes)-world+1; i++ {
+		v := max(runSum(sizes[:i]), bestSplit(sizes[i:], world-1))
+		if best < 0 || v < best {
+			best = v
+		}
+	}
+	return best
+}
+
+// zeroCase is one optimizer setup the ZeRO-1 tests cover.
+type zeroCase struct {
+	compact, fused bool
+	weights, state string
+}
+
+func (c zeroCase) String() string {
+	return fmt.Sprintf("compact %v fused %v weights %s state %s", c.compact, c.fused, c.weights, c.state)
+}
+
+func (c zeroCase) apply(cfg Config) Config {
+	cfg.Compact.Enabled = c.compact
+	cfg.Train.Weights, cfg.Train.OptimizerState = c.weights, c.state
+	return cfg
+}
+
+var zeroCases = []zeroCase{
+	{true, false, WeightsBF16SR, StateFP32}, {true, true, WeightsBF16SR, StateFP32},
+	{true, false, WeightsMaster, StateFP32}, {true, true, WeightsBF16SR, StateBF16},
+	{false, false, WeightsMaster, StateFP32}, {false, true, WeightsMaster, StateFP32},
+	{false, false, WeightsBF16SR, StateBF16},
+}
+
+// Two ranks with ZeRO-1 take the very steps of two ranks without it (each
+// owned param gets the unsharded update, the others arrive by broadcast):
+// the same metrics to the bit and byte-identical checkpoints, which hold
+// every moment although no rank does. Both follow one process with twice
+// the accumulation. A checkpoint every step makes every rank compare its
+// weights with the others' after each step (checkSame).
+func TestZeroMatchesUnsharded(t *testing.T) {
+	for _, c := range zeroCases {
+		dir := t.TempDir()
+		cfg := c.apply(dpConfig(t, dir, c.compact))
+		cfg.Train.CheckpointEvery = 1
+		ref := filepath.Join(dir, "one")
+		if err := Pretrain(context.Background(), cfg, RunOptions{Out: ref}); err != nil {
+			t.Fatal(err)
+		}
+		outs := map[int]string{}
+		for _, zero := range []int{ZeroOff, ZeroState} {
+			zc := perRank(cfg, 2, c.fused)
+			zc.Train.Zero = zero
+			outs[zero] = filepath.Join(dir, fmt.Sprintf("zero%d", zero))
+			runRanks(t, 2, zc, outs[zero], false)
+			closeTrajectory(t, fmt.Sprintf("%s zero %d vs one process", c, zero), readMetrics(t, ref), readMetrics(t, outs[zero]))
+		}
+		off, on := readMetrics(t, outs[ZeroOff]), readMetrics(t, outs[ZeroState])
+		sameTrajectory(t, off, on)
+		if b := on[len(on)-1].Comm.Broadcast; b == 0 {
+			t.Errorf("%s: ZeRO-1 broadcast no weights", c)
+		}
+		if b := off[len(off)-1].Comm.Broadcast; b != 0 {
+			t.Errorf("%s: without ZeRO-1, %d bytes broadcast", c, b)
+		}
+		for _, f := range []string{ckptModel, ckptOptimizer} {
+			a := readFile(t, filepath.Join(StepDir(filepath.Join(outs[ZeroOff], "checkpoints"), cfg.Train.Steps), f))
+			b := readFile(t, filepath.Join(StepDir(filepath.Join(outs[ZeroState], "checkpoints"), cfg.Train.Steps), f))
+			if !bytes.Equal(a, b) {
+				t.Errorf("%s: %s differs with and without ZeRO-1", c, f)
+			}
+		}
+	}
+}
+
+func readFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// A ZeRO-1 checkpoint (moments gathered into the single-process format)
+// resumes on one process and on two ranks with ZeRO-1, along the
+// uninterrupted trajectory.
+func TestZeroCheckpointResumes(t *testing.T) {
+	for _, c := range []zeroCase{zeroCases[3], zeroCases[4]} {
+		dir := t.TempDir()
+		cfg := c.apply(dpConfig(t, dir, c.compact))
+		full := filepath.Join(dir, "full")
+		runRanks(t, 2, perRank(cfg, 2, c.fused), full, false)
+		for _, world := range []int{1, 2} {
+			cut := filepath.Join(dir, fmt.Sprintf("cut-%d", world))
+			if err := os.CopyFS(cut, os.DirFS(full)); err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range []int{8, 12} { // resume from step 4
+				os.RemoveAll(StepDir(filepath.Join(cut, "checkpoints"), s))
+			}
+			if world == 1 {
+				if err := Pretrain(context.Background(), cfg, RunOptions{Out: cut, Resume: true}); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				runRanks(t, 2, perRank(cfg, 2, c.fused), cut, true)
+			}
+			closeTrajectory(t, fmt.Sprintf("%s: resumed on %d", c, world), readMetrics(t, full), readMetrics(t, cut))
+		}
+	}
+}
+
+// Each rank allocates the moments of its share only: the shares add up to
+// the whole state, the largest is within one param of 1/N of it, and the
+// metered prediction of the largest rank (what memreport --gpus N reports)
+// equals what the CPU backend allocates for that rank.
+func TestZeroShardsOptimizerMemory(t *testing.T) {
+	cfg := Default()
+	cfg.Model.VocabSize, cfg.Model.Hidden, cfg.Model.Intermediate, cfg.Model.Layers = 300, 64, 160, 4
+	for _, c := range zeroCases {
+		cfg := c.apply(cfg)
+		cfg.Train.FusedUpdate, cfg.Train.GradClip = c.fused, 0
+		whole, largestParam := int64(0), int64(0)
+		for _, world := range []int{1, 2, 4} {
+			var sum, largest, peak int64
+			for r := range world {
+				be := gpu.NewCPU(1)
+				m, err := NewModel(be, cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				oc := optimizerConfig(cfg)
+				oc.Shard = cfg.shard(r, world)
+				o, err := NewOptimizer(m, oc)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if world == 1 {
+					for _, p := range m.Params {
+						largestParam = max(largestParam, 2*4*int64(p.Grad.Len()))
+					}
+				}
+				if err := m.Prepare(4, 64); err != nil {
+					t.Fatal(err)
+				}
+				state := 2 * 4 * int64(o.mArena.Len()) // two fp32 moments on the CPU
+				sum += state
+				largest = max(largest, state)
+				pred, err := predictMemory(cfg, 4, 64, "cpu", oc.Shard)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := be.Memory().Snapshot()
+				if got.PeakAll != pred.PeakAll || got.Peak != pred.PeakAt {
+					t.Errorf("%s: rank %d of %d: predicted %v, allocated %v", c, r, world, pred.PeakAt, got.Peak)
+				}
+				peak = max(peak, got.PeakAll)
+			}
+			if world == 1 {
+				whole = sum
+			}
+			if sum != whole {
+				t.Errorf("%s: %d ranks hold %d bytes of moments in all, one holds %d", c, world, sum, whole)
+			}
+			if bound := whole/int64(world) + largestParam; largest > bound {
+				t.Errorf("%s: the largest of %d shares is %d bytes, more than 1/%d of %d plus the largest param", c, world, largest, world, whole)
+			}
+			p, _, err := PredictRankMemory(cfg, 4, 64, "cpu", world)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.PeakAll != peak {
+				t.Errorf("%s: %d ranks: per-GPU prediction %d bytes, the largest rank allocates %d", c, world, p.PeakAll, peak)
+			}
+			t.Logf("%s: %d ranks: largest share %d of %d bytes of moments; per-GPU optimizer prediction %d", c, world, largest, whole, p.PeakAt[gpu.Optimizer])
+		}
+	}
+}
