@@ -112,12 +112,12 @@ func activationKind(name string) string {
 
 // MemoryFile is memreport.json of a training run.
 type MemoryFile struct {
-	Device          string           `json:"device"`
-	MicroBatch      int              `json:"micro_batch"`
-	SeqLen          int              `json:"seq_len"`
-	CompAct         bool             `json:"compact"`
-	Rank            float64          `json:"rank,omitempty"`
-	Recompute       string           `json:"recompute"`
+	Device     string  `json:"device"`
+	MicroBatch int     `json:"micro_batch"`
+	SeqLen     int     `json:"seq_len"`
+	CompAct    bool    `json:"compact"`
+	Rank       float64 `json:"rank,omitempty"`
+	Recompute  string  `json:"recompute"`
 	// A data-parallel job's file is rank 0's: its share of the optimizer
 	// state under ZeRO-1 (Zero 1), the whole state otherwise.
 	World           int              `json:"world,omitempty"`
