@@ -263,3 +263,46 @@ func TestMemreport(t *testing.T) {
 		}
 	}
 }
+
+// memreport --gpus N predicts the per-GPU peak of a job: under ZeRO-1 (the
+// default) the optimizer state falls to about 1/N, without it stays whole;
+// the title says which. --measure, which runs one process, refuses N > 1.
+func TestMemreportGPUs(t *testing.T) {
+	base := []string{"memreport", "--device", "cpu", "--set", "model.vocab_size=512", "--set", "model.hidden_size=64",
+		"--set", "model.intermediate_size=128", "--set", "model.num_layers=4", "--set", "model.num_heads=2",
+		"--set", "model.num_kv_heads=2", "--set", "train.seq_len=64", "--set", "model.max_seq_len=64",
+		"--set", "data.tokenizer=byte", "--batch", "2", "--memory", "64MiB", "--variants", "full+none", "--json"}
+	optimizer := func(extra ...string) (int64, string) {
+		t.Helper()
+		out, err := exec.Command(binary, append(append([]string{}, base...), extra...)...).Output()
+		if err != nil {
+			t.Fatalf("memreport %v: %v", extra, err)
+		}
+		var rep struct {
+			Title string
+			Rows  []struct {
+				Predicted map[string]int64 `json:"predicted_bytes"`
+			}
+		}
+		if err := json.Unmarshal(out, &rep); err != nil || len(rep.Rows) != 1 {
+			t.Fatalf("memreport %v JSON (%v): %s", extra, err, out)
+		}
+		return rep.Rows[0].Predicted["optimizer"], rep.Title
+	}
+	one, _ := optimizer()
+	four, title := optimizer("--gpus", "4")
+	if !strings.Contains(title, "per GPU of 4") || !strings.Contains(title, "train.zero 1") {
+		t.Errorf("title %q does not say what it counts", title)
+	}
+	if four >= one/2 || four < one/4 {
+		t.Errorf("optimizer state per GPU of 4: %d bytes, one GPU's is %d", four, one)
+	}
+	if whole, title := optimizer("--gpus", "4", "--set", "train.zero=0"); whole != one || !strings.Contains(title, "train.zero 0") {
+		t.Errorf("train.zero 0 on 4 GPUs: %d bytes of optimizer state (title %q), one GPU's is %d", whole, title, one)
+	}
+	for _, bad := range [][]string{{"--gpus", "0"}, {"--gpus", "2", "--measure"}, {"--set", "train.zero=2"}} {
+		if code, stderr := run(t, nil, append(append([]string{}, base...), bad...)...); code != 2 {
+			t.Errorf("memreport %v: exit %d: %s", bad, code, stderr)
+		}
+	}
+}

@@ -17,7 +17,7 @@ import (
 type memreportOptions struct {
 	config                          configFlags
 	memory, ranks, variants, plotTo string
-	batch, maxBatch                 int
+	batch, maxBatch, gpus           int
 	measure, asJSON                 bool
 	reserve                         float64 // GiB
 	given                           flagsGiven
@@ -26,7 +26,7 @@ type memreportOptions struct {
 func newMemreportCmd() *cobra.Command {
 	var opts memreportOptions
 	c := &cobra.Command{
-		Use:   "memreport --config FILE [--batch B] [--memory 80GiB] [--measure] [--json] [--plot FILE.png]",
+		Use:   "memreport --config FILE [--batch B] [--gpus N] [--memory 80GiB] [--measure] [--json] [--plot FILE.png]",
 		Short: "Predict (and measure) peak device memory by category for full-rank and CompAct variants",
 		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
@@ -42,6 +42,7 @@ func newMemreportCmd() *cobra.Command {
 	f.StringVar(&opts.ranks, "ranks", "0.5,0.25,0.125", "CompAct ranks to compare (fractions of each layer's width, or absolute)")
 	f.StringVar(&opts.variants, "variants", "", "only variants whose names start with one of these (comma-separated), e.g. full+none,r0.25+none")
 	f.IntVar(&opts.maxBatch, "max-batch", 4096, "largest micro-batch the search tries")
+	f.IntVar(&opts.gpus, "gpus", 1, "predict the per-GPU peak of a data-parallel job of N GPUs: with train.zero 1 each holds its share of the optimizer state (the largest share is reported)")
 	f.BoolVar(&opts.measure, "measure", false, "also run real steps on the device and report the measured peaks")
 	f.BoolVar(&opts.asJSON, "json", false, "print JSON instead of the table")
 	f.StringVar(&opts.plotTo, "plot", "", "write a stacked bar chart (PNG) of the predictions")
@@ -50,8 +51,11 @@ func newMemreportCmd() *cobra.Command {
 
 // check refuses flag values that make no sense.
 func (opts memreportOptions) check() error {
-	if err := opts.given.positive(map[string]int{"batch": opts.batch, "max-batch": opts.maxBatch}); err != nil {
+	if err := opts.given.positive(map[string]int{"batch": opts.batch, "max-batch": opts.maxBatch, "gpus": opts.gpus}); err != nil {
 		return err
+	}
+	if opts.gpus > 1 && opts.measure {
+		return usagef("--measure with --gpus %d: the measurement runs one process; a job's ranks report their own peaks in memreport.json", opts.gpus)
 	}
 	if err := finiteFlags(map[string]float64{"reserve": opts.reserve}); err != nil {
 		return err
@@ -106,6 +110,9 @@ func runMemreport(_ context.Context, opts memreportOptions, s streams) error {
 		name = "default config"
 	}
 	title := fmt.Sprintf("%s: micro-batch %d x %d tokens, %s, limit %s GiB", name, cfg.Train.MicroBatch, cfg.Train.SeqLen, backend, gib(limit))
+	if opts.gpus > 1 {
+		title += perGPUNote(opts.gpus, cfg.Train.Zero)
+	}
 	if opts.plotTo != "" {
 		if err := charts.PlotMemory(rows, title, limit, opts.plotTo); err != nil {
 			return fmt.Errorf("plot %s: %w", opts.plotTo, err)
@@ -127,13 +134,13 @@ func memRow(cfg train.Config, v memreport.Variant, backend string, limit, reserv
 	if err := vc.Validate(); err != nil {
 		return memreport.Row{}, usagef("variant %s: %w", v.Name, err)
 	}
-	p, err := train.PredictMemory(vc, vc.Train.MicroBatch, vc.Train.SeqLen, backend)
+	p, _, err := train.PredictRankMemory(vc, vc.Train.MicroBatch, vc.Train.SeqLen, backend, max(opts.gpus, 1))
 	if err != nil {
 		return memreport.Row{}, fmt.Errorf("variant %s: %w", v.Name, err)
 	}
 	row := memreport.Row{Variant: v, Predicted: gpu.ByName(p.PeakAt), Kinds: p.Kinds}
 	row.Predicted["total"] = p.PeakAll
-	if row.MaxBatch, err = memreport.MaxMicroBatch(vc, vc.Train.SeqLen, backend, limit, reserveBytes, opts.maxBatch); err != nil {
+	if row.MaxBatch, err = memreport.MaxMicroBatch(vc, vc.Train.SeqLen, backend, limit, reserveBytes, opts.maxBatch, max(opts.gpus, 1)); err != nil {
 		return memreport.Row{}, err
 	}
 	if opts.measure {
@@ -148,6 +155,16 @@ func memRow(cfg train.Config, v memreport.Variant, backend string, limit, reserv
 		row.ErrorPercent = &e
 	}
 	return row, nil
+}
+
+// perGPUNote says in a table title what a per-GPU prediction of a job
+// counts.
+func perGPUNote(gpus, zero int) string {
+	state := "the whole optimizer state on each (train.zero 0)"
+	if zero == train.ZeroState {
+		state = "the largest share of the optimizer state (train.zero 1)"
+	}
+	return fmt.Sprintf(", per GPU of %d: %s; NCCL's buffers not included", gpus, state)
 }
 
 func parseRanks(s string) ([]float64, error) {

@@ -120,15 +120,16 @@ func Variants(ranks []float64, filter []string) []Variant {
 }
 
 // MaxMicroBatch is the largest micro-batch (up to limit) whose predicted
-// peak plus reserve fits in memory, or 0 when even 1 does not.
-func MaxMicroBatch(cfg train.Config, T int, backend string, memory, reserve int64, limit int) (int, error) {
+// per-GPU peak in a job of gpus ranks (train.PredictRankMemory) plus reserve
+// fits in memory, or 0 when even 1 does not.
+func MaxMicroBatch(cfg train.Config, T int, backend string, memory, reserve int64, limit, gpus int) (int, error) {
 	fits := func(B int) (bool, error) {
 		c := cfg
 		c.Train.MicroBatch, c.Train.SeqLen = B, T
 		if train.CheckActivationSize(c) != nil {
 			return false, nil // beyond any memory, and beyond safe size arithmetic
 		}
-		p, err := train.PredictMemory(cfg, B, T, backend)
+		p, _, err := train.PredictRankMemory(cfg, B, T, backend, gpus)
 		if err != nil {
 			return false, err
 		}

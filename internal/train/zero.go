@@ -105,41 +105,47 @@ func newZeroShard(m *model.Model, sh Shard) (*zeroShard, error) {
 	return z, nil
 }
 
-// partition splits items of the given sizes into world contiguous,
-// non-empty runs whose largest sum is as small as it can be (dynamic
-// programming; ties go to the earliest cut, so it is deterministic). It
-// returns the world+1 bounds: run r is items [b[r], b[r+1]).
+// partition splits items of the given sizes (positive) into world
+// contiguous, non-empty runs whose largest sum is as small as it can be,
+// and returns the world+1 bounds: run r is items [b[r], b[r+1]). The
+// smallest feasible largest sum is found by bisection (greedy packing
+// decides feasibility); the runs are then packed greedily from the left,
+// closing a run early only to leave one item per remaining rank, so the
+// split is a deterministic function of sizes and world.
 func partition(sizes []int64, world int) []int {
-	n := len(sizes)
-	sum := make([]int64, n+1)
-	for i, s := range sizes {
-		sum[i+1] = sum[i] + s
+	var lo, hi int64 // the answer lies in [max size, total]
+	for _, s := range sizes {
+		lo, hi = max(lo, s), hi+s
 	}
-	// best[k][j]: the smallest largest run of items [0, j) in k+1 runs;
-	// cut[k][j]: where the last of those runs starts.
-	best, cut := make([][]int64, world), make([][]int, world)
-	for k := range world {
-		best[k], cut[k] = make([]int64, n+1), make([]int, n+1)
-		for j := k + 1; j <= n; j++ {
-			if k == 0 {
-				best[k][j] = sum[j]
-				continue
+	runs := func(capacity int64) int {
+		n, fill := 1, int64(0)
+		for _, s := range sizes {
+			if fill+s > capacity {
+				n, fill = n+1, 0
 			}
-			best[k][j] = -1
-			for i := k; i < j; i++ {
-				v := max(best[k-1][i], sum[j]-sum[i])
-				if best[k][j] < 0 || v < best[k][j] {
-					best[k][j], cut[k][j] = v, i
-				}
-			}
+			fill += s
+		}
+		return n
+	}
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		if runs(mid) <= world {
+			hi = mid
+		} else {
+			lo = mid + 1
 		}
 	}
-	b := make([]int, world+1)
-	b[world] = n
-	for k := world - 1; k > 0; k-- {
-		b[k] = cut[k][b[k+1]]
+	b := make([]int, 0, world+1)
+	b = append(b, 0)
+	fill := int64(0)
+	for i, s := range sizes {
+		left, toOpen := len(sizes)-i, world-len(b) // items from i on; runs not yet begun
+		if toOpen > 0 && i > b[len(b)-1] && (fill+s > lo || left == toOpen) {
+			b, fill = append(b, i), 0
+		}
+		fill += s
 	}
-	return b
+	return append(b, len(sizes))
 }
 
 // owns reports whether this rank updates p.
