@@ -4,7 +4,8 @@ package train
 // takes the same steps: weights start from the same seed, projections and
 // stochastic rounding are drawn from the same Philox streams, and every
 // rank applies the same summed gradient, so the weights stay identical
-// without ever being sent. A step's global batch is micro_batch x
+// (with train.zero 0, without ever being sent; under ZeRO-1 each rank
+// updates its share and broadcasts it, zero.go). A step's global batch is micro_batch x
 // grad_accum x world: rank r takes micro-batches r, r+W, r+2W, ... of the
 // one global stream (strideSource), the loss is scaled by the global count
 // of valid targets, and the gradients are summed over the ranks. That is
