@@ -1,10 +1,14 @@
 package main
 
 import (
+	"fmt"
 	"math"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/compact-llm/compact/internal/gpu"
 )
 
 // --gpus with --device cpu runs the ranks as CPU processes over TCP: the
@@ -67,6 +71,69 @@ func TestGPUsBadInputExitsTwo(t *testing.T) {
 		code, stderr := run(t, c.env, args...)
 		if code != 2 || !strings.Contains(stderr, c.want) {
 			t.Errorf("%v %v: exit %d, want 2 with %q: %s", c.env, c.args, code, c.want, stderr)
+		}
+	}
+}
+
+// On two GPUs (NCCL) a ZeRO-1 run follows the unsharded one, for the fp32
+// master (its ranges are what is broadcast), master-free bf16 weights with
+// bf16 moments, and the fused update; every checkpoint compares the ranks'
+// weights (they must be identical), and the last ZeRO-1 checkpoint but one
+// resumes on one GPU along the same trajectory. The tolerance covers the
+// GPU's unordered reductions (embedding backward), not the sharding.
+func TestGPUsZeroCUDA(t *testing.T) {
+	if n, err := gpu.CudaDeviceCount(); err != nil || n < 2 {
+		t.Skipf("needs 2 CUDA devices (%d, %v)", n, err)
+	}
+	train, val := shards(t)
+	dir := t.TempDir()
+	near := func(a, b []metric) bool {
+		if len(a) != len(b) || len(a) == 0 {
+			return false
+		}
+		for i := range a {
+			if a[i].Step != b[i].Step || a[i].Tokens != b[i].Tokens || math.Abs(a[i].Loss-b[i].Loss) > 5e-3*a[i].Loss {
+				return false
+			}
+		}
+		return true
+	}
+	for _, c := range []struct {
+		name string
+		sets []string
+	}{
+		{"full-master", []string{"compact.enabled=false", "train.weights=master"}},
+		{"compact-bf16_sr-bf16", []string{"train.weights=bf16_sr", "train.optimizer_state=bf16"}},
+		{"compact-fused", []string{"train.fused_update=true", "train.grad_clip=0"}},
+	} {
+		args := append([]string{"pretrain", "--steps", "8"}, smallRun(train, val)...)
+		args = append(args, "--device", "cuda", "--set", "model.hidden_size=128", "--set", "model.intermediate_size=344",
+			"--set", "model.num_heads=2", "--set", "model.num_kv_heads=1")
+		for _, s := range c.sets {
+			args = append(args, "--set", s)
+		}
+		outs := map[int]string{}
+		for _, zero := range []int{0, 1} {
+			outs[zero] = filepath.Join(dir, fmt.Sprintf("%s-zero%d", c.name, zero))
+			job := append(append([]string{}, args...), "--gpus", "2", "--set", "train.grad_accum=1", "--set", fmt.Sprintf("train.zero=%d", zero), "--out", outs[zero])
+			if code, stderr := run(t, nil, job...); code != 0 {
+				t.Fatalf("%s zero %d: exit %d: %s", c.name, zero, code, stderr)
+			}
+		}
+		if a, b := readMetrics(t, outs[0]), readMetrics(t, outs[1]); !near(a, b) {
+			t.Errorf("%s: train.zero 1 %+v, train.zero 0 %+v", c.name, b, a)
+		}
+		cut := filepath.Join(dir, c.name+"-resumed")
+		if err := os.CopyFS(cut, os.DirFS(outs[1])); err != nil {
+			t.Fatal(err)
+		}
+		os.RemoveAll(filepath.Join(cut, "checkpoints", "step-0000008"))
+		one := append(append([]string{}, args...), "--set", "train.grad_accum=2", "--out", cut, "--resume")
+		if code, stderr := run(t, nil, one...); code != 0 {
+			t.Fatalf("%s: resume on one GPU: exit %d: %s", c.name, code, stderr)
+		}
+		if a, b := readMetrics(t, outs[1]), readMetrics(t, cut); !near(a, b) {
+			t.Errorf("%s: resumed on one GPU %+v, uninterrupted %+v", c.name, b, a)
 		}
 	}
 }
