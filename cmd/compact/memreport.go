@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/compact-llm/compact/internal/gpu"
+	"github.com/compact-llm/compact/internal/gpu/device"
 	"github.com/compact-llm/compact/internal/train"
 	"github.com/spf13/cobra"
 )
@@ -136,17 +137,15 @@ func parseRanks(s string) ([]float64, error) {
 // memoryTarget resolves the backend whose element sizes to predict and the
 // memory to fit in.
 func memoryTarget(cfg train.Config, memory string) (string, int64, error) {
-	backend := gpu.DeviceCPU
+	backend := device.CPU
 	var total int64
-	if cfg.Train.Device != gpu.DeviceCPU {
-		if c, err := gpu.NewCUDA(0); err == nil {
-			backend = gpu.DeviceCUDA
-			_, total, _ = c.MemGetInfo()
-			c.Close()
-		} else if cfg.Train.Device == gpu.DeviceCUDA {
+	if cfg.Train.Device != device.CPU {
+		if t, err := device.GPUMemory(); err == nil {
+			backend, total = device.CUDA, t
+		} else if cfg.Train.Device == device.CUDA {
 			return "", 0, fmt.Errorf("device cuda: %w", err)
 		} else {
-			backend = gpu.DeviceCUDA // predict for a GPU even when this machine has none
+			backend = device.CUDA // predict for a GPU even when this machine has none
 		}
 	}
 	if memory != "" {

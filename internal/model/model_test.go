@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/compact-llm/compact/internal/gpu"
+	"github.com/compact-llm/compact/internal/gpu/cpu"
 	"github.com/compact-llm/compact/internal/projection"
 )
 
@@ -55,7 +56,7 @@ func newTestModel(t *testing.T, be gpu.Backend, cfg Config, opts Options) *Model
 			for i := range w {
 				w[i] = 1 + 0.3*rng.NormFloat64()
 			}
-			if err := be.UploadF64(p.W, w); err != nil {
+			if err := cpu.UploadF64(be, p.W, w); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -123,13 +124,13 @@ func checkFiniteDifferences(t *testing.T, m *Model, b batch, grads map[string][]
 		for i := range w {
 			orig := w[i]
 			w[i] = orig + h
-			m.be.UploadF64(p.W, w)
+			cpu.UploadF64(m.be, p.W, w)
 			lp := meanLoss(t, m, b)
 			w[i] = orig - h
-			m.be.UploadF64(p.W, w)
+			cpu.UploadF64(m.be, p.W, w)
 			lm := meanLoss(t, m, b)
 			w[i] = orig
-			m.be.UploadF64(p.W, w)
+			cpu.UploadF64(m.be, p.W, w)
 			fd[i] = (lp - lm) / (2 * h)
 		}
 		if e := relErr(grads[p.Name], fd); e > 1e-6 {
@@ -160,7 +161,7 @@ func TestModelGradientsFiniteDifference(t *testing.T) {
 		for _, tied := range []bool{false, true} {
 			c := cfg
 			c.TieEmbeddings = tied
-			be := gpu.NewCPU64(2)
+			be := cpu.New64(2)
 			m := newTestModel(t, be, c, Options{Recompute: rc})
 			_, grads := lossAndGrads(t, m, b)
 			checkFiniteDifferences(t, m, b, grads, nil, fmt.Sprintf("recompute %v tied %v", rc, tied))
@@ -175,7 +176,7 @@ func TestCompactGradientIsProjectedFullGradient(t *testing.T) {
 	cfg := testConfig()
 	b := randomBatch(cfg, 2, 6, 2)
 	for _, share := range []bool{true, false} {
-		beFull, beCA := gpu.NewCPU64(2), gpu.NewCPU64(2)
+		beFull, beCA := cpu.New64(2), cpu.New64(2)
 		full := newTestModel(t, beFull, cfg, Options{})
 		ca := newTestModel(t, beCA, cfg, Options{Compact: compactOn(share)})
 		lossFull, gFull := lossAndGrads(t, full, b)
@@ -238,7 +239,7 @@ func TestRecomputePoliciesAgree(t *testing.T) {
 		for rc := range Recompute(len(RecomputeNames)) {
 			opts := s.opts
 			opts.Recompute = rc
-			m := newTestModel(t, gpu.NewCPU(2), s.cfg, opts)
+			m := newTestModel(t, cpu.New(2), s.cfg, opts)
 			loss, g := lossAndGrads(t, m, s.b)
 			if ref == nil {
 				refLoss, ref = loss, g
@@ -262,8 +263,8 @@ func TestRecomputePoliciesAgree(t *testing.T) {
 func TestFloat32MatchesFloat64(t *testing.T) {
 	cfg := testConfig()
 	b := randomBatch(cfg, 2, 8, 4)
-	m64 := newTestModel(t, gpu.NewCPU64(2), cfg, Options{Compact: compactOn(true)})
-	m32 := newTestModel(t, gpu.NewCPU(2), cfg, Options{Compact: compactOn(true)})
+	m64 := newTestModel(t, cpu.New64(2), cfg, Options{Compact: compactOn(true)})
+	m32 := newTestModel(t, cpu.New(2), cfg, Options{Compact: compactOn(true)})
 	// Same weights: copy the float64 model's (rounded) weights into both.
 	for i, p := range m64.Params {
 		w, _ := m64.be.Download(p.W)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/compact-llm/compact/internal/gpu"
+	"github.com/compact-llm/compact/internal/gpu/device"
 )
 
 // BenchResult is the timing of training steps of one configuration.
@@ -47,7 +48,7 @@ type profiler interface {
 // random tokens after `warmup` untimed ones, on the device of cfg.
 // With profile (CUDA only), a per-kernel table of device time goes to profile.
 func Bench(cfg Config, name string, warmup, steps int, profile io.Writer) (BenchResult, error) {
-	be, desc, err := gpu.Open(cfg.Train.Device, cfg.Train.Threads)
+	be, desc, err := device.Open(cfg.Train.Device, cfg.Train.Threads)
 	if err != nil {
 		return BenchResult{}, err
 	}

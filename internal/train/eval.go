@@ -13,6 +13,7 @@ import (
 
 	"github.com/compact-llm/compact/internal/data"
 	"github.com/compact-llm/compact/internal/gpu"
+	"github.com/compact-llm/compact/internal/gpu/device"
 	"github.com/compact-llm/compact/internal/model"
 )
 
@@ -43,7 +44,7 @@ func openCheckpoint(b Base, cfg Config, logf func(string, ...any)) (*Trainer, er
 	t := &Trainer{cfg: cfg, opts: RunOptions{}}
 	var err error
 	var how string
-	if t.be, how, err = gpu.Open(cfg.Train.Device, cfg.Train.Threads); err != nil {
+	if t.be, how, err = device.Open(cfg.Train.Device, cfg.Train.Threads); err != nil {
 		return nil, err
 	}
 	t.device = t.be.Name()

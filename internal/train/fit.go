@@ -43,7 +43,7 @@ func checkFits(cfg Config, be gpu.Backend, training bool) error {
 	} else {
 		low, full := ElementBytes(be.Name())
 		meter := gpu.NewMeter(low, full)
-		mm, err := buildModel(meter, cfg)
+		mm, err := buildModel(meter.Backend(), cfg)
 		if err != nil {
 			return err
 		}

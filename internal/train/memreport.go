@@ -7,13 +7,14 @@ import (
 	"strings"
 
 	"github.com/compact-llm/compact/internal/gpu"
+	"github.com/compact-llm/compact/internal/gpu/device"
 	"github.com/compact-llm/compact/internal/model"
 )
 
 // ElementBytes returns the bytes per element of Low and Full tensors on a
 // backend kind: the CPU keeps float32 everywhere, CUDA bf16 for Low.
 func ElementBytes(backend string) (low, full int64) {
-	if backend == gpu.DeviceCUDA {
+	if backend == device.CUDA {
 		return 2, 4
 	}
 	return 4, 4
@@ -36,7 +37,7 @@ type Prediction struct {
 func PredictMemory(cfg Config, B, T int, backend string) (Prediction, error) {
 	low, full := ElementBytes(backend)
 	meter := gpu.NewMeter(low, full)
-	m, err := buildModel(meter, cfg)
+	m, err := buildModel(meter.Backend(), cfg)
 	if err != nil {
 		return Prediction{}, err
 	}
@@ -48,7 +49,7 @@ func PredictMemory(cfg Config, B, T int, backend string) (Prediction, error) {
 	}
 	s := meter.Memory().Snapshot()
 	p := Prediction{PeakAt: s.Current, PeakAll: s.Total, Kinds: map[string]int64{}}
-	if backend == gpu.DeviceCUDA {
+	if backend == device.CUDA {
 		extra := int64(gpu.GemmWorkspaceBytes) + 4*gpu.CUDAScratchFloats(B, T, cfg.Model.Hidden, cfg.Model.Heads)
 		p.PeakAt[gpu.Workspace] += extra
 		p.PeakAll += extra

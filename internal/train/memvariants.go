@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/compact-llm/compact/internal/gpu"
+	"github.com/compact-llm/compact/internal/gpu/device"
 	"github.com/compact-llm/compact/internal/model"
 )
 
@@ -159,7 +160,7 @@ type MemMeasurement struct {
 // device and reports the allocator's peak by category.
 func MeasureMemory(cfg Config, B int, steps int) (MemMeasurement, error) {
 	cfg.Train.MicroBatch, cfg.Train.GradAccum = B, 1
-	be, _, err := gpu.Open(cfg.Train.Device, cfg.Train.Threads)
+	be, _, err := device.Open(cfg.Train.Device, cfg.Train.Threads)
 	if err != nil {
 		return MemMeasurement{}, err
 	}

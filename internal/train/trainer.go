@@ -11,6 +11,7 @@ import (
 
 	"github.com/compact-llm/compact/internal/data"
 	"github.com/compact-llm/compact/internal/gpu"
+	"github.com/compact-llm/compact/internal/gpu/device"
 	"github.com/compact-llm/compact/internal/model"
 	"github.com/schollz/progressbar/v3"
 )
@@ -151,7 +152,7 @@ func newTrainer(cfg Config, opts RunOptions) (_ *Trainer, err error) {
 		return nil, err
 	}
 	var how string
-	if t.be, how, err = gpu.Open(cfg.Train.Device, cfg.Train.Threads); err != nil {
+	if t.be, how, err = device.Open(cfg.Train.Device, cfg.Train.Threads); err != nil {
 		t.close()
 		return nil, err
 	}
