@@ -1,9 +1,12 @@
 // Command compact pretrains and fine-tunes LLaMA-family models with CompAct
-// compressed activations. Commands are thin: they parse flags and call into
-// internal/train and internal/data.
+// compressed activations. Commands are thin: each is an options struct, a
+// run function (what the tests call) and the cobra wiring that fills the
+// options from the command line; the work is in internal/train and
+// internal/data.
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -12,18 +15,27 @@ import (
 )
 
 func main() {
-	err := newRootCmd().Execute()
+	err := newRootCmd().ExecuteContext(context.Background())
 	if err == nil {
 		return
 	}
 	fmt.Fprintln(os.Stderr, "compact:", err)
-	if errors.Is(err, train.ErrInterrupted) {
-		os.Exit(exitInterrupted)
-	}
-	var usage *train.UsageError
+	os.Exit(exitCode(err))
+}
+
+// exitCode is the process status for a command's error: 130 for an
+// interrupted run (as the shell reports SIGINT), 2 for bad input (the
+// command line's, or a config or data file the library refused), 1 for
+// everything else.
+func exitCode(err error) int {
 	var cli usageError
-	if errors.As(err, &usage) || errors.As(err, &cli) {
-		os.Exit(2)
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, train.ErrInterrupted):
+		return exitInterrupted
+	case errors.As(err, &cli) || train.IsUsage(err):
+		return 2
 	}
-	os.Exit(1)
+	return 1
 }

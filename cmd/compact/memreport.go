@@ -1,125 +1,154 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 
+	"github.com/compact-llm/compact/internal/charts"
 	"github.com/compact-llm/compact/internal/gpu"
 	"github.com/compact-llm/compact/internal/gpu/device"
+	"github.com/compact-llm/compact/internal/memreport"
 	"github.com/compact-llm/compact/internal/train"
 	"github.com/spf13/cobra"
 )
 
+type memreportOptions struct {
+	config                          configFlags
+	memory, ranks, variants, plotTo string
+	batch, maxBatch                 int
+	measure, asJSON                 bool
+	reserve                         float64 // GiB
+	given                           flagsGiven
+}
+
 func newMemreportCmd() *cobra.Command {
-	var cf configFlags
-	var memory, ranks, variants, plotFile string
-	var batch, maxBatch int
-	var measure, asJSON bool
-	var reserve float64
+	var opts memreportOptions
 	c := &cobra.Command{
 		Use:   "memreport --config FILE [--batch B] [--memory 80GiB] [--measure] [--json] [--plot FILE.png]",
 		Short: "Predict (and measure) peak device memory by category for full-rank and CompAct variants",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := positiveFlags(cmd, map[string]int{"batch": batch, "max-batch": maxBatch}); err != nil {
-				return err
-			}
-			if err := finiteFlags(map[string]float64{"reserve": reserve}); err != nil {
-				return err
-			}
-			if reserve < 0 {
-				return usagef("--reserve %g: must not be negative", reserve)
-			}
-			if maxBatch > 1<<20 {
-				return usagef("--max-batch %d: at most %d", maxBatch, 1<<20)
-			}
-			cfg, err := cf.load()
-			if err != nil {
-				return err
-			}
-			if batch > 0 {
-				cfg.Train.MicroBatch = batch
-			}
-			rs, err := parseRanks(ranks)
-			if err != nil {
-				return err
-			}
-			var filter []string
-			if variants != "" {
-				filter = strings.Split(variants, ",")
-			}
-			vs := train.MemVariants(rs, filter)
-			if len(vs) == 0 {
-				return usagef("--variants %q matches no variant", variants)
-			}
-			backend, limit, err := memoryTarget(cfg, memory)
-			if err != nil {
-				return err
-			}
-			reserveBytes := int64(reserve * (1 << 30))
-			var rows []train.MemRow
-			for _, v := range vs {
-				vc := v.Apply(cfg)
-				if err := vc.Validate(); err != nil {
-					return &train.UsageError{Err: fmt.Errorf("variant %s: %w", v.Name, err)}
-				}
-				p, err := train.PredictMemory(vc, vc.Train.MicroBatch, vc.Train.SeqLen, backend)
-				if err != nil {
-					return fmt.Errorf("variant %s: %w", v.Name, err)
-				}
-				row := train.MemRow{Variant: v, Predicted: gpu.ByName(p.PeakAt), Kinds: p.Kinds}
-				row.Predicted["total"] = p.PeakAll
-				if row.MaxBatch, err = train.MaxMicroBatch(vc, vc.Train.SeqLen, backend, limit, reserveBytes, maxBatch); err != nil {
-					return err
-				}
-				if measure {
-					m, err := train.MeasureMemory(vc, vc.Train.MicroBatch, 2)
-					if err != nil {
-						return fmt.Errorf("variant %s: measuring: %w", v.Name, err)
-					}
-					row.Measured = gpu.ByName(m.PeakAt)
-					row.Measured["total"] = m.PeakAll
-					row.DriverUsed = m.DriverUsed
-					e := 100 * float64(p.PeakAll-m.PeakAll) / float64(m.PeakAll)
-					row.ErrorPercent = &e
-				}
-				rows = append(rows, row)
-			}
-			name := cf.file
-			if name == "" {
-				name = "default config"
-			}
-			title := fmt.Sprintf("%s: micro-batch %d x %d tokens, %s, limit %s GiB", name, cfg.Train.MicroBatch, cfg.Train.SeqLen, backend, gib(limit))
-			if plotFile != "" {
-				if err := train.PlotMemory(rows, title, limit, plotFile); err != nil {
-					return fmt.Errorf("plot %s: %w", plotFile, err)
-				}
-			}
-			if asJSON {
-				js, _ := json.MarshalIndent(map[string]any{"title": title, "memory_bytes": limit,
-					"reserve_bytes": reserveBytes, "rows": rows}, "", "  ")
-				fmt.Println(string(js))
-				return nil
-			}
-			printMemTable(os.Stdout, rows, title, reserveBytes, maxBatch, measure)
-			return nil
+		RunE: func(c *cobra.Command, _ []string) error {
+			opts.given = givenFlags(c)
+			return runMemreport(c.Context(), opts, stdStreams())
 		},
 	}
-	cf.register(c)
+	opts.config.register(c)
 	f := c.Flags()
-	f.IntVar(&batch, "batch", 0, "micro-batch to report (default train.micro_batch)")
-	f.StringVar(&memory, "memory", "", "device memory to fit in, e.g. 80GiB (default: the GPU's, or 80GiB without one)")
-	f.Float64Var(&reserve, "reserve", 1.0, "GiB kept free for the CUDA context, kernels and allocator rounding when finding the largest micro-batch")
-	f.StringVar(&ranks, "ranks", "0.5,0.25,0.125", "CompAct ranks to compare (fractions of each layer's width, or absolute)")
-	f.StringVar(&variants, "variants", "", "only variants whose names start with one of these (comma-separated), e.g. full+none,r0.25+none")
-	f.IntVar(&maxBatch, "max-batch", 4096, "largest micro-batch the search tries")
-	f.BoolVar(&measure, "measure", false, "also run real steps on the device and report the measured peaks")
-	f.BoolVar(&asJSON, "json", false, "print JSON instead of the table")
-	f.StringVar(&plotFile, "plot", "", "write a stacked bar chart (PNG) of the predictions")
+	f.IntVar(&opts.batch, "batch", 0, "micro-batch to report (default train.micro_batch)")
+	f.StringVar(&opts.memory, "memory", "", "device memory to fit in, e.g. 80GiB (default: the GPU's, or 80GiB without one)")
+	f.Float64Var(&opts.reserve, "reserve", 1.0, "GiB kept free for the CUDA context, kernels and allocator rounding when finding the largest micro-batch")
+	f.StringVar(&opts.ranks, "ranks", "0.5,0.25,0.125", "CompAct ranks to compare (fractions of each layer's width, or absolute)")
+	f.StringVar(&opts.variants, "variants", "", "only variants whose names start with one of these (comma-separated), e.g. full+none,r0.25+none")
+	f.IntVar(&opts.maxBatch, "max-batch", 4096, "largest micro-batch the search tries")
+	f.BoolVar(&opts.measure, "measure", false, "also run real steps on the device and report the measured peaks")
+	f.BoolVar(&opts.asJSON, "json", false, "print JSON instead of the table")
+	f.StringVar(&opts.plotTo, "plot", "", "write a stacked bar chart (PNG) of the predictions")
 	return c
+}
+
+// check refuses flag values that make no sense.
+func (opts memreportOptions) check() error {
+	if err := opts.given.positive(map[string]int{"batch": opts.batch, "max-batch": opts.maxBatch}); err != nil {
+		return err
+	}
+	if err := finiteFlags(map[string]float64{"reserve": opts.reserve}); err != nil {
+		return err
+	}
+	if opts.reserve < 0 {
+		return usagef("--reserve %g: must not be negative", opts.reserve)
+	}
+	if opts.maxBatch > 1<<20 {
+		return usagef("--max-batch %d: at most %d", opts.maxBatch, 1<<20)
+	}
+	return nil
+}
+
+func runMemreport(_ context.Context, opts memreportOptions, s streams) error {
+	if err := opts.check(); err != nil {
+		return err
+	}
+	cfg, err := opts.config.load()
+	if err != nil {
+		return err
+	}
+	if opts.batch > 0 {
+		cfg.Train.MicroBatch = opts.batch
+	}
+	rs, err := parseRanks(opts.ranks)
+	if err != nil {
+		return err
+	}
+	var filter []string
+	if opts.variants != "" {
+		filter = strings.Split(opts.variants, ",")
+	}
+	vs := memreport.Variants(rs, filter)
+	if len(vs) == 0 {
+		return usagef("--variants %q matches no variant", opts.variants)
+	}
+	backend, limit, err := memoryTarget(cfg.Train.Device, opts.memory)
+	if err != nil {
+		return err
+	}
+	reserveBytes := int64(opts.reserve * (1 << 30))
+	var rows []memreport.Row
+	for _, v := range vs {
+		row, err := memRow(cfg, v, backend, limit, reserveBytes, opts)
+		if err != nil {
+			return err
+		}
+		rows = append(rows, row)
+	}
+	name := opts.config.file
+	if name == "" {
+		name = "default config"
+	}
+	title := fmt.Sprintf("%s: micro-batch %d x %d tokens, %s, limit %s GiB", name, cfg.Train.MicroBatch, cfg.Train.SeqLen, backend, gib(limit))
+	if opts.plotTo != "" {
+		if err := charts.PlotMemory(rows, title, limit, opts.plotTo); err != nil {
+			return fmt.Errorf("plot %s: %w", opts.plotTo, err)
+		}
+	}
+	if opts.asJSON {
+		js, _ := json.MarshalIndent(map[string]any{"title": title, "memory_bytes": limit,
+			"reserve_bytes": reserveBytes, "rows": rows}, "", "  ")
+		_, err := fmt.Fprintln(s.out, string(js))
+		return err
+	}
+	printMemTable(s.out, rows, title, reserveBytes, opts.maxBatch, opts.measure)
+	return nil
+}
+
+// memRow predicts (and with --measure measures) variant v of cfg.
+func memRow(cfg train.Config, v memreport.Variant, backend string, limit, reserveBytes int64, opts memreportOptions) (memreport.Row, error) {
+	vc := v.Apply(cfg)
+	if err := vc.Validate(); err != nil {
+		return memreport.Row{}, usagef("variant %s: %w", v.Name, err)
+	}
+	p, err := train.PredictMemory(vc, vc.Train.MicroBatch, vc.Train.SeqLen, backend)
+	if err != nil {
+		return memreport.Row{}, fmt.Errorf("variant %s: %w", v.Name, err)
+	}
+	row := memreport.Row{Variant: v, Predicted: gpu.ByName(p.PeakAt), Kinds: p.Kinds}
+	row.Predicted["total"] = p.PeakAll
+	if row.MaxBatch, err = memreport.MaxMicroBatch(vc, vc.Train.SeqLen, backend, limit, reserveBytes, opts.maxBatch); err != nil {
+		return memreport.Row{}, err
+	}
+	if opts.measure {
+		m, err := memreport.Measure(vc, vc.Train.MicroBatch, 2)
+		if err != nil {
+			return memreport.Row{}, fmt.Errorf("variant %s: measuring: %w", v.Name, err)
+		}
+		row.Measured = gpu.ByName(m.PeakAt)
+		row.Measured["total"] = m.PeakAll
+		row.DriverUsed = m.DriverUsed
+		e := 100 * float64(p.PeakAll-m.PeakAll) / float64(m.PeakAll)
+		row.ErrorPercent = &e
+	}
+	return row, nil
 }
 
 func parseRanks(s string) ([]float64, error) {
@@ -134,19 +163,28 @@ func parseRanks(s string) ([]float64, error) {
 	return out, nil
 }
 
+// deviceMemory is a backend that knows its device's memory (CUDA's).
+type deviceMemory interface {
+	MemGetInfo() (free, total int64, err error)
+}
+
 // memoryTarget resolves the backend whose element sizes to predict and the
-// memory to fit in.
-func memoryTarget(cfg train.Config, memory string) (string, int64, error) {
+// memory to fit in. Unless the device is the CPU the prediction is for a
+// GPU, even when this machine has none; the memory is then --memory, else
+// the GPU's, else 80 GiB.
+func memoryTarget(dev, memory string) (string, int64, error) {
 	backend := device.CPU
 	var total int64
-	if cfg.Train.Device != device.CPU {
-		if t, err := device.GPUMemory(); err == nil {
-			backend, total = device.CUDA, t
-		} else if cfg.Train.Device == device.CUDA {
-			return "", 0, fmt.Errorf("device cuda: %w", err)
-		} else {
-			backend = device.CUDA // predict for a GPU even when this machine has none
+	if dev != device.CPU {
+		backend = device.CUDA
+		be, _, err := device.Open(dev, 1) // the CPU when auto finds no GPU
+		if err != nil {
+			return "", 0, err
 		}
+		if m, ok := be.(deviceMemory); ok {
+			_, total, _ = m.MemGetInfo()
+		}
+		be.Close()
 	}
 	if memory != "" {
 		b, err := parseBytes(memory)
@@ -184,12 +222,3 @@ func parseBytes(s string) (int64, error) {
 }
 
 func gib(b int64) string { return fmt.Sprintf("%.2f", float64(b)/(1<<30)) }
-
-func contains(s []string, x string) bool {
-	for _, v := range s {
-		if v == x {
-			return true
-		}
-	}
-	return false
-}

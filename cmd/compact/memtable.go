@@ -9,7 +9,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/compact-llm/compact/internal/gpu"
-	"github.com/compact-llm/compact/internal/train"
+	"github.com/compact-llm/compact/internal/memreport"
 )
 
 // memUnit is the unit a whole table is printed in: the largest that keeps
@@ -37,7 +37,7 @@ func (u memUnit) format(b int64) string {
 
 // activationKinds lists the activation kinds of all rows, largest first
 // (ties by name), so the columns are the same on every run.
-func activationKinds(rows []train.MemRow) []string {
+func activationKinds(rows []memreport.Row) []string {
 	most := map[string]int64{}
 	for _, r := range rows {
 		for k, v := range r.Kinds {
@@ -59,8 +59,8 @@ func activationKinds(rows []train.MemRow) []string {
 
 // costNote says why a variant needs more than full rank under the same
 // recomputation policy: the categories and activation kinds that grew most.
-func costNote(r train.MemRow, rows []train.MemRow, u memUnit) string {
-	var base *train.MemRow
+func costNote(r memreport.Row, rows []memreport.Row, u memUnit) string {
+	var base *memreport.Row
 	for i := range rows {
 		if !rows[i].Variant.Compact && rows[i].Variant.Recompute == r.Variant.Recompute {
 			base = &rows[i]
@@ -80,7 +80,7 @@ func costNote(r train.MemRow, rows []train.MemRow, u memUnit) string {
 		}
 		ds = append(ds, delta{c.String(), r.Predicted[c.String()] - base.Predicted[c.String()]})
 	}
-	for _, k := range activationKinds([]train.MemRow{r, *base}) {
+	for _, k := range activationKinds([]memreport.Row{r, *base}) {
 		ds = append(ds, delta{k, r.Kinds[k] - base.Kinds[k]})
 	}
 	sort.SliceStable(ds, func(i, j int) bool { return ds[i].d > ds[j].d })
@@ -94,7 +94,7 @@ func costNote(r train.MemRow, rows []train.MemRow, u memUnit) string {
 	return fmt.Sprintf("above %s by %s: %s", base.Variant.Name, u.format(r.Predicted["total"]-base.Predicted["total"]), strings.Join(parts, ", "))
 }
 
-func printMemTable(out io.Writer, rows []train.MemRow, title string, reserve int64, searchCap int, measured bool) {
+func printMemTable(out io.Writer, rows []memreport.Row, title string, reserve int64, searchCap int, measured bool) {
 	var biggest int64
 	for _, r := range rows {
 		biggest = max(biggest, r.Predicted["total"], r.Measured["total"])

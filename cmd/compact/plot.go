@@ -1,27 +1,37 @@
 package main
 
 import (
+	"context"
 	"fmt"
-	"os"
 
-	"github.com/compact-llm/compact/internal/train"
+	"github.com/compact-llm/compact/internal/charts"
 	"github.com/spf13/cobra"
 )
 
+type plotOptions struct {
+	runs []string // run directories, the positional arguments
+	out  string
+}
+
 func newPlotCmd() *cobra.Command {
-	var out string
+	var opts plotOptions
 	c := &cobra.Command{
 		Use:   "plot RUN_DIR... [--out FILE.png]",
 		Short: "Plot training loss, validation loss and learning rate against tokens for run directories (PNG)",
 		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := train.PlotRuns(args, out); err != nil {
-				return err
-			}
-			fmt.Fprintln(os.Stderr, "wrote", out)
-			return nil
+		RunE: func(c *cobra.Command, args []string) error {
+			opts.runs = args
+			return runPlot(c.Context(), opts, stdStreams())
 		},
 	}
-	c.Flags().StringVar(&out, "out", "runs.png", "PNG file to write")
+	c.Flags().StringVar(&opts.out, "out", "runs.png", "PNG file to write")
 	return c
+}
+
+func runPlot(_ context.Context, opts plotOptions, s streams) error {
+	if err := charts.PlotRuns(opts.runs, opts.out); err != nil {
+		return err
+	}
+	fmt.Fprintln(s.err, "wrote", opts.out)
+	return nil
 }

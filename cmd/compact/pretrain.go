@@ -1,54 +1,51 @@
 package main
 
 import (
+	"context"
 	"fmt"
-	"os"
 
 	"github.com/compact-llm/compact/configs"
 	"github.com/compact-llm/compact/internal/train"
 	"github.com/spf13/cobra"
 )
 
+type pretrainOptions struct {
+	config configFlags
+	train  trainFlags
+	given  flagsGiven
+}
+
 func newPretrainCmd() *cobra.Command {
-	var cf configFlags
-	var out string
-	var steps int
-	var resume, overwrite, allowChange bool
+	var opts pretrainOptions
 	c := &cobra.Command{
 		Use:   "pretrain --config FILE --out DIR",
 		Short: "Train a model from scratch (or --resume from the newest checkpoint in DIR)",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if out == "" {
-				return usagef("--out DIR is required")
-			}
-			var extra []string
-			if steps > 0 {
-				extra = append(extra, fmt.Sprintf("train.steps=%d", steps))
-			} else if cmd.Flags().Changed("steps") {
-				return usagef("--steps %d: must be positive", steps)
-			}
-			if cf.file == "" {
-				// Without a config the library default is a 77M model for
-				// 10000 steps: far too much for a first try on a CPU.
-				cf.file = configs.Builtin + "tiny.yaml"
-				fmt.Fprintln(os.Stderr, "no --config: using the built-in configs/tiny.yaml (a tiny model, 200 steps, minutes on a CPU); pass --config configs/llama-60m.yaml etc. for the paper's sizes")
-			}
-			cfg, err := cf.load(extra...)
-			if err != nil {
-				return err
-			}
-			ctx, stop := interruptContext()
+		RunE: func(c *cobra.Command, _ []string) error {
+			opts.given = givenFlags(c)
+			ctx, stop := interruptContext(c.Context())
 			defer stop()
-			return train.Pretrain(ctx, cfg, train.RunOptions{Out: out, Resume: resume, Overwrite: overwrite, AllowConfigChange: allowChange,
-				Log: os.Stderr, Progress: interactive(), ResumeCommand: resumeCommand()})
+			return runPretrain(ctx, opts, stdStreams())
 		},
 	}
-	cf.register(c)
-	c.Flags().StringVar(&out, "out", "", "output directory: metrics.jsonl, memreport.json, checkpoints/")
-	c.Flags().IntVar(&steps, "steps", 0, "optimizer steps (overrides train.steps)")
-	c.Flags().BoolVar(&resume, "resume", false, "continue from the newest complete checkpoint in --out")
-	c.Flags().BoolVar(&overwrite, "overwrite", false, "move an existing run in --out aside (to DIR.old-TIMESTAMP) and start a new one")
-	c.Flags().BoolVar(&allowChange, "allow-config-change", false, "with --resume: continue although optimizer settings (lr, micro_batch, update_gap, ...) changed")
+	opts.config.register(c)
+	opts.train.register(c)
 	return c
+}
+
+func runPretrain(ctx context.Context, opts pretrainOptions, s streams) error {
+	if err := opts.train.check(opts.given); err != nil {
+		return err
+	}
+	if opts.config.file == "" {
+		// Without a config the library default is a 77M model for 10000
+		// steps: far too much for a first try on a CPU.
+		opts.config.file = configs.Builtin + "tiny.yaml"
+		fmt.Fprintln(s.err, "no --config: using the built-in configs/tiny.yaml (a tiny model, 200 steps, minutes on a CPU); pass --config configs/llama-60m.yaml etc. for the paper's sizes")
+	}
+	cfg, err := opts.config.load(opts.train.overrides()...)
+	if err != nil {
+		return err
+	}
+	return train.Pretrain(ctx, cfg, opts.train.runOptions("", s))
 }

@@ -3,21 +3,37 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
-	"github.com/compact-llm/compact/internal/train"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 )
 
 // usageError marks a command-line mistake (a flag, a positional argument, a
-// command name) so main exits with status 2. Every such error is wrapped where
-// cobra hands it over (SetFlagErrorFunc, each command's Args) rather than
-// recognised afterwards by cobra's wording.
+// command name) so main exits with status 2. Every such error is made where
+// it is found: by a run function's checks (usagef), by cobra's flag parsing
+// (SetFlagErrorFunc) and by each command's Args, never recognised afterwards
+// by cobra's wording.
 type usageError struct{ error }
 
 func (e usageError) Unwrap() error { return e.error }
+
+// usagef builds a usageError.
+func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
+
+// streams are where a command writes: its result to out, logs and progress
+// to err; tty says err is a terminal (draw progress bars).
+type streams struct {
+	out, err io.Writer
+	tty      bool
+}
+
+// stdStreams are the process's stdout and stderr.
+func stdStreams() streams {
+	return streams{out: os.Stdout, err: os.Stderr, tty: term.IsTerminal(int(os.Stderr.Fd()))}
+}
 
 // usageArgs wraps a positional-argument check so its error is a usageError.
 func usageArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
@@ -68,31 +84,3 @@ small space, and decompresses only the update (CompAct, NAACL 2025).`,
 	}
 	return root
 }
-
-// configFlags are the flags every training command shares.
-type configFlags struct {
-	file   string
-	sets   []string
-	device string
-}
-
-func (f *configFlags) register(c *cobra.Command) {
-	c.Flags().StringVar(&f.file, "config", "", "YAML config file (see configs/)")
-	c.Flags().StringArrayVar(&f.sets, "set", nil, "override a config key, e.g. --set train.lr=3e-4 (repeatable)")
-	c.Flags().StringVar(&f.device, "device", "", "auto, cpu or cuda (overrides train.device)")
-}
-
-// load reads the config with flag overrides applied last.
-func (f *configFlags) load(extra ...string) (train.Config, error) {
-	sets := append([]string(nil), f.sets...)
-	if f.device != "" {
-		sets = append(sets, "train.device="+f.device)
-	}
-	sets = append(sets, extra...)
-	return train.Load(f.file, sets)
-}
-
-// interactive reports whether stderr is a terminal (draw progress bars).
-func interactive() bool { return term.IsTerminal(int(os.Stderr.Fd())) }
-
-func usagef(format string, a ...any) error { return train.Usagef(format, a...) }

@@ -13,8 +13,8 @@ import (
 // abandons the step in flight and writes the checkpoint of the last
 // complete one. A second signal exits at once without writing anything
 // (a checkpoint being written is never renamed into place half done).
-func interruptContext() (context.Context, func()) {
-	ctx, cancel := context.WithCancel(context.Background())
+func interruptContext(parent context.Context) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(parent)
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	done := make(chan struct{})

@@ -95,9 +95,13 @@ func nextPiece(s string, i int) int {
 			return scanClass(s, j, cls)
 		}
 	}
-	// \s+(?!\S)|\s+: a whitespace run, less its last character when a
-	// non-space follows and the run is longer than one character.
-	end := scanClass(s, i, clsSpace)
+	return spaceRunEnd(s, i, scanClass(s, i, clsSpace))
+}
+
+// spaceRunEnd is where \s+(?!\S)|\s+ ends the piece for the whitespace run
+// s[i:end]: the run less its last character when a non-space follows and the
+// run is longer than one character (so the next piece takes one space).
+func spaceRunEnd(s string, i, end int) int {
 	if end == len(s) {
 		return end
 	}

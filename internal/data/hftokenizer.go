@@ -24,17 +24,16 @@
 // with another pre-tokenizer, normalizer, decoder or model is refused with an
 // error naming it.
 //
-// The components live beside it: hftokenizer_load.go (reading and parsing the
-// file), hftokenizer_normalize.go, hftokenizer_pretokenize.go,
-// hftokenizer_decode.go, and bpemerge.go (the merge routine GPT-2's codec
-// shares).
+// The components live beside it, each with its parsing:
+// hftokenizer_model.go (BPE and its cache), hftokenizer_normalize.go,
+// hftokenizer_pretokenize.go and hftokenizer_decode.go; hftokenizer_load.go
+// reads the file, and bpemerge.go holds the merge routine GPT-2's codec
+// shares.
 
 package data
 
 import (
-	"hash/maphash"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"unicode"
 	"unicode/utf8"
@@ -88,20 +87,6 @@ type HFTokenizer struct {
 	cache  [hfCacheShards]hfCacheShard // pre-token -> ids
 	cacheN atomic.Int64
 }
-
-const (
-	hfCacheMax     = 1 << 17 // pre-tokens whose BPE result is cached, at most
-	hfCacheShards  = 64
-	hfCacheWordMax = 256     // longer pre-tokens (LLaMA-2 has no pre-tokenizer: whole texts) are not cached
-	hfMaxID        = 1 << 24 // token ids must be below (real vocabularies: < 300k)
-)
-
-type hfCacheShard struct {
-	sync.RWMutex
-	m map[string][]uint32
-}
-
-var hfCacheSeed = maphash.MakeSeed()
 
 type hfAdded struct {
 	id                                             uint32
@@ -342,103 +327,3 @@ func (m *hfMatcher) longestAt(s string, i int) (tok, end int) {
 	}
 	return tok, end
 }
-
-// bpe appends the ids of one pre-token (the library's BPE.tokenize).
-func (t *HFTokenizer) bpe(w string, out []uint32) []uint32 {
-	if w == "" {
-		return out
-	}
-	if t.ignoreMerges {
-		if id, ok := t.vocab[w]; ok {
-			return append(out, id)
-		}
-	}
-	if len(w) >= hfCacheWordMax {
-		return append(out, t.mergeWord(w)...)
-	}
-	sh := &t.cache[maphash.String(hfCacheSeed, w)%hfCacheShards]
-	sh.RLock()
-	ids, ok := sh.m[w]
-	sh.RUnlock()
-	if ok {
-		return append(out, ids...)
-	}
-	ids = t.mergeWord(w)
-	if t.cacheN.Load() < hfCacheMax {
-		sh.Lock()
-		if sh.m == nil {
-			sh.m = make(map[string][]uint32)
-		}
-		if _, ok := sh.m[w]; !ok {
-			sh.m[strings.Clone(w)] = ids
-			t.cacheN.Add(1)
-		}
-		sh.Unlock()
-	}
-	return append(out, ids...)
-}
-
-// mergeWord is the library's BPE.merge_word: the word's characters (with
-// the continuing-subword prefix and end-of-word suffix) become parts, by
-// vocabulary id, byte fallback or unk, and bpeMerge applies the merges table.
-func (t *HFTokenizer) mergeWord(w string) []uint32 {
-	var buf [32]bpePart
-	parts := buf[:0]
-	if len(w) > len(buf) {
-		parts = make([]bpePart, 0, len(w))
-	}
-	add := func(id uint32) { parts = append(parts, bpePart{id: id}) }
-	unkPending := false
-	for i := 0; i < len(w); {
-		_, n := utf8.DecodeRuneInString(w[i:])
-		s := w[i : i+n]
-		if i > 0 && t.prefix != "" {
-			s = t.prefix + s
-		}
-		if i+n == len(w) && t.suffix != "" {
-			s += t.suffix
-		}
-		i += n
-		if id, ok := t.vocab[s]; ok {
-			if unkPending {
-				add(t.unkID)
-				unkPending = false
-			}
-			add(id)
-			continue
-		}
-		if t.byteFallback {
-			all := true
-			for k := 0; k < len(s); k++ {
-				if t.byteIDs[s[k]] < 0 {
-					all = false
-					break
-				}
-			}
-			if all {
-				for k := 0; k < len(s); k++ {
-					add(uint32(t.byteIDs[s[k]]))
-				}
-				continue
-			}
-		}
-		if t.hasUnk {
-			if unkPending && !t.fuseUnk {
-				add(t.unkID)
-			}
-			unkPending = true
-		}
-	}
-	if unkPending {
-		add(t.unkID)
-	}
-	linkParts(parts)
-	rule := func(left, right uint32, _, _ int32) (bpeRule, bool) {
-		m, ok := t.merges[hfPair(left, right)]
-		return m, ok
-	}
-	var heap [32]mergeCand
-	return bpeMerge(0, parts, rule, heap[:0], make([]uint32, 0, len(parts)))
-}
-
-func hfPair(a, b uint32) uint64 { return uint64(a)<<32 | uint64(b) }

@@ -1,9 +1,12 @@
 // This file holds the tokenizer.json decoders (ByteLevel, Replace,
-// ByteFallback, Fuse, Strip, Metaspace) and lossy UTF-8 rendering.
+// ByteFallback, Fuse, Strip, Metaspace), their parsing and lossy UTF-8
+// rendering.
 
 package data
 
 import (
+	"encoding/json"
+	"fmt"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -205,4 +208,49 @@ func invalidUTF8Len(b []byte) int {
 		return 3
 	}
 	return 1
+}
+
+// parseHFDecoder reads a tokenizer.json "decoder".
+func parseHFDecoder(raw json.RawMessage) ([]hfDecoder, error) {
+	return parseHFComponent(raw, "decoders", hfDecoderOf)
+}
+
+// hfDecoderOf reads a decoder of type typ other than Sequence.
+func hfDecoderOf(typ string, raw json.RawMessage) ([]hfDecoder, error) {
+	switch typ {
+	case "ByteLevel":
+		return []hfDecoder{hfByteLevelDecoder{}}, nil
+	case "Replace":
+		r, err := parseHFReplace(raw)
+		if err != nil {
+			return nil, err
+		}
+		return []hfDecoder{hfReplaceDecoder{r}}, nil
+	case "ByteFallback":
+		return []hfDecoder{hfByteFallbackDecoder{}}, nil
+	case "Fuse":
+		return []hfDecoder{hfFuseDecoder{}}, nil
+	case "Strip":
+		var s struct {
+			Content string `json:"content"`
+			Start   int    `json:"start"`
+			Stop    int    `json:"stop"`
+		}
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return nil, err
+		}
+		if utf8.RuneCountInString(s.Content) != 1 || s.Start < 0 || s.Stop < 0 {
+			return nil, fmt.Errorf("Strip content %q start %d stop %d is not supported", s.Content, s.Start, s.Stop)
+		}
+		r, _ := utf8.DecodeRuneInString(s.Content)
+		return []hfDecoder{hfStripDecoder{r, s.Start, s.Stop}}, nil
+	case "Metaspace":
+		repl, scheme, _, err := parseMetaspace(raw)
+		if err != nil {
+			return nil, err
+		}
+		r, _ := utf8.DecodeRuneInString(repl)
+		return []hfDecoder{hfMetaspaceDecoder{r, scheme}}, nil
+	}
+	return nil, fmt.Errorf("decoder %q is not supported", typ)
 }

@@ -1,6 +1,9 @@
 // This file loads a tokenizer.json (the HFTokenizer of hftokenizer.go):
-// reading the file, parsing the model, added tokens and each component, and
-// refusing what the encoder does not reproduce.
+// reading the file, its model's vocabulary, the added tokens and the
+// post-processor's BOS, and refusing what the encoder does not reproduce.
+// Each component type is parsed in its own file (hftokenizer_model.go,
+// _normalize.go, _pretokenize.go, _decode.go); parseHFComponent here reads
+// the null and Sequence forms they share.
 
 package data
 
@@ -13,11 +16,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
-	"unicode/utf8"
-
-	"golang.org/x/text/unicode/norm"
 )
 
 // LoadHFTokenizer reads a HuggingFace tokenizer.json holding a BPE model. Its
@@ -100,6 +99,9 @@ type hfModelJSON struct {
 	ByteFallback            bool              `json:"byte_fallback"`
 	IgnoreMerges            bool              `json:"ignore_merges"`
 }
+
+// hfMaxID bounds token ids (real vocabularies: < 300k).
+const hfMaxID = 1 << 24
 
 // hfTyped reads the type of a component.
 type hfTyped struct {
@@ -282,50 +284,6 @@ func (t *HFTokenizer) addedPattern(a hfAdded) string {
 	return p
 }
 
-func (t *HFTokenizer) parseMerges(raw []json.RawMessage) error {
-	t.merges = make(map[uint64]bpeRule, len(raw))
-	rank := 0
-	for i, r := range raw {
-		var a, b string
-		var s string
-		if err := json.Unmarshal(r, &s); err == nil {
-			if strings.HasPrefix(s, "#version") {
-				continue
-			}
-			parts := strings.Split(s, " ")
-			if len(parts) != 2 {
-				return fmt.Errorf("merge %d (%q) is not two tokens separated by a space", i, s)
-			}
-			a, b = parts[0], parts[1]
-		} else {
-			var pair []string
-			if err := json.Unmarshal(r, &pair); err != nil || len(pair) != 2 {
-				return fmt.Errorf("merge %d (%s) is neither \"a b\" nor [a, b]", i, r)
-			}
-			a, b = pair[0], pair[1]
-		}
-		aID, ok := t.vocab[a]
-		if !ok {
-			return fmt.Errorf("merge %d (%q %q): %q is not in the vocabulary", i, a, b, a)
-		}
-		bID, ok := t.vocab[b]
-		if !ok {
-			return fmt.Errorf("merge %d (%q %q): %q is not in the vocabulary", i, a, b, b)
-		}
-		if len(b) < len(t.prefix) {
-			return fmt.Errorf("merge %d (%q %q): %q is shorter than continuing_subword_prefix", i, a, b, b)
-		}
-		merged := a + b[len(t.prefix):]
-		id, ok := t.vocab[merged]
-		if !ok {
-			return fmt.Errorf("merge %d (%q %q): %q is not in the vocabulary", i, a, b, merged)
-		}
-		t.merges[hfPair(aID, bID)] = bpeRule{uint32(rank), id}
-		rank++
-	}
-	return nil
-}
-
 // parseBOS finds the token a TemplateProcessing (also inside a Sequence),
 // RobertaProcessing or BertProcessing puts before a single sequence.
 func (t *HFTokenizer) parseBOS(raw json.RawMessage) (uint32, bool, error) {
@@ -398,32 +356,11 @@ func hfPattern(raw json.RawMessage) (literal string, regex string, isRegex bool,
 	return "", "", false, fmt.Errorf("pattern %s is neither String nor Regex", raw)
 }
 
-func parseHFReplace(raw json.RawMessage) (hfReplace, error) {
-	var r struct {
-		Pattern json.RawMessage `json:"pattern"`
-		Content string          `json:"content"`
-	}
-	if err := json.Unmarshal(raw, &r); err != nil {
-		return hfReplace{}, err
-	}
-	lit, re, isRe, err := hfPattern(r.Pattern)
-	if err != nil {
-		return hfReplace{}, err
-	}
-	if !isRe {
-		if lit == "" {
-			return hfReplace{}, errors.New("Replace with an empty pattern")
-		}
-		return hfReplace{literal: lit, content: r.Content}, nil
-	}
-	rx, err := regexp.Compile(re)
-	if err != nil {
-		return hfReplace{}, fmt.Errorf("Replace regex %q is not supported: %w", re, err)
-	}
-	return hfReplace{re: rx, content: r.Content}, nil
-}
-
-func parseHFNormalizer(raw json.RawMessage) ([]hfNormalizer, error) {
+// parseHFComponent reads a normalizer, pre-tokenizer or decoder: null is
+// none, a Sequence is its members (listed under field) read in turn and
+// flattened, and any other type is parseType's, which refuses what it does
+// not know.
+func parseHFComponent[T any](raw json.RawMessage, field string, parseType func(typ string, raw json.RawMessage) ([]T, error)) ([]T, error) {
 	if isJSONNull(raw) {
 		return nil, nil
 	}
@@ -431,217 +368,23 @@ func parseHFNormalizer(raw json.RawMessage) ([]hfNormalizer, error) {
 	if err := json.Unmarshal(raw, &ty); err != nil {
 		return nil, err
 	}
-	switch ty.Type {
-	case "Sequence":
-		return parseHFSequence(raw, "normalizers", parseHFNormalizer)
-	case "Prepend":
-		var p struct {
-			Prepend string `json:"prepend"`
-		}
-		if err := json.Unmarshal(raw, &p); err != nil {
-			return nil, err
-		}
-		return []hfNormalizer{hfPrepend{p.Prepend}}, nil
-	case "Replace":
-		r, err := parseHFReplace(raw)
-		if err != nil {
-			return nil, err
-		}
-		return []hfNormalizer{r}, nil
-	case "NFC":
-		return []hfNormalizer{hfUnicodeNorm{norm.NFC}}, nil
-	case "NFD":
-		return []hfNormalizer{hfUnicodeNorm{norm.NFD}}, nil
-	case "NFKC":
-		return []hfNormalizer{hfUnicodeNorm{norm.NFKC}}, nil
-	case "NFKD":
-		return []hfNormalizer{hfUnicodeNorm{norm.NFKD}}, nil
+	if ty.Type != "Sequence" {
+		return parseType(ty.Type, raw)
 	}
-	return nil, fmt.Errorf("normalizer %q is not supported", ty.Type)
-}
-
-// parseMetaspace reads a Metaspace pre-tokenizer or decoder, current
-// (prepend_scheme, split) or older (add_prefix_space) format.
-func parseMetaspace(raw json.RawMessage) (repl string, scheme int, split bool, err error) {
-	var m struct {
-		Replacement    string  `json:"replacement"`
-		PrependScheme  *string `json:"prepend_scheme"`
-		AddPrefixSpace *bool   `json:"add_prefix_space"`
-		Split          *bool   `json:"split"`
-	}
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return "", 0, false, err
-	}
-	if utf8.RuneCountInString(m.Replacement) != 1 {
-		return "", 0, false, fmt.Errorf("Metaspace replacement %q is not one character", m.Replacement)
-	}
-	scheme = hfPrependAlways
-	if m.PrependScheme != nil {
-		switch *m.PrependScheme {
-		case "always":
-		case "first":
-			scheme = hfPrependFirst
-		case "never":
-			scheme = hfPrependNever
-		default:
-			return "", 0, false, fmt.Errorf("Metaspace prepend_scheme %q is not supported", *m.PrependScheme)
-		}
-	}
-	if m.AddPrefixSpace != nil && !*m.AddPrefixSpace {
-		scheme = hfPrependNever
-	}
-	return m.Replacement, scheme, m.Split == nil || *m.Split, nil
-}
-
-func parseHFPreTokenizer(raw json.RawMessage) ([]hfPreTokenizer, error) {
-	if isJSONNull(raw) {
-		return nil, nil
-	}
-	var ty hfTyped
-	if err := json.Unmarshal(raw, &ty); err != nil {
-		return nil, err
-	}
-	switch ty.Type {
-	case "Sequence":
-		var s struct {
-			PreTokenizers []json.RawMessage `json:"pretokenizers"`
-		}
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return nil, err
-		}
-		var out []hfPreTokenizer
-		for _, r := range s.PreTokenizers {
-			p, err := parseHFPreTokenizer(r)
-			if err != nil {
-				return nil, err
-			}
-			for _, q := range p {
-				if bl, ok := q.(hfByteLevel); ok && !bl.addPrefixSpace && bl.split == nil && len(out) > 0 {
-					if rs, ok := out[len(out)-1].(hfRegexSplit); ok {
-						out[len(out)-1] = hfByteLevel{split: rs.next}
-						continue
-					}
-				}
-				out = append(out, q)
-			}
-		}
-		return out, nil
-	case "ByteLevel":
-		var b struct {
-			AddPrefixSpace *bool `json:"add_prefix_space"`
-			UseRegex       *bool `json:"use_regex"`
-		}
-		if err := json.Unmarshal(raw, &b); err != nil {
-			return nil, err
-		}
-		bl := hfByteLevel{addPrefixSpace: b.AddPrefixSpace == nil || *b.AddPrefixSpace}
-		if b.UseRegex == nil || *b.UseRegex {
-			bl.split = nextPiece
-		}
-		return []hfPreTokenizer{bl}, nil
-	case "Split":
-		var s struct {
-			Pattern  json.RawMessage `json:"pattern"`
-			Behavior string          `json:"behavior"`
-			Invert   bool            `json:"invert"`
-		}
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return nil, err
-		}
-		_, re, isRe, err := hfPattern(s.Pattern)
-		if err != nil {
-			return nil, err
-		}
-		if !isRe {
-			return nil, fmt.Errorf("Split on a String pattern is not supported (pattern %s)", s.Pattern)
-		}
-		if s.Behavior != "Isolated" || s.Invert {
-			return nil, fmt.Errorf("Split with behavior %q invert %v is not supported (only Isolated)", s.Behavior, s.Invert)
-		}
-		switch re {
-		case hfGPT2Pattern:
-			return []hfPreTokenizer{hfRegexSplit{nextPiece}}, nil
-		case hfLlama3Pattern:
-			return []hfPreTokenizer{hfRegexSplit{llama3Splitter(3)}}, nil
-		case hfQwen2Pattern:
-			return []hfPreTokenizer{hfRegexSplit{llama3Splitter(1)}}, nil
-		}
-		return nil, fmt.Errorf("Split regex %q is not supported (known: the GPT-2, LLaMA-3 and Qwen2 patterns)", re)
-	case "Metaspace":
-		repl, scheme, split, err := parseMetaspace(raw)
-		if err != nil {
-			return nil, err
-		}
-		return []hfPreTokenizer{hfMetaspace{repl, scheme, split}}, nil
-	}
-	return nil, fmt.Errorf("pre-tokenizer %q is not supported", ty.Type)
-}
-
-func parseHFDecoder(raw json.RawMessage) ([]hfDecoder, error) {
-	if isJSONNull(raw) {
-		return nil, nil
-	}
-	var ty hfTyped
-	if err := json.Unmarshal(raw, &ty); err != nil {
-		return nil, err
-	}
-	switch ty.Type {
-	case "Sequence":
-		return parseHFSequence(raw, "decoders", parseHFDecoder)
-	case "ByteLevel":
-		return []hfDecoder{hfByteLevelDecoder{}}, nil
-	case "Replace":
-		r, err := parseHFReplace(raw)
-		if err != nil {
-			return nil, err
-		}
-		return []hfDecoder{hfReplaceDecoder{r}}, nil
-	case "ByteFallback":
-		return []hfDecoder{hfByteFallbackDecoder{}}, nil
-	case "Fuse":
-		return []hfDecoder{hfFuseDecoder{}}, nil
-	case "Strip":
-		var s struct {
-			Content string `json:"content"`
-			Start   int    `json:"start"`
-			Stop    int    `json:"stop"`
-		}
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return nil, err
-		}
-		if utf8.RuneCountInString(s.Content) != 1 || s.Start < 0 || s.Stop < 0 {
-			return nil, fmt.Errorf("Strip content %q start %d stop %d is not supported", s.Content, s.Start, s.Stop)
-		}
-		r, _ := utf8.DecodeRuneInString(s.Content)
-		return []hfDecoder{hfStripDecoder{r, s.Start, s.Stop}}, nil
-	case "Metaspace":
-		repl, scheme, _, err := parseMetaspace(raw)
-		if err != nil {
-			return nil, err
-		}
-		r, _ := utf8.DecodeRuneInString(repl)
-		return []hfDecoder{hfMetaspaceDecoder{r, scheme}}, nil
-	}
-	return nil, fmt.Errorf("decoder %q is not supported", ty.Type)
-}
-
-// parseHFSequence parses a {"type": "Sequence", field: [...]} component by
-// parsing each member with parse and concatenating the results.
-func parseHFSequence[T any](raw json.RawMessage, field string, parse func(json.RawMessage) ([]T, error)) ([]T, error) {
 	var s map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &s); err != nil {
 		return nil, err
 	}
-	var members []json.RawMessage
 	if s[field] == nil {
 		return nil, nil
 	}
+	var members []json.RawMessage
 	if err := json.Unmarshal(s[field], &members); err != nil {
 		return nil, fmt.Errorf("Sequence %s: %w", field, err)
 	}
 	var out []T
 	for _, r := range members {
-		v, err := parse(r)
+		v, err := parseHFComponent(r, field, parseType)
 		if err != nil {
 			return nil, err
 		}

@@ -1,10 +1,12 @@
 // This file holds the tokenizer.json pre-tokenizers (ByteLevel, Split,
-// Metaspace), GPT-2's byte-level alphabet and the hand-written scanner for
-// the LLaMA-3 / Qwen2 split pattern.
+// Metaspace) and their parsing, GPT-2's byte-level alphabet and the
+// hand-written scanner for the LLaMA-3 / Qwen2 split pattern.
 
 package data
 
 import (
+	"encoding/json"
+	"fmt"
 	"strings"
 	"unicode/utf8"
 )
@@ -259,13 +261,113 @@ func nextPieceLlama3(s string, i, maxDigits int) int {
 	if k := strings.LastIndexAny(s[i:end], "\r\n"); k >= 0 {
 		return i + k + 1
 	}
-	// \s+(?!\S)|\s+
-	if end == len(s) {
-		return end
+	return spaceRunEnd(s, i, end)
+}
+
+// parseMetaspace reads a Metaspace pre-tokenizer or decoder, current
+// (prepend_scheme, split) or older (add_prefix_space) format.
+func parseMetaspace(raw json.RawMessage) (repl string, scheme int, split bool, err error) {
+	var m struct {
+		Replacement    string  `json:"replacement"`
+		PrependScheme  *string `json:"prepend_scheme"`
+		AddPrefixSpace *bool   `json:"add_prefix_space"`
+		Split          *bool   `json:"split"`
 	}
-	_, last := utf8.DecodeLastRuneInString(s[i:end])
-	if end-last > i {
-		return end - last
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return "", 0, false, err
 	}
-	return end
+	if utf8.RuneCountInString(m.Replacement) != 1 {
+		return "", 0, false, fmt.Errorf("Metaspace replacement %q is not one character", m.Replacement)
+	}
+	scheme = hfPrependAlways
+	if m.PrependScheme != nil {
+		switch *m.PrependScheme {
+		case "always":
+		case "first":
+			scheme = hfPrependFirst
+		case "never":
+			scheme = hfPrependNever
+		default:
+			return "", 0, false, fmt.Errorf("Metaspace prepend_scheme %q is not supported", *m.PrependScheme)
+		}
+	}
+	if m.AddPrefixSpace != nil && !*m.AddPrefixSpace {
+		scheme = hfPrependNever
+	}
+	return m.Replacement, scheme, m.Split == nil || *m.Split, nil
+}
+
+// parseHFPreTokenizer reads a tokenizer.json "pre_tokenizer". A Split with
+// a known regex followed by a ByteLevel that neither adds a prefix space nor
+// splits becomes one hfByteLevel splitting with that regex.
+func parseHFPreTokenizer(raw json.RawMessage) ([]hfPreTokenizer, error) {
+	all, err := parseHFComponent(raw, "pretokenizers", hfPreTokenizerOf)
+	if err != nil {
+		return nil, err
+	}
+	var out []hfPreTokenizer
+	for _, q := range all {
+		if bl, ok := q.(hfByteLevel); ok && !bl.addPrefixSpace && bl.split == nil && len(out) > 0 {
+			if rs, ok := out[len(out)-1].(hfRegexSplit); ok {
+				out[len(out)-1] = hfByteLevel{split: rs.next}
+				continue
+			}
+		}
+		out = append(out, q)
+	}
+	return out, nil
+}
+
+// hfPreTokenizerOf reads a pre-tokenizer of type typ other than Sequence.
+func hfPreTokenizerOf(typ string, raw json.RawMessage) ([]hfPreTokenizer, error) {
+	switch typ {
+	case "ByteLevel":
+		var b struct {
+			AddPrefixSpace *bool `json:"add_prefix_space"`
+			UseRegex       *bool `json:"use_regex"`
+		}
+		if err := json.Unmarshal(raw, &b); err != nil {
+			return nil, err
+		}
+		bl := hfByteLevel{addPrefixSpace: b.AddPrefixSpace == nil || *b.AddPrefixSpace}
+		if b.UseRegex == nil || *b.UseRegex {
+			bl.split = nextPiece
+		}
+		return []hfPreTokenizer{bl}, nil
+	case "Split":
+		var s struct {
+			Pattern  json.RawMessage `json:"pattern"`
+			Behavior string          `json:"behavior"`
+			Invert   bool            `json:"invert"`
+		}
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return nil, err
+		}
+		_, re, isRe, err := hfPattern(s.Pattern)
+		if err != nil {
+			return nil, err
+		}
+		if !isRe {
+			return nil, fmt.Errorf("Split on a String pattern is not supported (pattern %s)", s.Pattern)
+		}
+		if s.Behavior != "Isolated" || s.Invert {
+			return nil, fmt.Errorf("Split with behavior %q invert %v is not supported (only Isolated)", s.Behavior, s.Invert)
+		}
+		switch re {
+		case hfGPT2Pattern:
+			return []hfPreTokenizer{hfRegexSplit{nextPiece}}, nil
+		case hfLlama3Pattern:
+			return []hfPreTokenizer{hfRegexSplit{llama3Splitter(3)}}, nil
+		case hfQwen2Pattern:
+			return []hfPreTokenizer{hfRegexSplit{llama3Splitter(1)}}, nil
+		}
+		return nil, fmt.Errorf("Split regex %q is not supported (known: the GPT-2, LLaMA-3 and Qwen2 patterns)", re)
+	case "Metaspace":
+		repl, scheme, split, err := parseMetaspace(raw)
+		if err != nil {
+			return nil, err
+		}
+		return []hfPreTokenizer{hfMetaspace{repl, scheme, split}}, nil
+	}
+	return nil, fmt.Errorf("pre-tokenizer %q is not supported", typ)
 }

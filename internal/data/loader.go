@@ -23,7 +23,7 @@ import (
 // LoaderConfig configures NewLoader.
 type LoaderConfig struct {
 	Paths  []string // shard files, in order (see ExpandGlobs)
-	Format string   // "llmc" (default) or "nanogpt"
+	Format string   // one of Formats; "" is FormatLLMC
 	B, T   int      // batch size and sequence length
 
 	Seed    uint64 // shuffle seed

@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 )
@@ -29,6 +30,9 @@ const (
 	InputText  = "text"  // each file is one document
 	InputJSONL = "jsonl" // each non-blank line is a JSON object holding one document
 )
+
+// InputFormats lists the valid TokenizeOptions.Format values.
+var InputFormats = []string{InputAuto, InputText, InputJSONL}
 
 // DefaultShardTokens is the default shard size of TokenizeFiles (as llm.c).
 const DefaultShardTokens = 100_000_000
@@ -91,10 +95,8 @@ func TokenizeFiles(opts TokenizeOptions) (TokenizeResult, error) {
 		return TokenizeResult{}, errors.New("tokenize: no input files")
 	}
 	format := opts.Format
-	switch format {
-	case "", InputAuto, InputText, InputJSONL:
-	default:
-		return TokenizeResult{}, fmt.Errorf("tokenize: unknown input format %q (valid: %s, %s, %s)", format, InputAuto, InputText, InputJSONL)
+	if format != "" && !slices.Contains(InputFormats, format) {
+		return TokenizeResult{}, fmt.Errorf("tokenize: unknown input format %q (valid: %s)", format, strings.Join(InputFormats, ", "))
 	}
 	field := opts.Field
 	if field == "" {

@@ -175,11 +175,13 @@ type Backend interface {
 	// p Low (or its Full master), g Low or Full, m, v Full; clip (1) Full.
 	AdamW(p, g, m, v, clip *Tensor, hp AdamParams)
 	// Compressed Adam direction: updates m, v from g*clip[0] as AdamW does and
-	// writes dir = Scale * mhat / (sqrt(vhat) + Eps); all (rows, r).
+	// writes dir = Scale * mhat / (sqrt(vhat) + Eps); all (rows, r). A Low
+	// dir holds the direction rounded to the nearest bf16 on every backend.
 	AdamDirection(dir, g, m, v, clip *Tensor, hp AdamParams)
 
 	// P (n, r) from the counter-based generator; identical on all backends up
-	// to float rounding.
+	// to float rounding. A Low P holds the values rounded to the nearest bf16
+	// on every backend.
 	Projection(P *Tensor, s ProjectionStream)
 
 	// dst (Low) = src (Full) rounded to bf16 stochastically with the noise

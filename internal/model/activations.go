@@ -38,7 +38,6 @@ type activations struct {
 	losses     *gpu.Tensor // (N) Full
 	lossSum    *gpu.Tensor // (1, 1) Full: ForwardDeferred's accumulator
 	ones       *gpu.Tensor // (N, 1) Full, all ones, to sum losses with a GEMM
-	proj       *gpu.Tensor // P, largest n*r of any group (Projection)
 	owned      []*gpu.Tensor
 	chunk      int
 

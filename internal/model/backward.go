@@ -69,7 +69,9 @@ func (m *Model) blockBackward(l int) {
 
 	switch m.Opts.Recompute {
 	case RecomputeBlock:
-		m.blockForward(l, nil)
+		if err := m.blockForward(l, nil); err != nil {
+			panic(err) // shapes are ours; a failure here is a bug
+		}
 	case RecomputeMLP, RecomputeQKVMLP:
 		be.RMSNorm(a.h, nil, la.xmid, b.mlpNorm.W, eps)
 		m.linearFwd(la.gate, a.h, b.lin[linGate])

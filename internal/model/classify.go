@@ -57,10 +57,11 @@ func (m *Model) setLabels(targets []int32, B, T int) error {
 	return m.be.UploadInt32(m.acts.labels, labels)
 }
 
-// classify is the head's forward and, with train, its backward down to the
-// final-norm output: a.dh gets the gradient at the selected rows and zero
-// elsewhere, so Backward continues as for a causal LM.
-func (m *Model) classify(train bool, gradScale float32) (*gpu.Tensor, error) {
+// sequenceHeadLoss is the sequence classification head's forward and,
+// with train, its backward down to the final-norm output: a.dh gets the
+// gradient at the selected rows and zero elsewhere, so Backward continues
+// as for a causal LM.
+func (m *Model) sequenceHeadLoss(train bool, gradScale float32) (*gpu.Tensor, error) {
 	be, a := m.be, m.acts
 	be.RMSNorm(a.h, a.rstdF, a.final, m.normF.W, float32(m.Cfg.RMSEps))
 	be.Gemm(a.hsel, a.sel, a.h, false, false, 1, 0)

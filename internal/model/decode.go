@@ -84,7 +84,6 @@ func (c *KVCache) Free() {
 func (c *KVCache) Step(tokens []int32) ([]float64, error) {
 	m := c.m
 	be, cfg := m.be, m.Cfg
-	dec := be.(gpu.Decoder)
 	if len(tokens) != c.B {
 		return nil, fmt.Errorf("decode step with %d tokens for %d sequences", len(tokens), c.B)
 	}
@@ -100,33 +99,37 @@ func (c *KVCache) Step(tokens []int32) ([]float64, error) {
 	if err := be.UploadInt32(c.tok, tokens); err != nil {
 		return nil, err
 	}
-	B, H, KV, D := c.B, cfg.Heads, cfg.KVHeads, cfg.HeadDim()
-	eps, theta := float32(cfg.RMSEps), float32(cfg.RopeTheta)
 	be.Embedding(c.x, m.wte.W, c.tok)
+	t := blockTensors{x: c.x, xmid: c.x, out: c.x, h: c.h, a: c.a, q: c.q, k: c.kk, v: c.vv, att: c.at, gate: c.gate, up: c.up}
 	for l := range m.blocks {
-		b := &m.blocks[l]
-		be.RMSNorm(c.h, nil, c.x, b.attnNorm.W, eps)
-		m.linearFwd(c.q, c.h, b.lin[linQ])
-		m.linearFwd(c.kk, c.h, b.lin[linK])
-		m.linearFwd(c.vv, c.h, b.lin[linV])
-		dec.RoPEAt(c.q, pos, H, D, theta)
-		dec.RoPEAt(c.kk, pos, KV, D, theta)
-		if err := be.Copy(c.k[l].Rows(pos*B, (pos+1)*B), c.kk); err != nil {
+		if err := m.block(l, &t, c); err != nil {
 			return nil, err
 		}
-		if err := be.Copy(c.v[l].Rows(pos*B, (pos+1)*B), c.vv); err != nil {
-			return nil, err
-		}
-		dec.AttentionDecode(c.at, c.q, c.k[l], c.v[l], B, pos+1, H, KV, D)
-		be.Gemm(c.x, c.at, b.lin[linO].W, false, true, 1, 1)
-		be.RMSNorm(c.h, nil, c.x, b.mlpNorm.W, eps)
-		m.linearFwd(c.gate, c.h, b.lin[linGate])
-		m.linearFwd(c.up, c.h, b.lin[linUp])
-		be.SwiGLU(c.a, c.gate, c.up)
-		be.Gemm(c.x, c.a, b.lin[linDown].W, false, true, 1, 1)
 	}
-	be.RMSNorm(c.h, nil, c.x, m.normF.W, eps)
+	be.RMSNorm(c.h, nil, c.x, m.normF.W, float32(cfg.RMSEps))
 	be.Gemm(c.logits, c.h, m.lmHead.W, false, true, 1, 0)
 	c.Len++
 	return be.DownloadF64(c.logits)
 }
+
+// attend is decoding's attention: the new row's k and v join the cache at
+// position Len, and its q attends to every cached position.
+func (c *KVCache) attend(l int, t *blockTensors) error {
+	be, cfg := c.m.be, c.m.Cfg
+	dec := be.(gpu.Decoder)
+	pos, B := c.Len, c.B
+	H, KV, D, theta := cfg.Heads, cfg.KVHeads, cfg.HeadDim(), float32(cfg.RopeTheta)
+	dec.RoPEAt(t.q, pos, H, D, theta)
+	dec.RoPEAt(t.k, pos, KV, D, theta)
+	if err := be.Copy(c.k[l].Rows(pos*B, (pos+1)*B), t.k); err != nil {
+		return err
+	}
+	if err := be.Copy(c.v[l].Rows(pos*B, (pos+1)*B), t.v); err != nil {
+		return err
+	}
+	dec.AttentionDecode(t.att, t.q, c.k[l], c.v[l], B, pos+1, H, KV, D)
+	return nil
+}
+
+// save keeps nothing: decoding has no backward.
+func (c *KVCache) save(int, *gpu.Tensor, ...linear) {}

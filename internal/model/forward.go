@@ -71,40 +71,6 @@ func readsFrom(g *Group, users []linear) bool {
 	return false
 }
 
-// blockForward runs block l on la.x into next, saving what backward needs.
-func (m *Model) blockForward(l int, next *gpu.Tensor) {
-	be, a, b, la := m.be, m.acts, &m.blocks[l], &m.acts.layers[l]
-	cfg := m.Cfg
-	B, T, H, KV, D := a.B, a.T, cfg.Heads, cfg.KVHeads, cfg.HeadDim()
-	eps, theta := float32(cfg.RMSEps), float32(cfg.RopeTheta)
-
-	be.RMSNorm(a.h, la.rstd1, la.x, b.attnNorm.W, eps)
-	m.linearFwd(la.q, a.h, b.lin[linQ])
-	m.linearFwd(la.k, a.h, b.lin[linK])
-	m.linearFwd(la.v, a.h, b.lin[linV])
-	m.compress(l, la, a.h, linQ, linK, linV)
-	be.RoPE(la.q, T, H, D, theta, false)
-	be.RoPE(la.k, T, KV, D, theta, false)
-	be.Attention(la.att, la.lse, la.q, la.k, la.v, B, T, H, KV, D)
-	if err := be.Copy(la.xmid, la.x); err != nil {
-		panic(err) // shapes are ours; a failure here is a bug
-	}
-	be.Gemm(la.xmid, la.att, b.lin[linO].W, false, true, 1, 1)
-
-	be.RMSNorm(a.h, la.rstd2, la.xmid, b.mlpNorm.W, eps)
-	m.linearFwd(la.gate, a.h, b.lin[linGate])
-	m.linearFwd(la.up, a.h, b.lin[linUp])
-	m.compress(l, la, a.h, linGate, linUp)
-	be.SwiGLU(a.a, la.gate, la.up)
-	m.compress(l, la, a.a, linDown)
-	if next != nil {
-		if err := be.Copy(next, la.xmid); err != nil {
-			panic(err)
-		}
-		be.Gemm(next, a.a, b.lin[linDown].W, false, true, 1, 1)
-	}
-}
-
 // Forward runs the model on the uploaded batch and returns the summed loss
 // over valid targets. With train, the fused LM head also produces the
 // gradient of the final hidden state (scaled by gradScale) and accumulates
@@ -173,44 +139,18 @@ func (m *Model) forward(train bool, gradScale float32) (*gpu.Tensor, error) {
 		if l+1 < len(m.blocks) {
 			next = a.layers[l+1].x
 		}
-		m.blockForward(l, next)
+		if err := m.blockForward(l, next); err != nil {
+			return nil, err
+		}
 	}
 	if m.score != nil {
-		return m.classify(train, gradScale)
+		return m.sequenceHeadLoss(train, gradScale)
 	}
-	losses, stopped := m.classifier(train, gradScale)
+	losses, stopped := m.lmHeadLoss(train, gradScale)
 	if stopped {
 		return nil, ErrInterrupted
 	}
 	return losses, nil
-}
-
-// classifier is the final norm, LM head and cross-entropy, chunk by chunk so
-// that only chunk x V logits are ever live. It reports whether a stop was
-// seen: then the head is not updated (its gradient is partial) and the
-// caller abandons the step.
-func (m *Model) classifier(train bool, gradScale float32) (*gpu.Tensor, bool) {
-	be, a := m.be, m.acts
-	N := a.B * a.T
-	be.RMSNorm(a.h, a.rstdF, a.final, m.normF.W, float32(m.Cfg.RMSEps))
-	for lo := 0; lo < N; lo += a.chunk {
-		hi := min(lo+a.chunk, N)
-		logits := a.logits.Rows(0, hi-lo)
-		hN := a.h.Rows(lo, hi)
-		be.Gemm(logits, hN, m.lmHead.W, false, true, 1, 0)
-		be.CrossEntropy(a.losses.Rows(lo, hi), logits, a.targets.Rows(lo, hi), train, gradScale)
-		if train && m.stopped() {
-			return a.losses, true
-		}
-		if train {
-			be.Gemm(a.dh.Rows(lo, hi), logits, m.lmHead.W, false, false, 1, 0)
-			be.Gemm(m.lmHead.Grad, logits, hN, true, false, 1, 1)
-		}
-	}
-	if train && m.lmHead != m.wte {
-		m.updateNow(m.arena.outerGrad, m.lmHead) // a tied head waits for the embedding backward
-	}
-	return a.losses, false
 }
 
 // sumLosses downloads per-row losses and adds them up on the host.

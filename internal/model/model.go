@@ -114,8 +114,8 @@ type Model struct {
 	// updating is set once a fused pass has updated a group: from then on the
 	// step can no longer be abandoned, so Stop is not polled until it ends.
 	updating bool
-	proj     *gpu.Tensor // P of any group, regenerated on use (largest n*r)
-	epoch    uint32      // projection epoch of the step being computed
+	projs    projCache // P of the projection groups (projcache.go)
+	epoch    uint32    // projection epoch of the step being computed
 
 	classLogits []float64 // (B, NumLabels) of the last evaluation forward
 
@@ -160,17 +160,14 @@ func New(be gpu.Backend, cfg Config, opts Options) (*Model, error) {
 		return p, nil
 	}
 	C, F, KV := cfg.Hidden, m.ffn(), cfg.KVWidth()
-	if m.wte, err = add("model.embed_tokens.weight", -1, nil, 1, true, cfg.VocabSize, C); err != nil {
+	if m.wte, err = add(hfEmbed, -1, nil, 1, true, cfg.VocabSize, C); err != nil {
 		return nil, err
 	}
 	outDims := [numLinear][2]int{{C, C}, {KV, C}, {KV, C}, {C, C}, {F, C}, {F, C}, {C, F}}
-	hfNames := [numLinear]string{"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
-		"mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"}
 	m.blocks = make([]block, cfg.Layers)
 	for l := range m.blocks {
 		b := &m.blocks[l]
-		pre := fmt.Sprintf("model.layers.%d.", l)
-		if b.attnNorm, err = add(pre+"input_layernorm.weight", l, nil, 1, false, C); err != nil {
+		if b.attnNorm, err = add(hfLayer(l, hfAttnNorm), l, nil, 1, false, C); err != nil {
 			return nil, err
 		}
 		for li := linear(0); li < numLinear; li++ {
@@ -182,11 +179,11 @@ func New(be gpu.Backend, cfg Config, opts Options) (*Model, error) {
 				scale = float32(opts.Compact.OProjScale) * alpha
 			}
 			if li == linGate { // HF order: attention weights, post_attention_layernorm, mlp
-				if b.mlpNorm, err = add(pre+"post_attention_layernorm.weight", l, nil, 1, false, C); err != nil {
+				if b.mlpNorm, err = add(hfLayer(l, hfMLPNorm), l, nil, 1, false, C); err != nil {
 					return nil, err
 				}
 			}
-			if b.lin[li], err = add(pre+hfNames[li]+".weight", l, group, scale, true, outDims[li][0], outDims[li][1]); err != nil {
+			if b.lin[li], err = add(hfLinear(l, li), l, group, scale, true, outDims[li][0], outDims[li][1]); err != nil {
 				return nil, err
 			}
 			if hf := cfg.Intermediate; F != hf { // the padding is the engine's, not the model's
@@ -199,24 +196,22 @@ func New(be gpu.Backend, cfg Config, opts Options) (*Model, error) {
 			}
 		}
 	}
-	if m.normF, err = add("model.norm.weight", -1, nil, 1, false, C); err != nil {
+	if m.normF, err = add(hfNorm, -1, nil, 1, false, C); err != nil {
 		return nil, err
 	}
-	if maxP := m.MaxProjection(); maxP > 0 {
-		if m.proj, err = be.Alloc("projection", gpu.Projection, gpu.Low, maxP); err != nil {
-			return nil, err
-		}
+	if err = m.allocProjections(); err != nil {
+		return nil, err
 	}
 	switch {
 	case opts.NumLabels > 0:
 		// transformers' LlamaForSequenceClassification has no LM head.
-		if m.score, err = add("score.weight", -1, nil, 1, true, opts.NumLabels, C); err != nil {
+		if m.score, err = add(hfScore, -1, nil, 1, true, opts.NumLabels, C); err != nil {
 			return nil, err
 		}
 	case cfg.TieEmbeddings:
 		m.lmHead = m.wte
 	default:
-		if m.lmHead, err = add("lm_head.weight", -1, nil, 1, true, cfg.VocabSize, C); err != nil {
+		if m.lmHead, err = add(hfLMHead, -1, nil, 1, true, cfg.VocabSize, C); err != nil {
 			return nil, err
 		}
 	}
@@ -311,32 +306,9 @@ func (m *Model) Free() {
 		}
 	}
 	m.Params = nil
-	if m.proj != nil {
-		m.be.Free(m.proj)
+	if m.projs.buf != nil {
+		m.be.Free(m.projs.buf)
 	}
-}
-
-// Projection generates P (n x r) of group g in layer l for the current epoch
-// into a shared Low buffer and returns it; valid until the next call.
-func (m *Model) Projection(l int, g *Group) *gpu.Tensor {
-	return m.FillProjection(m.proj, l, g)
-}
-
-// FillProjection generates P of group g in layer l into the front of buf
-// (any precision) and returns that view.
-func (m *Model) FillProjection(buf *gpu.Tensor, l int, g *Group) *gpu.Tensor {
-	P := buf.Rows(0, g.Width*g.Rank).Reshape(g.Width, g.Rank)
-	m.be.Projection(P, m.Stream(l, g))
-	return P
-}
-
-// MaxProjection is the largest n*r of any projection group (0 without CompAct).
-func (m *Model) MaxProjection() int {
-	n := 0
-	for _, g := range m.plan.groups {
-		n = max(n, g.Width*g.Rank)
-	}
-	return n
 }
 
 // SyncWeights rounds the master copies into the Low weights after an update

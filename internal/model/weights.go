@@ -153,7 +153,7 @@ func OpenWeights(dir string) (TensorSource, error) {
 // ignoredBuffer reports whether an HF tensor is a buffer compact recomputes
 // (rotary inverse frequencies) rather than a weight.
 func ignoredBuffer(name string) bool {
-	return strings.HasSuffix(name, ".rotary_emb.inv_freq")
+	return strings.HasSuffix(name, hfRotaryBuffer)
 }
 
 // loadParam reads one tensor into p after checking its shape.
@@ -210,7 +210,7 @@ func (m *Model) load(src TensorSource, base bool) ([]string, error) {
 		}
 		used[p.Name] = true
 	}
-	const head = "lm_head.weight"
+	const head = hfLMHead
 	if ti, file, ok := src.Lookup(head); ok && !used[head] {
 		switch {
 		case m.score != nil && base:
@@ -236,7 +236,7 @@ func (m *Model) load(src TensorSource, base bool) ([]string, error) {
 		used[head] = true
 	}
 	for _, name := range src.Names() {
-		if used[name] || ignoredBuffer(name) || (base && m.score == nil && name == "score.weight") {
+		if used[name] || ignoredBuffer(name) || (base && m.score == nil && name == hfScore) {
 			continue
 		}
 		_, file, _ := src.Lookup(name)

@@ -34,10 +34,13 @@ const (
 	TaskClassify   = "classify"   // JSONL {"text","label"}: sequence classification head
 )
 
+// Tasks lists the finetune.task values.
+var Tasks = []string{TaskCausal, TaskCompletion, TaskClassify}
+
 // FinetuneConfig is what `compact finetune` adds to a run. Pretraining
 // ignores it except that it must keep the causal task.
 type FinetuneConfig struct {
-	Task        string   `mapstructure:"task"`
+	Task        string   `mapstructure:"task"`         // one of Tasks
 	NumLabels   int      `mapstructure:"num_labels"`   // classify: number of classes
 	Labels      []string `mapstructure:"labels"`       // classify: class names in id order (labels.go)
 	ValFraction float64  `mapstructure:"val_fraction"` // JSONL tasks without data.val: share of data.train held out
@@ -45,7 +48,7 @@ type FinetuneConfig struct {
 
 // TrainConfig is the optimization and bookkeeping of a run.
 type TrainConfig struct {
-	Device          string  `mapstructure:"device"` // auto | cpu | cuda
+	Device          string  `mapstructure:"device"` // one of device.Names
 	Threads         int     `mapstructure:"threads"`
 	SeqLen          int     `mapstructure:"seq_len"`
 	MicroBatch      int     `mapstructure:"micro_batch"`
@@ -59,27 +62,27 @@ type TrainConfig struct {
 	Beta1           float64 `mapstructure:"beta1"`
 	Beta2           float64 `mapstructure:"beta2"`
 	AdamEps         float64 `mapstructure:"adam_eps"`  // 0: the optimizer form's default (see AdamEpsilon)
-	Optimizer       string  `mapstructure:"optimizer"` // auto | adamw_hf | adamw_torch (see AdamForm)
+	Optimizer       string  `mapstructure:"optimizer"` // one of Optimizers (see AdamForm)
 	GradClip        float64 `mapstructure:"grad_clip"`
 	Seed            uint64  `mapstructure:"seed"`
-	Recompute       string  `mapstructure:"recompute"`
+	Recompute       string  `mapstructure:"recompute"` // one of model.RecomputeNames
 	LossChunk       int     `mapstructure:"loss_chunk"`
 	LogEvery        int     `mapstructure:"log_every"`
 	EvalEvery       int     `mapstructure:"eval_every"`
 	EvalBatches     int     `mapstructure:"eval_batches"`
 	CheckpointEvery int     `mapstructure:"checkpoint_every"`
 	KeepCheckpoints int     `mapstructure:"keep_checkpoints"`
-	Weights         string  `mapstructure:"weights"`         // master | bf16_sr (optimizer_lean.go)
-	OptimizerState  string  `mapstructure:"optimizer_state"` // fp32 | bf16
+	Weights         string  `mapstructure:"weights"`         // one of WeightModes (optimizer_lean.go)
+	OptimizerState  string  `mapstructure:"optimizer_state"` // one of OptimizerStates
 	FusedUpdate     bool    `mapstructure:"fused_update"`    // optimizer step inside backward (optimizer_fused.go)
 }
 
 // DataConfig names the token shards, or none for the default corpus.
 type DataConfig struct {
-	Tokenizer   string   `mapstructure:"tokenizer"` // gpt2 | byte | path to a HuggingFace tokenizer.json
+	Tokenizer   string   `mapstructure:"tokenizer"` // one of data.TokenizerNames, or a HuggingFace tokenizer.json
 	Train       []string `mapstructure:"train"`     // shard globs; empty: the default corpus
 	Val         []string `mapstructure:"val"`
-	Format      string   `mapstructure:"format"` // llmc | nanogpt
+	Format      string   `mapstructure:"format"` // one of data.Formats
 	Shuffle     bool     `mapstructure:"shuffle"`
 	CorpusBytes int64    `mapstructure:"corpus_bytes"` // default corpus size in bytes of source text
 }
@@ -348,6 +351,14 @@ func (c *Config) resolvePaths(dir string) {
 	fix(c.Data.Val)
 }
 
+// oneOf refuses a value of key that is not among names, listing them.
+func oneOf(key, value string, names []string) error {
+	if !slices.Contains(names, value) {
+		return fmt.Errorf("%s = %q: want one of %s", key, value, strings.Join(names, ", "))
+	}
+	return nil
+}
+
 // Validate checks every impossible value and names its key.
 func (c Config) Validate() error {
 	if err := c.Model.Validate(); err != nil {
@@ -357,8 +368,8 @@ func (c Config) Validate() error {
 		return err
 	}
 	t := c.Train
-	if !slices.Contains(device.Names, t.Device) {
-		return fmt.Errorf("train.device = %q: want one of %s", t.Device, strings.Join(device.Names, ", "))
+	if err := oneOf("train.device", t.Device, device.Names); err != nil {
+		return err
 	}
 	positive := []struct {
 		key string
@@ -402,17 +413,17 @@ func (c Config) Validate() error {
 	if t.AdamEps < 0 {
 		return fmt.Errorf("train.adam_eps = %g: must be positive (or 0 for the optimizer's default)", t.AdamEps)
 	}
-	if !slices.Contains([]string{OptimizerAuto, OptimizerHF, OptimizerTorch}, t.Optimizer) {
-		return fmt.Errorf("train.optimizer = %q: want %s, %s or %s", t.Optimizer, OptimizerAuto, OptimizerHF, OptimizerTorch)
+	if err := oneOf("train.optimizer", t.Optimizer, Optimizers); err != nil {
+		return err
 	}
 	if t.WeightDecay < 0 {
 		return fmt.Errorf("train.weight_decay = %g: must not be negative", t.WeightDecay)
 	}
-	if t.Weights != WeightsAuto && t.Weights != WeightsMaster && t.Weights != WeightsBF16SR {
-		return fmt.Errorf("train.weights = %q: want %s, %s or %s", t.Weights, WeightsAuto, WeightsMaster, WeightsBF16SR)
+	if err := oneOf("train.weights", t.Weights, WeightModes); err != nil {
+		return err
 	}
-	if t.OptimizerState != StateFP32 && t.OptimizerState != StateBF16 {
-		return fmt.Errorf("train.optimizer_state = %q: want %s or %s", t.OptimizerState, StateFP32, StateBF16)
+	if err := oneOf("train.optimizer_state", t.OptimizerState, OptimizerStates); err != nil {
+		return err
 	}
 	if t.FusedUpdate && t.GradClip != 0 {
 		return fmt.Errorf("train.grad_clip = %g: train.fused_update updates each layer before the global gradient norm is known, so it needs train.grad_clip = 0", t.GradClip)
@@ -437,8 +448,8 @@ func (c Config) Validate() error {
 			return fmt.Errorf("data.tokenizer: %w", err)
 		}
 	}
-	if !slices.Contains([]string{TaskCausal, TaskCompletion, TaskClassify}, ft.Task) {
-		return fmt.Errorf("finetune.task = %q: want causal, completion or classify", ft.Task)
+	if err := oneOf("finetune.task", ft.Task, Tasks); err != nil {
+		return err
 	}
 	if ft.Task == TaskClassify && ft.NumLabels < 2 {
 		return fmt.Errorf("finetune.num_labels = %d: classify needs at least 2", ft.NumLabels)
@@ -462,8 +473,8 @@ func (c Config) Validate() error {
 	} else if ft.ValFraction > 0 {
 		return fmt.Errorf("finetune.val_fraction is for the JSONL tasks; causal fine-tuning takes data.val shards")
 	}
-	if !slices.Contains(data.Formats, d.Format) {
-		return fmt.Errorf("data.format = %q: want one of %s", d.Format, strings.Join(data.Formats, ", "))
+	if err := oneOf("data.format", d.Format, data.Formats); err != nil {
+		return err
 	}
 	if len(d.Train) == 0 && len(d.Val) > 0 {
 		return fmt.Errorf("data.val is set but data.train is empty")

@@ -174,7 +174,7 @@ func validateNumbers(c Config) error {
 	if c.Train.GradClip < 0 {
 		return fmt.Errorf("train.grad_clip = %g: must not be negative (0 disables clipping)", c.Train.GradClip)
 	}
-	if err := checkActivationSize(c); err != nil {
+	if err := CheckActivationSize(c); err != nil {
 		return err
 	}
 	if c.Compact.Rank <= 0 {

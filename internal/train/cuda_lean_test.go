@@ -35,7 +35,7 @@ func TestCUDALeanStepMatchesCPU(t *testing.T) {
 		cfg := leanVariant(leanConfig(compact))
 		cfg.Model.Hidden, cfg.Model.Intermediate, cfg.Model.Heads, cfg.Model.KVHeads = 128, 344, 2, 1 // 344 = 8*43
 		mc, oc := buildPair(t, cfg)
-		md, err := buildModel(g, cfg)
+		md, err := NewModel(g, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}

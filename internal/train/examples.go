@@ -20,15 +20,15 @@ import (
 	"github.com/compact-llm/compact/internal/model"
 )
 
-// batchSource yields micro-batches of inputs and targets (B*T, row-major;
+// Batches yields micro-batches of inputs and targets (B*T, row-major;
 // target -1 is ignored) and can say where it stands for checkpoints.
-type batchSource interface {
+type Batches interface {
 	Next() (inputs, targets []int32, err error)
 	Reset()
 	Close() error
-	// evalBatches is how many batches one evaluation reads given the
+	// EvalBatches is how many batches one evaluation reads given the
 	// train.eval_batches cap.
-	evalBatches(limit int) int
+	EvalBatches(limit int) int
 	saveState() (json.RawMessage, error)
 	restoreState(json.RawMessage) error
 }
@@ -36,7 +36,7 @@ type batchSource interface {
 // shardSource adapts data.Loader.
 type shardSource struct{ *data.Loader }
 
-func (s shardSource) evalBatches(limit int) int { return limit }
+func (s shardSource) EvalBatches(limit int) int { return limit }
 
 func (s shardSource) saveState() (json.RawMessage, error) { return json.Marshal(s.State()) }
 
@@ -71,6 +71,28 @@ type exampleSource struct {
 	next    int64 // stream position of the next example
 	perm    []int // order of epoch permEpoch
 	permEp  int64
+}
+
+// ExampleRow says where one row of a JSONL set came from and its label
+// (-1: none), for predictions.
+type ExampleRow struct {
+	File  string
+	Line  int
+	Label int32
+}
+
+// ExampleRows lists the rows of a JSONL set in the order an evaluation
+// reads them; nil for token shards.
+func ExampleRows(b Batches) []ExampleRow {
+	s, ok := b.(*exampleSource)
+	if !ok {
+		return nil
+	}
+	rows := make([]ExampleRow, len(s.ex))
+	for i, e := range s.ex {
+		rows[i] = ExampleRow{File: e.file, Line: e.line, Label: e.label}
+	}
+	return rows
 }
 
 type exampleState struct {
@@ -121,7 +143,7 @@ func (s *exampleSource) Next() ([]int32, []int32, error) {
 func (s *exampleSource) Reset()       { s.next = 0 }
 func (s *exampleSource) Close() error { return nil }
 
-func (s *exampleSource) evalBatches(limit int) int {
+func (s *exampleSource) EvalBatches(limit int) int {
 	return min(limit, (len(s.ex)+s.B-1)/s.B)
 }
 

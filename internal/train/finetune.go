@@ -209,13 +209,13 @@ func Finetune(ctx context.Context, cfg Config, opts RunOptions) error {
 }
 
 // openExamples reads the JSONL sets of the completion and classify tasks.
-func openExamples(cfg Config, tok data.Tokenizer, logf func(string, ...any)) (train, val batchSource, err error) {
+func openExamples(cfg Config, tok data.Tokenizer, logf func(string, ...any)) (train, val Batches, err error) {
 	return openExamplesFor(cfg, tok, logf, false)
 }
 
 // openExamplesFor reads them; with unlabelled (evaluation for predictions)
 // classify rows need no label.
-func openExamplesFor(cfg Config, tok data.Tokenizer, logf func(string, ...any), unlabelled bool) (train, val batchSource, err error) {
+func openExamplesFor(cfg Config, tok data.Tokenizer, logf func(string, ...any), unlabelled bool) (train, val Batches, err error) {
 	d, tr, ft := cfg.Data, cfg.Train, cfg.Finetune
 	trainFiles, err := data.ExpandGlobs(d.Train)
 	if err != nil {

@@ -20,13 +20,13 @@ import (
 // so that no size computation of the engine can overflow.
 const maxActivationElems = 1 << 44
 
-// checkFits refuses cfg on be when it cannot fit: training counts the
+// CheckFits refuses cfg on be when it cannot fit: training counts the
 // optimizer and the micro-batch's activations, evaluation the model and
 // one micro-batch.
-func checkFits(cfg Config, be gpu.Backend, training bool) error {
+func CheckFits(cfg Config, be gpu.Backend, training bool) error {
 	B, T := cfg.Train.MicroBatch, cfg.Train.SeqLen
 	m := cfg.Model
-	if err := checkActivationSize(cfg); err != nil {
+	if err := CheckActivationSize(cfg); err != nil {
 		return &UsageError{err}
 	}
 	if n := m.NumParams(); training && cfg.MasterFree() && n > gpu.MaxRoundElements {
@@ -41,9 +41,9 @@ func checkFits(cfg Config, be gpu.Backend, training bool) error {
 		}
 		need, acts = p.PeakAll, p.PeakAt[gpu.Activations]
 	} else {
-		low, full := ElementBytes(be.Name())
+		low, full := gpu.ElementBytes(be.Name())
 		meter := gpu.NewMeter(low, full)
-		mm, err := buildModel(meter.Backend(), cfg)
+		mm, err := NewModel(meter.Backend(), cfg)
 		if err != nil {
 			return err
 		}
@@ -99,9 +99,9 @@ func hostMemory() int64 {
 	return 0
 }
 
-// checkActivationSize caps micro_batch x seq_len x the widest activation
+// CheckActivationSize caps micro_batch x seq_len x the widest activation
 // row (see maxActivationElems).
-func checkActivationSize(cfg Config) error {
+func CheckActivationSize(cfg Config) error {
 	B, T, m := cfg.Train.MicroBatch, cfg.Train.SeqLen, cfg.Model
 	widest := math.Max(float64(m.VocabSize), math.Max(float64(m.Intermediate), float64(m.Hidden)))
 	if float64(B)*float64(T)*widest > maxActivationElems {

@@ -31,10 +31,10 @@ func fitCases(t *testing.T) (small, huge Config) {
 func checkFitsOn(t *testing.T, be gpu.Backend) {
 	small, huge := fitCases(t)
 	for _, training := range []bool{true, false} {
-		if err := checkFits(small, be, training); err != nil {
+		if err := CheckFits(small, be, training); err != nil {
 			t.Errorf("%s training=%v: tiny refused: %v", be.Name(), training, err)
 		}
-		err := checkFits(huge, be, training)
+		err := CheckFits(huge, be, training)
 		if err == nil || !IsUsage(err) || !strings.Contains(err.Error(), "model.vocab_size = 16000000") {
 			t.Errorf("%s training=%v: a 1 TiB model: %v; want a usage error naming model.vocab_size", be.Name(), training, err)
 		}

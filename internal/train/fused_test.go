@@ -23,7 +23,7 @@ func fusedPair(t *testing.T, be func() gpu.Backend, cfg Config) (ms [2]*model.Mo
 	for i, fused := range []bool{false, true} {
 		c := cfg
 		c.Train.FusedUpdate = fused
-		m, err := buildModel(be(), c)
+		m, err := NewModel(be(), c)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -225,7 +225,7 @@ func TestFusedUpdateNeedsNoClip(t *testing.T) {
 	// With accumulation the gradient arena stays and the step runs unfused.
 	cfg.Train.GradAccum, cfg.Train.Device = 2, "cpu"
 	cfg.Model.VocabSize, cfg.Model.Hidden, cfg.Model.Intermediate, cfg.Model.Layers = 96, 32, 64, 1
-	m, err := buildModel(cpu.New(1), cfg)
+	m, err := NewModel(cpu.New(1), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -287,7 +287,7 @@ func TestFusedMemoryPrediction(t *testing.T) {
 			t.Fatal(err)
 		}
 		be := cpu.New(1)
-		m, err := buildModel(be, fc)
+		m, err := NewModel(be, fc)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -315,28 +315,6 @@ func TestFusedMemoryPrediction(t *testing.T) {
 }
 
 func roundTo(n int) int { return (n + 127) / 128 * 128 }
-
-// memreport lists fused variants, applied with grad_clip 0.
-func TestMemVariantsFused(t *testing.T) {
-	var n int
-	for _, v := range MemVariants([]float64{0.25, 0.5}, []string{"r0.25-bf16_sr-bf16-fused+"}) {
-		n++
-		d := Default()
-		d.Train.GradAccum = 8
-		cfg := v.Apply(d)
-		if !cfg.Train.FusedUpdate || cfg.Train.GradClip != 0 || cfg.Train.GradAccum != 1 || cfg.Train.Weights != WeightsBF16SR || cfg.Train.OptimizerState != StateBF16 {
-			t.Errorf("%s applies fused %v grad_clip %g weights %s state %s", v.Name, cfg.Train.FusedUpdate, cfg.Train.GradClip, cfg.Train.Weights, cfg.Train.OptimizerState)
-		}
-	}
-	if n != len(model.RecomputeNames) {
-		t.Errorf("%d fused variants of r0.25-bf16_sr-bf16, want one per recompute policy", n)
-	}
-	for _, v := range MemVariants([]float64{0.25, 0.5}, nil) {
-		if cfg := v.Apply(Default()); cfg.Train.FusedUpdate != strings.Contains(v.Name, "-fused") {
-			t.Errorf("%s: fused_update %v", v.Name, cfg.Train.FusedUpdate)
-		}
-	}
-}
 
 // A stop inside the LM head's chunk loop abandons the step: the head is not
 // updated from a partial gradient and the forward reports the interrupt

@@ -158,11 +158,3 @@ func checkLabels(ft FinetuneConfig) error {
 	}
 	return nil
 }
-
-// labelName is how predictions write class id i.
-func labelName(names []string, i int) any {
-	if i < len(names) {
-		return names[i]
-	}
-	return i
-}

@@ -28,7 +28,7 @@ func leanVariant(cfg Config) Config {
 
 func buildPair(t *testing.T, cfg Config) (*model.Model, *Optimizer) {
 	t.Helper()
-	m, err := buildModel(cpu.New(2), cfg)
+	m, err := NewModel(cpu.New(2), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -76,7 +76,7 @@ func (o *Optimizer) fusedUpdate(ps []*model.Param) {
 	lastLayer, lastGroup := -1, -1
 	for _, p := range ps {
 		if p.Compressed() && (p.Layer != lastLayer || p.Group.ID != lastGroup) {
-			P = o.model.FillProjection(o.proj, p.Layer, p.Group)
+			P = o.model.Projection(p.Layer, p.Group)
 			lastLayer, lastGroup = p.Layer, p.Group.ID
 		}
 		if err := o.updateParam(p, P); err != nil {
@@ -106,7 +106,7 @@ func (o *Optimizer) updateParam(p *model.Param, P *gpu.Tensor) error {
 		if hp.WeightDecay != 0 {
 			o.be.Scale(p.Updatable(), 1-hp.LR*hp.WeightDecay)
 		}
-		o.be.Gemm(p.Updatable(), dir.Reshape(p.Grad.Shape...), P, false, true, -hp.LR, 1)
+		o.decompressInto(p.Updatable(), dir.Reshape(p.Grad.Shape...), P, hp.LR)
 	}
 	return o.model.SyncParam(p)
 }

@@ -30,6 +30,13 @@ const (
 	StateBF16     = "bf16"
 )
 
+// WeightModes and OptimizerStates list the train.weights and
+// train.optimizer_state values.
+var (
+	WeightModes     = []string{WeightsAuto, WeightsMaster, WeightsBF16SR}
+	OptimizerStates = []string{StateFP32, StateBF16}
+)
+
 // MasterFree reports whether the run keeps bf16 weights without a master
 // copy: train.weights bf16_sr, or auto for a CompAct run. On 60m and 32.8M
 // tokens of real text (docs/training.md) CompAct r=0.25 with bf16_sr reached
@@ -218,7 +225,7 @@ func (o *Optimizer) compressedSR(hp gpu.AdamParams) error {
 			continue
 		}
 		if p.Layer != lastLayer || p.Group.ID != lastGroup {
-			P = o.model.FillProjection(o.proj, p.Layer, p.Group)
+			P = o.model.Projection(p.Layer, p.Group)
 			lastLayer, lastGroup = p.Layer, p.Group.ID
 		}
 		if err := o.compressedSRParam(p, P, hp); err != nil {
@@ -256,7 +263,7 @@ func (o *Optimizer) compressedSRParam(p *model.Param, P *gpu.Tensor, hp gpu.Adam
 		if hp.WeightDecay != 0 {
 			be.Scale(buf, 1-hp.LR*hp.WeightDecay)
 		}
-		be.Gemm(buf, dir.Reshape(r1-r0, r), P, false, true, -hp.LR, 1)
+		o.decompressInto(buf, dir.Reshape(r1-r0, r), P, hp.LR)
 		be.StochasticRound(wc, buf, o.round(gpu.StreamWeights, wc.Off-arena.Off))
 	}
 	return nil

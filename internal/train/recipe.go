@@ -17,6 +17,9 @@ const (
 	OptimizerTorch = "adamw_torch" // torch.optim.AdamW: mhat / (sqrt(vhat) + eps)
 )
 
+// Optimizers lists the train.optimizer values.
+var Optimizers = []string{OptimizerAuto, OptimizerHF, OptimizerTorch}
+
 // Default epsilons of the two forms, as their libraries have them.
 const (
 	hfEps    = 1e-6

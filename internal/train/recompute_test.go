@@ -23,7 +23,7 @@ func TestRecomputePoliciesAgreeInLeanStep(t *testing.T) {
 	for _, rc := range model.RecomputeNames {
 		c := cfg
 		c.Train.Recompute = rc
-		m, err := buildModel(cpu.New(2), c)
+		m, err := NewModel(cpu.New(2), c)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -50,7 +50,7 @@ func TestExportHFReference(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m, err := buildModel(be, cfg)
+		m, err := NewModel(be, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -156,7 +156,7 @@ func TestPredictedMemoryMatchesCPU(t *testing.T) {
 				t.Fatal(err)
 			}
 			be := cpu.New(1)
-			m, err := buildModel(be, cfg)
+			m, err := NewModel(be, cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -201,7 +201,7 @@ func TestCompressedUpdateFormula(t *testing.T) {
 		cfg.Train.GradClip, cfg.Train.Optimizer = 0, form
 		cfg.Train.Weights = WeightsMaster // the float64 formula, not its bf16 rounding
 		be := cpu.New64(1)
-		m, err := buildModel(be, cfg)
+		m, err := NewModel(be, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -221,8 +221,7 @@ func TestCompressedUpdateFormula(t *testing.T) {
 			t.Fatal(err)
 		}
 		w1, _ := be.DownloadF64(p.W)
-		P := make([]float64, n*r)
-		projection.Fill(P, n, r, projection.Gaussian, 11, projection.StreamID(0, projection.GroupDown), 0)
+		P := lowProjection(n, r, 11, projection.StreamID(0, projection.GroupDown), 0)
 		alpha, eps := cfg.Compact.Alpha, float64(float32(cfg.Compact.Eps))
 		if form == OptimizerHF {
 			eps /= math.Sqrt(1 - float64(float32(cfg.Train.Beta2)))
@@ -233,9 +232,9 @@ func TestCompressedUpdateFormula(t *testing.T) {
 				var upd float64
 				for j := 0; j < r; j++ {
 					g := G[i*r+j]
-					upd += g / (math.Abs(g) + eps) * P[k*r+j]
+					upd += bf16(alpha*g/(math.Abs(g)+eps)) * P[k*r+j] // the direction is stored in bf16
 				}
-				want := w0[i*n+k] - lr*alpha*upd
+				want := w0[i*n+k] - lr*upd
 				maxErr = math.Max(maxErr, math.Abs(w1[i*n+k]-want))
 			}
 		}

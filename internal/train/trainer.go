@@ -47,8 +47,8 @@ type Trainer struct {
 	model   *model.Model
 	opt     *Optimizer
 	sched   Schedule
-	train   batchSource
-	val     batchSource
+	train   Batches
+	val     Batches
 	metrics *MetricsLog
 	state   TrainerState
 
@@ -93,15 +93,14 @@ func newTrainer(cfg Config, opts RunOptions) (_ *Trainer, err error) {
 		return nil, err
 	}
 	defer func() {
-		if err != nil { // leave nothing behind in a directory this run made
+		if err != nil { // free what was built; leave nothing behind in a directory this run made
+			t.close()
 			t.dir.release(true)
 		}
 	}()
 	resumeFrom := ""
 	if opts.Resume {
-		var err error
 		if resumeFrom, err = LatestCheckpoint(t.ckptRoot()); err != nil {
-			t.close()
 			return nil, err
 		}
 		if resumeFrom == "" {
@@ -109,96 +108,38 @@ func newTrainer(cfg Config, opts RunOptions) (_ *Trainer, err error) {
 		}
 	}
 	if resumeFrom != "" {
-		st, err := ReadTrainerState(resumeFrom)
-		if err != nil {
-			t.close()
-			return nil, &UsageError{fmt.Errorf("resume: %w", err)}
-		}
-		if err := sameRun(st.Config, cfg); err != nil {
-			t.close()
-			return nil, Usagef("resume from %s: %w", resumeFrom, err)
-		}
-		if err := sameOptimizer(st, cfg); err != nil {
-			t.close()
-			return nil, Usagef("resume from %s: %w", resumeFrom, err)
-		}
-		if err := checkState(resumeFrom, st, cfg); err != nil {
-			t.close()
+		if err := t.adoptResumeState(resumeFrom); err != nil {
 			return nil, err
 		}
-		if err := checkResumeConfig(filepath.Join(resumeFrom, ckptState), st.Config, cfg, opts.AllowConfigChange, t.logf); err != nil {
-			t.close()
-			return nil, err
-		}
-		if st.Step == cfg.Train.Steps {
-			t.logf("resume: the run in %s is complete (step %d of train.steps %d); raise --steps to train further", opts.Out, st.Step, cfg.Train.Steps)
-		}
-		t.state = st
-		// The checkpoint resumed from is the newest complete one: an interrupt
-		// before the next step completes must not rewrite it from memory
-		// (weights rounded to the new settings, a window with no step-N).
-		t.lastCkpt = resumeFrom
 	}
 	if t.tok, err = data.NewTokenizer(cfg.Data.Tokenizer); err != nil {
-		t.close()
 		return nil, &UsageError{fmt.Errorf("data.tokenizer: %w", err)}
 	}
 	if t.tok.VocabSize() > cfg.Model.VocabSize {
-		t.close()
 		return nil, Usagef("data.tokenizer %s has %d tokens, more than the model's vocab_size %d", cfg.Data.Tokenizer, t.tok.VocabSize(), cfg.Model.VocabSize)
 	}
 	if err := t.openData(); err != nil {
-		t.close()
 		return nil, err
 	}
 	var how string
 	if t.be, how, err = device.Open(cfg.Train.Device, cfg.Train.Threads); err != nil {
-		t.close()
 		return nil, err
 	}
 	t.device = t.be.Name()
 	t.logf("device: %s", how)
-	if err := checkFits(cfg, t.be, true); err != nil {
-		t.close()
+	if err := CheckFits(cfg, t.be, true); err != nil {
 		return nil, err
 	}
-	if t.model, err = buildModel(t.be, cfg); err != nil {
-		t.close()
+	if t.model, err = NewModel(t.be, cfg); err != nil {
 		return nil, err
 	}
 	if t.opt, err = NewOptimizer(t.model, optimizerConfig(cfg)); err != nil {
-		t.close()
 		return nil, err
 	}
 	t.sched = Schedule{LR: cfg.PeakLR(), Warmup: cfg.Warmup(), Total: cfg.Train.Steps, MinRatio: cfg.Train.MinLRRatio}
 	t.logf("%s", cfg.RecipeLine())
-	if resumeFrom != "" {
-		if err := LoadCheckpoint(resumeFrom, t.model, t.opt); err != nil {
-			t.close()
-			return nil, &UsageError{fmt.Errorf("resume: %w", err)}
-		}
-		t.opt.Step = t.state.Step
-		if err := t.train.restoreState(t.state.Loader); err != nil {
-			t.close()
-			return nil, Usagef("resume from %s: %w", resumeFrom, err)
-		}
-		t.logf("resumed from %s at step %d", resumeFrom, t.state.Step)
-	} else if opts.Base != "" {
-		if err := t.model.Init(cfg.Train.Seed); err != nil { // heads the base lacks keep this
-			t.close()
-			return nil, err
-		}
-		if err := loadBase(t.model, opts.Base, t.logf); err != nil {
-			t.close()
-			return nil, &UsageError{fmt.Errorf("--base: %w", err)}
-		}
-		t.state = TrainerState{Config: cfg, Base: opts.Base}
-	} else {
-		if err := t.model.Init(cfg.Train.Seed); err != nil {
-			t.close()
-			return nil, err
-		}
-		t.state = TrainerState{Config: cfg}
+	if err := t.initWeights(resumeFrom); err != nil {
+		return nil, err
 	}
 	t.state.Tokenizer = cfg.Data.Tokenizer
 	t.state.Optimizer = cfg.OptimizerName()
@@ -207,10 +148,72 @@ func newTrainer(cfg Config, opts RunOptions) (_ *Trainer, err error) {
 		keep = t.state.Step
 	}
 	if t.metrics, err = OpenMetrics(opts.Out, keep); err != nil {
-		t.close()
 		return nil, err
 	}
 	return t, nil
+}
+
+// adoptResumeState reads the trainer state of the checkpoint resumed from
+// and refuses one the config cannot continue.
+func (t *Trainer) adoptResumeState(resumeFrom string) error {
+	cfg, opts := t.cfg, t.opts
+	st, err := ReadTrainerState(resumeFrom)
+	if err != nil {
+		return &UsageError{fmt.Errorf("resume: %w", err)}
+	}
+	if err := sameRun(st.Config, cfg); err != nil {
+		return Usagef("resume from %s: %w", resumeFrom, err)
+	}
+	if err := sameOptimizer(st, cfg); err != nil {
+		return Usagef("resume from %s: %w", resumeFrom, err)
+	}
+	if err := checkState(resumeFrom, st, cfg); err != nil {
+		return err
+	}
+	if err := checkResumeConfig(filepath.Join(resumeFrom, ckptState), st.Config, cfg, opts.AllowConfigChange, t.logf); err != nil {
+		return err
+	}
+	if st.Step == cfg.Train.Steps {
+		t.logf("resume: the run in %s is complete (step %d of train.steps %d); raise --steps to train further", opts.Out, st.Step, cfg.Train.Steps)
+	}
+	t.state = st
+	// The checkpoint resumed from is the newest complete one: an interrupt
+	// before the next step completes must not rewrite it from memory
+	// (weights rounded to the new settings, a window with no step-N).
+	t.lastCkpt = resumeFrom
+	return nil
+}
+
+// initWeights fills the model and optimizer: from the checkpoint resumed
+// from, else from the seed and then the base's weights (fine-tuning), else
+// from the seed alone.
+func (t *Trainer) initWeights(resumeFrom string) error {
+	cfg := t.cfg
+	switch {
+	case resumeFrom != "":
+		if err := LoadCheckpoint(resumeFrom, t.model, t.opt); err != nil {
+			return &UsageError{fmt.Errorf("resume: %w", err)}
+		}
+		t.opt.Step = t.state.Step
+		if err := t.train.restoreState(t.state.Loader); err != nil {
+			return Usagef("resume from %s: %w", resumeFrom, err)
+		}
+		t.logf("resumed from %s at step %d", resumeFrom, t.state.Step)
+	case t.opts.Base != "":
+		if err := t.model.Init(cfg.Train.Seed); err != nil { // heads the base lacks keep this
+			return err
+		}
+		if err := loadBase(t.model, t.opts.Base, t.logf); err != nil {
+			return &UsageError{fmt.Errorf("--base: %w", err)}
+		}
+		t.state = TrainerState{Config: cfg, Base: t.opts.Base}
+	default:
+		if err := t.model.Init(cfg.Train.Seed); err != nil {
+			return err
+		}
+		t.state = TrainerState{Config: cfg}
+	}
+	return nil
 }
 
 // sameRun refuses to resume a checkpoint into a different model or
@@ -239,48 +242,86 @@ func sameOptimizer(saved TrainerState, now Config) error {
 
 func (t *Trainer) ckptRoot() string { return filepath.Join(t.opts.Out, "checkpoints") }
 
-// openData resolves the shards (the default corpus when none are named) and
-// opens the training and validation loaders.
+// openData opens the run's training and validation batches.
 func (t *Trainer) openData() error {
-	if t.cfg.Finetune.Task != TaskCausal {
-		var err error
-		t.train, t.val, err = openExamples(t.cfg, t.tok, t.logf)
+	d, err := openData(t.cfg, t.tok, t.logf)
+	if err != nil {
 		return err
 	}
-	d, tr := t.cfg.Data, t.cfg.Train
+	t.train, t.val = d.train, d.val
+	if t.cfg.Finetune.Task == TaskCausal {
+		t.state.TrainFiles, t.state.ValFiles = d.trainFiles, d.valFiles
+	}
+	return nil
+}
+
+// dataSets are a run's training and validation batches and, for token
+// shards, the files they read.
+type dataSets struct {
+	train, val           Batches
+	trainFiles, valFiles []string
+}
+
+// openData resolves the shards (the default corpus when none are named) and
+// opens the training and validation loaders, or reads the JSONL sets of a
+// fine-tuning task.
+func openData(cfg Config, tok data.Tokenizer, logf func(string, ...any)) (dataSets, error) {
+	var ds dataSets
+	if cfg.Finetune.Task != TaskCausal {
+		var err error
+		ds.train, ds.val, err = openExamples(cfg, tok, logf)
+		return ds, err
+	}
+	d, tr := cfg.Data, cfg.Train
 	trainGlobs, valGlobs := d.Train, d.Val
 	if len(trainGlobs) == 0 {
-		t.logf("data: building or reusing the default corpus (Go distribution sources, %d bytes)", d.CorpusBytes)
-		tg, vg, err := data.DefaultCorpus(t.tok, d.CorpusBytes)
+		logf("data: building or reusing the default corpus (Go distribution sources, %d bytes)", d.CorpusBytes)
+		tg, vg, err := data.DefaultCorpus(tok, d.CorpusBytes)
 		if err != nil {
-			return fmt.Errorf("default corpus: %w", err)
+			return ds, fmt.Errorf("default corpus: %w", err)
 		}
 		trainGlobs, valGlobs = []string{tg}, []string{vg}
 	}
 	trainFiles, err := data.ExpandGlobs(trainGlobs)
 	if err != nil {
-		return &UsageError{fmt.Errorf("data.train: %w", err)}
+		return ds, &UsageError{fmt.Errorf("data.train: %w", err)}
 	}
 	valFiles, err := data.ExpandGlobs(valGlobs)
 	if err != nil {
-		return &UsageError{fmt.Errorf("data.val: %w", err)}
+		return ds, &UsageError{fmt.Errorf("data.val: %w", err)}
 	}
-	t.state.TrainFiles, t.state.ValFiles = trainFiles, valFiles
 	trl, err := data.NewLoader(data.LoaderConfig{Paths: trainFiles, Format: d.Format, B: tr.MicroBatch,
-		T: tr.SeqLen, Seed: tr.Seed, Shuffle: d.Shuffle, Rank: 0, World: 1, Prefetch: 4, VocabSize: t.cfg.Model.VocabSize,
-		Tokenizer: t.tok.Name()})
+		T: tr.SeqLen, Seed: tr.Seed, Shuffle: d.Shuffle, Rank: 0, World: 1, Prefetch: 4, VocabSize: cfg.Model.VocabSize,
+		Tokenizer: tok.Name()})
 	if err != nil {
-		return &UsageError{fmt.Errorf("data.train: %w", err)}
+		return ds, &UsageError{fmt.Errorf("data.train: %w", err)}
 	}
-	t.train = shardSource{trl}
 	vl, err := data.NewLoader(data.LoaderConfig{Paths: valFiles, Format: d.Format, B: tr.MicroBatch,
-		T: tr.SeqLen, Seed: tr.Seed, Shuffle: false, Rank: 0, World: 1, Prefetch: 2, VocabSize: t.cfg.Model.VocabSize,
-		Tokenizer: t.tok.Name()})
+		T: tr.SeqLen, Seed: tr.Seed, Shuffle: false, Rank: 0, World: 1, Prefetch: 2, VocabSize: cfg.Model.VocabSize,
+		Tokenizer: tok.Name()})
 	if err != nil {
-		return &UsageError{fmt.Errorf("data.val: %w", err)}
+		trl.Close()
+		return ds, &UsageError{fmt.Errorf("data.val: %w", err)}
 	}
-	t.val = shardSource{vl}
-	return nil
+	return dataSets{train: shardSource{trl}, val: shardSource{vl}, trainFiles: trainFiles, valFiles: valFiles}, nil
+}
+
+// OpenValidation opens the validation batches of cfg as a run would, for
+// evaluating a checkpoint; with unlabelled (evaluation for predictions, a
+// classify task) rows need no label.
+func OpenValidation(cfg Config, tok data.Tokenizer, logf func(string, ...any), unlabelled bool) (Batches, error) {
+	var d dataSets
+	var err error
+	if unlabelled {
+		d.train, d.val, err = openExamplesFor(cfg, tok, logf, true)
+	} else {
+		d, err = openData(cfg, tok, logf)
+	}
+	if err != nil {
+		return nil, err
+	}
+	d.train.Close() // opened for its errors and the held-out split, not read
+	return d.val, nil
 }
 
 func (t *Trainer) close() {
@@ -373,7 +414,7 @@ func (t *Trainer) step(read bool) (loss, gradNorm float64, err error) {
 // eval_batches batches, the same every time) and, for a classifier, the
 // accuracy (else -1).
 func (t *Trainer) evaluate() (loss, acc float64, err error) {
-	return evaluateModel(t.model, t.val, t.cfg.Train.MicroBatch, t.cfg.Train.SeqLen, t.cfg.Train.EvalBatches)
+	return Validate(t.model, t.val, t.cfg.Train.MicroBatch, t.cfg.Train.SeqLen, t.cfg.Train.EvalBatches)
 }
 
 func (t *Trainer) checkpoint() error {

@@ -30,7 +30,7 @@ func (f *fixedBatches) Next() ([]int32, []int32, error) {
 }
 func (f *fixedBatches) Reset()                              { f.i = 0 }
 func (f *fixedBatches) Close() error                        { return nil }
-func (f *fixedBatches) evalBatches(limit int) int           { return min(limit, len(f.in)) }
+func (f *fixedBatches) EvalBatches(limit int) int           { return min(limit, len(f.in)) }
 func (f *fixedBatches) saveState() (json.RawMessage, error) { return nil, nil }
 func (f *fixedBatches) restoreState(json.RawMessage) error  { return nil }
 
@@ -53,13 +53,13 @@ func updateConfig() Config {
 
 // stepper builds cfg on the float64 CPU backend with a trainer around it
 // that takes steps at the constant rate stepLR.
-func stepper(t *testing.T, cfg Config, src batchSource) *Trainer {
+func stepper(t *testing.T, cfg Config, src Batches) *Trainer {
 	t.Helper()
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
 	be := cpu.New64(2)
-	m, err := buildModel(be, cfg)
+	m, err := NewModel(be, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,6 +180,20 @@ func (h *handAdam) direction(cfg Config, g []float64, step int, eps float64) []f
 	return dir
 }
 
+// bf16 is x rounded to the nearest bf16, as a Low tensor holds it.
+func bf16(x float64) float64 { return float64(gpu.BF16Nearest(float32(x))) }
+
+// lowProjection is the Gaussian P (n x r) of a stream and epoch as the
+// model holds it: Low, so rounded to bf16 on every backend.
+func lowProjection(n, r int, seed uint64, stream, epoch uint32) []float64 {
+	P := make([]float64, n*r)
+	projection.Fill(P, n, r, projection.Gaussian, seed, stream, epoch)
+	for i, v := range P {
+		P[i] = bf16(v)
+	}
+	return P
+}
+
 // matmul returns a (rows x k) times b (k x cols), with b transposed when bt
 // (b is then cols x k).
 func matmul(a, b []float64, rows, k, cols int, bt bool) []float64 {
@@ -258,15 +272,17 @@ func updateCheck(t *testing.T, cfg Config, steps int) []string {
 			want := make([]float64, len(w1[p.Name]))
 			if p.Compressed() {
 				rows, n, r := p.W.Shape[0], p.W.Shape[1], p.Group.Rank
-				P := make([]float64, n*r)
-				projection.Fill(P, n, r, projection.Gaussian, cfg.Compact.Seed, projection.StreamID(p.Layer, p.Group.ID), epoch)
+				P := lowProjection(n, r, cfg.Compact.Seed, projection.StreamID(p.Layer, p.Group.ID), epoch)
 				if d := maxRelDiff(G[p.Name], matmul(dW[p.Name], P, rows, n, r, false)); d > 1e-10 {
 					failf("step %d (epoch %d): %s: G differs from the full gradient times P of the step's epoch by %.3g", step, epoch, p.Name, d)
 				}
 				N := state[p.Name].direction(cfg, G[p.Name], step, cfg.Compact.Eps)
+				for i, v := range N { // alpha is in the direction, which is stored in bf16
+					N[i] = bf16(alpha * v)
+				}
 				upd := matmul(N, P, rows, r, n, true)
 				for i := range want {
-					want[i] = w0[p.Name][i] - stepLR*alpha*upd[i]
+					want[i] = w0[p.Name][i] - stepLR*upd[i]
 				}
 			} else {
 				if d := maxRelDiff(G[p.Name], dW[p.Name]); d > 1e-10 {

@@ -706,7 +706,16 @@ func TestAdam(t *testing.T) {
 		}{{ref64(), 1e-14}, {New(2), 1e-5}} {
 			b := tc.b
 			pt, mt, vt := mk(t, b, "p", p0, n), mk(t, b, "m", nil, n), mk(t, b, "v", nil, n)
-			md, vd, dir := mk(t, b, "md", nil, n), mk(t, b, "vd", nil, n), mk(t, b, "dir", nil, n)
+			md, vd := mk(t, b, "md", nil, n), mk(t, b, "vd", nil, n)
+			ml, vl := mk(t, b, "ml", nil, n), mk(t, b, "vl", nil, n)
+			dir, err := b.Alloc("dir", gpu.Workspace, gpu.Full, n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dirLow, err := b.Alloc("dir_bf16", gpu.Workspace, gpu.Low, n)
+			if err != nil {
+				t.Fatal(err)
+			}
 			clip := mk(t, b, "clip", []float64{clipv}, 1)
 			name := fmt.Sprintf("%s form %d", b.Name(), form)
 			for s, g := range grads {
@@ -714,7 +723,15 @@ func TestAdam(t *testing.T) {
 				gt := mk(t, b, "g", g, n)
 				b.AdamW(pt, gt, mt, vt, clip, hp)
 				b.AdamDirection(dir, gt, md, vd, clip, hp)
-				expectClose(t, name+" AdamDirection", get(t, b, dir), dirs[s], tc.tol)
+				b.AdamDirection(dirLow, gt, ml, vl, clip, hp)
+				full := get(t, b, dir)
+				expectClose(t, name+" AdamDirection", full, dirs[s], tc.tol)
+				// A Low direction is the Full one rounded to the nearest bf16.
+				for i, d := range get(t, b, dirLow) {
+					if want := float64(gpu.BF16Nearest(float32(full[i]))); d != want {
+						t.Fatalf("%s step %d: bf16 direction[%d] = %v, want %v", name, s+1, i, d, want)
+					}
+				}
 			}
 			expectClose(t, name+" AdamW p", get(t, b, pt), p, tc.tol)
 			expectClose(t, name+" AdamW m", get(t, b, mt), m, tc.tol)
@@ -763,17 +780,32 @@ func TestProjection(t *testing.T) {
 		pk := projection.Kind(kind)
 		s := gpu.ProjectionStream{Seed: 0x123456789, Stream: 17, Epoch: 3, Kind: kind}
 		b64, b32 := ref64(), New(2)
-		P64, P32 := mk(t, b64, "P", nil, n, r), mk(t, b32, "P", nil, n, r)
-		b64.Projection(P64, s)
-		b32.Projection(P32, s)
 		want := make([]float64, n*r)
 		projection.Fill(want, n, r, pk, s.Seed, s.Stream, s.Epoch)
 		want32 := make([]float32, n*r)
 		projection.Fill32(want32, n, r, pk, s.Seed, s.Stream, s.Epoch)
-		got32 := b32.f(P32)
-		for i := range want {
-			if b64.f(P64)[i] != want[i] || got32[i] != want32[i] {
-				t.Fatalf("kind %d: P[%d] = %v / %v, want %v", kind, i, b64.f(P64)[i], got32[i], want[i])
+		// Full keeps the generator's values; Low holds them rounded to bf16.
+		for _, prec := range []gpu.Precision{gpu.Full, gpu.Low} {
+			P64, err := b64.Alloc("P", gpu.Projection, prec, n, r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			P32, err := b32.Alloc("P", gpu.Projection, prec, n, r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b64.Projection(P64, s)
+			b32.Projection(P32, s)
+			got64, got32 := b64.f(P64), b32.f(P32)
+			for i := range want {
+				w64, w32 := want[i], want32[i]
+				if prec == gpu.Low {
+					w32 = gpu.BF16Nearest(w32)
+					w64 = float64(w32)
+				}
+				if got64[i] != w64 || got32[i] != w32 {
+					t.Fatalf("kind %d precision %d: P[%d] = %v / %v, want %v / %v", kind, prec, i, got64[i], got32[i], w64, w32)
+				}
 			}
 		}
 	}

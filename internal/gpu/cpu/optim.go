@@ -97,7 +97,8 @@ func (c *Backend[T]) AdamW(p, g, m, v, clip *gpu.Tensor, hp gpu.AdamParams) {
 }
 
 // AdamDirection updates m, v as AdamW does and writes
-// dir = Scale mhat/(sqrt(vhat)+Eps). LR and WeightDecay are not used.
+// dir = Scale mhat/(sqrt(vhat)+Eps). LR and WeightDecay are not used. A Low
+// dir holds the direction rounded to the nearest bf16, as CUDA stores it.
 func (c *Backend[T]) AdamDirection(dir, g, m, v, clip *gpu.Tensor, hp gpu.AdamParams) {
 	n := dir.Len()
 	checkLen("AdamDirection g", g, n)
@@ -105,15 +106,23 @@ func (c *Backend[T]) AdamDirection(dir, g, m, v, clip *gpu.Tensor, hp gpu.AdamPa
 	checkLen("AdamDirection v", v, n)
 	a := c.adamConsts("AdamDirection", clip, hp)
 	dd, gd, md, vd := c.f(dir), c.f(g), c.f(m), c.f(v)
+	low := dir.Prec == gpu.Low
 	c.parallel(n, elemGrain, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
-			dd[i] = T(moments(&a, float64(gd[i])*a.clip, &md[i], &vd[i]))
+			d := moments(&a, float64(gd[i])*a.clip, &md[i], &vd[i])
+			if low {
+				d = float64(gpu.BF16Nearest(float32(d)))
+			}
+			dd[i] = T(d)
 		}
 	})
 }
 
 // Projection fills P (n, r) from the shared Philox generator: float64 is the
-// exact reference, float32 its rounding. projection.Fill is serial.
+// exact reference, float32 its rounding, and a Low P holds that rounded to
+// the nearest bf16, as CUDA's projection_bf16 stores it (so the CPU forward
+// and the decompressed update read the P that CUDA reads). projection.Fill
+// is serial.
 func (c *Backend[T]) Projection(P *gpu.Tensor, s gpu.ProjectionStream) {
 	check(len(P.Shape) == 2, "Projection: %s must be (n, r)", P)
 	n, r := P.Shape[0], P.Shape[1]
@@ -125,10 +134,18 @@ func (c *Backend[T]) Projection(P *gpu.Tensor, s gpu.ProjectionStream) {
 	default:
 		check(false, "Projection: unknown kind %d", int(s.Kind))
 	}
-	switch d := any(c.f(P)).(type) {
+	d := c.f(P)
+	switch d := any(d).(type) {
 	case []float32:
 		projection.Fill32(d, n, r, kind, s.Seed, s.Stream, s.Epoch)
 	case []float64:
 		projection.Fill(d, n, r, kind, s.Seed, s.Stream, s.Epoch)
+	}
+	if P.Prec == gpu.Low {
+		c.parallel(len(d), elemGrain, func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				d[i] = T(gpu.BF16Nearest(float32(d[i])))
+			}
+		})
 	}
 }

@@ -324,11 +324,14 @@ func (c *Backend) DownloadF64(t *gpu.Tensor) ([]float64, error) {
 	return out, nil
 }
 
+// UploadInt32 does not wait for the GPU (token ids are uploaded every
+// micro-batch): the values go through pinned staging (HtoDAsync), so src
+// may be reused on return and the copy lands in stream order.
 func (c *Backend) UploadInt32(t *gpu.Tensor, src []int32) error {
 	if t.Prec != gpu.Int32 || len(src) != t.Len() {
 		return fmt.Errorf("upload %s: %d int32 values into %d elements of precision %d", t, len(src), t.Len(), t.Prec)
 	}
-	return c.dev.HtoD(addr(t), unsafe.Pointer(unsafe.SliceData(src)), int64(len(src))*4)
+	return c.dev.HtoDAsync(addr(t), unsafe.Pointer(unsafe.SliceData(src)), int64(len(src))*4)
 }
 
 func (c *Backend) Copy(dst, src *gpu.Tensor) error {

@@ -327,3 +327,49 @@ func TestCUDADecodeOps(t *testing.T) {
 		h.expect("attention decode", out, tolBF16)
 	}
 }
+
+// UploadInt32 returns before its copy runs: each upload must still land in
+// stream order with its own values, even when the host reuses its slice at
+// once and runs more uploads ahead than there are staging buffers, and a
+// larger upload after smaller ones must grow the staging.
+func TestCUDAUploadInt32IsAsyncAndOrdered(t *testing.T) {
+	g := cudaOrSkip(t)
+	const rounds = 3*stagingSlots + 1
+	src, err := g.Alloc("tokens", gpu.Activations, gpu.Int32, 1<<16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Free(src)
+	var dsts []*gpu.Tensor
+	host := make([]int32, src.Len())
+	for i := range rounds {
+		n := 1000 + i*(src.Len()-1000)/rounds // growing uploads
+		for j := range host[:n] {
+			host[j] = int32(i*1_000_003 + j)
+		}
+		if err := g.UploadInt32(src.Rows(0, n), host[:n]); err != nil {
+			t.Fatal(err)
+		}
+		clear(host) // the backend must have taken its own copy
+		d, err := g.Alloc("copy", gpu.Activations, gpu.Int32, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer g.Free(d)
+		if err := g.Copy(d, src.Rows(0, n)); err != nil {
+			t.Fatal(err)
+		}
+		dsts = append(dsts, d)
+	}
+	for i, d := range dsts {
+		got, err := g.Download(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j, v := range got {
+			if want := float32(int32(i*1_000_003 + j)); v != want {
+				t.Fatalf("upload %d: element %d = %v, want %v", i, j, v, want)
+			}
+		}
+	}
+}

@@ -47,6 +47,7 @@ const (
 const (
 	cuStreamNonBlocking uint32 = 0x1 // CU_STREAM_NON_BLOCKING
 	cuEventDefault      uint32 = 0x0 // CU_EVENT_DEFAULT (timing enabled)
+	cuEventNoTiming     uint32 = 0x2 // CU_EVENT_DISABLE_TIMING (cheapest to record and wait on)
 )
 
 // cu holds the driver entry points. Handles (CUcontext, CUstream, CUmodule,
@@ -71,6 +72,8 @@ var cu struct {
 	MemAlloc                func(dptr *uintptr, bytes uintptr) cuResult                  // cuMemAlloc_v2(CUdeviceptr*, size_t)
 	MemFree                 func(dptr uintptr) cuResult                                  // cuMemFree_v2(CUdeviceptr)
 	MemGetInfo              func(free, total *uintptr) cuResult                          // cuMemGetInfo_v2(size_t*, size_t*)
+	MemHostAlloc            func(pp *unsafe.Pointer, n uintptr, flags uint32) cuResult   // cuMemHostAlloc(void**, size_t, unsigned int)
+	MemFreeHost             func(p unsafe.Pointer) cuResult                              // cuMemFreeHost(void*)
 	MemcpyHtoDAsync         func(dst uintptr, src unsafe.Pointer, n, s uintptr) cuResult // cuMemcpyHtoDAsync_v2(CUdeviceptr, const void*, size_t, CUstream)
 	MemcpyDtoHAsync         func(dst unsafe.Pointer, src uintptr, n, s uintptr) cuResult // cuMemcpyDtoHAsync_v2(void*, CUdeviceptr, size_t, CUstream)
 	MemcpyDtoDAsync         func(dst, src uintptr, n, s uintptr) cuResult                // cuMemcpyDtoDAsync_v2(CUdeviceptr, CUdeviceptr, size_t, CUstream)
@@ -129,6 +132,8 @@ func loadDriver() error {
 		b.fn(&cu.MemAlloc, "cuMemAlloc_v2")
 		b.fn(&cu.MemFree, "cuMemFree_v2")
 		b.fn(&cu.MemGetInfo, "cuMemGetInfo_v2")
+		b.fn(&cu.MemHostAlloc, "cuMemHostAlloc")
+		b.fn(&cu.MemFreeHost, "cuMemFreeHost")
 		b.fn(&cu.MemcpyHtoDAsync, "cuMemcpyHtoDAsync_v2")
 		b.fn(&cu.MemcpyDtoHAsync, "cuMemcpyDtoHAsync_v2")
 		b.fn(&cu.MemcpyDtoDAsync, "cuMemcpyDtoDAsync_v2")
@@ -267,6 +272,7 @@ type device struct {
 
 	modules []*module     // device thread only
 	blas    cublasLtState // device thread only
+	staging hostStaging   // device thread only: pinned buffers of HtoDAsync
 }
 
 // openDevice opens GPU ordinal: cuInit, cuDeviceGet, retains the primary
@@ -440,6 +446,7 @@ func (d *device) release() error {
 		errs = append(errs, cuCheck(cu.StreamSynchronize(d.stream), "cuStreamSynchronize"))
 	}
 	errs = append(errs, d.blasRelease())
+	errs = append(errs, d.stagingRelease())
 	for _, m := range d.modules {
 		if m.h != 0 {
 			errs = append(errs, cuCheck(cu.ModuleUnload(m.h), "cuModuleUnload(%s)", m.name))

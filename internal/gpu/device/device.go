@@ -47,17 +47,6 @@ func Open(device string, threads int) (gpu.Backend, string, error) {
 	return nil, "", fmt.Errorf("unknown device %q (want one of %s)", device, strings.Join(Names, ", "))
 }
 
-// GPUMemory is the total memory of CUDA device 0, or why there is none.
-func GPUMemory() (int64, error) {
-	c, err := cuda.New(0)
-	if err != nil {
-		return 0, err
-	}
-	defer c.Close()
-	_, total, err := c.MemGetInfo()
-	return total, err
-}
-
 // Brief is err in one line: a missing library's name rather than every path
 // tried, else the error's first line.
 func Brief(err error) string {

@@ -1,25 +1,15 @@
-package train
+package charts
 
 import (
 	"fmt"
 	"image/color"
 
 	"github.com/compact-llm/compact/internal/gpu"
+	"github.com/compact-llm/compact/internal/memreport"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 )
-
-// MemRow is one variant of a memory report.
-type MemRow struct {
-	Variant      MemVariant       `json:"variant"`
-	Predicted    map[string]int64 `json:"predicted_bytes"`
-	Kinds        map[string]int64 `json:"predicted_activation_bytes_by_kind"`
-	MaxBatch     int              `json:"max_micro_batch"`
-	Measured     map[string]int64 `json:"measured_bytes,omitempty"`
-	DriverUsed   int64            `json:"driver_used_bytes,omitempty"`
-	ErrorPercent *float64         `json:"error_percent,omitempty"`
-}
 
 // categoryColors gives each memory category its own colour.
 var categoryColors = [gpu.NumCategories]color.Color{
@@ -35,7 +25,7 @@ var categoryColors = [gpu.NumCategories]color.Color{
 
 // PlotMemory draws one stacked bar per variant, one colour per category,
 // in GiB, with the memory limit as a line, and saves it as PNG.
-func PlotMemory(rows []MemRow, title string, limit int64, path string) error {
+func PlotMemory(rows []memreport.Row, title string, limit int64, path string) error {
 	p := plot.New()
 	p.Title.Text = title
 	p.Y.Label.Text = "GiB"

@@ -7,18 +7,7 @@ import (
 	"strings"
 
 	"github.com/compact-llm/compact/internal/gpu"
-	"github.com/compact-llm/compact/internal/gpu/device"
-	"github.com/compact-llm/compact/internal/model"
 )
-
-// ElementBytes returns the bytes per element of Low and Full tensors on a
-// backend kind: the CPU keeps float32 everywhere, CUDA bf16 for Low.
-func ElementBytes(backend string) (low, full int64) {
-	if backend == device.CUDA {
-		return 2, 4
-	}
-	return 4, 4
-}
 
 // Prediction is the memory a training step of one configuration needs.
 type Prediction struct {
@@ -35,9 +24,9 @@ type Prediction struct {
 // the kernels' scratch). Everything is allocated before the first step, so
 // the sum is the peak.
 func PredictMemory(cfg Config, B, T int, backend string) (Prediction, error) {
-	low, full := ElementBytes(backend)
+	low, full := gpu.ElementBytes(backend)
 	meter := gpu.NewMeter(low, full)
-	m, err := buildModel(meter.Backend(), cfg)
+	m, err := NewModel(meter.Backend(), cfg)
 	if err != nil {
 		return Prediction{}, err
 	}
@@ -49,11 +38,9 @@ func PredictMemory(cfg Config, B, T int, backend string) (Prediction, error) {
 	}
 	s := meter.Memory().Snapshot()
 	p := Prediction{PeakAt: s.Current, PeakAll: s.Total, Kinds: map[string]int64{}}
-	if backend == device.CUDA {
-		extra := int64(gpu.GemmWorkspaceBytes) + 4*gpu.CUDAScratchFloats(B, T, cfg.Model.Hidden, cfg.Model.Heads)
-		p.PeakAt[gpu.Workspace] += extra
-		p.PeakAll += extra
-	}
+	extra := gpu.BackendWorkspaceBytes(backend, B, T, cfg.Model.Hidden, cfg.Model.Heads)
+	p.PeakAt[gpu.Workspace] += extra
+	p.PeakAll += extra
 	for _, a := range meter.Allocs {
 		if a.Cat == gpu.Activations {
 			p.Kinds[activationKind(a.Name)] += a.Bytes
@@ -88,31 +75,6 @@ func activationKind(name string) string {
 		return "loss"
 	}
 	return "scratch (norm out, activations, gradients)"
-}
-
-func buildModel(be gpu.Backend, cfg Config) (*model.Model, error) {
-	rc, err := model.ParseRecompute(cfg.Train.Recompute)
-	if err != nil {
-		return nil, err
-	}
-	opts := model.Options{Compact: cfg.Compact, Recompute: rc, LossChunk: cfg.Train.LossChunk,
-		NumLabels: cfg.Finetune.NumLabels, MasterFree: cfg.MasterFree(),
-		// With accumulation the sums need the gradient arena, and the step
-		// runs unfused (README: train.fused_update).
-		FusedUpdate: cfg.Train.FusedUpdate && cfg.Train.GradAccum == 1}
-	if cfg.MasterFree() || cfg.Train.OptimizerState == StateBF16 {
-		// Rounding noise is keyed by arena element: the CPU pads the MLP as
-		// CUDA does, so both lay out (and round) every element alike.
-		opts.PadIntermediate = 8
-	}
-	return model.New(be, cfg.Model, opts)
-}
-
-func optimizerConfig(cfg Config) OptimizerConfig {
-	t := cfg.Train
-	return OptimizerConfig{Beta1: t.Beta1, Beta2: t.Beta2, Eps: cfg.AdamEpsilon(), CompactEps: cfg.Compact.Eps,
-		WeightDecay: t.WeightDecay, GradClip: t.GradClip, UpdateGap: cfg.Compact.UpdateGap, Form: cfg.AdamForm(),
-		Precision: PrecisionConfig{MasterFree: cfg.MasterFree(), StateBF16: t.OptimizerState == StateBF16, Seed: t.Seed}}
 }
 
 // MemoryFile is memreport.json of a training run.

@@ -1,4 +1,4 @@
-package train
+package evaluate
 
 // `compact eval --predictions FILE`: one JSON line per row of the evaluated
 // classify set, in order, with the row's label when it has one, the
@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 
 	"github.com/compact-llm/compact/internal/data"
+	"github.com/compact-llm/compact/internal/train"
 )
 
 // predictionWriter writes the prediction lines of one evaluation.
@@ -21,7 +22,7 @@ type predictionWriter struct {
 	path  string
 	tmp   *os.File
 	w     *bufio.Writer
-	ex    []example
+	set   []train.ExampleRow // the evaluated rows, in order
 	B     int
 	names []string
 	rows  int
@@ -29,25 +30,25 @@ type predictionWriter struct {
 
 // newPredictionWriter refuses a path that is one of the evaluated files
 // (writing it would destroy the data) before creating anything.
-func newPredictionWriter(path string, cfg Config, ex []example) (*predictionWriter, error) {
+func newPredictionWriter(path string, cfg train.Config, set []train.ExampleRow) (*predictionWriter, error) {
 	if st, err := os.Stat(path); err == nil {
 		if st.IsDir() {
-			return nil, Usagef("--predictions %s is a directory", path)
+			return nil, train.Usagef("--predictions %s is a directory", path)
 		}
 		for _, globs := range [][]string{cfg.Data.Train, cfg.Data.Val} {
 			files, _ := data.ExpandGlobs(globs)
 			for _, f := range files {
 				if fs, err := os.Stat(f); err == nil && os.SameFile(st, fs) {
-					return nil, Usagef("--predictions %s is an input file of the evaluation; name another file", path)
+					return nil, train.Usagef("--predictions %s is an input file of the evaluation; name another file", path)
 				}
 			}
 		}
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
-		return nil, Usagef("--predictions: %w", err)
+		return nil, train.Usagef("--predictions: %w", err)
 	}
-	return &predictionWriter{path: path, tmp: tmp, w: bufio.NewWriter(tmp), ex: ex,
+	return &predictionWriter{path: path, tmp: tmp, w: bufio.NewWriter(tmp), set: set,
 		B: cfg.Train.MicroBatch, names: cfg.Finetune.Labels}, nil
 }
 
@@ -56,7 +57,7 @@ func newPredictionWriter(path string, cfg Config, ex []example) (*predictionWrit
 func (p *predictionWriter) batch(i int, pred []int, probs [][]float64) error {
 	for j := range probs {
 		k := i*p.B + j
-		if k >= len(p.ex) {
+		if k >= len(p.set) {
 			break
 		}
 		if err := p.row(k, pred[j], probs[j]); err != nil {
@@ -67,16 +68,16 @@ func (p *predictionWriter) batch(i int, pred []int, probs [][]float64) error {
 }
 
 func (p *predictionWriter) row(k, pred int, probs []float64) error {
-	e := p.ex[k]
+	e := p.set[k]
 	head := struct {
 		Row       int    `json:"row"`
 		File      string `json:"file"`
 		Line      int    `json:"line"`
 		Label     any    `json:"label,omitempty"`
 		Predicted any    `json:"predicted"`
-	}{Row: k, File: e.file, Line: e.line, Predicted: labelName(p.names, pred)}
-	if e.label >= 0 {
-		head.Label = labelName(p.names, int(e.label))
+	}{Row: k, File: e.File, Line: e.Line, Predicted: labelName(p.names, pred)}
+	if e.Label >= 0 {
+		head.Label = labelName(p.names, int(e.Label))
 	}
 	js, err := json.Marshal(head)
 	if err != nil {
@@ -126,4 +127,12 @@ func (p *predictionWriter) finish(failed error) error {
 		return fmt.Errorf("--predictions %s: %w", p.path, err)
 	}
 	return err
+}
+
+// labelName is how predictions write class id i: its name, else the id.
+func labelName(names []string, i int) any {
+	if i < len(names) {
+		return names[i]
+	}
+	return i
 }

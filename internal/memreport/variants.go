@@ -1,4 +1,8 @@
-package train
+// Package memreport compares the memory of training variants (full rank,
+// CompAct ranks, recomputation policies, lean precisions, fused updates):
+// predicted on a metering backend by train.PredictMemory, the largest
+// micro-batch that fits, and the peak measured on a device.
+package memreport
 
 import (
 	"fmt"
@@ -7,11 +11,12 @@ import (
 	"github.com/compact-llm/compact/internal/gpu"
 	"github.com/compact-llm/compact/internal/gpu/device"
 	"github.com/compact-llm/compact/internal/model"
+	"github.com/compact-llm/compact/internal/train"
 )
 
-// MemVariant is one configuration memreport compares: full rank or CompAct
+// Variant is one configuration memreport compares: full rank or CompAct
 // at a rank, shared or per-layer projections, and a recomputation policy.
-type MemVariant struct {
+type Variant struct {
 	Name      string  `json:"name"`
 	Compact   bool    `json:"compact"`
 	Rank      float64 `json:"rank,omitempty"`
@@ -26,18 +31,18 @@ type MemVariant struct {
 }
 
 // Apply returns cfg changed to the variant.
-func (v MemVariant) Apply(cfg Config) Config {
+func (v Variant) Apply(cfg train.Config) train.Config {
 	cfg.Compact.Enabled = v.Compact
 	if v.Compact {
 		cfg.Compact.Rank, cfg.Compact.Share = v.Rank, v.Share
 	}
 	cfg.Train.Recompute = v.Recompute
 	// A variant without a weights suffix is the fp32-master engine.
-	cfg.Train.Weights = WeightsMaster
+	cfg.Train.Weights = train.WeightsMaster
 	if v.Weights != "" {
 		cfg.Train.Weights = v.Weights
 	}
-	cfg.Train.OptimizerState = StateFP32
+	cfg.Train.OptimizerState = train.StateFP32
 	if v.OptimizerState != "" {
 		cfg.Train.OptimizerState = v.OptimizerState
 	}
@@ -50,7 +55,7 @@ func (v MemVariant) Apply(cfg Config) Config {
 	return cfg
 }
 
-// MemVariants lists full rank and CompAct at each rank (shared
+// Variants lists full rank and CompAct at each rank (shared
 // projections), CompAct at ranks[1] with per-layer projections, each with
 // every recomputation policy, all with fp32 master weights and fp32 moments;
 // then the lean variants of full rank and each rank: master-free bf16
@@ -59,9 +64,9 @@ func (v MemVariant) Apply(cfg Config) Config {
 // into backward ("-fused", "-bf16_sr-fused", "-bf16_sr-bf16-fused"). Names
 // are chosen so that no variant's name is a prefix of another's. filter
 // keeps names with one of its prefixes.
-func MemVariants(ranks []float64, filter []string) []MemVariant {
-	var out []MemVariant
-	add := func(v MemVariant) {
+func Variants(ranks []float64, filter []string) []Variant {
+	var out []Variant
+	add := func(v Variant) {
 		if len(filter) == 0 {
 			out = append(out, v)
 			return
@@ -74,40 +79,40 @@ func MemVariants(ranks []float64, filter []string) []MemVariant {
 		}
 	}
 	for _, rc := range model.RecomputeNames {
-		add(MemVariant{Name: "full+" + rc, Recompute: rc})
+		add(Variant{Name: "full+" + rc, Recompute: rc})
 		for _, r := range ranks {
-			add(MemVariant{Name: fmt.Sprintf("r%g+%s", r, rc), Compact: true, Rank: r, Share: true, Recompute: rc})
+			add(Variant{Name: fmt.Sprintf("r%g+%s", r, rc), Compact: true, Rank: r, Share: true, Recompute: rc})
 		}
 		if len(ranks) > 1 {
-			add(MemVariant{Name: fmt.Sprintf("r%g-perlayer+%s", ranks[1], rc), Compact: true, Rank: ranks[1], Recompute: rc})
+			add(Variant{Name: fmt.Sprintf("r%g-perlayer+%s", ranks[1], rc), Compact: true, Rank: ranks[1], Recompute: rc})
 		}
 	}
 	for _, rc := range model.RecomputeNames {
-		for _, lean := range [][2]string{{WeightsBF16SR, StateFP32}, {WeightsBF16SR, StateBF16}} {
+		for _, lean := range [][2]string{{train.WeightsBF16SR, train.StateFP32}, {train.WeightsBF16SR, train.StateBF16}} {
 			tag := "-" + lean[0]
-			if lean[1] != StateFP32 {
+			if lean[1] != train.StateFP32 {
 				tag += "-" + lean[1]
 			}
-			add(MemVariant{Name: "full" + tag + "+" + rc, Recompute: rc, Weights: lean[0], OptimizerState: lean[1]})
+			add(Variant{Name: "full" + tag + "+" + rc, Recompute: rc, Weights: lean[0], OptimizerState: lean[1]})
 			for _, r := range ranks {
-				add(MemVariant{Name: fmt.Sprintf("r%g%s+%s", r, tag, rc), Compact: true, Rank: r, Share: true,
+				add(Variant{Name: fmt.Sprintf("r%g%s+%s", r, tag, rc), Compact: true, Rank: r, Share: true,
 					Recompute: rc, Weights: lean[0], OptimizerState: lean[1]})
 			}
 		}
 	}
 	for _, rc := range model.RecomputeNames {
-		for _, lean := range [][2]string{{WeightsMaster, StateFP32}, {WeightsBF16SR, StateFP32}, {WeightsBF16SR, StateBF16}} {
+		for _, lean := range [][2]string{{train.WeightsMaster, train.StateFP32}, {train.WeightsBF16SR, train.StateFP32}, {train.WeightsBF16SR, train.StateBF16}} {
 			tag := ""
-			if lean[0] != WeightsMaster {
+			if lean[0] != train.WeightsMaster {
 				tag += "-" + lean[0]
 			}
-			if lean[1] != StateFP32 {
+			if lean[1] != train.StateFP32 {
 				tag += "-" + lean[1]
 			}
 			tag += "-fused"
-			add(MemVariant{Name: "full" + tag + "+" + rc, Recompute: rc, Weights: lean[0], OptimizerState: lean[1], FusedUpdate: true})
+			add(Variant{Name: "full" + tag + "+" + rc, Recompute: rc, Weights: lean[0], OptimizerState: lean[1], FusedUpdate: true})
 			for _, r := range ranks {
-				add(MemVariant{Name: fmt.Sprintf("r%g%s+%s", r, tag, rc), Compact: true, Rank: r, Share: true,
+				add(Variant{Name: fmt.Sprintf("r%g%s+%s", r, tag, rc), Compact: true, Rank: r, Share: true,
 					Recompute: rc, Weights: lean[0], OptimizerState: lean[1], FusedUpdate: true})
 			}
 		}
@@ -117,14 +122,14 @@ func MemVariants(ranks []float64, filter []string) []MemVariant {
 
 // MaxMicroBatch is the largest micro-batch (up to limit) whose predicted
 // peak plus reserve fits in memory, or 0 when even 1 does not.
-func MaxMicroBatch(cfg Config, T int, backend string, memory, reserve int64, limit int) (int, error) {
+func MaxMicroBatch(cfg train.Config, T int, backend string, memory, reserve int64, limit int) (int, error) {
 	fits := func(B int) (bool, error) {
 		c := cfg
 		c.Train.MicroBatch, c.Train.SeqLen = B, T
-		if checkActivationSize(c) != nil {
+		if train.CheckActivationSize(c) != nil {
 			return false, nil // beyond any memory, and beyond safe size arithmetic
 		}
-		p, err := PredictMemory(cfg, B, T, backend)
+		p, err := train.PredictMemory(cfg, B, T, backend)
 		if err != nil {
 			return false, err
 		}
@@ -146,8 +151,8 @@ func MaxMicroBatch(cfg Config, T int, backend string, memory, reserve int64, lim
 	return lo, nil
 }
 
-// MemMeasurement is the memory of real training steps on a device.
-type MemMeasurement struct {
+// Measurement is the memory of real training steps on a device.
+type Measurement struct {
 	PeakAt  [gpu.NumCategories]int64
 	PeakAll int64
 	// DriverUsed is the growth of the device's used memory (driver's view:
@@ -156,13 +161,13 @@ type MemMeasurement struct {
 	DriverUsed int64
 }
 
-// MeasureMemory runs `steps` training steps of cfg at micro-batch B on its
+// Measure runs `steps` training steps of cfg at micro-batch B on its
 // device and reports the allocator's peak by category.
-func MeasureMemory(cfg Config, B int, steps int) (MemMeasurement, error) {
+func Measure(cfg train.Config, B int, steps int) (Measurement, error) {
 	cfg.Train.MicroBatch, cfg.Train.GradAccum = B, 1
 	be, _, err := device.Open(cfg.Train.Device, cfg.Train.Threads)
 	if err != nil {
-		return MemMeasurement{}, err
+		return Measurement{}, err
 	}
 	defer be.Close()
 	var before int64
@@ -175,15 +180,21 @@ func MeasureMemory(cfg Config, B int, steps int) (MemMeasurement, error) {
 			before = total - free
 		}
 	}
-	var out MemMeasurement
-	_, err = runSteps(be, cfg, 0, steps, nil, func() {
-		s := be.Memory().Snapshot()
-		out.PeakAt, out.PeakAll = s.PeakAt, s.PeakAll
-		if hasDriver {
-			if free, total, err := drv.MemGetInfo(); err == nil {
-				out.DriverUsed = total - free - before
-			}
+	s, err := train.NewStepper(be, cfg)
+	if err != nil {
+		return Measurement{}, err
+	}
+	defer s.Close()
+	if err := s.Run(steps); err != nil {
+		return Measurement{}, err
+	}
+	var out Measurement
+	snap := be.Memory().Snapshot()
+	out.PeakAt, out.PeakAll = snap.PeakAt, snap.PeakAll
+	if hasDriver {
+		if free, total, err := drv.MemGetInfo(); err == nil {
+			out.DriverUsed = total - free - before
 		}
-	})
-	return out, err
+	}
+	return out, nil
 }

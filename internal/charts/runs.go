@@ -1,4 +1,7 @@
-package train
+// Package charts draws the PNG charts of the CLI with gonum/plot: training
+// runs' curves (compact plot) and memory reports' stacked bars (compact
+// memreport --plot).
+package charts
 
 import (
 	"fmt"
@@ -7,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/compact-llm/compact/internal/train"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
@@ -26,25 +30,25 @@ var runColors = []color.Color{
 func PlotRuns(dirs []string, path string) error {
 	panels := []struct {
 		title, y string
-		val      func(m Metric) (float64, bool)
+		val      func(m train.Metric) (float64, bool)
 	}{
-		{"training loss", "loss (nats)", func(m Metric) (float64, bool) { return m.Loss, true }},
-		{"validation loss", "val_loss (nats)", func(m Metric) (float64, bool) {
+		{"training loss", "loss (nats)", func(m train.Metric) (float64, bool) { return m.Loss, true }},
+		{"validation loss", "val_loss (nats)", func(m train.Metric) (float64, bool) {
 			if m.ValLoss == nil {
 				return 0, false
 			}
 			return *m.ValLoss, true
 		}},
-		{"learning rate", "lr", func(m Metric) (float64, bool) { return m.LR, true }},
+		{"learning rate", "lr", func(m train.Metric) (float64, bool) { return m.LR, true }},
 	}
-	runs := make([][]Metric, len(dirs))
+	runs := make([][]train.Metric, len(dirs))
 	for i, d := range dirs {
-		ms, err := ReadMetrics(filepath.Join(d, "metrics.jsonl"))
+		ms, err := train.ReadMetrics(filepath.Join(d, "metrics.jsonl"))
 		if err != nil {
-			return Usagef("run %s: %w", d, err)
+			return train.Usagef("run %s: %w", d, err)
 		}
 		if len(ms) == 0 {
-			return Usagef("run %s: metrics.jsonl has no steps yet", d)
+			return train.Usagef("run %s: metrics.jsonl has no steps yet", d)
 		}
 		runs[i] = ms
 	}
@@ -77,7 +81,7 @@ func PlotRuns(dirs []string, path string) error {
 				lo, hi = math.Min(lo, xy.Y), math.Max(hi, xy.Y)
 			}
 			if math.IsInf(hi-lo, 0) || math.IsNaN(hi-lo) {
-				return Usagef("run %s: %s spans %g to %g, which cannot be plotted", dirs[ri], pn.y, lo, hi)
+				return train.Usagef("run %s: %s spans %g to %g, which cannot be plotted", dirs[ri], pn.y, lo, hi)
 			}
 			line, points, err := plotter.NewLinePoints(xys)
 			if err != nil {

@@ -1,0 +1,98 @@
+// Package bench times training steps (compact bench): the trainer's own
+// step, its throughput, FLOP rate and model FLOPs utilisation.
+package bench
+
+import (
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/compact-llm/compact/internal/gpu"
+	"github.com/compact-llm/compact/internal/gpu/device"
+	"github.com/compact-llm/compact/internal/train"
+)
+
+// Result is the timing of training steps of one configuration.
+type Result struct {
+	Name      string  `json:"name"`
+	Device    string  `json:"device"`
+	Params    int64   `json:"params"`
+	Tokens    int     `json:"tokens_per_step"`
+	StepMs    float64 `json:"step_ms"`
+	TokPerS   float64 `json:"tok_per_s"`
+	TFLOPS    float64 `json:"tflops"`
+	MFU       float64 `json:"mfu"`
+	PeakBytes int64   `json:"peak_bytes"`
+	Loss      float64 `json:"last_loss"`
+}
+
+// profiler is implemented by backends that can time their kernels.
+type profiler interface {
+	StartProfile()
+	StopProfile(w io.Writer, steps int) error
+}
+
+// Run times `steps` full training steps (forward, backward, optimizer) on
+// random tokens after `warmup` untimed ones, on the device of cfg.
+// With profile (CUDA only), a per-kernel table of device time goes to profile.
+func Run(cfg train.Config, name string, warmup, steps int, profile io.Writer) (Result, error) {
+	be, desc, err := device.Open(cfg.Train.Device, cfg.Train.Threads)
+	if err != nil {
+		return Result{}, err
+	}
+	defer be.Close()
+	r, err := run(be, cfg, warmup, steps, profile)
+	r.Name, r.Device = name, desc
+	if p := peakBF16(desc); p > 0 {
+		r.MFU = r.TFLOPS * 1e12 / p
+	}
+	return r, err
+}
+
+// run takes warmup untimed and steps timed training steps of cfg on be
+// (train.Stepper: the trainer's own step on random tokens), then, with
+// profile, steps more under the kernel profiler.
+func run(be gpu.Backend, cfg train.Config, warmup, steps int, profile io.Writer) (Result, error) {
+	s, err := train.NewStepper(be, cfg)
+	if err != nil {
+		return Result{}, err
+	}
+	defer s.Close()
+	if err := s.Run(warmup); err != nil {
+		return Result{}, err
+	}
+	if warmup > 0 {
+		be.Memory().ResetPeak()
+	}
+	start := time.Now()
+	if err := s.Run(steps); err != nil {
+		return Result{}, err
+	}
+	el := time.Since(start).Seconds()
+	if p, ok := be.(profiler); ok && profile != nil {
+		p.StartProfile()
+		if err := s.Run(steps); err != nil { // StopProfile waits for the device anyway
+			return Result{}, err
+		}
+		if err := p.StopProfile(profile, steps); err != nil {
+			return Result{}, err
+		}
+	}
+	loss, err := s.Loss()
+	if err != nil {
+		return Result{}, err
+	}
+	tr := cfg.Train
+	tokens := tr.MicroBatch * tr.SeqLen * tr.GradAccum
+	r := Result{Params: cfg.Model.NumParams(), Tokens: tokens,
+		StepMs: el / float64(steps) * 1e3, TokPerS: float64(tokens*steps) / el,
+		PeakBytes: be.Memory().Snapshot().PeakAll, Loss: loss}
+	r.TFLOPS = r.TokPerS * cfg.Model.TrainFLOPsPerToken(tr.SeqLen) / 1e12
+	return r, nil
+}
+
+// String formats a result as one table row.
+func (r Result) String() string {
+	return fmt.Sprintf("%-28s %10.0f tok/s %8.1f TFLOP/s %6.1f%% MFU %8.2f GiB peak %8.1f ms/step",
+		r.Name, r.TokPerS, r.TFLOPS, r.MFU*100, float64(r.PeakBytes)/(1<<30), r.StepMs)
+}

@@ -1,0 +1,43 @@
+package memreport
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/compact-llm/compact/internal/model"
+	"github.com/compact-llm/compact/internal/train"
+)
+
+// A variant without a precision suffix is the fp32-master, fp32-moment
+// engine whatever the config says (review finding: optimizer_state leaked
+// into the plain variants' numbers).
+func TestPlainVariantIgnoresConfigPrecision(t *testing.T) {
+	cfg := train.Default()
+	cfg.Train.Weights, cfg.Train.OptimizerState = train.WeightsBF16SR, train.StateBF16
+	got := Variant{Name: "full+none", Recompute: "none"}.Apply(cfg)
+	if got.Train.Weights != train.WeightsMaster || got.Train.OptimizerState != train.StateFP32 {
+		t.Errorf("full+none applied to a bf16 config: weights %s, state %s; want master, fp32", got.Train.Weights, got.Train.OptimizerState)
+	}
+}
+
+// memreport lists fused variants, applied with grad_clip 0.
+func TestMemVariantsFused(t *testing.T) {
+	var n int
+	for _, v := range Variants([]float64{0.25, 0.5}, []string{"r0.25-bf16_sr-bf16-fused+"}) {
+		n++
+		d := train.Default()
+		d.Train.GradAccum = 8
+		cfg := v.Apply(d)
+		if !cfg.Train.FusedUpdate || cfg.Train.GradClip != 0 || cfg.Train.GradAccum != 1 || cfg.Train.Weights != train.WeightsBF16SR || cfg.Train.OptimizerState != train.StateBF16 {
+			t.Errorf("%s applies fused %v grad_clip %g weights %s state %s", v.Name, cfg.Train.FusedUpdate, cfg.Train.GradClip, cfg.Train.Weights, cfg.Train.OptimizerState)
+		}
+	}
+	if n != len(model.RecomputeNames) {
+		t.Errorf("%d fused variants of r0.25-bf16_sr-bf16, want one per recompute policy", n)
+	}
+	for _, v := range Variants([]float64{0.25, 0.5}, nil) {
+		if cfg := v.Apply(train.Default()); cfg.Train.FusedUpdate != strings.Contains(v.Name, "-fused") {
+			t.Errorf("%s: fused_update %v", v.Name, cfg.Train.FusedUpdate)
+		}
+	}
+}
