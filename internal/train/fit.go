@@ -43,7 +43,7 @@ func CheckFits(cfg Config, be gpu.Backend, training bool) error {
 	} else {
 		low, full := gpu.ElementBytes(be.Name())
 		meter := gpu.NewMeter(low, full)
-		mm, err := NewModel(meter, cfg)
+		mm, err := NewModel(meter.Backend(), cfg)
 		if err != nil {
 			return err
 		}

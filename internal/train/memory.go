@@ -26,7 +26,7 @@ type Prediction struct {
 func PredictMemory(cfg Config, B, T int, backend string) (Prediction, error) {
 	low, full := gpu.ElementBytes(backend)
 	meter := gpu.NewMeter(low, full)
-	m, err := NewModel(meter, cfg)
+	m, err := NewModel(meter.Backend(), cfg)
 	if err != nil {
 		return Prediction{}, err
 	}
