@@ -43,7 +43,7 @@ clean:
 # Binaries for the GPU machine (it has no Go): carry bin/ and .carry/.
 gpu-build:
 	CGO_ENABLED=0 $(GO) build -ldflags="-s -w $(LDFLAGS)" -o $(BIN) ./cmd/compact
-	CGO_ENABLED=0 $(GO) test -c -ldflags="-s -w" -o bin/gpu.test ./internal/gpu
+	CGO_ENABLED=0 $(GO) test -c -ldflags="-s -w" -o bin/gpu.test ./internal/gpu/cuda
 	CGO_ENABLED=0 $(GO) test -c -ldflags="-s -w" -o bin/model.test ./internal/model
 	CGO_ENABLED=0 $(GO) test -c -ldflags="-s -w" -o bin/train.test ./internal/train
 	CGO_ENABLED=0 $(GO) test -c -ldflags="-s -w" -o bin/dist.test ./internal/dist

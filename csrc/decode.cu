@@ -6,7 +6,7 @@
 //   in fp64, ang = float(pos) * inv_i in fp32, cos/sin in fp64 rounded to
 //   fp32; x1' = x1 co - x2 si, x2' = x2 co + x1 si in fp32, stored bf16.
 //   Launch: one thread per (row, pair): total = N*(D/2); block 256,
-//   grid = min(ceil_div(total, 256), 4224), grid-stride. No shared memory.
+//   grid = min(ceil_div(total, 256), 32*SMs), grid-stride. No shared memory.
 //
 // attention_decode(bf16* out, const bf16* q, const bf16* kc, const bf16* vc,
 //                  int B, int t, int H, int KV, int D)

@@ -4,7 +4,7 @@
 //   out[n, c] = wte[tokens[n], c];  out (N, C) bf16, wte (V, C) bf16 row-major,
 //   tokens (N) int32. Tokens must lie in [0, V) (V is not passed; the CPU
 //   backend checks this, the kernel does not).
-//   Launch: block 256, grid = min(ceil_div(N*C, 256*8), 132*16) (any grid >= 1:
+//   Launch: block 256, grid = min(ceil_div(N*C, 256*8), 16*SMs) (any grid >= 1:
 //   grid-stride). No shared memory. Copies 16-byte vectors when C % 8 == 0 and
 //   out, wte are 16-byte aligned, else element by element.
 //

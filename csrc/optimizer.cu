@@ -31,7 +31,7 @@
 //   adam_direction_dbf16_gbf16  (bf16* dir,  const bf16* g, ...)
 //   Parameter lists are otherwise identical to adamw / adam_direction.
 //
-// Launch (all): block 256, grid = min(ceil_div(n, 256*8), 132*16) (any grid
+// Launch (all): block 256, grid = min(ceil_div(n, 256*8), 16*SMs) (any grid
 // >= 1: grid-stride). No shared memory, no scratch. 16-byte vectors of 8 when
 // every pointer is 16-byte aligned, elementwise otherwise.
 //

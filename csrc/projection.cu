@@ -22,7 +22,7 @@
 //   (nearly always bit-identical).
 //
 // Launch: one thread per Philox block of 4 elements: nblocks = ceil_div(n*r, 4);
-//   block 256, grid = min(ceil_div(nblocks, 256), 132*32) (any grid >= 1:
+//   block 256, grid = min(ceil_div(nblocks, 256), 32*SMs) (any grid >= 1:
 //   grid-stride). No shared memory.
 //
 // Determinism: pure function of (seed, stream, epoch, kind, n, r).

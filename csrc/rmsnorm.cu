@@ -17,23 +17,13 @@
 //   dx[n,c] = bf16(float(dx[n,c]) + (r d[c] w[c] - x[c] k))   (accumulates).
 //   Launch: as rmsnorm_fwd (one warp per row).
 //
-// rmsnorm_bwd_dw(float* dw /*+=*/, const bf16* dout, const bf16* x,
-//                const float* rstd, int N, int C)
-//   dw[c] += float(sum_n dout[n,c] x[n,c] rstd[n]), the sum taken in fp64
-//   (as the CPU backend: the sum is rounded to fp32, then added).
-//   Launch: block 256 threads (exactly: 32 columns x 8 row lanes), grid
-//   ceil_div(C, 32). Static shared memory 2 KiB.
-//   Order: lane (tx, ty) sums rows ty, ty+8, ty+16, ... in increasing order;
-//   the 8 row lanes are then combined by a fixed tree in shared memory.
-//   Correct and deterministic but only C/32 blocks: for large N prefer the
-//   two-pass pair below.
-//
 // rmsnorm_bwd_dw_partial(float* partial, const bf16* dout, const bf16* x,
 //                        const float* rstd, int N, int C)
-//   Two-pass variant, pass 1. With P = gridDim.y row parts of
+//   Pass 1 of the weight gradient. With P = gridDim.y row parts of
 //   R = ceil_div(N, P) rows each, partial[p*C + c] = sum over rows
-//   [p*R, min(N, (p+1)*R)) of dout x rstd (same per-block order as above;
-//   overwrites partial). Launch: block 256, grid (ceil_div(C, 32), P),
+//   [p*R, min(N, (p+1)*R)) of dout x rstd, in fp64 (lane (tx, ty) sums
+//   its rows ty, ty+8, ... in increasing order, the 8 row lanes then
+//   combined by a fixed tree in shared memory; overwrites partial). Launch: block 256, grid (ceil_div(C, 32), P),
 //   scratch `partial` of P*C floats. P is chosen by the host and must depend
 //   only on the problem size (e.g. P = min(64, ceil_div(N, 256))) so that the
 //   result is reproducible.
@@ -157,13 +147,6 @@ __device__ __forceinline__ double dw_colsum(const bf16* dout, const bf16* x, con
     double total = 0.0;
     if (ty == 0) total = red[0][tx] + red[1][tx];
     return total;
-}
-
-extern "C" __global__ void rmsnorm_bwd_dw(float* dw, const bf16* dout, const bf16* x,
-                                          const float* rstd, int N, int C) {
-    const int c = blockIdx.x * 32 + (threadIdx.x & 31);
-    const double total = dw_colsum(dout, x, rstd, 0, N, C, c);
-    if (threadIdx.x < 32 && c < C) dw[c] += (float)total;
 }
 
 extern "C" __global__ void rmsnorm_bwd_dw_partial(float* partial, const bf16* dout, const bf16* x,

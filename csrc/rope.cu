@@ -15,7 +15,7 @@
 //
 // Launch: one thread per (row n, pair i), looping over the heads:
 //   total = N * (D/2) threads; block 256, grid = min(ceil_div(total, 256),
-//   132*32) (any grid >= 1: grid-stride). No shared memory.
+//   32*SMs) (any grid >= 1: grid-stride). No shared memory.
 //
 // Determinism: each element is rewritten by exactly one thread.
 #include "common.cuh"

@@ -15,7 +15,7 @@
 //
 // Launch: one thread per Philox block touched,
 //   nblocks = ceil_div(offset + n, 4) - offset / 4;
-//   block 256, grid = min(ceil_div(nblocks, 256), 132*32) (any grid >= 1:
+//   block 256, grid = min(ceil_div(nblocks, 256), 32*SMs) (any grid >= 1:
 //   grid-stride). No shared memory.
 //
 // Determinism: pure function of (src, seed, stream, step, offset).

@@ -13,7 +13,7 @@
 //   element's three inputs are loaded into registers before its two outputs
 //   are stored, and each element is owned by one thread.
 //
-// Launch (both): block 256, grid = min(ceil_div(n, 256*8), 132*16) (any grid
+// Launch (both): block 256, grid = min(ceil_div(n, 256*8), 16*SMs) (any grid
 // >= 1: grid-stride). No shared memory. 16-byte vectors of 8 when every
 // pointer is 16-byte aligned, elementwise otherwise (n need not be a multiple
 // of anything).

@@ -17,8 +17,8 @@ mkdir -p "$OUT"
 export COMPACT_CACHE=${COMPACT_CACHE:-/tmp/compact-cache}
 NGPU=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)
 echo "GPUs: $NGPU"
-DATA=""
-if ls .carry/data/train_*.bin >/dev/null 2>&1; then
+DATA=${DATA:-}
+if [ -z "$DATA" ] && ls .carry/data/train_*.bin >/dev/null 2>&1; then
   DATA="--set data.train=.carry/data/train_*.bin --set data.val=.carry/data/val_*.bin"
 fi
 declare -a rows

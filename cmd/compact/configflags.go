@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/compact-llm/compact/internal/gpu"
+	"github.com/compact-llm/compact/internal/gpu/device"
 	"github.com/compact-llm/compact/internal/train"
 	"github.com/spf13/cobra"
 )
@@ -21,7 +21,7 @@ type configFlags struct {
 func (f *configFlags) register(c *cobra.Command) {
 	c.Flags().StringVar(&f.file, "config", "", "YAML config file (see configs/)")
 	c.Flags().StringArrayVar(&f.sets, "set", nil, "override a config key, e.g. --set train.lr=3e-4 (repeatable)")
-	c.Flags().StringVar(&f.device, "device", "", strings.Join(gpu.Devices, ", ")+" (overrides train.device)")
+	c.Flags().StringVar(&f.device, "device", "", strings.Join(device.Names, ", ")+" (overrides train.device)")
 }
 
 // overrides are the --set values with --device and extra appended.

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/compact-llm/compact/internal/dist"
-	"github.com/compact-llm/compact/internal/gpu"
+	"github.com/compact-llm/compact/internal/gpu/device"
 	"github.com/spf13/cobra"
 )
 
@@ -25,7 +25,7 @@ func (j *jobFlags) register(c *cobra.Command) {
 // variables it is one rank (env set). With --gpus N it launches N ranks of
 // this same command, waits for them and returns launched = true with their
 // outcome. Otherwise it is a plain run (env nil).
-func (j *jobFlags) start(given flagsGiven, device string, s streams) (env *dist.Env, launched bool, err error) {
+func (j *jobFlags) start(given flagsGiven, dev string, s streams) (env *dist.Env, launched bool, err error) {
 	e, found, err := dist.FromEnv(os.Getenv)
 	if err != nil {
 		return nil, false, usagef("%v", err)
@@ -44,13 +44,13 @@ func (j *jobFlags) start(given flagsGiven, device string, s streams) (env *dist.
 	if j.gpus < 1 {
 		return nil, false, usagef("--gpus %d: must be at least 1", j.gpus)
 	}
-	if device != gpu.DeviceCPU {
-		n, cerr := gpu.CudaDeviceCount()
+	if dev != device.CPU {
+		n, cerr := device.CUDACount()
 		switch {
-		case cerr != nil && device == gpu.DeviceCUDA:
+		case cerr != nil && dev == device.CUDA:
 			return nil, false, fmt.Errorf("--gpus %d: %w", j.gpus, cerr)
 		case cerr != nil:
-			fmt.Fprintf(s.err, "--gpus %d: no usable CUDA device (%s): running %d CPU processes\n", j.gpus, gpu.Brief(cerr), j.gpus)
+			fmt.Fprintf(s.err, "--gpus %d: no usable CUDA device (%s): running %d CPU processes\n", j.gpus, device.Brief(cerr), j.gpus)
 		case j.gpus > n:
 			return nil, false, usagef("--gpus %d: only %d CUDA device(s) visible", j.gpus, n)
 		}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/compact-llm/compact/internal/charts"
 	"github.com/compact-llm/compact/internal/gpu"
+	"github.com/compact-llm/compact/internal/gpu/device"
 	"github.com/compact-llm/compact/internal/memreport"
 	"github.com/compact-llm/compact/internal/train"
 	"github.com/spf13/cobra"
@@ -188,12 +189,12 @@ type deviceMemory interface {
 // memory to fit in. Unless the device is the CPU the prediction is for a
 // GPU, even when this machine has none; the memory is then --memory, else
 // the GPU's, else 80 GiB.
-func memoryTarget(device, memory string) (string, int64, error) {
-	backend := gpu.DeviceCPU
+func memoryTarget(dev, memory string) (string, int64, error) {
+	backend := device.CPU
 	var total int64
-	if device != gpu.DeviceCPU {
-		backend = gpu.DeviceCUDA
-		be, _, err := gpu.Open(device, 1) // the CPU when auto finds no GPU
+	if dev != device.CPU {
+		backend = device.CUDA
+		be, _, err := device.Open(dev, 1) // the CPU when auto finds no GPU
 		if err != nil {
 			return "", 0, err
 		}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/compact-llm/compact/internal/gpu"
+	"github.com/compact-llm/compact/internal/gpu/device"
 	"github.com/compact-llm/compact/internal/train"
 )
 
@@ -35,7 +36,7 @@ type profiler interface {
 // random tokens after `warmup` untimed ones, on the device of cfg.
 // With profile (CUDA only), a per-kernel table of device time goes to profile.
 func Run(cfg train.Config, name string, warmup, steps int, profile io.Writer) (Result, error) {
-	be, desc, err := gpu.Open(cfg.Train.Device, cfg.Train.Threads)
+	be, desc, err := device.Open(cfg.Train.Device, cfg.Train.Threads)
 	if err != nil {
 		return Result{}, err
 	}

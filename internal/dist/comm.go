@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/compact-llm/compact/internal/gpu"
+	"github.com/compact-llm/compact/internal/gpu/cuda"
 )
 
 // Comm is one rank's handle on the job's collectives. Every rank calls the
@@ -41,7 +42,7 @@ func Join(e Env, be gpu.Backend) (Comm, error) {
 	if e.World < 1 || e.Rank < 0 || e.Rank >= e.World {
 		return nil, fmt.Errorf("dist: rank %d of world %d", e.Rank, e.World)
 	}
-	if c, ok := be.(*gpu.CUDA); ok {
+	if c, ok := be.(*cuda.Backend); ok {
 		return joinNCCL(e, c)
 	}
 	g, _, err := joinGroup(e, nil)

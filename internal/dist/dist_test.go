@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/compact-llm/compact/internal/gpu"
+	"github.com/compact-llm/compact/internal/gpu/cpu"
 )
 
 // childMode, when set in the environment, makes the test binary act as a
@@ -39,7 +40,7 @@ func runChild(mode string) int {
 		fmt.Println("bad env:", err)
 		return 9
 	}
-	c, err := Join(e, gpu.NewCPU(1))
+	c, err := Join(e, cpu.New(1))
 	if err != nil {
 		fmt.Println("join:", err)
 		return 8
@@ -175,7 +176,7 @@ func joinAll(t *testing.T, n int) []Comm {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cs[r], errs[r] = Join(Env{Rank: r, World: n, Addr: "127.0.0.1", Port: port}, gpu.NewCPU(1))
+			cs[r], errs[r] = Join(Env{Rank: r, World: n, Addr: "127.0.0.1", Port: port}, cpu.New(1))
 		}()
 	}
 	wg.Wait()
@@ -207,7 +208,7 @@ func each(t *testing.T, cs []Comm, f func(r int, c Comm) error) {
 func TestTCPCollectives(t *testing.T) {
 	const n, size = 3, 1000
 	cs := joinAll(t, n)
-	be := gpu.NewCPU(1)
+	be := cpu.New(1)
 	data := make([][]float32, n)
 	rng := rand.New(rand.NewPCG(1, 2))
 	for r := range data {
@@ -292,7 +293,7 @@ func TestAbortReachesEveryRank(t *testing.T) {
 }
 
 func TestSingleRankNeedsNoNetwork(t *testing.T) {
-	c, err := Join(Env{World: 1}, gpu.NewCPU(1))
+	c, err := Join(Env{World: 1}, cpu.New(1))
 	if err != nil {
 		t.Fatal(err)
 	}

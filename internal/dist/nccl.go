@@ -14,6 +14,7 @@ import (
 	"unsafe"
 
 	"github.com/compact-llm/compact/internal/gpu"
+	"github.com/compact-llm/compact/internal/gpu/cuda"
 	"github.com/ebitengine/purego"
 )
 
@@ -140,12 +141,12 @@ func ncclCheck(r int32, comm uintptr, what string) error {
 // stream, with the group for the rendezvous, liveness and host sums.
 type ncclComm struct {
 	g     *group
-	dev   *gpu.CudaDevice
+	be    *cuda.Backend
 	comm  uintptr
 	abort sync.Once
 }
 
-func joinNCCL(e Env, be *gpu.CUDA) (Comm, error) {
+func joinNCCL(e Env, be *cuda.Backend) (Comm, error) {
 	if err := loadNCCL(); err != nil {
 		return nil, err
 	}
@@ -164,10 +165,10 @@ func joinNCCL(e Env, be *gpu.CUDA) (Comm, error) {
 		return nil, fmt.Errorf("nccl: rank %d got a %d-byte unique id from rank 0, want %d", e.Rank, len(blob), ncclUniqueIDBytes)
 	}
 	copy(id.internal[:], blob)
-	c := &ncclComm{g: g, dev: be.Device()}
+	c := &ncclComm{g: g, be: be}
 	// ncclCommInitRank waits for every rank; it runs on the device thread,
 	// where the device's primary context is current, so NCCL binds to it.
-	err = c.dev.Do(func() error {
+	err = c.be.OnStream(func(uintptr) error {
 		if ncclScalable {
 			return ncclCheck(ncclAPI.CommInitRankScalable(&c.comm, int32(e.World), int32(e.Rank), 1, &id, 0), 0, "ncclCommInitRankScalable")
 		}
@@ -206,7 +207,7 @@ func (c *ncclComm) collective(what string, f func(stream uintptr) int32) error {
 	if err := c.g.err(); err != nil {
 		return err
 	}
-	err := c.dev.Do(func() error { return ncclCheck(f(c.dev.Stream()), c.comm, what) })
+	err := c.be.OnStream(func(s uintptr) error { return ncclCheck(f(s), c.comm, what) })
 	if gerr := c.g.err(); gerr != nil {
 		return gerr // the failure elsewhere is the cause
 	}
@@ -214,14 +215,14 @@ func (c *ncclComm) collective(what string, f func(stream uintptr) int32) error {
 }
 
 func (c *ncclComm) AllReduce(t *gpu.Tensor) error {
-	p := t.DevicePtr()
+	p := cuda.DevicePtr(t)
 	return c.collective("ncclAllReduce "+t.Name, func(s uintptr) int32 {
 		return ncclAPI.AllReduce(p, p, uintptr(t.Len()), ncclType(t), ncclSum, c.comm, s)
 	})
 }
 
 func (c *ncclComm) Broadcast(t *gpu.Tensor, root int) error {
-	p := t.DevicePtr()
+	p := cuda.DevicePtr(t)
 	return c.collective(fmt.Sprintf("ncclBroadcast %s from rank %d", t.Name, root), func(s uintptr) int32 {
 		return ncclAPI.Broadcast(p, p, uintptr(t.Len()), ncclType(t), int32(root), c.comm, s)
 	})
@@ -229,13 +230,13 @@ func (c *ncclComm) Broadcast(t *gpu.Tensor, root int) error {
 
 // Close waits for the stream, leaves the group and destroys the communicator.
 func (c *ncclComm) Close() error {
-	serr := c.dev.Sync()
+	serr := c.be.Sync()
 	gerr := c.g.leave()
 	if c.g.err() != nil {
 		c.abortComm()
 	} else {
 		c.abort.Do(func() {
-			if err := c.dev.Do(func() error { return ncclCheck(ncclAPI.CommDestroy(c.comm), 0, "ncclCommDestroy") }); err != nil && serr == nil {
+			if err := c.be.OnStream(func(uintptr) error { return ncclCheck(ncclAPI.CommDestroy(c.comm), 0, "ncclCommDestroy") }); err != nil && serr == nil {
 				serr = err
 			}
 		})

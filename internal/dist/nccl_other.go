@@ -6,8 +6,9 @@ import (
 	"errors"
 
 	"github.com/compact-llm/compact/internal/gpu"
+	"github.com/compact-llm/compact/internal/gpu/cuda"
 )
 
-func joinNCCL(Env, *gpu.CUDA) (Comm, error) {
+func joinNCCL(Env, *cuda.Backend) (Comm, error) {
 	return nil, errors.New("nccl: multi-GPU training needs linux/amd64 or linux/arm64")
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/compact-llm/compact/internal/gpu"
+	"github.com/compact-llm/compact/internal/gpu/cuda"
 )
 
 // TestNCCLCollectives runs one rank per visible GPU (up to 2) in this
@@ -14,14 +15,14 @@ import (
 // host sum and the broadcast bit for bit, in fp32 and bf16. It skips
 // without a GPU or without libnccl.so.2.
 func TestNCCLCollectives(t *testing.T) {
-	n, err := gpu.CudaDeviceCount()
+	n, err := cuda.DeviceCount()
 	if err != nil || n == 0 {
 		t.Skipf("no CUDA device: %v", err)
 	}
 	world := min(n, 2)
-	bes := make([]*gpu.CUDA, world)
+	bes := make([]*cuda.Backend, world)
 	for r := range bes {
-		if bes[r], err = gpu.NewCUDA(r); err != nil {
+		if bes[r], err = cuda.New(r); err != nil {
 			t.Skipf("cuda:%d: %v", r, err)
 		}
 		defer bes[r].Close()

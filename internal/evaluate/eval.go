@@ -10,6 +10,7 @@ import (
 
 	"github.com/compact-llm/compact/internal/data"
 	"github.com/compact-llm/compact/internal/gpu"
+	"github.com/compact-llm/compact/internal/gpu/device"
 	"github.com/compact-llm/compact/internal/model"
 	"github.com/compact-llm/compact/internal/train"
 )
@@ -45,7 +46,7 @@ type loaded struct {
 // load builds the model of b on cfg's device and loads its weights
 // strictly (every tensor must fit).
 func load(b train.Base, cfg train.Config, logf func(string, ...any)) (_ *loaded, err error) {
-	be, how, err := gpu.Open(cfg.Train.Device, cfg.Train.Threads)
+	be, how, err := device.Open(cfg.Train.Device, cfg.Train.Threads)
 	if err != nil {
 		return nil, err
 	}

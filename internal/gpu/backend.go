@@ -1,6 +1,9 @@
-// Package gpu owns devices, tensors, memory accounting and the compute kernels
-// of compact. Two backends satisfy one interface: the CPU backend (pure Go,
-// deterministic, the readable reference) and the CUDA backend (the fast one).
+// Package gpu is the vocabulary shared by the model and the compute
+// backends: the opaque tensor handle, precisions, memory categories and
+// statistics, the hyper-parameter and rounding structs, and the interfaces a
+// backend implements. The backends live below it: gpu/cpu (pure Go,
+// deterministic, the readable reference), gpu/cuda (the fast one) and the
+// metering allocator in this package; gpu/device picks one by name.
 //
 // Conventions shared by every op, in the style of llm.c:
 //   - N is the number of tokens in a micro-batch, N = B*T, row n = b*T + t.
@@ -81,10 +84,9 @@ type ProjectionStream struct {
 	Kind   ProjectionKind
 }
 
-// Backend is the set of kernels the model needs. Shapes in the docs use
-// N tokens, C hidden width, F intermediate width, V vocabulary, H query heads,
-// KV key/value heads, D head dim.
-type Backend interface {
+// Allocator is the memory side of a backend: what the metering backend
+// implements, so memory is predicted by the engine's own allocation code.
+type Allocator interface {
 	Name() string
 	// Alloc returns a zeroed tensor accounted under cat. Free releases it.
 	Alloc(name string, cat Category, p Precision, shape ...int) (*Tensor, error)
@@ -94,15 +96,23 @@ type Backend interface {
 	// the optimizer must keep a Full master copy and round into W after
 	// every update.
 	MasterWeights() bool
+}
+
+// Backend is an Allocator with the transfers and kernels the model and the
+// optimizer call, and nothing else (test helpers live with the tests).
+// Shapes in the docs use N tokens, C hidden width, F intermediate width, V
+// vocabulary, H query heads, KV key/value heads, D head dim.
+type Backend interface {
+	Allocator
 	// Sync waits for queued work; a no-op on the CPU.
 	Sync() error
 	Close() error
 
-	// Host transfers. Float32 is the exchange type; the F64 variants exist for
-	// the float64 reference backend used in gradient checks.
+	// Host transfers. Float32 is the exchange type; DownloadF64 reads the
+	// float64 reference backend's sums (losses, logits) without rounding
+	// them to float32, which gradient checks need.
 	Upload(t *Tensor, src []float32) error
 	Download(t *Tensor) ([]float32, error)
-	UploadF64(t *Tensor, src []float64) error
 	DownloadF64(t *Tensor) ([]float64, error)
 	UploadInt32(t *Tensor, src []int32) error
 	Copy(dst, src *Tensor) error // same length, any precisions
@@ -124,10 +134,6 @@ type Backend interface {
 	// beta=0 ignores c's old contents.
 	Gemm(c, a, b *Tensor, transA, transB bool, alpha, beta float32)
 
-	// out = a + b, elementwise, same shape. out may alias a or b.
-	Add(out, a, b *Tensor)
-	// y += alpha * x
-	Axpy(y, x *Tensor, alpha float32)
 	// x *= alpha
 	Scale(x *Tensor, alpha float32)
 

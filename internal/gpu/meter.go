@@ -1,10 +1,11 @@
 package gpu
 
-// Meter is a backend that allocates nothing and computes nothing: it only
-// accounts the bytes that a real backend with the same element sizes would
-// allocate. Building a model and optimizer on a Meter predicts their memory
-// from the very code that allocates it, so the prediction cannot drift from
-// the engine.
+import "fmt"
+
+// Meter is an Allocator that allocates nothing: it only accounts the bytes
+// that a real backend with the same element sizes would allocate. Building a
+// model and optimizer on a Meter predicts their memory from the very code
+// that allocates it, so the prediction cannot drift from the engine.
 type Meter struct {
 	mem    MemStats
 	size   [3]int64 // bytes per element of Low, Full, Int32
@@ -24,12 +25,15 @@ func NewMeter(lowBytes, fullBytes int64) *Meter {
 	return &Meter{size: [3]int64{lowBytes, fullBytes, 4}}
 }
 
-var _ Backend = (*Meter)(nil)
+var _ Allocator = (*Meter)(nil)
 
 func (m *Meter) Name() string { return "meter" }
 
 func (m *Meter) Alloc(name string, cat Category, p Precision, shape ...int) (*Tensor, error) {
-	t := &Tensor{Name: name, Shape: shape, Prec: p, Cat: cat}
+	if p < Low || p > Int32 {
+		return nil, fmt.Errorf("meter: alloc %s: bad precision %d", name, int(p))
+	}
+	t := NewTensor(name, cat, p, shape, nil)
 	b := int64(t.Len()) * m.size[p]
 	m.mem.Add(cat, b)
 	m.Allocs = append(m.Allocs, MeterAlloc{name, cat, b})
@@ -37,44 +41,43 @@ func (m *Meter) Alloc(name string, cat Category, p Precision, shape ...int) (*Te
 }
 
 func (m *Meter) Free(t *Tensor) {
-	if t != nil && !t.view {
+	if t != nil && !t.IsView() {
 		m.mem.Add(t.Cat, -int64(t.Len())*m.size[t.Prec])
 	}
 }
 
 func (m *Meter) Memory() *MemStats { return &m.mem }
-func (m *Meter) Sync() error       { return nil }
 
 // MasterWeights mirrors a backend whose Low tensors are narrower than Full.
 func (m *Meter) MasterWeights() bool { return m.size[Low] < m.size[Full] }
-func (m *Meter) Close() error        { return nil }
 
-func (m *Meter) Upload(*Tensor, []float32) error          { return nil }
-func (m *Meter) Download(t *Tensor) ([]float32, error)    { return make([]float32, t.Len()), nil }
-func (m *Meter) UploadF64(*Tensor, []float64) error       { return nil }
-func (m *Meter) DownloadF64(t *Tensor) ([]float64, error) { return make([]float64, t.Len()), nil }
-func (m *Meter) UploadInt32(*Tensor, []int32) error       { return nil }
-func (m *Meter) Copy(dst, src *Tensor) error              { return nil }
-func (m *Meter) Zero(*Tensor)                             {}
+// Backend lets construction code that takes a Backend (model.New,
+// NewOptimizer, Model.Prepare) run on the meter. Construction allocates and
+// uploads constants; it runs no kernel. So the meter's Backend drops
+// uploads (there is no storage to fill) and has no compute at all: its
+// embedded Backend is nil, and an op called on it panics, which would mean
+// the prediction ran work it never should.
+func (m *Meter) Backend() Backend { return metered{Meter: m} }
 
-func (m *Meter) Embedding(out, wte, tokens *Tensor)                                 {}
-func (m *Meter) EmbeddingBackward(dwte, dout, tokens *Tensor)                       {}
-func (m *Meter) RMSNorm(out, rstd, x, w *Tensor, eps float32)                       {}
-func (m *Meter) RMSNormBackward(dx, dw, dout, x, w, rstd *Tensor)                   {}
-func (m *Meter) Gemm(c, a, b *Tensor, transA, transB bool, alpha, beta float32)     {}
-func (m *Meter) Add(out, a, b *Tensor)                                              {}
-func (m *Meter) Axpy(y, x *Tensor, alpha float32)                                   {}
-func (m *Meter) Scale(x *Tensor, alpha float32)                                     {}
-func (m *Meter) RoPE(x *Tensor, T, heads, D int, theta float32, inverse bool)       {}
-func (m *Meter) Attention(out, lse, q, k, v *Tensor, B, T, H, KV, D int)            {}
-func (m *Meter) SwiGLU(out, gate, up *Tensor)                                       {}
-func (m *Meter) SwiGLUBackward(dgate, dup, dout, gate, up *Tensor)                  {}
-func (m *Meter) CrossEntropy(losses, logits, targets *Tensor, grad bool, s float32) {}
-func (m *Meter) SumSquares(acc *Tensor, ts ...*Tensor)                              {}
-func (m *Meter) ClipScale(clip, sumSq *Tensor, maxNorm float32)                     {}
-func (m *Meter) AdamW(p, g, mom, v, clip *Tensor, hp AdamParams)                    {}
-func (m *Meter) AdamDirection(dir, g, mom, v, clip *Tensor, hp AdamParams)          {}
-func (m *Meter) Projection(P *Tensor, s ProjectionStream)                           {}
-func (m *Meter) StochasticRound(dst, src *Tensor, rp RoundParams)                   {}
-func (m *Meter) AttentionBackward(dq, dk, dv, dout, q, k, v, out, lse *Tensor, B, T, H, KV, D int) {
+type metered struct {
+	Backend // nil: no compute
+	*Meter
+}
+
+// The Allocator methods are the meter's (both embeddings have them).
+func (d metered) Name() string { return d.Meter.Name() }
+func (d metered) Alloc(name string, cat Category, p Precision, shape ...int) (*Tensor, error) {
+	return d.Meter.Alloc(name, cat, p, shape...)
+}
+func (d metered) Free(t *Tensor)      { d.Meter.Free(t) }
+func (d metered) Memory() *MemStats   { return d.Meter.Memory() }
+func (d metered) MasterWeights() bool { return d.Meter.MasterWeights() }
+func (d metered) Close() error        { return nil }
+
+// Upload checks the length, as a real backend would, and drops the values.
+func (d metered) Upload(t *Tensor, src []float32) error {
+	if len(src) != t.Len() {
+		return fmt.Errorf("meter: upload %d values into %s (%d elements)", len(src), t, t.Len())
+	}
+	return nil
 }

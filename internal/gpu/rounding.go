@@ -53,8 +53,9 @@ type RoundParams struct {
 // block numbers of 4 elements).
 const MaxRoundElements = int64(4) << 32
 
-// roundNoise4 returns the 16-bit noise of the four elements of block b.
-func roundNoise4(rp RoundParams, block int64) [4]uint32 {
+// RoundNoiseBlock returns the 16-bit noise of the four elements of block
+// block (elements 4*block .. 4*block+3 of the arena).
+func RoundNoiseBlock(rp RoundParams, block int64) [4]uint32 {
 	x := projection.Philox4x32([4]uint32{uint32(block), rp.Stream, rp.Step, srCounterTag},
 		[2]uint32{uint32(rp.Seed), uint32(rp.Seed >> 32)})
 	for i := range x {
@@ -64,7 +65,7 @@ func roundNoise4(rp RoundParams, block int64) [4]uint32 {
 }
 
 // RoundNoise is the 16-bit noise of element e (arena index) under rp.
-func RoundNoise(rp RoundParams, e int64) uint32 { return roundNoise4(rp, e/4)[e%4] }
+func RoundNoise(rp RoundParams, e int64) uint32 { return RoundNoiseBlock(rp, e/4)[e%4] }
 
 // BF16Stochastic rounds x to bf16 with noise r (0..65535) and returns the
 // bf16 value as a float32.

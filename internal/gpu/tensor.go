@@ -2,6 +2,15 @@ package gpu
 
 import "fmt"
 
+// Storage is a backend's own handle to the memory under a tensor: host
+// slices for the CPU backend, a device address for CUDA. Each backend
+// package defines its storage type and reaches it through Tensor.Storage;
+// nothing else looks inside. Owner names the backend, so an op handed a
+// tensor of another backend can say so.
+type Storage interface {
+	Owner() string
+}
+
 // Tensor is a typed view into backend storage. Views made with Rows share
 // the storage of their parent and are never freed on their own.
 type Tensor struct {
@@ -9,13 +18,31 @@ type Tensor struct {
 	Shape []int
 	Prec  Precision
 	Cat   Category
+	Off   int // element offset of this view into its storage
 
-	// Backend-private storage: the CPU backend keeps a []float32, []float64
-	// or []int32 here, the CUDA backend a device pointer.
-	Storage any
-	Ptr     uintptr
-	Off     int // element offset of this view into Storage / Ptr
+	storage Storage
 	view    bool
+}
+
+// NewTensor is how a backend's Alloc makes a tensor over its storage s
+// (nil for a backend that only accounts memory). shape is copied.
+func NewTensor(name string, cat Category, p Precision, shape []int, s Storage) *Tensor {
+	return &Tensor{Name: name, Shape: append([]int(nil), shape...), Prec: p, Cat: cat, storage: s}
+}
+
+// Storage is the backend storage under t (nil once freed).
+func (t *Tensor) Storage() Storage { return t.storage }
+
+// Release detaches t from its storage and returns it, for a backend's Free:
+// a second Free of the same tensor then finds nothing to release. A view
+// owns no storage and releases nil.
+func (t *Tensor) Release() Storage {
+	if t == nil || t.view {
+		return nil
+	}
+	s := t.storage
+	t.storage = nil
+	return s
 }
 
 // Len is the number of elements.
@@ -53,13 +80,13 @@ func (t *Tensor) Rows(lo, hi int) *Tensor {
 	}
 	shape := append([]int{hi - lo}, t.Shape[1:]...)
 	return &Tensor{Name: t.Name, Shape: shape, Prec: t.Prec, Cat: t.Cat,
-		Storage: t.Storage, Ptr: t.Ptr, Off: t.Off + lo*t.Cols(), view: true}
+		storage: t.storage, Off: t.Off + lo*t.Cols(), view: true}
 }
 
 // Reshape returns a view with the same elements and a new shape.
 func (t *Tensor) Reshape(shape ...int) *Tensor {
 	v := &Tensor{Name: t.Name, Shape: shape, Prec: t.Prec, Cat: t.Cat,
-		Storage: t.Storage, Ptr: t.Ptr, Off: t.Off, view: true}
+		storage: t.storage, Off: t.Off, view: true}
 	if v.Len() != t.Len() {
 		panic(fmt.Sprintf("gpu: reshape %s%v to %v", t.Name, t.Shape, shape))
 	}

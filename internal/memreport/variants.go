@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/compact-llm/compact/internal/gpu"
+	"github.com/compact-llm/compact/internal/gpu/device"
 	"github.com/compact-llm/compact/internal/model"
 	"github.com/compact-llm/compact/internal/train"
 )
@@ -165,7 +166,7 @@ type Measurement struct {
 // device and reports the allocator's peak by category.
 func Measure(cfg train.Config, B int, steps int) (Measurement, error) {
 	cfg.Train.MicroBatch, cfg.Train.GradAccum = B, 1
-	be, _, err := gpu.Open(cfg.Train.Device, cfg.Train.Threads)
+	be, _, err := device.Open(cfg.Train.Device, cfg.Train.Threads)
 	if err != nil {
 		return Measurement{}, err
 	}

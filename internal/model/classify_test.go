@@ -5,7 +5,7 @@ import (
 	"math"
 	"testing"
 
-	"github.com/compact-llm/compact/internal/gpu"
+	"github.com/compact-llm/compact/internal/gpu/cpu"
 )
 
 // classBatch labels one position per sequence (the last non-padding one, as
@@ -32,7 +32,7 @@ func TestClassifierGradientsFiniteDifference(t *testing.T) {
 		if ca {
 			opts.Compact = compactOn(true)
 		}
-		be := gpu.NewCPU64(2)
+		be := cpu.New64(2)
 		m := newTestModel(t, be, cfg, opts)
 		if m.Param("lm_head.weight") != nil || m.Param("score.weight") == nil {
 			t.Fatal("a classifier must have score.weight and no lm_head.weight")
@@ -48,7 +48,7 @@ func TestClassifierGradientsFiniteDifference(t *testing.T) {
 func TestClassifierLossIsHeadOnLastHidden(t *testing.T) {
 	cfg := testConfig()
 	b := classBatch(cfg)
-	be := gpu.NewCPU64(1)
+	be := cpu.New64(1)
 	m := newTestModel(t, be, cfg, Options{NumLabels: 3})
 	loss := meanLoss(t, m, b)
 	hid, _ := be.DownloadF64(m.acts.h)
@@ -82,7 +82,7 @@ func TestClassifierLossIsHeadOnLastHidden(t *testing.T) {
 
 func TestClassifierRejectsBadLabels(t *testing.T) {
 	cfg := testConfig()
-	m := newTestModel(t, gpu.NewCPU64(1), cfg, Options{NumLabels: 2})
+	m := newTestModel(t, cpu.New64(1), cfg, Options{NumLabels: 2})
 	b := classBatch(cfg) // label 2 is outside num_labels 2
 	if err := m.SetBatch(b.in, b.targets, b.B, b.T); err == nil {
 		t.Error("label outside num_labels accepted")

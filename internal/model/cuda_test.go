@@ -5,13 +5,14 @@ import (
 	"math"
 	"testing"
 
-	"github.com/compact-llm/compact/internal/gpu"
+	"github.com/compact-llm/compact/internal/gpu/cpu"
+	"github.com/compact-llm/compact/internal/gpu/cuda"
 )
 
 // The whole model on the GPU against the CPU reference with the same
 // (bf16-representable) weights: loss and every gradient, CompAct on and off.
 func TestCUDAModelMatchesCPU(t *testing.T) {
-	g, err := gpu.NewCUDA(0)
+	g, err := cuda.New(0)
 	if err != nil {
 		t.Skipf("no usable CUDA device: %v", err)
 	}
@@ -26,10 +27,10 @@ func TestCUDAModelMatchesCPU(t *testing.T) {
 	}
 }
 
-func testCUDAModelMatchesCPU(t *testing.T, g *gpu.CUDA, cfg Config, b batch) {
+func testCUDAModelMatchesCPU(t *testing.T, g *cuda.Backend, cfg Config, b batch) {
 	for _, opts := range []Options{{}, {Compact: compactOn(true)}, {Compact: compactOn(false), Recompute: RecomputeBlock},
 		{Compact: compactOn(true), Recompute: RecomputeQKVMLP}} {
-		cpu := newTestModel(t, gpu.NewCPU(0), cfg, opts)
+		cpu := newTestModel(t, cpu.New(0), cfg, opts)
 		dev, err := New(g, cfg, opts)
 		if err != nil {
 			t.Fatal(err)
@@ -63,7 +64,7 @@ func testCUDAModelMatchesCPU(t *testing.T, g *gpu.CUDA, cfg Config, b batch) {
 // one chunk on the GPU and against the CPU, with the same bf16 weights: the
 // CUDA half of TestLossChunksMatchOneChunk.
 func TestCUDALossChunksMatchOneChunk(t *testing.T) {
-	g, err := gpu.NewCUDA(0)
+	g, err := cuda.New(0)
 	if err != nil {
 		t.Skipf("no usable CUDA device: %v", err)
 	}
@@ -74,7 +75,7 @@ func TestCUDALossChunksMatchOneChunk(t *testing.T) {
 	for _, tied := range []bool{false, true} {
 		c := cfg
 		c.TieEmbeddings = tied
-		cpu := newTestModel(t, gpu.NewCPU(0), c, Options{})
+		cpu := newTestModel(t, cpu.New(0), c, Options{})
 		var weights [][]float32
 		for _, p := range cpu.Params {
 			w, _ := cpu.be.Download(p.W)
@@ -127,14 +128,14 @@ func bf16(v float32) float32 {
 
 // KV-cache decoding on the GPU against the CPU with the same bf16 weights.
 func TestCUDAKVCacheMatchesCPU(t *testing.T) {
-	g, err := gpu.NewCUDA(0)
+	g, err := cuda.New(0)
 	if err != nil {
 		t.Skipf("no usable CUDA device: %v", err)
 	}
 	defer g.Close()
 	cfg := Config{VocabSize: 96, Hidden: 128, Intermediate: 192, Layers: 2, Heads: 2, KVHeads: 1,
 		MaxSeqLen: 64, RopeTheta: 10000, RMSEps: 1e-6, InitStd: 0.05}
-	cpu := newTestModel(t, gpu.NewCPU(0), cfg, Options{})
+	cpu := newTestModel(t, cpu.New(0), cfg, Options{})
 	dev, err := New(g, cfg, Options{})
 	if err != nil {
 		t.Fatal(err)

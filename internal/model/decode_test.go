@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/compact-llm/compact/internal/gpu"
+	"github.com/compact-llm/compact/internal/gpu/cpu"
 )
 
 // TestKVCacheDecodeMatchesForward feeds tokens one at a time through the KV
@@ -15,7 +16,7 @@ func TestKVCacheDecodeMatchesForward(t *testing.T) {
 	for _, tied := range []bool{false, true} {
 		c := cfg
 		c.TieEmbeddings = tied
-		be := gpu.NewCPU64(2)
+		be := cpu.New64(2)
 		m := newTestModel(t, be, c, Options{})
 		const B, T = 2, 7
 		b := randomBatch(c, B, T, 5)

@@ -5,7 +5,7 @@ import (
 	"math"
 	"testing"
 
-	"github.com/compact-llm/compact/internal/gpu"
+	"github.com/compact-llm/compact/internal/gpu/cpu"
 )
 
 // The fused LM head + cross-entropy in several chunks (sizes that do and do
@@ -21,12 +21,12 @@ func TestLossChunksMatchOneChunk(t *testing.T) {
 			c.TieEmbeddings = tied
 			one := opts
 			one.LossChunk = 0 // a single chunk here
-			l1, g1 := lossAndGrads(t, newTestModel(t, gpu.NewCPU64(2), c, one), b)
+			l1, g1 := lossAndGrads(t, newTestModel(t, cpu.New64(2), c, one), b)
 			for _, chunk := range []int{1, 5, 7, 20} {
 				o := opts
 				o.LossChunk = chunk
 				name := fmt.Sprintf("tied %v compact %v chunk %d", tied, opts.Compact.Enabled, chunk)
-				m := newTestModel(t, gpu.NewCPU64(2), c, o)
+				m := newTestModel(t, cpu.New64(2), c, o)
 				if got := m.lossChunk(b.B * b.T); got != chunk {
 					t.Fatalf("%s: model uses chunks of %d", name, got)
 				}

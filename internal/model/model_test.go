@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/compact-llm/compact/internal/gpu"
+	"github.com/compact-llm/compact/internal/gpu/cpu"
 	"github.com/compact-llm/compact/internal/projection"
 )
 
@@ -34,7 +35,7 @@ func compactHead() CompactConfig {
 func TestCompactHeadNeedsUntiedHead(t *testing.T) {
 	cfg := testConfig()
 	cfg.TieEmbeddings = true
-	m := newTestModel(t, gpu.NewCPU(1), cfg, Options{Compact: compactHead()})
+	m := newTestModel(t, cpu.New(1), cfg, Options{Compact: compactHead()})
 	for _, p := range m.Params {
 		if p.Layer < 0 && p.Compressed() {
 			t.Errorf("tied model: %s is compressed", p.Name)
@@ -75,7 +76,7 @@ func newTestModel(t *testing.T, be gpu.Backend, cfg Config, opts Options) *Model
 			for i := range w {
 				w[i] = 1 + 0.3*rng.NormFloat64()
 			}
-			if err := be.UploadF64(p.W, w); err != nil {
+			if err := cpu.UploadF64(be, p.W, w); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -143,13 +144,13 @@ func checkFiniteDifferences(t *testing.T, m *Model, b batch, grads map[string][]
 		for i := range w {
 			orig := w[i]
 			w[i] = orig + h
-			m.be.UploadF64(p.W, w)
+			cpu.UploadF64(m.be, p.W, w)
 			lp := meanLoss(t, m, b)
 			w[i] = orig - h
-			m.be.UploadF64(p.W, w)
+			cpu.UploadF64(m.be, p.W, w)
 			lm := meanLoss(t, m, b)
 			w[i] = orig
-			m.be.UploadF64(p.W, w)
+			cpu.UploadF64(m.be, p.W, w)
 			fd[i] = (lp - lm) / (2 * h)
 		}
 		if e := relErr(grads[p.Name], fd); e > 1e-6 {
@@ -180,7 +181,7 @@ func TestModelGradientsFiniteDifference(t *testing.T) {
 		for _, tied := range []bool{false, true} {
 			c := cfg
 			c.TieEmbeddings = tied
-			be := gpu.NewCPU64(2)
+			be := cpu.New64(2)
 			m := newTestModel(t, be, c, Options{Recompute: rc})
 			_, grads := lossAndGrads(t, m, b)
 			checkFiniteDifferences(t, m, b, grads, nil, fmt.Sprintf("recompute %v tied %v", rc, tied))
@@ -198,7 +199,7 @@ func TestCompactGradientIsProjectedFullGradient(t *testing.T) {
 		share := c.share
 		cc := compactOn(share)
 		cc.Head = c.head
-		beFull, beCA := gpu.NewCPU64(2), gpu.NewCPU64(2)
+		beFull, beCA := cpu.New64(2), cpu.New64(2)
 		full := newTestModel(t, beFull, cfg, Options{})
 		ca := newTestModel(t, beCA, cfg, Options{Compact: cc})
 		lossFull, gFull := lossAndGrads(t, full, b)
@@ -269,7 +270,7 @@ func TestRecomputePoliciesAgree(t *testing.T) {
 		for rc := range Recompute(len(RecomputeNames)) {
 			opts := s.opts
 			opts.Recompute = rc
-			m := newTestModel(t, gpu.NewCPU(2), s.cfg, opts)
+			m := newTestModel(t, cpu.New(2), s.cfg, opts)
 			loss, g := lossAndGrads(t, m, s.b)
 			if ref == nil {
 				refLoss, ref = loss, g
@@ -293,8 +294,8 @@ func TestRecomputePoliciesAgree(t *testing.T) {
 func TestFloat32MatchesFloat64(t *testing.T) {
 	cfg := testConfig()
 	b := randomBatch(cfg, 2, 8, 4)
-	m64 := newTestModel(t, gpu.NewCPU64(2), cfg, Options{Compact: compactOn(true)})
-	m32 := newTestModel(t, gpu.NewCPU(2), cfg, Options{Compact: compactOn(true)})
+	m64 := newTestModel(t, cpu.New64(2), cfg, Options{Compact: compactOn(true)})
+	m32 := newTestModel(t, cpu.New(2), cfg, Options{Compact: compactOn(true)})
 	// Same weights: copy the float64 model's (rounded) weights into both.
 	for i, p := range m64.Params {
 		w, _ := m64.be.Download(p.W)

@@ -4,7 +4,7 @@ import (
 	"math"
 	"testing"
 
-	"github.com/compact-llm/compact/internal/gpu"
+	"github.com/compact-llm/compact/internal/gpu/cpu"
 )
 
 // Padding the MLP width inside the engine must not change the model: same
@@ -15,10 +15,10 @@ func TestPaddedIntermediateIsInvisible(t *testing.T) {
 	b := randomBatch(cfg, 2, 6, 8)
 	for _, opts := range []Options{{}, {Compact: compactOn(true)}, {Compact: compactOn(false), Recompute: RecomputeBlock},
 		{Compact: compactOn(true), Recompute: RecomputeQKVMLP}} {
-		plain := newTestModel(t, gpu.NewCPU64(1), cfg, opts)
+		plain := newTestModel(t, cpu.New64(1), cfg, opts)
 		po := opts
 		po.PadIntermediate = 8 // 12 -> 16
-		padded, err := New(gpu.NewCPU64(1), cfg, po)
+		padded, err := New(cpu.New64(1), cfg, po)
 		if err != nil {
 			t.Fatal(err)
 		}

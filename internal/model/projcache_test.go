@@ -4,13 +4,14 @@ import (
 	"testing"
 
 	"github.com/compact-llm/compact/internal/gpu"
+	"github.com/compact-llm/compact/internal/gpu/cpu"
 )
 
 // A cached P must always be the P of the current epoch: the same values a
 // fresh generation gives, whichever epochs came before (including going
 // back to an earlier one, as a resumed run's first step may).
 func TestProjectionCacheFollowsTheEpoch(t *testing.T) {
-	be := gpu.NewCPU(1)
+	be := cpu.New(1)
 	m := newTestModel(t, be, testConfig(), Options{Compact: compactHead()})
 	if !m.ProjectionCached() {
 		t.Fatal("a tiny model's projections should be cached")
@@ -43,7 +44,7 @@ func TestProjectionCacheFollowsTheEpoch(t *testing.T) {
 func TestProjectionBufferSize(t *testing.T) {
 	be := gpu.NewMeter(2, 4)
 	cfg := testConfig()
-	m, err := New(be, cfg, Options{Compact: compactHead()})
+	m, err := New(be.Backend(), cfg, Options{Compact: compactHead()})
 	if err != nil {
 		t.Fatal(err)
 	}

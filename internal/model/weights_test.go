@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/compact-llm/compact/internal/gpu"
+	"github.com/compact-llm/compact/internal/gpu/cpu"
 )
 
 // hfDir writes m's weights (plus extra tensors) as an HF directory: one
@@ -52,7 +52,7 @@ func loadDir(t *testing.T, dir string, opts Options) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, err := New(gpu.NewCPU(1), cfg, opts)
+	m, err := New(cpu.New(1), cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +96,7 @@ func TestLoadHFDirectories(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := testConfig()
 			cfg.TieEmbeddings = tc.tied
-			src := newTestModel(t, gpu.NewCPU(1), cfg, Options{})
+			src := newTestModel(t, cpu.New(1), cfg, Options{})
 			want := weightsOf(t, src)
 			dir := hfDir(t, src, tc.dtype, tc.shards, func(ws []NamedTensor) []NamedTensor {
 				if !tc.extra {
@@ -138,7 +138,7 @@ func TestLoadHFDirectories(t *testing.T) {
 // what is wrong, never a panic.
 func TestLoadHFDirectoryErrors(t *testing.T) {
 	cfg := testConfig()
-	src := newTestModel(t, gpu.NewCPU(1), cfg, Options{})
+	src := newTestModel(t, cpu.New(1), cfg, Options{})
 	drop := func(name string) func([]NamedTensor) []NamedTensor {
 		return func(ws []NamedTensor) []NamedTensor {
 			var out []NamedTensor
@@ -211,7 +211,7 @@ func TestLoadHFDirectoryErrors(t *testing.T) {
 		{"tied head differs", func() string {
 			c := cfg
 			c.TieEmbeddings = true
-			tied := newTestModel(t, gpu.NewCPU(1), c, Options{})
+			tied := newTestModel(t, cpu.New(1), c, Options{})
 			return hfDir(t, tied, "F32", 0, func(ws []NamedTensor) []NamedTensor {
 				return append(ws, NamedTensor{Name: "lm_head.weight", Shape: ws[0].Shape, Data: make([]float32, len(ws[0].Data))})
 			})
@@ -243,13 +243,13 @@ func TestLoadHFDirectoryErrors(t *testing.T) {
 // config.json and weights load back as a classifier.
 func TestLoadBaseIntoClassifier(t *testing.T) {
 	cfg := testConfig()
-	base := newTestModel(t, gpu.NewCPU(1), cfg, Options{})
+	base := newTestModel(t, cpu.New(1), cfg, Options{})
 	dir := hfDir(t, base, "F32", 0, nil)
 	c, h, err := ReadHFConfigFull(filepath.Join(dir, ConfigFile))
 	if err != nil || h.IsClassifier() {
 		t.Fatalf("config: %v, classifier %v", err, h.IsClassifier())
 	}
-	m, err := New(gpu.NewCPU(1), c, Options{NumLabels: 4})
+	m, err := New(cpu.New(1), c, Options{NumLabels: 4})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,7 @@ import (
 
 	"github.com/compact-llm/compact/configs"
 	"github.com/compact-llm/compact/internal/data"
-	"github.com/compact-llm/compact/internal/gpu"
+	"github.com/compact-llm/compact/internal/gpu/device"
 	"github.com/compact-llm/compact/internal/model"
 	"github.com/spf13/viper"
 )
@@ -48,7 +48,7 @@ type FinetuneConfig struct {
 
 // TrainConfig is the optimization and bookkeeping of a run.
 type TrainConfig struct {
-	Device          string  `mapstructure:"device"` // one of gpu.Devices
+	Device          string  `mapstructure:"device"` // one of device.Names
 	Threads         int     `mapstructure:"threads"`
 	SeqLen          int     `mapstructure:"seq_len"`
 	MicroBatch      int     `mapstructure:"micro_batch"`
@@ -94,7 +94,7 @@ func Default() Config {
 	return Config{
 		Model: model.Config{VocabSize: 50304, Hidden: 512, Intermediate: 1376, Layers: 8, Heads: 8, KVHeads: 8,
 			MaxSeqLen: 256, RopeTheta: 10000, RMSEps: 1e-6, InitStd: 0.02},
-		Train: TrainConfig{Device: gpu.DeviceAuto, SeqLen: 256, MicroBatch: 64, GradAccum: 1, Steps: 10000,
+		Train: TrainConfig{Device: device.Auto, SeqLen: 256, MicroBatch: 64, GradAccum: 1, Steps: 10000,
 			LR: 1e-3, MinLRRatio: 0.1, WarmupRatio: 0.1, Beta1: 0.9, Beta2: 0.999, Optimizer: OptimizerAuto,
 			GradClip: 1.0, Seed: 42, Recompute: model.RecomputeNone.String(), LogEvery: 10, EvalEvery: 500, EvalBatches: 20,
 			CheckpointEvery: 1000, KeepCheckpoints: 2, Weights: WeightsAuto, OptimizerState: StateFP32, Zero: ZeroState},
@@ -369,7 +369,7 @@ func (c Config) Validate() error {
 		return err
 	}
 	t := c.Train
-	if err := oneOf("train.device", t.Device, gpu.Devices); err != nil {
+	if err := oneOf("train.device", t.Device, device.Names); err != nil {
 		return err
 	}
 	positive := []struct {

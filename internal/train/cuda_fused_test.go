@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/compact-llm/compact/internal/gpu"
+	"github.com/compact-llm/compact/internal/gpu/cuda"
 )
 
 // Fused against unfused steps on the GPU. Each param takes the same kernels
@@ -17,7 +18,7 @@ import (
 // a last-ulp difference can flip a rounding: within 2 bf16 ulps (2^-6
 // relative) after three steps that cross a projection resample.
 func TestCUDAFusedStepMatchesUnfused(t *testing.T) {
-	g, err := gpu.NewCUDA(0)
+	g, err := cuda.New(0)
 	if err != nil {
 		t.Skipf("no usable CUDA device: %v", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/compact-llm/compact/internal/gpu"
+	"github.com/compact-llm/compact/internal/gpu/cuda"
 	"github.com/compact-llm/compact/internal/model"
 )
 
@@ -25,7 +26,7 @@ import (
 // instead. On the H200 one such moment read 1.62e-5 (CPU) vs 1.67e-5 (GPU)
 // with the tensor's largest moment at 3.8e-4.
 func TestCUDALeanStepMatchesCPU(t *testing.T) {
-	g, err := gpu.NewCUDA(0)
+	g, err := cuda.New(0)
 	if err != nil {
 		t.Skipf("no usable CUDA device: %v", err)
 	}

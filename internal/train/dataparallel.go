@@ -24,6 +24,7 @@ import (
 
 	"github.com/compact-llm/compact/internal/dist"
 	"github.com/compact-llm/compact/internal/gpu"
+	"github.com/compact-llm/compact/internal/gpu/device"
 	"github.com/compact-llm/compact/internal/model"
 )
 
@@ -63,19 +64,13 @@ func (d *dataParallel) world() int {
 
 // openBackend opens the device of this rank: CUDA device LOCAL_RANK in a
 // job (every rank sees every GPU, which NCCL needs to find the fast paths),
-// else what gpu.Open gives.
+// else what device.Open gives.
 func openBackend(cfg Config, env *dist.Env) (gpu.Backend, string, error) {
-	if env == nil || env.LocalRank == 0 || cfg.Train.Device == gpu.DeviceCPU {
-		return gpu.Open(cfg.Train.Device, cfg.Train.Threads)
+	ordinal := 0
+	if env != nil {
+		ordinal = env.LocalRank
 	}
-	c, err := gpu.NewCUDA(env.LocalRank)
-	if err != nil {
-		if cfg.Train.Device == gpu.DeviceAuto {
-			return gpu.NewCPU(cfg.Train.Threads), fmt.Sprintf("cpu (no usable CUDA device %d: %s)", env.LocalRank, gpu.Brief(err)), nil
-		}
-		return nil, "", fmt.Errorf("device cuda:%d (LOCAL_RANK): %w", env.LocalRank, err)
-	}
-	return c, c.Describe(), nil
+	return device.OpenOrdinal(cfg.Train.Device, cfg.Train.Threads, ordinal)
 }
 
 // joinJob meets the other ranks once the backend is open.
@@ -195,7 +190,7 @@ func (d *dataParallel) count(p *model.Param) {
 
 // elemBytes is what one element of precision p takes on be.
 func elemBytes(be gpu.Backend, p gpu.Precision) int64 {
-	if p == gpu.Low && be.Name() == gpu.DeviceCUDA {
+	if p == gpu.Low && be.Name() == device.CUDA {
 		return 2
 	}
 	return 4

@@ -53,7 +53,7 @@ func checkFits(cfg Config, be gpu.Backend, training bool, world int) error {
 	} else {
 		low, full := gpu.ElementBytes(be.Name())
 		meter := gpu.NewMeter(low, full)
-		mm, err := NewModel(meter, cfg)
+		mm, err := NewModel(meter.Backend(), cfg)
 		if err != nil {
 			return err
 		}

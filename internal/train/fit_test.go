@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/compact-llm/compact/internal/gpu"
+	"github.com/compact-llm/compact/internal/gpu/cpu"
+	"github.com/compact-llm/compact/internal/gpu/cuda"
 )
 
 // fitCases: a shipped config that fits any device this project targets,
@@ -44,14 +46,14 @@ func TestCheckFitsCPU(t *testing.T) {
 	if hostMemory() <= 0 {
 		t.Skip("no /proc/meminfo: the host memory limit is unknown here")
 	}
-	be := gpu.NewCPU(1)
+	be := cpu.New(1)
 	defer be.Close()
 	checkFitsOn(t, be)
 }
 
 // TestCheckFitsCUDA: on a GPU the limit is the device's memory.
 func TestCheckFitsCUDA(t *testing.T) {
-	be, err := gpu.NewCUDA(0)
+	be, err := cuda.New(0)
 	if err != nil {
 		t.Skipf("no usable GPU: %v", err)
 	}

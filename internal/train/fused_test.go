@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/compact-llm/compact/internal/gpu"
+	"github.com/compact-llm/compact/internal/gpu/cpu"
 	"github.com/compact-llm/compact/internal/model"
 )
 
@@ -106,7 +107,7 @@ func TestFusedStepIsBitIdentical(t *testing.T) {
 		cfg.Compact.Head = strings.Contains(c.name, "-head")
 		cfg.Train.Weights, cfg.Train.OptimizerState, cfg.Train.Recompute = c.weights, c.states, c.rc
 		cfg.Compact.UpdateGap = 2
-		ms, opts := fusedPair(t, func() gpu.Backend { return gpu.NewCPU(2) }, cfg)
+		ms, opts := fusedPair(t, func() gpu.Backend { return cpu.New(2) }, cfg)
 		rng := rand.New(rand.NewPCG(5, 6))
 		B, T := 2, 8
 		for step := 1; step <= 5; step++ {
@@ -145,7 +146,7 @@ func TestFusedStepIsBitIdentical(t *testing.T) {
 func TestFusedClassifierIsBitIdentical(t *testing.T) {
 	cfg := leanConfig(true)
 	cfg.Finetune.NumLabels = 3
-	ms, opts := fusedPair(t, func() gpu.Backend { return gpu.NewCPU(2) }, cfg)
+	ms, opts := fusedPair(t, func() gpu.Backend { return cpu.New(2) }, cfg)
 	B, T := 2, 8
 	rng := rand.New(rand.NewPCG(7, 8))
 	for step := 1; step <= 2; step++ {
@@ -174,7 +175,7 @@ func TestFusedClassifierIsBitIdentical(t *testing.T) {
 // A non-finite gradient anywhere still shows in the fused step's norm.
 func TestFusedNormSeesNonFinite(t *testing.T) {
 	cfg := leanConfig(true)
-	ms, opts := fusedPair(t, func() gpu.Backend { return gpu.NewCPU(2) }, cfg)
+	ms, opts := fusedPair(t, func() gpu.Backend { return cpu.New(2) }, cfg)
 	m := ms[1]
 	p := m.Param("model.layers.0.mlp.down_proj.weight")
 	w := mustRead(t, m, p, p.W)
@@ -191,7 +192,7 @@ func TestFusedNormSeesNonFinite(t *testing.T) {
 // Misuse is an error, never silently lost gradients or a double update.
 func TestFusedMisuse(t *testing.T) {
 	cfg := leanConfig(true)
-	ms, opts := fusedPair(t, func() gpu.Backend { return gpu.NewCPU(2) }, cfg)
+	ms, opts := fusedPair(t, func() gpu.Backend { return cpu.New(2) }, cfg)
 	m, o := ms[1], opts[1]
 	in, tg := randomBatch(rand.New(rand.NewPCG(1, 2)), 16, cfg.Model.VocabSize)
 	if err := m.SetBatch(in, tg, 2, 8); err != nil {
@@ -227,7 +228,7 @@ func TestFusedUpdateNeedsNoClip(t *testing.T) {
 	// With accumulation the gradient arena stays and the step runs unfused.
 	cfg.Train.GradAccum, cfg.Train.Device = 2, "cpu"
 	cfg.Model.VocabSize, cfg.Model.Hidden, cfg.Model.Intermediate, cfg.Model.Layers = 96, 32, 64, 1
-	m, err := NewModel(gpu.NewCPU(1), cfg)
+	m, err := NewModel(cpu.New(1), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -288,7 +289,7 @@ func TestFusedMemoryPrediction(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		be := gpu.NewCPU(1)
+		be := cpu.New(1)
 		m, err := NewModel(be, fc)
 		if err != nil {
 			t.Fatal(err)
@@ -326,7 +327,7 @@ func TestFusedInterruptInHeadAbandonsStep(t *testing.T) {
 	cfg := leanConfig(true)
 	cfg.Model.TieEmbeddings = false
 	cfg.Train.GradClip, cfg.Train.FusedUpdate, cfg.Train.LossChunk = 0, true, 4
-	ms, opts := fusedPair(t, func() gpu.Backend { return gpu.NewCPU(2) }, cfg)
+	ms, opts := fusedPair(t, func() gpu.Backend { return cpu.New(2) }, cfg)
 	m, o := ms[1], opts[1]
 	var head *model.Param
 	for _, p := range m.Params {

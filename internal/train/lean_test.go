@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/compact-llm/compact/internal/gpu"
+	"github.com/compact-llm/compact/internal/gpu/cpu"
 	"github.com/compact-llm/compact/internal/model"
 )
 
@@ -27,7 +28,7 @@ func leanVariant(cfg Config) Config {
 
 func buildPair(t *testing.T, cfg Config) (*model.Model, *Optimizer) {
 	t.Helper()
-	m, err := NewModel(gpu.NewCPU(2), cfg)
+	m, err := NewModel(cpu.New(2), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/compact-llm/compact/internal/gpu"
+	"github.com/compact-llm/compact/internal/gpu/cpu"
 	"github.com/compact-llm/compact/internal/model"
 )
 
@@ -23,7 +23,7 @@ func TestRecomputePoliciesAgreeInLeanStep(t *testing.T) {
 	for _, rc := range model.RecomputeNames {
 		c := cfg
 		c.Train.Recompute = rc
-		m, err := NewModel(gpu.NewCPU(2), c)
+		m, err := NewModel(cpu.New(2), c)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/compact-llm/compact/internal/gpu"
+	"github.com/compact-llm/compact/internal/gpu/device"
 	"github.com/compact-llm/compact/internal/model"
 )
 
@@ -23,9 +23,9 @@ func TestExportHFReference(t *testing.T) {
 	if out == "" {
 		t.Skip("COMPACT_REFERENCE_OUT not set: the HF reference export runs on the GPU machine (see scripts/hf_reference.py)")
 	}
-	device := os.Getenv("COMPACT_REFERENCE_DEVICE")
-	if device == "" {
-		device = "cpu"
+	dev := os.Getenv("COMPACT_REFERENCE_DEVICE")
+	if dev == "" {
+		dev = "cpu"
 	}
 	cfg := Default()
 	cfg.Model = model.Config{VocabSize: 128, Hidden: 64, Intermediate: 176, Layers: 2, Heads: 4, KVHeads: 2,
@@ -46,7 +46,7 @@ func TestExportHFReference(t *testing.T) {
 		}
 		dir := filepath.Join(out, name)
 		os.MkdirAll(dir, 0o755)
-		be, _, err := gpu.Open(device, 0)
+		be, _, err := device.Open(dev, 0)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/compact-llm/compact/internal/gpu"
+	"github.com/compact-llm/compact/internal/gpu/cpu"
 	"github.com/compact-llm/compact/internal/model"
 )
 
@@ -19,7 +20,7 @@ func TestStepperMatchesHandStep(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	s, err := NewStepper(gpu.NewCPU(2), cfg)
+	s, err := NewStepper(cpu.New(2), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

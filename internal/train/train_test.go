@@ -10,6 +10,7 @@ import (
 
 	"github.com/compact-llm/compact/internal/data"
 	"github.com/compact-llm/compact/internal/gpu"
+	"github.com/compact-llm/compact/internal/gpu/cpu"
 	"github.com/compact-llm/compact/internal/projection"
 )
 
@@ -154,7 +155,7 @@ func TestPredictedMemoryMatchesCPU(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			be := gpu.NewCPU(1)
+			be := cpu.New(1)
 			m, err := NewModel(be, cfg)
 			if err != nil {
 				t.Fatal(err)
@@ -199,7 +200,7 @@ func TestCompressedUpdateFormula(t *testing.T) {
 		cfg.Compact.Rank, cfg.Compact.Seed = 0.5, 11
 		cfg.Train.GradClip, cfg.Train.Optimizer = 0, form
 		cfg.Train.Weights = WeightsMaster // the float64 formula, not its bf16 rounding
-		be := gpu.NewCPU64(1)
+		be := cpu.New64(1)
 		m, err := NewModel(be, cfg)
 		if err != nil {
 			t.Fatal(err)
@@ -212,7 +213,7 @@ func TestCompressedUpdateFormula(t *testing.T) {
 		for i := range G {
 			G[i] = math.Sin(float64(i)+1) * 1e-4 // small enough that eps matters
 		}
-		be.UploadF64(p.Grad, G)
+		cpu.UploadF64(be, p.Grad, G)
 		w0, _ := be.DownloadF64(p.W)
 		const lr = 1.0 / 128 // exact in the float32 hyper-parameters
 		opt.BeginStep()

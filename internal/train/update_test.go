@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/compact-llm/compact/internal/gpu"
+	"github.com/compact-llm/compact/internal/gpu/cpu"
 	"github.com/compact-llm/compact/internal/model"
 	"github.com/compact-llm/compact/internal/projection"
 )
@@ -57,7 +58,7 @@ func stepper(t *testing.T, cfg Config, src Batches) *Trainer {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	be := gpu.NewCPU64(2)
+	be := cpu.New64(2)
 	m, err := NewModel(be, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -235,7 +236,7 @@ func updateCheck(t *testing.T, cfg Config, steps int) []string {
 		// The twin gets the weights before the step and the step's batch.
 		w0 := download(t, m, weightsOf)
 		for _, p := range tm.Params {
-			if err := tm.Backend().UploadF64(p.W, w0[p.Name]); err != nil {
+			if err := cpu.UploadF64(tm.Backend(), p.W, w0[p.Name]); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -101,42 +101,17 @@ def test_elementwise():
             o2 = cp.zeros(n + off, cp.float32)[off:]
             K("elementwise", "convert_bf16_to_f32")(grid_for(n), (256,), (o2, o, np.int64(n)))
             report(f"convert_bf16_to_f32 n={n} off={off}", float(np.sum(host(o2) != bf2f(host(o)))), 0)
-            # add/axpy/scale bf16
-            A, Bb = rnd_bf(n + off), rnd_bf(n + off)
-            dA, dB = dev(A)[off:], dev(Bb)[off:]
-            out = cp.zeros(n + off, cp.uint16)[off:]
-            K("elementwise", "add_bf16")(grid_for(n), (256,), (out, dA, dB, np.int64(n)))
-            ref = f2bf(bf2f(A[off:]) + bf2f(Bb[off:]))
-            report(f"add_bf16 n={n} off={off}", float(np.sum(host(out) != ref)), 0)
-            K("elementwise", "axpy_bf16")(grid_for(n), (256,), (dA, dB, np.float32(0.5), np.int64(n)))
-            ref = f2bf(bf2f(A[off:]) + np.float32(0.5) * bf2f(Bb[off:]))
-            report(f"axpy_bf16 n={n} off={off}", float(np.sum(host(dA) != ref)), 0)
+            # scale bf16
+            Bb = rnd_bf(n + off)
+            dB = dev(Bb)[off:]
             K("elementwise", "scale_bf16")(grid_for(n), (256,), (dB, np.float32(-1.5), np.int64(n)))
             ref = f2bf(np.float32(-1.5) * bf2f(Bb[off:]))
             report(f"scale_bf16 n={n} off={off}", float(np.sum(host(dB) != ref)), 0)
             # f32
-            X, Y = rng.standard_normal(n + off).astype(np.float32), rng.standard_normal(n + off).astype(np.float32)
-            dX, dY = dev(X)[off:], dev(Y)[off:]
-            o3 = cp.zeros(n + off, cp.float32)[off:]
-            K("elementwise", "add_f32")(grid_for(n), (256,), (o3, dX, dY, np.int64(n)))
-            report(f"add_f32 n={n} off={off}", float(np.sum(host(o3) != X[off:] + Y[off:])), 0)
-            K("elementwise", "axpy_f32")(grid_for(n), (256,), (dY, dX, np.float32(0.25), np.int64(n)))
-            report(f"axpy_f32 n={n} off={off}", rel(host(dY), Y[off:] + 0.25 * X[off:].astype(np.float64)), 1e-7)
+            X = rng.standard_normal(n + off).astype(np.float32)
+            dX = dev(X)[off:]
             K("elementwise", "scale_f32")(grid_for(n), (256,), (dX, np.float32(3.0), np.int64(n)))
             report(f"scale_f32 n={n} off={off}", float(np.sum(host(dX) != X[off:] * np.float32(3))), 0)
-    # mixed
-    n = 1001
-    X = rng.standard_normal(n).astype(np.float32)
-    Bx = rnd_bf(n)
-    dX = dev(X)
-    K("elementwise", "axpy_f32_bf16")(grid_for(n), (256,), (dX, dev(Bx), np.float32(2.0), np.int64(n)))
-    report("axpy_f32_bf16", rel(host(dX), X + 2.0 * bf2f(Bx)), 1e-7)
-    dB = dev(Bx)
-    K("elementwise", "axpy_bf16_f32")(grid_for(n), (256,), (dB, dev(X), np.float32(2.0), np.int64(n)))
-    report("axpy_bf16_f32", float(np.sum(host(dB) != f2bf(bf2f(Bx) + np.float32(2) * X))), 0)
-    o = cp.zeros(n, cp.float32)
-    K("elementwise", "add_f32_bf16")(grid_for(n), (256,), (o, dev(X), dev(Bx), np.int64(n)))
-    report("add_f32_bf16", float(np.sum(host(o) != X + bf2f(Bx))), 0)
 
 
 # ---------------------------------------------------------------- encoder
@@ -182,9 +157,6 @@ def test_rmsnorm():
         report(f"rmsnorm_bwd_dx N={N} C={C}", rel(bf2f(host(ddx)), dxref), 5e-3)
         dw0 = rng.standard_normal(C).astype(np.float32)
         dwref = dw0 + (df * xf * rsf[:, None]).sum(0)
-        ddw = dev(dw0)
-        K("rmsnorm", "rmsnorm_bwd_dw")(((C + 31) // 32,), (256,), (ddw, dev(dout), dev(x), rs, np.int32(N), np.int32(C)))
-        report(f"rmsnorm_bwd_dw N={N} C={C}", rel(host(ddw), dwref), 1e-6)
         P = min(64, (N + 255) // 256)
         part = cp.zeros(P * C, cp.float32)
         ddw2 = dev(dw0)

@@ -1,0 +1,151 @@
+// CPU optimizer ops: gradient norm (SumSquares, ClipScale), fused AdamW, the
+// compressed Adam direction of CompAct, and the projection generator.
+package cpu
+
+import (
+	"github.com/compact-llm/compact/internal/gpu"
+	"math"
+
+	"github.com/compact-llm/compact/internal/projection"
+)
+
+// sumChunk is the fixed block size of SumSquares' partial sums. Because it
+// does not depend on the thread count, the norm is bit-identical for any
+// number of threads.
+const sumChunk = 1 << 12
+
+// SumSquares adds the sum of squares of every element of ts to acc[0]; the
+// sum is taken in float64 and rounded to T once.
+func (c *Backend[T]) SumSquares(acc *gpu.Tensor, ts ...*gpu.Tensor) {
+	checkLen("SumSquares acc", acc, 1)
+	var total float64
+	for _, t := range ts {
+		d := c.f(t)
+		parts := make([]float64, (len(d)+sumChunk-1)/sumChunk)
+		c.parallel(len(parts), max(1, elemGrain/sumChunk), func(lo, hi int) {
+			for p := lo; p < hi; p++ {
+				var s float64
+				for _, x := range d[p*sumChunk : min(len(d), (p+1)*sumChunk)] {
+					s += float64(x) * float64(x)
+				}
+				parts[p] = s
+			}
+		})
+		for _, s := range parts {
+			total += s
+		}
+	}
+	a := c.f(acc)
+	a[0] = T(float64(a[0]) + total)
+}
+
+// ClipScale: clip[0] = min(1, maxNorm / (sqrt(sumSq[0]) + 1e-6)), or 1 when
+// maxNorm <= 0.
+func (c *Backend[T]) ClipScale(clip, sumSq *gpu.Tensor, maxNorm float32) {
+	checkLen("ClipScale clip", clip, 1)
+	checkLen("ClipScale sumSq", sumSq, 1)
+	s := 1.0
+	if maxNorm > 0 {
+		s = min(1, float64(maxNorm)/(math.Sqrt(float64(c.f(sumSq)[0]))+1e-6))
+	}
+	c.f(clip)[0] = T(s)
+}
+
+// adam holds one step's constants in float64.
+type adam struct {
+	b1, b2, bc1, bc2, eps, scale, lr, wd, clip float64
+}
+
+func (c *Backend[T]) adamConsts(op string, clip *gpu.Tensor, hp gpu.AdamParams) adam {
+	check(hp.Step >= 1, "%s: step %d, want >= 1 (bias correction)", op, hp.Step)
+	a := adam{b1: float64(hp.Beta1), b2: float64(hp.Beta2), eps: float64(hp.Eps),
+		scale: float64(hp.Scale), lr: float64(hp.LR), wd: float64(hp.WeightDecay), clip: 1}
+	a.bc1, a.bc2 = hp.Corrections()
+	if clip != nil {
+		checkLen(op+" clip", clip, 1)
+		a.clip = float64(c.f(clip)[0])
+	}
+	return a
+}
+
+// moments updates m[i], v[i] from gradient g (already clipped) and returns
+// the scaled Adam direction. The direction is computed from the stored
+// (rounded) moments, as a kernel that writes them back would.
+func moments[T float32 | float64](a *adam, g float64, m, v *T) float64 {
+	*m = T(a.b1*float64(*m) + (1-a.b1)*g)
+	*v = T(a.b2*float64(*v) + (1-a.b2)*g*g)
+	mhat, vhat := float64(*m)/a.bc1, float64(*v)/a.bc2
+	return a.scale * mhat / (math.Sqrt(vhat) + a.eps)
+}
+
+// AdamW: p -= LR (Scale mhat/(sqrt(vhat)+Eps) + WeightDecay p), with
+// g' = g clip[0] feeding the moments. A nil clip means 1.
+func (c *Backend[T]) AdamW(p, g, m, v, clip *gpu.Tensor, hp gpu.AdamParams) {
+	n := p.Len()
+	checkLen("AdamW g", g, n)
+	checkLen("AdamW m", m, n)
+	checkLen("AdamW v", v, n)
+	a := c.adamConsts("AdamW", clip, hp)
+	pd, gd, md, vd := c.f(p), c.f(g), c.f(m), c.f(v)
+	c.parallel(n, elemGrain, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			dir := moments(&a, float64(gd[i])*a.clip, &md[i], &vd[i])
+			x := float64(pd[i])
+			pd[i] = T(x - a.lr*(dir+a.wd*x))
+		}
+	})
+}
+
+// AdamDirection updates m, v as AdamW does and writes
+// dir = Scale mhat/(sqrt(vhat)+Eps). LR and WeightDecay are not used. A Low
+// dir holds the direction rounded to the nearest bf16, as CUDA stores it.
+func (c *Backend[T]) AdamDirection(dir, g, m, v, clip *gpu.Tensor, hp gpu.AdamParams) {
+	n := dir.Len()
+	checkLen("AdamDirection g", g, n)
+	checkLen("AdamDirection m", m, n)
+	checkLen("AdamDirection v", v, n)
+	a := c.adamConsts("AdamDirection", clip, hp)
+	dd, gd, md, vd := c.f(dir), c.f(g), c.f(m), c.f(v)
+	low := dir.Prec == gpu.Low
+	c.parallel(n, elemGrain, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			d := moments(&a, float64(gd[i])*a.clip, &md[i], &vd[i])
+			if low {
+				d = float64(gpu.BF16Nearest(float32(d)))
+			}
+			dd[i] = T(d)
+		}
+	})
+}
+
+// Projection fills P (n, r) from the shared Philox generator: float64 is the
+// exact reference, float32 its rounding, and a Low P holds that rounded to
+// the nearest bf16, as CUDA's projection_bf16 stores it (so the CPU forward
+// and the decompressed update read the P that CUDA reads). projection.Fill
+// is serial.
+func (c *Backend[T]) Projection(P *gpu.Tensor, s gpu.ProjectionStream) {
+	check(len(P.Shape) == 2, "Projection: %s must be (n, r)", P)
+	n, r := P.Shape[0], P.Shape[1]
+	kind := projection.Gaussian
+	switch s.Kind {
+	case gpu.Gaussian:
+	case gpu.Rademacher:
+		kind = projection.Rademacher
+	default:
+		check(false, "Projection: unknown kind %d", int(s.Kind))
+	}
+	d := c.f(P)
+	switch d := any(d).(type) {
+	case []float32:
+		projection.Fill32(d, n, r, kind, s.Seed, s.Stream, s.Epoch)
+	case []float64:
+		projection.Fill(d, n, r, kind, s.Seed, s.Stream, s.Epoch)
+	}
+	if P.Prec == gpu.Low {
+		c.parallel(len(d), elemGrain, func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				d[i] = T(gpu.BF16Nearest(float32(d[i])))
+			}
+		})
+	}
+}

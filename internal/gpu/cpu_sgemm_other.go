@@ -1,7 +1,0 @@
-//go:build !amd64
-
-package gpu
-
-// sgemmKernels lists the GEMM kernels this CPU can run: none off amd64, so
-// float32 GEMMs use gonum's Sgemm.
-func sgemmKernels() []sgemmKernel { return nil }

@@ -1,0 +1,73 @@
+//go:build linux && (amd64 || arm64)
+
+package cuda
+
+import (
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/compact-llm/compact/csrc"
+)
+
+// globalRE finds the names of __global__ functions; the optimizer's macros
+// define theirs through ADAMW_ENTRY / ADAMDIR_ENTRY invocations.
+var (
+	globalRE = regexp.MustCompile(`extern "C" __global__ void\s+(?:__launch_bounds__\([^)]*\)\s*)?(\w+)\s*\(`)
+	macroRE  = regexp.MustCompile(`(?m)^(?:ADAMW|ADAMDIR)_ENTRY\((\w+),`)
+)
+
+// Every kernel in csrc has exactly one typed launcher and every launcher a
+// kernel in the file it names, so no kernel is reachable only from scripts
+// and no binding fails at load time. Runs without a GPU.
+func TestEveryKernelHasALauncher(t *testing.T) {
+	var ks kernels
+	listed := map[string]bool{}
+	for _, f := range ks.files() {
+		if listed[f.name] {
+			t.Errorf("%s listed twice", f.name)
+		}
+		listed[f.name] = true
+		src, err := csrc.FS.ReadFile(f.name)
+		if err != nil {
+			t.Errorf("%s: %v", f.name, err)
+			continue
+		}
+		var defined []string
+		for _, m := range globalRE.FindAllStringSubmatch(string(src), -1) {
+			if m[1] != "NAME" { // the macro's own definition
+				defined = append(defined, m[1])
+			}
+		}
+		for _, m := range macroRE.FindAllStringSubmatch(string(src), -1) {
+			defined = append(defined, m[1])
+		}
+		var bound []string
+		handles := map[*kernel]bool{}
+		for _, b := range f.bindings {
+			bound = append(bound, b.name)
+			if handles[b.k] {
+				t.Errorf("%s: two kernels bound to one handle (%s)", f.name, b.name)
+			}
+			handles[b.k] = true
+			if b.block == 0 || b.block%32 != 0 && b.block != 1 {
+				t.Errorf("%s: block %d is not a whole number of warps", b.name, b.block)
+			}
+		}
+		slices.Sort(defined)
+		slices.Sort(bound)
+		if !slices.Equal(defined, bound) {
+			t.Errorf("%s defines %v, Go binds %v", f.name, defined, bound)
+		}
+	}
+	entries, err := csrc.FS.ReadDir(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".cu") && !listed[e.Name()] {
+			t.Errorf("csrc/%s has no kernel set in kernels.files", e.Name())
+		}
+	}
+}
