@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/compact-llm/compact/internal/gpu"
+	"github.com/compact-llm/compact/internal/gpu/device"
 )
 
 // --gpus with --device cpu runs the ranks as CPU processes over TCP: the
@@ -82,7 +82,7 @@ func TestGPUsBadInputExitsTwo(t *testing.T) {
 // resumes on one GPU along the same trajectory. The tolerance covers the
 // GPU's unordered reductions (embedding backward), not the sharding.
 func TestGPUsZeroCUDA(t *testing.T) {
-	if n, err := gpu.CudaDeviceCount(); err != nil || n < 2 {
+	if n, err := device.CUDACount(); err != nil || n < 2 {
 		t.Skipf("needs 2 CUDA devices (%d, %v)", n, err)
 	}
 	train, val := shards(t)

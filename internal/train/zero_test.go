@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/compact-llm/compact/internal/gpu"
+	"github.com/compact-llm/compact/internal/gpu/cpu"
 )
 
 // partition against every split of small random inputs: contiguous,
@@ -180,7 +181,7 @@ func TestZeroShardsOptimizerMemory(t *testing.T) {
 		for _, world := range []int{1, 2, 4} {
 			var sum, largest, peak int64
 			for r := range world {
-				be := gpu.NewCPU(1)
+				be := cpu.New(1)
 				m, err := NewModel(be, cfg)
 				if err != nil {
 					t.Fatal(err)
