@@ -209,8 +209,9 @@ func (o *Optimizer) direction(dir *gpu.Tensor, gOff int, g *gpu.Tensor, hp gpu.A
 }
 
 // decompress applies W (rows, n) -= lr * N (rows, r) P^T for every param of
-// the compressed segment s, this rank's part of it (alpha is already in N). q/k/v and gate/up share
-// P, so it is generated (or read from the model's cache) once per group.
+// the compressed segment s (this rank's part of it; alpha is already in N).
+// q/k/v and gate/up share P, so it is generated (or read from the model's
+// cache) once per group.
 func (o *Optimizer) decompress(s model.Segment, lr float32) {
 	m := o.model
 	var P *gpu.Tensor
