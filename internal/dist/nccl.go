@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"unsafe"
 
 	"github.com/compact-llm/compact/internal/gpu"
 	"github.com/compact-llm/compact/internal/gpu/cuda"
@@ -112,25 +111,14 @@ func loadNCCL() error {
 	return ncclLoadErr
 }
 
-func cString(p *byte) string {
-	if p == nil {
-		return ""
-	}
-	n := 0
-	for *(*byte)(unsafe.Add(unsafe.Pointer(p), n)) != 0 {
-		n++
-	}
-	return string(unsafe.Slice(p, n))
-}
-
 // ncclCheck turns a result into an error naming the call and NCCL's words.
 func ncclCheck(r int32, comm uintptr, what string) error {
 	if r == ncclSuccess {
 		return nil
 	}
-	msg := cString(ncclAPI.GetErrorString(r))
+	msg := cuda.GoString(ncclAPI.GetErrorString(r))
 	if comm != 0 && ncclAPI.GetLastError != nil {
-		if last := cString(ncclAPI.GetLastError(comm)); last != "" {
+		if last := cuda.GoString(ncclAPI.GetLastError(comm)); last != "" {
 			msg += ": " + last
 		}
 	}

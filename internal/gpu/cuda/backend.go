@@ -398,3 +398,7 @@ func DevicePtr(t *gpu.Tensor) uintptr { return addr(t) }
 // DeviceCount is the number of CUDA devices the driver sees; an error when
 // there is no usable driver.
 func DeviceCount() (int, error) { return deviceCount() }
+
+// GoString copies a NUL-terminated C string returned by a library that
+// shares the device (NCCL's error strings).
+func GoString(p *byte) string { return cudaGoString(p) }
