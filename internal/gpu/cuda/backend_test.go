@@ -299,12 +299,41 @@ func TestCUDAOptimizerOps(t *testing.T) {
 	}
 	for _, prec := range []gpu.Precision{gpu.Full, gpu.Low} {
 		for _, kind := range []gpu.ProjectionKind{gpu.Gaussian, gpu.Rademacher} {
-			P := h.alloc(prec, 517, 33)
-			s := gpu.ProjectionStream{Seed: h.rng.Uint64(), Stream: 17, Epoch: 4, Kind: kind}
-			h.c.Projection(P.c, s)
-			h.g.Projection(P.g, s)
-			tol := map[gpu.Precision]float64{gpu.Low: 5e-3, gpu.Full: 1e-6}[prec]
-			h.expect("projection", P, tol)
+			// Unpadded (rank 0: P's width), and stored wider than the rank
+			// over a buffer full of junk: the padding must come back zero.
+			for _, c := range []struct{ rank, cols int }{{0, 33}, {33, 40}, {1365, 1368}} {
+				P := h.randn(prec, 1, 517, c.cols)
+				s := gpu.ProjectionStream{Seed: h.rng.Uint64(), Stream: 17, Epoch: 4, Kind: kind, Rank: c.rank}
+				h.c.Projection(P.c, s)
+				h.g.Projection(P.g, s)
+				tol := map[gpu.Precision]float64{gpu.Low: 5e-3, gpu.Full: 1e-6}[prec]
+				h.expect(fmt.Sprintf("projection rank %d cols %d", c.rank, c.cols), P, tol)
+				if c.rank == 0 {
+					continue
+				}
+				// The GPU's own unpadded P, bit for bit, then zeros.
+				Q := h.alloc(prec, 517, c.rank)
+				h.g.Projection(Q.g, s)
+				gv, err := h.g.Download(P.g)
+				if err != nil {
+					t.Fatal(err)
+				}
+				qv, err := h.g.Download(Q.g)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i := range 517 {
+					for j := range c.cols {
+						want := float32(0)
+						if j < c.rank {
+							want = qv[i*c.rank+j]
+						}
+						if v := gv[i*c.cols+j]; v != want {
+							t.Fatalf("projection rank %d cols %d: P[%d,%d] = %g, want %g", c.rank, c.cols, i, j, v, want)
+						}
+					}
+				}
+			}
 		}
 	}
 }
