@@ -176,6 +176,101 @@ __device__ __forceinline__ void acc_to_a(unsigned int a[4], const float t0[4], c
     a[3] = pack_float2(t1[2], t1[3]);
 }
 
+// Scores of one warp's 16 rows against 8*NK keys: s += Q K^T with Q in
+// registers (qa) and K[key][d] in shared memory.
+template <int D, int NK>
+__device__ __forceinline__ void warp_qkt(float s[NK][4], const unsigned int qa[D / 16][4], const unsigned short* sK) {
+    constexpr int SR = D + 8;
+#pragma unroll
+    for (int ks = 0; ks < D / 16; ++ks) {
+#pragma unroll
+        for (int nt = 0; nt < NK; nt += 2) {
+            unsigned int bb[4];
+            lds_b_nk<SR>(bb, sK, nt * 8, ks * 16);
+            mma16816(s[nt], qa[ks], bb);
+            mma16816(s[nt + 1], qa[ks], bb + 2);
+        }
+    }
+}
+
+// acc (16 x D) += A (16 x 8*NK, fp32 accumulators rounded to bf16) times
+// M[k][d] (8*NK rows of shared memory starting at row k0).
+template <int D, int NK>
+__device__ __forceinline__ void warp_acc_mul(float acc[D / 8][4], const float a[NK][4], const unsigned short* sM) {
+    constexpr int SR = D + 8;
+#pragma unroll
+    for (int kk = 0; kk < NK / 2; ++kk) {
+        unsigned int fa[4];
+        acc_to_a(fa, a[2 * kk], a[2 * kk + 1]);
+#pragma unroll
+        for (int nd = 0; nd < D / 8; nd += 2) {
+            unsigned int bb[4];
+            lds_b_kn<SR>(bb, sM, kk * 16, nd * 8);
+            mma16816(acc[nd], fa, bb);
+            mma16816(acc[nd + 1], fa, bb + 2);
+        }
+    }
+}
+
+// Transposed scores and dP of one warp's 16 keys (rows wr..wr+15 of sK and
+// sV) against 8*NQ queries: st += K Q^T, dpt += V dO^T.
+template <int D, int NQ>
+__device__ __forceinline__ void warp_kqt(float st[NQ][4], float dpt[NQ][4], const unsigned short* sK,
+                                         const unsigned short* sV, int wr, const unsigned short* sQ,
+                                         const unsigned short* sO) {
+    constexpr int SR = D + 8;
+#pragma unroll
+    for (int ks = 0; ks < D / 16; ++ks) {
+        unsigned int ak[4], av[4];
+        lds_a<SR>(ak, sK, wr, ks * 16);
+        lds_a<SR>(av, sV, wr, ks * 16);
+#pragma unroll
+        for (int nt = 0; nt < NQ; nt += 2) {
+            unsigned int bq[4], bo[4];
+            lds_b_nk<SR>(bq, sQ, nt * 8, ks * 16);
+            mma16816(st[nt], ak, bq);
+            mma16816(st[nt + 1], ak, bq + 2);
+            lds_b_nk<SR>(bo, sO, nt * 8, ks * 16);
+            mma16816(dpt[nt], av, bo);
+            mma16816(dpt[nt + 1], av, bo + 2);
+        }
+    }
+}
+
+// Online softmax bookkeeping of a warp's two rows per thread (g and g + 8):
+// the running sums and the output accumulator scale by alpha when the row
+// maximum grows, then the tile's partial sums add in.
+template <int ND>
+__device__ __forceinline__ void online_rescale(float o[ND][4], float lrow[2], const float alpha[2],
+                                               const float psum[2]) {
+#pragma unroll
+    for (int i = 0; i < 2; ++i) lrow[i] = lrow[i] * alpha[i] + psum[i];
+#pragma unroll
+    for (int nd = 0; nd < ND; ++nd) {
+        o[nd][0] *= alpha[0];
+        o[nd][1] *= alpha[0];
+        o[nd][2] *= alpha[1];
+        o[nd][3] *= alpha[1];
+    }
+}
+
+// Full row sums over the quad that shares the rows, and their inverses (0
+// for an empty row).
+__device__ __forceinline__ void quad_row_sums(float lrow[2], float inv[2]) {
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+        lrow[i] += __shfl_xor_sync(0xffffffffu, lrow[i], 1);
+        lrow[i] += __shfl_xor_sync(0xffffffffu, lrow[i], 2);
+        inv[i] = lrow[i] > 0.0f ? 1.0f / lrow[i] : 0.0f;
+    }
+}
+
+template <int N>
+__device__ __forceinline__ void zero_acc(float a[N][4]) {
+#pragma unroll
+    for (int i = 0; i < N; ++i) a[i][0] = a[i][1] = a[i][2] = a[i][3] = 0.0f;
+}
+
 // Block-cooperative copy of a tile of `rows` rows x D bf16 from global memory
 // (row stride gs elements, first row at g) into shared memory (row stride
 // D + 8 halves). Rows >= valid are zero-filled (and not read).
@@ -232,8 +327,7 @@ __device__ __forceinline__ void attn_fwd_mma(bf16* out, float* lse, const bf16* 
     for (int ks = 0; ks < KS; ++ks) lds_a<SR>(qa[ks], sK, warp * 16, ks * 16);
 
     float o[ND][4];
-#pragma unroll
-    for (int nd = 0; nd < ND; ++nd) o[nd][0] = o[nd][1] = o[nd][2] = o[nd][3] = 0.0f;
+    zero_acc<ND>(o);
     float mrow[2] = {NEG_BIG, NEG_BIG};
     float lrow[2] = {0.0f, 0.0f};  // per-thread partial sums (reduced over the quad at the end)
 
@@ -250,18 +344,8 @@ __device__ __forceinline__ void attn_fwd_mma(bf16* out, float* lse, const bf16* 
         if (k0 > q0 + warp * 16 + 15) continue;  // warp-uniform: tile entirely in the future
 
         float s[NK][4];
-#pragma unroll
-        for (int nt = 0; nt < NK; ++nt) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
-#pragma unroll
-        for (int ks = 0; ks < KS; ++ks) {
-#pragma unroll
-            for (int nt = 0; nt < NK; nt += 2) {
-                unsigned int bb[4];
-                lds_b_nk<SR>(bb, sK, nt * 8, ks * 16);
-                mma16816(s[nt], qa[ks], bb);
-                mma16816(s[nt + 1], qa[ks], bb + 2);
-            }
-        }
+        zero_acc<NK>(s);
+        warp_qkt<D, NK>(s, qa, sK);
         // Scale to the log2 domain, mask, row maxima.
         float tmax[2] = {NEG_BIG, NEG_BIG};
 #pragma unroll
@@ -296,38 +380,14 @@ __device__ __forceinline__ void attn_fwd_mma(bf16* out, float* lse, const bf16* 
                 psum[e >> 1] += p;
             }
         }
-#pragma unroll
-        for (int i = 0; i < 2; ++i) lrow[i] = lrow[i] * alpha[i] + psum[i];
-#pragma unroll
-        for (int nd = 0; nd < ND; ++nd) {
-            o[nd][0] *= alpha[0];
-            o[nd][1] *= alpha[0];
-            o[nd][2] *= alpha[1];
-            o[nd][3] *= alpha[1];
-        }
-        // O += P V  (P: 16 x BK from registers; V: BK x D from shared memory)
-#pragma unroll
-        for (int kk = 0; kk < BK / 16; ++kk) {
-            unsigned int pa[4];
-            acc_to_a(pa, s[2 * kk], s[2 * kk + 1]);
-#pragma unroll
-            for (int nd = 0; nd < ND; nd += 2) {
-                unsigned int bb[4];
-                lds_b_kn<SR>(bb, sV, kk * 16, nd * 8);
-                mma16816(o[nd], pa, bb);
-                mma16816(o[nd + 1], pa, bb + 2);
-            }
-        }
+        online_rescale<ND>(o, lrow, alpha, psum);
+        warp_acc_mul<D, NK>(o, s, sV);  // O += P V  (P: 16 x BK from registers; V: BK x D in shared memory)
     }
 
     // Finish: full row sums over the quad, normalize, store.
-#pragma unroll
-    for (int i = 0; i < 2; ++i) {
-        lrow[i] += __shfl_xor_sync(0xffffffffu, lrow[i], 1);
-        lrow[i] += __shfl_xor_sync(0xffffffffu, lrow[i], 2);
-    }
-    const float inv0 = lrow[0] > 0.0f ? 1.0f / lrow[0] : 0.0f;
-    const float inv1 = lrow[1] > 0.0f ? 1.0f / lrow[1] : 0.0f;
+    float inv[2];
+    quad_row_sums(lrow, inv);
+    const float inv0 = inv[0], inv1 = inv[1];
     bf16* ob = out + (long)b * T * qrs + (long)h * D;
 #pragma unroll
     for (int nd = 0; nd < ND; ++nd) {
@@ -378,11 +438,8 @@ __device__ __forceinline__ void attn_bwd_dkdv_mma(unsigned short* smem, float* s
     load_tile<D>(sV, v + ((long)b * T + k0) * krs + (long)kvh * D, krs, 64, min(64, T - k0));
 
     float dkacc[ND][4], dvacc[ND][4];
-#pragma unroll
-    for (int nd = 0; nd < ND; ++nd) {
-#pragma unroll
-        for (int e = 0; e < 4; ++e) dkacc[nd][e] = dvacc[nd][e] = 0.0f;
-    }
+    zero_acc<ND>(dkacc);
+    zero_acc<ND>(dvacc);
 
     for (int hh = 0; hh < G; ++hh) {
         const int h = kvh * G + hh;
@@ -403,27 +460,9 @@ __device__ __forceinline__ void attn_bwd_dkdv_mma(unsigned short* smem, float* s
             if (k0 + wr > i0 + BQ - 1) continue;  // warp-uniform: all its keys after all queries
 
             float st[NQ][4], dpt[NQ][4];
-#pragma unroll
-            for (int nt = 0; nt < NQ; ++nt) {
-#pragma unroll
-                for (int e = 0; e < 4; ++e) st[nt][e] = dpt[nt][e] = 0.0f;
-            }
-#pragma unroll
-            for (int ks = 0; ks < KS; ++ks) {
-                unsigned int ak[4], av[4];
-                lds_a<SR>(ak, sK, wr, ks * 16);
-                lds_a<SR>(av, sV, wr, ks * 16);
-#pragma unroll
-                for (int nt = 0; nt < NQ; nt += 2) {
-                    unsigned int bq[4], bo[4];
-                    lds_b_nk<SR>(bq, sQ, nt * 8, ks * 16);
-                    mma16816(st[nt], ak, bq);  // S^T = K Q^T
-                    mma16816(st[nt + 1], ak, bq + 2);
-                    lds_b_nk<SR>(bo, sO, nt * 8, ks * 16);
-                    mma16816(dpt[nt], av, bo);  // dP^T = V dO^T
-                    mma16816(dpt[nt + 1], av, bo + 2);
-                }
-            }
+            zero_acc<NQ>(st);
+            zero_acc<NQ>(dpt);
+            warp_kqt<D, NQ>(st, dpt, sK, sV, wr, sQ, sO);  // S^T = K Q^T, dP^T = V dO^T
 #pragma unroll
             for (int nt = 0; nt < NQ; ++nt) {
 #pragma unroll
@@ -439,22 +478,8 @@ __device__ __forceinline__ void attn_bwd_dkdv_mma(unsigned short* smem, float* s
                 }
             }
             // dV += P^T dO,  dK += dS^T Q   (k = queries, n = head dims)
-#pragma unroll
-            for (int kk = 0; kk < BQ / 16; ++kk) {
-                unsigned int ap[4], as[4];
-                acc_to_a(ap, st[2 * kk], st[2 * kk + 1]);
-                acc_to_a(as, dpt[2 * kk], dpt[2 * kk + 1]);
-#pragma unroll
-                for (int nd = 0; nd < ND; nd += 2) {
-                    unsigned int bo[4], bq[4];
-                    lds_b_kn<SR>(bo, sO, kk * 16, nd * 8);
-                    mma16816(dvacc[nd], ap, bo);
-                    mma16816(dvacc[nd + 1], ap, bo + 2);
-                    lds_b_kn<SR>(bq, sQ, kk * 16, nd * 8);
-                    mma16816(dkacc[nd], as, bq);
-                    mma16816(dkacc[nd + 1], as, bq + 2);
-                }
-            }
+            warp_acc_mul<D, NQ>(dvacc, st, sO);
+            warp_acc_mul<D, NQ>(dkacc, dpt, sQ);
         }
     }
 
@@ -515,8 +540,7 @@ __device__ __forceinline__ void attn_bwd_dq_mma(unsigned short* smem, bf16* dq, 
     const float d1 = (r1 < T) ? drow[r1] : 0.0f;
 
     float dqacc[ND][4];
-#pragma unroll
-    for (int nd = 0; nd < ND; ++nd) dqacc[nd][0] = dqacc[nd][1] = dqacc[nd][2] = dqacc[nd][3] = 0.0f;
+    zero_acc<ND>(dqacc);
 
     const int kend = min(T, q0 + 64);
     const int nkt = (kend + BK - 1) / BK;
@@ -531,24 +555,10 @@ __device__ __forceinline__ void attn_bwd_dq_mma(unsigned short* smem, bf16* dq, 
         if (k0 > q0 + warp * 16 + 15) continue;  // warp-uniform: tile entirely in the future
 
         float s[NK][4], dp[NK][4];
-#pragma unroll
-        for (int nt = 0; nt < NK; ++nt) {
-#pragma unroll
-            for (int e = 0; e < 4; ++e) s[nt][e] = dp[nt][e] = 0.0f;
-        }
-#pragma unroll
-        for (int ks = 0; ks < KS; ++ks) {
-#pragma unroll
-            for (int nt = 0; nt < NK; nt += 2) {
-                unsigned int bk[4], bv[4];
-                lds_b_nk<SR>(bk, sK, nt * 8, ks * 16);
-                mma16816(s[nt], qa[ks], bk);  // S = Q K^T
-                mma16816(s[nt + 1], qa[ks], bk + 2);
-                lds_b_nk<SR>(bv, sV, nt * 8, ks * 16);
-                mma16816(dp[nt], da[ks], bv);  // dP = dO V^T
-                mma16816(dp[nt + 1], da[ks], bv + 2);
-            }
-        }
+        zero_acc<NK>(s);
+        zero_acc<NK>(dp);
+        warp_qkt<D, NK>(s, qa, sK);   // S = Q K^T
+        warp_qkt<D, NK>(dp, da, sV);  // dP = dO V^T
 #pragma unroll
         for (int nt = 0; nt < NK; ++nt) {
 #pragma unroll
@@ -560,19 +570,7 @@ __device__ __forceinline__ void attn_bwd_dq_mma(unsigned short* smem, bf16* dq, 
                 s[nt][e] = p * (dp[nt][e] - ((e < 2) ? d0 : d1)) * scale;  // dS
             }
         }
-        // dQ += dS K  (k = keys, n = head dims)
-#pragma unroll
-        for (int kk = 0; kk < BK / 16; ++kk) {
-            unsigned int as[4];
-            acc_to_a(as, s[2 * kk], s[2 * kk + 1]);
-#pragma unroll
-            for (int nd = 0; nd < ND; nd += 2) {
-                unsigned int bb[4];
-                lds_b_kn<SR>(bb, sK, kk * 16, nd * 8);
-                mma16816(dqacc[nd], as, bb);
-                mma16816(dqacc[nd + 1], as, bb + 2);
-            }
-        }
+        warp_acc_mul<D, NK>(dqacc, s, sK);  // dQ += dS K  (k = keys, n = head dims)
     }
 
     bf16* qd = dq + (long)b * T * qrs + (long)h * D;
@@ -662,48 +660,6 @@ __device__ __forceinline__ void async_tile(unsigned short* s, const bf16* g, lon
         const bool ok = r < valid;
         cp_async16(s + r * SR + c, g + (ok ? (long)r * gs + c : 0), ok);
     }
-}
-
-// Scores of one warp's 16 rows against 8*NK keys: s += Q K^T with Q in
-// registers (qa) and K[key][d] in shared memory.
-template <int D, int NK>
-__device__ __forceinline__ void warp_qkt(float s[NK][4], const unsigned int qa[D / 16][4], const unsigned short* sK) {
-    constexpr int SR = D + 8;
-#pragma unroll
-    for (int ks = 0; ks < D / 16; ++ks) {
-#pragma unroll
-        for (int nt = 0; nt < NK; nt += 2) {
-            unsigned int bb[4];
-            lds_b_nk<SR>(bb, sK, nt * 8, ks * 16);
-            mma16816(s[nt], qa[ks], bb);
-            mma16816(s[nt + 1], qa[ks], bb + 2);
-        }
-    }
-}
-
-// acc (16 x D) += A (16 x 8*NK, fp32 accumulators rounded to bf16) times
-// M[k][d] (8*NK rows of shared memory starting at row k0).
-template <int D, int NK>
-__device__ __forceinline__ void warp_acc_mul(float acc[D / 8][4], const float a[NK][4], const unsigned short* sM) {
-    constexpr int SR = D + 8;
-#pragma unroll
-    for (int kk = 0; kk < NK / 2; ++kk) {
-        unsigned int fa[4];
-        acc_to_a(fa, a[2 * kk], a[2 * kk + 1]);
-#pragma unroll
-        for (int nd = 0; nd < D / 8; nd += 2) {
-            unsigned int bb[4];
-            lds_b_kn<SR>(bb, sM, kk * 16, nd * 8);
-            mma16816(acc[nd], fa, bb);
-            mma16816(acc[nd + 1], fa, bb + 2);
-        }
-    }
-}
-
-template <int N>
-__device__ __forceinline__ void zero_acc(float a[N][4]) {
-#pragma unroll
-    for (int i = 0; i < N; ++i) a[i][0] = a[i][1] = a[i][2] = a[i][3] = 0.0f;
 }
 
 // Forward: block of 8 warps = 128 query rows of one (b, h), warp w rows
@@ -811,28 +767,16 @@ __device__ __forceinline__ void attn_fwd2(bf16* out, float* lse, const bf16* q, 
                     psum[e >> 1] += p;
                 }
             }
-#pragma unroll
-            for (int i = 0; i < 2; ++i) lrow[i] = lrow[i] * alpha[i] + psum[i];
-#pragma unroll
-            for (int nd = 0; nd < ND; ++nd) {
-                o[nd][0] *= alpha[0];
-                o[nd][1] *= alpha[0];
-                o[nd][2] *= alpha[1];
-                o[nd][3] *= alpha[1];
-            }
+            online_rescale<ND>(o, lrow, alpha, psum);
             warp_acc_mul<D, NK>(o, s, sV);  // O += P V
         }
         cp_async_wait_all();
         __syncthreads();  // next stage visible to all; this stage free for tile kt + 2
     }
 
-#pragma unroll
-    for (int i = 0; i < 2; ++i) {
-        lrow[i] += __shfl_xor_sync(0xffffffffu, lrow[i], 1);
-        lrow[i] += __shfl_xor_sync(0xffffffffu, lrow[i], 2);
-    }
-    const float inv0 = lrow[0] > 0.0f ? 1.0f / lrow[0] : 0.0f;
-    const float inv1 = lrow[1] > 0.0f ? 1.0f / lrow[1] : 0.0f;
+    float inv[2];
+    quad_row_sums(lrow, inv);
+    const float inv0 = inv[0], inv1 = inv[1];
     // Output tile through stage 0 (free after the loop's last barrier), then
     // 16-byte coalesced stores.
     unsigned short* so = smem;
@@ -921,22 +865,7 @@ __device__ __forceinline__ void attn_bwd2_dkdv(unsigned short* smem, float* sLD,
             float st[NQ][4], dpt[NQ][4];
             zero_acc<NQ>(st);
             zero_acc<NQ>(dpt);
-#pragma unroll
-            for (int ks = 0; ks < KS; ++ks) {
-                unsigned int ak[4], av[4];
-                lds_a<SR>(ak, sK, wr, ks * 16);
-                lds_a<SR>(av, sV, wr, ks * 16);
-#pragma unroll
-                for (int nt = 0; nt < NQ; nt += 2) {
-                    unsigned int bq[4], bo[4];
-                    lds_b_nk<SR>(bq, sQ, nt * 8, ks * 16);
-                    mma16816(st[nt], ak, bq);  // S^T = K Q^T
-                    mma16816(st[nt + 1], ak, bq + 2);
-                    lds_b_nk<SR>(bo, sO, nt * 8, ks * 16);
-                    mma16816(dpt[nt], av, bo);  // dP^T = V dO^T
-                    mma16816(dpt[nt + 1], av, bo + 2);
-                }
-            }
+            warp_kqt<D, NQ>(st, dpt, sK, sV, wr, sQ, sO);  // S^T = K Q^T, dP^T = V dO^T
             const bool mask = kw + 15 > i0 || i0 + BQ > T || kw + 15 >= T;
 #pragma unroll
             for (int nt = 0; nt < NQ; ++nt) {
