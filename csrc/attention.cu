@@ -84,8 +84,11 @@
 // measurement on an H200, B=64 T=256 H=12 D=64 and B=32 T=256 H=16 D=128):
 // minimum resident blocks per SM asked of the register allocator (a few tens
 // of bytes spill, still faster than fewer resident blocks), and the query-tile
-// height of the d64 dk/dv role. Measured there: fwd d64 0.15 ms, bwd d64
-// (delta + main) 0.42 ms; fwd d128 0.22 ms, bwd d128 0.57 ms.
+// height of the d64 dk/dv role. Measured there: fwd d64 (now _v1) 0.15 ms,
+// bwd d64 (delta + main) 0.42 ms; fwd d128 0.22 ms, bwd d128 0.57 ms.
+// ATTN_MINB_FWD2 / _BWD2 are the same knob for the pipelined d64 kernels
+// (256 threads x 2 blocks and 128 x 4: at most 128 registers a thread); not
+// yet tuned by measurement.
 #ifndef ATTN_MINB_FWD64
 #define ATTN_MINB_FWD64 5
 #endif
