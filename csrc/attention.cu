@@ -424,7 +424,7 @@ __device__ __forceinline__ void attn_bwd_dkdv_mma(unsigned short* smem, float* s
                                                   const bf16* dout, const bf16* q, const bf16* k, const bf16* v,
                                                   const float* lse, const float* delta, int T, int H, int KV,
                                                   int b, int kvh, int kb) {
-    constexpr int SR = D + 8, KS = D / 16, ND = D / 8, NQ = BQ / 8;
+    constexpr int SR = D + 8, ND = D / 8, NQ = BQ / 8;
     unsigned short* sK = smem;
     unsigned short* sV = smem + 64 * SR;
     unsigned short* sQ = smem + 128 * SR;
@@ -816,7 +816,7 @@ template <int D>
 __device__ __forceinline__ void attn_bwd2_dkdv(unsigned short* smem, float* sLD, bf16* dk, bf16* dv, const bf16* dout,
                                                const bf16* q, const bf16* k, const bf16* v, const float* lse,
                                                const float* delta, int T, int H, int KV, int b, int kvh, int kb) {
-    constexpr int BQ = BWD2_BQ, SR = D + 8, KS = D / 16, ND = D / 8, NQ = BQ / 8;
+    constexpr int BQ = BWD2_BQ, SR = D + 8, ND = D / 8, NQ = BQ / 8;
     constexpr int QT = BQ * SR;  // halves of one Q or dO tile
     unsigned short* sK = smem;
     unsigned short* sV = smem + 64 * SR;
