@@ -241,31 +241,6 @@ func TestCUDAModelOps(t *testing.T) {
 	h.expect("cross-entropy dlogits", logits, tolBF16)
 }
 
-func TestCUDAAttention(t *testing.T) {
-	h := newHarness(t)
-	for _, c := range []struct{ B, T, H, KV, D int }{{2, 37, 4, 2, 64}, {1, 130, 2, 2, 128}, {2, 64, 6, 1, 64}} {
-		N := c.B * c.T
-		q, k, v := h.randn(gpu.Low, 1, N, c.H*c.D), h.randn(gpu.Low, 1, N, c.KV*c.D), h.randn(gpu.Low, 1, N, c.KV*c.D)
-		out, lse := h.alloc(gpu.Low, N, c.H*c.D), h.alloc(gpu.Full, c.B*c.H*c.T)
-		h.c.Attention(out.c, lse.c, q.c, k.c, v.c, c.B, c.T, c.H, c.KV, c.D)
-		h.g.Attention(out.g, lse.g, q.g, k.g, v.g, c.B, c.T, c.H, c.KV, c.D)
-		h.expect("attention out", out, tolBF16)
-		h.expect("attention lse", lse, 1e-4)
-		// Both backwards from the GPU's forward results, so they see the same inputs.
-		og, _ := h.g.Download(out.g)
-		lg, _ := h.g.Download(lse.g)
-		h.set(out, og)
-		h.set(lse, lg)
-		dout := h.randn(gpu.Low, 1, N, c.H*c.D)
-		dq, dk, dv := h.alloc(gpu.Low, N, c.H*c.D), h.alloc(gpu.Low, N, c.KV*c.D), h.alloc(gpu.Low, N, c.KV*c.D)
-		h.c.AttentionBackward(dq.c, dk.c, dv.c, dout.c, q.c, k.c, v.c, out.c, lse.c, c.B, c.T, c.H, c.KV, c.D)
-		h.g.AttentionBackward(dq.g, dk.g, dv.g, dout.g, q.g, k.g, v.g, out.g, lse.g, c.B, c.T, c.H, c.KV, c.D)
-		h.expect("attention dq", dq, 2*tolBF16)
-		h.expect("attention dk", dk, 2*tolBF16)
-		h.expect("attention dv", dv, 2*tolBF16)
-	}
-}
-
 func TestCUDAOptimizerOps(t *testing.T) {
 	h := newHarness(t)
 	n := 3001
