@@ -194,4 +194,116 @@ __device__ __forceinline__ uint4 philox4x32_10(uint4 c, uint2 k) {
     return c;
 }
 
+// ---------------------------------------------------------------------------
+// Stochastic rounding to bf16, exactly internal/gpu/rounding.go: arena
+// element e of stream `stream` at optimizer step `step` draws
+//   r = Philox4x32-10((uint32(e/4), stream, step, 0x53526E64), seed)[e%4] & 0xFFFF
+// and rounds fp32 bits b to (b + r) >> 16 (NaN: (b | 0x00400000) >> 16).
+// Integer arithmetic only, so the bits equal the CPU's for the same fp32
+// value.
+// ---------------------------------------------------------------------------
+
+#define SR_COUNTER_TAG 0x53526E64u
+
+// SRKey is the key of one rounding stream.
+struct SRKey {
+    uint2 seed;
+    unsigned int stream, step;
+};
+
+__device__ __forceinline__ SRKey sr_key(unsigned int seed_lo, unsigned int seed_hi, unsigned int stream,
+                                        unsigned int step) {
+    SRKey k;
+    k.seed.x = seed_lo;
+    k.seed.y = seed_hi;
+    k.stream = stream;
+    k.step = step;
+    return k;
+}
+
+// The four noise words of Philox block `block` (elements 4*block .. +3).
+__device__ __forceinline__ uint4 sr_block(const SRKey& k, long block) {
+    uint4 ctr;
+    ctr.x = (unsigned int)block;
+    ctr.y = k.stream;
+    ctr.z = k.step;
+    ctr.w = SR_COUNTER_TAG;
+    return philox4x32_10(ctr, k.seed);
+}
+
+// Lane l (0..3) of x, by selects (no local-memory array).
+__device__ __forceinline__ unsigned int sr_lane(const uint4& x, int l) {
+    return l == 0 ? x.x : (l == 1 ? x.y : (l == 2 ? x.z : x.w));
+}
+
+__device__ __forceinline__ unsigned short sr_bf16_bits(float x, unsigned int r) {
+    const unsigned int b = __float_as_uint(x);
+    if ((b & 0x7fffffffu) > 0x7f800000u) return (unsigned short)((b | 0x00400000u) >> 16);
+    return (unsigned short)((b + (r & 0xffffu)) >> 16);
+}
+
+// x rounded with the noise of arena element e (e >= 0).
+__device__ __forceinline__ bf16 sr_round(float x, const SRKey& k, long e) {
+    return __ushort_as_bfloat16(sr_bf16_bits(x, sr_lane(sr_block(k, e >> 2), (int)(e & 3))));
+}
+
+// Eight values rounded with the noise of arena elements e0 .. e0+7: two
+// Philox blocks when e0 is a multiple of 4, else three.
+__device__ __forceinline__ void sr_round8(const float f[8], const SRKey& k, long e0, unsigned short out[8]) {
+    const long b0 = e0 >> 2;
+    const int s = (int)(e0 & 3);
+    const uint4 x0 = sr_block(k, b0), x1 = sr_block(k, b0 + 1);
+    const uint4 x2 = s ? sr_block(k, b0 + 2) : x1;
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+        const int t = s + j;  // word t of the blocks b0, b0+1, b0+2
+        const uint4 x = t < 4 ? x0 : (t < 8 ? x1 : x2);
+        out[j] = sr_bf16_bits(f[j], sr_lane(x, t & 3));
+    }
+}
+
+// Loads and stores of eight elements p[i..i+7] that take the 16-byte
+// vector path only when vec (every pointer of the call aligned).
+template <typename T>
+__device__ __forceinline__ void load8v(const T* p, long i, float f[8], bool vec) {
+    if (vec) {
+        load8(p, i, f);
+        return;
+    }
+#pragma unroll
+    for (int j = 0; j < 8; ++j) f[j] = load_f(p, i + j);
+}
+template <typename T>
+__device__ __forceinline__ void store8v(T* p, long i, const float f[8], bool vec) {
+    if (vec) {
+        store8(p, i, f);
+        return;
+    }
+#pragma unroll
+    for (int j = 0; j < 8; ++j) store_f(p, i + j, f[j]);
+}
+
+// Rounding stores: a bf16 tensor takes the stochastic rounding of arena
+// elements e0.., an fp32 one the value itself.
+__device__ __forceinline__ void store8_sr(float* p, long i, const float f[8], bool vec, const SRKey&, long) {
+    store8v(p, i, f, vec);
+}
+__device__ __forceinline__ void store8_sr(bf16* p, long i, const float f[8], bool vec, const SRKey& k, long e0) {
+    unsigned short b[8];
+    sr_round8(f, k, e0, b);
+    if (vec) {
+        uint4 u;
+        u.x = pack_bits(b[0], b[1]);
+        u.y = pack_bits(b[2], b[3]);
+        u.z = pack_bits(b[4], b[5]);
+        u.w = pack_bits(b[6], b[7]);
+        *reinterpret_cast<uint4*>(p + i) = u;
+        return;
+    }
+#pragma unroll
+    for (int j = 0; j < 8; ++j) p[i + j] = __ushort_as_bfloat16(b[j]);
+}
+__device__ __forceinline__ void store_sr(float* p, long i, float x, const SRKey&, long) { p[i] = x; }
+__device__ __forceinline__ void store_sr(bf16* p, long i, float x, const SRKey& k, long e) { p[i] = sr_round(x, k, e); }
+
 #endif  // COMPACT_COMMON_CUH

@@ -31,6 +31,30 @@
 //   adam_direction_dbf16_gbf16  (bf16* dir,  const bf16* g, ...)
 //   Parameter lists are otherwise identical to adamw / adam_direction.
 //
+// Lean variants (master-free bf16 weights, bf16 moments): one pass that
+// reads the narrow tensors, runs exactly the fp32 arithmetic above (the same
+// AdamK::step and adamw_weight) and rounds the stores stochastically with
+// the noise of common.cuh (internal/gpu/rounding.go), so the bits equal the
+// staged path convert -> adamw / adam_direction -> stochastic_round_bf16.
+// g is fp32 (the gradient arena and the fused scratch are fp32).
+//   adamw_sr_pbf16        (bf16* p, const float* g, float* m, float* v, ...)  p rounded
+//   adamw_sr_pbf16_sbf16  (bf16* p, const float* g, bf16* m, bf16* v, ...)    p, m, v rounded
+//   adamw_sr_sbf16        (float* p, const float* g, bf16* m, bf16* v, ...)   m, v rounded (fp32 master p)
+//     (..., const float* clip, long n, float lr, float beta1, float beta2, float eps, float wd,
+//      float scale, float bc1, float bc2, unsigned int seed_lo, unsigned int seed_hi,
+//      unsigned int stream_w, unsigned int stream_m, unsigned int stream_v, unsigned int step,
+//      long woff, long moff)
+//     p[i] draws the noise of (stream_w, element woff + i); m[i], v[i] those of
+//     (stream_m / stream_v, element moff + i); an fp32 operand is stored as computed.
+//   adam_direction_sr_sbf16       (float* dir, const float* g, bf16* m, bf16* v, ...)
+//   adam_direction_sr_dbf16_sbf16 (bf16* dir,  const float* g, bf16* m, bf16* v, ...)
+//     (..., const float* clip, long n, float beta1, float beta2, float eps, float scale,
+//      float bc1, float bc2, unsigned int seed_lo, unsigned int seed_hi, unsigned int stream_m,
+//      unsigned int stream_v, unsigned int step, long moff)
+//     m, v rounded as above; a bf16 dir is rounded to nearest, as adam_direction_dbf16 stores it.
+//   Each thread takes 8 consecutive elements (two or three Philox blocks per
+//   rounded operand), the n % 8 tail one by one.
+//
 // Launch (all): block 256, grid = min(ceil_div(n, 256*8), 16*SMs) (any grid
 // >= 1: grid-stride). No shared memory, no scratch. 16-byte vectors of 8 when
 // every pointer is 16-byte aligned, elementwise otherwise.
@@ -50,13 +74,25 @@ struct AdamK {
     }
 };
 
+__device__ __forceinline__ AdamK adam_k(const float* clip, float b1, float b2, float eps, float scale, float bc1,
+                                        float bc2) {
+    AdamK k;
+    k.b1 = b1; k.b2 = b2; k.eps = eps; k.scale = scale; k.bc1 = bc1; k.bc2 = bc2;
+    k.c = clip ? clip[0] : 1.0f;
+    return k;
+}
+
+// AdamW's new weight: one expression for every variant, so the fused and
+// the staged kernels contract it into the same multiply-adds.
+__device__ __forceinline__ float adamw_weight(float p, float dir, float lr, float wd) {
+    return p - lr * (dir + wd * p);
+}
+
 template <typename TP, typename TG>
 __device__ __forceinline__ void adamw_impl(TP* p, const TG* g, float* m, float* v, const float* clip, long n,
                                            float lr, float b1, float b2, float eps, float wd, float scale,
                                            float bc1, float bc2) {
-    AdamK k;
-    k.b1 = b1; k.b2 = b2; k.eps = eps; k.scale = scale; k.bc1 = bc1; k.bc2 = bc2;
-    k.c = clip ? clip[0] : 1.0f;
+    const AdamK k = adam_k(clip, b1, b2, eps, scale, bc1, bc2);
     const long tid = gtid(), stride = gstride();
     const bool vec = aligned16(p) && aligned16(g) && aligned16(m) && aligned16(v);
     const long nvec = vec ? n / 8 : 0;
@@ -69,7 +105,7 @@ __device__ __forceinline__ void adamw_impl(TP* p, const TG* g, float* m, float* 
 #pragma unroll
         for (int j = 0; j < 8; ++j) {
             const float dir = k.step(fg[j], fm[j], fv[j]);
-            fp[j] = fp[j] - lr * (dir + wd * fp[j]);
+            fp[j] = adamw_weight(fp[j], dir, lr, wd);
         }
         store8(m, q * 8, fm);
         store8(v, q * 8, fv);
@@ -80,17 +116,14 @@ __device__ __forceinline__ void adamw_impl(TP* p, const TG* g, float* m, float* 
         const float dir = k.step(load_f(g, i), mi, vi);
         m[i] = mi;
         v[i] = vi;
-        const float pi = load_f(p, i);
-        store_f(p, i, pi - lr * (dir + wd * pi));
+        store_f(p, i, adamw_weight(load_f(p, i), dir, lr, wd));
     }
 }
 
 template <typename TD, typename TG>
 __device__ __forceinline__ void adam_dir_impl(TD* dir, const TG* g, float* m, float* v, const float* clip, long n,
                                               float b1, float b2, float eps, float scale, float bc1, float bc2) {
-    AdamK k;
-    k.b1 = b1; k.b2 = b2; k.eps = eps; k.scale = scale; k.bc1 = bc1; k.bc2 = bc2;
-    k.c = clip ? clip[0] : 1.0f;
+    const AdamK k = adam_k(clip, b1, b2, eps, scale, bc1, bc2);
     const long tid = gtid(), stride = gstride();
     const bool vec = aligned16(dir) && aligned16(g) && aligned16(m) && aligned16(v);
     const long nvec = vec ? n / 8 : 0;
@@ -137,3 +170,99 @@ ADAMDIR_ENTRY(adam_direction, float, float)
 ADAMDIR_ENTRY(adam_direction_gbf16, float, bf16)
 ADAMDIR_ENTRY(adam_direction_dbf16, bf16, float)
 ADAMDIR_ENTRY(adam_direction_dbf16_gbf16, bf16, bf16)
+
+template <typename TP, typename TM>
+__device__ __forceinline__ void adamw_sr_impl(TP* p, const float* g, TM* m, TM* v, const float* clip, long n,
+                                              float lr, float b1, float b2, float eps, float wd, float scale,
+                                              float bc1, float bc2, unsigned int seed_lo, unsigned int seed_hi,
+                                              unsigned int stream_w, unsigned int stream_m, unsigned int stream_v,
+                                              unsigned int step, long woff, long moff) {
+    const AdamK k = adam_k(clip, b1, b2, eps, scale, bc1, bc2);
+    const SRKey kw = sr_key(seed_lo, seed_hi, stream_w, step);
+    const SRKey km = sr_key(seed_lo, seed_hi, stream_m, step);
+    const SRKey kv = sr_key(seed_lo, seed_hi, stream_v, step);
+    const long tid = gtid(), stride = gstride();
+    const bool vec = aligned16(p) && aligned16(g) && aligned16(m) && aligned16(v);
+    const long ngroups = n / 8;
+    for (long q = tid; q < ngroups; q += stride) {
+        const long i = q * 8;
+        float fp[8], fg[8], fm[8], fv[8];
+        load8v(p, i, fp, vec);
+        load8v(g, i, fg, vec);
+        load8v(m, i, fm, vec);
+        load8v(v, i, fv, vec);
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+            const float dir = k.step(fg[j], fm[j], fv[j]);
+            fp[j] = adamw_weight(fp[j], dir, lr, wd);
+        }
+        store8_sr(m, i, fm, vec, km, moff + i);
+        store8_sr(v, i, fv, vec, kv, moff + i);
+        store8_sr(p, i, fp, vec, kw, woff + i);
+    }
+    for (long i = ngroups * 8 + tid; i < n; i += stride) {
+        float mi = load_f(m, i), vi = load_f(v, i);
+        const float dir = k.step(g[i], mi, vi);
+        store_sr(m, i, mi, km, moff + i);
+        store_sr(v, i, vi, kv, moff + i);
+        store_sr(p, i, adamw_weight(load_f(p, i), dir, lr, wd), kw, woff + i);
+    }
+}
+
+template <typename TD>
+__device__ __forceinline__ void adam_dir_sr_impl(TD* dir, const float* g, bf16* m, bf16* v, const float* clip, long n,
+                                                 float b1, float b2, float eps, float scale, float bc1, float bc2,
+                                                 unsigned int seed_lo, unsigned int seed_hi, unsigned int stream_m,
+                                                 unsigned int stream_v, unsigned int step, long moff) {
+    const AdamK k = adam_k(clip, b1, b2, eps, scale, bc1, bc2);
+    const SRKey km = sr_key(seed_lo, seed_hi, stream_m, step);
+    const SRKey kv = sr_key(seed_lo, seed_hi, stream_v, step);
+    const long tid = gtid(), stride = gstride();
+    const bool vec = aligned16(dir) && aligned16(g) && aligned16(m) && aligned16(v);
+    const long ngroups = n / 8;
+    for (long q = tid; q < ngroups; q += stride) {
+        const long i = q * 8;
+        float fd[8], fg[8], fm[8], fv[8];
+        load8v(g, i, fg, vec);
+        load8v(m, i, fm, vec);
+        load8v(v, i, fv, vec);
+#pragma unroll
+        for (int j = 0; j < 8; ++j) fd[j] = k.step(fg[j], fm[j], fv[j]);
+        store8_sr(m, i, fm, vec, km, moff + i);
+        store8_sr(v, i, fv, vec, kv, moff + i);
+        store8v(dir, i, fd, vec);
+    }
+    for (long i = ngroups * 8 + tid; i < n; i += stride) {
+        float mi = load_f(m, i), vi = load_f(v, i);
+        const float d = k.step(g[i], mi, vi);
+        store_sr(m, i, mi, km, moff + i);
+        store_sr(v, i, vi, kv, moff + i);
+        store_f(dir, i, d);
+    }
+}
+
+#define ADAMW_SR_ENTRY(NAME, TP, TM)                                                                        \
+    extern "C" __global__ void NAME(TP* p, const float* g, TM* m, TM* v, const float* clip, long n,        \
+                                    float lr, float beta1, float beta2, float eps, float wd, float scale,   \
+                                    float bc1, float bc2, unsigned int seed_lo, unsigned int seed_hi,       \
+                                    unsigned int stream_w, unsigned int stream_m, unsigned int stream_v,    \
+                                    unsigned int step, long woff, long moff) {                              \
+        adamw_sr_impl(p, g, m, v, clip, n, lr, beta1, beta2, eps, wd, scale, bc1, bc2, seed_lo, seed_hi,    \
+                      stream_w, stream_m, stream_v, step, woff, moff);                                      \
+    }
+
+ADAMW_SR_ENTRY(adamw_sr_pbf16, bf16, float)
+ADAMW_SR_ENTRY(adamw_sr_pbf16_sbf16, bf16, bf16)
+ADAMW_SR_ENTRY(adamw_sr_sbf16, float, bf16)
+
+#define ADAMDIR_SR_ENTRY(NAME, TD)                                                                          \
+    extern "C" __global__ void NAME(TD* dir, const float* g, bf16* m, bf16* v, const float* clip, long n,  \
+                                    float beta1, float beta2, float eps, float scale, float bc1, float bc2, \
+                                    unsigned int seed_lo, unsigned int seed_hi, unsigned int stream_m,      \
+                                    unsigned int stream_v, unsigned int step, long moff) {                  \
+        adam_dir_sr_impl(dir, g, m, v, clip, n, beta1, beta2, eps, scale, bc1, bc2, seed_lo, seed_hi,      \
+                         stream_m, stream_v, step, moff);                                                   \
+    }
+
+ADAMDIR_SR_ENTRY(adam_direction_sr_sbf16, float)
+ADAMDIR_SR_ENTRY(adam_direction_sr_dbf16_sbf16, bf16)

@@ -1,5 +1,6 @@
 // rounding.cu: stochastic rounding of fp32 values to bf16, for master-free
-// bf16 weights and bf16 optimizer state. Exactly internal/gpu/rounding.go.
+// bf16 weights and bf16 optimizer state. Exactly internal/gpu/rounding.go
+// (the noise and the rounding are common.cuh's sr_* helpers).
 //
 // stochastic_round_bf16(bf16* dst, const float* src, long n,
 //                       unsigned int seed_lo, unsigned int seed_hi,
@@ -12,44 +13,64 @@
 //     NaN: dst[i] = (b | 0x00400000) >> 16 (a quiet NaN)
 //     else dst[i] = (b + r) >> 16      (round toward zero after adding noise)
 //   Integer arithmetic only, so the bits equal the CPU's for the same src.
+//   Launch: one thread per Philox block touched,
+//     nblocks = ceil_div(offset + n, 4) - offset / 4;
+//     block 256, grid = min(ceil_div(nblocks, 256), 32*SMs) (any grid >= 1:
+//     grid-stride). No shared memory.
 //
-// Launch: one thread per Philox block touched,
-//   nblocks = ceil_div(offset + n, 4) - offset / 4;
-//   block 256, grid = min(ceil_div(nblocks, 256), 32*SMs) (any grid >= 1:
-//   grid-stride). No shared memory.
+// decay_add_sr_bf16(bf16* w, const float* d, long n, float decay,
+//                   unsigned int seed_lo, unsigned int seed_hi,
+//                   unsigned int stream, unsigned int step, long offset)
+//   The master-free compressed update after the decompression GEMM wrote
+//   d = -lr * N P^T (fp32, beta = 0):
+//     x = __fadd_rn(__fmul_rn(decay, float(w[i])), d[i])   (two roundings, never an FMA,
+//                                                            as the CPU reference computes it)
+//     w[i] = stochastic rounding of x with the noise of element offset + i
+//   Launch: elementwise, block 256, grid = min(ceil_div(n, 256*8), 16*SMs);
+//   8 elements per thread (16-byte vectors when w and d are 16-byte
+//   aligned), the n % 8 tail one by one.
 //
-// Determinism: pure function of (src, seed, stream, step, offset).
+// Determinism: pure functions of their inputs and (seed, stream, step, offset).
 #include "common.cuh"
-
-#define SR_COUNTER_TAG 0x53526E64u
-
-__device__ __forceinline__ unsigned short sr_bf16_bits(float x, unsigned int r) {
-    const unsigned int b = __float_as_uint(x);
-    if ((b & 0x7fffffffu) > 0x7f800000u) return (unsigned short)((b | 0x00400000u) >> 16);
-    return (unsigned short)((b + (r & 0xffffu)) >> 16);
-}
 
 extern "C" __global__ void stochastic_round_bf16(bf16* dst, const float* src, long n, unsigned int seed_lo,
                                                  unsigned int seed_hi, unsigned int stream, unsigned int step,
                                                  long offset) {
     const long first = offset / 4;
     const long nblocks = (offset + n + 3) / 4 - first;
-    uint2 key;
-    key.x = seed_lo;
-    key.y = seed_hi;
+    const SRKey k = sr_key(seed_lo, seed_hi, stream, step);
     for (long b = gtid(); b < nblocks; b += gstride()) {
         const long block = first + b;
-        uint4 ctr;
-        ctr.x = (unsigned int)block;
-        ctr.y = stream;
-        ctr.z = step;
-        ctr.w = SR_COUNTER_TAG;
-        const uint4 x = philox4x32_10(ctr, key);
-        const unsigned int rs[4] = {x.x, x.y, x.z, x.w};
+        const uint4 x = sr_block(k, block);
 #pragma unroll
         for (int lane = 0; lane < 4; ++lane) {
             const long i = block * 4 + lane - offset;
-            if (i >= 0 && i < n) dst[i] = __ushort_as_bfloat16(sr_bf16_bits(src[i], rs[lane]));
+            if (i >= 0 && i < n) dst[i] = __ushort_as_bfloat16(sr_bf16_bits(src[i], sr_lane(x, lane)));
         }
+    }
+}
+
+__device__ __forceinline__ float decay_add(float decay, float w, float d) {
+    return __fadd_rn(__fmul_rn(decay, w), d);
+}
+
+extern "C" __global__ void decay_add_sr_bf16(bf16* w, const float* d, long n, float decay, unsigned int seed_lo,
+                                             unsigned int seed_hi, unsigned int stream, unsigned int step,
+                                             long offset) {
+    const SRKey k = sr_key(seed_lo, seed_hi, stream, step);
+    const long tid = gtid(), stride = gstride();
+    const bool vec = aligned16(w) && aligned16(d);
+    const long ngroups = n / 8;
+    for (long q = tid; q < ngroups; q += stride) {
+        const long i = q * 8;
+        float fw[8], fd[8];
+        load8v(w, i, fw, vec);
+        load8v(d, i, fd, vec);
+#pragma unroll
+        for (int j = 0; j < 8; ++j) fw[j] = decay_add(decay, fw[j], fd[j]);
+        store8_sr(w, i, fw, vec, k, offset + i);
+    }
+    for (long i = ngroups * 8 + tid; i < n; i += stride) {
+        store_sr(w, i, decay_add(decay, load_f(w, i), d[i]), k, offset + i);
     }
 }

@@ -209,6 +209,25 @@ type Backend interface {
 	// stores the bf16 value in its own element type. Same length; dst may
 	// not alias src.
 	StochasticRound(dst, src *Tensor, rp RoundParams)
+
+	// The lean optimizer ops: one pass each where staging would convert,
+	// update and round in separate launches. g is Full; m, v share a
+	// precision, and Low moments are stochastically rounded with r's keys.
+	//
+	// AdamWSR is AdamW on p, m, v read from their storage (the same fp32
+	// arithmetic), then p rounded with r.WeightParams() when r.Weights
+	// (else stored as AdamW stores it) and Low m, v with
+	// r.MomentParams(StreamExpAvg / StreamExpAvgSq): the bits of AdamW on
+	// fp32 copies followed by StochasticRound of each.
+	AdamWSR(p, g, m, v, clip *Tensor, hp AdamParams, r AdamRounding)
+	// AdamDirectionSR is AdamDirection with the moments' stores of AdamWSR;
+	// r.Weights is unused.
+	AdamDirectionSR(dir, g, m, v, clip *Tensor, hp AdamParams, r AdamRounding)
+	// DecayAddSR is the master-free compressed update's last step:
+	// w (Low) = SR(fl(fl(decay * w) + d)) with d Full of w's length, each
+	// product and sum rounded to fp32 on its own (no fused multiply-add),
+	// rounded to bf16 with the noise of rp.
+	DecayAddSR(w, d *Tensor, decay float32, rp RoundParams)
 }
 
 // Decoder is implemented by backends that generate with a KV cache (CPU and

@@ -22,6 +22,7 @@ package gpu
 // as their upper neighbour is infinity.
 
 import (
+	"fmt"
 	"math"
 
 	"github.com/compact-llm/compact/internal/projection"
@@ -89,3 +90,40 @@ func BF16Nearest(x float32) float32 {
 
 // IsBF16 reports whether x is exactly representable in bf16.
 func IsBF16(x float32) bool { return math.Float32bits(x)&0xffff == 0 }
+
+// AdamRounding keys the stochastic roundings of the lean optimizer ops
+// (Backend.AdamWSR, AdamDirectionSR), which store bf16 weights and moments
+// without an fp32 copy: the stores round exactly as StochasticRound would
+// round the fp32 results, so a fused op gives the bits of the staged one.
+type AdamRounding struct {
+	Seed uint64
+	Step uint32 // optimizer step (1-based)
+	// Weights rounds p to bf16 (master-free weights, StreamWeights) at
+	// arena element WeightOff; false stores p as AdamW does (an fp32 master,
+	// or the CPU's float weights).
+	Weights   bool
+	WeightOff int64
+	// MomentOff is the noise element of m[0] and v[0] (their gradient-layout
+	// index); Low moments round with StreamExpAvg and StreamExpAvgSq.
+	MomentOff int64
+}
+
+// WeightParams is the rounding of p.
+func (a AdamRounding) WeightParams() RoundParams {
+	return RoundParams{Seed: a.Seed, Stream: StreamWeights, Step: a.Step, Offset: a.WeightOff}
+}
+
+// MomentParams is the rounding of a moment drawn from stream (StreamExpAvg
+// or StreamExpAvgSq).
+func (a AdamRounding) MomentParams(stream uint32) RoundParams {
+	return RoundParams{Seed: a.Seed, Stream: stream, Step: a.Step, Offset: a.MomentOff}
+}
+
+// CheckRange reports elements [Offset, Offset+n) that fall outside the noise
+// counter; every rounding op refuses them.
+func (rp RoundParams) CheckRange(n int) error {
+	if rp.Offset < 0 || rp.Offset+int64(n) > MaxRoundElements {
+		return fmt.Errorf("rounding elements [%d, %d) outside the noise counter's range", rp.Offset, rp.Offset+int64(n))
+	}
+	return nil
+}

@@ -46,7 +46,7 @@ func fusedPair(t *testing.T, be func() gpu.Backend, cfg Config) (ms [2]*model.Mo
 // device loss sum and the gradient norm.
 func trainStep(t *testing.T, m *model.Model, o *Optimizer, in, tg []int32, B, T int, lr float64) (float64, float64) {
 	t.Helper()
-	o.Begin(lr)
+	o.Begin(lr, true)
 	m.ZeroGrads()
 	if err := m.SetBatch(in, tg, B, T); err != nil {
 		t.Fatal(err)
@@ -204,7 +204,7 @@ func TestFusedMisuse(t *testing.T) {
 	if err := o.Apply(0.01); err == nil {
 		t.Error("Apply on a fused model: no error")
 	}
-	o.Begin(0.01)
+	o.Begin(0.01, true)
 	if err := o.Finish(0.01); err == nil || !strings.Contains(err.Error(), "0 updates") {
 		t.Errorf("a step without backward: err %v, want a count error", err)
 	}
@@ -339,7 +339,7 @@ func TestFusedInterruptInHeadAbandonsStep(t *testing.T) {
 	in, tg := randomBatch(rand.New(rand.NewPCG(1, 2)), 16, cfg.Model.VocabSize)
 	calls := 0
 	m.Stop = func() bool { calls++; return calls >= cfg.Model.Layers+1 } // after the blocks, in head chunk 1
-	o.Begin(0.01)
+	o.Begin(0.01, true)
 	m.ZeroGrads()
 	if err := m.SetBatch(in, tg, 2, 8); err != nil {
 		t.Fatal(err)

@@ -34,11 +34,13 @@ type Optimizer struct {
 	mArena, vArena *gpu.Tensor   // this rank's range of the gradient layout (all of it unsharded)
 	shard          *zeroShard
 	dir            *gpu.Tensor // compressed Adam direction N (Low: see decompress)
-	sumSq          *gpu.Tensor
-	clip           *gpu.Tensor
-	stage          staging // fp32 staging of the lean precisions
+	sumSq          *gpu.Tensor // the squared gradient norm of step normStep
+	clip           *gpu.Tensor // 1 unless grad_clip > 0 clips
+	update         *gpu.Tensor // D = -lr N P^T of master-free compressed params (optimizer_lean.go)
 	fused          fusedStep
-	Step           int // optimizer steps taken
+	Step           int  // optimizer steps taken
+	normStep       int  // the step whose gradient norm sumSq holds (0: none)
+	skipNorm       bool // the coming step need not compute the norm (Begin)
 	// Reduce, when set, sums a fused group's gradients over the ranks of a
 	// data-parallel job before they update (dataparallel.go).
 	Reduce func(ps []*model.Param) error
@@ -88,7 +90,11 @@ func NewOptimizer(m *model.Model, cfg OptimizerConfig) (*Optimizer, error) {
 	if o.clip, err = be.Alloc("clip_scale", gpu.Other, gpu.Full, 1); err != nil {
 		return nil, err
 	}
-	if err := o.allocStaging(); err != nil {
+	// Without clipping the scale stays 1 (ClipScale runs only when it clips).
+	if err := be.Upload(o.clip, []float32{1}); err != nil {
+		return nil, err
+	}
+	if err := o.allocLean(); err != nil {
 		return nil, err
 	}
 	return o, nil
@@ -106,6 +112,7 @@ func (o *Optimizer) BeginStep() {
 // launch over its arena segment; compressed params then decompress their
 // direction through P, one GEMM each.
 func (o *Optimizer) Update(lr float64) (float64, error) {
+	o.skipNorm = false
 	if err := o.Apply(lr); err != nil {
 		return 0, err
 	}
@@ -113,8 +120,12 @@ func (o *Optimizer) Update(lr float64) (float64, error) {
 }
 
 // GradNorm reads the global gradient norm of the last update (before
-// clipping); it waits for the GPU.
+// clipping); it waits for the GPU. A step begun without the norm (Begin)
+// has none, and asking for it is an error rather than a stale value.
 func (o *Optimizer) GradNorm() (float64, error) {
+	if o.normStep != o.Step || o.Step == 0 {
+		return 0, fmt.Errorf("gradient norm of step %d: not computed (the step was begun without it)", o.Step)
+	}
 	sq, err := o.be.Download(o.sumSq)
 	if err != nil {
 		return 0, fmt.Errorf("gradient norm: %w", err)
@@ -132,28 +143,27 @@ func (o *Optimizer) Apply(lr float64) error {
 	}
 	o.Step++
 	m.SetEpoch(projection.Epoch(o.Step, o.cfg.UpdateGap))
-	be.Zero(o.sumSq)
-	be.SumSquares(o.sumSq, m.GradArena())
-	be.ClipScale(o.clip, o.sumSq, float32(o.cfg.GradClip))
+	if o.wantNorm() {
+		be.Zero(o.sumSq)
+		be.SumSquares(o.sumSq, m.GradArena())
+		o.normStep = o.Step
+	}
+	if o.cfg.GradClip > 0 {
+		be.ClipScale(o.clip, o.sumSq, float32(o.cfg.GradClip))
+	}
 	upd, grads := m.UpdateArena(), m.GradArena()
 	for _, s := range o.shard.segs {
 		hp := o.hyper(lr, s.Scale, s.Decay, s.Compressed())
 		g := grads.Rows(s.GradOff, s.GradOff+s.GLen)
 		if !s.Compressed() {
-			if err := o.fullRank(s.Off, s.GradOff, s.Len, g, hp); err != nil {
-				return err
-			}
+			o.fullRank(s.Off, s.GradOff, s.Len, g, hp)
 			continue
 		}
 		if o.cfg.Precision.MasterFree {
-			if err := o.compressedSR(s, hp); err != nil {
-				return err
-			}
+			o.compressedSR(s, hp)
 			continue
 		}
-		if err := o.direction(o.dir, s.GradOff, g, hp); err != nil {
-			return err
-		}
+		o.direction(o.dir, s.GradOff, g, hp)
 		if hp.WeightDecay != 0 {
 			be.Scale(upd.Rows(s.Off, s.Off+s.Len), 1-hp.LR*hp.WeightDecay)
 		}
@@ -163,6 +173,15 @@ func (o *Optimizer) Apply(lr float64) error {
 		return o.shareWeights()
 	}
 	return m.SyncWeights()
+}
+
+// wantNorm reports whether the step being taken computes the gradient
+// norm: when it clips, or unless Begin said nobody reads it. The request
+// lasts one step.
+func (o *Optimizer) wantNorm() bool {
+	want := o.cfg.GradClip > 0 || !o.skipNorm
+	o.skipNorm = false
+	return want
 }
 
 // moments are the views of the moments of gradient-layout elements
@@ -187,25 +206,26 @@ func (o *Optimizer) hyper(lr float64, scale float32, decay, compressed bool) gpu
 
 // fullRank is AdamW over the n weights at weight-arena offset wOff, whose
 // gradients g sit at gradient-layout offset gOff (where their moments are).
-func (o *Optimizer) fullRank(wOff, gOff, n int, g *gpu.Tensor, hp gpu.AdamParams) error {
-	if o.staged() {
-		return o.adamWStaged(wOff, gOff, n, g, hp)
-	}
+func (o *Optimizer) fullRank(wOff, gOff, n int, g *gpu.Tensor, hp gpu.AdamParams) {
 	m, v := o.moments(gOff, n)
-	o.be.AdamW(o.model.UpdateArena().Rows(wOff, wOff+n), g, m, v, o.clip, hp)
-	return nil
+	p := o.model.UpdateArena().Rows(wOff, wOff+n)
+	if o.lean() {
+		o.be.AdamWSR(p, g, m, v, o.clip, hp, o.rounding(wOff, gOff))
+		return
+	}
+	o.be.AdamW(p, g, m, v, o.clip, hp)
 }
 
 // direction writes the compressed Adam direction of the gradients g (at
 // gradient-layout offset gOff) into dir, updating their moments.
-func (o *Optimizer) direction(dir *gpu.Tensor, gOff int, g *gpu.Tensor, hp gpu.AdamParams) error {
-	if o.cfg.Precision.StateBF16 {
-		return o.adamDirectionStaged(dir, gOff, g, hp)
-	}
+func (o *Optimizer) direction(dir *gpu.Tensor, gOff int, g *gpu.Tensor, hp gpu.AdamParams) {
 	n := g.Len()
 	m, v := o.moments(gOff, n)
+	if o.cfg.Precision.StateBF16 {
+		o.be.AdamDirectionSR(dir.Rows(0, n), g, m, v, o.clip, hp, o.rounding(0, gOff))
+		return
+	}
 	o.be.AdamDirection(dir.Rows(0, n), g, m, v, o.clip, hp)
-	return nil
 }
 
 // decompress applies W (rows, n) -= lr * N (rows, r) P^T for every param of
@@ -231,8 +251,9 @@ func (o *Optimizer) decompress(s model.Segment, lr float32) {
 
 // decompressInto is the decompressed update w (rows, n) -= lr * dir P^T, on
 // tensor cores: dir and P are Low (bf16 on CUDA; bf16-rounded values on the
-// CPU), accumulated in fp32 into w (the fp32 master, the fp32 staging of
-// master-free weights, or the CPU's weights). cuBLASLt runs bf16 x bf16 ->
+// CPU), accumulated in fp32 into w (the fp32 master, or the CPU's
+// weights; master-free weights take D = -lr dir P^T at beta 0 instead,
+// compressedSRParam). cuBLASLt runs bf16 x bf16 ->
 // fp32 at ~800 TFLOP/s on an H200 against ~60 for the fp32 SIMT GEMM.
 // Rounding N and P to bf16 costs ~2^-9 of the update's size per element
 // (independent errors over r terms, not a bias): about 1e-6 of a weight, far
@@ -249,10 +270,9 @@ func inSegment(p *model.Param, s model.Segment) bool {
 
 // Free releases the optimizer state.
 func (o *Optimizer) Free() {
-	for _, t := range []*gpu.Tensor{o.mArena, o.vArena, o.dir, o.sumSq, o.clip} {
+	for _, t := range []*gpu.Tensor{o.mArena, o.vArena, o.dir, o.sumSq, o.clip, o.update} {
 		if t != nil {
 			o.be.Free(t)
 		}
 	}
-	o.freeStaging()
 }

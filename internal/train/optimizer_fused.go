@@ -10,9 +10,10 @@ package train
 //
 // Clipping by the global norm would need the whole gradient before the
 // first update, so a fused update requires train.grad_clip = 0 (the paper's
-// recipes clip nothing). The norm is still reported: each group's sum of
-// squares is added as it is produced, so a non-finite gradient anywhere
-// still makes the reported norm non-finite.
+// recipes clip nothing). The norm is still reported on the steps that read
+// it (Begin's norm): each group's sum of squares is added as it is
+// produced, so a non-finite gradient anywhere still makes the reported norm
+// non-finite.
 
 import (
 	"fmt"
@@ -25,23 +26,29 @@ import (
 // fusedStep is the state of a fused step between Begin and Finish.
 type fusedStep struct {
 	lr      float64
+	norm    bool  // add each group's sum of squares to the norm
 	updated int   // params updated this step (each exactly once)
 	err     error // first failure inside the hook, reported by Finish
 }
 
 // Begin starts an optimizer step at learning rate lr before its forward
 // passes: it selects the step's projection epoch and, for a fused model,
-// arms the update hook. Finish ends the step.
-func (o *Optimizer) Begin(lr float64) {
+// arms the update hook. Finish ends the step. norm says whether GradNorm
+// will be read after it; without clipping, a step nobody reads the norm of
+// skips computing it (one reduction per tensor).
+func (o *Optimizer) Begin(lr float64, norm bool) {
+	o.skipNorm = !norm
 	if !o.model.Fused() {
 		o.BeginStep()
 		return
 	}
 	o.Step++
 	o.model.SetEpoch(projection.Epoch(o.Step, o.cfg.UpdateGap))
-	o.be.Zero(o.sumSq)
-	o.be.ClipScale(o.clip, o.sumSq, 0) // no clipping: the scale is 1
-	o.fused = fusedStep{lr: lr}
+	o.fused = fusedStep{lr: lr, norm: o.wantNorm()} // the clip scale stays 1: no clipping
+	if o.fused.norm {
+		o.be.Zero(o.sumSq)
+		o.normStep = o.Step
+	}
 	o.model.SetUpdateHook(o.fusedUpdate)
 }
 
@@ -82,8 +89,10 @@ func (o *Optimizer) fusedUpdate(ps []*model.Param) {
 	}
 	// One call per tensor: CUDA's scratch holds one tensor's partial sums
 	// (gpu.CUDAScratchFloats), and memreport counts no more.
-	for _, p := range ps {
-		o.be.SumSquares(o.sumSq, p.Grad)
+	if o.fused.norm {
+		for _, p := range ps {
+			o.be.SumSquares(o.sumSq, p.Grad)
+		}
 	}
 	var P *gpu.Tensor
 	lastLayer, lastGroup := -1, -1
@@ -109,16 +118,13 @@ func (o *Optimizer) updateParam(p *model.Param, P *gpu.Tensor) error {
 	g := p.Grad.Reshape(p.Grad.Len())
 	switch {
 	case !p.Compressed():
-		if err := o.fullRank(p.WOff, p.GradOff, p.W.Len(), g, hp); err != nil {
-			return err
-		}
+		o.fullRank(p.WOff, p.GradOff, p.W.Len(), g, hp)
 	case o.cfg.Precision.MasterFree:
-		return o.compressedSRParam(p, P, hp)
+		o.compressedSRParam(p, P, hp)
+		return nil
 	default:
 		dir := o.dir.Rows(0, g.Len())
-		if err := o.direction(dir, p.GradOff, g, hp); err != nil {
-			return err
-		}
+		o.direction(dir, p.GradOff, g, hp)
 		if hp.WeightDecay != 0 {
 			o.be.Scale(p.Updatable(), 1-hp.LR*hp.WeightDecay)
 		}

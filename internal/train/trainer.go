@@ -399,7 +399,7 @@ func (t *Trainer) step(read bool) (loss, gradNorm float64, err error) {
 		return 0, 0, fmt.Errorf("step %d: no valid targets", t.opt.Step+1)
 	}
 	lr := t.sched.At(t.opt.Step + 1)
-	t.opt.Begin(lr)
+	t.opt.Begin(lr, read)
 	t.model.ZeroGrads()
 	for i, mb := range batches {
 		if err := t.model.SetBatch(mb.in, mb.tg, B, T); err != nil {

@@ -78,6 +78,18 @@ func moments[T float32 | float64](a *adam, g float64, m, v *T) float64 {
 	return a.scale * mhat / (math.Sqrt(vhat) + a.eps)
 }
 
+// weight is AdamW's new value of weight x given the scaled direction.
+func (a *adam) weight(x, dir float64) float64 { return x - a.lr*(dir+a.wd*x) }
+
+// direction is the stored direction: rounded to the nearest bf16 for a Low
+// dir, as CUDA stores it.
+func direction(d float64, low bool) float64 {
+	if low {
+		return float64(gpu.BF16Nearest(float32(d)))
+	}
+	return d
+}
+
 // AdamW: p -= LR (Scale mhat/(sqrt(vhat)+Eps) + WeightDecay p), with
 // g' = g clip[0] feeding the moments. A nil clip means 1.
 func (c *Backend[T]) AdamW(p, g, m, v, clip *gpu.Tensor, hp gpu.AdamParams) {
@@ -90,8 +102,7 @@ func (c *Backend[T]) AdamW(p, g, m, v, clip *gpu.Tensor, hp gpu.AdamParams) {
 	c.parallel(n, elemGrain, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			dir := moments(&a, float64(gd[i])*a.clip, &md[i], &vd[i])
-			x := float64(pd[i])
-			pd[i] = T(x - a.lr*(dir+a.wd*x))
+			pd[i] = T(a.weight(float64(pd[i]), dir))
 		}
 	})
 }
@@ -109,11 +120,7 @@ func (c *Backend[T]) AdamDirection(dir, g, m, v, clip *gpu.Tensor, hp gpu.AdamPa
 	low := dir.Prec == gpu.Low
 	c.parallel(n, elemGrain, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
-			d := moments(&a, float64(gd[i])*a.clip, &md[i], &vd[i])
-			if low {
-				d = float64(gpu.BF16Nearest(float32(d)))
-			}
-			dd[i] = T(d)
+			dd[i] = T(direction(moments(&a, float64(gd[i])*a.clip, &md[i], &vd[i]), low))
 		}
 	})
 }

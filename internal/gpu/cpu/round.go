@@ -7,8 +7,7 @@ import "github.com/compact-llm/compact/internal/gpu"
 func (c *Backend[T]) StochasticRound(dst, src *gpu.Tensor, rp gpu.RoundParams) {
 	n := dst.Len()
 	checkLen("StochasticRound src", src, n)
-	check(rp.Offset >= 0 && rp.Offset+int64(n) <= gpu.MaxRoundElements,
-		"StochasticRound: elements [%d, %d) outside the noise counter's range", rp.Offset, rp.Offset+int64(n))
+	checkRound("StochasticRound", rp, n)
 	d, s := c.f(dst), c.f(src)
 	// Work in whole Philox blocks of 4 arena elements so each block is drawn once.
 	first := rp.Offset / 4
@@ -26,4 +25,11 @@ func (c *Backend[T]) StochasticRound(dst, src *gpu.Tensor, rp gpu.RoundParams) {
 			}
 		}
 	})
+}
+
+// checkRound refuses a rounding of n elements outside the noise counter.
+func checkRound(op string, rp gpu.RoundParams, n int) {
+	if err := rp.CheckRange(n); err != nil {
+		check(false, "%s: %v", op, err)
+	}
 }

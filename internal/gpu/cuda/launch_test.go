@@ -12,10 +12,11 @@ import (
 )
 
 // globalRE finds the names of __global__ functions; the optimizer's macros
-// define theirs through ADAMW_ENTRY / ADAMDIR_ENTRY invocations.
+// define theirs through *_ENTRY(name, ...) invocations (ADAMW_ENTRY,
+// ADAMW_SR_ENTRY, ...).
 var (
 	globalRE = regexp.MustCompile(`extern "C" __global__ void\s+(?:__launch_bounds__\([^)]*\)\s*)?(\w+)\s*\(`)
-	macroRE  = regexp.MustCompile(`(?m)^(?:ADAMW|ADAMDIR)_ENTRY\((\w+),`)
+	macroRE  = regexp.MustCompile(`(?m)^[A-Z_]+_ENTRY\((\w+),`)
 )
 
 // Every kernel in csrc has exactly one typed launcher and every launcher a

@@ -10,6 +10,12 @@ import "github.com/compact-llm/compact/internal/gpu"
 type optimizerKernels struct {
 	adamw   adamwVariants
 	adamDir adamDirVariants
+	// The lean variants: g fp32, bf16 stores stochastically rounded.
+	adamwSRp16      adamwSRKernel[bf16, float32] // adamw_sr_pbf16
+	adamwSRp16s16   adamwSRKernel[bf16, bf16]    // adamw_sr_pbf16_sbf16
+	adamwSRs16      adamwSRKernel[float32, bf16] // adamw_sr_sbf16
+	adamDirSRs16    adamDirSRKernel[float32]     // adam_direction_sr_sbf16
+	adamDirSRd16s16 adamDirSRKernel[bf16]        // adam_direction_sr_dbf16_sbf16
 }
 
 type adamwVariants struct {
@@ -36,6 +42,11 @@ func (k *optimizerKernels) bindings() []binding {
 		{"adam_direction_gbf16", &k.adamDir.g16.kernel, 256},
 		{"adam_direction_dbf16", &k.adamDir.d16.kernel, 256},
 		{"adam_direction_dbf16_gbf16", &k.adamDir.d16g16.kernel, 256},
+		{"adamw_sr_pbf16", &k.adamwSRp16.kernel, 256},
+		{"adamw_sr_pbf16_sbf16", &k.adamwSRp16s16.kernel, 256},
+		{"adamw_sr_sbf16", &k.adamwSRs16.kernel, 256},
+		{"adam_direction_sr_sbf16", &k.adamDirSRs16.kernel, 256},
+		{"adam_direction_sr_dbf16_sbf16", &k.adamDirSRd16s16.kernel, 256},
 	}
 }
 
@@ -61,6 +72,34 @@ type adamDirKernel[D, G elem] struct{ kernel }
 func (k adamDirKernel[D, G]) launch(dir devPtr[D], g devPtr[G], m, v, clip devPtr[float32], n int64, s adamScalars) {
 	k.run(k.elementwise(n), 0, dir.arg(), g.arg(), m.arg(), v.arg(), clip.arg(), argI64(n),
 		argF32(s.beta1), argF32(s.beta2), argF32(s.eps), argF32(s.scale), argF32(s.bc1), argF32(s.bc2))
+}
+
+// srArgs are the rounding keys of the lean kernels: seed, then the streams
+// of the rounded operands (the weights' first for adamw_sr), then the step.
+func srArgs(r gpu.AdamRounding, weights bool) []kernelArg {
+	a := []kernelArg{argU32(uint32(r.Seed)), argU32(uint32(r.Seed >> 32))}
+	if weights {
+		a = append(a, argU32(gpu.StreamWeights))
+	}
+	return append(a, argU32(gpu.StreamExpAvg), argU32(gpu.StreamExpAvgSq), argU32(r.Step))
+}
+
+type adamwSRKernel[P, M elem] struct{ kernel }
+
+func (k adamwSRKernel[P, M]) launch(p devPtr[P], g devPtr[float32], m, v devPtr[M], clip devPtr[float32], n int64, lr, wd float32, s adamScalars, r gpu.AdamRounding) {
+	args := []kernelArg{p.arg(), g.arg(), m.arg(), v.arg(), clip.arg(), argI64(n),
+		argF32(lr), argF32(s.beta1), argF32(s.beta2), argF32(s.eps), argF32(wd), argF32(s.scale), argF32(s.bc1), argF32(s.bc2)}
+	args = append(append(args, srArgs(r, true)...), argI64(r.WeightOff), argI64(r.MomentOff))
+	k.run(k.elementwise(n), 0, args...)
+}
+
+type adamDirSRKernel[D elem] struct{ kernel }
+
+func (k adamDirSRKernel[D]) launch(dir devPtr[D], g devPtr[float32], m, v devPtr[bf16], clip devPtr[float32], n int64, s adamScalars, r gpu.AdamRounding) {
+	args := []kernelArg{dir.arg(), g.arg(), m.arg(), v.arg(), clip.arg(), argI64(n),
+		argF32(s.beta1), argF32(s.beta2), argF32(s.eps), argF32(s.scale), argF32(s.bc1), argF32(s.bc2)}
+	args = append(append(args, srArgs(r, false)...), argI64(r.MomentOff))
+	k.run(k.elementwise(n), 0, args...)
 }
 
 // biasCorrections are the kernels' bc1, bc2: the divisors of m and v of
@@ -102,5 +141,62 @@ func (c *Backend) AdamDirection(dir, g, m, v, clip *gpu.Tensor, hp gpu.AdamParam
 		k.g16.launch(full(dir), low(g), mm, vv, cl, n, s)
 	default:
 		k.f32.launch(full(dir), full(g), mm, vv, cl, n, s)
+	}
+}
+
+// checkLean checks the operands shared by the lean ops (see gpu.Backend).
+func checkLean(op string, n int64, g, m, v *gpu.Tensor, r gpu.AdamRounding) {
+	for _, x := range []*gpu.Tensor{g, m, v} {
+		check(int64(x.Len()) == n, "%s: %s has %d elements, want %d", op, x, x.Len(), n)
+	}
+	check(g.Prec == gpu.Full, "%s: gradient %s must be Full", op, g)
+	check(m.Prec == v.Prec, "%s: moments %s and %s differ in precision", op, m, v)
+	if m.Prec == gpu.Low {
+		checkRound(op+" moments", r.MomentParams(gpu.StreamExpAvg), n)
+	}
+}
+
+// AdamWSR: one fused launch; without anything to round it is AdamW. On
+// the device a Low p is bf16, so it is rounded exactly when r.Weights.
+func (c *Backend) AdamWSR(p, g, m, v, clip *gpu.Tensor, hp gpu.AdamParams, r gpu.AdamRounding) {
+	n, s := int64(p.Len()), scalarsOf(hp)
+	checkLean("AdamWSR", n, g, m, v, r)
+	check(r.Weights == (p.Prec == gpu.Low), "AdamWSR: %s with weight rounding %v: bf16 weights are rounded, fp32 ones are not", p, r.Weights)
+	if r.Weights {
+		checkRound("AdamWSR weights", r.WeightParams(), n)
+	}
+	if n == 0 {
+		return
+	}
+	cl := fullOrNil(clip)
+	switch {
+	case r.Weights && m.Prec == gpu.Low:
+		c.k.optimizer.adamwSRp16s16.launch(low(p), full(g), low(m), low(v), cl, n, hp.LR, hp.WeightDecay, s, r)
+	case r.Weights:
+		c.k.optimizer.adamwSRp16.launch(low(p), full(g), full(m), full(v), cl, n, hp.LR, hp.WeightDecay, s, r)
+	case m.Prec == gpu.Low:
+		c.k.optimizer.adamwSRs16.launch(full(p), full(g), low(m), low(v), cl, n, hp.LR, hp.WeightDecay, s, r)
+	default:
+		c.AdamW(p, g, m, v, clip, hp)
+	}
+}
+
+// AdamDirectionSR: one fused launch for bf16 moments; fp32 moments take
+// AdamDirection itself.
+func (c *Backend) AdamDirectionSR(dir, g, m, v, clip *gpu.Tensor, hp gpu.AdamParams, r gpu.AdamRounding) {
+	n, s := int64(dir.Len()), scalarsOf(hp)
+	checkLean("AdamDirectionSR", n, g, m, v, r)
+	if m.Prec != gpu.Low {
+		c.AdamDirection(dir, g, m, v, clip, hp)
+		return
+	}
+	if n == 0 {
+		return
+	}
+	cl := fullOrNil(clip)
+	if dir.Prec == gpu.Low {
+		c.k.optimizer.adamDirSRd16s16.launch(low(dir), full(g), low(m), low(v), cl, n, s, r)
+	} else {
+		c.k.optimizer.adamDirSRs16.launch(full(dir), full(g), low(m), low(v), cl, n, s, r)
 	}
 }
