@@ -155,7 +155,7 @@ func (o *Optimizer) Apply(lr float64) error {
 			return err
 		}
 		if hp.WeightDecay != 0 {
-			be.Scale(upd.Rows(s.Off, s.Off+s.Len), 1-hp.LR*hp.WeightDecay)
+			be.Map(gpu.MapScale, upd.Rows(s.Off, s.Off+s.Len), 1-hp.LR*hp.WeightDecay)
 		}
 		o.decompress(s, hp.LR)
 	}

@@ -262,7 +262,7 @@ func (o *Optimizer) compressedSRParam(p *model.Param, P *gpu.Tensor, hp gpu.Adam
 			return err
 		}
 		if hp.WeightDecay != 0 {
-			be.Scale(buf, 1-hp.LR*hp.WeightDecay)
+			be.Map(gpu.MapScale, buf, 1-hp.LR*hp.WeightDecay)
 		}
 		o.decompressInto(buf, dir.Reshape(r1-r0, r), P, hp.LR)
 		be.StochasticRound(wc, buf, o.round(gpu.StreamWeights, wc.Off-arena.Off))
