@@ -165,25 +165,12 @@ func TestFromEnv(t *testing.T) {
 // joinAll joins n ranks in goroutines over TCP on the CPU backend.
 func joinAll(t *testing.T, n int) []Comm {
 	t.Helper()
-	port, err := FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
 	cs := make([]Comm, n)
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for r := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			cs[r], errs[r] = Join(Env{Rank: r, World: n, Addr: "127.0.0.1", Port: port}, cpu.New(1))
-		}()
-	}
-	wg.Wait()
-	for r, err := range errs {
-		if err != nil {
-			t.Fatalf("rank %d: %v", r, err)
-		}
+	if err := InProcess(n, func(e Env) (err error) {
+		cs[e.Rank], err = Join(e, cpu.New(1))
+		return err
+	}); err != nil {
+		t.Fatal(err)
 	}
 	return cs
 }
@@ -191,17 +178,8 @@ func joinAll(t *testing.T, n int) []Comm {
 // each runs f on every rank concurrently and fails on any error.
 func each(t *testing.T, cs []Comm, f func(r int, c Comm) error) {
 	t.Helper()
-	errs := make([]error, len(cs))
-	var wg sync.WaitGroup
-	for r, c := range cs {
-		wg.Add(1)
-		go func() { defer wg.Done(); errs[r] = f(r, c) }()
-	}
-	wg.Wait()
-	for r, err := range errs {
-		if err != nil {
-			t.Fatalf("rank %d: %v", r, err)
-		}
+	if err := eachRank(len(cs), func(r int) error { return f(r, cs[r]) }); err != nil {
+		t.Fatal(err)
 	}
 }
 
