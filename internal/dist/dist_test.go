@@ -183,6 +183,27 @@ func each(t *testing.T, cs []Comm, f func(r int, c Comm) error) {
 	}
 }
 
+// checkBroadcast uploads this rank's data[rank] into x, broadcasts x from
+// root and checks that x then holds data[root] bit for bit.
+func checkBroadcast(be gpu.Backend, c Comm, x *gpu.Tensor, data [][]float32, root int) error {
+	if err := be.Upload(x, data[c.Rank()]); err != nil {
+		return err
+	}
+	if err := c.Broadcast(x, root); err != nil {
+		return err
+	}
+	b, err := be.Download(x)
+	if err != nil {
+		return err
+	}
+	for i := range b {
+		if b[i] != data[root][i] {
+			return fmt.Errorf("broadcast from rank %d, element %d: %g, want %g", root, i, b[i], data[root][i])
+		}
+	}
+	return nil
+}
+
 func TestTCPCollectives(t *testing.T) {
 	const n, size = 3, 1000
 	cs := joinAll(t, n)
@@ -219,15 +240,8 @@ func TestTCPCollectives(t *testing.T) {
 			return err
 		}
 		// Broadcast from the last rank: everyone ends with its data.
-		be.Upload(x, data[r])
-		if err := c.Broadcast(x, n-1); err != nil {
+		if err := checkBroadcast(be, c, x, data, n-1); err != nil {
 			return err
-		}
-		b, _ := be.Download(x)
-		for i := range b {
-			if b[i] != data[n-1][i] {
-				return fmt.Errorf("broadcast element %d: %g, want %g", i, b[i], data[n-1][i])
-			}
 		}
 		v := []float64{float64(r), 1}
 		if err := c.SumHost(v); err != nil {
