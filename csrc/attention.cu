@@ -25,56 +25,70 @@
 // ---------------------------------------------------------------------------
 // Entry points (all pointers are device pointers; B, T, H, KV, D are int32)
 // ---------------------------------------------------------------------------
-// attention_fwd_d64 / attention_fwd_d128 / attention_fwd (generic)
+// attention_fwd_d64 / attention_fwd_d64_v1 / attention_fwd_d128 /
+// attention_fwd (generic)
 //   (bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v,
 //    int B, int T, int H, int KV, int D)
-//   Overwrites out and lse.
-//   Launch (all three): block 128 threads (4 warps), grid
-//     B * H * ceil_div(T, 64) blocks (1-D); no dynamic shared memory.
-//   Static shared memory: d64 18432 B, d128 34816 B, generic none.
-//   _d64 / _d128 use bf16 tensor cores (mma.sync m16n8k16) and require D == 64
-//   / D == 128 (they return without writing anything otherwise).
-//   attention_fwd (generic, CUDA cores, slow) takes any D <= 256.
+//   Overwrites out and lse. Every variant gives each warp 16 query rows.
+//   Launch: _d64: block 256 threads (8 warps), grid B * H * ceil_div(T, 128)
+//     blocks (1-D); the others: block 128 (4 warps), grid
+//     B * H * ceil_div(T, 64). No dynamic shared memory.
+//   Static shared memory: d64 36864 B, d64_v1 18432 B, d128 34816 B, generic
+//   none.
+//   _d64, _d64_v1, _d128 use bf16 tensor cores (mma.sync m16n8k16) and
+//   require D == 64 / 64 / 128 (they return without writing anything
+//   otherwise). _d64 (cp.async pipeline) also requires 16-byte aligned q, k,
+//   v, out; _d64_v1 is the same math without the pipeline and with any
+//   alignment. attention_fwd (generic, CUDA cores, slow) takes any D <= 256.
 //
 // attention_bwd_delta(float* delta, const bf16* dout, const bf16* out,
-//                     int B, int T, int H, int D)
+//                     int B, int T, int H, int D, int rpw)
 //   delta[(b*H + h)*T + t] = sum_d dout[n, h*D + d] * out[n, h*D + d] (fp32),
-//   n = b*T + t. Any D. Launch: one warp per row: block 256, grid
-//   ceil_div(B*H*T, 8). No shared memory.
+//   n = b*T + t. Any D with rpw = 1 (one warp per row); rpw = 256 / D rows
+//   per warp when D is a multiple of 8 dividing 256 and dout, out are 16-byte
+//   aligned. Launch: block 256, grid ceil_div(B*H*T, 8 * rpw). No shared
+//   memory.
 //
-// attention_bwd_d64 / attention_bwd_d128 / attention_bwd (generic)
+// attention_bwd_d64 / attention_bwd_d64_v1 / attention_bwd_d128 /
+// attention_bwd (generic)
 //   (bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const bf16* q,
 //    const bf16* k, const bf16* v, const bf16* out, const float* lse,
 //    float* scratch, int B, int T, int H, int KV, int D)
 //   Overwrites dq, dk, dv. `scratch` must hold the B*H*T floats written by
 //   attention_bwd_delta(scratch, dout, out, ...) launched just before on the
 //   same stream; it is only read here (`out` is not read by these kernels).
-//   Launch (all three): block 128 threads, 1-D grid of
+//   Launch (all four): block 128 threads, 1-D grid of
 //     B*KV*nb + B*H*nb blocks, nb = ceil_div(T, 64); no dynamic shared memory.
 //   Blocks [0, B*KV*nb) compute dk, dv: block (b, kv head, 64-key block) loops
 //   over the H/KV query heads of its kv head and over all query tiles at or
 //   after its keys, accumulating dk, dv in fp32 registers, and writes them
 //   once. Blocks [B*KV*nb, end) compute dq: block (b, h, 64-query block) loops
 //   over the key tiles at or before its queries. No atomics, fixed loop order:
-//   deterministic.
-//   Static shared memory: d64 27904 B, d128 43648 B, generic none (all under
-//   the 48 KiB static limit; no cuFuncSetAttribute needed).
+//   deterministic. _d64 (cp.async pipeline, 16-byte aligned dq, dk, dv, dout,
+//   q, k, v required) orders each role's blocks heaviest first; the mapping
+//   of blocks to tiles differs from the others, the results do not.
+//   Static shared memory: d64 37376 B, d64_v1 27904 B, d128 43648 B, generic
+//   none (all under the 48 KiB static limit; no cuFuncSetAttribute needed).
 //   Total scratch for a backward pass: B*H*T floats (delta).
 //
 // Requirements and edge cases: T, B, H, KV >= 1, any T (partial tiles are
-// zero-filled and masked), H % KV == 0. No alignment requirement: tiles are
-// copied with 16-byte loads when the tensor's base is 16-byte aligned, 2-byte
-// loads otherwise. Masked scores never enter exp (p is set to 0 explicitly),
-// the running max starts at a finite -1e30, and every processed query row has
-// at least one visible key (key 0), so no row divides by zero.
+// zero-filled and masked), H % KV == 0. Except for the pipelined _d64
+// kernels, no alignment requirement: tiles are copied with 16-byte loads when
+// the tensor's base is 16-byte aligned, 2-byte loads otherwise. Masked scores
+// are a finite -1e30 (or p is set to 0 explicitly), so exp never sees
+// inf - inf; every processed query row has at least one visible key (key 0),
+// so no row divides by zero.
 #include "common.cuh"
 
 // Compile-time tuning knobs (the host passes none; the defaults were chosen by
 // measurement on an H200, B=64 T=256 H=12 D=64 and B=32 T=256 H=16 D=128):
 // minimum resident blocks per SM asked of the register allocator (a few tens
 // of bytes spill, still faster than fewer resident blocks), and the query-tile
-// height of the d64 dk/dv role. Measured there: fwd d64 0.15 ms, bwd d64
-// (delta + main) 0.42 ms; fwd d128 0.22 ms, bwd d128 0.57 ms.
+// height of the d64 dk/dv role. Measured there: fwd d64 (now _v1) 0.15 ms,
+// bwd d64 (delta + main) 0.42 ms; fwd d128 0.22 ms, bwd d128 0.57 ms.
+// ATTN_MINB_FWD2 / _BWD2 are the same knob for the pipelined d64 kernels
+// (256 threads x 2 blocks and 128 x 4: at most 128 registers a thread); not
+// yet tuned by measurement.
 #ifndef ATTN_MINB_FWD64
 #define ATTN_MINB_FWD64 5
 #endif
@@ -86,6 +100,12 @@
 #endif
 #ifndef ATTN_MINB_BWD128
 #define ATTN_MINB_BWD128 3
+#endif
+#ifndef ATTN_MINB_FWD2
+#define ATTN_MINB_FWD2 2
+#endif
+#ifndef ATTN_MINB_BWD2
+#define ATTN_MINB_BWD2 4
 #endif
 #ifndef ATTN_D64_BQ
 #define ATTN_D64_BQ 32
@@ -159,6 +179,101 @@ __device__ __forceinline__ void acc_to_a(unsigned int a[4], const float t0[4], c
     a[3] = pack_float2(t1[2], t1[3]);
 }
 
+// Scores of one warp's 16 rows against 8*NK keys: s += Q K^T with Q in
+// registers (qa) and K[key][d] in shared memory.
+template <int D, int NK>
+__device__ __forceinline__ void warp_qkt(float s[NK][4], const unsigned int qa[D / 16][4], const unsigned short* sK) {
+    constexpr int SR = D + 8;
+#pragma unroll
+    for (int ks = 0; ks < D / 16; ++ks) {
+#pragma unroll
+        for (int nt = 0; nt < NK; nt += 2) {
+            unsigned int bb[4];
+            lds_b_nk<SR>(bb, sK, nt * 8, ks * 16);
+            mma16816(s[nt], qa[ks], bb);
+            mma16816(s[nt + 1], qa[ks], bb + 2);
+        }
+    }
+}
+
+// acc (16 x D) += A (16 x 8*NK, fp32 accumulators rounded to bf16) times
+// M[k][d] (8*NK rows of shared memory starting at row k0).
+template <int D, int NK>
+__device__ __forceinline__ void warp_acc_mul(float acc[D / 8][4], const float a[NK][4], const unsigned short* sM) {
+    constexpr int SR = D + 8;
+#pragma unroll
+    for (int kk = 0; kk < NK / 2; ++kk) {
+        unsigned int fa[4];
+        acc_to_a(fa, a[2 * kk], a[2 * kk + 1]);
+#pragma unroll
+        for (int nd = 0; nd < D / 8; nd += 2) {
+            unsigned int bb[4];
+            lds_b_kn<SR>(bb, sM, kk * 16, nd * 8);
+            mma16816(acc[nd], fa, bb);
+            mma16816(acc[nd + 1], fa, bb + 2);
+        }
+    }
+}
+
+// Transposed scores and dP of one warp's 16 keys (rows wr..wr+15 of sK and
+// sV) against 8*NQ queries: st += K Q^T, dpt += V dO^T.
+template <int D, int NQ>
+__device__ __forceinline__ void warp_kqt(float st[NQ][4], float dpt[NQ][4], const unsigned short* sK,
+                                         const unsigned short* sV, int wr, const unsigned short* sQ,
+                                         const unsigned short* sO) {
+    constexpr int SR = D + 8;
+#pragma unroll
+    for (int ks = 0; ks < D / 16; ++ks) {
+        unsigned int ak[4], av[4];
+        lds_a<SR>(ak, sK, wr, ks * 16);
+        lds_a<SR>(av, sV, wr, ks * 16);
+#pragma unroll
+        for (int nt = 0; nt < NQ; nt += 2) {
+            unsigned int bq[4], bo[4];
+            lds_b_nk<SR>(bq, sQ, nt * 8, ks * 16);
+            mma16816(st[nt], ak, bq);
+            mma16816(st[nt + 1], ak, bq + 2);
+            lds_b_nk<SR>(bo, sO, nt * 8, ks * 16);
+            mma16816(dpt[nt], av, bo);
+            mma16816(dpt[nt + 1], av, bo + 2);
+        }
+    }
+}
+
+// Online softmax bookkeeping of a warp's two rows per thread (g and g + 8):
+// the running sums and the output accumulator scale by alpha when the row
+// maximum grows, then the tile's partial sums add in.
+template <int ND>
+__device__ __forceinline__ void online_rescale(float o[ND][4], float lrow[2], const float alpha[2],
+                                               const float psum[2]) {
+#pragma unroll
+    for (int i = 0; i < 2; ++i) lrow[i] = lrow[i] * alpha[i] + psum[i];
+#pragma unroll
+    for (int nd = 0; nd < ND; ++nd) {
+        o[nd][0] *= alpha[0];
+        o[nd][1] *= alpha[0];
+        o[nd][2] *= alpha[1];
+        o[nd][3] *= alpha[1];
+    }
+}
+
+// Full row sums over the quad that shares the rows, and their inverses (0
+// for an empty row).
+__device__ __forceinline__ void quad_row_sums(float lrow[2], float inv[2]) {
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+        lrow[i] += __shfl_xor_sync(0xffffffffu, lrow[i], 1);
+        lrow[i] += __shfl_xor_sync(0xffffffffu, lrow[i], 2);
+        inv[i] = lrow[i] > 0.0f ? 1.0f / lrow[i] : 0.0f;
+    }
+}
+
+template <int N>
+__device__ __forceinline__ void zero_acc(float a[N][4]) {
+#pragma unroll
+    for (int i = 0; i < N; ++i) a[i][0] = a[i][1] = a[i][2] = a[i][3] = 0.0f;
+}
+
 // Block-cooperative copy of a tile of `rows` rows x D bf16 from global memory
 // (row stride gs elements, first row at g) into shared memory (row stride
 // D + 8 halves). Rows >= valid are zero-filled (and not read).
@@ -215,8 +330,7 @@ __device__ __forceinline__ void attn_fwd_mma(bf16* out, float* lse, const bf16* 
     for (int ks = 0; ks < KS; ++ks) lds_a<SR>(qa[ks], sK, warp * 16, ks * 16);
 
     float o[ND][4];
-#pragma unroll
-    for (int nd = 0; nd < ND; ++nd) o[nd][0] = o[nd][1] = o[nd][2] = o[nd][3] = 0.0f;
+    zero_acc<ND>(o);
     float mrow[2] = {NEG_BIG, NEG_BIG};
     float lrow[2] = {0.0f, 0.0f};  // per-thread partial sums (reduced over the quad at the end)
 
@@ -233,18 +347,8 @@ __device__ __forceinline__ void attn_fwd_mma(bf16* out, float* lse, const bf16* 
         if (k0 > q0 + warp * 16 + 15) continue;  // warp-uniform: tile entirely in the future
 
         float s[NK][4];
-#pragma unroll
-        for (int nt = 0; nt < NK; ++nt) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
-#pragma unroll
-        for (int ks = 0; ks < KS; ++ks) {
-#pragma unroll
-            for (int nt = 0; nt < NK; nt += 2) {
-                unsigned int bb[4];
-                lds_b_nk<SR>(bb, sK, nt * 8, ks * 16);
-                mma16816(s[nt], qa[ks], bb);
-                mma16816(s[nt + 1], qa[ks], bb + 2);
-            }
-        }
+        zero_acc<NK>(s);
+        warp_qkt<D, NK>(s, qa, sK);
         // Scale to the log2 domain, mask, row maxima.
         float tmax[2] = {NEG_BIG, NEG_BIG};
 #pragma unroll
@@ -279,38 +383,14 @@ __device__ __forceinline__ void attn_fwd_mma(bf16* out, float* lse, const bf16* 
                 psum[e >> 1] += p;
             }
         }
-#pragma unroll
-        for (int i = 0; i < 2; ++i) lrow[i] = lrow[i] * alpha[i] + psum[i];
-#pragma unroll
-        for (int nd = 0; nd < ND; ++nd) {
-            o[nd][0] *= alpha[0];
-            o[nd][1] *= alpha[0];
-            o[nd][2] *= alpha[1];
-            o[nd][3] *= alpha[1];
-        }
-        // O += P V  (P: 16 x BK from registers; V: BK x D from shared memory)
-#pragma unroll
-        for (int kk = 0; kk < BK / 16; ++kk) {
-            unsigned int pa[4];
-            acc_to_a(pa, s[2 * kk], s[2 * kk + 1]);
-#pragma unroll
-            for (int nd = 0; nd < ND; nd += 2) {
-                unsigned int bb[4];
-                lds_b_kn<SR>(bb, sV, kk * 16, nd * 8);
-                mma16816(o[nd], pa, bb);
-                mma16816(o[nd + 1], pa, bb + 2);
-            }
-        }
+        online_rescale<ND>(o, lrow, alpha, psum);
+        warp_acc_mul<D, NK>(o, s, sV);  // O += P V  (P: 16 x BK from registers; V: BK x D in shared memory)
     }
 
     // Finish: full row sums over the quad, normalize, store.
-#pragma unroll
-    for (int i = 0; i < 2; ++i) {
-        lrow[i] += __shfl_xor_sync(0xffffffffu, lrow[i], 1);
-        lrow[i] += __shfl_xor_sync(0xffffffffu, lrow[i], 2);
-    }
-    const float inv0 = lrow[0] > 0.0f ? 1.0f / lrow[0] : 0.0f;
-    const float inv1 = lrow[1] > 0.0f ? 1.0f / lrow[1] : 0.0f;
+    float inv[2];
+    quad_row_sums(lrow, inv);
+    const float inv0 = inv[0], inv1 = inv[1];
     bf16* ob = out + (long)b * T * qrs + (long)h * D;
 #pragma unroll
     for (int nd = 0; nd < ND; ++nd) {
@@ -344,7 +424,7 @@ __device__ __forceinline__ void attn_bwd_dkdv_mma(unsigned short* smem, float* s
                                                   const bf16* dout, const bf16* q, const bf16* k, const bf16* v,
                                                   const float* lse, const float* delta, int T, int H, int KV,
                                                   int b, int kvh, int kb) {
-    constexpr int SR = D + 8, KS = D / 16, ND = D / 8, NQ = BQ / 8;
+    constexpr int SR = D + 8, ND = D / 8, NQ = BQ / 8;
     unsigned short* sK = smem;
     unsigned short* sV = smem + 64 * SR;
     unsigned short* sQ = smem + 128 * SR;
@@ -361,11 +441,8 @@ __device__ __forceinline__ void attn_bwd_dkdv_mma(unsigned short* smem, float* s
     load_tile<D>(sV, v + ((long)b * T + k0) * krs + (long)kvh * D, krs, 64, min(64, T - k0));
 
     float dkacc[ND][4], dvacc[ND][4];
-#pragma unroll
-    for (int nd = 0; nd < ND; ++nd) {
-#pragma unroll
-        for (int e = 0; e < 4; ++e) dkacc[nd][e] = dvacc[nd][e] = 0.0f;
-    }
+    zero_acc<ND>(dkacc);
+    zero_acc<ND>(dvacc);
 
     for (int hh = 0; hh < G; ++hh) {
         const int h = kvh * G + hh;
@@ -386,27 +463,9 @@ __device__ __forceinline__ void attn_bwd_dkdv_mma(unsigned short* smem, float* s
             if (k0 + wr > i0 + BQ - 1) continue;  // warp-uniform: all its keys after all queries
 
             float st[NQ][4], dpt[NQ][4];
-#pragma unroll
-            for (int nt = 0; nt < NQ; ++nt) {
-#pragma unroll
-                for (int e = 0; e < 4; ++e) st[nt][e] = dpt[nt][e] = 0.0f;
-            }
-#pragma unroll
-            for (int ks = 0; ks < KS; ++ks) {
-                unsigned int ak[4], av[4];
-                lds_a<SR>(ak, sK, wr, ks * 16);
-                lds_a<SR>(av, sV, wr, ks * 16);
-#pragma unroll
-                for (int nt = 0; nt < NQ; nt += 2) {
-                    unsigned int bq[4], bo[4];
-                    lds_b_nk<SR>(bq, sQ, nt * 8, ks * 16);
-                    mma16816(st[nt], ak, bq);  // S^T = K Q^T
-                    mma16816(st[nt + 1], ak, bq + 2);
-                    lds_b_nk<SR>(bo, sO, nt * 8, ks * 16);
-                    mma16816(dpt[nt], av, bo);  // dP^T = V dO^T
-                    mma16816(dpt[nt + 1], av, bo + 2);
-                }
-            }
+            zero_acc<NQ>(st);
+            zero_acc<NQ>(dpt);
+            warp_kqt<D, NQ>(st, dpt, sK, sV, wr, sQ, sO);  // S^T = K Q^T, dP^T = V dO^T
 #pragma unroll
             for (int nt = 0; nt < NQ; ++nt) {
 #pragma unroll
@@ -422,22 +481,8 @@ __device__ __forceinline__ void attn_bwd_dkdv_mma(unsigned short* smem, float* s
                 }
             }
             // dV += P^T dO,  dK += dS^T Q   (k = queries, n = head dims)
-#pragma unroll
-            for (int kk = 0; kk < BQ / 16; ++kk) {
-                unsigned int ap[4], as[4];
-                acc_to_a(ap, st[2 * kk], st[2 * kk + 1]);
-                acc_to_a(as, dpt[2 * kk], dpt[2 * kk + 1]);
-#pragma unroll
-                for (int nd = 0; nd < ND; nd += 2) {
-                    unsigned int bo[4], bq[4];
-                    lds_b_kn<SR>(bo, sO, kk * 16, nd * 8);
-                    mma16816(dvacc[nd], ap, bo);
-                    mma16816(dvacc[nd + 1], ap, bo + 2);
-                    lds_b_kn<SR>(bq, sQ, kk * 16, nd * 8);
-                    mma16816(dkacc[nd], as, bq);
-                    mma16816(dkacc[nd + 1], as, bq + 2);
-                }
-            }
+            warp_acc_mul<D, NQ>(dvacc, st, sO);
+            warp_acc_mul<D, NQ>(dkacc, dpt, sQ);
         }
     }
 
@@ -498,8 +543,7 @@ __device__ __forceinline__ void attn_bwd_dq_mma(unsigned short* smem, bf16* dq, 
     const float d1 = (r1 < T) ? drow[r1] : 0.0f;
 
     float dqacc[ND][4];
-#pragma unroll
-    for (int nd = 0; nd < ND; ++nd) dqacc[nd][0] = dqacc[nd][1] = dqacc[nd][2] = dqacc[nd][3] = 0.0f;
+    zero_acc<ND>(dqacc);
 
     const int kend = min(T, q0 + 64);
     const int nkt = (kend + BK - 1) / BK;
@@ -514,24 +558,10 @@ __device__ __forceinline__ void attn_bwd_dq_mma(unsigned short* smem, bf16* dq, 
         if (k0 > q0 + warp * 16 + 15) continue;  // warp-uniform: tile entirely in the future
 
         float s[NK][4], dp[NK][4];
-#pragma unroll
-        for (int nt = 0; nt < NK; ++nt) {
-#pragma unroll
-            for (int e = 0; e < 4; ++e) s[nt][e] = dp[nt][e] = 0.0f;
-        }
-#pragma unroll
-        for (int ks = 0; ks < KS; ++ks) {
-#pragma unroll
-            for (int nt = 0; nt < NK; nt += 2) {
-                unsigned int bk[4], bv[4];
-                lds_b_nk<SR>(bk, sK, nt * 8, ks * 16);
-                mma16816(s[nt], qa[ks], bk);  // S = Q K^T
-                mma16816(s[nt + 1], qa[ks], bk + 2);
-                lds_b_nk<SR>(bv, sV, nt * 8, ks * 16);
-                mma16816(dp[nt], da[ks], bv);  // dP = dO V^T
-                mma16816(dp[nt + 1], da[ks], bv + 2);
-            }
-        }
+        zero_acc<NK>(s);
+        zero_acc<NK>(dp);
+        warp_qkt<D, NK>(s, qa, sK);   // S = Q K^T
+        warp_qkt<D, NK>(dp, da, sV);  // dP = dO V^T
 #pragma unroll
         for (int nt = 0; nt < NK; ++nt) {
 #pragma unroll
@@ -543,19 +573,7 @@ __device__ __forceinline__ void attn_bwd_dq_mma(unsigned short* smem, bf16* dq, 
                 s[nt][e] = p * (dp[nt][e] - ((e < 2) ? d0 : d1)) * scale;  // dS
             }
         }
-        // dQ += dS K  (k = keys, n = head dims)
-#pragma unroll
-        for (int kk = 0; kk < BK / 16; ++kk) {
-            unsigned int as[4];
-            acc_to_a(as, s[2 * kk], s[2 * kk + 1]);
-#pragma unroll
-            for (int nd = 0; nd < ND; nd += 2) {
-                unsigned int bb[4];
-                lds_b_kn<SR>(bb, sK, kk * 16, nd * 8);
-                mma16816(dqacc[nd], as, bb);
-                mma16816(dqacc[nd + 1], as, bb + 2);
-            }
-        }
+        warp_acc_mul<D, NK>(dqacc, s, sK);  // dQ += dS K  (k = keys, n = head dims)
     }
 
     bf16* qd = dq + (long)b * T * qrs + (long)h * D;
@@ -601,6 +619,413 @@ __device__ __forceinline__ void attn_bwd_mma(bf16* dq, bf16* dk, bf16* dv, const
         const int bh = (int)(r / nb);
         const int qb = nb - 1 - (int)(r - (long)bh * nb);
         attn_bwd_dq_mma<D, BK>(smem, dq, dout, q, k, v, lse, delta, T, H, KV, bh / H, bh % H, qb);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Pipelined D = 64 kernels (FlashAttention-2 structure on mma.sync): the
+// streamed tiles are copied with cp.async into a second shared-memory stage
+// while the tensor cores work on the first, so global latency hides behind
+// math instead of stalling every tile; the causal mask is applied only on
+// tiles that cross the diagonal or the end of the sequence; the grid starts
+// the heaviest tiles of every (b, h) first. They need 16-byte aligned bases of
+// q, k, v, out, dout, dq, dk, dv (the host falls back to the _v1 kernels
+// otherwise) and D == 64 (H*D and KV*D are then multiples of 8 elements).
+// ---------------------------------------------------------------------------
+
+// cp.async of 16 bytes global -> shared, L2 only (.cg); valid == false
+// writes 16 zero bytes and reads nothing (src-size 0).
+__device__ __forceinline__ void cp_async16(unsigned short* s, const void* g, bool valid) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(s)), "l"(g),
+                 "r"(valid ? 16 : 0)
+                 : "memory");
+}
+// cp.async of one float (4 bytes, .ca is the only mode for 4); zero when !valid.
+__device__ __forceinline__ void cp_async4(float* s, const float* g, bool valid) {
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem_addr(s)), "l"(g),
+                 "r"(valid ? 4 : 0)
+                 : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+// Waits until all of this thread's committed groups are complete; the
+// __syncthreads that follows it publishes every thread's copies.
+__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
+
+// Block-cooperative async copy of `rows` rows x D bf16 (global row stride gs
+// elements, 16-byte aligned rows) into shared memory with row stride D + 8
+// halves (the pad keeps ldmatrix free of bank conflicts). Rows >= valid are
+// zero-filled, so padded keys and values can never inject NaN into products.
+template <int D, int NT>
+__device__ __forceinline__ void async_tile(unsigned short* s, const bf16* g, long gs, int rows, int valid) {
+    constexpr int SR = D + 8, VPR = D / 8;
+    for (int idx = threadIdx.x; idx < rows * VPR; idx += NT) {
+        const int r = idx / VPR, c = (idx - r * VPR) * 8;
+        const bool ok = r < valid;
+        cp_async16(s + r * SR + c, g + (ok ? (long)r * gs + c : 0), ok);
+    }
+}
+
+// Forward: block of 8 warps = 128 query rows of one (b, h), warp w rows
+// 16w..16w+15; key tiles of 64 double-buffered. Shared memory: two stages of
+// [K tile | V tile]; the Q tile (128 rows) is staged through stage 1 before
+// the loop and the output tile through stage 0 after it.
+constexpr int FWD2_WARPS = 8;
+constexpr int FWD2_BQ = 16 * FWD2_WARPS;
+
+template <int D>
+__device__ __forceinline__ void attn_fwd2(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, int B,
+                                          int T, int H, int KV) {
+    constexpr int NT = 32 * FWD2_WARPS, BQ = FWD2_BQ, BK = 64, SR = D + 8, KS = D / 16, ND = D / 8, NK = BK / 8;
+    constexpr int TILE = BK * SR;  // halves of one K or V tile
+    static_assert(BQ * SR == 2 * TILE, "the Q and output tiles fill exactly one stage");
+    __shared__ __align__(16) unsigned short smem[4 * TILE];
+
+    const int nqb = (T + BQ - 1) / BQ;
+    const int BH = B * H;
+    const int qb = nqb - 1 - (int)(blockIdx.x / BH);  // all heavy (late) tiles of the grid first
+    const int bh = (int)(blockIdx.x % BH);
+    const int b = bh / H, h = bh - b * H;
+    const int kvh = h / (H / KV);
+    const int q0 = qb * BQ;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, tg = lane & 3;
+    const long qrs = (long)H * D, krs = (long)KV * D;
+    const float sl2 = attn_scale(D) * LOG2E_F;
+    const int w0 = q0 + warp * 16;  // this warp's first query row
+    const int r0 = w0 + g, r1 = r0 + 8;
+
+    const bf16* kbase = k + (long)b * T * krs + (long)kvh * D;
+    const bf16* vbase = v + (long)b * T * krs + (long)kvh * D;
+    const int nkt = (min(T, q0 + BQ) + BK - 1) / BK;
+
+    // Prologue: Q -> stage 1, key tile 0 -> stage 0, one group.
+    async_tile<D, NT>(smem + 2 * TILE, q + ((long)b * T + q0) * qrs + (long)h * D, qrs, BQ, min(BQ, T - q0));
+    async_tile<D, NT>(smem, kbase, krs, BK, min(BK, T));
+    async_tile<D, NT>(smem + TILE, vbase, krs, BK, min(BK, T));
+    cp_async_commit();
+    cp_async_wait_all();
+    __syncthreads();
+    unsigned int qa[KS][4];
+#pragma unroll
+    for (int ks = 0; ks < KS; ++ks) lds_a<SR>(qa[ks], smem + 2 * TILE, warp * 16, ks * 16);
+    __syncthreads();  // stage 1 is free for key tile 1
+
+    float o[ND][4];
+    zero_acc<ND>(o);
+    float mrow[2] = {NEG_BIG, NEG_BIG};  // running row maxima of the raw scores
+    float lrow[2] = {0.0f, 0.0f};        // per-thread partial sums (quad-reduced at the end)
+
+    for (int kt = 0; kt < nkt; ++kt) {
+        const int k0 = kt * BK;
+        const unsigned short* sK = smem + (kt & 1) * 2 * TILE;
+        const unsigned short* sV = sK + TILE;
+        if (kt + 1 < nkt) {  // prefetch the next tile into the other stage (freed by the last barrier)
+            unsigned short* nK = smem + ((kt + 1) & 1) * 2 * TILE;
+            const int k1 = k0 + BK;
+            async_tile<D, NT>(nK, kbase + (long)k1 * krs, krs, BK, min(BK, T - k1));
+            async_tile<D, NT>(nK + TILE, vbase + (long)k1 * krs, krs, BK, min(BK, T - k1));
+        }
+        cp_async_commit();
+        // Warp-uniform. k0 and w0 are multiples of 16, so k0 <= w0 means key k0
+        // is visible to every row of the warp: each processed row has a finite
+        // maximum in every tile it sees.
+        if (k0 <= w0 && w0 < T) {
+            float s[NK][4];
+            zero_acc<NK>(s);
+            warp_qkt<D, NK>(s, qa, sK);
+            if (k0 + BK - 1 > w0 || k0 + BK > T) {  // the tile crosses the diagonal or the end
+#pragma unroll
+                for (int nt = 0; nt < NK; ++nt) {
+#pragma unroll
+                    for (int e = 0; e < 4; ++e) {
+                        const int row = (e < 2) ? r0 : r1;
+                        const int key = k0 + nt * 8 + 2 * tg + (e & 1);
+                        if (key > row || key >= T) s[nt][e] = NEG_BIG;
+                    }
+                }
+            }
+            float mx[2] = {mrow[0], mrow[1]};
+#pragma unroll
+            for (int nt = 0; nt < NK; ++nt) {
+                mx[0] = fmaxf(mx[0], fmaxf(s[nt][0], s[nt][1]));
+                mx[1] = fmaxf(mx[1], fmaxf(s[nt][2], s[nt][3]));
+            }
+            float ms[2], alpha[2];
+#pragma unroll
+            for (int i = 0; i < 2; ++i) {
+                mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 1));
+                mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 2));
+                alpha[i] = exp2f((mrow[i] - mx[i]) * sl2);  // 0 on the first tile (mrow = NEG_BIG)
+                mrow[i] = mx[i];
+                ms[i] = mx[i] * sl2;
+            }
+            // p = 2^(s*scale*log2e - max*scale*log2e): one FMA and one exp2
+            // per score; masked scores (NEG_BIG) give exactly 0.
+            float psum[2] = {0.0f, 0.0f};
+#pragma unroll
+            for (int nt = 0; nt < NK; ++nt) {
+#pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                    const float p = exp2f(fmaf(s[nt][e], sl2, -ms[e >> 1]));
+                    s[nt][e] = p;
+                    psum[e >> 1] += p;
+                }
+            }
+            online_rescale<ND>(o, lrow, alpha, psum);
+            warp_acc_mul<D, NK>(o, s, sV);  // O += P V
+        }
+        cp_async_wait_all();
+        __syncthreads();  // next stage visible to all; this stage free for tile kt + 2
+    }
+
+    float inv[2];
+    quad_row_sums(lrow, inv);
+    const float inv0 = inv[0], inv1 = inv[1];
+    // Output tile through stage 0 (free after the loop's last barrier), then
+    // 16-byte coalesced stores.
+    unsigned short* so = smem;
+    const int lr0 = warp * 16 + g;
+#pragma unroll
+    for (int nd = 0; nd < ND; ++nd) {
+        const int col = nd * 8 + 2 * tg;
+        *reinterpret_cast<unsigned int*>(so + lr0 * SR + col) = pack_float2(o[nd][0] * inv0, o[nd][1] * inv0);
+        *reinterpret_cast<unsigned int*>(so + (lr0 + 8) * SR + col) = pack_float2(o[nd][2] * inv1, o[nd][3] * inv1);
+    }
+    if (tg == 0) {
+        float* lb = lse + (long)(b * H + h) * T;
+        if (r0 < T) lb[r0] = (mrow[0] * sl2 + log2f(lrow[0])) * LN2_F;
+        if (r1 < T) lb[r1] = (mrow[1] * sl2 + log2f(lrow[1])) * LN2_F;
+    }
+    __syncthreads();
+    bf16* ob = out + ((long)b * T + q0) * qrs + (long)h * D;
+    const int valid = min(BQ, T - q0);
+    for (int idx = threadIdx.x; idx < BQ * (D / 8); idx += NT) {
+        const int r = idx / (D / 8), c = (idx - r * (D / 8)) * 8;
+        if (r < valid) *reinterpret_cast<uint4*>(ob + (long)r * qrs + c) = *reinterpret_cast<const uint4*>(so + r * SR + c);
+    }
+}
+
+// Backward, same two roles and grid size as attn_bwd_mma (dk/dv blocks, then
+// dq blocks; no atomics, deterministic), with the streamed tiles
+// double-buffered and each role's blocks ordered heaviest first.
+constexpr int BWD2_BQ = 32;  // query rows per step of the dk/dv role
+
+// dk, dv for 64 keys of one (b, kv head): warp w owns keys k0+16w..+15 and
+// works on transposed tiles (keys x queries). Steps walk (head of the group,
+// query tile of 32) pairs; step s+1's Q, dO, lse, delta load while step s runs.
+template <int D>
+__device__ __forceinline__ void attn_bwd2_dkdv(unsigned short* smem, float* sLD, bf16* dk, bf16* dv, const bf16* dout,
+                                               const bf16* q, const bf16* k, const bf16* v, const float* lse,
+                                               const float* delta, int T, int H, int KV, int b, int kvh, int kb) {
+    constexpr int BQ = BWD2_BQ, SR = D + 8, ND = D / 8, NQ = BQ / 8;
+    constexpr int QT = BQ * SR;  // halves of one Q or dO tile
+    unsigned short* sK = smem;
+    unsigned short* sV = smem + 64 * SR;
+    unsigned short* st0 = smem + 128 * SR;  // stage s: Q at st0 + 2*s*QT, dO after it
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, tg = lane & 3;
+    const int G = H / KV;
+    const long qrs = (long)H * D, krs = (long)KV * D;
+    const float scale = attn_scale(D), sl2 = scale * LOG2E_F;
+    const int k0 = kb * 64;
+    const int wr = warp * 16, kw = k0 + wr;  // warp's first row in sK/sV, first key
+    const int kr0 = kw + g, kr1 = kr0 + 8;
+    const int nI = (T - k0 + BQ - 1) / BQ;  // query tiles at or after the keys (k0 % BQ == 0)
+    const int steps = G * nI;
+
+    // Issues step s's loads into stage s & 1 (lse/delta: 2 x BQ floats at sLD + 2*BQ*(s&1)).
+    auto issue = [&](int s) {
+        const int hh = s / nI, i0 = k0 + (s - hh * nI) * BQ, h = kvh * G + hh;
+        unsigned short* sq = st0 + (s & 1) * 2 * QT;
+        const long off = ((long)b * T + i0) * qrs + (long)h * D;
+        async_tile<D, 128>(sq, q + off, qrs, BQ, min(BQ, T - i0));
+        async_tile<D, 128>(sq + QT, dout + off, qrs, BQ, min(BQ, T - i0));
+        if (threadIdx.x < 2 * BQ) {
+            const int j = threadIdx.x & (BQ - 1), i = i0 + j;
+            const float* src = (threadIdx.x < BQ ? lse : delta) + (long)(b * H + h) * T;
+            cp_async4(sLD + (s & 1) * 2 * BQ + threadIdx.x, src + (i < T ? i : 0), i < T);
+        }
+    };
+
+    async_tile<D, 128>(sK, k + ((long)b * T + k0) * krs + (long)kvh * D, krs, 64, min(64, T - k0));
+    async_tile<D, 128>(sV, v + ((long)b * T + k0) * krs + (long)kvh * D, krs, 64, min(64, T - k0));
+    issue(0);
+    cp_async_commit();
+    cp_async_wait_all();
+    __syncthreads();
+
+    float dkacc[ND][4], dvacc[ND][4];
+    zero_acc<ND>(dkacc);
+    zero_acc<ND>(dvacc);
+
+    for (int s = 0; s < steps; ++s) {
+        if (s + 1 < steps) issue(s + 1);
+        cp_async_commit();
+        const int i0 = k0 + (s % nI) * BQ;
+        const unsigned short* sQ = st0 + (s & 1) * 2 * QT;
+        const unsigned short* sO = sQ + QT;
+        const float* sL = sLD + (s & 1) * 2 * BQ;
+        const float* sD = sL + BQ;
+        if (kw <= i0 + BQ - 1 && kw < T) {  // warp-uniform: some key of the warp sees some query
+            float st[NQ][4], dpt[NQ][4];
+            zero_acc<NQ>(st);
+            zero_acc<NQ>(dpt);
+            warp_kqt<D, NQ>(st, dpt, sK, sV, wr, sQ, sO);  // S^T = K Q^T, dP^T = V dO^T
+            const bool mask = kw + 15 > i0 || i0 + BQ > T || kw + 15 >= T;
+#pragma unroll
+            for (int nt = 0; nt < NQ; ++nt) {
+#pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                    const int qi = nt * 8 + 2 * tg + (e & 1);
+                    float p = exp2f(fmaf(st[nt][e], sl2, -sL[qi] * LOG2E_F));
+                    if (mask) {
+                        const int key = (e < 2) ? kr0 : kr1, qg = i0 + qi;
+                        if (key > qg || qg >= T || key >= T) p = 0.0f;
+                    }
+                    dpt[nt][e] = p * (dpt[nt][e] - sD[qi]) * scale;  // dS^T
+                    st[nt][e] = p;                                   // P^T
+                }
+            }
+            warp_acc_mul<D, NQ>(dvacc, st, sO);   // dV += P^T dO
+            warp_acc_mul<D, NQ>(dkacc, dpt, sQ);  // dK += dS^T Q
+        }
+        cp_async_wait_all();
+        __syncthreads();
+    }
+
+    bf16* dkb = dk + (long)b * T * krs + (long)kvh * D;
+    bf16* dvb = dv + (long)b * T * krs + (long)kvh * D;
+#pragma unroll
+    for (int nd = 0; nd < ND; ++nd) {
+        const int col = nd * 8 + 2 * tg;
+        if (kr0 < T) {
+            *reinterpret_cast<unsigned int*>(dkb + (long)kr0 * krs + col) = pack_float2(dkacc[nd][0], dkacc[nd][1]);
+            *reinterpret_cast<unsigned int*>(dvb + (long)kr0 * krs + col) = pack_float2(dvacc[nd][0], dvacc[nd][1]);
+        }
+        if (kr1 < T) {
+            *reinterpret_cast<unsigned int*>(dkb + (long)kr1 * krs + col) = pack_float2(dkacc[nd][2], dkacc[nd][3]);
+            *reinterpret_cast<unsigned int*>(dvb + (long)kr1 * krs + col) = pack_float2(dvacc[nd][2], dvacc[nd][3]);
+        }
+    }
+}
+
+// dq for 64 queries of one (b, h): warp w owns 16 query rows; key tiles of 64
+// double-buffered, each processed in two halves of 32 keys to bound registers.
+template <int D>
+__device__ __forceinline__ void attn_bwd2_dq(unsigned short* smem, bf16* dq, const bf16* dout, const bf16* q,
+                                             const bf16* k, const bf16* v, const float* lse, const float* delta,
+                                             int T, int H, int KV, int b, int h, int qb) {
+    constexpr int BK = 64, HK = 32, SR = D + 8, KS = D / 16, ND = D / 8, NH = HK / 8;
+    constexpr int TILE = BK * SR;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, tg = lane & 3;
+    const int kvh = h / (H / KV);
+    const long qrs = (long)H * D, krs = (long)KV * D;
+    const float scale = attn_scale(D), sl2 = scale * LOG2E_F;
+    const int q0 = qb * 64;
+    const int w0 = q0 + warp * 16;
+    const int r0 = w0 + g, r1 = r0 + 8;
+    const bf16* kbase = k + (long)b * T * krs + (long)kvh * D;
+    const bf16* vbase = v + (long)b * T * krs + (long)kvh * D;
+    const int nkt = (min(T, q0 + 64) + BK - 1) / BK;
+
+    // Prologue: Q, dO (64 rows each) -> stage 1, key tile 0 -> stage 0.
+    const long qoff = ((long)b * T + q0) * qrs + (long)h * D;
+    async_tile<D, 128>(smem + 2 * TILE, q + qoff, qrs, 64, min(64, T - q0));
+    async_tile<D, 128>(smem + 3 * TILE, dout + qoff, qrs, 64, min(64, T - q0));
+    async_tile<D, 128>(smem, kbase, krs, BK, min(BK, T));
+    async_tile<D, 128>(smem + TILE, vbase, krs, BK, min(BK, T));
+    cp_async_commit();
+    const float* lrow = lse + (long)(b * H + h) * T;
+    const float* drow = delta + (long)(b * H + h) * T;
+    const float l20 = (r0 < T) ? lrow[r0] * LOG2E_F : 0.0f;
+    const float l21 = (r1 < T) ? lrow[r1] * LOG2E_F : 0.0f;
+    const float d0 = (r0 < T) ? drow[r0] : 0.0f;
+    const float d1 = (r1 < T) ? drow[r1] : 0.0f;
+    cp_async_wait_all();
+    __syncthreads();
+    unsigned int qa[KS][4], da[KS][4];
+#pragma unroll
+    for (int ks = 0; ks < KS; ++ks) {
+        lds_a<SR>(qa[ks], smem + 2 * TILE, warp * 16, ks * 16);
+        lds_a<SR>(da[ks], smem + 3 * TILE, warp * 16, ks * 16);
+    }
+    __syncthreads();  // stage 1 is free for key tile 1
+
+    float dqacc[ND][4];
+    zero_acc<ND>(dqacc);
+    for (int kt = 0; kt < nkt; ++kt) {
+        const int k0 = kt * BK;
+        const unsigned short* sK = smem + (kt & 1) * 2 * TILE;
+        const unsigned short* sV = sK + TILE;
+        if (kt + 1 < nkt) {
+            unsigned short* nK = smem + ((kt + 1) & 1) * 2 * TILE;
+            const int k1 = k0 + BK;
+            async_tile<D, 128>(nK, kbase + (long)k1 * krs, krs, BK, min(BK, T - k1));
+            async_tile<D, 128>(nK + TILE, vbase + (long)k1 * krs, krs, BK, min(BK, T - k1));
+        }
+        cp_async_commit();
+        if (w0 < T) {
+#pragma unroll
+            for (int hk = 0; hk < BK / HK; ++hk) {
+                const int kh = k0 + hk * HK;
+                if (kh > w0) break;  // warp-uniform (multiples of 16): these keys are all in the future
+                const unsigned short* sKh = sK + hk * HK * SR;
+                const unsigned short* sVh = sV + hk * HK * SR;
+                float s[NH][4], dp[NH][4];
+                zero_acc<NH>(s);
+                zero_acc<NH>(dp);
+                warp_qkt<D, NH>(s, qa, sKh);   // S = Q K^T
+                warp_qkt<D, NH>(dp, da, sVh);  // dP = dO V^T
+                const bool mask = kh + HK - 1 > w0 || kh + HK > T || w0 + 15 >= T;
+#pragma unroll
+                for (int nt = 0; nt < NH; ++nt) {
+#pragma unroll
+                    for (int e = 0; e < 4; ++e) {
+                        float p = exp2f(fmaf(s[nt][e], sl2, -((e < 2) ? l20 : l21)));
+                        if (mask) {
+                            const int row = (e < 2) ? r0 : r1;
+                            const int key = kh + nt * 8 + 2 * tg + (e & 1);
+                            if (key > row || key >= T || row >= T) p = 0.0f;
+                        }
+                        s[nt][e] = p * (dp[nt][e] - ((e < 2) ? d0 : d1)) * scale;  // dS
+                    }
+                }
+                warp_acc_mul<D, NH>(dqacc, s, sKh);  // dQ += dS K
+            }
+        }
+        cp_async_wait_all();
+        __syncthreads();
+    }
+
+    bf16* qd = dq + (long)b * T * qrs + (long)h * D;
+#pragma unroll
+    for (int nd = 0; nd < ND; ++nd) {
+        const int col = nd * 8 + 2 * tg;
+        if (r0 < T) *reinterpret_cast<unsigned int*>(qd + (long)r0 * qrs + col) = pack_float2(dqacc[nd][0], dqacc[nd][1]);
+        if (r1 < T) *reinterpret_cast<unsigned int*>(qd + (long)r1 * qrs + col) = pack_float2(dqacc[nd][2], dqacc[nd][3]);
+    }
+}
+
+template <int D>
+__device__ __forceinline__ void attn_bwd2(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const bf16* q, const bf16* k,
+                                          const bf16* v, const float* lse, const float* delta, int B, int T, int H,
+                                          int KV) {
+    constexpr int SR = D + 8;
+    // dk/dv role: K, V (64 rows) + 2 stages of Q, dO (BQ rows); dq role: 2
+    // stages of K, V (64 rows). Equal for BQ = 32.
+    constexpr int HALVES = (128 + 4 * BWD2_BQ) * SR > 4 * 64 * SR ? (128 + 4 * BWD2_BQ) * SR : 4 * 64 * SR;
+    __shared__ __align__(16) unsigned short smem[HALVES];
+    __shared__ __align__(16) float sLD[4 * BWD2_BQ];
+    const int nb = (T + 63) / 64;
+    const long nkv = (long)B * KV * nb;
+    const long bid = blockIdx.x;
+    if (bid < nkv) {
+        // Key tile major, ascending: tile 0 sees every query, so it goes first.
+        const int kb = (int)(bid / (B * KV)), bkv = (int)(bid % (B * KV));
+        attn_bwd2_dkdv<D>(smem, sLD, dk, dv, dout, q, k, v, lse, delta, T, H, KV, bkv / KV, bkv % KV, kb);
+    } else {
+        // Query tile major, descending: the last tile sees every key.
+        const long r = bid - nkv;
+        const int qb = nb - 1 - (int)(r / ((long)B * H)), bh = (int)(r % ((long)B * H));
+        attn_bwd2_dq<D>(smem, dq, dout, q, k, v, lse, delta, T, H, KV, bh / H, bh % H, qb);
     }
 }
 
@@ -765,10 +1190,17 @@ __device__ void attn_bwd_generic(bf16* dq, bf16* dk, bf16* dv, const bf16* dout,
 // ---------------------------------------------------------------------------
 
 extern "C" __global__ void __launch_bounds__(128, ATTN_MINB_FWD64)
+attention_fwd_d64_v1(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, int B, int T, int H,
+                     int KV, int D) {
+    if (D != 64) return;
+    attn_fwd_mma<64>(out, lse, q, k, v, B, T, H, KV);
+}
+
+extern "C" __global__ void __launch_bounds__(32 * FWD2_WARPS, ATTN_MINB_FWD2)
 attention_fwd_d64(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, int B, int T, int H, int KV,
                   int D) {
     if (D != 64) return;
-    attn_fwd_mma<64>(out, lse, q, k, v, B, T, H, KV);
+    attn_fwd2<64>(out, lse, q, k, v, B, T, H, KV);
 }
 
 extern "C" __global__ void __launch_bounds__(128, ATTN_MINB_FWD128)
@@ -785,26 +1217,56 @@ attention_fwd(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v
     attn_fwd_generic(out, lse, q, k, v, B, T, H, KV, D);
 }
 
+// rpw rows per warp: 1 (any D: lane l sums dims l, l+32, ...) or 256 / D for
+// D in {8, 16, ..., 256} with 16-byte aligned dout and out (the host checks):
+// D / 8 lanes per row, 16-byte loads, a butterfly within each lane group.
 extern "C" __global__ void attention_bwd_delta(float* delta, const bf16* dout, const bf16* out, int B, int T, int H,
-                                               int D) {
-    const long row = (long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+                                               int D, int rpw) {
     const int lane = threadIdx.x & 31;
     const long rows = (long)B * H * T;
-    if (row >= rows) return;  // warp-uniform
-    const long t = row % T, bh = row / T;
-    const long b = bh / H, h = bh % H;
-    const long off = (b * T + t) * ((long)H * D) + h * D;
+    const long wid = (long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    if (rpw == 1) {
+        const long row = wid;
+        if (row >= rows) return;  // warp-uniform
+        const long t = row % T, bh = row / T;
+        const long b = bh / H, h = bh % H;
+        const long off = (b * T + t) * ((long)H * D) + h * D;
+        float s = 0.0f;
+        for (int d = lane; d < D; d += 32) s += __bfloat162float(dout[off + d]) * __bfloat162float(out[off + d]);
+        s = warp_sum(s);
+        if (lane == 0) delta[row] = s;
+        return;
+    }
+    const int L = 32 / rpw;  // lanes per row, D == 8 * L
+    const long row = wid * rpw + lane / L;
+    const int sub = lane % L;
     float s = 0.0f;
-    for (int d = lane; d < D; d += 32) s += __bfloat162float(dout[off + d]) * __bfloat162float(out[off + d]);
-    s = warp_sum(s);
-    if (lane == 0) delta[row] = s;
+    if (row < rows) {
+        const long t = row % T, bh = row / T;
+        const long b = bh / H, h = bh % H;
+        const long off = (b * T + t) * ((long)H * D) + h * D + sub * 8;
+        float a[8], c[8];
+        load8(dout, off, a);
+        load8(out, off, c);
+#pragma unroll
+        for (int e = 0; e < 8; ++e) s += a[e] * c[e];
+    }
+    for (int o = L >> 1; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+    if (row < rows && sub == 0) delta[row] = s;
 }
 
 extern "C" __global__ void __launch_bounds__(128, ATTN_MINB_BWD64)
+attention_bwd_d64_v1(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const bf16* q, const bf16* k, const bf16* v,
+                     const bf16* out, const float* lse, float* scratch, int B, int T, int H, int KV, int D) {
+    if (D != 64) return;
+    attn_bwd_mma<64>(dq, dk, dv, dout, q, k, v, lse, scratch, B, T, H, KV);
+}
+
+extern "C" __global__ void __launch_bounds__(128, ATTN_MINB_BWD2)
 attention_bwd_d64(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const bf16* q, const bf16* k, const bf16* v,
                   const bf16* out, const float* lse, float* scratch, int B, int T, int H, int KV, int D) {
     if (D != 64) return;
-    attn_bwd_mma<64>(dq, dk, dv, dout, q, k, v, lse, scratch, B, T, H, KV);
+    attn_bwd2<64>(dq, dk, dv, dout, q, k, v, lse, scratch, B, T, H, KV);
 }
 
 extern "C" __global__ void __launch_bounds__(128, ATTN_MINB_BWD128)

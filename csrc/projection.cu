@@ -1,13 +1,17 @@
 // projection.cu: CompAct's random projection P (n x r), regenerated on demand
 // from a counter-based generator; never stored between uses.
 //
-// projection_f32(float* P, int n, int r, int kind, unsigned int seed_lo,
+// projection_f32(float* P, int n, int r, int ld, int kind, unsigned int seed_lo,
 //                unsigned int seed_hi, unsigned int stream, unsigned int epoch)
-// projection_bf16(bf16* P, int n, int r, int kind, unsigned int seed_lo,
+// projection_bf16(bf16* P, int n, int r, int ld, int kind, unsigned int seed_lo,
 //                 unsigned int seed_hi, unsigned int stream, unsigned int epoch)
-//   P row-major (n, r). Exactly internal/projection (philox.go, projection.go):
+//   P row-major (n, ld), ld >= r: the logical (n, r) matrix at row stride ld
+//   (the engine pads r to a multiple of 8 for aligned GEMMs), and exact zeros
+//   in columns r..ld-1 of every row, written on every call. The values are
+//   exactly internal/projection (philox.go, projection.go), indexed by the
+//   logical r, so they do not depend on ld:
 //     key     = (seed_lo, seed_hi) = (uint32(seed), uint32(seed >> 32))
-//     element e = i*r + j; block = e / 4, lane = e % 4
+//     element e = i*r + j (stored at i*ld + j); block = e / 4, lane = e % 4
 //     counter = (uint32(block), stream, epoch, 0x436F6D70)
 //     x[0..3] = Philox4x32-10(counter, key)
 //     kind 0, gaussian: Box-Muller on (x0,x1) and (x2,x3), all in fp64:
@@ -23,13 +27,14 @@
 //
 // Launch: one thread per Philox block of 4 elements: nblocks = ceil_div(n*r, 4);
 //   block 256, grid = min(ceil_div(nblocks, 256), 32*SMs) (any grid >= 1:
-//   grid-stride). No shared memory.
+//   grid-stride; the same loop then zeroes the n*(ld-r) padding elements).
+//   No shared memory.
 //
-// Determinism: pure function of (seed, stream, epoch, kind, n, r).
+// Determinism: pure function of (seed, stream, epoch, kind, n, r, ld).
 #include "common.cuh"
 
 template <typename T>
-__device__ __forceinline__ void projection_impl(T* P, int n, int r, int kind, unsigned int seed_lo,
+__device__ __forceinline__ void projection_impl(T* P, int n, int r, int ld, int kind, unsigned int seed_lo,
                                                 unsigned int seed_hi, unsigned int stream, unsigned int epoch) {
     const long total = (long)n * r;
     const long nblocks = (total + 3) / 4;
@@ -68,16 +73,23 @@ __device__ __forceinline__ void projection_impl(T* P, int n, int r, int kind, un
         const long e0 = b * 4;
 #pragma unroll
         for (int lane = 0; lane < 4; ++lane) {
-            if (e0 + lane < total) store_f(P, e0 + lane, (float)v[lane]);
+            const long e = e0 + lane;
+            if (e < total) store_f(P, ld == r ? e : (e / r) * ld + e % r, (float)v[lane]);
         }
+    }
+    // The padding columns: the buffer may hold another group's P.
+    const int pad = ld - r;
+    const long npad = (long)n * pad;
+    for (long k = gtid(); k < npad; k += gstride()) {
+        store_f(P, (k / pad) * ld + r + k % pad, 0.0f);
     }
 }
 
-extern "C" __global__ void projection_f32(float* P, int n, int r, int kind, unsigned int seed_lo,
+extern "C" __global__ void projection_f32(float* P, int n, int r, int ld, int kind, unsigned int seed_lo,
                                           unsigned int seed_hi, unsigned int stream, unsigned int epoch) {
-    projection_impl(P, n, r, kind, seed_lo, seed_hi, stream, epoch);
+    projection_impl(P, n, r, ld, kind, seed_lo, seed_hi, stream, epoch);
 }
-extern "C" __global__ void projection_bf16(bf16* P, int n, int r, int kind, unsigned int seed_lo,
+extern "C" __global__ void projection_bf16(bf16* P, int n, int r, int ld, int kind, unsigned int seed_lo,
                                            unsigned int seed_hi, unsigned int stream, unsigned int epoch) {
-    projection_impl(P, n, r, kind, seed_lo, seed_hi, stream, epoch);
+    projection_impl(P, n, r, ld, kind, seed_lo, seed_hi, stream, epoch);
 }

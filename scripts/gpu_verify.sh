@@ -11,8 +11,10 @@ OUT=${OUT:-out/verify}; mkdir -p "$OUT"
 export COMPACT_CACHE=/tmp/compact-cache
 t() { local n=$1; shift; local s=$SECONDS; if "$@" > "$OUT/$n.log" 2>&1; then r=PASS; else r=FAIL; fi; printf '%-22s %s %4ds\n' "$n" $r $((SECONDS-s)) | tee -a "$OUT/summary.txt"; }
 SHARDS=/tmp/realtext-shards
+QPID=
 if [ -n "${QNAMES:-}" ]; then
   (OUT="$OUT" SIZE=60m STEPS=${QSTEPS:-2000} NAMES="$QNAMES" RUN_TIMEOUT=${QTIMEOUT:-450} bash scripts/quality.sh > "$OUT/quality.txt" 2>&1) &
+  QPID=$!
 fi
 t gpu-kernels bin/gpu.test -test.v -test.run 'CUDA|Cuda'
 t model-cuda bin/model.test -test.v -test.run 'CUDA|Cuda'
@@ -31,7 +33,9 @@ t mem-ft-350m bin/compact memreport --config configs/llama-350m.yaml --device cu
 LEAN="--set train.recompute=block --set train.fused_update=true --set train.optimizer_state=bf16"
 t profile-lean-1b bin/compact bench --config configs/llama-1b.yaml --device cuda --set train.grad_accum=1 --set train.micro_batch=64 \
   --set compact.rank=0.25 $LEAN --modes compact --steps 5 --warmup 2 --profile
-while [ ! -e $SHARDS/realtext_val_000000.bin ] && [ -n "${QNAMES:-}" ]; do sleep 5; done
+# The quality job tokenizes the shards; wait for them only while it is alive
+# (a failed tokenization must not hang the call until its time limit).
+while [ ! -e $SHARDS/realtext_val_000000.bin ] && [ -n "$QPID" ] && kill -0 "$QPID" 2>/dev/null; do sleep 5; done
 if [ -e $SHARDS/realtext_val_000000.bin ]; then
   DATA="--set data.train=$SHARDS/realtext_train_*.bin --set data.val=$SHARDS/realtext_val_*.bin" OUT="$OUT/multigpu" \
     bash scripts/multigpu.sh > "$OUT/multigpu.log" 2>&1; tail -3 "$OUT/multigpu.log" >> "$OUT/summary.txt"

@@ -82,6 +82,24 @@ type ProjectionStream struct {
 	Stream uint32 // layer*8 + group
 	Epoch  uint32 // optimizer step / update_gap
 	Kind   ProjectionKind
+	// Rank is the logical r: the scale 1/sqrt(r) and the element index
+	// i*r + j of P(i, j). P may have more columns (storage padded for
+	// aligned GEMMs); those are written as zeros. 0: P's width.
+	Rank int
+}
+
+// Dims is the shape of P (n, cols) with the logical rank r that s gives it;
+// ok is false when P is not 2-D or r is not in [1, cols].
+func (s ProjectionStream) Dims(P *Tensor) (n, r, cols int, ok bool) {
+	if len(P.Shape) != 2 {
+		return 0, 0, 0, false
+	}
+	n, cols = P.Shape[0], P.Shape[1]
+	r = s.Rank
+	if r == 0 {
+		r = cols
+	}
+	return n, r, cols, r >= 1 && r <= cols
 }
 
 // Allocator is the memory side of a backend: what the metering backend
@@ -180,9 +198,11 @@ type Backend interface {
 	// dir holds the direction rounded to the nearest bf16 on every backend.
 	AdamDirection(dir, g, m, v, clip *Tensor, hp AdamParams)
 
-	// P (n, r) from the counter-based generator; identical on all backends up
-	// to float rounding. A Low P holds the values rounded to the nearest bf16
-	// on every backend.
+	// P (n, cols) from the counter-based generator: its first s.Rank
+	// columns (all when s.Rank is 0) are the (n, s.Rank) matrix of the
+	// stream at row stride cols, the rest are zero; identical on all
+	// backends up to float rounding. A Low P holds the values rounded to
+	// the nearest bf16 on every backend.
 	Projection(P *Tensor, s ProjectionStream)
 
 	// dst (Low) = src (Full) rounded to bf16 stochastically with the noise

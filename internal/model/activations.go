@@ -110,7 +110,7 @@ func (m *Model) Prepare(B, T int) error {
 		a.chunk = m.lossChunk(N)
 		a.logits = alloc("logits", gpu.Workspace, gpu.Low, a.chunk, m.Cfg.VocabSize)
 		if g := m.lmHead.Group; g != nil {
-			a.zHead = act("z.head", N, g.Rank)
+			a.zHead = act("z.head", N, g.Cols)
 		}
 	} else {
 		// The selection is a one-hot GEMM rather than a gather so that it
@@ -140,7 +140,7 @@ func (m *Model) Prepare(B, T int) error {
 		shared.q, shared.k, shared.v = act("q", N, C), act("k", N, KV), act("v", N, KV)
 		shared.att, shared.lse = act("att", N, C), actF("lse", B*H*T)
 		for _, g := range m.plan.groups {
-			shared.z = append(shared.z, act(fmt.Sprintf("z%d", g.ID), N, g.Rank))
+			shared.z = append(shared.z, act(fmt.Sprintf("z%d", g.ID), N, g.Cols))
 		}
 	}
 	a.layers = make([]layerActs, L)
@@ -157,7 +157,7 @@ func (m *Model) Prepare(B, T int) error {
 			}
 			la.att, la.lse = act(p+"att", N, C), actF(p+"lse", B*H*T)
 			for _, g := range m.plan.groups {
-				la.z = append(la.z, act(fmt.Sprintf("%sz%d", p, g.ID), N, g.Rank))
+				la.z = append(la.z, act(fmt.Sprintf("%sz%d", p, g.ID), N, g.Cols))
 			}
 		}
 		if pol == RecomputeNone {

@@ -81,7 +81,7 @@ func (m *Model) allocArenas() error {
 		}
 		wN += roundUp(n)
 		if p.Group != nil {
-			n = p.shape[0] * p.Group.Rank
+			n = p.shape[0] * p.Group.Cols
 		}
 		gN += roundUp(n)
 	}
@@ -107,7 +107,7 @@ func (m *Model) allocArenas() error {
 		}
 		gshape := p.shape
 		if p.Group != nil {
-			gshape = []int{p.shape[0], p.Group.Rank}
+			gshape = []int{p.shape[0], p.Group.Cols}
 		}
 		for _, d := range gshape {
 			g *= d

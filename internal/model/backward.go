@@ -69,7 +69,7 @@ func (m *Model) blockBackward(l int) {
 
 	switch m.Opts.Recompute {
 	case RecomputeBlock:
-		if err := m.blockForward(l, nil); err != nil {
+		if err := m.blockForward(l, nil, true); err != nil {
 			panic(err) // shapes are ours; a failure here is a bug
 		}
 	case RecomputeMLP, RecomputeQKVMLP:

@@ -74,9 +74,12 @@ func (m *Model) carry(dst, src *gpu.Tensor) error {
 }
 
 // trainingPass is the forward over the uploaded batch: causal attention
-// within each sequence, and the compressed inputs z of CompAct's linears
-// saved for their weight gradients.
-type trainingPass struct{ m *Model }
+// within each sequence, and, when compress is set, the compressed inputs z
+// of CompAct's linears saved for their weight gradients.
+type trainingPass struct {
+	m        *Model
+	compress bool
+}
 
 func (p trainingPass) attend(l int, t *blockTensors) error {
 	be, a, cfg := p.m.be, p.m.acts, p.m.Cfg
@@ -88,14 +91,27 @@ func (p trainingPass) attend(l int, t *blockTensors) error {
 }
 
 func (p trainingPass) save(l int, in *gpu.Tensor, users ...linear) {
-	p.m.compress(l, &p.m.acts.layers[l], in, users...)
+	if p.compress {
+		p.m.compress(l, &p.m.acts.layers[l], in, users...)
+	}
 }
 
 // blockForward runs block l on its saved input la.x into next (nil: only
-// rebuild what backward needs), saving the activations of the policy.
-func (m *Model) blockForward(l int, next *gpu.Tensor) error {
+// rebuild what backward needs), saving the activations of the policy; z
+// only when compress is set.
+func (m *Model) blockForward(l int, next *gpu.Tensor, compress bool) error {
 	a, la := m.acts, &m.acts.layers[l]
 	t := blockTensors{x: la.x, xmid: la.xmid, out: next, h: a.h, a: a.a, rstd1: la.rstd1, rstd2: la.rstd2,
 		q: la.q, k: la.k, v: la.v, att: la.att, gate: la.gate, up: la.up}
-	return m.block(l, &t, trainingPass{m})
+	return m.block(l, &t, trainingPass{m: m, compress: compress})
+}
+
+// forwardCompresses reports whether a forward pass must save z: only a
+// training pass, and not under block recompute, where z lives in scratch
+// shared by every layer (activations.go) that the backward's rerun of the
+// block overwrites before any read: there each of the forward's z = x P
+// GEMMs (and its P) would be wasted. The compressed LM head's z.head is the
+// head's own (lmhead.go) and unaffected.
+func (m *Model) forwardCompresses(train bool) bool {
+	return train && m.Opts.Recompute != RecomputeBlock
 }

@@ -60,7 +60,13 @@ var linearNames = [numLinear]string{"q", "k", "v", "o", "gate", "up", "down"}
 type Group struct {
 	ID    int // projection.Group* constant
 	Width int // input width n in the engine (down's: the padded MLP width)
-	Rank  int
+	// Rank is the logical r: P's variance 1/r, its generator's element
+	// index i*r + j, and every r-space tensor's shape outside the engine.
+	Rank int
+	// Cols is the engine's storage width of r-space tensors (P, z, the
+	// compressed gradient, its moments and Adam direction): Rank rounded up
+	// to Options.PadIntermediate (rankpad.go); columns Rank.. are zero.
+	Cols  int
 	Users []linear
 }
 
@@ -75,7 +81,8 @@ type compactPlan struct {
 
 // plan resolves cc; the MLP width is padded to a multiple of pad in the
 // engine, so down's P has that many rows while its rank follows the model's
-// width (P's first rows do not depend on the padding).
+// width (P's first rows do not depend on the padding). Each group's rank is
+// stored padded to a multiple of pad as well (rankpad.go).
 func (cc CompactConfig) plan(c Config, pad int) (compactPlan, error) {
 	var p compactPlan
 	for i := range p.groupOf {
@@ -134,7 +141,7 @@ func (cc CompactConfig) plan(c Config, pad int) (compactPlan, error) {
 		for _, u := range in {
 			p.groupOf[u] = len(p.groups)
 		}
-		p.groups = append(p.groups, Group{ID: id, Width: rows, Rank: r, Users: in})
+		p.groups = append(p.groups, Group{ID: id, Width: rows, Rank: r, Cols: padRank(r, rows, pad), Users: in})
 		return nil
 	}
 	C, F := c.Hidden, c.Intermediate
@@ -157,7 +164,7 @@ func (cc CompactConfig) plan(c Config, pad int) (compactPlan, error) {
 		if err != nil {
 			return p, fmt.Errorf("compact.rank for lm_head: %w", err)
 		}
-		p.head = &Group{ID: projection.GroupHead, Width: C, Rank: r}
+		p.head = &Group{ID: projection.GroupHead, Width: C, Rank: r, Cols: padRank(r, C, pad)}
 	}
 	specs = append(specs, spec{projection.GroupDown, F, []linear{linDown}})
 	Fp := (F + pad - 1) / pad * pad

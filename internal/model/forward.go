@@ -139,7 +139,7 @@ func (m *Model) forward(train bool, gradScale float32) (*gpu.Tensor, error) {
 		if l+1 < len(m.blocks) {
 			next = a.layers[l+1].x
 		}
-		if err := m.blockForward(l, next); err != nil {
+		if err := m.blockForward(l, next, m.forwardCompresses(train)); err != nil {
 			return nil, err
 		}
 	}

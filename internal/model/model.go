@@ -244,7 +244,7 @@ func (m *Model) SetEpoch(epoch uint32) { m.epoch = epoch }
 // Stream returns the generator stream of group g in layer l.
 func (m *Model) Stream(l int, g *Group) gpu.ProjectionStream {
 	return gpu.ProjectionStream{Seed: m.Opts.Compact.Seed, Stream: projection.StreamID(l, g.ID),
-		Epoch: m.epoch, Kind: gpu.ProjectionKind(m.plan.kind)}
+		Epoch: m.epoch, Kind: gpu.ProjectionKind(m.plan.kind), Rank: g.Rank}
 }
 
 // Init fills the weights as HuggingFace's LlamaForCausalLM does: matrices

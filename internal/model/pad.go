@@ -27,13 +27,18 @@ func (p *Param) HFShape() []int { return p.hfShape }
 
 // logical maps the shape of one of p's tensors (weight, gradient or moment)
 // to the shape it has outside the engine: a dimension equal to the padded
-// weight's is cut back to the logical one.
+// weight's is cut back to the logical one, and the padded rank of an
+// r-space tensor back to the rank (rankpad.go).
 func (p *Param) logical(shape []int) []int {
 	out := append([]int(nil), shape...)
+	rs := p.rSpace(shape)
 	for i := range out {
 		if i < len(p.shape) && out[i] == p.shape[i] {
 			out[i] = p.hfShape[i]
 		}
+	}
+	if rs {
+		out[1] = p.Group.Rank
 	}
 	return out
 }

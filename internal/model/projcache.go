@@ -45,12 +45,12 @@ func (m *Model) allocProjections() error {
 	for l := range m.Cfg.Layers {
 		for _, g := range m.plan.groups {
 			c.off[projection.StreamID(l, g.ID)] = total
-			total += g.Width * g.Rank
+			total += g.size()
 		}
 	}
 	if g := m.plan.head; g != nil { // the LM head's P: layer num_layers
 		c.off[projection.StreamID(m.Cfg.Layers, g.ID)] = total
-		total += g.Width * g.Rank
+		total += g.size()
 	}
 	size := maxP
 	if c.cached = total <= ProjectionCacheElements; c.cached {
@@ -66,8 +66,8 @@ func (m *Model) allocProjections() error {
 // ProjectionCached reports whether P is kept for a whole epoch.
 func (m *Model) ProjectionCached() bool { return m.projs.cached }
 
-// Projection returns P (n x r, Low) of group g in layer l for the current
-// epoch. Cached, it is generated on the epoch's first call and stays valid
+// Projection returns P (n x Cols, Low, zero from column Rank) of group g in
+// layer l for the current epoch. Cached, it is generated on the epoch's first call and stays valid
 // until the epoch changes; uncached, it is regenerated into a shared buffer
 // and valid until the next call.
 func (m *Model) Projection(l int, g *Group) *gpu.Tensor {
@@ -77,7 +77,7 @@ func (m *Model) Projection(l int, g *Group) *gpu.Tensor {
 	}
 	s := projection.StreamID(l, g.ID)
 	off := c.off[s]
-	P := c.buf.Rows(off, off+g.Width*g.Rank).Reshape(g.Width, g.Rank)
+	P := c.buf.Rows(off, off+g.size()).Reshape(g.Width, g.Cols)
 	if !c.filled[s] || c.epoch[s] != m.epoch {
 		m.be.Projection(P, m.Stream(l, g))
 		c.filled[s], c.epoch[s] = true, m.epoch
@@ -88,19 +88,20 @@ func (m *Model) Projection(l int, g *Group) *gpu.Tensor {
 // FillProjection generates P of group g in layer l into the front of buf
 // (any precision) and returns that view.
 func (m *Model) FillProjection(buf *gpu.Tensor, l int, g *Group) *gpu.Tensor {
-	P := buf.Rows(0, g.Width*g.Rank).Reshape(g.Width, g.Rank)
+	P := buf.Rows(0, g.size()).Reshape(g.Width, g.Cols)
 	m.be.Projection(P, m.Stream(l, g))
 	return P
 }
 
-// MaxProjection is the largest n*r of any projection group (0 without CompAct).
+// MaxProjection is the largest P (n x Cols) of any projection group (0
+// without CompAct).
 func (m *Model) MaxProjection() int {
 	n := 0
 	for _, g := range m.plan.groups {
-		n = max(n, g.Width*g.Rank)
+		n = max(n, g.size())
 	}
 	if g := m.plan.head; g != nil {
-		n = max(n, g.Width*g.Rank)
+		n = max(n, g.size())
 	}
 	return n
 }

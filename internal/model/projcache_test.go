@@ -40,7 +40,8 @@ func TestProjectionCacheFollowsTheEpoch(t *testing.T) {
 	}
 }
 
-// The cache is the sum of every layer's P; without it, one P's room.
+// The cache is the sum of every layer's P at its storage width; without it,
+// one P's room.
 func TestProjectionBufferSize(t *testing.T) {
 	be := gpu.NewMeter(2, 4)
 	cfg := testConfig()
@@ -48,9 +49,9 @@ func TestProjectionBufferSize(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := cfg.Hidden * m.plan.head.Rank // the LM head's
+	want := cfg.Hidden * m.plan.head.Cols // the LM head's
 	for _, g := range m.Groups() {
-		want += cfg.Layers * g.Width * g.Rank
+		want += cfg.Layers * g.Width * g.Cols // the rank padded: the meter pads like CUDA
 	}
 	if got := m.projs.buf.Len(); got != want {
 		t.Fatalf("projection cache holds %d elements, want %d", got, want)

@@ -778,37 +778,75 @@ func TestProjection(t *testing.T) {
 	n, r := 13, 6
 	for _, kind := range []gpu.ProjectionKind{gpu.Gaussian, gpu.Rademacher} {
 		pk := projection.Kind(kind)
-		s := gpu.ProjectionStream{Seed: 0x123456789, Stream: 17, Epoch: 3, Kind: kind}
 		b64, b32 := ref64(), New(2)
 		want := make([]float64, n*r)
-		projection.Fill(want, n, r, pk, s.Seed, s.Stream, s.Epoch)
+		projection.Fill(want, n, r, pk, 0x123456789, 17, 3)
 		want32 := make([]float32, n*r)
-		projection.Fill32(want32, n, r, pk, s.Seed, s.Stream, s.Epoch)
+		projection.Fill32(want32, n, r, pk, 0x123456789, 17, 3)
 		// Full keeps the generator's values; Low holds them rounded to bf16.
+		// Stored wider than the rank (rank 0: as wide as stored), P holds
+		// the same values at the wider row stride and exact zeros after
+		// them, whatever the buffer held before.
 		for _, prec := range []gpu.Precision{gpu.Full, gpu.Low} {
-			P64, err := b64.Alloc("P", gpu.Projection, prec, n, r)
-			if err != nil {
-				t.Fatal(err)
-			}
-			P32, err := b32.Alloc("P", gpu.Projection, prec, n, r)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b64.Projection(P64, s)
-			b32.Projection(P32, s)
-			got64, got32 := b64.f(P64), b32.f(P32)
-			for i := range want {
-				w64, w32 := want[i], want32[i]
-				if prec == gpu.Low {
-					w32 = gpu.BF16Nearest(w32)
-					w64 = float64(w32)
+			for _, c := range []struct{ rank, cols int }{{0, r}, {r, r}, {r, r + 3}, {r, 8}} {
+				s := gpu.ProjectionStream{Seed: 0x123456789, Stream: 17, Epoch: 3, Kind: kind, Rank: c.rank}
+				P64, err := b64.Alloc("P", gpu.Projection, prec, n, c.cols)
+				if err != nil {
+					t.Fatal(err)
 				}
-				if got64[i] != w64 || got32[i] != w32 {
-					t.Fatalf("kind %d precision %d: P[%d] = %v / %v, want %v / %v", kind, prec, i, got64[i], got32[i], w64, w32)
+				P32, err := b32.Alloc("P", gpu.Projection, prec, n, c.cols)
+				if err != nil {
+					t.Fatal(err)
+				}
+				junk := make([]float32, n*c.cols)
+				for i := range junk {
+					junk[i] = float32(i + 1)
+				}
+				if err := b64.Upload(P64, junk); err != nil {
+					t.Fatal(err)
+				}
+				if err := b32.Upload(P32, junk); err != nil {
+					t.Fatal(err)
+				}
+				b64.Projection(P64, s)
+				b32.Projection(P32, s)
+				got64, got32 := b64.f(P64), b32.f(P32)
+				for i := range n {
+					for j := range c.cols {
+						var w64 float64
+						var w32 float32
+						if j < r {
+							w64, w32 = want[i*r+j], want32[i*r+j]
+						}
+						if prec == gpu.Low {
+							w32 = gpu.BF16Nearest(w32)
+							w64 = float64(w32)
+						}
+						e := i*c.cols + j
+						if got64[e] != w64 || got32[e] != w32 {
+							t.Fatalf("kind %d precision %d rank %d cols %d: P[%d,%d] = %v / %v, want %v / %v",
+								kind, prec, c.rank, c.cols, i, j, got64[e], got32[e], w64, w32)
+						}
+					}
 				}
 			}
 		}
 	}
+}
+
+// A rank wider than P's storage is a caller's bug, refused loudly.
+func TestProjectionRankWiderThanP(t *testing.T) {
+	b := New(1)
+	P, err := b.Alloc("P", gpu.Projection, gpu.Full, 4, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Fatal("Projection with rank 5 into 3 columns did not panic")
+		}
+	}()
+	b.Projection(P, gpu.ProjectionStream{Rank: 5})
 }
 
 // ---- plumbing ----

@@ -118,14 +118,15 @@ func (c *Backend[T]) AdamDirection(dir, g, m, v, clip *gpu.Tensor, hp gpu.AdamPa
 	})
 }
 
-// Projection fills P (n, r) from the shared Philox generator: float64 is the
-// exact reference, float32 its rounding, and a Low P holds that rounded to
-// the nearest bf16, as CUDA's projection_bf16 stores it (so the CPU forward
-// and the decompressed update read the P that CUDA reads). projection.Fill
-// is serial.
+// Projection fills P (n, cols) from the shared Philox generator: float64 is
+// the exact reference, float32 its rounding, and a Low P holds that rounded
+// to the nearest bf16, as CUDA's projection_bf16 stores it (so the CPU
+// forward and the decompressed update read the P that CUDA reads). The
+// logical (n, r) matrix lands at row stride cols, zeros after it in each
+// row. projection.Fill is serial.
 func (c *Backend[T]) Projection(P *gpu.Tensor, s gpu.ProjectionStream) {
-	check(len(P.Shape) == 2, "Projection: %s must be (n, r)", P)
-	n, r := P.Shape[0], P.Shape[1]
+	n, r, cols, ok := s.Dims(P)
+	check(ok, "Projection: %s must be (n, cols) with rank %d in [1, cols]", P, s.Rank)
 	kind := projection.Gaussian
 	switch s.Kind {
 	case gpu.Gaussian:
@@ -135,11 +136,22 @@ func (c *Backend[T]) Projection(P *gpu.Tensor, s gpu.ProjectionStream) {
 		check(false, "Projection: unknown kind %d", int(s.Kind))
 	}
 	d := c.f(P)
-	switch d := any(d).(type) {
+	dense := d // the (n, r) matrix: P itself unless padded
+	if cols != r {
+		dense = make([]T, n*r)
+	}
+	switch d := any(dense).(type) {
 	case []float32:
 		projection.Fill32(d, n, r, kind, s.Seed, s.Stream, s.Epoch)
 	case []float64:
 		projection.Fill(d, n, r, kind, s.Seed, s.Stream, s.Epoch)
+	}
+	if cols != r {
+		for i := range n {
+			row := d[i*cols : (i+1)*cols]
+			copy(row, dense[i*r:(i+1)*r])
+			clear(row[r:])
+		}
 	}
 	if P.Prec == gpu.Low {
 		c.parallel(len(d), elemGrain, func(lo, hi int) {

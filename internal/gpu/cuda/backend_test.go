@@ -243,31 +243,6 @@ func TestCUDAModelOps(t *testing.T) {
 	h.expect("cross-entropy dlogits", logits, tolBF16)
 }
 
-func TestCUDAAttention(t *testing.T) {
-	h := newHarness(t)
-	for _, c := range []struct{ B, T, H, KV, D int }{{2, 37, 4, 2, 64}, {1, 130, 2, 2, 128}, {2, 64, 6, 1, 64}} {
-		N := c.B * c.T
-		q, k, v := h.randn(gpu.Low, 1, N, c.H*c.D), h.randn(gpu.Low, 1, N, c.KV*c.D), h.randn(gpu.Low, 1, N, c.KV*c.D)
-		out, lse := h.alloc(gpu.Low, N, c.H*c.D), h.alloc(gpu.Full, c.B*c.H*c.T)
-		h.c.Attention(out.c, lse.c, q.c, k.c, v.c, c.B, c.T, c.H, c.KV, c.D)
-		h.g.Attention(out.g, lse.g, q.g, k.g, v.g, c.B, c.T, c.H, c.KV, c.D)
-		h.expect("attention out", out, tolBF16)
-		h.expect("attention lse", lse, 1e-4)
-		// Both backwards from the GPU's forward results, so they see the same inputs.
-		og, _ := h.g.Download(out.g)
-		lg, _ := h.g.Download(lse.g)
-		h.set(out, og)
-		h.set(lse, lg)
-		dout := h.randn(gpu.Low, 1, N, c.H*c.D)
-		dq, dk, dv := h.alloc(gpu.Low, N, c.H*c.D), h.alloc(gpu.Low, N, c.KV*c.D), h.alloc(gpu.Low, N, c.KV*c.D)
-		h.c.AttentionBackward(dq.c, dk.c, dv.c, dout.c, q.c, k.c, v.c, out.c, lse.c, c.B, c.T, c.H, c.KV, c.D)
-		h.g.AttentionBackward(dq.g, dk.g, dv.g, dout.g, q.g, k.g, v.g, out.g, lse.g, c.B, c.T, c.H, c.KV, c.D)
-		h.expect("attention dq", dq, 2*tolBF16)
-		h.expect("attention dk", dk, 2*tolBF16)
-		h.expect("attention dv", dv, 2*tolBF16)
-	}
-}
-
 func TestCUDAOptimizerOps(t *testing.T) {
 	h := newHarness(t)
 	n := 3001
@@ -301,12 +276,41 @@ func TestCUDAOptimizerOps(t *testing.T) {
 	}
 	for _, prec := range []gpu.Precision{gpu.Full, gpu.Low} {
 		for _, kind := range []gpu.ProjectionKind{gpu.Gaussian, gpu.Rademacher} {
-			P := h.alloc(prec, 517, 33)
-			s := gpu.ProjectionStream{Seed: h.rng.Uint64(), Stream: 17, Epoch: 4, Kind: kind}
-			h.c.Projection(P.c, s)
-			h.g.Projection(P.g, s)
-			tol := map[gpu.Precision]float64{gpu.Low: 5e-3, gpu.Full: 1e-6}[prec]
-			h.expect("projection", P, tol)
+			// Unpadded (rank 0: P's width), and stored wider than the rank
+			// over a buffer full of junk: the padding must come back zero.
+			for _, c := range []struct{ rank, cols int }{{0, 33}, {33, 40}, {1365, 1368}} {
+				P := h.randn(prec, 1, 517, c.cols)
+				s := gpu.ProjectionStream{Seed: h.rng.Uint64(), Stream: 17, Epoch: 4, Kind: kind, Rank: c.rank}
+				h.c.Projection(P.c, s)
+				h.g.Projection(P.g, s)
+				tol := map[gpu.Precision]float64{gpu.Low: 5e-3, gpu.Full: 1e-6}[prec]
+				h.expect(fmt.Sprintf("projection rank %d cols %d", c.rank, c.cols), P, tol)
+				if c.rank == 0 {
+					continue
+				}
+				// The GPU's own unpadded P, bit for bit, then zeros.
+				Q := h.alloc(prec, 517, c.rank)
+				h.g.Projection(Q.g, s)
+				gv, err := h.g.Download(P.g)
+				if err != nil {
+					t.Fatal(err)
+				}
+				qv, err := h.g.Download(Q.g)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i := range 517 {
+					for j := range c.cols {
+						want := float32(0)
+						if j < c.rank {
+							want = qv[i*c.rank+j]
+						}
+						if v := gv[i*c.cols+j]; v != want {
+							t.Fatalf("projection rank %d cols %d: P[%d,%d] = %g, want %g", c.rank, c.cols, i, j, v, want)
+						}
+					}
+				}
+			}
 		}
 	}
 }
