@@ -165,25 +165,12 @@ func TestFromEnv(t *testing.T) {
 // joinAll joins n ranks in goroutines over TCP on the CPU backend.
 func joinAll(t *testing.T, n int) []Comm {
 	t.Helper()
-	port, err := FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
 	cs := make([]Comm, n)
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for r := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			cs[r], errs[r] = Join(Env{Rank: r, World: n, Addr: "127.0.0.1", Port: port}, cpu.New(1))
-		}()
-	}
-	wg.Wait()
-	for r, err := range errs {
-		if err != nil {
-			t.Fatalf("rank %d: %v", r, err)
-		}
+	if err := InProcess(n, func(e Env) (err error) {
+		cs[e.Rank], err = Join(e, cpu.New(1))
+		return err
+	}); err != nil {
+		t.Fatal(err)
 	}
 	return cs
 }
@@ -191,18 +178,30 @@ func joinAll(t *testing.T, n int) []Comm {
 // each runs f on every rank concurrently and fails on any error.
 func each(t *testing.T, cs []Comm, f func(r int, c Comm) error) {
 	t.Helper()
-	errs := make([]error, len(cs))
-	var wg sync.WaitGroup
-	for r, c := range cs {
-		wg.Add(1)
-		go func() { defer wg.Done(); errs[r] = f(r, c) }()
+	if err := eachRank(len(cs), func(r int) error { return f(r, cs[r]) }); err != nil {
+		t.Fatal(err)
 	}
-	wg.Wait()
-	for r, err := range errs {
-		if err != nil {
-			t.Fatalf("rank %d: %v", r, err)
+}
+
+// checkBroadcast uploads this rank's data[rank] into x, broadcasts x from
+// root and checks that x then holds data[root] bit for bit.
+func checkBroadcast(be gpu.Backend, c Comm, x *gpu.Tensor, data [][]float32, root int) error {
+	if err := be.Upload(x, data[c.Rank()]); err != nil {
+		return err
+	}
+	if err := c.Broadcast(x, root); err != nil {
+		return err
+	}
+	b, err := be.Download(x)
+	if err != nil {
+		return err
+	}
+	for i := range b {
+		if b[i] != data[root][i] {
+			return fmt.Errorf("broadcast from rank %d, element %d: %g, want %g", root, i, b[i], data[root][i])
 		}
 	}
+	return nil
 }
 
 func TestTCPCollectives(t *testing.T) {
@@ -241,15 +240,8 @@ func TestTCPCollectives(t *testing.T) {
 			return err
 		}
 		// Broadcast from the last rank: everyone ends with its data.
-		be.Upload(x, data[r])
-		if err := c.Broadcast(x, n-1); err != nil {
+		if err := checkBroadcast(be, c, x, data, n-1); err != nil {
 			return err
-		}
-		b, _ := be.Download(x)
-		for i := range b {
-			if b[i] != data[n-1][i] {
-				return fmt.Errorf("broadcast element %d: %g, want %g", i, b[i], data[n-1][i])
-			}
 		}
 		v := []float64{float64(r), 1}
 		if err := c.SumHost(v); err != nil {

@@ -3,7 +3,6 @@ package dist
 import (
 	"math"
 	"math/rand/v2"
-	"sync"
 	"testing"
 
 	"github.com/compact-llm/compact/internal/gpu"
@@ -27,10 +26,6 @@ func TestNCCLCollectives(t *testing.T) {
 		}
 		defer bes[r].Close()
 	}
-	port, err := FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
 	const size = 1 << 16
 	rng := rand.New(rand.NewPCG(3, 4))
 	data := make([][]float32, world)
@@ -40,54 +35,37 @@ func TestNCCLCollectives(t *testing.T) {
 			data[r][i] = rng.Float32()*2 - 1
 		}
 	}
-	errs := make([]error, world)
 	got := make([][2][]float32, world)
-	var wg sync.WaitGroup
-	for r := range world {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			be := bes[r]
-			c, err := Join(Env{Rank: r, World: world, LocalRank: r, Addr: "127.0.0.1", Port: port}, be)
-			if err != nil {
-				errs[r] = err
-				return
-			}
-			defer c.Close()
-			for i, prec := range []gpu.Precision{gpu.Full, gpu.Low} {
-				x, err := be.Alloc("x", gpu.Grads, prec, size)
-				if err != nil {
-					errs[r] = err
-					return
-				}
-				be.Upload(x, data[r])
-				if err := c.AllReduce(x); err != nil {
-					errs[r] = err
-					return
-				}
-				got[r][i], errs[r] = be.Download(x)
-				be.Free(x)
-			}
-			y, _ := be.Alloc("y", gpu.Grads, gpu.Full, size)
-			be.Upload(y, data[r])
-			if err := c.Broadcast(y, world-1); err != nil {
-				errs[r] = err
-				return
-			}
-			b, _ := be.Download(y)
-			for i := range b {
-				if b[i] != data[world-1][i] {
-					t.Errorf("rank %d: broadcast element %d = %g, want %g", r, i, b[i], data[world-1][i])
-					break
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	for r, err := range errs {
+	err = InProcess(world, func(e Env) error {
+		r, be := e.Rank, bes[e.Rank]
+		c, err := Join(e, be)
 		if err != nil {
-			t.Fatalf("rank %d: %v", r, err)
+			return err
 		}
+		defer c.Close()
+		for i, prec := range []gpu.Precision{gpu.Full, gpu.Low} {
+			x, err := be.Alloc("x", gpu.Grads, prec, size)
+			if err != nil {
+				return err
+			}
+			be.Upload(x, data[r])
+			if err := c.AllReduce(x); err != nil {
+				return err
+			}
+			if got[r][i], err = be.Download(x); err != nil {
+				return err
+			}
+			be.Free(x)
+		}
+		y, err := be.Alloc("y", gpu.Grads, gpu.Full, size)
+		if err != nil {
+			return err
+		}
+		defer be.Free(y)
+		return checkBroadcast(be, c, y, data, world-1)
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	for r := range world {
 		for i := 0; i < size; i++ {

@@ -152,8 +152,9 @@ type Backend interface {
 	// beta=0 ignores c's old contents.
 	Gemm(c, a, b *Tensor, transA, transB bool, alpha, beta float32)
 
-	// x *= alpha
-	Scale(x *Tensor, alpha float32)
+	// x[i] = op(x[i], alpha) in place, Low or Full; the ops and their math
+	// are in mapop.go (MapScale: x *= alpha).
+	Map(op MapOp, x *Tensor, alpha float32)
 
 	// RoPE, split-half convention (HF rotate_half): for head h, pair
 	// (i, i+D/2), i < D/2, angle = pos * theta^(-2i/D), pos = n mod T:

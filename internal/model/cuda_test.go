@@ -9,16 +9,23 @@ import (
 	"github.com/compact-llm/compact/internal/gpu/cuda"
 )
 
-// The whole model on the GPU against the CPU reference with the same
-// (bf16-representable) weights: loss and every gradient, CompAct on and off.
-func TestCUDAModelMatchesCPU(t *testing.T) {
+// cudaModelOrSkip opens device 0 (closed when t ends), skipping t without
+// one, and gives the small model the GPU-vs-CPU tests share.
+func cudaModelOrSkip(t *testing.T) (*cuda.Backend, Config) {
+	t.Helper()
 	g, err := cuda.New(0)
 	if err != nil {
 		t.Skipf("no usable CUDA device: %v", err)
 	}
-	defer g.Close()
-	cfg := Config{VocabSize: 96, Hidden: 128, Intermediate: 192, Layers: 2, Heads: 2, KVHeads: 1,
+	t.Cleanup(func() { g.Close() })
+	return g, Config{VocabSize: 96, Hidden: 128, Intermediate: 192, Layers: 2, Heads: 2, KVHeads: 1,
 		MaxSeqLen: 64, RopeTheta: 10000, RMSEps: 1e-6, InitStd: 0.05}
+}
+
+// The whole model on the GPU against the CPU reference with the same
+// (bf16-representable) weights: loss and every gradient, CompAct on and off.
+func TestCUDAModelMatchesCPU(t *testing.T) {
+	g, cfg := cudaModelOrSkip(t)
 	b := randomBatch(cfg, 3, 50, 11)
 	padded := cfg
 	padded.Intermediate = 190 // the GPU engine pads it to 192
@@ -68,13 +75,7 @@ func testCUDAModelMatchesCPU(t *testing.T, g *cuda.Backend, cfg Config, b batch)
 // one chunk on the GPU and against the CPU, with the same bf16 weights: the
 // CUDA half of TestLossChunksMatchOneChunk.
 func TestCUDALossChunksMatchOneChunk(t *testing.T) {
-	g, err := cuda.New(0)
-	if err != nil {
-		t.Skipf("no usable CUDA device: %v", err)
-	}
-	defer g.Close()
-	cfg := Config{VocabSize: 96, Hidden: 128, Intermediate: 192, Layers: 2, Heads: 2, KVHeads: 1,
-		MaxSeqLen: 64, RopeTheta: 10000, RMSEps: 1e-6, InitStd: 0.05}
+	g, cfg := cudaModelOrSkip(t)
 	b := randomBatch(cfg, 3, 50, 13) // 150 tokens
 	for _, tied := range []bool{false, true} {
 		c := cfg
@@ -132,13 +133,7 @@ func bf16(v float32) float32 {
 
 // KV-cache decoding on the GPU against the CPU with the same bf16 weights.
 func TestCUDAKVCacheMatchesCPU(t *testing.T) {
-	g, err := cuda.New(0)
-	if err != nil {
-		t.Skipf("no usable CUDA device: %v", err)
-	}
-	defer g.Close()
-	cfg := Config{VocabSize: 96, Hidden: 128, Intermediate: 192, Layers: 2, Heads: 2, KVHeads: 1,
-		MaxSeqLen: 64, RopeTheta: 10000, RMSEps: 1e-6, InitStd: 0.05}
+	g, cfg := cudaModelOrSkip(t)
 	cpu := newTestModel(t, cpu.New(0), cfg, Options{})
 	dev, err := New(g, cfg, Options{})
 	if err != nil {

@@ -6,7 +6,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 
 	"github.com/compact-llm/compact/internal/dist"
@@ -16,25 +15,10 @@ import (
 // CPU backend, meeting over TCP on 127.0.0.1.
 func runRanks(t *testing.T, n int, cfg Config, out string, resume bool) {
 	t.Helper()
-	port, err := dist.FreePort()
-	if err != nil {
+	if err := dist.InProcess(n, func(env dist.Env) error {
+		return Pretrain(context.Background(), cfg, RunOptions{Out: out, Resume: resume, Dist: &env})
+	}); err != nil {
 		t.Fatal(err)
-	}
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for r := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			env := dist.Env{Rank: r, World: n, LocalRank: r, Addr: "127.0.0.1", Port: port}
-			errs[r] = Pretrain(context.Background(), cfg, RunOptions{Out: out, Resume: resume, Dist: &env})
-		}()
-	}
-	wg.Wait()
-	for r, err := range errs {
-		if err != nil {
-			t.Fatalf("rank %d of %d: %v", r, n, err)
-		}
 	}
 }
 

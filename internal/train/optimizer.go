@@ -165,7 +165,7 @@ func (o *Optimizer) Apply(lr float64) error {
 		}
 		o.direction(o.dir, s.GradOff, g, hp)
 		if hp.WeightDecay != 0 {
-			be.Scale(upd.Rows(s.Off, s.Off+s.Len), 1-hp.LR*hp.WeightDecay)
+			be.Map(gpu.MapScale, upd.Rows(s.Off, s.Off+s.Len), 1-hp.LR*hp.WeightDecay)
 		}
 		o.decompress(s, hp.LR)
 	}

@@ -126,7 +126,7 @@ func (o *Optimizer) updateParam(p *model.Param, P *gpu.Tensor) error {
 		dir := o.dir.Rows(0, g.Len())
 		o.direction(dir, p.GradOff, g, hp)
 		if hp.WeightDecay != 0 {
-			o.be.Scale(p.Updatable(), 1-hp.LR*hp.WeightDecay)
+			o.be.Map(gpu.MapScale, p.Updatable(), 1-hp.LR*hp.WeightDecay)
 		}
 		o.decompressInto(p.Updatable(), dir.Reshape(p.Grad.Shape...), P, hp.LR)
 	}

@@ -1,6 +1,6 @@
 // Package cpu is the CPU reference backend: this file holds the Backend
 // type, its constructors, allocation and memory accounting, host transfers,
-// the parallel-for helper and the simple elementwise ops. The kernels live
+// the parallel-for helper and Copy/Zero (Map is in mapop.go). The kernels live
 // in the other files, one per concern (norm.go, attention.go, ...).
 //
 // The backend is generic over its element type so that the same code runs in
@@ -316,13 +316,4 @@ func (c *Backend[T]) Zero(t *gpu.Tensor) {
 	}
 	d := c.f(t)
 	c.parallel(len(d), elemGrain, func(lo, hi int) { clear(d[lo:hi]) })
-}
-
-func (c *Backend[T]) Scale(x *gpu.Tensor, alpha float32) {
-	xd, a := c.f(x), T(alpha)
-	c.parallel(len(xd), elemGrain, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			xd[i] *= a
-		}
-	})
 }

@@ -540,7 +540,7 @@ func pipeline(t testing.TB, b gpu.Backend, seed uint64) map[string][]float64 {
 	wu := mk(t, b, "wu", randn(r, F*C, s), F, C)
 	wd := mk(t, b, "wd", randn(r, C*F, 1/math.Sqrt(float64(F))), C, F)
 	nw := mk(t, b, "nw", randn(r, C, 0.1), C)
-	b.Scale(nw, 0.5)
+	b.Map(gpu.MapScale, nw, 0.5)
 	add(t, b, nw, nw, mk(t, b, "ones", ones(C), C))
 	a := func(name string, shape ...int) *gpu.Tensor { return mk(t, b, name, nil, shape...) }
 
@@ -897,7 +897,7 @@ func TestTransfersAndElementwise(t *testing.T) {
 	if err := b.Copy(y, x); err != nil {
 		t.Fatal(err)
 	}
-	b.Scale(y, 3)
+	b.Map(gpu.MapScale, y, 3)
 	if got := get(t, b, y); relErr(got, []float64{3, 6, -9, -12, 15, 18}) != 0 {
 		t.Errorf("Copy/Scale: %v", got)
 	}

@@ -131,10 +131,12 @@ func TestCUDAElementwise(t *testing.T) {
 	h := newHarness(t)
 	for _, p := range []gpu.Precision{gpu.Low, gpu.Full} {
 		tol := map[gpu.Precision]float64{gpu.Low: tolBF16, gpu.Full: tolF32}[p]
-		b := h.randn(p, 1, 1001)
-		h.c.Scale(b.c, -1.7)
-		h.g.Scale(b.g, -1.7)
-		h.expect("scale", b, tol)
+		for _, op := range gpu.MapOps() { // every op of the family, new ones included
+			b := h.randn(p, 1, 1001)
+			h.c.Map(op, b.c, -1.7)
+			h.g.Map(op, b.g, -1.7)
+			h.expect(op.String(), b, tol)
+		}
 	}
 	f := h.randn(gpu.Full, 1, 777)
 	lo := h.alloc(gpu.Low, 777)

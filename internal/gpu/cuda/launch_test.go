@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/compact-llm/compact/csrc"
+	"github.com/compact-llm/compact/internal/gpu"
 )
 
 // globalRE finds the names of __global__ functions; the optimizer's macros
@@ -71,4 +72,41 @@ func TestEveryKernelHasALauncher(t *testing.T) {
 			t.Errorf("csrc/%s has no kernel set in kernels.files", e.Name())
 		}
 	}
+}
+
+// Every MapOp kernel has the C signature mapKernel.launch passes, so the one
+// shared launcher fits each of them. Runs without a GPU.
+func TestMapKernelSignatures(t *testing.T) {
+	src, err := csrc.FS.ReadFile("elementwise.cu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, op := range gpu.MapOps() {
+		for suffix, elem := range map[string]string{"_bf16": "bf16", "_f32": "float"} {
+			name := op.String() + suffix
+			got, ok := cParams(string(src), name)
+			want := []string{elem + "*", "float", "long"}
+			if !ok {
+				t.Errorf("elementwise.cu does not define %s", name)
+			} else if !slices.Equal(got, want) {
+				t.Errorf("%s takes (%s), mapKernel launches it with (%s)", name, strings.Join(got, ", "), strings.Join(want, ", "))
+			}
+		}
+	}
+}
+
+// cParams are the parameter types of kernel name in src, names dropped and
+// spaces removed ("const float *p" is "constfloat*").
+func cParams(src, name string) ([]string, bool) {
+	m := regexp.MustCompile(`extern "C" __global__ void\s+` + regexp.QuoteMeta(name) + `\s*\(([^)]*)\)`).FindStringSubmatch(src)
+	if m == nil {
+		return nil, false
+	}
+	var types []string
+	for _, p := range strings.Split(m[1], ",") {
+		p = strings.TrimSpace(p)
+		cut := strings.LastIndexAny(p, " *") // the type ends before the name
+		types = append(types, strings.ReplaceAll(p[:cut+1], " ", ""))
+	}
+	return types, true
 }
