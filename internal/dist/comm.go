@@ -21,6 +21,17 @@ type Comm interface {
 	AllReduce(t *gpu.Tensor) error
 	// Broadcast overwrites t on every rank with root's t.
 	Broadcast(t *gpu.Tensor, root int) error
+	// Reduce sums t over the ranks into root's t; the other ranks' t is
+	// left as it was.
+	Reduce(t *gpu.Tensor, root int) error
+	// ReduceScatter sums t over the ranks and leaves on each rank r only
+	// its range [bounds[r], bounds[r+1]) of the sum (the rest of t is
+	// undefined after it): half an all-reduce's traffic. bounds has Size()+1 ascending
+	// element offsets into t (flattened).
+	ReduceScatter(t *gpu.Tensor, bounds []int) error
+	// AllGather overwrites range r of t on every rank (bounds as for
+	// ReduceScatter) with rank r's.
+	AllGather(t *gpu.Tensor, bounds []int) error
 	// SumHost sums a few host numbers over the ranks in rank order, in
 	// place; nil is a barrier.
 	SumHost(v []float64) error
@@ -51,6 +62,26 @@ func Join(e Env, be gpu.Backend) (Comm, error) {
 	}
 	return &tcpComm{g: g, be: be}, nil
 }
+
+// checkBounds refuses ranges that are not world ascending runs inside t:
+// every rank must pass the same, or the collective would hang.
+func checkBounds(t *gpu.Tensor, b []int, world int) error {
+	if len(b) != world+1 {
+		return fmt.Errorf("collective on %s: %d bounds for %d ranks", t.Name, len(b), world)
+	}
+	if b[0] < 0 || b[world] > t.Len() {
+		return fmt.Errorf("collective on %s: ranges [%d, %d) outside its %d elements", t.Name, b[0], b[world], t.Len())
+	}
+	for r := range world {
+		if b[r+1] < b[r] {
+			return fmt.Errorf("collective on %s: range of rank %d is [%d, %d)", t.Name, r, b[r], b[r+1])
+		}
+	}
+	return nil
+}
+
+// flat is t as one row of elements, for element ranges.
+func flat(t *gpu.Tensor) *gpu.Tensor { return t.Reshape(t.Len()) }
 
 // HangExit, when positive, is how long a rank may stay alive after the
 // group failed before the process exits with status 1: a rank blocked inside

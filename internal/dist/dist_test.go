@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"os/signal"
@@ -296,4 +297,99 @@ func TestSingleRankNeedsNoNetwork(t *testing.T) {
 	if err := c.Close(); err != nil {
 		t.Error(err)
 	}
+}
+
+// checkScatterGather checks ReduceScatter, AllGather and Reduce on x with
+// every rank's data[rank]: rank r's range of the reduce-scatter and root's
+// reduce equal the sum within tol, and after the all-gather range q of x
+// holds rank q's data bit for bit on every rank.
+func checkScatterGather(be gpu.Backend, c Comm, x *gpu.Tensor, data [][]float32, bounds []int, tol float64) error {
+	r := c.Rank()
+	sum := func(i int) float64 {
+		var s float64
+		for q := range data {
+			s += float64(data[q][i])
+		}
+		return s
+	}
+	near := func(what string, got []float32, lo int) error {
+		for i, v := range got {
+			if d := math.Abs(float64(v) - sum(lo+i)); d > tol {
+				return fmt.Errorf("%s: element %d is %g, want %g", what, lo+i, v, sum(lo+i))
+			}
+		}
+		return nil
+	}
+	if err := be.Upload(x, data[r]); err != nil {
+		return err
+	}
+	if err := c.ReduceScatter(x, bounds); err != nil {
+		return err
+	}
+	got, err := be.Download(x)
+	if err != nil {
+		return err
+	}
+	if err := near(fmt.Sprintf("reduce-scatter %v, rank %d", bounds, r), got[bounds[r]:bounds[r+1]], bounds[r]); err != nil {
+		return err
+	}
+	be.Upload(x, data[r])
+	if err := c.AllGather(x, bounds); err != nil {
+		return err
+	}
+	if got, err = be.Download(x); err != nil {
+		return err
+	}
+	for q := range c.Size() {
+		for i := bounds[q]; i < bounds[q+1]; i++ {
+			if got[i] != data[q][i] {
+				return fmt.Errorf("all-gather %v on rank %d: element %d is %g, rank %d has %g", bounds, r, i, got[i], q, data[q][i])
+			}
+		}
+	}
+	root := c.Size() - 1
+	be.Upload(x, data[r])
+	if err := c.Reduce(x, root); err != nil {
+		return err
+	}
+	if got, err = be.Download(x); err != nil {
+		return err
+	}
+	if r == root {
+		return near(fmt.Sprintf("reduce to rank %d", root), got, 0)
+	}
+	return nil
+}
+
+// Reduce-scatter, all-gather and reduce over TCP on ranges of unequal and
+// equal length, not covering the whole tensor, and bad ranges refused.
+func TestTCPScatterGather(t *testing.T) {
+	const n, size = 3, 1000
+	cs := joinAll(t, n)
+	be := cpu.New(1)
+	rng := rand.New(rand.NewPCG(5, 6))
+	data := make([][]float32, n)
+	for r := range data {
+		data[r] = make([]float32, size)
+		for i := range data[r] {
+			data[r][i] = rng.Float32()*2 - 1
+		}
+	}
+	each(t, cs, func(r int, c Comm) error {
+		x, err := be.Alloc("x", gpu.Grads, gpu.Full, size)
+		if err != nil {
+			return err
+		}
+		for _, b := range [][]int{{0, 100, 350, 1000}, {10, 310, 610, 910}, {0, 0, 500, 1000}} {
+			if err := checkScatterGather(be, c, x, data, b, 1e-6); err != nil {
+				return err
+			}
+		}
+		for _, b := range [][]int{{0, 500, 1000}, {0, 600, 500, 1000}, {0, 10, 20, 1001}} {
+			if err := c.ReduceScatter(x, b); err == nil {
+				return fmt.Errorf("reduce-scatter over %v accepted", b)
+			}
+		}
+		return c.Close()
+	})
 }

@@ -467,3 +467,114 @@ func (g *group) hook(f func(error)) {
 	g.onFail = append(g.onFail, f)
 	g.mu.Unlock()
 }
+
+// gather collects every rank's bytes at rank 0 (index = rank; nil on the
+// other ranks). Each must be n bytes when n >= 0.
+func (g *group) gather(local []byte, n int, what string) ([][]byte, error) {
+	if g.rank != 0 {
+		return nil, g.sendTo(0, local)
+	}
+	all := make([][]byte, g.world)
+	all[0] = local
+	for r := 1; r < g.world; r++ {
+		in, err := g.recvFrom(r)
+		if err != nil {
+			return nil, err
+		}
+		if n >= 0 && len(in) != n {
+			err := fmt.Errorf("%s: rank %d sent %d bytes, want %d (ranks out of step)", what, r, len(in), n)
+			g.fail(err)
+			return nil, err
+		}
+		all[r] = in
+	}
+	return all, nil
+}
+
+// sumAt0 gathers every rank's bytes at rank 0 and folds them in with add in
+// rank order (the same sum allReduce makes); nil on the other ranks.
+func (g *group) sumAt0(local []byte, add func(acc, in []byte) error, what string) ([]byte, error) {
+	all, err := g.gather(local, len(local), what)
+	if err != nil || g.rank != 0 {
+		return nil, err
+	}
+	acc := append([]byte(nil), local...)
+	for _, in := range all[1:] {
+		if err := add(acc, in); err != nil {
+			return nil, err
+		}
+	}
+	return acc, nil
+}
+
+// reduce sums every rank's bytes in rank order and returns the sum on root
+// (nil elsewhere): rank 0 sends it to root alone.
+func (g *group) reduce(local []byte, root int, add func(acc, in []byte) error) ([]byte, error) {
+	if g.world == 1 {
+		return local, nil
+	}
+	acc, err := g.sumAt0(local, add, "reduce")
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case g.rank == 0 && root == 0:
+		return acc, nil
+	case g.rank == 0:
+		return nil, g.sendTo(root, acc)
+	case g.rank == root:
+		return g.recvFrom(0)
+	}
+	return nil, nil
+}
+
+// reduceScatter sums every rank's bytes in rank order and returns to each
+// rank r its byte range [b[r], b[r+1]) of the sum.
+func (g *group) reduceScatter(local []byte, b []int, add func(acc, in []byte) error) ([]byte, error) {
+	if g.world == 1 {
+		return local[b[0]:b[1]], nil
+	}
+	acc, err := g.sumAt0(local, add, "reduce-scatter")
+	if err != nil {
+		return nil, err
+	}
+	if g.rank != 0 {
+		return g.recvFrom(0)
+	}
+	for r := 1; r < g.world; r++ {
+		if err := g.sendTo(r, acc[b[r]:b[r+1]]); err != nil {
+			return nil, err
+		}
+	}
+	return acc[b[0]:b[1]], nil
+}
+
+// allGather concatenates every rank's bytes in rank order (rank r's must be
+// n[r] long) and returns the whole to every rank.
+func (g *group) allGather(local []byte, n []int) ([]byte, error) {
+	if g.world == 1 {
+		return local, nil
+	}
+	all, err := g.gather(local, -1, "all-gather")
+	if err != nil {
+		return nil, err
+	}
+	if g.rank != 0 {
+		return g.recvFrom(0)
+	}
+	var out []byte
+	for r, in := range all {
+		if len(in) != n[r] {
+			err := fmt.Errorf("all-gather: rank %d sent %d bytes, want %d (ranks out of step)", r, len(in), n[r])
+			g.fail(err)
+			return nil, err
+		}
+		out = append(out, in...)
+	}
+	for r := 1; r < g.world; r++ {
+		if err := g.sendTo(r, out); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}

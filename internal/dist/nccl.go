@@ -42,6 +42,11 @@ var ncclAPI struct {
 	CommInitRankScalable func(comm *uintptr, nranks, rank, nID int32, ids *ncclUniqueID, cfg uintptr) int32 // ncclCommInitRankScalable(ncclComm_t*, int, int, int, ncclUniqueId*, ncclConfig_t*)
 	AllReduce            func(send, recv, count uintptr, dtype, op int32, comm, stream uintptr) int32       // ncclAllReduce(const void*, void*, size_t, ncclDataType_t, ncclRedOp_t, ncclComm_t, cudaStream_t)
 	Broadcast            func(send, recv, count uintptr, dtype, root int32, comm, stream uintptr) int32     // ncclBroadcast(const void*, void*, size_t, ncclDataType_t, int, ncclComm_t, cudaStream_t)
+	Reduce               func(send, recv, count uintptr, dtype, op, root int32, comm, stream uintptr) int32 // ncclReduce(const void*, void*, size_t, ncclDataType_t, ncclRedOp_t, int, ncclComm_t, cudaStream_t)
+	ReduceScatter        func(send, recv, recvCount uintptr, dtype, op int32, comm, stream uintptr) int32   // ncclReduceScatter(const void*, void*, size_t, ncclDataType_t, ncclRedOp_t, ncclComm_t, cudaStream_t)
+	AllGather            func(send, recv, sendCount uintptr, dtype int32, comm, stream uintptr) int32       // ncclAllGather(const void*, void*, size_t, ncclDataType_t, ncclComm_t, cudaStream_t)
+	GroupStart           func() int32                                                                       // ncclGroupStart(void)
+	GroupEnd             func() int32                                                                       // ncclGroupEnd(void)
 	CommAbort            func(comm uintptr) int32                                                           // ncclCommAbort(ncclComm_t)
 	CommDestroy          func(comm uintptr) int32                                                           // ncclCommDestroy(ncclComm_t)
 	GetErrorString       func(r int32) *byte                                                                // const char* ncclGetErrorString(ncclResult_t)
@@ -101,6 +106,11 @@ func loadNCCL() error {
 		bind(&a.CommInitRank, "ncclCommInitRank", true)
 		bind(&a.AllReduce, "ncclAllReduce", true)
 		bind(&a.Broadcast, "ncclBroadcast", true)
+		bind(&a.Reduce, "ncclReduce", true)
+		bind(&a.ReduceScatter, "ncclReduceScatter", true)
+		bind(&a.AllGather, "ncclAllGather", true)
+		bind(&a.GroupStart, "ncclGroupStart", true)
+		bind(&a.GroupEnd, "ncclGroupEnd", true)
 		bind(&a.CommAbort, "ncclCommAbort", true)
 		bind(&a.CommDestroy, "ncclCommDestroy", true)
 		bind(&a.GetErrorString, "ncclGetErrorString", true)
@@ -213,6 +223,87 @@ func (c *ncclComm) Broadcast(t *gpu.Tensor, root int) error {
 	p := cuda.DevicePtr(t)
 	return c.collective(fmt.Sprintf("ncclBroadcast %s from rank %d", t.Name, root), func(s uintptr) int32 {
 		return ncclAPI.Broadcast(p, p, uintptr(t.Len()), ncclType(t), int32(root), c.comm, s)
+	})
+}
+
+func (c *ncclComm) Reduce(t *gpu.Tensor, root int) error {
+	p := cuda.DevicePtr(t)
+	return c.collective(fmt.Sprintf("ncclReduce %s to rank %d", t.Name, root), func(s uintptr) int32 {
+		return ncclAPI.Reduce(p, p, uintptr(t.Len()), ncclType(t), ncclSum, int32(root), c.comm, s)
+	})
+}
+
+// groupedOnly makes ReduceScatter and AllGather take the grouped path even
+// for equal ranges, so that a one-GPU test covers it.
+var groupedOnly bool
+
+// equalRuns returns the common length of the ranges, or -1 when they differ:
+// NCCL's reduce-scatter and all-gather take equal counts only.
+func equalRuns(b []int) int {
+	if groupedOnly {
+		return -1
+	}
+	n := b[1] - b[0]
+	for r := 1; r+1 < len(b); r++ {
+		if b[r+1]-b[r] != n {
+			return -1
+		}
+	}
+	return n
+}
+
+// ReduceScatter is ncclReduceScatter in place when every range has the same
+// length; otherwise one ncclReduce per range to its rank, fused in one
+// group (the same bytes per rank: each range travels once, to its owner).
+func (c *ncclComm) ReduceScatter(t *gpu.Tensor, bounds []int) error {
+	if err := checkBounds(t, bounds, c.g.world); err != nil {
+		return err
+	}
+	f := flat(t)
+	if n := equalRuns(bounds); n >= 0 {
+		all, own := cuda.DevicePtr(f.Rows(bounds[0], bounds[len(bounds)-1])), cuda.DevicePtr(f.Rows(bounds[c.g.rank], bounds[c.g.rank+1]))
+		return c.collective("ncclReduceScatter "+t.Name, func(s uintptr) int32 {
+			return ncclAPI.ReduceScatter(all, own, uintptr(n), ncclType(t), ncclSum, c.comm, s)
+		})
+	}
+	return c.grouped("grouped ncclReduce "+t.Name, f, bounds, func(p, n uintptr, root int32, s uintptr) int32 {
+		return ncclAPI.Reduce(p, p, n, ncclType(t), ncclSum, root, c.comm, s)
+	})
+}
+
+// AllGather is ncclAllGather in place for equal ranges, else one
+// ncclBroadcast per range from its rank, fused in one group.
+func (c *ncclComm) AllGather(t *gpu.Tensor, bounds []int) error {
+	if err := checkBounds(t, bounds, c.g.world); err != nil {
+		return err
+	}
+	f := flat(t)
+	if n := equalRuns(bounds); n >= 0 {
+		all, own := cuda.DevicePtr(f.Rows(bounds[0], bounds[len(bounds)-1])), cuda.DevicePtr(f.Rows(bounds[c.g.rank], bounds[c.g.rank+1]))
+		return c.collective("ncclAllGather "+t.Name, func(s uintptr) int32 {
+			return ncclAPI.AllGather(own, all, uintptr(n), ncclType(t), c.comm, s)
+		})
+	}
+	return c.grouped("grouped ncclBroadcast "+t.Name, f, bounds, func(p, n uintptr, root int32, s uintptr) int32 {
+		return ncclAPI.Broadcast(p, p, n, ncclType(t), root, c.comm, s)
+	})
+}
+
+// grouped runs op on each rank's range of f (rooted at that rank) inside
+// one ncclGroupStart/ncclGroupEnd, so NCCL runs them as one operation.
+func (c *ncclComm) grouped(what string, f *gpu.Tensor, bounds []int, op func(p, n uintptr, root int32, s uintptr) int32) error {
+	return c.collective(what, func(s uintptr) int32 {
+		if r := ncclAPI.GroupStart(); r != ncclSuccess {
+			return r
+		}
+		for r := range c.g.world {
+			run := f.Rows(bounds[r], bounds[r+1])
+			if res := op(cuda.DevicePtr(run), uintptr(run.Len()), int32(r), s); res != ncclSuccess {
+				ncclAPI.GroupEnd() // leave the group; the first failure is the one reported
+				return res
+			}
+		}
+		return ncclAPI.GroupEnd()
 	})
 }
 

@@ -1,6 +1,7 @@
 package dist
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -80,6 +81,66 @@ func TestNCCLCollectives(t *testing.T) {
 			if d := math.Abs(float64(got[r][1][i]) - want); d > 0.02*float64(world) {
 				t.Fatalf("rank %d bf16 element %d: %g, want %g", r, i, got[r][1][i], want)
 			}
+		}
+	}
+}
+
+// TestNCCLScatterGather checks ReduceScatter, AllGather and Reduce on one
+// rank per visible GPU (up to 2; one is enough to run every call), through
+// NCCL's native reduce-scatter/all-gather and through the grouped
+// reduce/broadcast it uses for ranges of unequal length. It skips without a
+// GPU or without libnccl.so.2.
+func TestNCCLScatterGather(t *testing.T) {
+	n, err := cuda.DeviceCount()
+	if err != nil || n == 0 {
+		t.Skipf("no CUDA device: %v", err)
+	}
+	world := min(n, 2)
+	bes := make([]*cuda.Backend, world)
+	for r := range bes {
+		if bes[r], err = cuda.New(r); err != nil {
+			t.Skipf("cuda:%d: %v", r, err)
+		}
+		defer bes[r].Close()
+	}
+	const size = 1 << 12
+	rng := rand.New(rand.NewPCG(7, 8))
+	data := make([][]float32, world)
+	for r := range data {
+		data[r] = make([]float32, size)
+		for i := range data[r] {
+			data[r][i] = rng.Float32()*2 - 1
+		}
+	}
+	// Equal ranges (native) and unequal ones (grouped), not covering all of x.
+	cases := [][]int{{0, size}, {64, size - 64}}
+	if world == 2 {
+		cases = [][]int{{0, size / 2, size}, {64, 64 + 1000, 64 + 2000}, {0, 100, size - 8}}
+	}
+	for _, grouped := range []bool{false, true} {
+		groupedOnly = grouped
+		err = InProcess(world, func(e Env) error {
+			be := bes[e.Rank]
+			c, err := Join(e, be)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			x, err := be.Alloc("x", gpu.Grads, gpu.Full, size)
+			if err != nil {
+				return err
+			}
+			defer be.Free(x)
+			for _, b := range cases {
+				if err := checkScatterGather(be, c, x, data, b, 1e-6); err != nil {
+					return fmt.Errorf("grouped %v: %w", grouped, err)
+				}
+			}
+			return nil
+		})
+		groupedOnly = false
+		if err != nil {
+			t.Fatal(err)
 		}
 	}
 }

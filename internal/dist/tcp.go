@@ -33,13 +33,7 @@ func (c *tcpComm) AllReduce(t *gpu.Tensor) error {
 	if err != nil {
 		return fmt.Errorf("all-reduce %s: %w", t.Name, err)
 	}
-	out, err := c.g.allReduce(f32Bytes(v), func(acc, in []byte) error {
-		for i := 0; i < len(acc); i += 4 {
-			s := math.Float32frombits(binary.LittleEndian.Uint32(acc[i:])) + math.Float32frombits(binary.LittleEndian.Uint32(in[i:]))
-			binary.LittleEndian.PutUint32(acc[i:], math.Float32bits(s))
-		}
-		return nil
-	})
+	out, err := c.g.allReduce(f32Bytes(v), addF32)
 	if err != nil {
 		return fmt.Errorf("all-reduce %s: %w", t.Name, err)
 	}
@@ -70,6 +64,85 @@ func (c *tcpComm) Broadcast(t *gpu.Tensor, root int) error {
 		return fmt.Errorf("broadcast %s from rank %d: %d bytes for %d elements", t.Name, root, len(out), t.Len())
 	}
 	return c.be.Upload(t, bytesF32(out, make([]float32, t.Len())))
+}
+
+// addF32 adds the float32s of in to those of acc, element by element.
+func addF32(acc, in []byte) error {
+	for i := 0; i < len(acc); i += 4 {
+		s := math.Float32frombits(binary.LittleEndian.Uint32(acc[i:])) + math.Float32frombits(binary.LittleEndian.Uint32(in[i:]))
+		binary.LittleEndian.PutUint32(acc[i:], math.Float32bits(s))
+	}
+	return nil
+}
+
+func (c *tcpComm) Reduce(t *gpu.Tensor, root int) error {
+	if c.g.world == 1 {
+		return nil
+	}
+	v, err := c.be.Download(t)
+	if err != nil {
+		return fmt.Errorf("reduce %s: %w", t.Name, err)
+	}
+	out, err := c.g.reduce(f32Bytes(v), root, addF32)
+	if err != nil {
+		return fmt.Errorf("reduce %s to rank %d: %w", t.Name, root, err)
+	}
+	if c.g.rank != root {
+		return nil
+	}
+	return c.be.Upload(t, bytesF32(out, v))
+}
+
+// ReduceScatter sends the whole tensor to rank 0 and gets back only this
+// rank's range of the sum: half an all-reduce's bytes on the way back.
+func (c *tcpComm) ReduceScatter(t *gpu.Tensor, bounds []int) error {
+	if err := checkBounds(t, bounds, c.g.world); err != nil {
+		return err
+	}
+	if c.g.world == 1 {
+		return nil
+	}
+	v, err := c.be.Download(t)
+	if err != nil {
+		return fmt.Errorf("reduce-scatter %s: %w", t.Name, err)
+	}
+	b := make([]int, len(bounds))
+	for i, x := range bounds {
+		b[i] = 4 * x
+	}
+	out, err := c.g.reduceScatter(f32Bytes(v), b, addF32)
+	if err != nil {
+		return fmt.Errorf("reduce-scatter %s: %w", t.Name, err)
+	}
+	lo, hi := bounds[c.g.rank], bounds[c.g.rank+1]
+	if len(out) != 4*(hi-lo) {
+		return fmt.Errorf("reduce-scatter %s: %d bytes for %d elements", t.Name, len(out), hi-lo)
+	}
+	return c.be.Upload(flat(t).Rows(lo, hi), bytesF32(out, make([]float32, hi-lo)))
+}
+
+func (c *tcpComm) AllGather(t *gpu.Tensor, bounds []int) error {
+	if err := checkBounds(t, bounds, c.g.world); err != nil {
+		return err
+	}
+	if c.g.world == 1 {
+		return nil
+	}
+	lo, hi := bounds[c.g.rank], bounds[c.g.rank+1]
+	own, err := c.be.Download(flat(t).Rows(lo, hi))
+	if err != nil {
+		return fmt.Errorf("all-gather %s: %w", t.Name, err)
+	}
+	n := make([]int, c.g.world)
+	for r := range n {
+		n[r] = 4 * (bounds[r+1] - bounds[r])
+	}
+	out, err := c.g.allGather(f32Bytes(own), n)
+	if err != nil {
+		return fmt.Errorf("all-gather %s: %w", t.Name, err)
+	}
+	all := flat(t).Rows(bounds[0], bounds[len(bounds)-1])
+	return c.be.Upload(all, bytesF32(out, make([]float32, all.Len())))
 }
 
 func f32Bytes(v []float32) []byte {
