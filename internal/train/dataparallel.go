@@ -37,14 +37,23 @@ type dataParallel struct {
 	done  bool      // left the job
 }
 
-// CommBytes counts the gradient all-reduce payload of one step.
+// CommBytes counts one step's collective payloads: each collective's
+// tensor bytes once (per-rank wire traffic of a ring: 2(W-1)/W of it for an
+// all-reduce, (W-1)/W for a reduce-scatter or an all-gather).
 type CommBytes struct {
+	// Gradients all-reduced (train.zero 0).
 	Total int64 `json:"allreduce_bytes"`
-	// Block weights: the linear layers of the transformer blocks, split into
-	// those all-reduced in r-space (CompAct) and at full rank.
+	// Gradients reduce-scattered, each rank receiving its share's sum only
+	// (ZeRO-1, zero.go).
+	ReduceScatter int64 `json:"reduce_scatter_bytes,omitempty"`
+	// Block weights: the gradients of the transformer blocks' linear layers,
+	// whichever collective sums them, split into those exchanged in r-space
+	// (CompAct) and at full rank.
 	BlockCompressed int64 `json:"allreduce_block_compressed_bytes"`
 	BlockFull       int64 `json:"allreduce_block_full_bytes"`
-	// ZeRO-1: the updated weights each rank sends the others (zero.go).
+	// ZeRO-1: the updated weights every rank gathers from the others.
+	AllGather int64 `json:"allgather_bytes,omitempty"`
+	// Moments or weights broadcast (checkpoint gathers).
 	Broadcast int64 `json:"broadcast_bytes,omitempty"`
 }
 
@@ -147,8 +156,39 @@ func (d *dataParallel) reduce(ps []*model.Param) error {
 		if err := d.comm.AllReduce(p.Grad); err != nil {
 			return fmt.Errorf("gradient of %s: %w", p.Name, err)
 		}
-		d.count(p)
+		d.count(p, &d.bytes.Total)
 	}
+	return nil
+}
+
+// reduceTo sums p's gradient over the ranks into owner's: the reduce-scatter
+// of a fused group, one param at a time.
+func (d *dataParallel) reduceTo(p *model.Param, owner int) error {
+	if err := d.comm.Reduce(p.Grad, owner); err != nil {
+		return fmt.Errorf("gradient of %s to rank %d: %w", p.Name, owner, err)
+	}
+	d.count(p, &d.bytes.ReduceScatter)
+	return nil
+}
+
+// reduceScatter sums the gradient arena over the ranks, rank r receiving
+// range r of bounds, and counts every param's bytes.
+func (d *dataParallel) reduceScatter(m *model.Model, bounds []int) error {
+	if err := d.comm.ReduceScatter(m.GradArena(), bounds); err != nil {
+		return fmt.Errorf("gradients: %w", err)
+	}
+	for _, p := range m.Params {
+		d.count(p, &d.bytes.ReduceScatter)
+	}
+	return nil
+}
+
+// allGather gives every rank range r of t from rank r and counts the bytes.
+func (d *dataParallel) allGather(t *gpu.Tensor, bounds []int) error {
+	if err := d.comm.AllGather(t, bounds); err != nil {
+		return err
+	}
+	d.bytes.AllGather += int64(bounds[len(bounds)-1]-bounds[0]) * elemBytes(d.be, t.Prec)
 	return nil
 }
 
@@ -161,8 +201,12 @@ func (d *dataParallel) broadcast(t *gpu.Tensor, root int) error {
 	return nil
 }
 
-// reduceArena sums the whole gradient arena (unfused): one all-reduce per
-// update-class segment, the buckets being a few large contiguous ranges.
+// sumHost sums v over the ranks in rank order, in place.
+func (d *dataParallel) sumHost(v []float64) error { return d.comm.SumHost(v) }
+
+// reduceArena sums the whole gradient arena (unfused, unsharded): one
+// all-reduce per update-class segment, the buckets being a few large
+// contiguous ranges.
 func (d *dataParallel) reduceArena(m *model.Model) error {
 	g := m.GradArena()
 	for _, s := range m.Segments() {
@@ -171,14 +215,15 @@ func (d *dataParallel) reduceArena(m *model.Model) error {
 		}
 	}
 	for _, p := range m.Params {
-		d.count(p)
+		d.count(p, &d.bytes.Total)
 	}
 	return nil
 }
 
-func (d *dataParallel) count(p *model.Param) {
+// count adds p's gradient bytes to total and to the block counts.
+func (d *dataParallel) count(p *model.Param, total *int64) {
 	n := int64(p.Grad.Len()) * elemBytes(d.be, p.Grad.Prec)
-	d.bytes.Total += n
+	*total += n
 	if p.Layer >= 0 && len(p.W.Shape) == 2 {
 		if p.Compressed() {
 			d.bytes.BlockCompressed += n

@@ -41,12 +41,10 @@ type Optimizer struct {
 	Step           int  // optimizer steps taken
 	normStep       int  // the step whose gradient norm sumSq holds (0: none)
 	skipNorm       bool // the coming step need not compute the norm (Begin)
-	// Reduce, when set, sums a fused group's gradients over the ranks of a
-	// data-parallel job before they update (dataparallel.go).
-	Reduce func(ps []*model.Param) error
-	// Broadcast overwrites t on every rank with root's: how a sharded
-	// optimizer shares updated weights and gathers moments (zero.go).
-	Broadcast func(t *gpu.Tensor, root int) error
+	// dp, in a data-parallel job, sums a fused group's gradients over the
+	// ranks before they update and, sharded, reduce-scatters the gradients
+	// and gathers weights and moments (zero.go); nil in a plain run.
+	dp exchange
 }
 
 // NewOptimizer allocates zeroed moments for the parameters of m this rank
@@ -143,9 +141,17 @@ func (o *Optimizer) Apply(lr float64) error {
 	}
 	o.Step++
 	m.SetEpoch(projection.Epoch(o.Step, o.cfg.UpdateGap))
+	if o.shard.sharded() {
+		if err := o.reduceShare(); err != nil {
+			return err
+		}
+	}
 	if o.wantNorm() {
 		be.Zero(o.sumSq)
-		be.SumSquares(o.sumSq, m.GradArena())
+		be.SumSquares(o.sumSq, o.shard.ownGrads(m))
+		if err := o.sumNormOverRanks(); err != nil {
+			return err
+		}
 		o.normStep = o.Step
 	}
 	if o.cfg.GradClip > 0 {

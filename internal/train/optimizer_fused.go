@@ -62,6 +62,11 @@ func (o *Optimizer) Finish(lr float64) error {
 	if o.fused.err != nil {
 		return fmt.Errorf("fused update at step %d: %w", o.Step, o.fused.err)
 	}
+	if o.fused.norm {
+		if err := o.sumNormOverRanks(); err != nil {
+			return fmt.Errorf("fused update at step %d: %w", o.Step, err)
+		}
+	}
 	if n := o.shard.ownedParams(); o.fused.updated != n {
 		return fmt.Errorf("fused update at step %d: %d updates for %d params (one forward and backward per step)", o.Step, o.fused.updated, n)
 	}
@@ -81,17 +86,19 @@ func (o *Optimizer) fusedUpdate(ps []*model.Param) {
 	if o.fused.err != nil {
 		return
 	}
-	if o.Reduce != nil {
-		if err := o.Reduce(ps); err != nil {
-			o.fused.err = err
-			return
-		}
+	if err := o.reduceGroup(ps); err != nil {
+		o.fused.err = err
+		return
 	}
 	// One call per tensor: CUDA's scratch holds one tensor's partial sums
-	// (gpu.CUDAScratchFloats), and memreport counts no more.
+	// (gpu.CUDAScratchFloats), and memreport counts no more. Sharded, a
+	// rank holds the summed gradients of its own params only, and adds
+	// those (Finish sums the ranks' parts).
 	if o.fused.norm {
 		for _, p := range ps {
-			o.be.SumSquares(o.sumSq, p.Grad)
+			if o.shard.owns(p) {
+				o.be.SumSquares(o.sumSq, p.Grad)
+			}
 		}
 	}
 	var P *gpu.Tensor

@@ -149,7 +149,7 @@ func newTrainer(cfg Config, opts RunOptions) (_ *Trainer, err error) {
 		return nil, err
 	}
 	if t.dp != nil {
-		t.opt.Reduce, t.opt.Broadcast = t.dp.reduce, t.dp.broadcast
+		t.opt.setExchange(t.dp)
 	}
 	t.sched = Schedule{LR: cfg.PeakLR(), Warmup: cfg.Warmup(), Total: cfg.Train.Steps, MinRatio: cfg.Train.MinLRRatio}
 	t.logf("%s", cfg.RecipeLine())
@@ -418,7 +418,7 @@ func (t *Trainer) step(read bool) (loss, gradNorm float64, err error) {
 			return 0, 0, err
 		}
 	}
-	if t.dp != nil && !t.model.Fused() {
+	if t.dp != nil && !t.model.Fused() && !t.opt.shard.sharded() { // sharded: Apply reduce-scatters
 		if err := t.dp.reduceArena(t.model); err != nil {
 			return 0, 0, err
 		}

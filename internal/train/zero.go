@@ -4,10 +4,12 @@ package train
 // the Adam moments of its own share of the parameters only. The shares are
 // contiguous runs of whole params in arena order, balanced by moment bytes
 // (partition), so a rank's moments are one contiguous range of the gradient
-// layout and its weights one range of the weight arena. A step all-reduces
-// the gradients as before (every rank then holds the whole summed gradient,
-// so the global norm and clipping need no extra exchange), each rank updates
-// only its params, and every rank broadcasts its updated range to the others.
+// layout and its weights one range of the weight arena. A step
+// reduce-scatters the gradients over those ranges (each rank receives the
+// sum of its own range only: half an all-reduce's traffic; a fused update
+// reduces each param into its owner), the global norm adds the ranks' parts
+// of the squared norm on the host, each rank updates only its params, and an
+// all-gather over the weight ranges gives every rank the others' updates.
 // Each owned param takes exactly the update the unsharded optimizer gives it,
 // with the same rounding keys, so a ZeRO-1 run is the unsharded run to the
 // bit on the CPU.
@@ -19,6 +21,7 @@ package train
 import (
 	"fmt"
 
+	"github.com/compact-llm/compact/internal/gpu"
 	"github.com/compact-llm/compact/internal/model"
 )
 
@@ -47,6 +50,9 @@ type zeroShard struct {
 	// wRange[r] and gRange[r] are rank r's ranges of the weight arena and of
 	// the gradient layout (where its moments are).
 	wRange, gRange [][2]int
+	// wBounds and gBounds are the same ranges as collective bounds: rank r's
+	// runs from b[r] to b[r+1].
+	wBounds, gBounds []int
 	segs           []model.Segment // the model's segments cut to this rank's params
 }
 
@@ -80,6 +86,15 @@ func newZeroShard(m *model.Model, sh Shard) (*zeroShard, error) {
 		z.gRange = append(z.gRange, [2]int{order[first].GradOff, gEnd[last]})
 		for _, p := range order[first : last+1] {
 			z.owner[p] = r
+		}
+	}
+	for _, rg := range []struct {
+		rs [][2]int
+		b  *[]int
+	}{{z.wRange, &z.wBounds}, {z.gRange, &z.gBounds}} {
+		*rg.b = []int{rg.rs[0][0]}
+		for _, r := range rg.rs {
+			*rg.b = append(*rg.b, r[1])
 		}
 	}
 	// Cut each segment to the owned params (whole params, so both layouts
@@ -171,19 +186,102 @@ func (z *zeroShard) momentBase() int { return z.gRange[z.rank][0] }
 // momentLen is the length of this rank's moments.
 func (z *zeroShard) momentLen() int { return z.gRange[z.rank][1] - z.gRange[z.rank][0] }
 
-// shareWeights sends every rank's updated weights to the others: one
-// broadcast of the updated arena's range per rank (the fp32 master where
-// the run keeps one, which then rounds into the weights).
-func (o *Optimizer) shareWeights() error {
-	z := o.shard
-	if o.Broadcast == nil {
-		return fmt.Errorf("optimizer: sharded over %d ranks without a way to broadcast the weights", z.world)
+// exchange is what an optimizer in a data-parallel job needs from the
+// other ranks (dataParallel implements it).
+type exchange interface {
+	// reduce sums the gradients of ps over the ranks on every rank.
+	reduce(ps []*model.Param) error
+	// reduceTo sums p's gradient over the ranks into owner's.
+	reduceTo(p *model.Param, owner int) error
+	// reduceScatter sums m's gradient arena, rank r receiving range r.
+	reduceScatter(m *model.Model, bounds []int) error
+	// allGather gives every rank range r of t from rank r.
+	allGather(t *gpu.Tensor, bounds []int) error
+	// broadcast overwrites t on every rank with root's.
+	broadcast(t *gpu.Tensor, root int) error
+	// sumHost sums v over the ranks, in place.
+	sumHost(v []float64) error
+}
+
+// setExchange puts the optimizer in a data-parallel job (nil: none).
+func (o *Optimizer) setExchange(x exchange) { o.dp = x }
+
+// needExchange refuses a sharded step outside a job.
+func (o *Optimizer) needExchange() error {
+	if o.dp == nil {
+		return fmt.Errorf("optimizer: sharded over %d ranks outside a data-parallel job", o.shard.world)
 	}
-	upd := o.model.UpdateArena()
-	for r, w := range z.wRange {
-		if err := o.Broadcast(upd.Rows(w[0], w[1]), r); err != nil {
-			return fmt.Errorf("weights of rank %d: %w", r, err)
+	return nil
+}
+
+// reduceShare sums the gradient arena over the ranks by a reduce-scatter:
+// each rank receives the sum of its own range only, which is all its update
+// reads (the global norm adds the ranks' parts, sumNormOverRanks).
+func (o *Optimizer) reduceShare() error {
+	if err := o.needExchange(); err != nil {
+		return err
+	}
+	return o.dp.reduceScatter(o.model, o.shard.gBounds)
+}
+
+// reduceGroup sums a fused group's gradients over the ranks: sharded, each
+// param's into its owner only (a reduce-scatter, param by param); else into
+// every rank.
+func (o *Optimizer) reduceGroup(ps []*model.Param) error {
+	if o.dp == nil {
+		return nil
+	}
+	if !o.shard.sharded() {
+		return o.dp.reduce(ps)
+	}
+	for _, p := range ps {
+		if err := o.dp.reduceTo(p, o.shard.owner[p]); err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+// ownGrads is the part of the gradient arena whose sum this rank holds
+// after the reduction: its range when sharded, else all of it.
+func (z *zeroShard) ownGrads(m *model.Model) *gpu.Tensor {
+	g := m.GradArena()
+	if !z.sharded() {
+		return g
+	}
+	return g.Rows(z.gRange[z.rank][0], z.gRange[z.rank][1])
+}
+
+// sumNormOverRanks makes sumSq, this rank's part of the squared gradient
+// norm when sharded, the whole: the parts are summed on the host in rank
+// order. It waits for the device, but only on steps that compute the norm.
+func (o *Optimizer) sumNormOverRanks() error {
+	if !o.shard.sharded() {
+		return nil
+	}
+	if err := o.needExchange(); err != nil {
+		return err
+	}
+	part, err := o.be.Download(o.sumSq)
+	if err != nil {
+		return fmt.Errorf("gradient norm: %w", err)
+	}
+	v := []float64{float64(part[0])}
+	if err := o.dp.sumHost(v); err != nil {
+		return fmt.Errorf("gradient norm: %w", err)
+	}
+	return o.be.Upload(o.sumSq, []float32{float32(v[0])})
+}
+
+// shareWeights gives every rank the others' updated weights: one all-gather
+// of the updated arena over the ranks' ranges (the fp32 master where the
+// run keeps one, which then rounds into the weights).
+func (o *Optimizer) shareWeights() error {
+	if err := o.needExchange(); err != nil {
+		return err
+	}
+	if err := o.dp.allGather(o.model.UpdateArena(), o.shard.wBounds); err != nil {
+		return fmt.Errorf("updated weights: %w", err)
 	}
 	return o.model.SyncWeights()
 }
@@ -194,6 +292,11 @@ func (o *Optimizer) shareWeights() error {
 // (dead between steps, and shaped like its moments), which is zeroed after.
 func (o *Optimizer) Moments(root int) ([]model.NamedTensor, error) {
 	m, z := o.model, o.shard
+	if z.sharded() {
+		if err := o.needExchange(); err != nil {
+			return nil, err
+		}
+	}
 	var out []model.NamedTensor
 	for i, p := range m.Params {
 		for j, suffix := range []string{".exp_avg", ".exp_avg_sq"} {
@@ -208,7 +311,7 @@ func (o *Optimizer) Moments(root int) ([]model.NamedTensor, error) {
 						return nil, err
 					}
 				}
-				if err := o.Broadcast(p.Grad, owner); err != nil {
+				if err := o.dp.broadcast(p.Grad, owner); err != nil {
 					return nil, fmt.Errorf("moments of %s from rank %d: %w", p.Name, owner, err)
 				}
 				src = p.Grad
