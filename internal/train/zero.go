@@ -53,7 +53,7 @@ type zeroShard struct {
 	// wBounds and gBounds are the same ranges as collective bounds: rank r's
 	// runs from b[r] to b[r+1].
 	wBounds, gBounds []int
-	segs           []model.Segment // the model's segments cut to this rank's params
+	segs             []model.Segment // the model's segments cut to this rank's params
 }
 
 // newZeroShard splits m's params among sh.World ranks and returns rank
