@@ -42,6 +42,7 @@ func (s Segment) Compressed() bool { return s.Class == classCompressed }
 
 type arenas struct {
 	w, grad, master *gpu.Tensor
+	masterBase      int // the weight-arena offset of master's first element (mastershard.go)
 	segments        []Segment
 	order           []*Param // params in arena order
 	gradLen         int      // elements of the gradient layout (moments follow it)
@@ -95,7 +96,7 @@ func (m *Model) allocArenas() error {
 			return err
 		}
 	}
-	if m.be.MasterWeights() && !m.Opts.MasterFree {
+	if m.keepsMaster() && !m.Opts.ShardMaster {
 		if m.arena.master, err = m.be.Alloc("master", gpu.Master, gpu.Full, wN); err != nil {
 			return err
 		}
@@ -159,12 +160,23 @@ func (m *Model) GradArena() *gpu.Tensor { return m.arena.grad }
 func (m *Model) GradLen() int { return m.arena.gradLen }
 
 // UpdateArena is the tensor the optimizer changes: master weights when the
-// backend keeps them, else the weights.
+// backend keeps them, else the weights. A sharded master covers only its
+// range: address it with UpdateRows.
 func (m *Model) UpdateArena() *gpu.Tensor {
 	if m.arena.master != nil {
 		return m.arena.master
 	}
 	return m.arena.w
+}
+
+// UpdateRows is weight-arena elements [lo, hi) of the tensor the optimizer
+// changes (the master, sharded or not, where there is one).
+func (m *Model) UpdateRows(lo, hi int) *gpu.Tensor {
+	if m.arena.master != nil {
+		b := m.arena.masterBase
+		return m.arena.master.Rows(lo-b, hi-b)
+	}
+	return m.arena.w.Rows(lo, hi)
 }
 
 // ArenaOrder lists the params in arena order.

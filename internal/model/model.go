@@ -88,6 +88,10 @@ type Options struct {
 	// every backend (the CPU stores them in float32) and the optimizer
 	// rounds each update into them stochastically (masterfree.go).
 	MasterFree bool
+	// ShardMaster leaves the fp32 master copy unallocated until AllocMaster
+	// gives it one range of the weight arena: a ZeRO-1 rank keeps the
+	// master of the params it updates only (mastershard.go).
+	ShardMaster bool
 	// FusedUpdate keeps no gradient arena: the optimizer updates each block
 	// (and the embeddings, heads and final norm) from inside the training
 	// pass as soon as its gradients are final (fused.go).
@@ -319,12 +323,14 @@ func (m *Model) Free() {
 }
 
 // SyncWeights rounds the master copies into the Low weights after an update
-// or a load: one conversion over the whole arena.
+// or a load: one conversion over the whole arena (over the master's range
+// when it is sharded).
 func (m *Model) SyncWeights() error {
 	if m.arena.master == nil {
 		return nil
 	}
-	return m.be.Copy(m.arena.w, m.arena.master)
+	lo := m.arena.masterBase
+	return m.be.Copy(m.arena.w.Rows(lo, lo+m.arena.master.Len()), m.arena.master)
 }
 
 // SyncParam rounds p's master copy into its weights, as SyncWeights does

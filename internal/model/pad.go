@@ -53,6 +53,13 @@ func (m *Model) ReadParam(p *Param, t *gpu.Tensor) ([]float32, []int, error) {
 	return crop(data, t.Shape, shape), shape, nil
 }
 
+// HostParam is ReadParam for values of one of p's tensors already on the
+// host, in that tensor's (padded) shape.
+func (p *Param) HostParam(data []float32, shape []int) ([]float32, []int) {
+	logical := p.logical(shape)
+	return crop(data, shape, logical), logical
+}
+
 // WriteParam uploads data of p's logical shape into t, zero in the padding.
 func (m *Model) WriteParam(p *Param, t *gpu.Tensor, data []float32) error {
 	shape := p.logical(t.Shape)

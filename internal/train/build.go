@@ -9,6 +9,12 @@ import (
 // turns the config's keys into model.Options, for training, evaluation,
 // memory prediction and bench alike. The weights are not initialised.
 func NewModel(be gpu.Backend, cfg Config) (*model.Model, error) {
+	return newRankModel(be, cfg, Shard{})
+}
+
+// newRankModel is NewModel for the rank holding shard of a ZeRO-1 job: its
+// fp32 master, if any, waits for the optimizer to allocate its share.
+func newRankModel(be gpu.Backend, cfg Config, shard Shard) (*model.Model, error) {
 	rc, err := model.ParseRecompute(cfg.Train.Recompute)
 	if err != nil {
 		return nil, err
@@ -17,7 +23,8 @@ func NewModel(be gpu.Backend, cfg Config) (*model.Model, error) {
 		NumLabels: cfg.Finetune.NumLabels, MasterFree: cfg.MasterFree(),
 		// With accumulation the sums need the gradient arena, and the step
 		// runs unfused (README: train.fused_update).
-		FusedUpdate: cfg.Train.FusedUpdate && cfg.Train.GradAccum == 1}
+		FusedUpdate: cfg.Train.FusedUpdate && cfg.Train.GradAccum == 1,
+		ShardMaster: shard.World > 1}
 	if cfg.MasterFree() || cfg.Train.OptimizerState == StateBF16 {
 		// Rounding noise is keyed by arena element: the CPU pads the MLP as
 		// CUDA does, so both lay out (and round) every element alike.

@@ -100,20 +100,21 @@ func SaveCheckpoint(root string, m *model.Model, opt *Optimizer, st TrainerState
 	if err != nil {
 		return "", err
 	}
-	return saveCheckpoint(root, m, moments, opt.momentDType(), st, eos, keep)
-}
-
-// saveCheckpoint is SaveCheckpoint with every moment already on the host
-// (gathered from the ranks of a ZeRO-1 job), stored as momentDType.
-func saveCheckpoint(root string, m *model.Model, moments []model.NamedTensor, momentDType string, st TrainerState, eos int, keep int) (string, error) {
-	if err := os.MkdirAll(root, 0o755); err != nil {
-		return "", err
-	}
-	final := StepDir(root, st.Step)
 	weights, err := m.WeightTensors()
 	if err != nil {
 		return "", err
 	}
+	return saveCheckpoint(root, m, weights, moments, opt.momentDType(), st, eos, keep)
+}
+
+// saveCheckpoint is SaveCheckpoint with every weight and moment already on
+// the host (gathered from the ranks of a ZeRO-1 job), the moments stored as
+// momentDType.
+func saveCheckpoint(root string, m *model.Model, weights, moments []model.NamedTensor, momentDType string, st TrainerState, eos int, keep int) (string, error) {
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return "", err
+	}
+	final := StepDir(root, st.Step)
 	// A diverged state is never written (nor are good checkpoints pruned
 	// for it): every tensor is checked on the host before any file exists.
 	for _, set := range [][]model.NamedTensor{weights, moments} {

@@ -75,12 +75,20 @@ func (d *dataParallel) world() int {
 // job (every rank sees every GPU, which NCCL needs to find the fast paths),
 // else what device.Open gives.
 func openBackend(cfg Config, env *dist.Env) (gpu.Backend, string, error) {
+	if testBackend != nil {
+		return testBackend(), "test backend", nil
+	}
 	ordinal := 0
 	if env != nil {
 		ordinal = env.LocalRank
 	}
 	return device.OpenOrdinal(cfg.Train.Device, cfg.Train.Threads, ordinal)
 }
+
+// testBackend, when set (by tests only), opens every rank's backend instead
+// of the configured device: the CPU with an fp32 master copy, say, which no
+// real CPU run keeps.
+var testBackend func() gpu.Backend
 
 // joinJob meets the other ranks once the backend is open.
 func joinJob(env *dist.Env, be gpu.Backend) (*dataParallel, error) {

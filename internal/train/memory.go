@@ -57,7 +57,7 @@ func PredictRankMemory(cfg Config, B, T int, backend string, world int) (Predict
 func predictMemory(cfg Config, B, T int, backend string, shard Shard) (Prediction, error) {
 	low, full := gpu.ElementBytes(backend)
 	meter := gpu.NewMeter(low, full)
-	m, err := NewModel(meter.Backend(), cfg)
+	m, err := newRankModel(meter.Backend(), cfg, shard)
 	if err != nil {
 		return Prediction{}, err
 	}

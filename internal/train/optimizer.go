@@ -60,6 +60,9 @@ func NewOptimizer(m *model.Model, cfg OptimizerConfig) (*Optimizer, error) {
 	if o.shard, err = newZeroShard(m, cfg.Shard); err != nil {
 		return nil, err
 	}
+	if err := o.shardMaster(); err != nil {
+		return nil, err
+	}
 	n := o.shard.momentLen()
 	if o.mArena, err = be.Alloc("exp_avg", gpu.Optimizer, momentPrecision(cfg.Precision), n); err != nil {
 		return nil, err
@@ -157,7 +160,7 @@ func (o *Optimizer) Apply(lr float64) error {
 	if o.cfg.GradClip > 0 {
 		be.ClipScale(o.clip, o.sumSq, float32(o.cfg.GradClip))
 	}
-	upd, grads := m.UpdateArena(), m.GradArena()
+	grads := m.GradArena()
 	for _, s := range o.shard.segs {
 		hp := o.hyper(lr, s.Scale, s.Decay, s.Compressed())
 		g := grads.Rows(s.GradOff, s.GradOff+s.GLen)
@@ -171,7 +174,7 @@ func (o *Optimizer) Apply(lr float64) error {
 		}
 		o.direction(o.dir, s.GradOff, g, hp)
 		if hp.WeightDecay != 0 {
-			be.Map(gpu.MapScale, upd.Rows(s.Off, s.Off+s.Len), 1-hp.LR*hp.WeightDecay)
+			be.Map(gpu.MapScale, m.UpdateRows(s.Off, s.Off+s.Len), 1-hp.LR*hp.WeightDecay)
 		}
 		o.decompress(s, hp.LR)
 	}
@@ -214,7 +217,7 @@ func (o *Optimizer) hyper(lr float64, scale float32, decay, compressed bool) gpu
 // gradients g sit at gradient-layout offset gOff (where their moments are).
 func (o *Optimizer) fullRank(wOff, gOff, n int, g *gpu.Tensor, hp gpu.AdamParams) {
 	m, v := o.moments(gOff, n)
-	p := o.model.UpdateArena().Rows(wOff, wOff+n)
+	p := o.model.UpdateRows(wOff, wOff+n)
 	if o.lean() {
 		o.be.AdamWSR(p, g, m, v, o.clip, hp, o.rounding(wOff, gOff))
 		return

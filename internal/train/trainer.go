@@ -140,11 +140,11 @@ func newTrainer(cfg Config, opts RunOptions) (_ *Trainer, err error) {
 	if err := checkFitsRank(cfg, t.be, t.dp.world()); err != nil {
 		return nil, err
 	}
-	if t.model, err = NewModel(t.be, cfg); err != nil {
-		return nil, err
-	}
 	oc := optimizerConfig(cfg)
 	oc.Shard = cfg.shard(t.dp.rank(), t.dp.world())
+	if t.model, err = newRankModel(t.be, cfg, oc.Shard); err != nil {
+		return nil, err
+	}
 	if t.opt, err = NewOptimizer(t.model, oc); err != nil {
 		return nil, err
 	}
@@ -467,10 +467,13 @@ func (t *Trainer) checkpointAt(ls json.RawMessage) error {
 	if err := t.dp.checkSame(t.model); err != nil {
 		return fmt.Errorf("checkpoint at step %d: %w", t.state.Step, err)
 	}
-	var moments []model.NamedTensor
-	if t.dp.rank() == 0 || t.opt.shard.sharded() { // sharded, every rank sends its moments to rank 0
+	var weights, moments []model.NamedTensor
+	if t.dp.rank() == 0 || t.opt.shard.sharded() { // sharded, every rank sends its moments (and master) to rank 0
 		var err error
 		if moments, err = t.opt.Moments(0); err != nil {
+			return fmt.Errorf("checkpoint at step %d: %w", t.state.Step, err)
+		}
+		if weights, err = t.opt.Weights(0); err != nil {
 			return fmt.Errorf("checkpoint at step %d: %w", t.state.Step, err)
 		}
 	}
@@ -482,7 +485,7 @@ func (t *Trainer) checkpointAt(ls json.RawMessage) error {
 	t.state.Epoch = t.modelEpoch()
 	t.state.World = t.dp.world()
 	t.state.Config = t.cfg
-	dir, err := saveCheckpoint(t.ckptRoot(), t.model, moments, t.opt.momentDType(), t.state, int(t.tok.EOT()), t.cfg.Train.KeepCheckpoints)
+	dir, err := saveCheckpoint(t.ckptRoot(), t.model, weights, moments, t.opt.momentDType(), t.state, int(t.tok.EOT()), t.cfg.Train.KeepCheckpoints)
 	if err != nil {
 		return fmt.Errorf("checkpoint at step %d: %w", t.state.Step, err)
 	}

@@ -273,17 +273,118 @@ func (o *Optimizer) sumNormOverRanks() error {
 	return o.be.Upload(o.sumSq, []float32{float32(v[0])})
 }
 
-// shareWeights gives every rank the others' updated weights: one all-gather
-// of the updated arena over the ranks' ranges (the fp32 master where the
-// run keeps one, which then rounds into the weights).
+// shareWeights gives every rank the others' updated weights by one
+// all-gather over the ranks' ranges: of the bf16 weights, each rank first
+// rounding its share of the master into them, when the master is sharded;
+// else of the updated arena (the master, rounded after, where the run keeps
+// an unsharded one).
 func (o *Optimizer) shareWeights() error {
 	if err := o.needExchange(); err != nil {
 		return err
 	}
-	if err := o.dp.allGather(o.model.UpdateArena(), o.shard.wBounds); err != nil {
+	m := o.model
+	if m.MasterSharded() {
+		if err := m.SyncWeights(); err != nil {
+			return err
+		}
+		if err := o.dp.allGather(m.WeightArena(), o.shard.wBounds); err != nil {
+			return fmt.Errorf("updated weights: %w", err)
+		}
+		return nil
+	}
+	if err := o.dp.allGather(m.UpdateArena(), o.shard.wBounds); err != nil {
 		return fmt.Errorf("updated weights: %w", err)
 	}
-	return o.model.SyncWeights()
+	return m.SyncWeights()
+}
+
+// shardMaster gives a model built for this rank's share (newRankModel) the
+// fp32 master of the weights it updates.
+func (o *Optimizer) shardMaster() error {
+	m, z := o.model, o.shard
+	if !m.MasterPending() {
+		return nil
+	}
+	if !z.sharded() {
+		return fmt.Errorf("optimizer: the model keeps a sharded master but the optimizer is not sharded")
+	}
+	w := z.wRange[z.rank]
+	return m.AllocMaster(w[0], w[1])
+}
+
+// Weights returns every weight as a checkpoint stores it (the fp32 master
+// where the run keeps one) on rank root; other ranks get nil. With a
+// sharded master every rank must call it: each param's master travels from
+// its owner in chunks the size of the param's gradient (dead between steps),
+// by broadcast, and the gradients are zeroed after.
+func (o *Optimizer) Weights(root int) ([]model.NamedTensor, error) {
+	m, z := o.model, o.shard
+	if !m.MasterSharded() {
+		if z.rank != root {
+			return nil, nil
+		}
+		return m.WeightTensors()
+	}
+	if err := o.needExchange(); err != nil {
+		return nil, err
+	}
+	var out []model.NamedTensor
+	for _, p := range m.Params {
+		owner := z.owner[p]
+		var data []float32
+		var shape []int
+		var err error
+		switch {
+		case owner == root && z.rank == root:
+			data, shape, err = m.ReadParam(p, p.Master)
+		case owner != root:
+			data, err = o.sendMaster(p, owner, root)
+			shape = p.W.Shape
+		}
+		if err != nil {
+			return nil, fmt.Errorf("master of %s from rank %d: %w", p.Name, owner, err)
+		}
+		if z.rank != root {
+			continue
+		}
+		if owner != root {
+			data, shape = p.HostParam(data, shape)
+		}
+		out = append(out, model.NamedTensor{Name: p.Name, Shape: shape, Data: data})
+	}
+	m.ZeroGrads()
+	return out, nil
+}
+
+// sendMaster moves p's master from owner to root through p's gradient, one
+// gradient-sized chunk at a time; root gets the values (p.W's padded
+// shape), the other ranks nil.
+func (o *Optimizer) sendMaster(p *model.Param, owner, root int) ([]float32, error) {
+	z, n := o.shard, p.W.Len()
+	buf := p.Grad.Reshape(p.Grad.Len())
+	var out []float32
+	if z.rank == root {
+		out = make([]float32, 0, n)
+	}
+	for off := 0; off < n; off += buf.Len() {
+		chunk := buf.Rows(0, min(buf.Len(), n-off))
+		if z.rank == owner {
+			if err := o.be.Copy(chunk, p.Master.Reshape(n).Rows(off, off+chunk.Len())); err != nil {
+				return nil, err
+			}
+		}
+		if err := o.dp.broadcast(chunk, owner); err != nil {
+			return nil, err
+		}
+		if z.rank == root {
+			v, err := o.be.Download(chunk)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, v...)
+		}
+	}
+	return out, nil
 }
 
 // Moments returns every param's moments (named as in optimizer.safetensors)

@@ -168,27 +168,34 @@ func readFile(t *testing.T, path string) []byte {
 // uninterrupted trajectory.
 func TestZeroCheckpointResumes(t *testing.T) {
 	for _, c := range []zeroCase{zeroCases[3], zeroCases[4]} {
-		dir := t.TempDir()
-		cfg := c.apply(dpConfig(t, dir, c.compact))
-		full := filepath.Join(dir, "full")
-		runRanks(t, 2, perRank(cfg, 2, c.fused), full, false)
-		for _, world := range []int{1, 2} {
-			cut := filepath.Join(dir, fmt.Sprintf("cut-%d", world))
-			if err := os.CopyFS(cut, os.DirFS(full)); err != nil {
+		checkZeroResumes(t, c)
+	}
+}
+
+// checkZeroResumes runs case c on 2 ranks with ZeRO-1 and resumes its
+// step-4 checkpoint on 1 process and on 2 ranks.
+func checkZeroResumes(t *testing.T, c zeroCase) {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := c.apply(dpConfig(t, dir, c.compact))
+	full := filepath.Join(dir, "full")
+	runRanks(t, 2, perRank(cfg, 2, c.fused), full, false)
+	for _, world := range []int{1, 2} {
+		cut := filepath.Join(dir, fmt.Sprintf("cut-%d", world))
+		if err := os.CopyFS(cut, os.DirFS(full)); err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range []int{8, 12} { // resume from step 4
+			os.RemoveAll(StepDir(filepath.Join(cut, "checkpoints"), s))
+		}
+		if world == 1 {
+			if err := Pretrain(context.Background(), cfg, RunOptions{Out: cut, Resume: true}); err != nil {
 				t.Fatal(err)
 			}
-			for _, s := range []int{8, 12} { // resume from step 4
-				os.RemoveAll(StepDir(filepath.Join(cut, "checkpoints"), s))
-			}
-			if world == 1 {
-				if err := Pretrain(context.Background(), cfg, RunOptions{Out: cut, Resume: true}); err != nil {
-					t.Fatal(err)
-				}
-			} else {
-				runRanks(t, 2, perRank(cfg, 2, c.fused), cut, true)
-			}
-			closeTrajectory(t, fmt.Sprintf("%s: resumed on %d", c, world), readMetrics(t, full), readMetrics(t, cut))
+		} else {
+			runRanks(t, 2, perRank(cfg, 2, c.fused), cut, true)
 		}
+		closeTrajectory(t, fmt.Sprintf("%s: resumed on %d", c, world), readMetrics(t, full), readMetrics(t, cut))
 	}
 }
 

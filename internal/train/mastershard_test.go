@@ -1,0 +1,109 @@
+package train
+
+import (
+	"bytes"
+	"fmt"
+	"path/filepath"
+	"testing"
+
+	"github.com/compact-llm/compact/internal/gpu"
+	"github.com/compact-llm/compact/internal/gpu/cpu"
+)
+
+// masterCPU is the CPU backend keeping an fp32 master copy, as CUDA does:
+// its Low weights are float32 too, so the master rounds into them exactly,
+// but every master code path (the sharded one included) runs.
+type masterCPU struct{ *cpu.Backend[float32] }
+
+func (masterCPU) MasterWeights() bool { return true }
+
+// withMasterCPU runs f with every trainer opening a masterCPU.
+func withMasterCPU(t *testing.T, f func()) {
+	t.Helper()
+	testBackend = func() gpu.Backend { return masterCPU{cpu.New(1)} }
+	defer func() { testBackend = nil }()
+	f()
+}
+
+// Under ZeRO-1 with train.weights master each rank keeps the fp32 master of
+// its share only, and the run is the unsharded one: the same metrics (the
+// norm to rounding) and byte-identical checkpoints, whose weights are the
+// masters gathered from their owners. Full rank and CompAct, fused and
+// unfused.
+func TestZeroShardsMaster(t *testing.T) {
+	withMasterCPU(t, func() {
+		for _, c := range []zeroCase{{false, false, WeightsMaster, StateFP32}, {false, true, WeightsMaster, StateFP32}, {true, false, WeightsMaster, StateFP32}} {
+			dir := t.TempDir()
+			cfg := c.apply(dpConfig(t, dir, c.compact))
+			cfg.Train.CheckpointEvery = 2
+			outs := map[int]string{}
+			for _, zero := range []int{ZeroOff, ZeroState} {
+				zc := perRank(cfg, 2, c.fused)
+				zc.Train.Zero = zero
+				outs[zero] = filepath.Join(dir, fmt.Sprintf("zero%d", zero))
+				runRanks(t, 2, zc, outs[zero], false)
+			}
+			off, on := readMetrics(t, outs[ZeroOff]), readMetrics(t, outs[ZeroState])
+			sameButNorm(t, c.String(), off, on)
+			for _, f := range []string{ckptModel, ckptOptimizer} {
+				a := readFile(t, filepath.Join(StepDir(filepath.Join(outs[ZeroOff], "checkpoints"), cfg.Train.Steps), f))
+				b := readFile(t, filepath.Join(StepDir(filepath.Join(outs[ZeroState], "checkpoints"), cfg.Train.Steps), f))
+				if !bytes.Equal(a, b) {
+					t.Errorf("%s: %s differs with and without a sharded master", c, f)
+				}
+			}
+		}
+	})
+}
+
+// Each rank of a ZeRO-1 job allocates the master of its own weight range
+// only: the shares add up to the whole master, and the per-GPU prediction
+// (memreport --gpus N) carries the largest share.
+func TestZeroMasterMemory(t *testing.T) {
+	cfg := Default()
+	cfg.Model.VocabSize, cfg.Model.Hidden, cfg.Model.Intermediate, cfg.Model.Layers = 300, 64, 160, 4
+	cfg.Compact.Enabled, cfg.Train.Weights, cfg.Train.GradClip = false, WeightsMaster, 0
+	whole := int64(0)
+	for _, world := range []int{1, 2, 4} {
+		var sum, largest int64
+		for r := range world {
+			be := masterCPU{cpu.New(1)}
+			sh := cfg.shard(r, world)
+			m, err := newRankModel(be, cfg, sh)
+			if err != nil {
+				t.Fatal(err)
+			}
+			oc := optimizerConfig(cfg)
+			oc.Shard = sh
+			if _, err := NewOptimizer(m, oc); err != nil {
+				t.Fatal(err)
+			}
+			n := be.Memory().Snapshot().Current[gpu.Master]
+			sum, largest = sum+n, max(largest, n)
+		}
+		if world == 1 {
+			whole = sum
+		}
+		if sum != whole || largest >= whole && world > 1 {
+			t.Errorf("%d ranks: masters of %d bytes in all (largest %d), one process keeps %d", world, sum, largest, whole)
+		}
+		p, _, err := PredictRankMemory(cfg, 4, 64, "cuda", world)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The metering backend takes 4 bytes an fp32 element as the CPU does.
+		if got := p.PeakAt[gpu.Master]; got != largest {
+			t.Errorf("%d ranks: per-GPU master predicted %d bytes, the largest rank allocates %d", world, got, largest)
+		}
+	}
+}
+
+// A checkpoint of 2 ranks with sharded masters resumes on 1 process (which
+// keeps the whole master) and on 2 ranks, along the uninterrupted run.
+func TestZeroMasterCheckpointResumes(t *testing.T) {
+	withMasterCPU(t, func() {
+		for _, c := range []zeroCase{{false, false, WeightsMaster, StateFP32}, {false, true, WeightsMaster, StateFP32}} {
+			checkZeroResumes(t, c)
+		}
+	})
+}
