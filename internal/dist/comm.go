@@ -32,6 +32,13 @@ type Comm interface {
 	// AllGather overwrites range r of t on every rank (bounds as for
 	// ReduceScatter) with rank r's.
 	AllGather(t *gpu.Tensor, bounds []int) error
+	// Issue queues the collectives f makes (through the Comm it is given)
+	// to run concurrently with the caller's later work, after the work
+	// queued so far, in issue order: on CUDA on the communicator's own
+	// stream, on the CPU on a goroutine. Every issued collective must be
+	// waited for before the next one made directly on the Comm, and before
+	// anything reads or writes the tensors it uses.
+	Issue(f func(Comm) error) Pending
 	// SumHost sums a few host numbers over the ranks in rank order, in
 	// place; nil is a barrier.
 	SumHost(v []float64) error
@@ -43,6 +50,14 @@ type Comm interface {
 	// Failed is closed when any rank failed; Err then says which and why.
 	Failed() <-chan struct{}
 	Err() error
+}
+
+// Pending is a collective Issue queued.
+type Pending interface {
+	// Wait orders the caller's later work after the collective and returns
+	// its error (on CUDA the compute stream waits for the communicator's;
+	// the host does not block).
+	Wait() error
 }
 
 // Join meets the other ranks of e and returns the communicator for be: NCCL
@@ -79,6 +94,10 @@ func checkBounds(t *gpu.Tensor, b []int, world int) error {
 	}
 	return nil
 }
+
+// groupedOnly makes NCCL's ReduceScatter and AllGather take the grouped
+// path even for equal ranges, so that a one-GPU test covers it.
+var groupedOnly bool
 
 // flat is t as one row of elements, for element ranges.
 func flat(t *gpu.Tensor) *gpu.Tensor { return t.Reshape(t.Len()) }

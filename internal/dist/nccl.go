@@ -142,6 +142,49 @@ type ncclComm struct {
 	be    *cuda.Backend
 	comm  uintptr
 	abort sync.Once
+	// side is the communicator's own stream (created by the first Issue);
+	// onSide, while an issued f runs, the stream its collectives go to.
+	side   *cuda.SideStream
+	onSide uintptr
+}
+
+// ncclPending is an issued collective: done is the event recorded on the
+// side stream after it.
+type ncclPending struct {
+	c    *ncclComm
+	done uintptr
+	err  error
+}
+
+func (p *ncclPending) Wait() error {
+	if p.err != nil {
+		return p.err
+	}
+	if err := p.c.side.Join(p.done); err != nil {
+		return err
+	}
+	return p.c.g.err()
+}
+
+// Issue queues f's collectives on the side stream, after the compute
+// stream's work so far (an event the side stream waits on); Wait makes the
+// compute stream wait for them (an event recorded after them). NCCL calls
+// only enqueue, so f returns at once and the reduction runs on the GPU
+// while the caller queues its next kernels.
+func (c *ncclComm) Issue(f func(Comm) error) Pending {
+	p := &ncclPending{c: c}
+	if c.side == nil {
+		if c.side, p.err = c.be.NewSideStream(); p.err != nil {
+			c.side = nil
+			return p
+		}
+	}
+	p.done, p.err = c.side.Fork(func(s uintptr) error {
+		c.onSide = s
+		defer func() { c.onSide = 0 }()
+		return f(c)
+	})
+	return p
 }
 
 func joinNCCL(e Env, be *cuda.Backend) (Comm, error) {
@@ -205,7 +248,12 @@ func (c *ncclComm) collective(what string, f func(stream uintptr) int32) error {
 	if err := c.g.err(); err != nil {
 		return err
 	}
-	err := c.be.OnStream(func(s uintptr) error { return ncclCheck(f(s), c.comm, what) })
+	err := c.be.OnStream(func(s uintptr) error {
+		if c.onSide != 0 { // inside Issue
+			s = c.onSide
+		}
+		return ncclCheck(f(s), c.comm, what)
+	})
 	if gerr := c.g.err(); gerr != nil {
 		return gerr // the failure elsewhere is the cause
 	}
@@ -232,10 +280,6 @@ func (c *ncclComm) Reduce(t *gpu.Tensor, root int) error {
 		return ncclAPI.Reduce(p, p, uintptr(t.Len()), ncclType(t), ncclSum, int32(root), c.comm, s)
 	})
 }
-
-// groupedOnly makes ReduceScatter and AllGather take the grouped path even
-// for equal ranges, so that a one-GPU test covers it.
-var groupedOnly bool
 
 // equalRuns returns the common length of the ranges, or -1 when they differ:
 // NCCL's reduce-scatter and all-gather take equal counts only.
@@ -310,6 +354,11 @@ func (c *ncclComm) grouped(what string, f *gpu.Tensor, bounds []int, op func(p, 
 // Close waits for the stream, leaves the group and destroys the communicator.
 func (c *ncclComm) Close() error {
 	serr := c.be.Sync()
+	if c.side != nil {
+		if err := c.side.Close(); err != nil && serr == nil {
+			serr = err
+		}
+	}
 	gerr := c.g.leave()
 	if c.g.err() != nil {
 		c.abortComm()

@@ -5,7 +5,6 @@ package dist
 import (
 	"errors"
 
-	"github.com/compact-llm/compact/internal/gpu"
 	"github.com/compact-llm/compact/internal/gpu/cuda"
 )
 

@@ -85,7 +85,8 @@ func TestNCCLCollectives(t *testing.T) {
 	}
 }
 
-// TestNCCLScatterGather checks ReduceScatter, AllGather and Reduce on one
+// TestNCCLScatterGather checks ReduceScatter, AllGather and Reduce, and
+// collectives issued on the communicator's side stream (Issue), on one
 // rank per visible GPU (up to 2; one is enough to run every call), through
 // NCCL's native reduce-scatter/all-gather and through the grouped
 // reduce/broadcast it uses for ranges of unequal length. It skips without a
@@ -131,8 +132,17 @@ func TestNCCLScatterGather(t *testing.T) {
 				return err
 			}
 			defer be.Free(x)
+			y, err := be.Alloc("y", gpu.Grads, gpu.Full, size)
+			if err != nil {
+				return err
+			}
+			defer be.Free(y)
 			for _, b := range cases {
 				if err := checkScatterGather(be, c, x, data, b, 1e-6); err != nil {
+					return fmt.Errorf("grouped %v: %w", grouped, err)
+				}
+				// The same on the communicator's own stream (Issue).
+				if err := checkIssued(be, c, x, y, data, b, 1e-6); err != nil {
 					return fmt.Errorf("grouped %v: %w", grouped, err)
 				}
 			}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"sync"
 
 	"github.com/compact-llm/compact/internal/gpu"
 )
@@ -15,15 +16,61 @@ import (
 type tcpComm struct {
 	g  *group
 	be gpu.Backend
+	// jobs feeds the goroutine that runs issued collectives in order
+	// (started by the first Issue).
+	jobs     chan func()
+	startJob sync.Once
+}
+
+// tcpPending is an issued collective: done closes once it ran.
+type tcpPending struct {
+	done chan struct{}
+	err  error
+}
+
+func (p *tcpPending) Wait() error {
+	<-p.done
+	return p.err
+}
+
+// Issue runs f on the comm's goroutine, after every collective issued
+// before it: the exchange overlaps the caller's compute (the CPU backend's
+// transfers touch only the tensors named, which the caller leaves alone
+// until Wait).
+func (c *tcpComm) Issue(f func(Comm) error) Pending {
+	c.startJob.Do(func() {
+		c.jobs = make(chan func(), 4)
+		go func() {
+			for j := range c.jobs {
+				j()
+			}
+		}()
+	})
+	p := &tcpPending{done: make(chan struct{})}
+	c.jobs <- func() {
+		defer close(p.done)
+		p.err = f(c)
+	}
+	return p
 }
 
 func (c *tcpComm) Rank() int                 { return c.g.rank }
 func (c *tcpComm) Size() int                 { return c.g.world }
 func (c *tcpComm) SumHost(v []float64) error { return c.g.sumF64(v) }
-func (c *tcpComm) Close() error              { return c.g.leave() }
-func (c *tcpComm) Abort(cause error)         { c.g.abort(cause) }
-func (c *tcpComm) Failed() <-chan struct{}   { return c.g.failed }
-func (c *tcpComm) Err() error                { return c.g.err() }
+func (c *tcpComm) Close() error              { c.stopJobs(); return c.g.leave() }
+func (c *tcpComm) Abort(cause error)         { c.g.abort(cause); c.stopJobs() }
+
+// stopJobs ends the issue goroutine once the jobs queued have run (each
+// fails at once when the group has failed).
+func (c *tcpComm) stopJobs() {
+	c.startJob.Do(func() {}) // no goroutine if none was started
+	if c.jobs != nil {
+		close(c.jobs)
+		c.jobs = nil
+	}
+}
+func (c *tcpComm) Failed() <-chan struct{} { return c.g.failed }
+func (c *tcpComm) Err() error              { return c.g.err() }
 
 func (c *tcpComm) AllReduce(t *gpu.Tensor) error {
 	if c.g.world == 1 {

@@ -39,3 +39,20 @@ func DevicePtr(*gpu.Tensor) uintptr { return 0 }
 func DeviceCount() (int, error) {
 	return 0, errors.New("the CUDA backend is built for linux/amd64 and linux/arm64 only")
 }
+
+// SideStream is a second stream of the device (sidestream.go); none here.
+type SideStream struct{}
+
+// NewSideStream reports that this platform has no CUDA backend.
+func (c *Backend) NewSideStream() (*SideStream, error) { return nil, errors.New("no CUDA backend") }
+
+// Fork reports that this platform has no CUDA backend.
+func (s *SideStream) Fork(func(side uintptr) error) (uintptr, error) {
+	return 0, errors.New("no CUDA backend")
+}
+
+// Join reports that this platform has no CUDA backend.
+func (s *SideStream) Join(uintptr) error { return errors.New("no CUDA backend") }
+
+// Close does nothing.
+func (s *SideStream) Close() error { return nil }

@@ -48,6 +48,7 @@ const (
 	cuStreamNonBlocking uint32 = 0x1 // CU_STREAM_NON_BLOCKING
 	cuEventDefault      uint32 = 0x0 // CU_EVENT_DEFAULT (timing enabled)
 	cuEventNoTiming     uint32 = 0x2 // CU_EVENT_DISABLE_TIMING (cheapest to record and wait on)
+	cuEventWaitDefault  uint32 = 0x0 // CU_EVENT_WAIT_DEFAULT (CUevent_wait_flags_enum)
 )
 
 // cu holds the driver entry points. Handles (CUcontext, CUstream, CUmodule,
@@ -87,6 +88,7 @@ var cu struct {
 	EventCreate             func(ev *uintptr, flags uint32) cuResult                     // cuEventCreate(CUevent*, unsigned int)
 	EventRecord             func(ev, stream uintptr) cuResult                            // cuEventRecord(CUevent, CUstream)
 	EventSynchronize        func(ev uintptr) cuResult                                    // cuEventSynchronize(CUevent)
+	StreamWaitEvent         func(stream, ev uintptr, flags uint32) cuResult              // cuStreamWaitEvent(CUstream, CUevent, unsigned int)
 	EventElapsedTime        func(ms *float32, start, end uintptr) cuResult               // cuEventElapsedTime_v2(float*, CUevent, CUevent)
 	EventDestroy            func(ev uintptr) cuResult                                    // cuEventDestroy_v2(CUevent)
 	GetErrorName            func(code cuResult, s **byte) cuResult                       // cuGetErrorName(CUresult, const char**)
@@ -148,6 +150,7 @@ func loadDriver() error {
 		b.fn(&cu.EventCreate, "cuEventCreate")
 		b.fn(&cu.EventRecord, "cuEventRecord")
 		b.fn(&cu.EventSynchronize, "cuEventSynchronize")
+		b.fn(&cu.StreamWaitEvent, "cuStreamWaitEvent")
 		b.fn(&cu.EventDestroy, "cuEventDestroy_v2")
 		b.fn(&cu.GetErrorName, "cuGetErrorName")
 		b.fn(&cu.GetErrorString, "cuGetErrorString")
