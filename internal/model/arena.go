@@ -47,9 +47,11 @@ type arenas struct {
 	order           []*Param // params in arena order
 	gradLen         int      // elements of the gradient layout (moments follow it)
 	// Fused update (fused.go): no grad arena; a block's gradients live in
-	// blockGrad until its update, embeddings/heads in outerGrad.
-	blockGrad, outerGrad *gpu.Tensor
-	blockParams          [][]*Param // per block, in backward's update order
+	// blockGrad until its update, embeddings/heads in outerGrad. A
+	// pipelined update alternates the blocks between blockGrad and
+	// blockGrad2 (nil otherwise).
+	blockGrad, blockGrad2, outerGrad *gpu.Tensor
+	blockParams                      [][]*Param // per block, in backward's update order
 }
 
 func roundUp(n int) int { return (n + arenaAlign - 1) / arenaAlign * arenaAlign }

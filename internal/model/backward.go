@@ -20,14 +20,14 @@ func (m *Model) BackwardInterruptible() error {
 	be, a := m.be, m.acts
 	be.Zero(a.dresid)
 	be.RMSNormBackward(a.dresid, m.normF.Grad, a.dh, a.final, m.normF.W, a.rstdF)
-	m.updateNow(m.arena.blockGrad, m.normF)
+	m.updateNow(m.blockBuf(len(m.blocks)), m.normF)
 	for l := len(m.blocks) - 1; l >= 0; l-- {
 		if m.stopped() {
 			return ErrInterrupted
 		}
 		m.blockBackward(l)
 		if m.Opts.FusedUpdate {
-			m.updateNow(m.arena.blockGrad, m.arena.blockParams[l]...)
+			m.updateNow(m.blockBuf(l), m.arena.blockParams[l]...)
 		}
 	}
 	if m.stopped() { // block 0 may have stopped halfway

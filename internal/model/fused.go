@@ -23,9 +23,19 @@ import (
 // every block and the final norm) and the embedding and heads one buffer
 // (outerGrad) that the untied head hands over to the embedding once updated.
 // Each buffer is zeroed after its hook, ready for the next group.
+//
+// A pipelined update (Options.PipelinedUpdate) may finish a group one hook
+// late: block l's gradients are still being reduced across ranks while
+// block l-1's backward runs. So consecutive blocks alternate between two
+// block buffers (block l in buffer l%2, the final norm in the one block
+// L-1 does not use), and the hook, not the model, clears each group's
+// gradients once it has updated them, before the backward that next writes
+// that buffer. The untied head's gradients are finished at the final norm's
+// hook, before the embedding backward accumulates into outerGrad.
 
 // UpdateHook updates ps from their gradients (valid only during the call's
-// queued work: the model zeroes them right after).
+// queued work: the model zeroes them right after; pipelined, until the
+// hook's next call or the end of the pass, and the hook clears them).
 type UpdateHook func(ps []*Param)
 
 // SetUpdateHook installs the optimizer's hook for a fused-update training
@@ -65,19 +75,40 @@ func (m *Model) allocGradScratch() error {
 	if m.arena.blockGrad, err = m.be.Alloc("grads.block", gpu.Grads, gpu.Full, blockN); err != nil {
 		return err
 	}
+	if m.Opts.PipelinedUpdate {
+		if m.arena.blockGrad2, err = m.be.Alloc("grads.block.pipelined", gpu.Grads, gpu.Full, blockN); err != nil {
+			return err
+		}
+	}
 	if m.arena.outerGrad, err = m.be.Alloc("grads.embedding", gpu.Grads, gpu.Full, outerN); err != nil {
 		return err
 	}
 	for _, p := range m.Params {
-		buf, off := m.arena.blockGrad, 0
+		buf, off := m.blockBuf(len(m.blocks)), 0 // the final norm's
 		if o, ok := local[p]; ok {
-			off = o
+			buf, off = m.blockBuf(p.Layer), o
 		} else if p != m.normF {
 			buf = m.arena.outerGrad
 		}
 		p.Grad = view(buf, off, p.gshape)
 	}
 	return nil
+}
+
+// blockBuf is the gradient buffer of block l (l = Layers: the final norm).
+func (m *Model) blockBuf(l int) *gpu.Tensor {
+	if m.arena.blockGrad2 != nil && l%2 == 1 {
+		return m.arena.blockGrad2
+	}
+	return m.arena.blockGrad
+}
+
+// ClearGrads zeroes the gradients of ps: a pipelined update's hook calls it
+// once it has updated them.
+func (m *Model) ClearGrads(ps []*Param) {
+	for _, p := range ps {
+		m.be.Zero(p.Grad)
+	}
 }
 
 // checkHook refuses a fused training pass that no optimizer step receives:
@@ -96,5 +127,7 @@ func (m *Model) updateNow(buf *gpu.Tensor, ps ...*Param) {
 	}
 	m.updating = true
 	m.hook(ps)
-	m.be.Zero(buf)
+	if !m.Opts.PipelinedUpdate {
+		m.be.Zero(buf)
+	}
 }

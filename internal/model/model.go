@@ -96,6 +96,13 @@ type Options struct {
 	// (and the embeddings, heads and final norm) from inside the training
 	// pass as soon as its gradients are final (fused.go).
 	FusedUpdate bool
+	// PipelinedUpdate (with FusedUpdate) lets the update hook keep a
+	// group's gradients past its call, until its next call or the end of
+	// the pass, so that their cross-rank reduction can run during the next
+	// block's backward: consecutive blocks' gradients live in two buffers,
+	// and the hook clears each group's gradients (ClearGrads) once done
+	// with them (fused.go).
+	PipelinedUpdate bool
 }
 
 // Model is a LLaMA decoder bound to a backend.
@@ -291,7 +298,7 @@ func (m *Model) Init(seed uint64) error {
 
 // ZeroGrads clears every gradient before a step's first micro-batch.
 func (m *Model) ZeroGrads() {
-	for _, t := range []*gpu.Tensor{m.arena.grad, m.arena.blockGrad, m.arena.outerGrad} {
+	for _, t := range []*gpu.Tensor{m.arena.grad, m.arena.blockGrad, m.arena.blockGrad2, m.arena.outerGrad} {
 		if t != nil {
 			m.be.Zero(t)
 		}
@@ -311,7 +318,7 @@ func (m *Model) Param(name string) *Param {
 // Free releases the parameters and activations.
 func (m *Model) Free() {
 	m.freeActivations()
-	for _, t := range []*gpu.Tensor{m.arena.w, m.arena.grad, m.arena.master, m.arena.blockGrad, m.arena.outerGrad} {
+	for _, t := range []*gpu.Tensor{m.arena.w, m.arena.grad, m.arena.master, m.arena.blockGrad, m.arena.blockGrad2, m.arena.outerGrad} {
 		if t != nil {
 			m.be.Free(t)
 		}

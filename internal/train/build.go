@@ -9,12 +9,15 @@ import (
 // turns the config's keys into model.Options, for training, evaluation,
 // memory prediction and bench alike. The weights are not initialised.
 func NewModel(be gpu.Backend, cfg Config) (*model.Model, error) {
-	return newRankModel(be, cfg, Shard{})
+	return newRankModel(be, cfg, Shard{}, 1)
 }
 
-// newRankModel is NewModel for the rank holding shard of a ZeRO-1 job: its
-// fp32 master, if any, waits for the optimizer to allocate its share.
-func newRankModel(be gpu.Backend, cfg Config, shard Shard) (*model.Model, error) {
+// newRankModel is NewModel for a rank of a data-parallel job of world
+// ranks holding shard of the optimizer state: under ZeRO-1 its fp32 master,
+// if any, waits for the optimizer to allocate its share, and a fused update
+// overlapping the reduction with backward (train.overlap_comm) keeps two
+// block gradient buffers.
+func newRankModel(be gpu.Backend, cfg Config, shard Shard, world int) (*model.Model, error) {
 	rc, err := model.ParseRecompute(cfg.Train.Recompute)
 	if err != nil {
 		return nil, err
@@ -25,6 +28,7 @@ func newRankModel(be gpu.Backend, cfg Config, shard Shard) (*model.Model, error)
 		// runs unfused (README: train.fused_update).
 		FusedUpdate: cfg.Train.FusedUpdate && cfg.Train.GradAccum == 1,
 		ShardMaster: shard.World > 1}
+	opts.PipelinedUpdate = opts.FusedUpdate && world > 1 && cfg.Train.OverlapComm
 	if cfg.MasterFree() || cfg.Train.OptimizerState == StateBF16 {
 		// Rounding noise is keyed by arena element: the CPU pads the MLP as
 		// CUDA does, so both lay out (and round) every element alike.

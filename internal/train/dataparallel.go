@@ -209,6 +209,11 @@ func (d *dataParallel) broadcast(t *gpu.Tensor, root int) error {
 	return nil
 }
 
+// issue runs f's collectives concurrently with the caller's later work.
+func (d *dataParallel) issue(f func() error) dist.Pending {
+	return d.comm.Issue(func(dist.Comm) error { return f() })
+}
+
 // sumHost sums v over the ranks in rank order, in place.
 func (d *dataParallel) sumHost(v []float64) error { return d.comm.SumHost(v) }
 

@@ -69,7 +69,7 @@ func TestZeroMasterMemory(t *testing.T) {
 		for r := range world {
 			be := masterCPU{cpu.New(1)}
 			sh := cfg.shard(r, world)
-			m, err := newRankModel(be, cfg, sh)
+			m, err := newRankModel(be, cfg, sh, world)
 			if err != nil {
 				t.Fatal(err)
 			}

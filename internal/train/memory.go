@@ -24,7 +24,7 @@ type Prediction struct {
 // the kernels' scratch). Everything is allocated before the first step, so
 // the sum is the peak.
 func PredictMemory(cfg Config, B, T int, backend string) (Prediction, error) {
-	return predictMemory(cfg, B, T, backend, Shard{})
+	return predictMemory(cfg, B, T, backend, Shard{}, 1)
 }
 
 // PredictRankMemory is the per-GPU peak of a data-parallel job of world
@@ -41,7 +41,7 @@ func PredictRankMemory(cfg Config, B, T int, backend string, world int) (Predict
 	var best Prediction
 	rank := 0
 	for r := range ranks {
-		p, err := predictMemory(cfg, B, T, backend, cfg.shard(r, world))
+		p, err := predictMemory(cfg, B, T, backend, cfg.shard(r, world), world)
 		if err != nil {
 			return Prediction{}, 0, err
 		}
@@ -54,10 +54,10 @@ func PredictRankMemory(cfg Config, B, T int, backend string, world int) (Predict
 
 // predictMemory is PredictMemory for the rank holding shard of the
 // optimizer state.
-func predictMemory(cfg Config, B, T int, backend string, shard Shard) (Prediction, error) {
+func predictMemory(cfg Config, B, T int, backend string, shard Shard, world int) (Prediction, error) {
 	low, full := gpu.ElementBytes(backend)
 	meter := gpu.NewMeter(low, full)
-	m, err := newRankModel(meter.Backend(), cfg, shard)
+	m, err := newRankModel(meter.Backend(), cfg, shard, world)
 	if err != nil {
 		return Prediction{}, err
 	}

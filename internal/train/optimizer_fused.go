@@ -18,6 +18,7 @@ package train
 import (
 	"fmt"
 
+	"github.com/compact-llm/compact/internal/dist"
 	"github.com/compact-llm/compact/internal/gpu"
 	"github.com/compact-llm/compact/internal/model"
 	"github.com/compact-llm/compact/internal/projection"
@@ -29,6 +30,15 @@ type fusedStep struct {
 	norm    bool  // add each group's sum of squares to the norm
 	updated int   // params updated this step (each exactly once)
 	err     error // first failure inside the hook, reported by Finish
+	// pending is the group whose reduction is in flight (pipelined).
+	pending *pendingGroup
+}
+
+// pendingGroup is a fused group whose gradients are being reduced across
+// the ranks while the next block's backward runs.
+type pendingGroup struct {
+	ps      []*model.Param
+	reduced dist.Pending
 }
 
 // Begin starts an optimizer step at learning rate lr before its forward
@@ -42,6 +52,7 @@ func (o *Optimizer) Begin(lr float64, norm bool) {
 		o.BeginStep()
 		return
 	}
+	o.dropPending() // a step abandoned halfway (interrupted backward)
 	o.Step++
 	o.model.SetEpoch(projection.Epoch(o.Step, o.cfg.UpdateGap))
 	o.fused = fusedStep{lr: lr, norm: o.wantNorm()} // the clip scale stays 1: no clipping
@@ -59,6 +70,7 @@ func (o *Optimizer) Finish(lr float64) error {
 		return o.Apply(lr)
 	}
 	o.model.SetUpdateHook(nil)
+	o.finishPending() // the last group (the embedding's)
 	if o.fused.err != nil {
 		return fmt.Errorf("fused update at step %d: %w", o.Step, o.fused.err)
 	}
@@ -80,16 +92,62 @@ func (o *Optimizer) Finish(lr float64) error {
 	return nil
 }
 
-// fusedUpdate is the model's hook: it adds the gradients of ps to the norm
-// and updates each param (P generated once per projection group).
+// fusedUpdate is the model's hook: it sums the gradients of ps over the
+// ranks of a data-parallel job, adds them to the norm and updates each
+// param. Pipelined (model.Options.PipelinedUpdate), it only issues the
+// reduction, which runs during the next block's backward, and finishes the
+// group before it: reduce block l while computing block l-1, update block
+// l after. Each param takes the same update either way.
 func (o *Optimizer) fusedUpdate(ps []*model.Param) {
 	if o.fused.err != nil {
+		return
+	}
+	if o.pipelined() {
+		reduced := o.dp.issue(func() error { return o.reduceGroup(ps) })
+		o.finishPending()
+		o.fused.pending = &pendingGroup{ps: ps, reduced: reduced}
 		return
 	}
 	if err := o.reduceGroup(ps); err != nil {
 		o.fused.err = err
 		return
 	}
+	o.updateGroup(ps)
+}
+
+// pipelined reports whether the hook overlaps each group's reduction with
+// the next block's backward.
+func (o *Optimizer) pipelined() bool { return o.dp != nil && o.model.Opts.PipelinedUpdate }
+
+// finishPending waits for the pending group's reduction, updates the group
+// and clears its gradients (the model leaves that to a pipelined hook).
+func (o *Optimizer) finishPending() {
+	g := o.fused.pending
+	if g == nil {
+		return
+	}
+	o.fused.pending = nil
+	if err := g.reduced.Wait(); err != nil && o.fused.err == nil {
+		o.fused.err = err
+	}
+	if o.fused.err == nil {
+		o.updateGroup(g.ps)
+	}
+	o.model.ClearGrads(g.ps)
+}
+
+// dropPending waits for a reduction still in flight from a step that never
+// finished, and forgets it (the next step zeroes every gradient).
+func (o *Optimizer) dropPending() {
+	if g := o.fused.pending; g != nil {
+		o.fused.pending = nil
+		g.reduced.Wait()
+	}
+}
+
+// updateGroup adds the summed gradients of ps to the norm and updates each
+// param this rank owns (P generated once per projection group).
+func (o *Optimizer) updateGroup(ps []*model.Param) {
 	// One call per tensor: CUDA's scratch holds one tensor's partial sums
 	// (gpu.CUDAScratchFloats), and memreport counts no more. Sharded, a
 	// rank holds the summed gradients of its own params only, and adds
@@ -105,7 +163,7 @@ func (o *Optimizer) fusedUpdate(ps []*model.Param) {
 	lastLayer, lastGroup := -1, -1
 	for _, p := range ps {
 		if !o.shard.owns(p) {
-			continue // another rank's (ZeRO-1): its update arrives by broadcast
+			continue // another rank's (ZeRO-1): its update arrives by all-gather
 		}
 		if p.Compressed() && (p.Layer != lastLayer || p.Group.ID != lastGroup) {
 			P = o.model.Projection(p.Layer, p.Group)

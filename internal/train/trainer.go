@@ -142,7 +142,7 @@ func newTrainer(cfg Config, opts RunOptions) (_ *Trainer, err error) {
 	}
 	oc := optimizerConfig(cfg)
 	oc.Shard = cfg.shard(t.dp.rank(), t.dp.world())
-	if t.model, err = newRankModel(t.be, cfg, oc.Shard); err != nil {
+	if t.model, err = newRankModel(t.be, cfg, oc.Shard, t.dp.world()); err != nil {
 		return nil, err
 	}
 	if t.opt, err = NewOptimizer(t.model, oc); err != nil {
@@ -506,7 +506,7 @@ func (t *Trainer) writeMemreport(measured bool) error {
 		return nil
 	}
 	tr := t.cfg.Train
-	pred, err := predictMemory(t.cfg, tr.MicroBatch, tr.SeqLen, t.be.Name(), t.cfg.shard(0, t.dp.world()))
+	pred, err := predictMemory(t.cfg, tr.MicroBatch, tr.SeqLen, t.be.Name(), t.cfg.shard(0, t.dp.world()), t.dp.world())
 	if err != nil {
 		return err
 	}

@@ -21,6 +21,7 @@ package train
 import (
 	"fmt"
 
+	"github.com/compact-llm/compact/internal/dist"
 	"github.com/compact-llm/compact/internal/gpu"
 	"github.com/compact-llm/compact/internal/model"
 )
@@ -201,6 +202,9 @@ type exchange interface {
 	broadcast(t *gpu.Tensor, root int) error
 	// sumHost sums v over the ranks, in place.
 	sumHost(v []float64) error
+	// issue runs f (collectives through this exchange) concurrently with
+	// the caller's later work (dist.Comm.Issue).
+	issue(f func() error) dist.Pending
 }
 
 // setExchange puts the optimizer in a data-parallel job (nil: none).

@@ -235,7 +235,7 @@ func TestZeroShardsOptimizerMemory(t *testing.T) {
 				state := 2 * 4 * int64(o.mArena.Len()) // two fp32 moments on the CPU
 				sum += state
 				largest = max(largest, state)
-				pred, err := predictMemory(cfg, 4, 64, "cpu", oc.Shard)
+				pred, err := predictMemory(cfg, 4, 64, "cpu", oc.Shard, world)
 				if err != nil {
 					t.Fatal(err)
 				}
