@@ -163,7 +163,7 @@ func memRow(cfg train.Config, v memreport.Variant, backend string, limit, reserv
 func perGPUNote(gpus, zero int) string {
 	state := "the whole optimizer state on each (train.zero 0)"
 	if zero == train.ZeroState {
-		state = "the largest share of the optimizer state (train.zero 1)"
+		state = "the largest share of the optimizer state and of any fp32 master (train.zero 1)"
 	}
 	return fmt.Sprintf(", per GPU of %d: %s; NCCL's buffers not included", gpus, state)
 }
