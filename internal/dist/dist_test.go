@@ -209,14 +209,7 @@ func TestTCPCollectives(t *testing.T) {
 	const n, size = 3, 1000
 	cs := joinAll(t, n)
 	be := cpu.New(1)
-	data := make([][]float32, n)
-	rng := rand.New(rand.NewPCG(1, 2))
-	for r := range data {
-		data[r] = make([]float32, size)
-		for i := range data[r] {
-			data[r][i] = rng.Float32()*2 - 1
-		}
-	}
+	data := randomRanks(n, size, 1, 2)
 	// The sum in rank order, as rank 0 forms it.
 	want := make([]float32, size)
 	for i := range want {
@@ -367,14 +360,7 @@ func TestTCPScatterGather(t *testing.T) {
 	const n, size = 3, 1000
 	cs := joinAll(t, n)
 	be := cpu.New(1)
-	rng := rand.New(rand.NewPCG(5, 6))
-	data := make([][]float32, n)
-	for r := range data {
-		data[r] = make([]float32, size)
-		for i := range data[r] {
-			data[r][i] = rng.Float32()*2 - 1
-		}
-	}
+	data := randomRanks(n, size, 5, 6)
 	each(t, cs, func(r int, c Comm) error {
 		x, err := be.Alloc("x", gpu.Grads, gpu.Full, size)
 		if err != nil {
@@ -436,14 +422,7 @@ func TestTCPIssue(t *testing.T) {
 	const n, size = 2, 500
 	cs := joinAll(t, n)
 	be := cpu.New(1)
-	rng := rand.New(rand.NewPCG(9, 10))
-	data := make([][]float32, n)
-	for r := range data {
-		data[r] = make([]float32, size)
-		for i := range data[r] {
-			data[r][i] = rng.Float32()*2 - 1
-		}
-	}
+	data := randomRanks(n, size, 9, 10)
 	each(t, cs, func(r int, c Comm) error {
 		x, _ := be.Alloc("x", gpu.Grads, gpu.Full, size)
 		y, _ := be.Alloc("y", gpu.Grads, gpu.Full, size)
@@ -454,4 +433,17 @@ func TestTCPIssue(t *testing.T) {
 		}
 		return c.Close()
 	})
+}
+
+// randomRanks is n ranks' data of size values in [-1, 1), from seed.
+func randomRanks(n, size int, seed1, seed2 uint64) [][]float32 {
+	rng := rand.New(rand.NewPCG(seed1, seed2))
+	data := make([][]float32, n)
+	for r := range data {
+		data[r] = make([]float32, size)
+		for i := range data[r] {
+			data[r][i] = rng.Float32()*2 - 1
+		}
+	}
+	return data
 }

@@ -3,7 +3,6 @@ package dist
 import (
 	"fmt"
 	"math"
-	"math/rand/v2"
 	"testing"
 
 	"github.com/compact-llm/compact/internal/gpu"
@@ -15,29 +14,12 @@ import (
 // host sum and the broadcast bit for bit, in fp32 and bf16. It skips
 // without a GPU or without libnccl.so.2.
 func TestNCCLCollectives(t *testing.T) {
-	n, err := cuda.DeviceCount()
-	if err != nil || n == 0 {
-		t.Skipf("no CUDA device: %v", err)
-	}
-	world := min(n, 2)
-	bes := make([]*cuda.Backend, world)
-	for r := range bes {
-		if bes[r], err = cuda.New(r); err != nil {
-			t.Skipf("cuda:%d: %v", r, err)
-		}
-		defer bes[r].Close()
-	}
+	bes := ncclDevices(t)
+	world := len(bes)
 	const size = 1 << 16
-	rng := rand.New(rand.NewPCG(3, 4))
-	data := make([][]float32, world)
-	for r := range data {
-		data[r] = make([]float32, size)
-		for i := range data[r] {
-			data[r][i] = rng.Float32()*2 - 1
-		}
-	}
+	data := randomRanks(world, size, 3, 4)
 	got := make([][2][]float32, world)
-	err = InProcess(world, func(e Env) error {
+	err := InProcess(world, func(e Env) error {
 		r, be := e.Rank, bes[e.Rank]
 		c, err := Join(e, be)
 		if err != nil {
@@ -92,27 +74,10 @@ func TestNCCLCollectives(t *testing.T) {
 // reduce/broadcast it uses for ranges of unequal length. It skips without a
 // GPU or without libnccl.so.2.
 func TestNCCLScatterGather(t *testing.T) {
-	n, err := cuda.DeviceCount()
-	if err != nil || n == 0 {
-		t.Skipf("no CUDA device: %v", err)
-	}
-	world := min(n, 2)
-	bes := make([]*cuda.Backend, world)
-	for r := range bes {
-		if bes[r], err = cuda.New(r); err != nil {
-			t.Skipf("cuda:%d: %v", r, err)
-		}
-		defer bes[r].Close()
-	}
+	bes := ncclDevices(t)
+	world := len(bes)
 	const size = 1 << 12
-	rng := rand.New(rand.NewPCG(7, 8))
-	data := make([][]float32, world)
-	for r := range data {
-		data[r] = make([]float32, size)
-		for i := range data[r] {
-			data[r][i] = rng.Float32()*2 - 1
-		}
-	}
+	data := randomRanks(world, size, 7, 8)
 	// Equal ranges (native) and unequal ones (grouped), not covering all of x.
 	cases := [][]int{{0, size}, {64, size - 64}}
 	if world == 2 {
@@ -120,7 +85,7 @@ func TestNCCLScatterGather(t *testing.T) {
 	}
 	for _, grouped := range []bool{false, true} {
 		groupedOnly = grouped
-		err = InProcess(world, func(e Env) error {
+		err := InProcess(world, func(e Env) error {
 			be := bes[e.Rank]
 			c, err := Join(e, be)
 			if err != nil {
@@ -153,4 +118,22 @@ func TestNCCLScatterGather(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// ncclDevices opens one backend per visible GPU (up to 2), closed when t
+// ends; it skips t without a GPU.
+func ncclDevices(t *testing.T) []*cuda.Backend {
+	t.Helper()
+	n, err := cuda.DeviceCount()
+	if err != nil || n == 0 {
+		t.Skipf("no CUDA device: %v", err)
+	}
+	bes := make([]*cuda.Backend, min(n, 2))
+	for r := range bes {
+		if bes[r], err = cuda.New(r); err != nil {
+			t.Skipf("cuda:%d: %v", r, err)
+		}
+		t.Cleanup(func() { bes[r].Close() })
+	}
+	return bes
 }

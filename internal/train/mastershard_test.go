@@ -1,9 +1,6 @@
 package train
 
 import (
-	"bytes"
-	"fmt"
-	"path/filepath"
 	"testing"
 
 	"github.com/compact-llm/compact/internal/gpu"
@@ -36,22 +33,9 @@ func TestZeroShardsMaster(t *testing.T) {
 			dir := t.TempDir()
 			cfg := c.apply(dpConfig(t, dir, c.compact))
 			cfg.Train.CheckpointEvery = 2
-			outs := map[int]string{}
-			for _, zero := range []int{ZeroOff, ZeroState} {
-				zc := perRank(cfg, 2, c.fused)
-				zc.Train.Zero = zero
-				outs[zero] = filepath.Join(dir, fmt.Sprintf("zero%d", zero))
-				runRanks(t, 2, zc, outs[zero], false)
-			}
-			off, on := readMetrics(t, outs[ZeroOff]), readMetrics(t, outs[ZeroState])
-			sameButNorm(t, c.String(), off, on)
-			for _, f := range []string{ckptModel, ckptOptimizer} {
-				a := readFile(t, filepath.Join(StepDir(filepath.Join(outs[ZeroOff], "checkpoints"), cfg.Train.Steps), f))
-				b := readFile(t, filepath.Join(StepDir(filepath.Join(outs[ZeroState], "checkpoints"), cfg.Train.Steps), f))
-				if !bytes.Equal(a, b) {
-					t.Errorf("%s: %s differs with and without a sharded master", c, f)
-				}
-			}
+			outs := runZeroPair(t, dir, cfg, c.fused)
+			sameButNorm(t, c.String(), readMetrics(t, outs[ZeroOff]), readMetrics(t, outs[ZeroState]))
+			sameCheckpoints(t, c.String()+" with and without a sharded master", outs[ZeroOff], outs[ZeroState], cfg.Train.Steps)
 		}
 	})
 }

@@ -1,7 +1,6 @@
 package train
 
 import (
-	"bytes"
 	"fmt"
 	"path/filepath"
 	"testing"
@@ -34,13 +33,7 @@ func TestOverlapMatchesSynchronous(t *testing.T) {
 			if a, b := *off[len(off)-1].Comm, *on[len(on)-1].Comm; a != b {
 				t.Errorf("%s: collectives %+v synchronous, %+v overlapped", what, a, b)
 			}
-			for _, f := range []string{ckptModel, ckptOptimizer} {
-				a := readFile(t, filepath.Join(StepDir(filepath.Join(outs[false], "checkpoints"), cfg.Train.Steps), f))
-				b := readFile(t, filepath.Join(StepDir(filepath.Join(outs[true], "checkpoints"), cfg.Train.Steps), f))
-				if !bytes.Equal(a, b) {
-					t.Errorf("%s: %s differs with and without overlap", what, f)
-				}
-			}
+			sameCheckpoints(t, what+" with and without overlap", outs[false], outs[true], cfg.Train.Steps)
 		}
 	}
 }

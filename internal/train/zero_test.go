@@ -110,13 +110,9 @@ func TestZeroMatchesUnsharded(t *testing.T) {
 		if err := Pretrain(context.Background(), cfg, RunOptions{Out: ref}); err != nil {
 			t.Fatal(err)
 		}
-		outs := map[int]string{}
-		for _, zero := range []int{ZeroOff, ZeroState} {
-			zc := perRank(cfg, 2, c.fused)
-			zc.Train.Zero = zero
-			outs[zero] = filepath.Join(dir, fmt.Sprintf("zero%d", zero))
-			runRanks(t, 2, zc, outs[zero], false)
-			closeTrajectory(t, fmt.Sprintf("%s zero %d vs one process", c, zero), readMetrics(t, ref), readMetrics(t, outs[zero]))
+		outs := runZeroPair(t, dir, cfg, c.fused)
+		for zero, out := range outs {
+			closeTrajectory(t, fmt.Sprintf("%s zero %d vs one process", c, zero), readMetrics(t, ref), readMetrics(t, out))
 		}
 		off, on := readMetrics(t, outs[ZeroOff]), readMetrics(t, outs[ZeroState])
 		sameButNorm(t, c.String(), off, on)
@@ -127,13 +123,7 @@ func TestZeroMatchesUnsharded(t *testing.T) {
 		if oc.AllGather != 0 || oc.ReduceScatter != 0 || zc.ReduceScatter != oc.Total {
 			t.Errorf("%s: without ZeRO-1 %+v, with %+v: want the same gradient bytes, all-reduced", c, *oc, *zc)
 		}
-		for _, f := range []string{ckptModel, ckptOptimizer} {
-			a := readFile(t, filepath.Join(StepDir(filepath.Join(outs[ZeroOff], "checkpoints"), cfg.Train.Steps), f))
-			b := readFile(t, filepath.Join(StepDir(filepath.Join(outs[ZeroState], "checkpoints"), cfg.Train.Steps), f))
-			if !bytes.Equal(a, b) {
-				t.Errorf("%s: %s differs with and without ZeRO-1", c, f)
-			}
-		}
+		sameCheckpoints(t, c.String()+" with and without ZeRO-1", outs[ZeroOff], outs[ZeroState], cfg.Train.Steps)
 	}
 }
 
@@ -152,6 +142,33 @@ func sameButNorm(t *testing.T, what string, a, b []Metric) {
 		b[i].GradNorm = x.GradNorm
 	}
 	sameTrajectory(t, a, b)
+}
+
+// sameCheckpoints checks that runs a and b wrote byte-identical model and
+// optimizer files at step.
+func sameCheckpoints(t *testing.T, what, a, b string, step int) {
+	t.Helper()
+	for _, f := range []string{ckptModel, ckptOptimizer} {
+		x := readFile(t, filepath.Join(StepDir(filepath.Join(a, "checkpoints"), step), f))
+		y := readFile(t, filepath.Join(StepDir(filepath.Join(b, "checkpoints"), step), f))
+		if !bytes.Equal(x, y) {
+			t.Errorf("%s: %s differs", what, f)
+		}
+	}
+}
+
+// runZeroPair trains cfg on 2 ranks (fused or not) with train.zero 0 and 1
+// under dir and returns the two run directories, by zero.
+func runZeroPair(t *testing.T, dir string, cfg Config, fused bool) map[int]string {
+	t.Helper()
+	outs := map[int]string{}
+	for _, zero := range []int{ZeroOff, ZeroState} {
+		zc := perRank(cfg, 2, fused)
+		zc.Train.Zero = zero
+		outs[zero] = filepath.Join(dir, fmt.Sprintf("zero%d", zero))
+		runRanks(t, 2, zc, outs[zero], false)
+	}
+	return outs
 }
 
 func readFile(t *testing.T, path string) []byte {
@@ -214,12 +231,12 @@ func TestZeroShardsOptimizerMemory(t *testing.T) {
 			var sum, largest, peak int64
 			for r := range world {
 				be := cpu.New(1)
-				m, err := NewModel(be, cfg)
+				oc := optimizerConfig(cfg)
+				oc.Shard = cfg.shard(r, world)
+				m, err := newRankModel(be, cfg, oc.Shard, world)
 				if err != nil {
 					t.Fatal(err)
 				}
-				oc := optimizerConfig(cfg)
-				oc.Shard = cfg.shard(r, world)
 				o, err := NewOptimizer(m, oc)
 				if err != nil {
 					t.Fatal(err)
