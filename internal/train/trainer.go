@@ -143,6 +143,9 @@ func newTrainer(cfg Config, opts RunOptions) (_ *Trainer, err error) {
 	if t.graphs, err = stepGraphs(cfg, t.be, t.dp != nil); err != nil {
 		return nil, err
 	}
+	if t.graphs != nil {
+		t.logf("cuda graphs: steps that do not log replay a graph captured from an earlier step (train.cuda_graph = %s)", cfg.Train.CUDAGraph)
+	}
 	if err := checkFitsRank(cfg, t.be, t.dp.world()); err != nil {
 		return nil, err
 	}
