@@ -84,8 +84,8 @@ func TestCUDAGraphStepsMatchEager(t *testing.T) {
 			again := runSteps(t, cfg, sched, n)
 			cfg.Train.CUDAGraph = GraphOn
 			graph := runSteps(t, cfg, sched, n)
-			if graph.runs[2] < n/2 {
-				t.Fatalf("graph run: %d eager, %d captured, %d replayed steps of %d: want most replayed", graph.runs[0], graph.runs[1], graph.runs[2], n)
+			if graph.runs[2] < n/3 {
+				t.Fatalf("graph run: %d eager, %d captured, %d replayed steps of %d: want at least a third replayed", graph.runs[0], graph.runs[1], graph.runs[2], n)
 			}
 			if eager.runs[1]+eager.runs[2] != 0 {
 				t.Fatalf("cuda_graph off captured or replayed steps: %v", eager.runs)
