@@ -4,6 +4,7 @@
 //       float lr, float beta1, float beta2, float eps, float wd, float scale,
 //       float bc1, float bc2)
 //   For each i < n (fp32 arithmetic, correctly rounded sqrtf and division):
+//   every product and sum rounded on its own (no fma contraction),
 //     c  = clip ? clip[0] : 1          (clip is a device pointer, nullable)
 //     gc = g[i] * c
 //     m[i] = beta1 * m[i] + (1 - beta1) * gc          (stored fp32)
@@ -66,9 +67,12 @@ struct AdamK {
     float b1, b2, eps, scale, bc1, bc2, c;
     // Updates (mi, vi) from gradient gi and returns the scaled direction.
     __device__ __forceinline__ float step(float gi, float& mi, float& vi) const {
+        // Explicit roundings: left to the compiler, a * b + c contracts into
+        // an fma differently in the vectorised and the scalar loops (and in
+        // the fused and the staged kernels), which differ by an ulp.
         const float gc = gi * c;
-        mi = b1 * mi + (1.0f - b1) * gc;
-        vi = b2 * vi + (1.0f - b2) * gc * gc;
+        mi = __fadd_rn(__fmul_rn(b1, mi), __fmul_rn(1.0f - b1, gc));
+        vi = __fadd_rn(__fmul_rn(b2, vi), __fmul_rn(__fmul_rn(1.0f - b2, gc), gc));
         const float mhat = mi / bc1, vhat = vi / bc2;
         return scale * mhat / (sqrtf(vhat) + eps);
     }
@@ -82,10 +86,10 @@ __device__ __forceinline__ AdamK adam_k(const float* clip, float b1, float b2, f
     return k;
 }
 
-// AdamW's new weight: one expression for every variant, so the fused and
-// the staged kernels contract it into the same multiply-adds.
+// AdamW's new weight: one expression for every variant, rounded step by
+// step (no contraction), so the fused and the staged kernels agree bit for bit.
 __device__ __forceinline__ float adamw_weight(float p, float dir, float lr, float wd) {
-    return p - lr * (dir + wd * p);
+    return __fsub_rn(p, __fmul_rn(lr, __fadd_rn(dir, __fmul_rn(wd, p))));
 }
 
 template <typename TP, typename TG>

@@ -208,15 +208,18 @@ func TestCUDAModelOps(t *testing.T) {
 		h.expect(fmt.Sprintf("rmsnorm dw C=%d", C), dw, tolF32)
 	}
 
-	for _, heads := range []int{2, 3} {
-		D := 32
-		q := h.randn(gpu.Low, 1, N, heads*D)
-		h.c.RoPE(q.c, T, heads, D, 10000, false)
-		h.g.RoPE(q.g, T, heads, D, 10000, false)
-		h.expect("rope", q, tolBF16)
-		h.c.RoPE(q.c, T, heads, D, 10000, true)
-		h.g.RoPE(q.g, T, heads, D, 10000, true)
-		h.expect("rope inverse", q, tolBF16)
+	// D 32/64/128 run rope_rows (with N not a multiple of its 8 rows when N
+	// is odd), D 12 the one-pair kernel.
+	for _, D := range []int{32, 64, 128, 12} {
+		for _, heads := range []int{2, 3} {
+			q := h.randn(gpu.Low, 1, N, heads*D)
+			h.c.RoPE(q.c, T, heads, D, 10000, false)
+			h.g.RoPE(q.g, T, heads, D, 10000, false)
+			h.expect(fmt.Sprintf("rope D=%d heads=%d", D, heads), q, tolBF16)
+			h.c.RoPE(q.c, T, heads, D, 10000, true)
+			h.g.RoPE(q.g, T, heads, D, 10000, true)
+			h.expect(fmt.Sprintf("rope inverse D=%d heads=%d", D, heads), q, tolBF16)
+		}
 	}
 
 	F := 130
