@@ -61,9 +61,10 @@
 //   Overwrites dq, dk, dv. `scratch` must hold the B*H*T floats written by
 //   attention_bwd_delta(scratch, dout, out, ...) launched just before on the
 //   same stream; it is only read here (`out` is not read by these kernels).
-//   Launch: block 32*W threads for the pipelined d64 (W, S, M in {4,2,4}
-//     {4,2,3} {4,3,4} {4,3,3} {8,2,2} {8,3,2}), 128 (W = 4) for the others;
-//     1-D grid of B*KV*nb + B*H*nb blocks, nb = ceil_div(T, 16*W).
+//   Launch: block 32*W threads for the pipelined d64 (W, S, M, Q in
+//     {4,2,4,32} {4,2,3,32} {4,3,4,32} {4,3,3,32} {8,2,2,32} {8,3,2,32}
+//     {4,2,3,64} {4,3,3,64}), 128 (W = 4) for the others; 1-D grid of
+//     B*KV*nb + B*H*nb blocks, nb = ceil_div(T, 16*W).
 //   Blocks [0, B*KV*nb) compute dk, dv: block (b, kv head, 16W-key block)
 //   loops over the H/KV query heads of its kv head and over all query tiles
 //   at or after its keys, accumulating dk, dv in fp32 registers, and writes
@@ -74,10 +75,11 @@
 //   role's blocks heaviest first; the mapping of blocks to tiles differs from
 //   the others, the results do not.
 //   Shared memory: the pipelined d64 take dynamic shared memory only, exactly
-//   max(2*(2*16W*72 + S*64*72) + S*256, 2*max(S*9216, (S-1)*9216 + 32W*72))
-//   bytes (w4s2 37376, w4s3 55296, w8s2 55808, w8s3 73728; the host opts in
-//   above 48 KiB) and return without writing when given less. Static:
-//   d64_v1 27904 B, d128 43648 B, generic none.
+//   max(2*(2*16W*72 + S*2Q*72) + S*8Q, 2*max(S*9216, (S-1)*9216 + 32W*72))
+//   bytes (w4s2q32 37376, w4s3q32 55296, w8s2q32 55808, w8s3q32 73728,
+//   w4s2q64 56320, w4s3q64 75264; the host opts in above 48 KiB) and return
+//   without writing when given less. Static: d64_v1 27904 B, d128 43648 B,
+//   generic none.
 //   Total scratch for a backward pass: B*H*T floats (delta).
 //
 // Requirements and edge cases: T, B, H, KV >= 1, any T (partial tiles are
@@ -852,10 +854,10 @@ __device__ __forceinline__ void attn_fwd3(bf16* out, float* lse, const bf16* q, 
 // atomics, deterministic), with the streamed tiles in STAGES stages and each
 // role's blocks ordered heaviest first. A block of WARPS warps owns 16*WARPS
 // keys (dk/dv role) or queries (dq role).
-template <int D, int WARPS, int STAGES>
+template <int D, int WARPS, int STAGES, int BQ_>
 struct Bwd3Layout {
     static constexpr int KB = 16 * WARPS;  // keys (dk/dv) or queries (dq) of one block
-    static constexpr int BQ = 32;          // query rows per step of the dk/dv role
+    static constexpr int BQ = BQ_;         // query rows per step of the dk/dv role
     static constexpr int BK = 64;          // key rows per step of the dq role
     static constexpr int SR = D + 8;
     // dk/dv: K, V (KB rows each), STAGES x [Q | dO] (BQ rows each), then
@@ -869,17 +871,18 @@ struct Bwd3Layout {
         STAGES * STAGE > (STAGES - 1) * STAGE + 2 * KB * SR ? STAGES * STAGE : (STAGES - 1) * STAGE + 2 * KB * SR;
     static constexpr unsigned int BYTES = KV_BYTES > Q_HALVES * 2 ? KV_BYTES : Q_HALVES * 2;
     static_assert(KB % BQ == 0 && KB % BK == 0, "tiles nest in blocks");
+    static_assert(2 * BQ <= 32 * WARPS, "one thread per lse or delta value of a step");
     static_assert(STAGES >= 2, "at least double buffering");
 };
 
 // dk, dv for KB keys of one (b, kv head): warp w owns keys k0+16w..+15 and
 // works on transposed tiles (keys x queries). Steps walk (head of the group,
-// query tile of BQ) pairs; step s + STAGES - 1 loads while step s runs.
-template <int D, int WARPS, int STAGES>
+// query tile of BQ_ rows) pairs; step s + STAGES - 1 loads while step s runs.
+template <int D, int WARPS, int STAGES, int BQ_>
 __device__ __forceinline__ void attn_bwd3_dkdv(unsigned short* smem, bf16* dk, bf16* dv, const bf16* dout,
                                                const bf16* q, const bf16* k, const bf16* v, const float* lse,
                                                const float* delta, int T, int H, int KV, int b, int kvh, int kb) {
-    using L = Bwd3Layout<D, WARPS, STAGES>;
+    using L = Bwd3Layout<D, WARPS, STAGES, BQ_>;
     constexpr int NT = 32 * WARPS, KB = L::KB, BQ = L::BQ, SR = L::SR, ND = D / 8, NQ = BQ / 8;
     constexpr int QT = BQ * SR;  // halves of one Q or dO tile
     unsigned short* sK = smem;
@@ -980,11 +983,11 @@ __device__ __forceinline__ void attn_bwd3_dkdv(unsigned short* smem, bf16* dk, b
 // dq for KB queries of one (b, h): warp w owns 16 query rows; key tiles of 64
 // in STAGES stages, each processed in two halves of 32 keys to bound
 // registers.
-template <int D, int WARPS, int STAGES>
+template <int D, int WARPS, int STAGES, int BQ_>
 __device__ __forceinline__ void attn_bwd3_dq(unsigned short* smem, bf16* dq, const bf16* dout, const bf16* q,
                                              const bf16* k, const bf16* v, const float* lse, const float* delta,
                                              int T, int H, int KV, int b, int h, int qb) {
-    using L = Bwd3Layout<D, WARPS, STAGES>;
+    using L = Bwd3Layout<D, WARPS, STAGES, BQ_>;
     constexpr int NT = 32 * WARPS, QB = L::KB, BK = L::BK, HK = 32, SR = L::SR, KS = D / 16, ND = D / 8;
     constexpr int NH = HK / 8, TILE = BK * SR, STAGE = L::STAGE;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, tg = lane & 3;
@@ -1085,11 +1088,11 @@ __device__ __forceinline__ void attn_bwd3_dq(unsigned short* smem, bf16* dq, con
 }
 
 // Grid: B*KV*nb dk/dv blocks then B*H*nb dq blocks, nb = ceil_div(T, 16*WARPS).
-template <int D, int WARPS, int STAGES>
+template <int D, int WARPS, int STAGES, int BQ_>
 __device__ __forceinline__ void attn_bwd3(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const bf16* q, const bf16* k,
                                           const bf16* v, const float* lse, const float* delta, int B, int T, int H,
                                           int KV) {
-    using L = Bwd3Layout<D, WARPS, STAGES>;
+    using L = Bwd3Layout<D, WARPS, STAGES, BQ_>;
     if (dynamic_smem_bytes() < L::BYTES) return;
     unsigned short* smem = reinterpret_cast<unsigned short*>(attn_dsmem);
     const int nb = (T + L::KB - 1) / L::KB;
@@ -1098,12 +1101,12 @@ __device__ __forceinline__ void attn_bwd3(bf16* dq, bf16* dk, bf16* dv, const bf
     if (bid < nkv) {
         // Key tile major, ascending: tile 0 sees every query, so it goes first.
         const int kb = (int)(bid / (B * KV)), bkv = (int)(bid % (B * KV));
-        attn_bwd3_dkdv<D, WARPS, STAGES>(smem, dk, dv, dout, q, k, v, lse, delta, T, H, KV, bkv / KV, bkv % KV, kb);
+        attn_bwd3_dkdv<D, WARPS, STAGES, BQ_>(smem, dk, dv, dout, q, k, v, lse, delta, T, H, KV, bkv / KV, bkv % KV, kb);
     } else {
         // Query tile major, descending: the last tile sees every key.
         const long r = bid - nkv;
         const int qb = nb - 1 - (int)(r / ((long)B * H)), bh = (int)(r % ((long)B * H));
-        attn_bwd3_dq<D, WARPS, STAGES>(smem, dq, dout, q, k, v, lse, delta, T, H, KV, bh / H, bh % H, qb);
+        attn_bwd3_dq<D, WARPS, STAGES, BQ_>(smem, dq, dout, q, k, v, lse, delta, T, H, KV, bh / H, bh % H, qb);
     }
 }
 
@@ -1351,19 +1354,23 @@ attention_bwd_d64_v1(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const bf16*
     attn_bwd_mma<64>(dq, dk, dv, dout, q, k, v, lse, scratch, B, T, H, KV);
 }
 
-#define ATTN_BWD_ENTRY(NAME, W, S, M)                                                                           \
+// Backward: attention_bwd_d64_w<W>s<S>m<M>q<Q>, Q the query rows of a dk/dv
+// step (64: half the steps and barriers, twice the score registers).
+#define ATTN_BWD_ENTRY(NAME, W, S, M, Q)                                                                        \
     extern "C" __global__ void __launch_bounds__(32 * W, M) NAME(                                               \
         bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const bf16* q, const bf16* k, const bf16* v,            \
         const bf16* out, const float* lse, float* scratch, int B, int T, int H, int KV, int D) {                \
         if (D != 64) return;                                                                                    \
-        attn_bwd3<64, W, S>(dq, dk, dv, dout, q, k, v, lse, scratch, B, T, H, KV);                              \
+        attn_bwd3<64, W, S, Q>(dq, dk, dv, dout, q, k, v, lse, scratch, B, T, H, KV);                           \
     }
-ATTN_BWD_ENTRY(attention_bwd_d64_w4s2m4, 4, 2, 4)
-ATTN_BWD_ENTRY(attention_bwd_d64_w4s2m3, 4, 2, 3)
-ATTN_BWD_ENTRY(attention_bwd_d64_w4s3m4, 4, 3, 4)
-ATTN_BWD_ENTRY(attention_bwd_d64_w4s3m3, 4, 3, 3)
-ATTN_BWD_ENTRY(attention_bwd_d64_w8s2m2, 8, 2, 2)
-ATTN_BWD_ENTRY(attention_bwd_d64_w8s3m2, 8, 3, 2)
+ATTN_BWD_ENTRY(attention_bwd_d64_w4s2m4q32, 4, 2, 4, 32)
+ATTN_BWD_ENTRY(attention_bwd_d64_w4s2m3q32, 4, 2, 3, 32)
+ATTN_BWD_ENTRY(attention_bwd_d64_w4s3m4q32, 4, 3, 4, 32)
+ATTN_BWD_ENTRY(attention_bwd_d64_w4s3m3q32, 4, 3, 3, 32)
+ATTN_BWD_ENTRY(attention_bwd_d64_w8s2m2q32, 8, 2, 2, 32)
+ATTN_BWD_ENTRY(attention_bwd_d64_w8s3m2q32, 8, 3, 2, 32)
+ATTN_BWD_ENTRY(attention_bwd_d64_w4s2m3q64, 4, 2, 3, 64)
+ATTN_BWD_ENTRY(attention_bwd_d64_w4s3m3q64, 4, 3, 3, 64)
 
 extern "C" __global__ void __launch_bounds__(128, ATTN_MINB_BWD128)
 attention_bwd_d128(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const bf16* q, const bf16* k, const bf16* v,

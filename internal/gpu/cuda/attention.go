@@ -20,19 +20,26 @@ type attentionKernels struct {
 }
 
 // d64Variant is one pipelined D = 64 kernel of csrc/attention.cu: warps per
-// block (16 rows each), shared-memory stages of the streamed tiles, and the
-// resident blocks per SM its __launch_bounds__ asks for.
-type d64Variant struct{ warps, stages, minBlocks int }
+// block (16 rows each), shared-memory stages of the streamed tiles, the
+// resident blocks per SM its __launch_bounds__ asks for, and (backward only)
+// the query rows of a dk/dv step.
+type d64Variant struct{ warps, stages, minBlocks, qrows int }
 
-func (v d64Variant) String() string { return fmt.Sprintf("w%ds%dm%d", v.warps, v.stages, v.minBlocks) }
+func (v d64Variant) String() string {
+	s := fmt.Sprintf("w%ds%dm%d", v.warps, v.stages, v.minBlocks)
+	if v.qrows > 0 {
+		s += fmt.Sprintf("q%d", v.qrows)
+	}
+	return s
+}
 
-// n64 is the number of pipelined variants of each direction.
-const n64 = 6
-
-// The variants compiled into csrc/attention.cu (ATTN_FWD_D64 / ATTN_BWD_D64).
+// The variants compiled into csrc/attention.cu (ATTN_FWD_ENTRY,
+// ATTN_BWD_ENTRY), in its order. The first of each fits in 48 KiB of shared
+// memory, which every device allows.
 var (
-	fwdD64Variants = [n64]d64Variant{{8, 2, 2}, {8, 3, 2}, {4, 2, 4}, {4, 2, 5}, {4, 3, 4}, {4, 4, 3}}
-	bwdD64Variants = [n64]d64Variant{{4, 2, 4}, {4, 2, 3}, {4, 3, 4}, {4, 3, 3}, {8, 2, 2}, {8, 3, 2}}
+	fwdD64Variants = []d64Variant{{8, 2, 2, 0}, {8, 3, 2, 0}, {4, 2, 4, 0}, {4, 2, 5, 0}, {4, 3, 4, 0}, {4, 4, 3, 0}}
+	bwdD64Variants = []d64Variant{{4, 2, 4, 32}, {4, 2, 3, 32}, {4, 3, 4, 32}, {4, 3, 3, 32}, {8, 2, 2, 32}, {8, 3, 2, 32},
+		{4, 2, 3, 64}, {4, 3, 3, 64}}
 )
 
 // shortT is the longest sequence that takes the short-sequence variants:
@@ -45,19 +52,18 @@ const shortT = 256
 // fwd 56 / 180 TFLOP/s, bwd 80 / 145 at T = 256 / 1024);
 // TestCUDAAttentionThroughput prints every variant's time and the fastest.
 var d64Defaults = struct{ fwdShort, fwdLong, bwdShort, bwdLong string }{
-	fwdShort: "w8s2m2", fwdLong: "w8s2m2", bwdShort: "w4s2m4", bwdLong: "w4s2m4",
+	fwdShort: "w8s2m2", fwdLong: "w8s2m2", bwdShort: "w4s2m4q32", bwdLong: "w4s2m4q32",
 }
 
 // Bytes of the shared-memory layouts of attn_fwd3 and attn_bwd3 (Fwd3Layout,
-// Bwd3Layout): bf16 rows of D + 8 = 72 halves, key tiles of 64 rows, dk/dv
-// steps of 32 query rows.
+// Bwd3Layout): bf16 rows of D + 8 = 72 halves, key tiles of 64 rows.
 const sr64 = 64 + 8
 
 func (v d64Variant) fwdSmem() uint32 { return uint32(v.stages * 2 * 64 * sr64 * 2) }
 
 func (v d64Variant) bwdSmem() uint32 {
 	kb := 16 * v.warps
-	dkdv := 2*(2*kb*sr64+v.stages*2*32*sr64) + v.stages*2*32*4
+	dkdv := 2*(2*kb*sr64+v.stages*2*v.qrows*sr64) + v.stages*2*v.qrows*4
 	stage := 2 * 64 * sr64
 	dq := 2 * max(v.stages*stage, (v.stages-1)*stage+2*kb*sr64)
 	return uint32(max(dkdv, dq))
@@ -67,7 +73,7 @@ func (v d64Variant) bwdSmem() uint32 {
 // 16-byte aligned tensors (cp.async); d64v1 takes any alignment and is the
 // benchmarks' baseline.
 type attentionDims[K any] struct {
-	d64                  [n64]K
+	d64                  []K // one per fwdD64Variants / bwdD64Variants entry
 	d64v1, d128, generic K
 	short, long          int // indices into d64 for T <= shortT and longer
 }
@@ -110,6 +116,8 @@ func (k *attentionKernels) bindings() []binding {
 		{"attention_bwd_d128", &k.bwd.d128.kernel, 128},
 		{"attention_bwd", &k.bwd.generic.kernel, 128},
 	}
+	k.fwd.d64 = make([]attentionFwd, len(fwdD64Variants))
+	k.bwd.d64 = make([]attentionBwd, len(bwdD64Variants))
 	for i, v := range fwdD64Variants {
 		k.fwd.d64[i].variant, k.fwd.d64[i].smem = v, v.fwdSmem()
 		bs = append(bs, binding{"attention_fwd_d64_" + v.String(), &k.fwd.d64[i].kernel, uint32(32 * v.warps)})
@@ -125,11 +133,14 @@ func (k *attentionKernels) bindings() []binding {
 // their dynamic shared memory (past 48 KiB only after opting in), marks the
 // ones the device cannot hold, and resolves the default variants' names.
 func (k *attentionKernels) prepare(d *device) error {
-	var fwd, bwd [n64]*pipelined
-	for i := range n64 {
-		fwd[i], bwd[i] = &k.fwd.d64[i].pipelined, &k.bwd.d64[i].pipelined
+	var fwd, bwd []*pipelined
+	for i := range k.fwd.d64 {
+		fwd = append(fwd, &k.fwd.d64[i].pipelined)
 	}
-	for _, p := range append(fwd[:], bwd[:]...) {
+	for i := range k.bwd.d64 {
+		bwd = append(bwd, &k.bwd.d64[i].pipelined)
+	}
+	for _, p := range append(slices.Clip(fwd), bwd...) {
 		if int(p.smem) > d.MaxSharedMemPerBlockOptin() {
 			p.unfit = true
 			continue
@@ -142,13 +153,13 @@ func (k *attentionKernels) prepare(d *device) error {
 	}
 	for _, c := range []struct {
 		dst  *int
-		ps   [n64]*pipelined
+		ps   []*pipelined
 		name string
 	}{
 		{&k.fwd.short, fwd, d64Defaults.fwdShort}, {&k.fwd.long, fwd, d64Defaults.fwdLong},
 		{&k.bwd.short, bwd, d64Defaults.bwdShort}, {&k.bwd.long, bwd, d64Defaults.bwdLong},
 	} {
-		i := slices.IndexFunc(c.ps[:], func(p *pipelined) bool { return p.variant.String() == c.name })
+		i := slices.IndexFunc(c.ps, func(p *pipelined) bool { return p.variant.String() == c.name })
 		if i < 0 {
 			return fmt.Errorf("attention: no d64 variant %q", c.name)
 		}

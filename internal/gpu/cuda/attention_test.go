@@ -37,16 +37,17 @@ type attentionVariant struct {
 
 // attentionVariants are the kernels the backend picks for head dim D with
 // aligned tensors; for D = 64 every pipelined variant (forward i paired
-// with backward i; the device-unfit ones left out) and the unpipelined _v1
-// pair (what it picks for unaligned tensors).
+// with backward i, the shorter list repeating its last; the device-unfit
+// ones left out) and the unpipelined _v1 pair (what it picks for unaligned
+// tensors).
 func attentionVariants(g *Backend, D int) []attentionVariant {
 	a := &g.k.attention
 	if D != 64 {
 		return []attentionVariant{{"picked", a.fwd.pick(D, 1, true), a.bwd.pick(D, 1, true)}}
 	}
 	var vs []attentionVariant
-	for i := range n64 {
-		f, b := &a.fwd.d64[i], &a.bwd.d64[i]
+	for i := range max(len(a.fwd.d64), len(a.bwd.d64)) {
+		f, b := &a.fwd.d64[min(i, len(a.fwd.d64)-1)], &a.bwd.d64[min(i, len(a.bwd.d64)-1)]
 		if !f.unfit && !b.unfit {
 			vs = append(vs, attentionVariant{"fwd " + f.variant.String() + " bwd " + b.variant.String(), f, b})
 		}
@@ -198,10 +199,12 @@ func TestCUDAAttentionThroughput(t *testing.T) {
 	a := &g.k.attention
 	fwds := []*attentionFwd{&a.fwd.d64v1}
 	bwds := []*attentionBwd{&a.bwd.d64v1}
-	for i := range n64 {
+	for i := range a.fwd.d64 {
 		if !a.fwd.d64[i].unfit {
 			fwds = append(fwds, &a.fwd.d64[i])
 		}
+	}
+	for i := range a.bwd.d64 {
 		if !a.bwd.d64[i].unfit {
 			bwds = append(bwds, &a.bwd.d64[i])
 		}
@@ -383,11 +386,15 @@ func TestAttentionVariantEntries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	entryRE := regexp.MustCompile(`(?m)^ATTN_(FWD|BWD)_ENTRY\((\w+), (\d+), (\d+), (\d+)\)`)
+	entryRE := regexp.MustCompile(`(?m)^ATTN_(FWD|BWD)_ENTRY\((\w+), (\d+), (\d+), (\d+)(?:, (\d+))?\)`)
 	var fwd, bwd []string
 	for _, m := range entryRE.FindAllStringSubmatch(string(src), -1) {
 		dir := strings.ToLower(m[1])
-		if want := fmt.Sprintf("attention_%s_d64_w%ss%sm%s", dir, m[3], m[4], m[5]); m[2] != want {
+		want := fmt.Sprintf("attention_%s_d64_w%ss%sm%s", dir, m[3], m[4], m[5])
+		if m[6] != "" {
+			want += "q" + m[6]
+		}
+		if m[2] != want {
 			t.Errorf("%s instantiates the template of %s", m[2], want)
 		}
 		if dir == "fwd" {
@@ -399,7 +406,7 @@ func TestAttentionVariantEntries(t *testing.T) {
 	for _, c := range []struct {
 		dir     string
 		entries []string
-		table   [n64]d64Variant
+		table   []d64Variant
 	}{{"fwd", fwd, fwdD64Variants}, {"bwd", bwd, bwdD64Variants}} {
 		var names []string
 		for _, v := range c.table {
