@@ -695,6 +695,18 @@ extern __shared__ __align__(16) unsigned char attn_dsmem[];
 // is in flight while tile t is computed). The host mirrors the byte counts
 // below (internal/gpu/cuda/attention.go, d64Variant).
 
+// Async copy of key tile kt (64 rows of K, then of V, global row stride gs)
+// into stage kt % STAGES of a ring of [K tile | V tile] stages.
+template <int D, int NT, int STAGES>
+__device__ __forceinline__ void async_kv_tile(unsigned short* smem, const bf16* kbase, const bf16* vbase, long gs,
+                                              int T, int kt) {
+    constexpr int BK = 64, TILE = BK * (D + 8);
+    unsigned short* s = smem + (kt % STAGES) * 2 * TILE;
+    const int k1 = kt * BK;
+    async_tile<D, NT>(s, kbase + (long)k1 * gs, gs, BK, min(BK, T - k1));
+    async_tile<D, NT>(s + TILE, vbase + (long)k1 * gs, gs, BK, min(BK, T - k1));
+}
+
 // Forward: block of WARPS warps = 16*WARPS query rows of one (b, h), warp w
 // rows 16w..16w+15; key tiles of 64 in STAGES stages of [K tile | V tile].
 // The Q tile is staged through the last stage before the loop (its tile is
@@ -733,12 +745,7 @@ __device__ __forceinline__ void attn_fwd3(bf16* out, float* lse, const bf16* q, 
     const bf16* kbase = k + (long)b * T * krs + (long)kvh * D;
     const bf16* vbase = v + (long)b * T * krs + (long)kvh * D;
     const int nkt = (min(T, q0 + BQ) + BK - 1) / BK;
-    auto issue = [&](int kt) {  // key tile kt -> stage kt % STAGES
-        unsigned short* s = smem + (kt % STAGES) * STAGE;
-        const int k1 = kt * BK;
-        async_tile<D, NT>(s, kbase + (long)k1 * krs, krs, BK, min(BK, T - k1));
-        async_tile<D, NT>(s + TILE, vbase + (long)k1 * krs, krs, BK, min(BK, T - k1));
-    };
+    auto issue = [&](int kt) { async_kv_tile<D, NT, STAGES>(smem, kbase, vbase, krs, T, kt); };
 
     // Prologue: group 0 = Q (into the last stage) and key tile 0; groups
     // 1..STAGES-2 = key tiles 1..STAGES-2 (empty past the end: every
@@ -1000,12 +1007,7 @@ __device__ __forceinline__ void attn_bwd3_dq(unsigned short* smem, bf16* dq, con
     const bf16* kbase = k + (long)b * T * krs + (long)kvh * D;
     const bf16* vbase = v + (long)b * T * krs + (long)kvh * D;
     const int nkt = (min(T, q0 + QB) + BK - 1) / BK;
-    auto issue = [&](int kt) {  // key tile kt -> stage kt % STAGES
-        unsigned short* s = smem + (kt % STAGES) * STAGE;
-        const int k1 = kt * BK;
-        async_tile<D, NT>(s, kbase + (long)k1 * krs, krs, BK, min(BK, T - k1));
-        async_tile<D, NT>(s + TILE, vbase + (long)k1 * krs, krs, BK, min(BK, T - k1));
-    };
+    auto issue = [&](int kt) { async_kv_tile<D, NT, STAGES>(smem, kbase, vbase, krs, T, kt); };
 
     // Prologue: group 0 = Q, dO (QB rows each, from the last stage on) and
     // key tile 0; groups 1..STAGES-2 = key tiles 1..STAGES-2.

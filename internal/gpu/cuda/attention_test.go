@@ -153,6 +153,25 @@ type attentionTiming struct {
 	ms   float64
 }
 
+// timingBoard times the kernels of one direction and shape: _v1 (timed
+// first, the baseline of the speedups) and the fastest pipelined variant.
+type timingBoard struct {
+	timeMs func(reps int, f func()) float64
+	row    func(dir string, p *pipelined, ms, flop, v1ms float64)
+	v1ms   float64
+	best   attentionTiming
+}
+
+func (tb *timingBoard) time(dir string, p *pipelined, run func(), flop float64) {
+	ms := tb.timeMs(20, run)
+	if p.smem == 0 {
+		tb.v1ms = ms
+	} else if tb.best.name == "" || ms < tb.best.ms {
+		tb.best = attentionTiming{p.variant.String(), ms}
+	}
+	tb.row(dir, p, ms, flop, tb.v1ms)
+}
+
 // TestCUDAAttentionThroughput checks and times every D = 64 kernel, forward
 // and backward separately (each pipelined variant and _v1), at the
 // llama-350m shape (T = 256) and at T = 1024. Each kernel is first compared
@@ -279,8 +298,7 @@ func TestCUDAAttentionThroughput(t *testing.T) {
 		fwdFlop, bwdFlop := 4*pairs*D, 10*pairs*D
 		t.Logf("B=%d T=%d H=%d KV=%d D=%d:", c.B, c.T, c.H, c.KV, D)
 		var v1Out, v1Lse []float32
-		var best attentionTiming
-		v1ms := 0.0
+		fb := &timingBoard{timeMs: timeMs, row: row}
 		for _, f := range fwds {
 			run := func() {
 				f.launch(args(out), full(lse.g), args(q), args(k), args(v), i32(c.B), i32(c.T), i32(c.H), i32(c.KV), D)
@@ -296,18 +314,12 @@ func TestCUDAAttentionThroughput(t *testing.T) {
 			if !okO || !okL {
 				continue
 			}
-			ms := timeMs(20, run)
-			if f == &a.fwd.d64v1 {
-				v1ms = ms
-			} else if best.name == "" || ms < best.ms {
-				best = attentionTiming{name(&f.pipelined), ms}
-			}
-			row("fwd", &f.pipelined, ms, fwdFlop, v1ms)
+			fb.time("fwd", &f.pipelined, run, fwdFlop)
 		}
-		t.Logf("  fastest fwd at T=%d: %s (%.2fx v1); d64Defaults runs %s", c.T, best.name, v1ms/best.ms, a.fwd.pick(D, c.T, true).variant)
+		t.Logf("  fastest fwd at T=%d: %s (%.2fx v1); d64Defaults runs %s", c.T, fb.best.name, fb.v1ms/fb.best.ms, a.fwd.pick(D, c.T, true).variant)
 
 		var v1dq, v1dk, v1dv []float32
-		best = attentionTiming{}
+		bb := &timingBoard{timeMs: timeMs, row: row}
 		for _, b := range bwds {
 			ps := [...]devPtr[bf16]{args(dq), args(dk), args(dv), args(dout), args(q), args(k), args(v), args(refOut)}
 			run := func() { g.attentionBackward(b, ps, full(refLse.g), c.B, c.T, c.H, c.KV, D) }
@@ -326,15 +338,9 @@ func TestCUDAAttentionThroughput(t *testing.T) {
 			if !ok {
 				continue
 			}
-			ms := timeMs(20, run)
-			if b == &a.bwd.d64v1 {
-				v1ms = ms
-			} else if best.name == "" || ms < best.ms {
-				best = attentionTiming{name(&b.pipelined), ms}
-			}
-			row("bwd", &b.pipelined, ms, bwdFlop, v1ms)
+			bb.time("bwd", &b.pipelined, run, bwdFlop)
 		}
-		t.Logf("  fastest bwd (delta + main) at T=%d: %s (%.2fx v1); d64Defaults runs %s", c.T, best.name, v1ms/best.ms, a.bwd.pick(D, c.T, true).variant)
+		t.Logf("  fastest bwd (delta + main) at T=%d: %s (%.2fx v1); d64Defaults runs %s", c.T, bb.best.name, bb.v1ms/bb.best.ms, a.bwd.pick(D, c.T, true).variant)
 	}
 }
 
