@@ -58,13 +58,18 @@ func runSteps(t *testing.T, cfg Config, sched Schedule, n int) graphRun {
 // learning rate that changes every step (patched kernel arguments, GEMMs
 // with device scalars). A GPU whose eager runs differ from each other
 // (atomics) is reported, and the graph run is then held to the bf16
-// rounding of two eager runs.
+// rounding of two eager runs. The master-weight path (train.cuda_graph on
+// only; auto leaves it eager) is held to that rounding too: its compressed
+// update accumulates into the fp32 master through a GEMM whose alpha a
+// replay reads from device memory, and cuBLASLt rounds that differently
+// (H200: loss 4.2615423 eager, 4.2615428 replayed at step 4).
 func TestCUDAGraphStepsMatchEager(t *testing.T) {
 	for _, c := range []struct {
 		name        string
 		lean, fused bool
 		accum       int
-	}{{"master", false, false, 1}, {"bf16_sr-bf16", true, false, 2}, {"bf16_sr-bf16-fused", true, true, 1}} {
+		bitwise     bool
+	}{{"master", false, false, 1, false}, {"bf16_sr-bf16", true, false, 2, true}, {"bf16_sr-bf16-fused", true, true, 1, true}} {
 		t.Run(c.name, func(t *testing.T) {
 			cfg := leanConfig(true)
 			if c.lean {
@@ -95,7 +100,7 @@ func TestCUDAGraphStepsMatchEager(t *testing.T) {
 				t.Logf("two eager runs differ (non-deterministic kernels): comparing within bf16 rounding")
 			}
 			tol := 0.0
-			if !exact {
+			if !exact || !c.bitwise {
 				tol = math.Ldexp(1, -6)
 			}
 			for i := range eager.losses {

@@ -9,7 +9,13 @@ import (
 
 // Values of train.cuda_graph: whether a step's device work is replayed as
 // one CUDA graph (gpu.StepGrapher). auto uses graphs where the backend can
-// (CUDA, one process); on is auto that fails when it cannot; off never.
+// (CUDA, one process) and the replay is known to give the eager step's bits:
+// master-free weights. With an fp32 master copy a replayed step differed
+// from the eager one in the last bits of the loss on the H200 (the
+// compressed update's GEMM reads a changing alpha from device memory there,
+// and cuBLASLt rounds that differently), so a resumed run would not repeat an
+// uninterrupted one exactly; on asks for graphs anyway and fails when the
+// backend cannot; off never.
 const (
 	GraphAuto = "auto"
 	GraphOn   = "on"
@@ -24,7 +30,7 @@ var CUDAGraphModes = []string{GraphAuto, GraphOn, GraphOff}
 // on the stream in the middle of a step).
 func stepGraphs(cfg Config, be gpu.Backend, dataParallel bool) (gpu.StepGrapher, error) {
 	mode := cfg.Train.CUDAGraph
-	if mode == GraphOff {
+	if mode == GraphOff || (mode == GraphAuto && !cfg.MasterFree()) {
 		return nil, nil
 	}
 	why := func() error {

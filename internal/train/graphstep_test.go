@@ -121,7 +121,7 @@ func (failingBatches) Next() ([]int32, []int32, error) { return nil, nil, errors
 // (replay false), and the error is the step's.
 func TestGraphStepFailureEndsTheRecording(t *testing.T) {
 	cfg := graphConfig()
-	cfg.Train.CUDAGraph = GraphAuto
+	cfg.Train.CUDAGraph = GraphOn
 	f := &fakeGrapher{Backend: cpu.New(1)}
 	s, err := NewStepper(f, cfg)
 	if err != nil {
@@ -159,6 +159,22 @@ func TestCUDAGraphModes(t *testing.T) {
 	cfg.Train.CUDAGraph = GraphOff
 	if g, _ := stepGraphs(cfg, f, false); g != nil {
 		t.Fatal("off returned a grapher")
+	}
+	// auto: graphs only where a replay is known to give the eager bits
+	// (master-free weights); on regardless.
+	cfg.Train.CUDAGraph = GraphAuto
+	for _, c := range []struct {
+		weights string
+		want    bool
+	}{{WeightsBF16SR, true}, {WeightsMaster, false}} {
+		cfg.Train.Weights = c.weights
+		if g, err := stepGraphs(cfg, f, false); err != nil || (g != nil) != c.want {
+			t.Fatalf("auto with train.weights %s: grapher %v, err %v; want a grapher %v", c.weights, g != nil, err, c.want)
+		}
+	}
+	cfg.Train.CUDAGraph = GraphOn
+	if g, err := stepGraphs(cfg, f, false); g == nil || err != nil {
+		t.Fatalf("on with master weights: %v, %v; want a grapher", g, err)
 	}
 	cfg.Train.CUDAGraph = "sometimes"
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "train.cuda_graph") {
