@@ -48,11 +48,12 @@ var (
 const shortT = 256
 
 // The pipelined variants the backend runs, by name, for T <= shortT and for
-// longer sequences. fwd w8s2m2 and bwd w4s2m4 are the measured ones (H200:
-// fwd 56 / 180 TFLOP/s, bwd 80 / 145 at T = 256 / 1024);
-// TestCUDAAttentionThroughput prints every variant's time and the fastest.
+// longer sequences: the fastest of TestCUDAAttentionThroughput's sweep on
+// the H200 (2026-12-03, B*H*T*D of 350m; x the _v1 kernels): T = 256 fwd
+// w4s2m4 91.8 TFLOP/s (1.86x), bwd w4s2m4q32 81.5 (1.76x); T = 1024 fwd
+// w8s3m2 192.0 (2.31x), bwd w4s3m3q64 149.1 (1.75x).
 var d64Defaults = struct{ fwdShort, fwdLong, bwdShort, bwdLong string }{
-	fwdShort: "w8s2m2", fwdLong: "w8s2m2", bwdShort: "w4s2m4q32", bwdLong: "w4s2m4q32",
+	fwdShort: "w4s2m4", fwdLong: "w8s3m2", bwdShort: "w4s2m4q32", bwdLong: "w4s3m3q64",
 }
 
 // Bytes of the shared-memory layouts of attn_fwd3 and attn_bwd3 (Fwd3Layout,
