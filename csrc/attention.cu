@@ -25,20 +25,24 @@
 // ---------------------------------------------------------------------------
 // Entry points (all pointers are device pointers; B, T, H, KV, D are int32)
 // ---------------------------------------------------------------------------
-// attention_fwd_d64 / attention_fwd_d64_v1 / attention_fwd_d128 /
-// attention_fwd (generic)
+// attention_fwd_d64_w<W>s<S>m<M> / attention_fwd_d64_v1 /
+// attention_fwd_d128 / attention_fwd (generic)
 //   (bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v,
 //    int B, int T, int H, int KV, int D)
 //   Overwrites out and lse. Every variant gives each warp 16 query rows.
-//   Launch: _d64: block 256 threads (8 warps), grid B * H * ceil_div(T, 128)
-//     blocks (1-D); the others: block 128 (4 warps), grid
-//     B * H * ceil_div(T, 64). No dynamic shared memory.
-//   Static shared memory: d64 36864 B, d64_v1 18432 B, d128 34816 B, generic
-//   none.
-//   _d64, _d64_v1, _d128 use bf16 tensor cores (mma.sync m16n8k16) and
-//   require D == 64 / 64 / 128 (they return without writing anything
-//   otherwise). _d64 (cp.async pipeline) also requires 16-byte aligned q, k,
-//   v, out; _d64_v1 is the same math without the pipeline and with any
+//   Launch: _d64_w<W>s<S>m<M> (pipelined; W, S, M in {8,2,2} {8,3,2} {4,2,4}
+//     {4,2,5} {4,3,4} {4,4,3}): block 32*W threads, grid
+//     B * H * ceil_div(T, 16*W) blocks (1-D), dynamic shared memory exactly
+//     S * 18432 B (above 48 KiB the host opts in with cuFuncSetAttribute);
+//     the others: block 128 (4 warps), grid B * H * ceil_div(T, 64), no
+//     dynamic shared memory.
+//   Static shared memory: d64_v1 18432 B, d128 34816 B, generic and the
+//   pipelined d64 none.
+//   The d64 kernels and _d128 use bf16 tensor cores (mma.sync m16n8k16) and
+//   require D == 64 / 128 (they return without writing anything otherwise).
+//   The pipelined d64 (cp.async) also require 16-byte aligned q, k, v, out
+//   and return without writing when given less dynamic shared memory than
+//   stated; _d64_v1 is the same math without the pipeline and with any
 //   alignment. attention_fwd (generic, CUDA cores, slow) takes any D <= 256.
 //
 // attention_bwd_delta(float* delta, const bf16* dout, const bf16* out,
@@ -49,26 +53,33 @@
 //   aligned. Launch: block 256, grid ceil_div(B*H*T, 8 * rpw). No shared
 //   memory.
 //
-// attention_bwd_d64 / attention_bwd_d64_v1 / attention_bwd_d128 /
-// attention_bwd (generic)
+// attention_bwd_d64_w<W>s<S>m<M> / attention_bwd_d64_v1 /
+// attention_bwd_d128 / attention_bwd (generic)
 //   (bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const bf16* q,
 //    const bf16* k, const bf16* v, const bf16* out, const float* lse,
 //    float* scratch, int B, int T, int H, int KV, int D)
 //   Overwrites dq, dk, dv. `scratch` must hold the B*H*T floats written by
 //   attention_bwd_delta(scratch, dout, out, ...) launched just before on the
 //   same stream; it is only read here (`out` is not read by these kernels).
-//   Launch (all four): block 128 threads, 1-D grid of
-//     B*KV*nb + B*H*nb blocks, nb = ceil_div(T, 64); no dynamic shared memory.
-//   Blocks [0, B*KV*nb) compute dk, dv: block (b, kv head, 64-key block) loops
-//   over the H/KV query heads of its kv head and over all query tiles at or
-//   after its keys, accumulating dk, dv in fp32 registers, and writes them
-//   once. Blocks [B*KV*nb, end) compute dq: block (b, h, 64-query block) loops
-//   over the key tiles at or before its queries. No atomics, fixed loop order:
-//   deterministic. _d64 (cp.async pipeline, 16-byte aligned dq, dk, dv, dout,
-//   q, k, v required) orders each role's blocks heaviest first; the mapping
-//   of blocks to tiles differs from the others, the results do not.
-//   Static shared memory: d64 37376 B, d64_v1 27904 B, d128 43648 B, generic
-//   none (all under the 48 KiB static limit; no cuFuncSetAttribute needed).
+//   Launch: block 32*W threads for the pipelined d64 (W, S, M, Q in
+//     {4,2,4,32} {4,2,3,32} {4,3,4,32} {4,3,3,32} {8,2,2,32} {8,3,2,32}
+//     {4,2,3,64} {4,3,3,64}), 128 (W = 4) for the others; 1-D grid of
+//     B*KV*nb + B*H*nb blocks, nb = ceil_div(T, 16*W).
+//   Blocks [0, B*KV*nb) compute dk, dv: block (b, kv head, 16W-key block)
+//   loops over the H/KV query heads of its kv head and over all query tiles
+//   at or after its keys, accumulating dk, dv in fp32 registers, and writes
+//   them once. Blocks [B*KV*nb, end) compute dq: block (b, h, 16W-query
+//   block) loops over the key tiles at or before its queries. No atomics,
+//   fixed loop order: deterministic (per variant). The pipelined d64
+//   (cp.async, 16-byte aligned dq, dk, dv, dout, q, k, v required) order each
+//   role's blocks heaviest first; the mapping of blocks to tiles differs from
+//   the others, the results do not.
+//   Shared memory: the pipelined d64 take dynamic shared memory only, exactly
+//   max(2*(2*16W*72 + S*2Q*72) + S*8Q, 2*max(S*9216, (S-1)*9216 + 32W*72))
+//   bytes (w4s2q32 37376, w4s3q32 55296, w8s2q32 55808, w8s3q32 73728,
+//   w4s2q64 56320, w4s3q64 75264; the host opts in above 48 KiB) and return
+//   without writing when given less. Static: d64_v1 27904 B, d128 43648 B,
+//   generic none.
 //   Total scratch for a backward pass: B*H*T floats (delta).
 //
 // Requirements and edge cases: T, B, H, KV >= 1, any T (partial tiles are
@@ -86,9 +97,7 @@
 // of bytes spill, still faster than fewer resident blocks), and the query-tile
 // height of the d64 dk/dv role. Measured there: fwd d64 (now _v1) 0.15 ms,
 // bwd d64 (delta + main) 0.42 ms; fwd d128 0.22 ms, bwd d128 0.57 ms.
-// ATTN_MINB_FWD2 / _BWD2 are the same knob for the pipelined d64 kernels
-// (256 threads x 2 blocks and 128 x 4: at most 128 registers a thread); not
-// yet tuned by measurement.
+// The pipelined d64 kernels state theirs per variant (see the entry points).
 #ifndef ATTN_MINB_FWD64
 #define ATTN_MINB_FWD64 5
 #endif
@@ -100,12 +109,6 @@
 #endif
 #ifndef ATTN_MINB_BWD128
 #define ATTN_MINB_BWD128 3
-#endif
-#ifndef ATTN_MINB_FWD2
-#define ATTN_MINB_FWD2 2
-#endif
-#ifndef ATTN_MINB_BWD2
-#define ATTN_MINB_BWD2 4
 #endif
 #ifndef ATTN_D64_BQ
 #define ATTN_D64_BQ 32
@@ -665,20 +668,66 @@ __device__ __forceinline__ void async_tile(unsigned short* s, const bf16* g, lon
     }
 }
 
-// Forward: block of 8 warps = 128 query rows of one (b, h), warp w rows
-// 16w..16w+15; key tiles of 64 double-buffered. Shared memory: two stages of
-// [K tile | V tile]; the Q tile (128 rows) is staged through stage 1 before
-// the loop and the output tile through stage 0 after it.
-constexpr int FWD2_WARPS = 8;
-constexpr int FWD2_BQ = 16 * FWD2_WARPS;
+// Waits until at most N of this thread's committed groups are pending (N is
+// an immediate of the instruction, hence the template).
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
 
-template <int D>
-__device__ __forceinline__ void attn_fwd2(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, int B,
+// Bytes of dynamic shared memory this launch got (%dynamic_smem_size): the
+// pipelined kernels return without writing when the host passed less than
+// they lay out, so a launcher mismatch fails the CPU comparison loudly
+// instead of corrupting shared memory.
+__device__ __forceinline__ unsigned int dynamic_smem_bytes() {
+    unsigned int r;
+    asm("mov.u32 %0, %%dynamic_smem_size;" : "=r"(r));
+    return r;
+}
+
+// The pipelined kernels' shared memory is dynamic: its size depends on the
+// variant, and past 48 KiB only dynamic memory can be opted into.
+extern __shared__ __align__(16) unsigned char attn_dsmem[];
+
+// Variants of the pipelined kernels, chosen by the host per sequence length
+// and selectable by tests: WARPS warps per block (16 rows each), STAGES
+// shared-memory stages of the streamed tiles (the copy of tile t + STAGES - 1
+// is in flight while tile t is computed). The host mirrors the byte counts
+// below (internal/gpu/cuda/attention.go, d64Variant).
+
+// Async copy of key tile kt (64 rows of K, then of V, global row stride gs)
+// into stage kt % STAGES of a ring of [K tile | V tile] stages.
+template <int D, int NT, int STAGES>
+__device__ __forceinline__ void async_kv_tile(unsigned short* smem, const bf16* kbase, const bf16* vbase, long gs,
+                                              int T, int kt) {
+    constexpr int BK = 64, TILE = BK * (D + 8);
+    unsigned short* s = smem + (kt % STAGES) * 2 * TILE;
+    const int k1 = kt * BK;
+    async_tile<D, NT>(s, kbase + (long)k1 * gs, gs, BK, min(BK, T - k1));
+    async_tile<D, NT>(s + TILE, vbase + (long)k1 * gs, gs, BK, min(BK, T - k1));
+}
+
+// Forward: block of WARPS warps = 16*WARPS query rows of one (b, h), warp w
+// rows 16w..16w+15; key tiles of 64 in STAGES stages of [K tile | V tile].
+// The Q tile is staged through the last stage before the loop (its tile is
+// issued only once Q sits in registers) and the output through stage 0
+// after it.
+template <int D, int WARPS, int STAGES>
+struct Fwd3Layout {
+    static constexpr int BQ = 16 * WARPS, BK = 64, SR = D + 8, TILE = BK * SR, STAGE = 2 * TILE;
+    static constexpr unsigned int BYTES = STAGES * STAGE * 2;
+    static_assert(BQ * SR <= STAGE, "the Q and output tiles fit in one stage");
+    static_assert(STAGES >= 2, "at least double buffering");
+};
+
+template <int D, int WARPS, int STAGES>
+__device__ __forceinline__ void attn_fwd3(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, int B,
                                           int T, int H, int KV) {
-    constexpr int NT = 32 * FWD2_WARPS, BQ = FWD2_BQ, BK = 64, SR = D + 8, KS = D / 16, ND = D / 8, NK = BK / 8;
-    constexpr int TILE = BK * SR;  // halves of one K or V tile
-    static_assert(BQ * SR == 2 * TILE, "the Q and output tiles fill exactly one stage");
-    __shared__ __align__(16) unsigned short smem[4 * TILE];
+    using L = Fwd3Layout<D, WARPS, STAGES>;
+    constexpr int NT = 32 * WARPS, BQ = L::BQ, BK = L::BK, SR = L::SR, KS = D / 16, ND = D / 8, NK = BK / 8;
+    constexpr int TILE = L::TILE, STAGE = L::STAGE;
+    if (dynamic_smem_bytes() < L::BYTES) return;
+    unsigned short* smem = reinterpret_cast<unsigned short*>(attn_dsmem);
 
     const int nqb = (T + BQ - 1) / BQ;
     const int BH = B * H;
@@ -696,18 +745,26 @@ __device__ __forceinline__ void attn_fwd2(bf16* out, float* lse, const bf16* q, 
     const bf16* kbase = k + (long)b * T * krs + (long)kvh * D;
     const bf16* vbase = v + (long)b * T * krs + (long)kvh * D;
     const int nkt = (min(T, q0 + BQ) + BK - 1) / BK;
+    auto issue = [&](int kt) { async_kv_tile<D, NT, STAGES>(smem, kbase, vbase, krs, T, kt); };
 
-    // Prologue: Q -> stage 1, key tile 0 -> stage 0, one group.
-    async_tile<D, NT>(smem + 2 * TILE, q + ((long)b * T + q0) * qrs + (long)h * D, qrs, BQ, min(BQ, T - q0));
-    async_tile<D, NT>(smem, kbase, krs, BK, min(BK, T));
-    async_tile<D, NT>(smem + TILE, vbase, krs, BK, min(BK, T));
+    // Prologue: group 0 = Q (into the last stage) and key tile 0; groups
+    // 1..STAGES-2 = key tiles 1..STAGES-2 (empty past the end: every
+    // iteration commits one group so that the wait counts stay fixed).
+    unsigned short* sQ = smem + (STAGES - 1) * STAGE;
+    async_tile<D, NT>(sQ, q + ((long)b * T + q0) * qrs + (long)h * D, qrs, BQ, min(BQ, T - q0));
+    issue(0);
     cp_async_commit();
-    cp_async_wait_all();
+#pragma unroll
+    for (int s = 1; s < STAGES - 1; ++s) {
+        if (s < nkt) issue(s);
+        cp_async_commit();
+    }
+    cp_async_wait<STAGES - 2>();
     __syncthreads();
     unsigned int qa[KS][4];
 #pragma unroll
-    for (int ks = 0; ks < KS; ++ks) lds_a<SR>(qa[ks], smem + 2 * TILE, warp * 16, ks * 16);
-    __syncthreads();  // stage 1 is free for key tile 1
+    for (int ks = 0; ks < KS; ++ks) lds_a<SR>(qa[ks], sQ, warp * 16, ks * 16);
+    __syncthreads();  // the last stage is free for key tile STAGES - 1
 
     float o[ND][4];
     zero_acc<ND>(o);
@@ -716,14 +773,10 @@ __device__ __forceinline__ void attn_fwd2(bf16* out, float* lse, const bf16* q, 
 
     for (int kt = 0; kt < nkt; ++kt) {
         const int k0 = kt * BK;
-        const unsigned short* sK = smem + (kt & 1) * 2 * TILE;
+        const unsigned short* sK = smem + (kt % STAGES) * STAGE;
         const unsigned short* sV = sK + TILE;
-        if (kt + 1 < nkt) {  // prefetch the next tile into the other stage (freed by the last barrier)
-            unsigned short* nK = smem + ((kt + 1) & 1) * 2 * TILE;
-            const int k1 = k0 + BK;
-            async_tile<D, NT>(nK, kbase + (long)k1 * krs, krs, BK, min(BK, T - k1));
-            async_tile<D, NT>(nK + TILE, vbase + (long)k1 * krs, krs, BK, min(BK, T - k1));
-        }
+        // The stage of tile kt + STAGES - 1 held tile kt - 1, freed by the last barrier.
+        if (kt + STAGES - 1 < nkt) issue(kt + STAGES - 1);
         cp_async_commit();
         // Warp-uniform. k0 and w0 are multiples of 16, so k0 <= w0 means key k0
         // is visible to every row of the warp: each processed row has a finite
@@ -771,17 +824,17 @@ __device__ __forceinline__ void attn_fwd2(bf16* out, float* lse, const bf16* q, 
                 }
             }
             online_rescale<ND>(o, lrow, alpha, psum);
-            warp_acc_mul<D, NK>(o, s, sV);  // O += P V
+            warp_acc_mul<D, NK>(o, s, sV);  // O += P V (P from registers: the FA2 A operand)
         }
-        cp_async_wait_all();
-        __syncthreads();  // next stage visible to all; this stage free for tile kt + 2
+        cp_async_wait<STAGES - 2>();
+        __syncthreads();  // tile kt + 1 visible to all; this stage free for tile kt + STAGES
     }
+    cp_async_wait<0>();  // only empty groups can be pending; make stage 0 provably idle
 
     float inv[2];
     quad_row_sums(lrow, inv);
     const float inv0 = inv[0], inv1 = inv[1];
-    // Output tile through stage 0 (free after the loop's last barrier), then
-    // 16-byte coalesced stores.
+    // Output tile through stage 0, then 16-byte coalesced stores.
     unsigned short* so = smem;
     const int lr0 = warp * 16 + g;
 #pragma unroll
@@ -804,52 +857,79 @@ __device__ __forceinline__ void attn_fwd2(bf16* out, float* lse, const bf16* q, 
     }
 }
 
-// Backward, same two roles and grid size as attn_bwd_mma (dk/dv blocks, then
-// dq blocks; no atomics, deterministic), with the streamed tiles
-// double-buffered and each role's blocks ordered heaviest first.
-constexpr int BWD2_BQ = 32;  // query rows per step of the dk/dv role
+// Backward, same two roles as attn_bwd_mma (dk/dv blocks, then dq blocks; no
+// atomics, deterministic), with the streamed tiles in STAGES stages and each
+// role's blocks ordered heaviest first. A block of WARPS warps owns 16*WARPS
+// keys (dk/dv role) or queries (dq role).
+template <int D, int WARPS, int STAGES, int BQ_>
+struct Bwd3Layout {
+    static constexpr int KB = 16 * WARPS;  // keys (dk/dv) or queries (dq) of one block
+    static constexpr int BQ = BQ_;         // query rows per step of the dk/dv role
+    static constexpr int BK = 64;          // key rows per step of the dq role
+    static constexpr int SR = D + 8;
+    // dk/dv: K, V (KB rows each), STAGES x [Q | dO] (BQ rows each), then
+    // STAGES x [lse | delta] floats.
+    static constexpr int KV_HALVES = 2 * KB * SR + STAGES * 2 * BQ * SR;
+    static constexpr int KV_BYTES = KV_HALVES * 2 + STAGES * 2 * BQ * 4;
+    // dq: STAGES x [K | V] (BK rows each); the [Q | dO] tiles (KB rows each)
+    // are staged from the last stage on before the loop.
+    static constexpr int STAGE = 2 * BK * SR;
+    static constexpr int Q_HALVES =
+        STAGES * STAGE > (STAGES - 1) * STAGE + 2 * KB * SR ? STAGES * STAGE : (STAGES - 1) * STAGE + 2 * KB * SR;
+    static constexpr unsigned int BYTES = KV_BYTES > Q_HALVES * 2 ? KV_BYTES : Q_HALVES * 2;
+    static_assert(KB % BQ == 0 && KB % BK == 0, "tiles nest in blocks");
+    static_assert(2 * BQ <= 32 * WARPS, "one thread per lse or delta value of a step");
+    static_assert(STAGES >= 2, "at least double buffering");
+};
 
-// dk, dv for 64 keys of one (b, kv head): warp w owns keys k0+16w..+15 and
+// dk, dv for KB keys of one (b, kv head): warp w owns keys k0+16w..+15 and
 // works on transposed tiles (keys x queries). Steps walk (head of the group,
-// query tile of 32) pairs; step s+1's Q, dO, lse, delta load while step s runs.
-template <int D>
-__device__ __forceinline__ void attn_bwd2_dkdv(unsigned short* smem, float* sLD, bf16* dk, bf16* dv, const bf16* dout,
+// query tile of BQ_ rows) pairs; step s + STAGES - 1 loads while step s runs.
+template <int D, int WARPS, int STAGES, int BQ_>
+__device__ __forceinline__ void attn_bwd3_dkdv(unsigned short* smem, bf16* dk, bf16* dv, const bf16* dout,
                                                const bf16* q, const bf16* k, const bf16* v, const float* lse,
                                                const float* delta, int T, int H, int KV, int b, int kvh, int kb) {
-    constexpr int BQ = BWD2_BQ, SR = D + 8, ND = D / 8, NQ = BQ / 8;
+    using L = Bwd3Layout<D, WARPS, STAGES, BQ_>;
+    constexpr int NT = 32 * WARPS, KB = L::KB, BQ = L::BQ, SR = L::SR, ND = D / 8, NQ = BQ / 8;
     constexpr int QT = BQ * SR;  // halves of one Q or dO tile
     unsigned short* sK = smem;
-    unsigned short* sV = smem + 64 * SR;
-    unsigned short* st0 = smem + 128 * SR;  // stage s: Q at st0 + 2*s*QT, dO after it
+    unsigned short* sV = smem + KB * SR;
+    unsigned short* st0 = smem + 2 * KB * SR;  // stage s: Q at st0 + 2*s*QT, dO after it
+    float* sLD = reinterpret_cast<float*>(smem + L::KV_HALVES);
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, tg = lane & 3;
     const int G = H / KV;
     const long qrs = (long)H * D, krs = (long)KV * D;
     const float scale = attn_scale(D), sl2 = scale * LOG2E_F;
-    const int k0 = kb * 64;
+    const int k0 = kb * KB;
     const int wr = warp * 16, kw = k0 + wr;  // warp's first row in sK/sV, first key
     const int kr0 = kw + g, kr1 = kr0 + 8;
     const int nI = (T - k0 + BQ - 1) / BQ;  // query tiles at or after the keys (k0 % BQ == 0)
     const int steps = G * nI;
 
-    // Issues step s's loads into stage s & 1 (lse/delta: 2 x BQ floats at sLD + 2*BQ*(s&1)).
+    // Issues step s's loads into stage s % STAGES (lse/delta: 2 x BQ floats).
     auto issue = [&](int s) {
         const int hh = s / nI, i0 = k0 + (s - hh * nI) * BQ, h = kvh * G + hh;
-        unsigned short* sq = st0 + (s & 1) * 2 * QT;
+        unsigned short* sq = st0 + (s % STAGES) * 2 * QT;
         const long off = ((long)b * T + i0) * qrs + (long)h * D;
-        async_tile<D, 128>(sq, q + off, qrs, BQ, min(BQ, T - i0));
-        async_tile<D, 128>(sq + QT, dout + off, qrs, BQ, min(BQ, T - i0));
+        async_tile<D, NT>(sq, q + off, qrs, BQ, min(BQ, T - i0));
+        async_tile<D, NT>(sq + QT, dout + off, qrs, BQ, min(BQ, T - i0));
         if (threadIdx.x < 2 * BQ) {
             const int j = threadIdx.x & (BQ - 1), i = i0 + j;
             const float* src = (threadIdx.x < BQ ? lse : delta) + (long)(b * H + h) * T;
-            cp_async4(sLD + (s & 1) * 2 * BQ + threadIdx.x, src + (i < T ? i : 0), i < T);
+            cp_async4(sLD + (s % STAGES) * 2 * BQ + threadIdx.x, src + (i < T ? i : 0), i < T);
         }
     };
 
-    async_tile<D, 128>(sK, k + ((long)b * T + k0) * krs + (long)kvh * D, krs, 64, min(64, T - k0));
-    async_tile<D, 128>(sV, v + ((long)b * T + k0) * krs + (long)kvh * D, krs, 64, min(64, T - k0));
+    async_tile<D, NT>(sK, k + ((long)b * T + k0) * krs + (long)kvh * D, krs, KB, min(KB, T - k0));
+    async_tile<D, NT>(sV, v + ((long)b * T + k0) * krs + (long)kvh * D, krs, KB, min(KB, T - k0));
     issue(0);
     cp_async_commit();
-    cp_async_wait_all();
+#pragma unroll
+    for (int s = 1; s < STAGES - 1; ++s) {
+        if (s < steps) issue(s);
+        cp_async_commit();
+    }
+    cp_async_wait<STAGES - 2>();
     __syncthreads();
 
     float dkacc[ND][4], dvacc[ND][4];
@@ -857,12 +937,12 @@ __device__ __forceinline__ void attn_bwd2_dkdv(unsigned short* smem, float* sLD,
     zero_acc<ND>(dvacc);
 
     for (int s = 0; s < steps; ++s) {
-        if (s + 1 < steps) issue(s + 1);
+        if (s + STAGES - 1 < steps) issue(s + STAGES - 1);
         cp_async_commit();
         const int i0 = k0 + (s % nI) * BQ;
-        const unsigned short* sQ = st0 + (s & 1) * 2 * QT;
+        const unsigned short* sQ = st0 + (s % STAGES) * 2 * QT;
         const unsigned short* sO = sQ + QT;
-        const float* sL = sLD + (s & 1) * 2 * BQ;
+        const float* sL = sLD + (s % STAGES) * 2 * BQ;
         const float* sD = sL + BQ;
         if (kw <= i0 + BQ - 1 && kw < T) {  // warp-uniform: some key of the warp sees some query
             float st[NQ][4], dpt[NQ][4];
@@ -887,7 +967,7 @@ __device__ __forceinline__ void attn_bwd2_dkdv(unsigned short* smem, float* sLD,
             warp_acc_mul<D, NQ>(dvacc, st, sO);   // dV += P^T dO
             warp_acc_mul<D, NQ>(dkacc, dpt, sQ);  // dK += dS^T Q
         }
-        cp_async_wait_all();
+        cp_async_wait<STAGES - 2>();
         __syncthreads();
     }
 
@@ -907,60 +987,65 @@ __device__ __forceinline__ void attn_bwd2_dkdv(unsigned short* smem, float* sLD,
     }
 }
 
-// dq for 64 queries of one (b, h): warp w owns 16 query rows; key tiles of 64
-// double-buffered, each processed in two halves of 32 keys to bound registers.
-template <int D>
-__device__ __forceinline__ void attn_bwd2_dq(unsigned short* smem, bf16* dq, const bf16* dout, const bf16* q,
+// dq for KB queries of one (b, h): warp w owns 16 query rows; key tiles of 64
+// in STAGES stages, each processed in two halves of 32 keys to bound
+// registers.
+template <int D, int WARPS, int STAGES, int BQ_>
+__device__ __forceinline__ void attn_bwd3_dq(unsigned short* smem, bf16* dq, const bf16* dout, const bf16* q,
                                              const bf16* k, const bf16* v, const float* lse, const float* delta,
                                              int T, int H, int KV, int b, int h, int qb) {
-    constexpr int BK = 64, HK = 32, SR = D + 8, KS = D / 16, ND = D / 8, NH = HK / 8;
-    constexpr int TILE = BK * SR;
+    using L = Bwd3Layout<D, WARPS, STAGES, BQ_>;
+    constexpr int NT = 32 * WARPS, QB = L::KB, BK = L::BK, HK = 32, SR = L::SR, KS = D / 16, ND = D / 8;
+    constexpr int NH = HK / 8, TILE = BK * SR, STAGE = L::STAGE;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, tg = lane & 3;
     const int kvh = h / (H / KV);
     const long qrs = (long)H * D, krs = (long)KV * D;
     const float scale = attn_scale(D), sl2 = scale * LOG2E_F;
-    const int q0 = qb * 64;
+    const int q0 = qb * QB;
     const int w0 = q0 + warp * 16;
     const int r0 = w0 + g, r1 = r0 + 8;
     const bf16* kbase = k + (long)b * T * krs + (long)kvh * D;
     const bf16* vbase = v + (long)b * T * krs + (long)kvh * D;
-    const int nkt = (min(T, q0 + 64) + BK - 1) / BK;
+    const int nkt = (min(T, q0 + QB) + BK - 1) / BK;
+    auto issue = [&](int kt) { async_kv_tile<D, NT, STAGES>(smem, kbase, vbase, krs, T, kt); };
 
-    // Prologue: Q, dO (64 rows each) -> stage 1, key tile 0 -> stage 0.
+    // Prologue: group 0 = Q, dO (QB rows each, from the last stage on) and
+    // key tile 0; groups 1..STAGES-2 = key tiles 1..STAGES-2.
+    unsigned short* sQ = smem + (STAGES - 1) * STAGE;
+    unsigned short* sO = sQ + QB * SR;
     const long qoff = ((long)b * T + q0) * qrs + (long)h * D;
-    async_tile<D, 128>(smem + 2 * TILE, q + qoff, qrs, 64, min(64, T - q0));
-    async_tile<D, 128>(smem + 3 * TILE, dout + qoff, qrs, 64, min(64, T - q0));
-    async_tile<D, 128>(smem, kbase, krs, BK, min(BK, T));
-    async_tile<D, 128>(smem + TILE, vbase, krs, BK, min(BK, T));
+    async_tile<D, NT>(sQ, q + qoff, qrs, QB, min(QB, T - q0));
+    async_tile<D, NT>(sO, dout + qoff, qrs, QB, min(QB, T - q0));
+    issue(0);
     cp_async_commit();
+#pragma unroll
+    for (int s = 1; s < STAGES - 1; ++s) {
+        if (s < nkt) issue(s);
+        cp_async_commit();
+    }
     const float* lrow = lse + (long)(b * H + h) * T;
     const float* drow = delta + (long)(b * H + h) * T;
     const float l20 = (r0 < T) ? lrow[r0] * LOG2E_F : 0.0f;
     const float l21 = (r1 < T) ? lrow[r1] * LOG2E_F : 0.0f;
     const float d0 = (r0 < T) ? drow[r0] : 0.0f;
     const float d1 = (r1 < T) ? drow[r1] : 0.0f;
-    cp_async_wait_all();
+    cp_async_wait<STAGES - 2>();
     __syncthreads();
     unsigned int qa[KS][4], da[KS][4];
 #pragma unroll
     for (int ks = 0; ks < KS; ++ks) {
-        lds_a<SR>(qa[ks], smem + 2 * TILE, warp * 16, ks * 16);
-        lds_a<SR>(da[ks], smem + 3 * TILE, warp * 16, ks * 16);
+        lds_a<SR>(qa[ks], sQ, warp * 16, ks * 16);
+        lds_a<SR>(da[ks], sO, warp * 16, ks * 16);
     }
-    __syncthreads();  // stage 1 is free for key tile 1
+    __syncthreads();  // the stages from STAGES - 1 on are free for key tiles
 
     float dqacc[ND][4];
     zero_acc<ND>(dqacc);
     for (int kt = 0; kt < nkt; ++kt) {
         const int k0 = kt * BK;
-        const unsigned short* sK = smem + (kt & 1) * 2 * TILE;
+        const unsigned short* sK = smem + (kt % STAGES) * STAGE;
         const unsigned short* sV = sK + TILE;
-        if (kt + 1 < nkt) {
-            unsigned short* nK = smem + ((kt + 1) & 1) * 2 * TILE;
-            const int k1 = k0 + BK;
-            async_tile<D, 128>(nK, kbase + (long)k1 * krs, krs, BK, min(BK, T - k1));
-            async_tile<D, 128>(nK + TILE, vbase + (long)k1 * krs, krs, BK, min(BK, T - k1));
-        }
+        if (kt + STAGES - 1 < nkt) issue(kt + STAGES - 1);
         cp_async_commit();
         if (w0 < T) {
 #pragma unroll
@@ -991,7 +1076,7 @@ __device__ __forceinline__ void attn_bwd2_dq(unsigned short* smem, bf16* dq, con
                 warp_acc_mul<D, NH>(dqacc, s, sKh);  // dQ += dS K
             }
         }
-        cp_async_wait_all();
+        cp_async_wait<STAGES - 2>();
         __syncthreads();
     }
 
@@ -1004,28 +1089,26 @@ __device__ __forceinline__ void attn_bwd2_dq(unsigned short* smem, bf16* dq, con
     }
 }
 
-template <int D>
-__device__ __forceinline__ void attn_bwd2(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const bf16* q, const bf16* k,
+// Grid: B*KV*nb dk/dv blocks then B*H*nb dq blocks, nb = ceil_div(T, 16*WARPS).
+template <int D, int WARPS, int STAGES, int BQ_>
+__device__ __forceinline__ void attn_bwd3(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const bf16* q, const bf16* k,
                                           const bf16* v, const float* lse, const float* delta, int B, int T, int H,
                                           int KV) {
-    constexpr int SR = D + 8;
-    // dk/dv role: K, V (64 rows) + 2 stages of Q, dO (BQ rows); dq role: 2
-    // stages of K, V (64 rows). Equal for BQ = 32.
-    constexpr int HALVES = (128 + 4 * BWD2_BQ) * SR > 4 * 64 * SR ? (128 + 4 * BWD2_BQ) * SR : 4 * 64 * SR;
-    __shared__ __align__(16) unsigned short smem[HALVES];
-    __shared__ __align__(16) float sLD[4 * BWD2_BQ];
-    const int nb = (T + 63) / 64;
+    using L = Bwd3Layout<D, WARPS, STAGES, BQ_>;
+    if (dynamic_smem_bytes() < L::BYTES) return;
+    unsigned short* smem = reinterpret_cast<unsigned short*>(attn_dsmem);
+    const int nb = (T + L::KB - 1) / L::KB;
     const long nkv = (long)B * KV * nb;
     const long bid = blockIdx.x;
     if (bid < nkv) {
         // Key tile major, ascending: tile 0 sees every query, so it goes first.
         const int kb = (int)(bid / (B * KV)), bkv = (int)(bid % (B * KV));
-        attn_bwd2_dkdv<D>(smem, sLD, dk, dv, dout, q, k, v, lse, delta, T, H, KV, bkv / KV, bkv % KV, kb);
+        attn_bwd3_dkdv<D, WARPS, STAGES, BQ_>(smem, dk, dv, dout, q, k, v, lse, delta, T, H, KV, bkv / KV, bkv % KV, kb);
     } else {
         // Query tile major, descending: the last tile sees every key.
         const long r = bid - nkv;
         const int qb = nb - 1 - (int)(r / ((long)B * H)), bh = (int)(r % ((long)B * H));
-        attn_bwd2_dq<D>(smem, dq, dout, q, k, v, lse, delta, T, H, KV, bh / H, bh % H, qb);
+        attn_bwd3_dq<D, WARPS, STAGES, BQ_>(smem, dq, dout, q, k, v, lse, delta, T, H, KV, bh / H, bh % H, qb);
     }
 }
 
@@ -1196,12 +1279,23 @@ attention_fwd_d64_v1(bf16* out, float* lse, const bf16* q, const bf16* k, const 
     attn_fwd_mma<64>(out, lse, q, k, v, B, T, H, KV);
 }
 
-extern "C" __global__ void __launch_bounds__(32 * FWD2_WARPS, ATTN_MINB_FWD2)
-attention_fwd_d64(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, int B, int T, int H, int KV,
-                  int D) {
-    if (D != 64) return;
-    attn_fwd2<64>(out, lse, q, k, v, B, T, H, KV);
-}
+// Pipelined D = 64 variants, attention_fwd_d64_w<W>s<S>m<M>: W warps, S
+// stages, M resident blocks per SM asked of the register allocator (at most
+// 65536 / (32 * W * M) registers a thread). The host's tables
+// (fwdD64Variants, bwdD64Variants) list the same, in the same order.
+#define ATTN_FWD_ENTRY(NAME, W, S, M)                                                                           \
+    extern "C" __global__ void __launch_bounds__(32 * W, M) NAME(bf16* out, float* lse, const bf16* q,          \
+                                                                 const bf16* k, const bf16* v, int B, int T,    \
+                                                                 int H, int KV, int D) {                        \
+        if (D != 64) return;                                                                                    \
+        attn_fwd3<64, W, S>(out, lse, q, k, v, B, T, H, KV);                                                    \
+    }
+ATTN_FWD_ENTRY(attention_fwd_d64_w8s2m2, 8, 2, 2)
+ATTN_FWD_ENTRY(attention_fwd_d64_w8s3m2, 8, 3, 2)
+ATTN_FWD_ENTRY(attention_fwd_d64_w4s2m4, 4, 2, 4)
+ATTN_FWD_ENTRY(attention_fwd_d64_w4s2m5, 4, 2, 5)
+ATTN_FWD_ENTRY(attention_fwd_d64_w4s3m4, 4, 3, 4)
+ATTN_FWD_ENTRY(attention_fwd_d64_w4s4m3, 4, 4, 3)
 
 extern "C" __global__ void __launch_bounds__(128, ATTN_MINB_FWD128)
 attention_fwd_d128(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, int B, int T, int H, int KV,
@@ -1262,12 +1356,23 @@ attention_bwd_d64_v1(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const bf16*
     attn_bwd_mma<64>(dq, dk, dv, dout, q, k, v, lse, scratch, B, T, H, KV);
 }
 
-extern "C" __global__ void __launch_bounds__(128, ATTN_MINB_BWD2)
-attention_bwd_d64(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const bf16* q, const bf16* k, const bf16* v,
-                  const bf16* out, const float* lse, float* scratch, int B, int T, int H, int KV, int D) {
-    if (D != 64) return;
-    attn_bwd2<64>(dq, dk, dv, dout, q, k, v, lse, scratch, B, T, H, KV);
-}
+// Backward: attention_bwd_d64_w<W>s<S>m<M>q<Q>, Q the query rows of a dk/dv
+// step (64: half the steps and barriers, twice the score registers).
+#define ATTN_BWD_ENTRY(NAME, W, S, M, Q)                                                                        \
+    extern "C" __global__ void __launch_bounds__(32 * W, M) NAME(                                               \
+        bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const bf16* q, const bf16* k, const bf16* v,            \
+        const bf16* out, const float* lse, float* scratch, int B, int T, int H, int KV, int D) {                \
+        if (D != 64) return;                                                                                    \
+        attn_bwd3<64, W, S, Q>(dq, dk, dv, dout, q, k, v, lse, scratch, B, T, H, KV);                           \
+    }
+ATTN_BWD_ENTRY(attention_bwd_d64_w4s2m4q32, 4, 2, 4, 32)
+ATTN_BWD_ENTRY(attention_bwd_d64_w4s2m3q32, 4, 2, 3, 32)
+ATTN_BWD_ENTRY(attention_bwd_d64_w4s3m4q32, 4, 3, 4, 32)
+ATTN_BWD_ENTRY(attention_bwd_d64_w4s3m3q32, 4, 3, 3, 32)
+ATTN_BWD_ENTRY(attention_bwd_d64_w8s2m2q32, 8, 2, 2, 32)
+ATTN_BWD_ENTRY(attention_bwd_d64_w8s3m2q32, 8, 3, 2, 32)
+ATTN_BWD_ENTRY(attention_bwd_d64_w4s2m3q64, 4, 2, 3, 64)
+ATTN_BWD_ENTRY(attention_bwd_d64_w4s3m3q64, 4, 3, 3, 64)
 
 extern "C" __global__ void __launch_bounds__(128, ATTN_MINB_BWD128)
 attention_bwd_d128(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const bf16* q, const bf16* k, const bf16* v,

@@ -33,6 +33,11 @@ t mem-ft-350m bin/compact memreport --config configs/llama-350m.yaml --device cu
 LEAN="--set train.recompute=block --set train.fused_update=true --set train.optimizer_state=bf16"
 t profile-lean-1b bin/compact bench --config configs/llama-1b.yaml --device cuda --set train.grad_accum=1 --set train.micro_batch=64 \
   --set compact.rank=0.25 $LEAN --modes compact --steps 5 --warmup 2 --profile
+# CUDA graph steps (perf-notes section 10): the same bench with graphs off and on.
+for s in 60m 130m; do for g in off on; do
+  t bench-$s-graph-$g bin/compact bench --config configs/llama-$s.yaml --device cuda --set train.micro_batch=64 --set train.grad_accum=1 \
+    --set compact.rank=0.25 --modes full,compact --set train.cuda_graph=$g
+done; done
 # The quality job tokenizes the shards; wait for them only while it is alive
 # (a failed tokenization must not hang the call until its time limit).
 while [ ! -e $SHARDS/realtext_val_000000.bin ] && [ -n "$QPID" ] && kill -0 "$QPID" 2>/dev/null; do sleep 5; done

@@ -24,6 +24,9 @@ type Result struct {
 	MFU       float64 `json:"mfu"`
 	PeakBytes int64   `json:"peak_bytes"`
 	Loss      float64 `json:"last_loss"`
+	// GraphSteps is how many timed steps replayed a CUDA graph
+	// (train.cuda_graph); the others ran eagerly or were captured.
+	GraphSteps int `json:"graph_steps"`
 }
 
 // profiler is implemented by backends that can time their kernels.
@@ -64,11 +67,13 @@ func run(be gpu.Backend, cfg train.Config, warmup, steps int, profile io.Writer)
 	if warmup > 0 {
 		be.Memory().ResetPeak()
 	}
+	_, _, replayed0 := s.GraphRuns()
 	start := time.Now()
 	if err := s.Run(steps); err != nil {
 		return Result{}, err
 	}
 	el := time.Since(start).Seconds()
+	_, _, replayed := s.GraphRuns()
 	if p, ok := be.(profiler); ok && profile != nil {
 		p.StartProfile()
 		if err := s.Run(steps); err != nil { // StopProfile waits for the device anyway
@@ -86,13 +91,17 @@ func run(be gpu.Backend, cfg train.Config, warmup, steps int, profile io.Writer)
 	tokens := tr.MicroBatch * tr.SeqLen * tr.GradAccum
 	r := Result{Params: cfg.Model.NumParams(), Tokens: tokens,
 		StepMs: el / float64(steps) * 1e3, TokPerS: float64(tokens*steps) / el,
-		PeakBytes: be.Memory().Snapshot().PeakAll, Loss: loss}
+		PeakBytes: be.Memory().Snapshot().PeakAll, Loss: loss, GraphSteps: replayed - replayed0}
 	r.TFLOPS = r.TokPerS * cfg.Model.TrainFLOPsPerToken(tr.SeqLen) / 1e12
 	return r, nil
 }
 
 // String formats a result as one table row.
 func (r Result) String() string {
-	return fmt.Sprintf("%-28s %10.0f tok/s %8.1f TFLOP/s %6.1f%% MFU %8.2f GiB peak %8.1f ms/step",
+	s := fmt.Sprintf("%-28s %10.0f tok/s %8.1f TFLOP/s %6.1f%% MFU %8.2f GiB peak %8.1f ms/step",
 		r.Name, r.TokPerS, r.TFLOPS, r.MFU*100, float64(r.PeakBytes)/(1<<30), r.StepMs)
+	if r.GraphSteps > 0 {
+		s += fmt.Sprintf(" (%d graph steps)", r.GraphSteps)
+	}
+	return s
 }

@@ -30,6 +30,9 @@ func NewStepper(be gpu.Backend, cfg Config) (*Stepper, error) {
 		sched: Schedule{LR: cfg.PeakLR()}} // no warmup, no decay: At is LR
 	s := &Stepper{t}
 	var err error
+	if t.graphs, err = stepGraphs(cfg, be, false); err != nil {
+		return nil, err
+	}
 	if t.model, err = NewModel(be, cfg); err != nil {
 		return nil, err
 	}
@@ -58,6 +61,13 @@ func (s *Stepper) Run(n int) error {
 		}
 	}
 	return s.t.be.Sync()
+}
+
+// GraphRuns returns how many steps so far ran eagerly, were captured into
+// a CUDA graph, and replayed one (train.cuda_graph).
+func (s *Stepper) GraphRuns() (eager, captured, replayed int) {
+	c := s.t.graphRuns
+	return c[gpu.GraphEager], c[gpu.GraphCaptured], c[gpu.GraphReplayed]
 }
 
 // Loss waits for the device and returns the mean training loss of the last

@@ -61,6 +61,9 @@ type Trainer struct {
 	lastCkpt string  // newest checkpoint this run wrote
 	dir      *runDir // the locked --out directory
 	dp       *dataParallel
+
+	graphs    gpu.StepGrapher // nil: steps run eagerly (graphstep.go)
+	graphRuns graphCounts
 }
 
 // Pretrain trains cfg from scratch (or from the newest checkpoint in
@@ -136,6 +139,12 @@ func newTrainer(cfg Config, opts RunOptions) (_ *Trainer, err error) {
 	t.logf("device: %s", how)
 	if t.dp, err = joinJob(opts.Dist, t.be); err != nil {
 		return nil, err
+	}
+	if t.graphs, err = stepGraphs(cfg, t.be, t.dp != nil); err != nil {
+		return nil, err
+	}
+	if t.graphs != nil {
+		t.logf("cuda graphs: steps that do not log replay a graph captured from an earlier step (train.cuda_graph = %s)", cfg.Train.CUDAGraph)
 	}
 	if err := checkFitsRank(cfg, t.be, t.dp.world()); err != nil {
 		return nil, err
@@ -369,7 +378,7 @@ func (t *Trainer) close() {
 // step runs one optimizer step: grad_accum micro-batches of forward and
 // backward, then the update. Only with read does it wait for the GPU, to
 // return the mean training loss and the gradient norm for logging.
-func (t *Trainer) step(read bool) (loss, gradNorm float64, err error) {
+func (t *Trainer) stepEager(read bool) (loss, gradNorm float64, err error) {
 	tr := t.cfg.Train
 	B, T := tr.MicroBatch, tr.SeqLen
 	type micro struct{ in, tg []int32 }

@@ -33,8 +33,9 @@ type Backend struct {
 }
 
 var (
-	_ gpu.Backend = (*Backend)(nil)
-	_ gpu.Decoder = (*Backend)(nil)
+	_ gpu.Backend     = (*Backend)(nil)
+	_ gpu.Decoder     = (*Backend)(nil)
+	_ gpu.StepGrapher = (*Backend)(nil)
 )
 
 // New opens device ordinal and compiles the kernels.
@@ -389,7 +390,12 @@ func trans(t bool) string {
 // with the stream every kernel of this backend is queued on: for libraries
 // that queue their own work in that order (NCCL in internal/dist).
 func (c *Backend) OnStream(f func(stream uintptr) error) error {
-	return c.dev.Do(func() error { return f(c.dev.Stream()) })
+	return c.dev.Do(func() error {
+		if err := c.dev.flushRecording(); err != nil { // the library's work follows the recorded work
+			return err
+		}
+		return f(c.dev.Stream())
+	})
 }
 
 // DevicePtr is the device address of t's first element, for such libraries.

@@ -104,22 +104,31 @@ func (h *harness) expect(what string, x pair, tol float64) {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	var num, den float64
-	for i := range cv {
-		if math.IsNaN(float64(gv[i])) {
-			h.t.Errorf("%s: NaN at %d", what, i)
-			return
-		}
-		d := float64(gv[i]) - float64(cv[i])
-		num += d * d
-		den += float64(cv[i]) * float64(cv[i])
+	e, nan := relErr(gv, cv)
+	if nan >= 0 {
+		h.t.Errorf("%s: NaN at %d", what, nan)
+		return
 	}
-	e := math.Sqrt(num / math.Max(den, 1e-30))
 	if e > tol {
 		h.t.Errorf("%s: GPU vs CPU rel err %.3g > %g", what, e, tol)
 	} else {
 		h.t.Logf("%s: rel err %.3g", what, e)
 	}
+}
+
+// relErr is ||got - want|| / ||want||, and the first index where got is
+// NaN (-1 if none; the error is then +Inf).
+func relErr(got, want []float32) (float64, int) {
+	var num, den float64
+	for i := range want {
+		if math.IsNaN(float64(got[i])) {
+			return math.Inf(1), i
+		}
+		d := float64(got[i]) - float64(want[i])
+		num += d * d
+		den += float64(want[i]) * float64(want[i])
+	}
+	return math.Sqrt(num / math.Max(den, 1e-30)), -1
 }
 
 const (

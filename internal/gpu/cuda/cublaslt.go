@@ -39,6 +39,11 @@ const (
 const (
 	cublasLtMatmulDescTransA int32 = 3 // CUBLASLT_MATMUL_DESC_TRANSA, int32_t
 	cublasLtMatmulDescTransB int32 = 4 // CUBLASLT_MATMUL_DESC_TRANSB, int32_t
+	// CUBLASLT_MATMUL_DESC_POINTER_MODE (int32_t) and its value
+	// CUBLASLT_POINTER_MODE_DEVICE (= CUBLAS_POINTER_MODE_DEVICE, cublas_api.h):
+	// alpha and beta are read from device memory when the GEMM runs.
+	cublasLtMatmulDescPointerMode int32 = 2
+	cublasLtPointerModeDevice     int32 = 1
 )
 
 // cublasLt.h: cublasLtMatmulPreferenceAttributes_t.
@@ -118,6 +123,12 @@ var blasLt struct {
 	// cublasLtMatmul(handle, computeDesc, const void* alpha, const void* A, Adesc,
 	// const void* B, Bdesc, const void* beta, const void* C, Cdesc, void* D, Ddesc,
 	// const cublasLtMatmulAlgo_t* algo, void* workspace, size_t workspaceSizeInBytes, cudaStream_t stream)
+	// MatmulDevScalars is cublasLtMatmul with alpha and beta as device
+	// addresses (a plan in CUBLASLT_POINTER_MODE_DEVICE).
+	MatmulDevScalars func(h, desc, alpha, A, Adesc, B, Bdesc, beta, C, Cdesc, D, Ddesc uintptr, algo unsafe.Pointer, workspace, workspaceSize, stream uintptr) int32
+	MatmulAlgoCheck  func(h, desc, a, b, c, d uintptr, algo, result unsafe.Pointer) int32
+	// cublasLtMatmulAlgoCheck(handle, operationDesc, Adesc, Bdesc, Cdesc, Ddesc,
+	// const cublasLtMatmulAlgo_t* algo, cublasLtMatmulHeuristicResult_t* result)
 
 	lib     *cudaLib
 	version uintptr
@@ -150,6 +161,8 @@ func loadCublasLt() error {
 		b.fn(&blasLt.PreferenceSetAttribute, "cublasLtMatmulPreferenceSetAttribute")
 		b.fn(&blasLt.MatmulAlgoGetHeuristic, "cublasLtMatmulAlgoGetHeuristic")
 		b.fn(&blasLt.Matmul, "cublasLtMatmul")
+		b.fn(&blasLt.MatmulDevScalars, "cublasLtMatmul")
+		b.fn(&blasLt.MatmulAlgoCheck, "cublasLtMatmulAlgoCheck")
 		if b.err != nil {
 			blasLtErr = b.err
 			return
@@ -175,6 +188,7 @@ type cudaGemmKey struct {
 	transA, transB bool
 	ct, at, bt     dtype
 	align          uint32 // alignment in bytes the pointers are known to have
+	devScalars     bool   // alpha and beta in device memory (graph.go)
 }
 
 // cudaGemmPlan is what cublasLtMatmul needs besides the pointers.
@@ -229,6 +243,9 @@ func (d *device) SetGemmWorkspace(ptr uintptr, bytes int64) error {
 		return fmt.Errorf("cuda: SetGemmWorkspace(%#x, %d): invalid workspace", ptr, bytes)
 	}
 	return d.Do(func() error {
+		if err := d.flushRecording(); err != nil {
+			return err
+		}
 		// Work queued with the old workspace must finish before it is reused.
 		if err := cuCheck(cu.StreamSynchronize(d.stream), "cuStreamSynchronize"); err != nil {
 			return err
@@ -285,9 +302,8 @@ func (d *device) Gemm(c, a, b uintptr, ct, at, bt dtype, M, N, K int, transA, tr
 		align >>= 1
 	}
 	key := cudaGemmKey{M: M, N: N, K: K, transA: transA, transB: transB, ct: ct, at: at, bt: bt, align: align}
-	scal := [2]float32{alpha, beta} // host pointer mode: read during the call
 	return d.Do(func() error {
-		p, err := d.gemmPlan(key)
+		p, err := d.gemmPlan(key) // outside any capture: plans are built on the host
 		if err != nil {
 			return err
 		}
@@ -295,17 +311,33 @@ func (d *device) Gemm(c, a, b uintptr, ct, at, bt dtype, M, N, K int, transA, tr
 		if ws == 0 {
 			wsBytes = 0
 		}
-		r := blasLt.Matmul(d.blas.handle, p.desc, unsafe.Pointer(&scal[0]),
-			b, p.layX, a, p.layY, unsafe.Pointer(&scal[1]),
-			c, p.layC, c, p.layC,
-			unsafe.Pointer(&p.algo), ws, uintptr(wsBytes), d.stream)
-		return cublasCheck(r, "cublasLtMatmul(%s)", key)
+		g := &gemmCall{plan: p, key: key, a: a, b: b, c: c, scal: [2]float32{alpha, beta}, ws: ws, wsBytes: uintptr(wsBytes)}
+		return d.submit(streamOp{kind: opGemm, gemm: g})
 	})
 }
 
+// gemmCall is one cublasLtMatmul: its plan, operands and scalars (host
+// pointer mode: read during the call, so a captured GEMM keeps them).
+type gemmCall struct {
+	plan        *cudaGemmPlan
+	key         cudaGemmKey
+	a, b, c     uintptr
+	scal        [2]float32 // alpha, beta
+	ws, wsBytes uintptr
+}
+
+func (d *device) matmulNow(g *gemmCall) error {
+	p := g.plan
+	r := blasLt.Matmul(d.blas.handle, p.desc, unsafe.Pointer(&g.scal[0]),
+		g.b, p.layX, g.a, p.layY, unsafe.Pointer(&g.scal[1]),
+		g.c, p.layC, g.c, p.layC,
+		unsafe.Pointer(&p.algo), g.ws, g.wsBytes, d.stream)
+	return cublasCheck(r, "cublasLtMatmul(%s)", g.key)
+}
+
 func (k cudaGemmKey) String() string {
-	return fmt.Sprintf("M=%d N=%d K=%d transA=%v transB=%v A=%v B=%v C=%v align=%d",
-		k.M, k.N, k.K, k.transA, k.transB, k.at, k.bt, k.ct, k.align)
+	return fmt.Sprintf("M=%d N=%d K=%d transA=%v transB=%v A=%v B=%v C=%v align=%d devScalars=%v",
+		k.M, k.N, k.K, k.transA, k.transB, k.at, k.bt, k.ct, k.align, k.devScalars)
 }
 
 // gemmPlan returns the cached plan for key, building it on a miss. Runs on
@@ -352,6 +384,13 @@ func (d *device) buildGemmPlan(k cudaGemmKey, p *cudaGemmPlan) error {
 		"cublasLtMatmulDescSetAttribute(TRANSB)"); err != nil {
 		return err
 	}
+	if k.devScalars {
+		mode := cublasLtPointerModeDevice
+		if err := cublasCheck(blasLt.MatmulDescSetAttribute(p.desc, cublasLtMatmulDescPointerMode, unsafe.Pointer(&mode), 4),
+			"cublasLtMatmulDescSetAttribute(POINTER_MODE DEVICE)"); err != nil {
+			return err
+		}
+	}
 	if err := cublasCheck(blasLt.MatrixLayoutCreate(&p.layX, xType, uint64(xRows), uint64(xCols), int64(xLd)),
 		"cublasLtMatrixLayoutCreate(B %dx%d ld %d)", xRows, xCols, xLd); err != nil {
 		return err
@@ -385,6 +424,9 @@ func (d *device) buildGemmPlan(k cudaGemmKey, p *cudaGemmPlan) error {
 			return err
 		}
 	}
+	if k.devScalars && d.sameAlgo(k, p, wsMax) {
+		return nil
+	}
 	var results [4]cublasLtHeuristicResult
 	var n int32
 	if err := cublasCheck(blasLt.MatmulAlgoGetHeuristic(d.blas.handle, p.desc, p.layX, p.layY, p.layC, p.layC, pref,
@@ -399,4 +441,33 @@ func (d *device) buildGemmPlan(k cudaGemmKey, p *cudaGemmPlan) error {
 		}
 	}
 	return fmt.Errorf("cublasLtMatmulAlgoGetHeuristic(%s): no usable algorithm (%d returned, workspace %d bytes)", k, n, wsMax)
+}
+
+// sameAlgo gives the device-scalar plan p the algorithm of the host-scalar
+// plan of the same GEMM when cuBLASLt accepts it for p, so that a GEMM
+// replayed in a graph computes what the eager one did, bit for bit.
+func (d *device) sameAlgo(k cudaGemmKey, p *cudaGemmPlan, wsMax uint64) bool {
+	hk := k
+	hk.devScalars = false
+	host, err := d.gemmPlan(hk)
+	if err != nil {
+		return false
+	}
+	var res cublasLtHeuristicResult
+	if blasLt.MatmulAlgoCheck(d.blas.handle, p.desc, p.layX, p.layY, p.layC, p.layC, unsafe.Pointer(&host.algo), unsafe.Pointer(&res)) != 0 ||
+		res.state != 0 || res.workspaceSize > wsMax {
+		return false
+	}
+	p.algo, p.wsNeeded = host.algo, res.workspaceSize
+	return true
+}
+
+// matmulDevScalars queues g with plan p (a device-scalar plan of g's key)
+// reading alpha and beta from device addresses.
+func (d *device) matmulDevScalars(g *gemmCall, p *cudaGemmPlan, alpha, beta uintptr) error {
+	r := blasLt.MatmulDevScalars(d.blas.handle, p.desc, alpha,
+		g.b, p.layX, g.a, p.layY, beta,
+		g.c, p.layC, g.c, p.layC,
+		unsafe.Pointer(&p.algo), g.ws, g.wsBytes, d.stream)
+	return cublasCheck(r, "cublasLtMatmul(%s, device scalars)", g.key)
 }

@@ -161,6 +161,7 @@ func loadDriver() error {
 			cu.eventElapsedName = "cuEventElapsedTime"
 			b.fn(&cu.EventElapsedTime, cu.eventElapsedName)
 		}
+		bindGraphs(b)
 		if b.err != nil {
 			cuLoadErr = b.err
 			return
@@ -276,6 +277,8 @@ type device struct {
 	modules []*module     // device thread only
 	blas    cublasLtState // device thread only
 	staging hostStaging   // device thread only: pinned buffers of HtoDAsync
+	rec     *recording    // device thread only: the step being recorded (record.go)
+	graphs  graphCache    // device thread only: captured steps (graph.go)
 }
 
 // openDevice opens GPU ordinal: cuInit, cuDeviceGet, retains the primary
@@ -448,6 +451,7 @@ func (d *device) release() error {
 	if d.stream != 0 {
 		errs = append(errs, cuCheck(cu.StreamSynchronize(d.stream), "cuStreamSynchronize"))
 	}
+	errs = append(errs, d.graphsRelease())
 	errs = append(errs, d.blasRelease())
 	errs = append(errs, d.stagingRelease())
 	for _, m := range d.modules {
@@ -578,6 +582,9 @@ func (d *device) Free(ptr uintptr) error {
 		return nil
 	}
 	return d.Do(func() error {
+		if err := d.flushRecording(); err != nil {
+			return err
+		}
 		if err := cuCheck(cu.StreamSynchronize(d.stream), "cuStreamSynchronize before cuMemFree_v2"); err != nil {
 			return err
 		}
@@ -602,6 +609,9 @@ func (d *device) HtoD(dst uintptr, src unsafe.Pointer, bytes int64) error {
 		return fmt.Errorf("cuda: HtoD(%d bytes): negative size", bytes)
 	}
 	return d.Do(func() error {
+		if err := d.flushRecording(); err != nil {
+			return err
+		}
 		if err := cuCheck(cu.MemcpyHtoDAsync(dst, src, uintptr(bytes), d.stream), "cuMemcpyHtoDAsync_v2(%d bytes)", bytes); err != nil {
 			return err
 		}
@@ -619,6 +629,9 @@ func (d *device) DtoH(dst unsafe.Pointer, src uintptr, bytes int64) error {
 		return fmt.Errorf("cuda: DtoH(%d bytes): negative size", bytes)
 	}
 	return d.Do(func() error {
+		if err := d.flushRecording(); err != nil {
+			return err
+		}
 		if err := cuCheck(cu.MemcpyDtoHAsync(dst, src, uintptr(bytes), d.stream), "cuMemcpyDtoHAsync_v2(%d bytes)", bytes); err != nil {
 			return err
 		}
@@ -634,9 +647,7 @@ func (d *device) DtoD(dst, src uintptr, bytes int64) error {
 	if bytes < 0 {
 		return fmt.Errorf("cuda: DtoD(%d bytes): negative size", bytes)
 	}
-	return d.Do(func() error {
-		return cuCheck(cu.MemcpyDtoDAsync(dst, src, uintptr(bytes), d.stream), "cuMemcpyDtoDAsync_v2(%d bytes)", bytes)
-	})
+	return d.Do(func() error { return d.submit(streamOp{kind: opDtoD, dst: dst, src: src, n: bytes}) })
 }
 
 // MemsetD8 queues setting bytes bytes at dst to v on the stream.
@@ -644,9 +655,7 @@ func (d *device) MemsetD8(dst uintptr, v byte, bytes int64) error {
 	if bytes <= 0 {
 		return nil
 	}
-	return d.Do(func() error {
-		return cuCheck(cu.MemsetD8Async(dst, v, uintptr(bytes), d.stream), "cuMemsetD8Async(%d bytes)", bytes)
-	})
+	return d.Do(func() error { return d.submit(streamOp{kind: opMemset8, dst: dst, n: bytes, val: uint32(v)}) })
 }
 
 // MemsetD32 queues setting n 32-bit words at dst (4-byte aligned) to v.
@@ -654,15 +663,18 @@ func (d *device) MemsetD32(dst uintptr, v uint32, n int64) error {
 	if n <= 0 {
 		return nil
 	}
-	return d.Do(func() error {
-		return cuCheck(cu.MemsetD32Async(dst, v, uintptr(n), d.stream), "cuMemsetD32Async(%d words)", n)
-	})
+	return d.Do(func() error { return d.submit(streamOp{kind: opMemset32, dst: dst, n: n, val: v}) })
 }
 
 // Sync waits for all work queued on the device's stream (cuStreamSynchronize).
 // Errors of earlier asynchronous work (a faulting kernel) surface here.
 func (d *device) Sync() error {
-	return d.Do(func() error { return cuCheck(cu.StreamSynchronize(d.stream), "cuStreamSynchronize") })
+	return d.Do(func() error {
+		if err := d.flushRecording(); err != nil {
+			return err
+		}
+		return cuCheck(cu.StreamSynchronize(d.stream), "cuStreamSynchronize")
+	})
 }
 
 // kernelArg is one kernel parameter in the 8-byte slot cuLaunchKernel
@@ -688,32 +700,15 @@ func argBool(v bool) kernelArg {
 }
 
 // Launch queues fn on the stream with the given grid, block and dynamic
-// shared memory. args are the kernel's parameters in order. They are copied
-// into a pinned parameter block and cuLaunchKernel receives an array of
-// pointers to them; the driver copies the values before returning.
+// shared memory (or records it, record.go). args are the kernel's
+// parameters in order; cuLaunchKernel gets an array of pointers to them and
+// copies the values before returning.
 func (d *device) Launch(fn *function, grid, block [3]uint32, sharedMem uint32, args ...kernelArg) error {
 	if fn == nil || fn.h == 0 {
 		return errors.New("cuda: Launch: nil or unloaded function")
 	}
-	var params unsafe.Pointer // void** kernelParams; NULL when no arguments
-	var pin runtime.Pinner
-	defer pin.Unpin()
-	if len(args) > 0 {
-		slots := append([]kernelArg(nil), args...)
-		ptrs := make([]unsafe.Pointer, len(slots))
-		for i := range slots {
-			ptrs[i] = unsafe.Pointer(&slots[i])
-		}
-		pin.Pin(&slots[0])
-		pin.Pin(&ptrs[0])
-		params = unsafe.Pointer(&ptrs[0])
-	}
 	return d.Do(func() error {
-		if fn.m != nil && fn.m.h == 0 {
-			return fmt.Errorf("cuda: Launch %s: module %s is unloaded", fn.name, fn.m.name)
-		}
-		r := cu.LaunchKernel(fn.h, grid[0], grid[1], grid[2], block[0], block[1], block[2], sharedMem, d.stream, params, nil)
-		return cuCheck(r, "cuLaunchKernel(%s grid=%v block=%v smem=%d)", fn.name, grid, block, sharedMem)
+		return d.submit(streamOp{kind: opLaunch, fn: fn, grid: grid, block: block, smem: sharedMem, args: args})
 	})
 }
 
@@ -727,7 +722,12 @@ func (d *device) NewEvent() (uintptr, error) {
 
 // RecordEvent records ev on the device's stream.
 func (d *device) RecordEvent(ev uintptr) error {
-	return d.Do(func() error { return cuCheck(cu.EventRecord(ev, d.stream), "cuEventRecord") })
+	return d.Do(func() error {
+		if err := d.flushRecording(); err != nil {
+			return err
+		}
+		return cuCheck(cu.EventRecord(ev, d.stream), "cuEventRecord")
+	})
 }
 
 // ElapsedMs waits for end and returns the milliseconds between the two
@@ -735,6 +735,9 @@ func (d *device) RecordEvent(ev uintptr) error {
 func (d *device) ElapsedMs(start, end uintptr) (float32, error) {
 	var ms float32
 	err := d.Do(func() error {
+		if err := d.flushRecording(); err != nil {
+			return err
+		}
 		if err := cuCheck(cu.EventSynchronize(end), "cuEventSynchronize"); err != nil {
 			return err
 		}

@@ -158,5 +158,5 @@ func (c *Backend) loadKernels() error {
 			*b.k = kernel{b: c, fn: fn, block: b.block}
 		}
 	}
-	return nil
+	return c.k.attention.prepare(c.dev) // dynamic shared memory of the pipelined variants
 }

@@ -47,45 +47,48 @@ func (d *device) HtoDAsync(dst uintptr, src unsafe.Pointer, bytes int64) error {
 	if bytes < 0 {
 		return fmt.Errorf("cuda: HtoDAsync(%d bytes): negative size", bytes)
 	}
-	return d.Do(func() error {
-		st := &d.staging
-		s := &st.slots[st.next]
-		if s.busy {
-			if err := cuCheck(cu.EventSynchronize(s.ev), "cuEventSynchronize(staging slot %d)", st.next); err != nil {
-				return err
-			}
-			s.busy = false
-		}
-		if s.bytes < bytes {
-			if s.host != nil {
-				if err := cuCheck(cu.MemFreeHost(s.host), "cuMemFreeHost(%d bytes)", s.bytes); err != nil {
-					return err
-				}
-				s.host, s.bytes = nil, 0
-			}
-			if err := cuCheck(cu.MemHostAlloc(&s.host, uintptr(bytes), 0), "cuMemHostAlloc(%d bytes)", bytes); err != nil {
-				s.host = nil
-				return err
-			}
-			s.bytes = bytes
-		}
-		if s.ev == 0 {
-			if err := cuCheck(cu.EventCreate(&s.ev, cuEventNoTiming), "cuEventCreate(CU_EVENT_DISABLE_TIMING)"); err != nil {
-				s.ev = 0
-				return err
-			}
-		}
-		copy(unsafe.Slice((*byte)(s.host), bytes), unsafe.Slice((*byte)(src), bytes))
-		if err := cuCheck(cu.MemcpyHtoDAsync(dst, s.host, uintptr(bytes), d.stream), "cuMemcpyHtoDAsync_v2(%d bytes, pinned)", bytes); err != nil {
+	return d.Do(func() error { return d.submit(streamOp{kind: opHtoD, dst: dst, host: src, n: bytes}) })
+}
+
+// stagedHtoD is HtoDAsync on the device thread.
+func (d *device) stagedHtoD(dst uintptr, src unsafe.Pointer, bytes int64) error {
+	st := &d.staging
+	s := &st.slots[st.next]
+	if s.busy {
+		if err := cuCheck(cu.EventSynchronize(s.ev), "cuEventSynchronize(staging slot %d)", st.next); err != nil {
 			return err
 		}
-		if err := cuCheck(cu.EventRecord(s.ev, d.stream), "cuEventRecord(staging slot %d)", st.next); err != nil {
+		s.busy = false
+	}
+	if s.bytes < bytes {
+		if s.host != nil {
+			if err := cuCheck(cu.MemFreeHost(s.host), "cuMemFreeHost(%d bytes)", s.bytes); err != nil {
+				return err
+			}
+			s.host, s.bytes = nil, 0
+		}
+		if err := cuCheck(cu.MemHostAlloc(&s.host, uintptr(bytes), 0), "cuMemHostAlloc(%d bytes)", bytes); err != nil {
+			s.host = nil
 			return err
 		}
-		s.busy = true
-		st.next = (st.next + 1) % stagingSlots
-		return nil
-	})
+		s.bytes = bytes
+	}
+	if s.ev == 0 {
+		if err := cuCheck(cu.EventCreate(&s.ev, cuEventNoTiming), "cuEventCreate(CU_EVENT_DISABLE_TIMING)"); err != nil {
+			s.ev = 0
+			return err
+		}
+	}
+	copy(unsafe.Slice((*byte)(s.host), bytes), unsafe.Slice((*byte)(src), bytes))
+	if err := cuCheck(cu.MemcpyHtoDAsync(dst, s.host, uintptr(bytes), d.stream), "cuMemcpyHtoDAsync_v2(%d bytes, pinned)", bytes); err != nil {
+		return err
+	}
+	if err := cuCheck(cu.EventRecord(s.ev, d.stream), "cuEventRecord(staging slot %d)", st.next); err != nil {
+		return err
+	}
+	s.busy = true
+	st.next = (st.next + 1) % stagingSlots
+	return nil
 }
 
 // stagingRelease frees the pinned buffers and their events; the stream has

@@ -1,0 +1,84 @@
+package train
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/compact-llm/compact/internal/gpu"
+)
+
+// Values of train.cuda_graph: whether a step's device work is replayed as
+// one CUDA graph (gpu.StepGrapher). auto uses graphs where the backend can
+// (CUDA, one process) and the replay is known to give the eager step's bits:
+// master-free weights. With an fp32 master copy a replayed step differed
+// from the eager one in the last bits of the loss on the H200 (the
+// compressed update's GEMM reads a changing alpha from device memory there,
+// and cuBLASLt rounds that differently), so a resumed run would not repeat an
+// uninterrupted one exactly; on asks for graphs anyway and fails when the
+// backend cannot; off never.
+const (
+	GraphAuto = "auto"
+	GraphOn   = "on"
+	GraphOff  = "off"
+)
+
+// CUDAGraphModes lists the train.cuda_graph values.
+var CUDAGraphModes = []string{GraphAuto, GraphOn, GraphOff}
+
+// stepGraphs is the step grapher train.cuda_graph gives steps on be: nil
+// for eager steps. Data parallel steps run eagerly (their collectives wait
+// on the stream in the middle of a step).
+func stepGraphs(cfg Config, be gpu.Backend, dataParallel bool) (gpu.StepGrapher, error) {
+	mode := cfg.Train.CUDAGraph
+	if mode == GraphOff || (mode == GraphAuto && !cfg.MasterFree()) {
+		return nil, nil
+	}
+	why := func() error {
+		g, ok := be.(gpu.StepGrapher)
+		switch {
+		case !ok:
+			return fmt.Errorf("the %s backend has no graphs", be.Name())
+		case dataParallel:
+			return errors.New("data parallel steps run eagerly")
+		}
+		return g.GraphSupport()
+	}()
+	if why == nil {
+		return be.(gpu.StepGrapher), nil
+	}
+	if mode == GraphOn {
+		return nil, Usagef("train.cuda_graph = on: %v (use auto or off)", why)
+	}
+	return nil, nil
+}
+
+// graphCounts counts how steps were queued, by gpu.GraphRun.
+type graphCounts [gpu.GraphReplayed + 1]int
+
+// step takes one optimizer step (stepEager), recording its device work for
+// a graph when the step does not read results back (read steps wait for
+// the device anyway).
+func (t *Trainer) step(read bool) (loss, gradNorm float64, err error) {
+	g := t.graphs
+	if read || g == nil {
+		t.graphRuns[gpu.GraphEager]++
+		return t.stepEager(read)
+	}
+	if err := g.BeginGraphStep(); err != nil {
+		return 0, 0, err
+	}
+	loss, gradNorm, err = t.stepEager(read)
+	run, endErr := g.EndGraphStep(err == nil)
+	if err != nil {
+		return 0, 0, errors.Join(err, endErr)
+	}
+	if endErr != nil {
+		return 0, 0, fmt.Errorf("step %d: %w", t.opt.Step, endErr)
+	}
+	t.graphRuns[run]++
+	if off := g.GraphSupport(); off != nil { // a capture failed: say so once, carry on eagerly
+		t.logf("cuda graphs: %v", off)
+		t.graphs = nil
+	}
+	return loss, gradNorm, nil
+}
