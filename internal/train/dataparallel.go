@@ -5,7 +5,7 @@ package train
 // stochastic rounding are drawn from the same Philox streams, and every
 // rank applies the same summed gradient, so the weights stay identical
 // (with train.zero 0, without ever being sent; under ZeRO-1 each rank
-// updates its share and broadcasts it, zero.go). A step's global batch is micro_batch x
+// updates its share and all-gathers the others', zero.go). A step's global batch is micro_batch x
 // grad_accum x world: rank r takes micro-batches r, r+W, r+2W, ... of the
 // one global stream (strideSource), the loss is scaled by the global count
 // of valid targets, and the gradients are summed over the ranks. That is
@@ -13,7 +13,7 @@ package train
 // float summation order; and since the loader's position counts global
 // micro-batches, a checkpoint resumes on any number of ranks.
 //
-// Compressed params are all-reduced in r-space: their gradient is the
+// Compressed params are reduced in r-space: their gradient is the
 // (rows, r) CompAct gradient, r/n of a full-rank one's bytes.
 
 import (
