@@ -99,8 +99,30 @@ func TestCUDAGraphStepsMatchEager(t *testing.T) {
 			if !exact {
 				t.Logf("two eager runs differ (non-deterministic kernels): comparing within bf16 rounding")
 			}
+			if exact && !c.bitwise {
+				// Rounding-level differences only: losses to 1e-5 (the H200
+				// showed 1e-7), each weight tensor to 1e-2 in norm (a bf16
+				// copy flips an ulp here and there; a wrong learning rate or
+				// a stale argument moves whole updates).
+				for i := range eager.losses {
+					if d := math.Abs(eager.losses[i] - graph.losses[i]); d > 1e-5*math.Abs(eager.losses[i]) {
+						t.Fatalf("step %d: loss %v eager, %v with graphs", i+1, eager.losses[i], graph.losses[i])
+					}
+				}
+				for i := range eager.weights {
+					var num, den float64
+					for j, x := range eager.weights[i] {
+						d := float64(x - graph.weights[i][j])
+						num, den = num+d*d, den+float64(x)*float64(x)
+					}
+					if e := math.Sqrt(num / math.Max(den, 1e-30)); e > 1e-2 {
+						t.Fatalf("weights %d after %d steps: eager vs graph rel err %.3g", i, n, e)
+					}
+				}
+				return
+			}
 			tol := 0.0
-			if !exact || !c.bitwise {
+			if !exact {
 				tol = math.Ldexp(1, -6)
 			}
 			for i := range eager.losses {
