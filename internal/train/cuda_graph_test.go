@@ -52,24 +52,20 @@ func runSteps(t *testing.T, cfg Config, sched Schedule, n int) graphRun {
 
 // Graph steps run the kernels of the eager steps in the same order with the
 // same arguments, so two runs from the same seed agree bit for bit: every
-// loss and every weight. The configs cover the master-weight and the
-// master-free lean paths, the fused update, gradient accumulation, a
+// loss and every weight. The configs cover the master-free lean paths,
+// the fused update, gradient accumulation, a
 // projection epoch change every 3 steps (steps of another structure) and a
 // learning rate that changes every step (patched kernel arguments, GEMMs
 // with device scalars). A GPU whose eager runs differ from each other
 // (atomics) is reported, and the graph run is then held to the bf16
-// rounding of two eager runs. The master-weight path (train.cuda_graph on
-// only; auto leaves it eager) is held to that rounding too: its compressed
-// update accumulates into the fp32 master through a GEMM whose alpha a
-// replay reads from device memory, and cuBLASLt rounds that differently
-// (H200: loss 4.2615423 eager, 4.2615428 replayed at step 4).
+// rounding of two eager runs. The fp32-master path takes no graphs
+// (stepGraphs: its replayed update drifted from the eager one).
 func TestCUDAGraphStepsMatchEager(t *testing.T) {
 	for _, c := range []struct {
 		name        string
 		lean, fused bool
 		accum       int
-		bitwise     bool
-	}{{"master", false, false, 1, false}, {"bf16_sr-bf16", true, false, 2, true}, {"bf16_sr-bf16-fused", true, true, 1, true}} {
+	}{{"bf16_sr-bf16", true, false, 2}, {"bf16_sr-bf16-fused", true, true, 1}} {
 		t.Run(c.name, func(t *testing.T) {
 			cfg := leanConfig(true)
 			if c.lean {
@@ -98,28 +94,6 @@ func TestCUDAGraphStepsMatchEager(t *testing.T) {
 			exact := sameGraphRun(eager, again, 0)
 			if !exact {
 				t.Logf("two eager runs differ (non-deterministic kernels): comparing within bf16 rounding")
-			}
-			if exact && !c.bitwise {
-				// Rounding-level differences only: losses to 1e-5 (the H200
-				// showed 1e-7), each weight tensor to 1e-2 in norm (a bf16
-				// copy flips an ulp here and there; a wrong learning rate or
-				// a stale argument moves whole updates).
-				for i := range eager.losses {
-					if d := math.Abs(eager.losses[i] - graph.losses[i]); d > 1e-5*math.Abs(eager.losses[i]) {
-						t.Fatalf("step %d: loss %v eager, %v with graphs", i+1, eager.losses[i], graph.losses[i])
-					}
-				}
-				for i := range eager.weights {
-					var num, den float64
-					for j, x := range eager.weights[i] {
-						d := float64(x - graph.weights[i][j])
-						num, den = num+d*d, den+float64(x)*float64(x)
-					}
-					if e := math.Sqrt(num / math.Max(den, 1e-30)); e > 1e-2 {
-						t.Fatalf("weights %d after %d steps: eager vs graph rel err %.3g", i, n, e)
-					}
-				}
-				return
 			}
 			tol := 0.0
 			if !exact {

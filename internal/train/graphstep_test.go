@@ -62,8 +62,11 @@ func (f *fakeGrapher) Upload(t *gpu.Tensor, src []float32) error {
 	return f.Backend.Upload(t, src)
 }
 
+// graphConfig is a small CompAct run with master-free weights (graphs need
+// them) and fp32 moments.
 func graphConfig() Config {
 	cfg := leanConfig(true)
+	cfg.Train.Weights = WeightsBF16SR
 	cfg.Train.MicroBatch, cfg.Train.SeqLen, cfg.Train.GradClip = 2, 8, 0
 	cfg.Compact.UpdateGap = 2
 	return cfg
@@ -71,15 +74,15 @@ func graphConfig() Config {
 
 // Every step that does not log is recorded whole, and none of them after
 // the first waits for the device in the middle (which would run it
-// eagerly): for the
-// master and lean paths, the fused update, gradient accumulation and
-// projection epoch changes. A step that reads its loss is not recorded.
+// eagerly): for master-free weights with fp32 and bf16 moments, the fused
+// update, gradient accumulation and projection epoch changes. A step that
+// reads its loss is not recorded.
 func TestGraphStepsAreRecordedWhole(t *testing.T) {
 	for _, c := range []struct {
 		name        string
 		lean, fused bool
 		accum       int
-	}{{"master", false, false, 1}, {"lean-accum", true, false, 2}, {"lean-fused", true, true, 1}} {
+	}{{"bf16_sr", false, false, 1}, {"lean-accum", true, false, 2}, {"lean-fused", true, true, 1}} {
 		cfg := graphConfig()
 		if c.lean {
 			cfg = leanVariant(cfg)
@@ -160,8 +163,8 @@ func TestCUDAGraphModes(t *testing.T) {
 	if g, _ := stepGraphs(cfg, f, false); g != nil {
 		t.Fatal("off returned a grapher")
 	}
-	// auto: graphs only where a replay is known to give the eager bits
-	// (master-free weights); on regardless.
+	// Graphs only where a replay is known to give the eager bits
+	// (master-free weights): auto falls back to eager steps, on refuses.
 	cfg.Train.CUDAGraph = GraphAuto
 	for _, c := range []struct {
 		weights string
@@ -173,8 +176,8 @@ func TestCUDAGraphModes(t *testing.T) {
 		}
 	}
 	cfg.Train.CUDAGraph = GraphOn
-	if g, err := stepGraphs(cfg, f, false); g == nil || err != nil {
-		t.Fatalf("on with master weights: %v, %v; want a grapher", g, err)
+	if _, err := stepGraphs(cfg, f, false); err == nil || !IsUsage(err) || !strings.Contains(err.Error(), "master-free") {
+		t.Fatalf("on with master weights: %v; want a usage error saying graphs need master-free weights", err)
 	}
 	cfg.Train.CUDAGraph = "sometimes"
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "train.cuda_graph") {
