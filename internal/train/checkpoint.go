@@ -271,6 +271,10 @@ func ReadTrainerState(dir string) (TrainerState, error) {
 	if st.Config.Train.OptimizerState == "" {
 		st.Config.Train.OptimizerState = StateFP32
 	}
+	// ... and eagerly, before train.cuda_graph existed (free on resume).
+	if st.Config.Train.CUDAGraph == "" {
+		st.Config.Train.CUDAGraph = GraphOff
+	}
 	return st, nil
 }
 

@@ -130,7 +130,8 @@ func TestOneConfigTwoRecipesRun(t *testing.T) {
 		// torch's form: it resumes into the full-rank recipe, not CompAct's.
 		stripOptimizer(t, filepath.Join(ckpt, "trainer_state.json"))
 		if st, err := ReadTrainerState(ckpt); err != nil || st.Optimizer != OptimizerTorch || st.Config.Validate() != nil ||
-			st.Config.Train.Weights != WeightsMaster || st.Config.Train.OptimizerState != StateFP32 {
+			st.Config.Train.Weights != WeightsMaster || st.Config.Train.OptimizerState != StateFP32 ||
+			st.Config.Train.CUDAGraph != GraphOff {
 			t.Fatalf("old trainer state: optimizer %q, %v, config %v", st.Optimizer, err, st.Config.Validate())
 		}
 		cfg.Train.Optimizer = OptimizerAuto
@@ -162,6 +163,7 @@ func stripOptimizer(t *testing.T, path string) {
 		t.Fatal(err)
 	}
 	full.Config.Train.Optimizer, full.Config.Train.Weights, full.Config.Train.OptimizerState = "", "", ""
+	full.Config.Train.CUDAGraph = "" // and train.cuda_graph
 	st["config"] = legacyConfig(full.Config)
 	raw, _ = json.Marshal(st)
 	if err := os.WriteFile(path, raw, 0o644); err != nil {

@@ -14,9 +14,10 @@ package train
 // with the same rounding keys, so a ZeRO-1 run is the unsharded run to the
 // bit on the CPU.
 //
-// Not sharded yet: the fp32 master copy (CUDA, train.weights master) lives in
-// the model's arena; its owned ranges are what is broadcast, so it stays
-// whole and identical on every rank.
+// The fp32 master copy (CUDA, train.weights master) is sharded the same
+// way: each rank allocates the master of its own weight range only
+// (model/mastershard.go), rounds it into its bf16 weights, and those are
+// all-gathered; checkpoints gather the masters from their owners.
 
 import (
 	"fmt"

@@ -32,6 +32,11 @@ func (c *Backend) NewSideStream() (*SideStream, error) {
 // returns an event recorded on the side stream after f's work, for Join.
 func (s *SideStream) Fork(f func(side uintptr) error) (done uintptr, err error) {
 	err = s.c.dev.Do(func() error {
+		// A step being recorded for a graph has not reached the stream yet;
+		// the side stream must see it there before it waits.
+		if err := s.c.dev.flushRecording(); err != nil {
+			return err
+		}
 		var ready uintptr
 		if err := cuCheck(cu.EventCreate(&ready, cuEventNoTiming), "cuEventCreate"); err != nil {
 			return err
@@ -67,6 +72,10 @@ func (s *SideStream) Join(done uintptr) error {
 		return fmt.Errorf("cuda: Join on no event")
 	}
 	return s.c.dev.Do(func() error {
+		if err := s.c.dev.flushRecording(); err != nil { // keep the compute stream in host order
+			cu.EventDestroy(done)
+			return err
+		}
 		err := cuCheck(cu.StreamWaitEvent(s.c.dev.stream, done, cuEventWaitDefault), "cuStreamWaitEvent(compute stream)")
 		cu.EventDestroy(done)
 		return err
