@@ -205,7 +205,17 @@ func checkBroadcast(be gpu.Backend, c Comm, x *gpu.Tensor, data [][]float32, roo
 	return nil
 }
 
-func TestTCPCollectives(t *testing.T) {
+func TestTCPCollectives(t *testing.T) { tcpCollectives(t) }
+
+// A payload larger than one frame travels in parts and arrives whole: the
+// same collectives with frames cut at 1000 bytes (each payload is 4000).
+func TestTCPCollectivesInParts(t *testing.T) {
+	defer func(n int) { dataPart = n }(dataPart)
+	dataPart = 1000
+	tcpCollectives(t)
+}
+
+func tcpCollectives(t *testing.T) {
 	const n, size = 3, 1000
 	cs := joinAll(t, n)
 	be := cpu.New(1)

@@ -27,9 +27,16 @@ const (
 	frameData                    // a collective's payload
 	frameBye                     // clean leave: what follows is EOF
 	frameFail                    // the sender (or, from rank 0, a peer) failed: message
+	frameDataPart                // a leading part of a payload larger than one frame
 )
 
+// maxFrame bounds one frame; dataPart is the size a larger payload is cut
+// into (frameDataPart frames, then its last part as a frameData): a 350m
+// model's weights are 1.6 GB in one all-gather on the CPU. A variable so
+// the tests can cut small payloads.
 const maxFrame = 1 << 30
+
+var dataPart = maxFrame
 
 // group is one rank's end of the star.
 type group struct {
@@ -182,6 +189,7 @@ func (g *group) start() {
 func (g *group) read(p *peer) {
 	defer close(p.done)
 	r := bufio.NewReaderSize(p.conn, 1<<16)
+	var partial []byte // the parts of a payload so far
 	for {
 		kind, msg, err := readFrame(r)
 		if err != nil {
@@ -191,7 +199,12 @@ func (g *group) read(p *peer) {
 			return
 		}
 		switch kind {
+		case frameDataPart:
+			partial = append(partial, msg...)
 		case frameData:
+			if partial != nil {
+				msg, partial = append(partial, msg...), nil
+			}
 			select {
 			case p.data <- msg:
 			case <-g.failed:
@@ -253,6 +266,11 @@ func (g *group) isClosed() bool {
 func (p *peer) send(kind byte, msg []byte) error {
 	p.wmu.Lock()
 	defer p.wmu.Unlock()
+	return p.writeFrame(kind, msg)
+}
+
+// writeFrame writes one frame; the caller holds wmu.
+func (p *peer) writeFrame(kind byte, msg []byte) error {
 	var hdr [5]byte
 	hdr[0] = kind
 	binary.LittleEndian.PutUint32(hdr[1:], uint32(len(msg)))
@@ -263,6 +281,20 @@ func (p *peer) send(kind byte, msg []byte) error {
 		return err
 	}
 	return p.w.Flush()
+}
+
+// sendData sends one payload of any size: parts of dataPart bytes, the
+// last one as the frameData that completes it, with no other frame between.
+func (p *peer) sendData(msg []byte) error {
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	for len(msg) > dataPart {
+		if err := p.writeFrame(frameDataPart, msg[:dataPart]); err != nil {
+			return err
+		}
+		msg = msg[dataPart:]
+	}
+	return p.writeFrame(frameData, msg)
 }
 
 func readFrame(r io.Reader) (byte, []byte, error) {
@@ -286,7 +318,7 @@ func (g *group) sendTo(r int, msg []byte) error {
 	if err := g.err(); err != nil {
 		return err
 	}
-	if err := g.peerOf(r).send(frameData, msg); err != nil {
+	if err := g.peerOf(r).sendData(msg); err != nil {
 		g.fail(fmt.Errorf("rank %d: sending to rank %d: %v", g.rank, r, err))
 		return g.err()
 	}
