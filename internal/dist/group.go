@@ -22,12 +22,12 @@ import (
 
 // Frame kinds on a group connection.
 const (
-	frameHello   byte = iota + 1 // rank -> 0: rank, world
-	frameWelcome                 // 0 -> rank: rank 0's blob
-	frameData                    // a collective's payload
-	frameBye                     // clean leave: what follows is EOF
-	frameFail                    // the sender (or, from rank 0, a peer) failed: message
-	frameDataPart                // a leading part of a payload larger than one frame
+	frameHello    byte = iota + 1 // rank -> 0: rank, world
+	frameWelcome                  // 0 -> rank: rank 0's blob
+	frameData                     // a collective's payload
+	frameBye                      // clean leave: what follows is EOF
+	frameFail                     // the sender (or, from rank 0, a peer) failed: message
+	frameDataPart                 // a leading part of a payload larger than one frame
 )
 
 // maxFrame bounds one frame; dataPart is the size a larger payload is cut
