@@ -37,9 +37,9 @@ func LoadHFTokenizer(path string) (tok Tokenizer, err error) {
 			tok, err = nil, fmt.Errorf("tokenizer %s: %v", path, r)
 		}
 	}()
-	raw, err := os.ReadFile(path)
+	raw, err := ReadRegular(path)
 	if err != nil {
-		return nil, fmt.Errorf("tokenizer: %w", err)
+		return nil, fmt.Errorf("tokenizer %s: %w", path, err)
 	}
 	t, err := parseHFTokenizer(raw)
 	if err != nil {

@@ -81,6 +81,9 @@ func Sample(b train.Base, cfg train.Config, so SampleOptions, out, log io.Writer
 	rng := rand.New(rand.NewPCG(so.Seed, 0x5a3b1e))
 	V := tok.VocabSize() // never sample the model's padding rows
 	for n := 0; n < so.MaxTokens && cache.Len < maxT; n++ {
+		if err := finiteLogits(b.Dir, logits[:V]); err != nil {
+			return err
+		}
 		id := pick(logits[:V], so, rng)
 		if uint32(id) == tok.EOT() {
 			break
@@ -94,6 +97,18 @@ func Sample(b train.Base, cfg train.Config, so SampleOptions, out, log io.Writer
 		}
 	}
 	fmt.Fprintln(out)
+	return nil
+}
+
+// finiteLogits refuses to sample from logits that are not all finite: a
+// model whose activations overflow would otherwise print nothing (or the
+// same token forever) and succeed.
+func finiteLogits(dir string, logits []float64) error {
+	for i, v := range logits {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return fmt.Errorf("checkpoint %s: the logit of token %d is %g: the model's activations overflow, there is nothing to sample", dir, i, v)
+		}
+	}
 	return nil
 }
 

@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/compact-llm/compact/internal/data"
 	"github.com/compact-llm/compact/internal/model"
 )
 
@@ -246,9 +247,9 @@ func LatestCheckpoint(root string) (string, error) {
 // ReadTrainerState reads trainer_state.json of a checkpoint directory.
 func ReadTrainerState(dir string) (TrainerState, error) {
 	var st TrainerState
-	raw, err := os.ReadFile(filepath.Join(dir, ckptState))
+	raw, err := data.ReadRegular(filepath.Join(dir, ckptState))
 	if err != nil {
-		return st, fmt.Errorf("checkpoint %s: %w", dir, err)
+		return st, fmt.Errorf("checkpoint %s: %s: %w", dir, ckptState, err)
 	}
 	if err := json.Unmarshal(raw, &st); err != nil {
 		return st, fmt.Errorf("checkpoint %s: %s: %w", dir, ckptState, err)

@@ -259,26 +259,28 @@ func loadFile(start Config, file string) (Config, []string, error) {
 		v.SetDefault(k, val)
 	}
 	v.SetConfigType("yaml")
+	var body []byte
 	if name, ok := strings.CutPrefix(file, configs.Builtin); ok {
-		body, err := configs.FS.ReadFile(name)
-		if err != nil {
+		var err error
+		if body, err = configs.FS.ReadFile(name); err != nil {
 			return Config{}, nil, Usagef("config %s: no such built-in config", file)
 		}
-		if err := v.ReadConfig(bytes.NewReader(body)); err != nil {
-			return Config{}, nil, Usagef("config %s: %w", file, err)
-		}
 	} else {
-		if _, err := os.Stat(file); err != nil {
-			return Config{}, nil, Usagef("config %s: %w", file, err)
-		}
-		v.SetConfigFile(file)
-		if err := v.ReadInConfig(); err != nil {
+		var err error
+		if body, err = data.ReadRegular(file); err != nil { // no FIFO, no byte order mark
 			return Config{}, nil, Usagef("config %s: %w", file, err)
 		}
 	}
 	known := Keys()
+	if err := yamlKeys(body, file, known); err != nil {
+		return Config{}, nil, err
+	}
+	if err := v.ReadConfig(bytes.NewReader(body)); err != nil {
+		return Config{}, nil, Usagef("config %s: %w", file, err)
+	}
+	sectionNames, _ := sections()
 	for _, k := range v.AllKeys() {
-		if !slices.Contains(known, k) {
+		if !slices.Contains(known, k) && !slices.Contains(sectionNames, k) { // an empty section: `train:` with every key commented out
 			return Config{}, nil, Usagef("config %s: unknown key %s%s", file, k, suggestKey(k, known))
 		}
 	}
