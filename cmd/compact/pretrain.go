@@ -21,7 +21,6 @@ func newPretrainCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "pretrain --config FILE --out DIR",
 		Short: "Train a model from scratch (or --resume from the newest checkpoint in DIR)",
-		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			opts.given = givenFlags(c)
 			ctx, stop := interruptContext(c.Context())

@@ -11,6 +11,7 @@ package train
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -41,6 +42,11 @@ type TrainerState struct {
 	ValFiles   []string        `json:"val_files"`
 	Base       string          `json:"base,omitempty"`  // fine-tuning: where the weights started
 	World      int             `json:"world,omitempty"` // data-parallel ranks that wrote it (0: one)
+	// AdamStart is the step after which the Adam moments last started from
+	// zero (a --weights-only resume); the bias correction counts from it.
+	AdamStart int `json:"adam_start,omitempty"`
+	// Schedule records every resume that changed the learning-rate schedule.
+	Schedule []ScheduleChange `json:"schedule_changes,omitempty"`
 }
 
 // Checkpoint file names inside a step directory.
@@ -60,7 +66,7 @@ func StepDir(root string, step int) string {
 
 // writeSynced creates path, lets write fill it, and fsyncs it.
 func writeSynced(path string, write func(io.Writer) error) error {
-	f, err := os.Create(path)
+	f, err := createFresh(path)
 	if err != nil {
 		return err
 	}
@@ -75,10 +81,11 @@ func writeSynced(path string, write func(io.Writer) error) error {
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err != nil {
+	var pe *os.PathError
+	if err != nil && !errors.As(err, &pe) { // a file system error names the file already
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	return nil
+	return err
 }
 
 func syncDir(dir string) error {
@@ -111,7 +118,7 @@ func SaveCheckpoint(root string, m *model.Model, opt *Optimizer, st TrainerState
 // saveCheckpoint is SaveCheckpoint with every weight and moment already on
 // the host (gathered from the ranks of a ZeRO-1 job), the moments stored as
 // momentDType.
-func saveCheckpoint(root string, m *model.Model, weights, moments []model.NamedTensor, momentDType string, st TrainerState, eos int, keep int) (string, error) {
+func saveCheckpoint(root string, m *model.Model, weights, moments []model.NamedTensor, momentDType string, st TrainerState, eos int, keep int) (_ string, err error) {
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return "", err
 	}
@@ -132,6 +139,12 @@ func saveCheckpoint(root string, m *model.Model, weights, moments []model.NamedT
 	if err := os.Mkdir(tmp, 0o755); err != nil {
 		return "", err
 	}
+	defer func() {
+		if err != nil && tmp != "" { // a full disk: give the space of the partial checkpoint back now
+			os.RemoveAll(tmp)
+			err = fmt.Errorf("%w (the partial checkpoint was removed; the earlier ones are intact)", err)
+		}
+	}()
 	st.Version = StateVersion
 	steps := []struct {
 		name  string
@@ -151,7 +164,9 @@ func saveCheckpoint(root string, m *model.Model, weights, moments []model.NamedT
 		}},
 	}
 	for _, s := range steps {
-		if err := writeSynced(filepath.Join(tmp, s.name), s.write); err != nil {
+		path := filepath.Join(tmp, s.name)
+		write := func(w io.Writer) error { return s.write(faultDiskFull(st.Step, path, w)) }
+		if err := writeSynced(path, write); err != nil {
 			return "", err
 		}
 	}
@@ -171,6 +186,7 @@ func saveCheckpoint(root string, m *model.Model, weights, moments []model.NamedT
 	if err := os.Rename(tmp, final); err != nil {
 		return "", err
 	}
+	tmp = "" // renamed into place: nothing partial is left to remove
 	if err := syncDir(root); err != nil {
 		return "", err
 	}
@@ -178,9 +194,15 @@ func saveCheckpoint(root string, m *model.Model, weights, moments []model.NamedT
 	return final, pruneCheckpoints(root, keep)
 }
 
-// listCheckpoints returns the complete step directories under root, oldest
-// first. Temporary and partial directories are skipped.
-func listCheckpoints(root string) ([]string, error) {
+// stepDir is a checkpoints/step-N directory, complete or not.
+type stepDir struct {
+	step int
+	path string
+}
+
+// stepDirs returns the step directories under root, oldest first.
+// Temporary (.tmp-step-N) and replaced (.old-step-N) ones are skipped.
+func stepDirs(root string) ([]stepDir, error) {
 	entries, err := os.ReadDir(root)
 	if err != nil {
 		if os.IsNotExist(err) {
@@ -188,11 +210,7 @@ func listCheckpoints(root string) ([]string, error) {
 		}
 		return nil, err
 	}
-	type ck struct {
-		step int
-		path string
-	}
-	var cks []ck
+	var out []stepDir
 	for _, e := range entries {
 		name := e.Name()
 		if !e.IsDir() || !strings.HasPrefix(name, "step-") {
@@ -202,23 +220,34 @@ func listCheckpoints(root string) ([]string, error) {
 		if err != nil {
 			continue
 		}
-		dir := filepath.Join(root, name)
-		complete := true
-		for _, f := range ckptFiles {
-			if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
-				complete = false
-			}
-		}
-		if complete {
-			cks = append(cks, ck{step, dir})
-		}
+		out = append(out, stepDir{step, filepath.Join(root, name)})
 	}
-	sort.Slice(cks, func(i, j int) bool { return cks[i].step < cks[j].step })
-	out := make([]string, len(cks))
-	for i, c := range cks {
-		out[i] = c.path
-	}
+	sort.Slice(out, func(i, j int) bool { return out[i].step < out[j].step })
 	return out, nil
+}
+
+// missingFiles lists the names among files that dir lacks.
+func missingFiles(dir string, files []string) []string {
+	var out []string
+	for _, f := range files {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// listCheckpoints returns the complete step directories under root, oldest
+// first. Temporary and partial directories are skipped.
+func listCheckpoints(root string) ([]string, error) {
+	all, err := stepDirs(root)
+	var out []string
+	for _, d := range all {
+		if len(missingFiles(d.path, ckptFiles)) == 0 {
+			out = append(out, d.path)
+		}
+	}
+	return out, err
 }
 
 func pruneCheckpoints(root string, keep int) error {

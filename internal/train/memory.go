@@ -2,7 +2,6 @@ package train
 
 import (
 	"encoding/json"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -139,9 +138,5 @@ func writeMemoryFile(dir string, mf MemoryFile) error {
 	if err != nil {
 		return err
 	}
-	tmp := filepath.Join(dir, "memreport.json.tmp")
-	if err := os.WriteFile(tmp, append(js, '\n'), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, filepath.Join(dir, "memreport.json"))
+	return replaceFile(filepath.Join(dir, "memreport.json"), append(js, '\n'))
 }

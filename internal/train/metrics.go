@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // Metric is one line of metrics.jsonl.
@@ -53,14 +54,10 @@ func OpenMetrics(dir string, keepThrough int) (*MetricsLog, error) {
 			}
 		}
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, kept.Bytes(), 0o644); err != nil {
+	if err := replaceFile(path, kept.Bytes()); err != nil {
 		return nil, err
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		return nil, err
-	}
-	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0o644)
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY|syscall.O_NOFOLLOW, 0o644)
 	if err != nil {
 		return nil, err
 	}

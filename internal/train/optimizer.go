@@ -39,6 +39,7 @@ type Optimizer struct {
 	update         *gpu.Tensor // D = -lr N P^T of master-free compressed params (optimizer_lean.go)
 	fused          fusedStep
 	Step           int  // optimizer steps taken
+	adamStart      int  // steps taken before the moments last started from zero: bias correction counts from here
 	normStep       int  // the step whose gradient norm sumSq holds (0: none)
 	skipNorm       bool // the coming step need not compute the norm (Begin)
 	// dp, in a data-parallel job, sums a fused group's gradients over the
@@ -203,7 +204,7 @@ func (o *Optimizer) moments(off, n int) (m, v *gpu.Tensor) {
 // hyper is the Adam step of one update class at learning rate lr.
 func (o *Optimizer) hyper(lr float64, scale float32, decay, compressed bool) gpu.AdamParams {
 	hp := gpu.AdamParams{LR: float32(lr), Beta1: float32(o.cfg.Beta1), Beta2: float32(o.cfg.Beta2),
-		Eps: float32(o.cfg.Eps), Scale: scale, Step: o.Step, Form: o.cfg.Form}
+		Eps: float32(o.cfg.Eps), Scale: scale, Step: o.Step - o.adamStart, Form: o.cfg.Form}
 	if decay {
 		hp.WeightDecay = float32(o.cfg.WeightDecay)
 	}

@@ -18,11 +18,18 @@ import (
 
 // RunOptions are the per-invocation choices of a training run.
 type RunOptions struct {
-	Out      string
-	Resume   bool
-	Base     string    // fine-tuning: the checkpoint or HF directory the weights start from
-	Log      io.Writer // plain log lines
-	Progress bool      // draw a progress bar on Log below the log lines
+	Out    string
+	Resume bool
+	// ResumeFrom is a checkpoint (or run) directory to continue from
+	// (--resume PATH), instead of the newest checkpoint in Out; one outside
+	// Out starts a new run there that continues it. WeightsOnly resumes
+	// from the weights, step, schedule and data position alone, with fresh
+	// Adam moments (a checkpoint whose optimizer.safetensors was removed).
+	ResumeFrom  string
+	WeightsOnly bool
+	Base        string    // fine-tuning: the checkpoint or HF directory the weights start from
+	Log         io.Writer // plain log lines
+	Progress    bool      // draw a progress bar on Log below the log lines
 	// ResumeCommand is the command line that continues this run, printed
 	// when the run is interrupted.
 	ResumeCommand string
@@ -60,6 +67,7 @@ type Trainer struct {
 	barDesc  string
 	lastCkpt string  // newest checkpoint this run wrote
 	dir      *runDir // the locked --out directory
+	complete bool    // resumed a finished run: nothing to train
 	dp       *dataParallel
 
 	graphs    gpu.StepGrapher // nil: steps run eagerly (graphstep.go)
@@ -97,9 +105,13 @@ func (t *Trainer) logf(format string, a ...any) {
 
 func newTrainer(cfg Config, opts RunOptions) (_ *Trainer, err error) {
 	t := &Trainer{cfg: cfg, opts: opts}
+	resume, err := claimResume(opts)
+	if err != nil {
+		return nil, err
+	}
 	if opts.Dist != nil && opts.Dist.Rank != 0 {
 		t.opts.Log = nil // rank 0 speaks for the job and owns --out
-	} else if t.dir, err = claimRunDir(opts.Out, opts.Resume, opts.Overwrite, t.logf); err != nil {
+	} else if t.dir, err = claimRunDir(opts.Out, resume, opts.Overwrite, t.logf); err != nil {
 		return nil, err
 	}
 	defer func() {
@@ -109,17 +121,23 @@ func newTrainer(cfg Config, opts RunOptions) (_ *Trainer, err error) {
 		}
 	}()
 	resumeFrom := ""
-	if opts.Resume {
-		if resumeFrom, err = LatestCheckpoint(t.ckptRoot()); err != nil {
+	if opts.Resume || opts.ResumeFrom != "" {
+		if resumeFrom, err = resumePoint(t.ckptRoot(), opts.ResumeFrom, opts.WeightsOnly); err != nil {
 			return nil, err
 		}
+		if resumeFrom == "" && opts.WeightsOnly {
+			return nil, Usagef("--weights-only: %s holds no checkpoint to take the weights from", t.ckptRoot())
+		}
 		if resumeFrom == "" {
-			t.logf("resume: no complete checkpoint in %s, starting from scratch", t.ckptRoot())
+			t.logf("resume: no checkpoint in %s, starting from scratch", t.ckptRoot())
 		}
 	}
 	if resumeFrom != "" {
 		if err := t.adoptResumeState(resumeFrom); err != nil {
 			return nil, err
+		}
+		if t.complete {
+			return t, nil // run says so; nothing is built or written
 		}
 	}
 	if t.tok, err = data.NewTokenizer(cfg.Data.Tokenizer); err != nil {
@@ -160,7 +178,7 @@ func newTrainer(cfg Config, opts RunOptions) (_ *Trainer, err error) {
 	if t.dp != nil {
 		t.opt.setExchange(t.dp)
 	}
-	t.sched = Schedule{LR: cfg.PeakLR(), Warmup: cfg.Warmup(), Total: cfg.Train.Steps, MinRatio: cfg.Train.MinLRRatio}
+	t.sched = cfg.Schedule()
 	t.logf("%s", cfg.RecipeLine())
 	if err := t.initWeights(resumeFrom); err != nil {
 		return nil, err
@@ -173,6 +191,11 @@ func newTrainer(cfg Config, opts RunOptions) (_ *Trainer, err error) {
 	}
 	if t.dp.rank() != 0 {
 		return t, nil
+	}
+	if resumeFrom != "" {
+		if err := t.supersede(t.state.Step); err != nil {
+			return nil, err
+		}
 	}
 	if t.metrics, err = OpenMetrics(opts.Out, keep); err != nil {
 		return nil, err
@@ -189,9 +212,6 @@ func (t *Trainer) adoptResumeState(resumeFrom string) error {
 		return &UsageError{fmt.Errorf("resume: %w", err)}
 	}
 	sameGlobalBatch(&st, cfg, opts.Dist)
-	if err := sameRun(st.Config, cfg); err != nil {
-		return Usagef("resume from %s: %w", resumeFrom, err)
-	}
 	if err := sameOptimizer(st, cfg); err != nil {
 		return Usagef("resume from %s: %w", resumeFrom, err)
 	}
@@ -201,8 +221,10 @@ func (t *Trainer) adoptResumeState(resumeFrom string) error {
 	if err := checkResumeConfig(filepath.Join(resumeFrom, ckptState), st.Config, cfg, opts.AllowConfigChange, t.logf); err != nil {
 		return err
 	}
-	if st.Step == cfg.Train.Steps {
-		t.logf("resume: the run in %s is complete (step %d of train.steps %d); raise --steps to train further", opts.Out, st.Step, cfg.Train.Steps)
+	t.complete = st.Step == cfg.Train.Steps
+	if c, ok := scheduleChange(st.Step, st.Config, cfg); ok && !t.complete {
+		t.logf("%s", c)
+		st.Schedule = append(st.Schedule, c)
 	}
 	t.state = st
 	// The checkpoint resumed from is the newest complete one: an interrupt
@@ -219,10 +241,16 @@ func (t *Trainer) initWeights(resumeFrom string) error {
 	cfg := t.cfg
 	switch {
 	case resumeFrom != "":
-		if err := LoadCheckpoint(resumeFrom, t.model, t.opt); err != nil {
+		opt := t.opt
+		if t.opts.WeightsOnly {
+			opt = nil // the moments stay zero and Adam's bias correction restarts
+			t.state.AdamStart = t.state.Step
+			t.logf("resume --weights-only: the Adam moments start from zero at step %d", t.state.Step)
+		}
+		if err := LoadCheckpoint(resumeFrom, t.model, opt); err != nil {
 			return &UsageError{fmt.Errorf("resume: %w", err)}
 		}
-		t.opt.Step = t.state.Step
+		t.opt.Step, t.opt.adamStart = t.state.Step, t.state.AdamStart
 		if err := t.train.restoreState(t.state.Loader); err != nil {
 			return Usagef("resume from %s: %w", resumeFrom, err)
 		}
@@ -240,20 +268,6 @@ func (t *Trainer) initWeights(resumeFrom string) error {
 			return err
 		}
 		t.state = TrainerState{Config: cfg}
-	}
-	return nil
-}
-
-// sameRun refuses to resume a checkpoint into a different model or
-// CompAct setup, where the saved tensors would not fit.
-func sameRun(saved, now Config) error {
-	if saved.Model != now.Model {
-		return fmt.Errorf("the checkpoint's model config %+v differs from the config's %+v", saved.Model, now.Model)
-	}
-	a, b := saved.Compact, now.Compact
-	if a.Enabled != b.Enabled || a.Rank != b.Rank || a.Share != b.Share || fmt.Sprint(a.Layers) != fmt.Sprint(b.Layers) {
-		return fmt.Errorf("the checkpoint's compact settings (enabled %v, rank %g, share %v, layers %v) differ from the config's (enabled %v, rank %g, share %v, layers %v)",
-			a.Enabled, a.Rank, a.Share, a.Layers, b.Enabled, b.Rank, b.Share, b.Layers)
 	}
 	return nil
 }
@@ -537,6 +551,10 @@ func (t *Trainer) writeMemreport(measured bool) error {
 }
 
 func (t *Trainer) run(ctx context.Context) error {
+	if t.complete {
+		t.logf("%s", t.completeLine(t.lastCkpt))
+		return nil
+	}
 	tr := t.cfg.Train
 	if err := t.writeMemreport(false); err != nil {
 		return err
