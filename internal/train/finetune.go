@@ -205,7 +205,7 @@ func Finetune(ctx context.Context, cfg Config, opts RunOptions) error {
 		return err
 	}
 	defer t.close()
-	return t.dp.finish(t.run(ctx))
+	return t.dp.finish(t.adviseDivergence(t.run(ctx)))
 }
 
 // openExamples reads the JSONL sets of the completion and classify tasks.

@@ -86,7 +86,7 @@ func Pretrain(ctx context.Context, cfg Config, opts RunOptions) error {
 		return err
 	}
 	defer t.close()
-	return t.dp.finish(t.run(ctx))
+	return t.dp.finish(t.adviseDivergence(t.run(ctx)))
 }
 
 // logf prints a log line; with a progress bar, above it (the bar is
