@@ -34,10 +34,19 @@ type Batches interface {
 	restoreState(json.RawMessage) error
 }
 
-// shardSource adapts data.Loader.
-type shardSource struct{ *data.Loader }
+// shardSource adapts data.Loader of micro-batch b.
+type shardSource struct {
+	*data.Loader
+	b int
+}
 
-func (s shardSource) EvalBatches(limit int) int { return limit }
+// EvalBatches caps limit at the batches one epoch of the set fills: any
+// further batch would only evaluate the same windows again (a one-window
+// shard evaluated 1000 times).
+func (s shardSource) EvalBatches(limit int) int {
+	fill := (s.SamplesPerEpoch() + int64(s.b) - 1) / int64(s.b)
+	return int(min(int64(limit), max(fill, 1)))
+}
 
 func (s shardSource) saveState() (json.RawMessage, error) { return json.Marshal(s.State()) }
 

@@ -345,7 +345,12 @@ func openData(cfg Config, tok data.Tokenizer, logf func(string, ...any)) (dataSe
 		trl.Close()
 		return ds, &UsageError{fmt.Errorf("data.val: %w", err)}
 	}
-	return dataSets{train: shardSource{trl}, val: shardSource{vl}, trainFiles: trainFiles, valFiles: valFiles}, nil
+	val := shardSource{vl, tr.MicroBatch}
+	if n := val.EvalBatches(tr.EvalBatches); n < tr.EvalBatches {
+		logf("data.val: %d windows of %d tokens fill %d batch(es) of micro_batch %d: an evaluation reads those, not train.eval_batches (eval --batches) = %d, which would repeat them",
+			vl.SamplesPerEpoch(), tr.SeqLen+1, n, tr.MicroBatch, tr.EvalBatches)
+	}
+	return dataSets{train: shardSource{trl, tr.MicroBatch}, val: val, trainFiles: trainFiles, valFiles: valFiles}, nil
 }
 
 // OpenValidation opens the validation batches of cfg as a run would, for
