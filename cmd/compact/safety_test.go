@@ -290,6 +290,13 @@ func TestRunDirectoryBelongsToOneRun(t *testing.T) {
 // rewriteTensor replaces the file's tensors, setting element 0 of name to v.
 func rewriteTensor(t *testing.T, path, name string, v float32) {
 	t.Helper()
+	setElements(t, path, name, map[int]float32{0: v})
+}
+
+// setElements replaces the file's tensors, setting the given elements of
+// name.
+func setElements(t *testing.T, path, name string, at map[int]float32) {
+	t.Helper()
 	s, err := model.OpenSafetensors(path)
 	if err != nil {
 		t.Fatal(err)
@@ -301,7 +308,9 @@ func rewriteTensor(t *testing.T, path, name string, v float32) {
 			t.Fatal(err)
 		}
 		if n == name {
-			d[0] = v
+			for i, v := range at {
+				d[i] = v
+			}
 		}
 		ts = append(ts, model.NamedTensor{Name: n, Shape: ti.Shape, Data: d})
 	}

@@ -25,7 +25,7 @@ func OpenRegular(path string) (*os.File, os.FileInfo, error) {
 	}
 	if !st.Mode().IsRegular() {
 		f.Close()
-		return nil, nil, fmt.Errorf("is %s, not a regular file", FileKind(st.Mode())) // callers name the file
+		return nil, nil, &os.PathError{Op: "open", Path: path, Err: fmt.Errorf("is %s, not a regular file", FileKind(st.Mode()))}
 	}
 	return f, st, nil
 }

@@ -278,10 +278,10 @@ func ReadTrainerState(dir string) (TrainerState, error) {
 	var st TrainerState
 	raw, err := data.ReadRegular(filepath.Join(dir, ckptState))
 	if err != nil {
-		return st, fmt.Errorf("checkpoint %s: %s: %w", dir, ckptState, err)
+		return st, fmt.Errorf("checkpoint %s: %w", dir, err)
 	}
 	if err := json.Unmarshal(raw, &st); err != nil {
-		return st, fmt.Errorf("checkpoint %s: %s: %w", dir, ckptState, err)
+		return st, fmt.Errorf("checkpoint %s: %w", dir, err)
 	}
 	if st.Version != StateVersion {
 		return st, fmt.Errorf("checkpoint %s: trainer state version %d, this build reads %d", dir, st.Version, StateVersion)

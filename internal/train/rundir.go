@@ -57,6 +57,11 @@ func claimRunDir(dir string, resume, overwrite bool, logf func(string, ...any)) 
 	case err != nil && !errors.Is(err, os.ErrNotExist):
 		return nil, Usagef("--out %s: %w", dir, err)
 	}
+	if err == nil {
+		if err := checkRunEntries(dir); err != nil {
+			return nil, err
+		}
+	}
 	if err == nil && !resume && holdsRun(dir) {
 		if !overwrite {
 			return nil, Usagef("--out %s already holds a run (metrics.jsonl, memreport.json or checkpoints/): "+
@@ -94,10 +99,6 @@ func claimRunDir(dir string, resume, overwrite bool, logf func(string, ...any)) 
 	}
 	if r.lock, err = lockDir(dir); err != nil {
 		r.release(false)
-		return nil, err
-	}
-	if err := checkRunEntries(dir); err != nil {
-		r.release(true)
 		return nil, err
 	}
 	return r, nil

@@ -245,7 +245,7 @@ func (t *Trainer) initWeights(resumeFrom string) error {
 		if t.opts.WeightsOnly {
 			opt = nil // the moments stay zero and Adam's bias correction restarts
 			t.state.AdamStart = t.state.Step
-			t.logf("resume --weights-only: the Adam moments start from zero at step %d", t.state.Step)
+			t.logf("resume --weights-only: fresh Adam moments from step %d (zero, their bias correction restarting)", t.state.Step)
 		}
 		if err := LoadCheckpoint(resumeFrom, t.model, opt); err != nil {
 			return &UsageError{fmt.Errorf("resume: %w", err)}
