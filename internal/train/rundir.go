@@ -104,18 +104,17 @@ func claimRunDir(dir string, resume, overwrite bool, logf func(string, ...any)) 
 	return r, nil
 }
 
-// runEntries are the names a run writes directly in --out, and whether
-// each is a directory.
-var runEntries = map[string]bool{lockFile: false, "metrics.jsonl": false, "metrics.jsonl.tmp": false,
-	"memreport.json": false, "memreport.json.tmp": false, "checkpoints": true}
+// runEntries are the names a run writes directly in --out; the last is a
+// directory.
+var runEntries = []string{lockFile, "metrics.jsonl", "metrics.jsonl.tmp", "memreport.json", "memreport.json.tmp", "checkpoints"}
 
 // checkRunEntries refuses a symbolic link, or an entry of the wrong kind,
 // where the run in dir will write: writing through a link would change a
 // file outside --out (and pruning checkpoints through a linked checkpoints/
 // would delete another run's).
 func checkRunEntries(dir string) error {
-	for name, isDir := range runEntries {
-		p := filepath.Join(dir, name)
+	for _, name := range runEntries {
+		p, isDir := filepath.Join(dir, name), name == "checkpoints"
 		st, err := os.Lstat(p)
 		switch {
 		case errors.Is(err, os.ErrNotExist):
