@@ -10,7 +10,6 @@ import (
 	"bytes"
 	"context"
 	encbin "encoding/binary"
-	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -38,14 +37,7 @@ func runLimited(t *testing.T, dir string, env []string, args ...string) (int, st
 	if ctx.Err() != nil {
 		t.Fatalf("compact %s did not finish within the limit (blocked?): %s", strings.Join(args, " "), stderr.String())
 	}
-	var exit *exec.ExitError
-	if errors.As(err, &exit) {
-		return exit.ExitCode(), stderr.String()
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return 0, stderr.String()
+	return exitStatus(t, err), stderr.String()
 }
 
 // expectIn is expectRun with a working directory and a time limit.

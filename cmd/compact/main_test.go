@@ -39,15 +39,20 @@ func run(t *testing.T, env []string, args ...string) (int, string) {
 	cmd.Env = append(os.Environ(), env...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	err := cmd.Run()
+	return exitStatus(t, cmd.Run()), stderr.String()
+}
+
+// exitStatus is the exit status of a command that ended with err.
+func exitStatus(t *testing.T, err error) int {
+	t.Helper()
 	var exit *exec.ExitError
 	if errors.As(err, &exit) {
-		return exit.ExitCode(), stderr.String()
+		return exit.ExitCode()
 	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	return 0, stderr.String()
+	return 0
 }
 
 // shards tokenizes a few Go sources with the CLI itself.
