@@ -237,10 +237,12 @@ func TestDivergenceKeepsGoodCheckpoints(t *testing.T) {
 	if len(cks) == 0 {
 		t.Fatalf("the good checkpoints were pruned")
 	}
-	// Every checkpoint left is finite: eval refuses NaN weights, so exit 0
-	// proves it.
+	// Every checkpoint left is finite: eval refuses NaN weights (exit 2).
+	// Their activations may still overflow after a step at lr 1e30: then
+	// eval fails its non-finite loss (exit 1), which proves the same.
 	for _, c := range cks {
-		if code, stderr := run(t, nil, "eval", "--checkpoint", c, "--device", "cpu", "--batches", "1"); code != 0 {
+		code, stderr := run(t, nil, "eval", "--checkpoint", c, "--device", "cpu", "--batches", "1")
+		if code != 0 && (code != 1 || !strings.Contains(stderr, "the validation loss is")) {
 			t.Errorf("checkpoint %s left by a diverged run: eval exit %d: %s", c, code, stderr)
 		}
 	}

@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/compact-llm/compact/internal/model"
 )
 
 // checkState refuses a trainer state that does not belong at dir or to a
@@ -182,11 +184,28 @@ func chosenCheckpoint(path string) (string, error) {
 	return all[len(all)-1].path, nil
 }
 
+// checkTensorFiles validates the headers and sizes of a checkpoint's
+// safetensors files without reading the tensors: a finished run that is
+// resumed trains nothing, but a damaged last checkpoint is still reported.
+func checkTensorFiles(dir string, weightsOnly bool) error {
+	for _, name := range resumeFiles(weightsOnly) {
+		if !strings.HasSuffix(name, ".safetensors") {
+			continue
+		}
+		f, err := model.OpenSafetensors(filepath.Join(dir, name))
+		if err != nil {
+			return &UsageError{fmt.Errorf("resume: %w", err)}
+		}
+		f.Close()
+	}
+	return nil
+}
+
 // claimResume returns whether claimRunDir should take --out as a run being
 // continued. A --resume PATH outside --out starts a new run there that
 // continues PATH (a fork), so --out must not hold a run of its own.
 func claimResume(opts RunOptions) (bool, error) {
-	if opts.ResumeFrom == "" {
+	if opts.ResumeFrom == "" || opts.Dist != nil && opts.Dist.Rank != 0 { // only rank 0 claims --out
 		return opts.Resume, nil
 	}
 	if within(opts.ResumeFrom, opts.Out) {

@@ -136,8 +136,8 @@ func newTrainer(cfg Config, opts RunOptions) (_ *Trainer, err error) {
 		if err := t.adoptResumeState(resumeFrom); err != nil {
 			return nil, err
 		}
-		if t.complete {
-			return t, nil // run says so; nothing is built or written
+		if t.complete { // run says so; nothing is built or written
+			return t, checkTensorFiles(resumeFrom, opts.WeightsOnly)
 		}
 	}
 	if t.tok, err = data.NewTokenizer(cfg.Data.Tokenizer); err != nil {
