@@ -7,12 +7,13 @@
 #   bash scripts/quality.sh                       # every cell (hours)
 #   CELLS="realtext:130m:2000" bash scripts/quality.sh
 #   CELLS="realtext:60m:2000" GRID="f:2e-3 c:3e-3 c:3e-3:r0.25" bash scripts/quality.sh
+#   CELLS="realtext:60m:2000=f:2e-3,c:cfg prose:130m:2000=f:1e-3,c:cfg" bash scripts/quality.sh
 #
 # A cell is CORPUS:SIZE:STEPS. A run is MODE:LR[:OPTION...]: MODE c (CompAct,
 # compact.lr = LR) or f (full rank, train.lr = LR), LR "cfg" for the shipped
 # config's own rate; options r0.25 (compact.rank), w100 (warmup steps), g50
 # (update_gap), master / bf16sr (train.weights), o0.5 (o_proj_scale), clip1.
-# Without GRID a cell runs the default sweep below. Every other setting is
+# A cell's runs are GRID, or those after its '=', or the default sweep below. Every other setting is
 # the shipped configs/llama-SIZE.yaml, one micro-batch of 64 x 256 per step
 # (EXTRA adds --set flags to every run).
 #
@@ -60,7 +61,9 @@ flags() { # run spec -> --set flags
   esac; done
 }
 
-for cell in $CELLS; do
+for cellspec in $CELLS; do
+  cell=${cellspec%%=*}; grid=${GRID:-$SWEEP}
+  [ "$cell" != "$cellspec" ] && grid=${cellspec#*=} && grid=${grid//,/ }
   IFS=: read -r corpus size steps <<< "$cell"
   d=$(shards "$corpus") || { echo "cell $cell: no shards" >&2; continue; }
   cdir=$WORK/runs/$corpus-$size-$steps; mkdir -p "$cdir"
@@ -68,7 +71,7 @@ for cell in $CELLS; do
   common="--config $cfg --device ${DEVICE:-cuda} --steps $steps --set train.grad_accum=1 --set train.micro_batch=64
     --set data.train=$d/${corpus}_train_*.bin --set data.val=$d/${corpus}_val_*.bin
     --set train.eval_every=$((steps / 4)) --set train.eval_batches=16 --set train.log_every=10 --set train.checkpoint_every=0"
-  for run in ${GRID:-$SWEEP}; do
+  for run in $grid; do
     name=${run//:/_}; f=$(flags "$run") || exit 2
     rm -rf "$cdir/$name"
     timeout "${RUN_TIMEOUT:-36000}" bin/compact pretrain $common $f ${EXTRA:-} --out "$cdir/$name" > "$cdir/$name.log" 2>&1 &
