@@ -118,7 +118,10 @@ type HealthEvent struct {
 	Kind  string  `json:"kind"`
 	Value float64 `json:"value"`           // the loss, average, gradient norm or val loss that rose
 	Ref   float64 `json:"ref"`             // what it rose from
-	Since int     `json:"since,omitempty"` // the step Ref belongs to: where the trouble began
+	// Since is the last step known good: the step Ref belongs to, or for a
+	// spike the last normal sample's. A rollback returns to a checkpoint
+	// before it.
+	Since int `json:"since,omitempty"`
 	// Instability: an event that train.on_instability acts on (a confirmed
 	// spike, a rise); a lone spike sample is reported only.
 	Instability bool   `json:"instability,omitempty"`
@@ -128,11 +131,13 @@ type HealthEvent struct {
 // HealthState is the guard's memory, saved in trainer_state.json.
 type HealthState struct {
 	Samples     int       `json:"samples"`
+	LastStep    int       `json:"last_step"`        // the step of the previous sample
 	Losses      []float64 `json:"losses,omitempty"` // the last window's logged losses (spikes not yet confirmed left out)
 	LossLow     float64   `json:"loss_low"`         // lowest loss level since the last rise event
 	LossLowStep int       `json:"loss_low_step"`
 	RiseFrom    int       `json:"rise_from,omitempty"` // first step of the rise in progress (0: none)
 	SpikeStep   int       `json:"spike_step,omitempty"`
+	SpikeFrom   int       `json:"spike_from,omitempty"` // the last normal sample's step before it
 	SpikeSeen   bool      `json:"spike_confirmed,omitempty"`
 	Grads       []float64 `json:"grads,omitempty"` // the last window's gradient norms after warmup
 	GradLow     float64   `json:"grad_low"`
@@ -209,6 +214,7 @@ func (g *healthGuard) observe(step int, loss, gradNorm float64) []HealthEvent {
 	}
 	s := g.s
 	s.Samples++
+	defer func() { s.LastStep = step }()
 	var out []HealthEvent
 	e, spiked := g.spike(step, loss)
 	if spiked {
@@ -242,14 +248,16 @@ func (g *healthGuard) spike(step int, loss float64) (HealthEvent, bool) {
 		s.SpikeStep, s.SpikeSeen = 0, false
 		return HealthEvent{}, false
 	}
-	e := HealthEvent{Step: step, Kind: EventSpike, Value: loss, Ref: lvl, Since: step,
+	// The loss of step s is that of the weights after step s-1: the
+	// damage was done after the last normal sample.
+	e := HealthEvent{Step: step, Kind: EventSpike, Value: loss, Ref: lvl, Since: s.LastStep,
 		Message: fmt.Sprintf("loss spike at step %d: %.4f, %.0f%% above its level %.4f", step, loss, 100*(loss/lvl-1), lvl)}
 	switch {
 	case s.SpikeStep == 0:
-		s.SpikeStep = step
+		s.SpikeStep, s.SpikeFrom = step, s.LastStep
 	case !s.SpikeSeen:
 		s.SpikeSeen = true
-		e.Since, e.Instability = s.SpikeStep, true
+		e.Since, e.Instability = s.SpikeFrom, true
 		e.Message = fmt.Sprintf("the loss spike of step %d persists at step %d: %.4f, %.0f%% above its level %.4f",
 			s.SpikeStep, step, loss, 100*(loss/lvl-1), lvl)
 	default:
@@ -401,9 +409,9 @@ func (e *InstabilityError) Error() string {
 		s += "; " + e.Why
 	}
 	if e.Last != "" {
-		return s + fmt.Sprintf("; the newest checkpoint from before step %d is %s", e.Event.Since, e.Last)
+		return s + fmt.Sprintf("; the newest checkpoint from before step %d is %s: continue from it with a lower learning rate", e.Event.Since, e.Last)
 	}
-	return s + fmt.Sprintf("; no checkpoint precedes step %d", e.Event.Since)
+	return s + fmt.Sprintf("; no checkpoint precedes step %d: start again with a lower learning rate", e.Event.Since)
 }
 
 // healthSummary is the end-of-run summary's account of the guard.

@@ -88,8 +88,8 @@ func TestHealthSpikeIsConfirmedByTheNextSample(t *testing.T) {
 	}
 	feed(4.5)
 	es = feed(4.6)
-	if e, ok := instability(es); !ok || e.Kind != EventSpike || e.Since != step-10 {
-		t.Fatalf("a spike that persists: got %+v, want an instability since step %d", es, step-10)
+	if e, ok := instability(es); !ok || e.Kind != EventSpike || e.Since != step-20 {
+		t.Fatalf("a spike that persists: got %+v, want an instability since step %d, the last normal sample", es, step-20)
 	}
 }
 

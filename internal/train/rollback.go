@@ -23,8 +23,8 @@ import (
 	"strings"
 )
 
-// rollback returns the run to the newest checkpoint at or before e.Since,
-// or to its initialisation. The loader stays where it is: the batches since
+// rollback returns the run to the newest checkpoint before e.Since, or to
+// its initialisation. The loader stays where it is: the batches since
 // that point are skipped.
 func (t *Trainer) rollback(e HealthEvent) error {
 	h := t.state.Health
@@ -54,7 +54,7 @@ func (t *Trainer) rollback(e HealthEvent) error {
 		back = newHealthState()
 	}
 	back.LRScale, back.Rollbacks, back.Events = carried.LRScale, carried.Rollbacks, carried.Events
-	where := "its initialisation (no checkpoint precedes step " + strconv.Itoa(e.Since) + ")"
+	where := "its initialisation (no checkpoint from before step " + strconv.Itoa(e.Since) + ")"
 	if target != "" {
 		where = target
 	}
@@ -105,7 +105,7 @@ func (t *Trainer) restartFromInit() error {
 	return nil
 }
 
-// checkpointBefore returns the newest complete checkpoint under root at or
+// checkpointBefore returns the newest complete checkpoint under root from
 // before step, or "" when there is none.
 func checkpointBefore(root string, step int) (string, error) {
 	cks, err := listCheckpoints(root)
@@ -114,7 +114,7 @@ func checkpointBefore(root string, step int) (string, error) {
 	}
 	best := ""
 	for _, c := range cks {
-		if n, err := strconv.Atoi(strings.TrimPrefix(filepath.Base(c), "step-")); err == nil && n <= step {
+		if n, err := strconv.Atoi(strings.TrimPrefix(filepath.Base(c), "step-")); err == nil && n < step {
 			best = c
 		}
 	}
@@ -129,6 +129,12 @@ func setAside(root string, step, n int) error {
 		return err
 	}
 	aside := filepath.Join(root, fmt.Sprintf("rolled-back-%d", n))
+	for i := 2; ; i++ { // a rollback replayed after a crash sets its stretch aside again
+		if _, err := os.Lstat(aside); os.IsNotExist(err) {
+			break
+		}
+		aside = filepath.Join(root, fmt.Sprintf("rolled-back-%d.%d", n, i))
+	}
 	for _, c := range cks {
 		s, err := strconv.Atoi(strings.TrimPrefix(filepath.Base(c), "step-"))
 		if err != nil || s <= step {
