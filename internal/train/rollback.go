@@ -64,13 +64,12 @@ func (t *Trainer) rollback(e HealthEvent) error {
 	back.Events = append(back.Events, ev)
 	t.state.Health = back
 	t.health = newHealthGuard(t.cfg, back)
-	t.logf("health: %s", ev.Message)
 	if t.dp.rank() == 0 {
 		if err := setAside(t.ckptRoot(), t.state.Step, carried.Rollbacks); err != nil {
 			return fmt.Errorf("rollback: %w", err)
 		}
 	}
-	if t.bar != nil {
+	if t.bar != nil { // the steps since the target are taken again
 		t.bar.ChangeMax(t.bar.GetMax() + from - t.state.Step)
 	}
 	t.lastCkpt = target

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -389,6 +390,10 @@ func (t *Trainer) stepEager(read bool) (loss, gradNorm float64, err error) {
 	type micro struct{ in, tg []int32 }
 	batches := make([]micro, tr.GradAccum)
 	valid := 0
+	var before json.RawMessage
+	if os.Getenv(PoisonEnv) != "" { // a test hook (fault.go)
+		before, _ = t.train.saveState()
+	}
 	for i := range batches {
 		in, tg, err := t.train.Next()
 		if err != nil {
@@ -413,6 +418,10 @@ func (t *Trainer) stepEager(read bool) (loss, gradNorm float64, err error) {
 		return 0, 0, fmt.Errorf("step %d: no valid targets", t.opt.Step+1)
 	}
 	lr := t.sched.At(t.opt.Step+1) * t.lrScale()
+	if before != nil {
+		after, _ := t.train.saveState()
+		lr *= poisonFactor(before, after)
+	}
 	t.opt.Begin(lr, read)
 	t.model.ZeroGrads()
 	for i, mb := range batches {
@@ -628,7 +637,14 @@ func (t *Trainer) run(ctx context.Context) error {
 			if last && !isUnstable {
 				m.Health = append(m.Health, t.health.atEnd(step)...)
 			}
-			m.Rollbacks = t.state.Health.Rollbacks
+			m.Rollbacks = t.state.Health.Rollbacks // the stretch this line belongs to
+			acted, actErr := false, error(nil)
+			if isUnstable && t.cfg.Train.OnInstability != InstabilityWarn {
+				acted = true
+				if actErr = t.onInstability(unstable); actErr == nil {
+					m.Health = append(m.Health, t.state.Health.Events[len(t.state.Health.Events)-1]) // the rollback
+				}
+			}
 			if t.metrics != nil {
 				if err := t.metrics.Write(m); err != nil {
 					return err
@@ -652,14 +668,14 @@ func (t *Trainer) run(ctx context.Context) error {
 			for _, e := range m.Health {
 				t.logf("health: %s", e.Message)
 			}
-			if isUnstable && t.cfg.Train.OnInstability != InstabilityWarn {
+			if acted {
+				if actErr != nil {
+					return actErr
+				}
 				if t.bar != nil {
 					t.bar.Add(1)
 				}
-				if err := t.onInstability(unstable); err != nil {
-					return err
-				}
-				continue
+				continue // rolled back: no checkpoint of the abandoned state
 			}
 		}
 		if t.bar != nil {
