@@ -116,8 +116,8 @@ const (
 type HealthEvent struct {
 	Step  int     `json:"step"`
 	Kind  string  `json:"kind"`
-	Value float64 `json:"value"`           // the loss, average, gradient norm or val loss that rose
-	Ref   float64 `json:"ref"`             // what it rose from
+	Value float64 `json:"value"` // the loss, average, gradient norm or val loss that rose
+	Ref   float64 `json:"ref"`   // what it rose from
 	// Since is the last step known good: the step Ref belongs to, or for a
 	// spike the last normal sample's. A rollback returns to a checkpoint
 	// before it.
