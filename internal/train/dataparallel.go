@@ -248,8 +248,12 @@ func (d *dataParallel) count(p *model.Param, total *int64) {
 
 // elemBytes is what one element of precision p takes on be.
 func elemBytes(be gpu.Backend, p gpu.Precision) int64 {
-	if p == gpu.Low && be.Name() == device.CUDA {
-		return 2
+	low, full := device.Footprint(be.Name()).ElementBytes()
+	switch p {
+	case gpu.Low:
+		return low
+	case gpu.Full:
+		return full
 	}
 	return 4
 }

@@ -49,13 +49,13 @@ func New(ordinal int) (*Backend, error) {
 		dev.Close()
 		return nil, err
 	}
-	w, err := c.rawAlloc(gpu.GemmWorkspaceBytes, gpu.Workspace)
+	w, err := c.rawAlloc(gemmWorkspaceBytes, gpu.Workspace)
 	if err != nil {
 		dev.Close()
 		return nil, err
 	}
 	c.gemmW = w
-	dev.SetGemmWorkspace(w, gpu.GemmWorkspaceBytes)
+	dev.SetGemmWorkspace(w, gemmWorkspaceBytes)
 	return c, nil
 }
 
