@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/compact-llm/compact/internal/gpu"
-	"github.com/compact-llm/compact/internal/gpu/cuda"
 )
 
 // Comm is one rank's handle on the job's collectives. Every rank calls the
@@ -60,16 +59,17 @@ type Pending interface {
 	Wait() error
 }
 
-// Join meets the other ranks of e and returns the communicator for be: NCCL
-// for the CUDA backend, TCP through rank 0 for the CPU. A one-rank Env gets
-// a communicator that does nothing (NCCL still runs for CUDA when forced, so
-// `--gpus 1` exercises the same path as N).
+// Join meets the other ranks of e and returns the communicator for be: the
+// backend's own collectives where it has them (gpu.Collectives: NCCL on
+// CUDA), else TCP through rank 0 (the CPU). A one-rank Env gets a
+// communicator that does nothing (the device's still runs, so `--gpus 1`
+// exercises the same path as N).
 func Join(e Env, be gpu.Backend) (Comm, error) {
 	if e.World < 1 || e.Rank < 0 || e.Rank >= e.World {
 		return nil, fmt.Errorf("dist: rank %d of world %d", e.Rank, e.World)
 	}
-	if c, ok := be.(*cuda.Backend); ok {
-		return joinNCCL(e, c)
+	if c, ok := be.(gpu.Collectives); ok {
+		return joinDevice(e, c)
 	}
 	g, _, err := joinGroup(e, nil)
 	if err != nil {
@@ -94,10 +94,6 @@ func checkBounds(t *gpu.Tensor, b []int, world int) error {
 	}
 	return nil
 }
-
-// groupedOnly makes NCCL's ReduceScatter and AllGather take the grouped
-// path even for equal ranges, so that a one-GPU test covers it.
-var groupedOnly bool
 
 // flat is t as one row of elements, for element ranges.
 func flat(t *gpu.Tensor) *gpu.Tensor { return t.Reshape(t.Len()) }

@@ -1,7 +1,6 @@
 package dist
 
 import (
-	"fmt"
 	"math"
 	"testing"
 
@@ -67,56 +66,52 @@ func TestNCCLCollectives(t *testing.T) {
 	}
 }
 
-// TestNCCLScatterGather checks ReduceScatter, AllGather and Reduce, and
-// collectives issued on the communicator's side stream (Issue), on one
-// rank per visible GPU (up to 2; one is enough to run every call), through
-// NCCL's native reduce-scatter/all-gather and through the grouped
-// reduce/broadcast it uses for ranges of unequal length. It skips without a
+// TestNCCLScatterGather checks ReduceScatter, AllGather and Reduce through
+// Join's communicator, and collectives issued on the communicator's side
+// stream (Issue), on one rank per visible GPU (up to 2; one is enough to
+// run every call). The NCCL binding's own paths (native and grouped) are
+// checked in internal/gpu/cuda (TestNCCLDeviceComm). It skips without a
 // GPU or without libnccl.so.2.
 func TestNCCLScatterGather(t *testing.T) {
 	bes := ncclDevices(t)
 	world := len(bes)
 	const size = 1 << 12
 	data := randomRanks(world, size, 7, 8)
-	// Equal ranges (native) and unequal ones (grouped), not covering all of x.
+	// Equal ranges and (with 2 GPUs) unequal ones, not covering all of x.
 	cases := [][]int{{0, size}, {64, size - 64}}
 	if world == 2 {
 		cases = [][]int{{0, size / 2, size}, {64, 64 + 1000, 64 + 2000}, {0, 100, size - 8}}
 	}
-	for _, grouped := range []bool{false, true} {
-		groupedOnly = grouped
-		err := InProcess(world, func(e Env) error {
-			be := bes[e.Rank]
-			c, err := Join(e, be)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			x, err := be.Alloc("x", gpu.Grads, gpu.Full, size)
-			if err != nil {
-				return err
-			}
-			defer be.Free(x)
-			y, err := be.Alloc("y", gpu.Grads, gpu.Full, size)
-			if err != nil {
-				return err
-			}
-			defer be.Free(y)
-			for _, b := range cases {
-				if err := checkScatterGather(be, c, x, data, b, 1e-6); err != nil {
-					return fmt.Errorf("grouped %v: %w", grouped, err)
-				}
-				// The same on the communicator's own stream (Issue).
-				if err := checkIssued(be, c, x, y, data, b, 1e-6); err != nil {
-					return fmt.Errorf("grouped %v: %w", grouped, err)
-				}
-			}
-			return nil
-		})
-		groupedOnly = false
+	err := InProcess(world, func(e Env) error {
+		be := bes[e.Rank]
+		c, err := Join(e, be)
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
+		defer c.Close()
+		x, err := be.Alloc("x", gpu.Grads, gpu.Full, size)
+		if err != nil {
+			return err
+		}
+		defer be.Free(x)
+		y, err := be.Alloc("y", gpu.Grads, gpu.Full, size)
+		if err != nil {
+			return err
+		}
+		defer be.Free(y)
+		for _, b := range cases {
+			if err := checkScatterGather(be, c, x, data, b, 1e-6); err != nil {
+				return err
+			}
+			// The same on the communicator's own stream (Issue).
+			if err := checkIssued(be, c, x, y, data, b, 1e-6); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 
