@@ -16,7 +16,7 @@ type deviceComm struct {
 
 // joinDevice meets the other ranks, handing rank 0's communicator id to
 // each, and opens the device communicator.
-func joinDevice(e Env, be gpu.Collectives) (Comm, error) {
+func joinDevice(e Env, be gpu.Collectives, o Options) (Comm, error) {
 	var id []byte
 	if e.Rank == 0 {
 		var err error
@@ -24,10 +24,13 @@ func joinDevice(e Env, be gpu.Collectives) (Comm, error) {
 			return nil, err
 		}
 	}
-	g, id, err := joinGroup(e, id)
+	g, id, err := joinGroup(e, id, o)
 	if err != nil {
 		return nil, err
 	}
+	// Armed first: opening waits for every rank, and a rank that dies or
+	// stalls meanwhile would leave this one blocked in it.
+	watchdog(g)
 	dc, err := be.OpenComm(id, e.Rank, e.World)
 	if err != nil {
 		g.abort(err)
@@ -37,7 +40,9 @@ func joinDevice(e Env, be gpu.Collectives) (Comm, error) {
 	// communicator so the queue drains and the rank can report instead of
 	// hanging.
 	g.hook(func(error) { dc.Abort() })
-	watchdog(g)
+	if err := g.err(); err != nil { // failed while opening: the hook came late
+		dc.Abort()
+	}
 	return &deviceComm{g: g, dc: dc}, nil
 }
 

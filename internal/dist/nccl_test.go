@@ -1,10 +1,15 @@
 package dist
 
 import (
+	"errors"
 	"math"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/compact-llm/compact/internal/gpu"
+	"github.com/compact-llm/compact/internal/gpu/cpu"
 	"github.com/compact-llm/compact/internal/gpu/cuda"
 )
 
@@ -20,7 +25,7 @@ func TestNCCLCollectives(t *testing.T) {
 	got := make([][2][]float32, world)
 	err := InProcess(world, func(e Env) error {
 		r, be := e.Rank, bes[e.Rank]
-		c, err := Join(e, be)
+		c, err := Join(e, be, Options{})
 		if err != nil {
 			return err
 		}
@@ -84,7 +89,7 @@ func TestNCCLScatterGather(t *testing.T) {
 	}
 	err := InProcess(world, func(e Env) error {
 		be := bes[e.Rank]
-		c, err := Join(e, be)
+		c, err := Join(e, be, Options{})
 		if err != nil {
 			return err
 		}
@@ -131,4 +136,84 @@ func ncclDevices(t *testing.T) []*cuda.Backend {
 		t.Cleanup(func() { bes[r].Close() })
 	}
 	return bes
+}
+
+// On a GPU, the rendezvous refuses ranks that disagree before NCCL opens:
+// rank 0 on CUDA (world 2) against a rank 1 on the CPU whose learning rate
+// differs; both are named, the backend too (NCCL and TCP ranks would wait
+// for each other forever). One GPU is enough.
+func TestNCCLRefusesDifferentConfigurations(t *testing.T) {
+	bes := ncclDevices(t)
+	col, ok := gpu.Backend(bes[0]).(gpu.Collectives)
+	if !ok {
+		t.Skip("the CUDA backend has no collectives here")
+	}
+	if _, err := col.NewCommID(); err != nil {
+		t.Skipf("no NCCL: %v", err)
+	}
+	port, err := FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	for r := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var be gpu.Backend = cpu.New(1)
+			lr := "0.01"
+			if r == 0 {
+				be, lr = bes[0], "0.001"
+			}
+			_, errs[r] = Join(Env{Rank: r, World: 2, LocalRank: r, Addr: "127.0.0.1", Port: port}, be,
+				Options{Identity: map[string]string{"train.lr": lr}})
+		}()
+	}
+	wg.Wait()
+	for r, err := range errs {
+		var me *MismatchError
+		if !errors.As(err, &me) || !strings.Contains(err.Error(), "backend = cpu (rank 0: cuda)") || !strings.Contains(err.Error(), "train.lr = 0.01 (rank 0: 0.001)") {
+			t.Errorf("rank %d: %v, want the backend and train.lr named", r, err)
+		}
+	}
+}
+
+// On a GPU (a world of one), the group's failure (here the verdict the
+// stall watch gives) aborts the NCCL communicator: the next collective
+// fails naming the stalled rank, and leaving does not hang.
+func TestNCCLStallAbortsCommunicator(t *testing.T) {
+	bes := ncclDevices(t)
+	be := bes[0]
+	c, err := Join(Env{World: 1}, be, Options{Stall: time.Second})
+	if err != nil {
+		t.Skipf("no NCCL communicator: %v", err)
+	}
+	x, err := be.Alloc("x", gpu.Grads, gpu.Full, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer be.Free(x)
+	if err := c.AllReduce(x); err != nil {
+		t.Fatal(err)
+	}
+	c.(*deviceComm).g.fail(&StallError{Rank: 1, After: time.Second, Setting: "train.comm_timeout"})
+	err = c.AllReduce(x)
+	if !IsPeerFailure(err) || !strings.Contains(err.Error(), "rank 1 made no progress") {
+		t.Errorf("after the stall: %v, want rank 1's stall", err)
+	}
+	p := c.Issue(func(c Comm) error { return c.AllReduce(x) })
+	if err := p.Wait(); !IsPeerFailure(err) {
+		t.Errorf("issued after the stall: %v", err)
+	}
+	done := make(chan struct{})
+	go func() { c.Abort(err); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Abort hung after the communicator was aborted")
+	}
+	if err := be.Sync(); err != nil {
+		t.Logf("device after the abort: %v", err)
+	}
 }
