@@ -139,7 +139,7 @@ func newTrainer(cfg Config, opts RunOptions) (_ *Trainer, err error) {
 	}
 	t.device = t.be.Name()
 	t.logf("device: %s", how)
-	if t.dp, err = joinJob(opts.Dist, t.be); err != nil {
+	if t.dp, err = joinJob(opts.Dist, t.be, t.jobOptions(opts.Log, resumeFrom)); err != nil {
 		return nil, err
 	}
 	if t.graphs, err = stepGraphs(cfg, t.be, t.dp != nil); err != nil {
