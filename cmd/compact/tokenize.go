@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -45,6 +46,7 @@ document boundaries where possible (one file gives its last tokens).`,
 	f.StringVar(&to.Field, "field", "text", "JSONL field or Parquet column holding the document")
 	f.Float64Var(&to.ValFraction, "val-fraction", 0.01, "fraction of the tokens for validation")
 	f.IntVar(&to.ShardTokens, "shard-tokens", data.DefaultShardTokens, "tokens per shard")
+	f.StringVar(&to.SpecialTokens, "special-tokens", data.SpecialMap, "special-token text in the documents (such as <|endoftext|> or a chat template's markers): map (to the special ids, as HF's encode) or text (encoded as ordinary text)")
 	f.BoolVar(&to.Overwrite, "overwrite", false, "replace shards of this --prefix that an earlier run left in --out")
 	return c
 }
@@ -67,6 +69,12 @@ func runTokenize(_ context.Context, opts tokenizeOptions, s streams) error {
 	tok, err := data.NewTokenizer(opts.tokenizer)
 	if err != nil {
 		return usagef("--tokenizer: %w", err)
+	}
+	if to.SpecialTokens == "" {
+		to.SpecialTokens = data.SpecialMap
+	}
+	if !slices.Contains(data.SpecialTokenModes, to.SpecialTokens) {
+		return usagef("--special-tokens %q: want one of %s", to.SpecialTokens, strings.Join(data.SpecialTokenModes, ", "))
 	}
 	inputs, err := data.ExpandGlobs(opts.inputs)
 	if err != nil {

@@ -163,3 +163,45 @@ func TestTokenizeSummaryOnItsOwnLine(t *testing.T) {
 		t.Errorf("no throughput in the summary:\n%s", s)
 	}
 }
+
+// Issue 21 item 8: tokenize --special-tokens map (the default) turns
+// special-token text into the special id, text keeps it text; the manifest
+// says which.
+func TestTokenizeSpecialTokensEachWay(t *testing.T) {
+	in := filepath.Join(t.TempDir(), "chat.jsonl")
+	os.WriteFile(in, []byte(`{"text":"Hi<|endoftext|>there"}`+"\n"+`{"text":"plain"}`+"\n"), 0o644)
+	eots := func(mode string) int {
+		t.Helper()
+		out := t.TempDir()
+		args := []string{"tokenize", "--out", out, "--val-fraction", "0", in}
+		if mode != "" {
+			args = append(args, "--special-tokens", mode)
+		}
+		if code, stderr := run(t, nil, args...); code != 0 {
+			t.Fatalf("tokenize --special-tokens %q: exit %d: %s", mode, code, stderr)
+		}
+		raw, _ := os.ReadFile(filepath.Join(out, "train_000000.bin"))
+		n := 0
+		for i := 1024; i+1 < len(raw); i += 2 {
+			if int(raw[i])|int(raw[i+1])<<8 == 50256 {
+				n++
+			}
+		}
+		manifest, _ := os.ReadFile(filepath.Join(out, "tokenize.json"))
+		want := mode
+		if want == "" {
+			want = "map"
+		}
+		if !strings.Contains(string(manifest), `"special_tokens": "`+want+`"`) {
+			t.Errorf("manifest does not record special_tokens %s:\n%s", want, manifest)
+		}
+		return n
+	}
+	if n := eots(""); n != 3 {
+		t.Errorf("default (map): %d end-of-text ids, want 3 (one in the text, one per document)", n)
+	}
+	if n := eots("text"); n != 2 {
+		t.Errorf("text: %d end-of-text ids, want 2 (one per document)", n)
+	}
+	expectUsage(t, nil, "--special-tokens", "tokenize", "--out", t.TempDir(), "--special-tokens", "maybe", in)
+}

@@ -31,7 +31,10 @@ type TokenizeOptions struct {
 	Format    string    // one of InputFormats; InputAuto (default) goes by extension
 	Field     string    // JSONL field or Parquet column holding the document text; default "text"
 	Tokenizer Tokenizer // required
-	OutDir    string    // required; created if missing
+	// SpecialTokens is SpecialMap or SpecialText (WithSpecialTokens); empty
+	// keeps the Tokenizer's Encode, which reads special-token text as text.
+	SpecialTokens string
+	OutDir        string // required; created if missing
 	Prefix    string    // shard names are PREFIX_train_000000.bin; empty gives train_000000.bin
 
 	// ValFraction in [0, 0.5] is the fraction of tokens for validation,
@@ -97,6 +100,11 @@ func TokenizeFiles(opts TokenizeOptions) (res TokenizeResult, err error) {
 	format := opts.Format
 	if format != "" && !slices.Contains(InputFormats, format) {
 		return res, fmt.Errorf("tokenize: unknown input format %q (valid: %s)", format, strings.Join(InputFormats, ", "))
+	}
+	if opts.SpecialTokens != "" && opts.Tokenizer != nil {
+		if opts.Tokenizer, err = WithSpecialTokens(opts.Tokenizer, opts.SpecialTokens); err != nil {
+			return res, fmt.Errorf("tokenize: %w", err)
+		}
 	}
 	ir := inputReader{field: opts.Field, read: new(atomic.Int64)}
 	if ir.field == "" {

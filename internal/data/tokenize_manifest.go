@@ -44,6 +44,7 @@ type ShardInfo struct {
 // Manifest is the sidecar JSON of a tokenize run.
 type Manifest struct {
 	Tokenizer      string      `json:"tokenizer"`
+	SpecialTokens  string      `json:"special_tokens"`
 	VocabSize      int         `json:"vocab_size"`
 	EOT            uint32      `json:"eot"`
 	Field          string      `json:"field"`
@@ -109,11 +110,14 @@ func existingShards(dir, prefix string) ([]string, error) {
 // the old ones (old, base names) that the new set does not replace, and
 // writes the manifest. res's paths become the installed ones.
 func installShards(opts TokenizeOptions, res *TokenizeResult, old []string, sources []Source) error {
-	m := Manifest{Tokenizer: opts.Tokenizer.Name(), VocabSize: opts.Tokenizer.VocabSize(), EOT: opts.Tokenizer.EOT(),
+	m := Manifest{Tokenizer: opts.Tokenizer.Name(), SpecialTokens: opts.SpecialTokens, VocabSize: opts.Tokenizer.VocabSize(), EOT: opts.Tokenizer.EOT(),
 		Field: opts.Field, ValFraction: opts.ValFraction, ShardTokens: opts.ShardTokens, Sources: sources,
 		Documents: res.Documents, Skipped: res.Skipped, Bytes: res.Bytes, TrainDocuments: res.TrainDocuments,
 		ValDocuments: res.ValDocuments, TrainTokens: res.TrainTokens, ValTokens: res.ValTokens, ValCut: res.ValCut,
 		Split: res.SplitSummary(), Created: time.Now().UTC(), Train: []ShardInfo{}, Val: []ShardInfo{}}
+	if m.SpecialTokens == "" {
+		m.SpecialTokens = SpecialText
+	}
 	if m.Field == "" {
 		m.Field = "text"
 	}

@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/compact-llm/compact/internal/data"
 	"github.com/compact-llm/compact/internal/model"
 )
 
@@ -270,6 +271,10 @@ func ReadTrainerState(dir string) (TrainerState, error) {
 	}
 	if st.Config.Train.OptimizerState == "" {
 		st.Config.Train.OptimizerState = StateFP32
+	}
+	// ... and read special-token text as text, before data.special_tokens.
+	if st.Config.Data.SpecialTokens == "" {
+		st.Config.Data.SpecialTokens = data.SpecialText
 	}
 	// ... and eagerly, before train.cuda_graph existed (free on resume).
 	if st.Config.Train.CUDAGraph == "" {

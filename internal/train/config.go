@@ -86,6 +86,10 @@ type DataConfig struct {
 	Train       []string `mapstructure:"train"`     // shard globs; empty: the default corpus
 	Val         []string `mapstructure:"val"`
 	Format      string   `mapstructure:"format"` // one of data.Formats
+	// SpecialTokens is how the fine-tuning JSONL readers encode
+	// special-token text (data.SpecialTokenModes): "map" to the special ids
+	// as HF's encode and chat templates need, or "text".
+	SpecialTokens string `mapstructure:"special_tokens"`
 	Shuffle     bool     `mapstructure:"shuffle"`
 	CorpusBytes int64    `mapstructure:"corpus_bytes"` // default corpus size in bytes of source text
 }
@@ -103,7 +107,7 @@ func Default() Config {
 			OverlapComm: true, CUDAGraph: GraphAuto},
 		Compact: model.CompactConfig{Enabled: true, Rank: 0.25, Layers: slices.Clone(model.CompressibleLayers),
 			Share: true, Projection: "gaussian", UpdateGap: 50, Alpha: 0.25, OProjScale: 1, Eps: 1e-6},
-		Data:     DataConfig{Tokenizer: data.TokenizerGPT2, Format: data.FormatLLMC, Shuffle: true, CorpusBytes: 16 << 20},
+		Data:     DataConfig{Tokenizer: data.TokenizerGPT2, Format: data.FormatLLMC, SpecialTokens: data.SpecialMap, Shuffle: true, CorpusBytes: 16 << 20},
 		Finetune: FinetuneConfig{Task: TaskCausal},
 	}
 }
@@ -482,6 +486,9 @@ func (c Config) Validate() error {
 		}
 	} else if ft.ValFraction > 0 {
 		return fmt.Errorf("finetune.val_fraction is for the JSONL tasks; causal fine-tuning takes data.val shards")
+	}
+	if err := oneOf("data.special_tokens", d.SpecialTokens, data.SpecialTokenModes); err != nil {
+		return err
 	}
 	if err := oneOf("data.format", d.Format, data.Formats); err != nil {
 		return err

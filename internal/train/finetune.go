@@ -217,6 +217,9 @@ func openExamples(cfg Config, tok data.Tokenizer, logf func(string, ...any)) (tr
 // classify rows need no label.
 func openExamplesFor(cfg Config, tok data.Tokenizer, logf func(string, ...any), unlabelled bool) (train, val Batches, err error) {
 	d, tr, ft := cfg.Data, cfg.Train, cfg.Finetune
+	if tok, err = data.WithSpecialTokens(tok, d.SpecialTokens); err != nil {
+		return nil, nil, Usagef("data.special_tokens: %w", err)
+	}
 	trainFiles, err := data.ExpandGlobs(d.Train)
 	if err != nil {
 		return nil, nil, Usagef("data.train: %w", err)

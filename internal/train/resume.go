@@ -64,6 +64,9 @@ func resolvedModes(c Config) Config {
 	if c.Train.OptimizerState == "" {
 		c.Train.OptimizerState = StateFP32
 	}
+	if c.Finetune.Task == TaskCausal {
+		c.Data.SpecialTokens = "" // shards are tokenized already: no effect
+	}
 	return c
 }
 
