@@ -84,7 +84,9 @@ func gemma3Tokenizer(t *testing.T) string {
 	return p
 }
 
-func byteToken(b int) string { return "<0x" + string("0123456789ABCDEF"[b>>4]) + string("0123456789ABCDEF"[b&15]) + ">" }
+func byteToken(b int) string {
+	return "<0x" + string("0123456789ABCDEF"[b>>4]) + string("0123456789ABCDEF"[b&15]) + ">"
+}
 
 // Issue 21 item 8: Gemma-3's tokenizer.json (Split on a String pattern)
 // loads and encodes as the library would.

@@ -35,7 +35,7 @@ type TokenizeOptions struct {
 	// keeps the Tokenizer's Encode, which reads special-token text as text.
 	SpecialTokens string
 	OutDir        string // required; created if missing
-	Prefix    string    // shard names are PREFIX_train_000000.bin; empty gives train_000000.bin
+	Prefix        string // shard names are PREFIX_train_000000.bin; empty gives train_000000.bin
 
 	// ValFraction in [0, 0.5] is the fraction of tokens for validation,
 	// split at document boundaries where possible (tokenize_split.go).

@@ -82,16 +82,16 @@ type TrainConfig struct {
 
 // DataConfig names the token shards, or none for the default corpus.
 type DataConfig struct {
-	Tokenizer   string   `mapstructure:"tokenizer"` // one of data.TokenizerNames, or a HuggingFace tokenizer.json
-	Train       []string `mapstructure:"train"`     // shard globs; empty: the default corpus
-	Val         []string `mapstructure:"val"`
-	Format      string   `mapstructure:"format"` // one of data.Formats
+	Tokenizer string   `mapstructure:"tokenizer"` // one of data.TokenizerNames, or a HuggingFace tokenizer.json
+	Train     []string `mapstructure:"train"`     // shard globs; empty: the default corpus
+	Val       []string `mapstructure:"val"`
+	Format    string   `mapstructure:"format"` // one of data.Formats
 	// SpecialTokens is how the fine-tuning JSONL readers encode
 	// special-token text (data.SpecialTokenModes): "map" to the special ids
 	// as HF's encode and chat templates need, or "text".
 	SpecialTokens string `mapstructure:"special_tokens"`
-	Shuffle     bool     `mapstructure:"shuffle"`
-	CorpusBytes int64    `mapstructure:"corpus_bytes"` // default corpus size in bytes of source text
+	Shuffle       bool   `mapstructure:"shuffle"`
+	CorpusBytes   int64  `mapstructure:"corpus_bytes"` // default corpus size in bytes of source text
 }
 
 // Default is the configuration every file starts from: a small model, the
