@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"image/color"
 	"math"
-	"os"
 	"path/filepath"
 
 	"github.com/compact-llm/compact/internal/train"
@@ -15,7 +14,6 @@ import (
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
-	"gonum.org/v1/plot/vg/vgimg"
 )
 
 // runColors tells runs apart in PlotRuns.
@@ -99,21 +97,18 @@ func PlotRuns(dirs []string, path string) error {
 		p.X.Min, p.X.Max = 0, maxTokens // the same x axis in every panel
 		plots[pi] = []*plot.Plot{p}
 	}
-	width, height := 8*vg.Inch, 9*vg.Inch
-	img := vgimg.New(width, height)
+	img, err := newCanvas(8*vg.Inch, 9*vg.Inch, path)
+	if err != nil {
+		return train.Usagef("%w", err)
+	}
 	dc := draw.New(img)
 	tiles := draw.Tiles{Rows: len(panels), Cols: 1, PadY: vg.Points(8), PadTop: vg.Points(4), PadBottom: vg.Points(4), PadLeft: vg.Points(4), PadRight: vg.Points(8)}
 	canvases := plot.Align(plots, tiles, dc)
 	for i := range plots {
 		plots[i][0].Draw(canvases[i][0])
 	}
-	f, err := os.Create(path)
-	if err != nil {
+	if err := save(img, path); err != nil {
 		return fmt.Errorf("plot %s: %w", path, err)
 	}
-	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
-		f.Close()
-		return fmt.Errorf("plot %s: %w", path, err)
-	}
-	return f.Close()
+	return nil
 }
