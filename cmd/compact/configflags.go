@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
 
 	"github.com/compact-llm/compact/configs"
@@ -34,6 +35,12 @@ func (f *configFlags) defaultToTiny(s streams) {
 	}
 	f.file = configs.Builtin + "tiny.yaml"
 	fmt.Fprintln(s.err, "no --config: using the built-in configs/tiny.yaml (a tiny model, 200 steps, minutes on a CPU); pass --config configs/llama-60m.yaml etc. for the paper's sizes (compact configs lists them)")
+}
+
+// configName is a config file's name for tables: tiny for
+// builtin:tiny.yaml or configs/tiny.yaml.
+func configName(file string) string {
+	return strings.TrimSuffix(filepath.Base(strings.TrimPrefix(file, configs.Builtin)), filepath.Ext(file))
 }
 
 // overrides are the --set values with --device and extra appended.

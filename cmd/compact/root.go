@@ -76,7 +76,7 @@ small space, and decompresses only the update (CompAct, NAACL 2025).`,
 	}
 	root.SetVersionTemplate("compact {{.Version}}\n")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newPretrainCmd(), newFinetuneCmd(), newEvalCmd(), newSampleCmd(), newTokenizeCmd(), newBenchCmd(), newMemreportCmd(), newConfigCmd(), newPlotCmd())
+	root.AddCommand(newPretrainCmd(), newFinetuneCmd(), newEvalCmd(), newSampleCmd(), newTokenizeCmd(), newBenchCmd(), newMemreportCmd(), newConfigCmd(), newConfigsCmd(), newPlotCmd())
 	for _, c := range append(root.Commands(), root) {
 		if c.Args != nil {
 			c.Args = usageArgs(c.Args)

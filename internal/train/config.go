@@ -266,7 +266,7 @@ func loadFile(start Config, file string) (Config, []string, error) {
 	if name, ok := strings.CutPrefix(file, configs.Builtin); ok {
 		body, err := configs.FS.ReadFile(name)
 		if err != nil {
-			return Config{}, nil, Usagef("config %s: no such built-in config", file)
+			return Config{}, nil, Usagef("config %s: no such built-in config (there are %s%s; compact configs lists them)", file, configs.Builtin, strings.Join(configs.Names(), ", "+configs.Builtin))
 		}
 		if err := v.ReadConfig(bytes.NewReader(body)); err != nil {
 			return Config{}, nil, Usagef("config %s: %w", file, err)
