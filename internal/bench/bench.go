@@ -18,15 +18,15 @@ type Result struct {
 	Device string `json:"device"` // the backend, or the GPU's name
 	// DeviceNote says how auto chose the device ("cpu (no usable CUDA
 	// device: ...)"), printed once instead of in every row.
-	DeviceNote string `json:"device_note,omitempty"`
-	Params    int64   `json:"params"`
-	Tokens    int     `json:"tokens_per_step"`
-	StepMs    float64 `json:"step_ms"`
-	TokPerS   float64 `json:"tok_per_s"`
-	TFLOPS    float64 `json:"tflops"`
-	MFU       *float64 `json:"mfu"` // null where the device's peak is unknown
-	PeakBytes int64   `json:"peak_bytes"`
-	Loss      float64 `json:"last_loss"`
+	DeviceNote string   `json:"device_note,omitempty"`
+	Params     int64    `json:"params"`
+	Tokens     int      `json:"tokens_per_step"`
+	StepMs     float64  `json:"step_ms"`
+	TokPerS    float64  `json:"tok_per_s"`
+	TFLOPS     float64  `json:"tflops"`
+	MFU        *float64 `json:"mfu"` // null where the device's peak is unknown
+	PeakBytes  int64    `json:"peak_bytes"`
+	Loss       float64  `json:"last_loss"`
 	// GraphSteps is how many timed steps replayed a CUDA graph
 	// (train.cuda_graph); the others ran eagerly or were captured.
 	GraphSteps int `json:"graph_steps"`
