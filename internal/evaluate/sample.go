@@ -24,7 +24,8 @@ type SampleOptions struct {
 
 // Sample generates from checkpoint b, writing the prompt and each new
 // token's text to out as it comes. Generation stops at the end-of-text
-// token, after MaxTokens, or at the model's max_position_embeddings.
+// token or after MaxTokens; past the model's max_position_embeddings the
+// context slides (its last half is read again and generation continues).
 func Sample(b train.Base, cfg train.Config, so SampleOptions, out, log io.Writer) error {
 	switch {
 	case so.MaxTokens <= 0:
@@ -59,9 +60,16 @@ func Sample(b train.Base, cfg train.Config, so SampleOptions, out, log io.Writer
 	if len(prompt) == 0 {
 		prompt = []int32{int32(tok.EOT())} // condition on a document boundary, as GPT-2 does
 	}
-	maxT := min(cfg.Model.MaxSeqLen, len(prompt)+so.MaxTokens)
-	if len(prompt) >= maxT {
-		return train.Usagef("the prompt has %d tokens, the model at most %d positions", len(prompt), cfg.Model.MaxSeqLen)
+	window := cfg.Model.MaxSeqLen
+	if len(prompt) >= window {
+		return train.Usagef("the prompt has %d tokens, the model at most %d positions", len(prompt), window)
+	}
+	maxT := min(window, len(prompt)+so.MaxTokens)
+	if len(prompt)+so.MaxTokens > window {
+		// As nanoGPT crops its context to block_size: past the model's
+		// positions generation continues on the most recent tokens.
+		logf("--max-tokens %d: past the model's %d positions (max_position_embeddings) the context slides: each time it fills, generation continues from its last %d tokens",
+			so.MaxTokens, window, window/2)
 	}
 	cache, err := c.model.NewKVCache(1, maxT)
 	if err != nil {
@@ -71,25 +79,40 @@ func Sample(b train.Base, cfg train.Config, so SampleOptions, out, log io.Writer
 		return err
 	}
 	defer cache.Free()
-	var logits []float64
-	for _, id := range prompt {
-		if logits, err = cache.Step([]int32{id}); err != nil {
-			return err
+	feed := func(ids []int32) (logits []float64, err error) {
+		for _, id := range ids {
+			if logits, err = cache.Step([]int32{id}); err != nil {
+				return nil, err
+			}
 		}
+		return logits, nil
+	}
+	logits, err := feed(prompt)
+	if err != nil {
+		return err
 	}
 	fmt.Fprint(out, so.Prompt)
 	rng := rand.New(rand.NewPCG(so.Seed, 0x5a3b1e))
 	V := tok.VocabSize() // never sample the model's padding rows
-	for n := 0; n < so.MaxTokens && cache.Len < maxT; n++ {
+	context := append([]int32(nil), prompt...)
+	for n := 0; n < so.MaxTokens; n++ {
 		id := pick(logits[:V], so, rng)
 		if uint32(id) == tok.EOT() {
 			break
 		}
 		fmt.Fprint(out, tok.Decode([]uint32{uint32(id)}))
-		if cache.Len == maxT {
+		if n == so.MaxTokens-1 {
 			break
 		}
-		if logits, err = cache.Step([]int32{int32(id)}); err != nil {
+		context = append(context, int32(id))
+		if cache.Len == cache.MaxT { // full: restart from the context's last half
+			context = context[len(context)-max(cache.MaxT/2, 1):]
+			cache.Len = 0
+			logits, err = feed(context)
+		} else {
+			logits, err = cache.Step([]int32{int32(id)})
+		}
+		if err != nil {
 			return err
 		}
 	}
