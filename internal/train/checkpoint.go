@@ -111,7 +111,7 @@ func SaveCheckpoint(root string, m *model.Model, opt *Optimizer, st TrainerState
 // saveCheckpoint is SaveCheckpoint with every weight and moment already on
 // the host (gathered from the ranks of a ZeRO-1 job), the moments stored as
 // momentDType.
-func saveCheckpoint(root string, m *model.Model, weights, moments []model.NamedTensor, momentDType string, st TrainerState, eos int, keep int) (string, error) {
+func saveCheckpoint(root string, m *model.Model, weights, moments []model.NamedTensor, momentDType string, st TrainerState, eos int, keep int, extra ...ckptFile) (string, error) {
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return "", err
 	}
@@ -149,6 +149,12 @@ func saveCheckpoint(root string, m *model.Model, weights, moments []model.NamedT
 			enc.SetIndent("", "  ")
 			return enc.Encode(st)
 		}},
+	}
+	for _, f := range extra {
+		steps = append(steps, struct {
+			name  string
+			write func(io.Writer) error
+		}{f.name, func(w io.Writer) error { _, err := w.Write(f.data); return err }})
 	}
 	for _, s := range steps {
 		if err := writeSynced(filepath.Join(tmp, s.name), s.write); err != nil {

@@ -78,6 +78,9 @@ type TrainConfig struct {
 	Zero            int     `mapstructure:"zero"`            // data parallel: 1 shards the optimizer state (zero.go), 0 does not
 	OverlapComm     bool    `mapstructure:"overlap_comm"`    // data parallel, fused update: reduce block l during block l-1's backward (optimizer_fused.go)
 	CUDAGraph       string  `mapstructure:"cuda_graph"`      // one of CUDAGraphModes (graphstep.go)
+	SampleEvery     int     `mapstructure:"sample_every"`    // pretraining: print a generated sample every N steps (0: never; runextras.go)
+	SampleTokens    int     `mapstructure:"sample_tokens"`   // tokens per sample
+	TensorBoard     bool    `mapstructure:"tensorboard"`     // write TensorBoard event files beside metrics.jsonl (tensorboard.go)
 }
 
 // DataConfig names the token shards, or none for the default corpus.
@@ -103,7 +106,7 @@ func Default() Config {
 		Train: TrainConfig{Device: device.Auto, SeqLen: 256, MicroBatch: 64, GradAccum: 1, Steps: 10000,
 			LR: 1e-3, MinLRRatio: 0.1, WarmupRatio: 0.1, Beta1: 0.9, Beta2: 0.999, Optimizer: OptimizerAuto,
 			GradClip: 1.0, Seed: 42, Recompute: model.RecomputeNone.String(), LogEvery: 10, EvalEvery: 500, EvalBatches: 20,
-			CheckpointEvery: 1000, KeepCheckpoints: 2, Weights: WeightsAuto, OptimizerState: StateFP32, Zero: ZeroState,
+			CheckpointEvery: 1000, KeepCheckpoints: 2, SampleTokens: 64, Weights: WeightsAuto, OptimizerState: StateFP32, Zero: ZeroState,
 			OverlapComm: true, CUDAGraph: GraphAuto},
 		Compact: model.CompactConfig{Enabled: true, Rank: 0.25, Layers: slices.Clone(model.CompressibleLayers),
 			Share: true, Projection: "gaussian", UpdateGap: 50, Alpha: 0.25, OProjScale: 1, Eps: 1e-6},
@@ -394,7 +397,7 @@ func (c Config) Validate() error {
 		key string
 		val int
 	}{{"train.threads", t.Threads}, {"train.warmup_steps", t.WarmupSteps}, {"train.loss_chunk", t.LossChunk},
-		{"train.eval_every", t.EvalEvery}, {"train.checkpoint_every", t.CheckpointEvery}}
+		{"train.eval_every", t.EvalEvery}, {"train.checkpoint_every", t.CheckpointEvery}, {"train.sample_every", t.SampleEvery}}
 	for _, p := range nonNeg {
 		if p.val < 0 {
 			return fmt.Errorf("%s = %d: must not be negative", p.key, p.val)
@@ -402,6 +405,9 @@ func (c Config) Validate() error {
 	}
 	if t.SeqLen > c.Model.MaxSeqLen {
 		return fmt.Errorf("train.seq_len = %d exceeds model.max_seq_len = %d", t.SeqLen, c.Model.MaxSeqLen)
+	}
+	if t.SampleEvery > 0 && (t.SampleTokens < 1 || t.SampleTokens > 1<<20) {
+		return fmt.Errorf("train.sample_tokens = %d: want 1 to %d with train.sample_every set", t.SampleTokens, 1<<20)
 	}
 	if t.LR <= 0 {
 		return fmt.Errorf("train.lr = %g: must be positive", t.LR)
@@ -467,6 +473,9 @@ func (c Config) Validate() error {
 	}
 	if ft.Task == TaskClassify && ft.NumLabels < 2 {
 		return fmt.Errorf("finetune.num_labels = %d: classify needs at least 2", ft.NumLabels)
+	}
+	if ft.Task == TaskClassify && c.Train.SampleEvery > 0 {
+		return fmt.Errorf("train.sample_every = %d: a classifier has no LM head to generate with (finetune.task = classify)", c.Train.SampleEvery)
 	}
 	if ft.Task != TaskClassify && ft.NumLabels != 0 {
 		return fmt.Errorf("finetune.num_labels = %d is only for finetune.task=classify", ft.NumLabels)

@@ -46,7 +46,7 @@ var resumeFixedKeys = []string{"train.seq_len", "train.seed", "compact.enabled",
 // is computed (and train.steps, to extend a run).
 var resumeFreeKeys = []string{"train.device", "train.threads", "train.steps", "train.log_every", "train.eval_every",
 	"train.eval_batches", "train.checkpoint_every", "train.keep_checkpoints", "train.loss_chunk", "train.recompute",
-	"train.fused_update", "train.zero", "train.overlap_comm", "train.cuda_graph"}
+	"train.fused_update", "train.zero", "train.overlap_comm", "train.cuda_graph", "train.sample_every", "train.sample_tokens", "train.tensorboard"}
 
 // resolvedModes replaces the keys whose "auto" (or, in checkpoints older
 // than the key, empty) value stands for a concrete choice by that choice, so
