@@ -117,14 +117,22 @@ func runTokenize(_ context.Context, opts tokenizeOptions, s streams) error {
 		return usagef("%w", err) // unreadable or malformed input, or shards left by an earlier run
 	}
 	secs := max(res.Seconds, 1e-9)
-	fmt.Fprintf(s.err, "tokenized %d documents (%s of text, %d skipped as empty) in %.1fs: %s/s on %d workers\n",
-		res.Documents, mb(res.Bytes), res.Skipped, res.Seconds, mb(int64(float64(res.Bytes)/secs)), res.Workers)
-	fmt.Fprintf(s.err, "train: %d tokens in %d shards; %s\n", res.TrainTokens, len(res.TrainShards), res.SplitSummary())
+	fmt.Fprintf(s.err, "tokenized %s (%s of text, %d skipped as empty) in %.1fs: %s/s on %d workers\n",
+		plural(res.Documents, "document"), mb(res.Bytes), res.Skipped, res.Seconds, mb(int64(float64(res.Bytes)/secs)), res.Workers)
+	fmt.Fprintf(s.err, "train: %d tokens in %s; %s\n", res.TrainTokens, plural(len(res.TrainShards), "shard"), res.SplitSummary())
 	if len(res.Replaced) > 0 {
 		fmt.Fprintf(s.err, "replaced %d shards of an earlier run (--overwrite)\n", len(res.Replaced))
 	}
 	fmt.Fprintf(s.err, "wrote %s (sources, split, shards)\n", res.Manifest)
 	return nil
+}
+
+// plural is "1 shard" or "n shards".
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
 }
 
 // mb formats a byte count in MB (10^6 bytes, as throughput is quoted).

@@ -106,7 +106,7 @@ func TokenizeFiles(opts TokenizeOptions) (res TokenizeResult, err error) {
 			return res, fmt.Errorf("tokenize: %w", err)
 		}
 	}
-	ir := inputReader{field: opts.Field, read: new(atomic.Int64)}
+	ir := inputReader{field: opts.Field, read: new(atomic.Int64), chunk: textChunker(opts.Tokenizer)}
 	if ir.field == "" {
 		ir.field = "text"
 	}
@@ -255,6 +255,7 @@ type encoded struct {
 	ids   []uint32
 	bytes int
 	skip  bool // the document's text is empty
+	more  bool // a piece of a document whose next piece follows
 	err   error
 }
 
@@ -361,11 +362,23 @@ func tokenizeDocs(opts TokenizeOptions, produce docProducer, read *atomic.Int64)
 		}()
 	}
 
-	// Collector: documents arrive in order. The newest train document is held
-	// back so that, once the input ends, its tail can top validation up to
-	// the fraction (tokenize_split.go).
+	// Collector: documents arrive in order, a cut one as its pieces. The
+	// newest train document is held back so that, once the input ends, its
+	// tail can top validation up to the fraction (tokenize_split.go).
+	var partial []uint32
+	partialBytes := 0
 	var pending []uint32
 	pendingDoc, pendingSource := -1, 0
+	progress := func() {
+		if opts.Progress == nil {
+			return
+		}
+		p := TokenizeProgress{Documents: res.Documents, Bytes: res.Bytes + int64(partialBytes), Tokens: train.tokens + val.tokens + int64(len(pending)+len(partial))}
+		if read != nil {
+			p.InputBytes = read.Load()
+		}
+		opts.Progress(p)
+	}
 	for s := range order {
 		if s.err != nil {
 			return res, s.err
@@ -381,6 +394,14 @@ func tokenizeDocs(opts TokenizeOptions, produce docProducer, read *atomic.Int64)
 		if e.skip {
 			res.Skipped++
 			continue
+		}
+		if e.more || partial != nil {
+			partial, partialBytes = append(partial, e.ids...), partialBytes+e.bytes
+			if e.more {
+				progress()
+				continue
+			}
+			e.ids, e.bytes, partial = partial, partialBytes, nil
 		}
 		i := res.Documents
 		res.Documents++
@@ -399,13 +420,7 @@ func tokenizeDocs(opts TokenizeOptions, produce docProducer, read *atomic.Int64)
 			}
 			pending, pendingDoc, pendingSource = e.ids, i, s.source
 		}
-		if opts.Progress != nil {
-			p := TokenizeProgress{Documents: res.Documents, Bytes: res.Bytes, Tokens: train.tokens + val.tokens + int64(len(pending))}
-			if read != nil {
-				p.InputBytes = read.Load()
-			}
-			opts.Progress(p)
-		}
+		progress()
 	}
 	if res.Documents == 0 {
 		return res, errors.New("tokenize: inputs hold no documents (all empty)")
@@ -449,6 +464,9 @@ func encodeDocument(tok Tokenizer, eot uint32, d document) encoded {
 		if text, err = jsonlText(d.line, d.field); err != nil {
 			return encoded{err: fmt.Errorf("jsonl %s: %w", d.where, err)}
 		}
+	}
+	if d.part && !d.last {
+		return encoded{ids: tok.Encode(text), bytes: len(text), more: true}
 	}
 	if text == "" {
 		return encoded{skip: true}

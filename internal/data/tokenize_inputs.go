@@ -38,6 +38,8 @@ var InputFormats = []string{InputAuto, InputText, InputJSONL, InputParquet}
 // line whose field a worker extracts (so JSON decoding runs on every core).
 type document struct {
 	text   string
+	part   bool   // a piece of a document cut by textChunker; more follow unless last
+	last   bool
 	line   []byte // JSONL: the raw line; text is then empty
 	field  string // JSONL: the field holding the text
 	where  string // JSONL: file:line, for errors
@@ -106,7 +108,8 @@ func (c countingFile) ReadAt(p []byte, off int64) (int, error) {
 // inputReader reads the documents of the inputs in order.
 type inputReader struct {
 	field string
-	read  *atomic.Int64 // bytes read from the input files so far
+	read  *atomic.Int64         // bytes read from the input files so far
+	chunk func(string) []string // cuts a text document for all cores (tokenize_chunks.go); nil: whole
 }
 
 // readInput emits the documents of input file number source.
@@ -145,7 +148,16 @@ func (ir inputReader) readInput(ctx context.Context, path, format string, source
 			skip()
 			return nil
 		}
-		return emit(document{text: string(b), source: source})
+		if ir.chunk == nil {
+			return emit(document{text: string(b), source: source})
+		}
+		pieces := ir.chunk(string(b))
+		for i, p := range pieces {
+			if err := emit(document{text: p, part: true, last: i == len(pieces)-1, source: source}); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
 	br := bufio.NewReaderSize(r, 1<<20)
 	for line := 1; ; line++ {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -289,5 +290,39 @@ func TestTokenizeBadInput(t *testing.T) {
 				t.Errorf("failed run left %d files", len(ents))
 			}
 		})
+	}
+}
+
+// TestTokenizeCutsLargeText: one large text file is tokenized on every
+// core in pieces cut at paragraph breaks, to the ids of the whole text.
+func TestTokenizeCutsLargeText(t *testing.T) {
+	defer func(n int) { chunkBytes = n }(chunkBytes)
+	chunkBytes = 2000
+	var sb strings.Builder
+	srcs, _ := filepath.Glob(filepath.Join(runtime.GOROOT(), "src", "strings", "*.go"))
+	for _, p := range srcs {
+		b, _ := os.ReadFile(p)
+		sb.Write(b)
+		sb.WriteString("\n\n  \n\n\tindented\n\n\n\nx\n\n<|endoftext|>\n\n")
+	}
+	text := sb.String()
+	in := writeFile(t, filepath.Join(t.TempDir(), "input.txt"), text)
+	for _, name := range []string{"gpt2", "byte"} {
+		tok := mustTokenizer(t, name)
+		if pieces := cutParagraphs(text); len(pieces) < 10 || strings.Join(pieces, "") != text {
+			t.Fatalf("%d pieces", len(pieces))
+		}
+		for _, special := range []string{SpecialText, SpecialMap} {
+			res, err := TokenizeFiles(TokenizeOptions{Inputs: []string{in}, Tokenizer: tok, OutDir: t.TempDir(), SpecialTokens: special, ValFraction: 0.1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			enc, _ := WithSpecialTokens(tok, special)
+			want := append(enc.Encode(text), tok.EOT())
+			got := append(readShards(t, res.TrainShards), readShards(t, res.ValShards)...)
+			if !reflect.DeepEqual(got, want) || res.Documents != 1 || res.Bytes != int64(len(text)) {
+				t.Errorf("%s %s: %d tokens (%d documents, %d bytes), want the whole text's %d", name, special, len(got), res.Documents, res.Bytes, len(want))
+			}
+		}
 	}
 }
