@@ -103,15 +103,19 @@ func describe(body []byte) string {
 	return d
 }
 
-// humanCount formats a count as 1.2M, 3.4B.
-func humanCount(n int64) string {
+// humanCount formats a count as 873.6K, 1.2M, 3.4B.
+func humanCount(n int64) string { return scaled(float64(n), "K", "M", "B") }
+
+// scaled is v in thousands, millions or billions, the largest that keeps
+// it at 1 or more, with the suffix of each.
+func scaled(v float64, k, m, g string) string {
 	switch {
-	case n >= 1e9:
-		return fmt.Sprintf("%.1fB", float64(n)/1e9)
-	case n >= 1e6:
-		return fmt.Sprintf("%.1fM", float64(n)/1e6)
+	case v >= 1e9:
+		return fmt.Sprintf("%.1f%s", v/1e9, g)
+	case v >= 1e6:
+		return fmt.Sprintf("%.1f%s", v/1e6, m)
 	}
-	return fmt.Sprintf("%.1fK", float64(n)/1e3)
+	return fmt.Sprintf("%.1f%s", v/1e3, k)
 }
 
 func runConfigsCopy(_ context.Context, name, dest string, s streams) error {

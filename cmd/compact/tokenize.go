@@ -135,13 +135,6 @@ func plural(n int, word string) string {
 	return fmt.Sprintf("%d %ss", n, word)
 }
 
-// mb formats a byte count in MB (10^6 bytes, as throughput is quoted).
-func mb(b int64) string {
-	switch {
-	case b >= 1e9:
-		return fmt.Sprintf("%.2f GB", float64(b)/1e9)
-	case b >= 1e6:
-		return fmt.Sprintf("%.1f MB", float64(b)/1e6)
-	}
-	return fmt.Sprintf("%.1f kB", float64(b)/1e3)
-}
+// mb formats a byte count in kB, MB or GB (powers of 10, as throughput is
+// quoted).
+func mb(b int64) string { return scaled(float64(b), " kB", " MB", " GB") }
