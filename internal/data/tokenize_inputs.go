@@ -38,7 +38,7 @@ var InputFormats = []string{InputAuto, InputText, InputJSONL, InputParquet}
 // line whose field a worker extracts (so JSON decoding runs on every core).
 type document struct {
 	text   string
-	part   bool   // a piece of a document cut by textChunker; more follow unless last
+	part   bool // a piece of a document cut by textChunker; more follow unless last
 	last   bool
 	line   []byte // JSONL: the raw line; text is then empty
 	field  string // JSONL: the field holding the text
