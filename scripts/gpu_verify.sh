@@ -20,6 +20,7 @@ t gpu-kernels bin/gpu.test -test.v -test.run 'CUDA|Cuda'
 t model-cuda bin/model.test -test.v -test.run 'CUDA|Cuda'
 t train-cuda bin/train.test -test.v -test.run 'CUDA|Cuda'
 t dist-nccl bin/dist.test -test.v -test.run 'NCCL'
+t gpu-nccl bin/gpu.test -test.v -test.run 'NCCL'
 t hf-export env COMPACT_REFERENCE_OUT=/tmp/ref-gpu COMPACT_REFERENCE_DEVICE=cuda bin/train.test -test.v -test.run TestExportHFReference
 t hf-check python3 scripts/hf_reference.py /tmp/ref-gpu --tol-loss 1e-2 --tol-grad 6e-2
 for s in 350m 1b; do

@@ -48,7 +48,7 @@ print(c.get("allreduce_block_compressed_bytes", 0) + c.get("allreduce_block_full
 '
 
 # 1. collectives
-if bin/dist.test -test.v -test.run 'TestNCCLCollectives|TestNCCLScatterGather' >"$OUT/nccl-test.log" 2>&1; then r=PASS; else r=FAIL; fi
+if bin/dist.test -test.v -test.run 'NCCL' >"$OUT/nccl-test.log" 2>&1 && bin/gpu.test -test.v -test.run 'TestNCCLDeviceComm' >>"$OUT/nccl-test.log" 2>&1; then r=PASS; else r=FAIL; fi
 row "nccl collectives vs host" "$r ($(grep -o 'SKIP.*' "$OUT/nccl-test.log" | head -1))"
 if bin/train.test -test.v -test.run TestCUDANCCLPipelinedFusedStep >"$OUT/pipelined-test.log" 2>&1; then r=PASS; else r=FAIL; fi
 row "pipelined fused update (NCCL, 1 rank)" "$r ($(grep -o 'SKIP.*' "$OUT/pipelined-test.log" | head -1))"

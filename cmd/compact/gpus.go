@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -44,16 +45,21 @@ func (j *jobFlags) start(given flagsGiven, dev string, s streams) (env *dist.Env
 	if j.gpus < 1 {
 		return nil, false, usagef("--gpus %d: must be at least 1", j.gpus)
 	}
-	if dev != device.CPU {
+	onCPU := dev == device.CPU
+	if !onCPU {
 		n, cerr := device.CUDACount()
 		switch {
 		case cerr != nil && dev == device.CUDA:
 			return nil, false, fmt.Errorf("--gpus %d: %w", j.gpus, cerr)
 		case cerr != nil:
-			fmt.Fprintf(s.err, "--gpus %d: no usable CUDA device (%s): running %d CPU processes\n", j.gpus, device.Brief(cerr), j.gpus)
+			fmt.Fprintf(s.err, "--gpus %d: no usable CUDA device (%s): running CPU processes\n", j.gpus, device.Brief(cerr))
+			onCPU = true
 		case j.gpus > n:
 			return nil, false, usagef("--gpus %d: only %d CUDA device(s) visible", j.gpus, n)
 		}
+	}
+	if limit := maxCPURanks(); onCPU && j.gpus > limit {
+		return nil, false, usagef("--gpus %d: on the CPU each rank is a whole process with its own copy of the model; at most %d here (the larger of 8 and the %d cores)", j.gpus, limit, runtime.NumCPU())
 	}
 	self, err := os.Executable()
 	if err != nil {
@@ -65,6 +71,11 @@ func (j *jobFlags) start(given flagsGiven, dev string, s streams) (env *dist.Env
 	l := &dist.Launcher{Procs: j.gpus, Program: self, Args: os.Args[1:], Env: os.Environ(), Out: s.err}
 	return nil, true, l.Run(sigs)
 }
+
+// maxCPURanks is the most CPU ranks --gpus starts on this host: a rank per
+// core, or 8 where there are fewer cores (the CPU job is for tests and for
+// trying the launcher, not for speed).
+func maxCPURanks() int { return max(8, runtime.NumCPU()) }
 
 // isJobFailure reports whether err ended a data-parallel job: a rank's
 // failure seen by the launcher, or another rank's seen by this one.

@@ -62,6 +62,7 @@ func TestGPUsBadInputExitsTwo(t *testing.T) {
 		want string
 	}{
 		{nil, []string{"--gpus", "0"}, "--gpus 0"},
+		{nil, []string{"--gpus", "100000"}, "--gpus 100000: on the CPU each rank is a whole process"},
 		{[]string{"RANK=0", "WORLD_SIZE=0", "MASTER_PORT=29500"}, nil, "WORLD_SIZE=0"},
 		{[]string{"RANK=2", "WORLD_SIZE=2", "MASTER_PORT=29500"}, nil, "RANK=2"},
 		{[]string{"RANK=1", "WORLD_SIZE=2"}, nil, "MASTER_PORT"},

@@ -106,7 +106,7 @@ func PlotMemory(rows []memreport.Row, title string, limit int64, path string) er
 		if err != nil {
 			return err
 		}
-		line.Color = color.RGBA{R: 200, A: 255}
+		line.Color = color.RGBA{R: 150, A: 255} // darker than the optimizer's red, whatever the antialiasing
 		line.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
 		p.Add(line)
 		p.Legend.Add(fmt.Sprintf("limit %.3g %s", l, unitName), line)

@@ -3,11 +3,12 @@ package dist
 import (
 	"errors"
 	"fmt"
+	"io"
+	"maps"
 	"os"
 	"time"
 
 	"github.com/compact-llm/compact/internal/gpu"
-	"github.com/compact-llm/compact/internal/gpu/cuda"
 )
 
 // Comm is one rank's handle on the job's collectives. Every rank calls the
@@ -60,22 +61,71 @@ type Pending interface {
 	Wait() error
 }
 
-// Join meets the other ranks of e and returns the communicator for be: NCCL
-// for the CUDA backend, TCP through rank 0 for the CPU. A one-rank Env gets
-// a communicator that does nothing (NCCL still runs for CUDA when forced, so
-// `--gpus 1` exercises the same path as N).
-func Join(e Env, be gpu.Backend) (Comm, error) {
+// Join meets the other ranks of e and returns the communicator for be: the
+// backend's own collectives where it has them (gpu.Collectives: NCCL on
+// CUDA), else TCP through rank 0 (the CPU). A one-rank Env gets a
+// communicator that does nothing (the device's still runs, so `--gpus 1`
+// exercises the same path as N).
+func Join(e Env, be gpu.Backend, o Options) (Comm, error) {
 	if e.World < 1 || e.Rank < 0 || e.Rank >= e.World {
 		return nil, fmt.Errorf("dist: rank %d of world %d", e.Rank, e.World)
 	}
-	if c, ok := be.(*cuda.Backend); ok {
-		return joinNCCL(e, c)
+	// Ranks on different kinds of device would meet in different
+	// collectives (NCCL, TCP) and wait for each other forever.
+	o.Identity = maps.Clone(o.Identity)
+	if o.Identity == nil {
+		o.Identity = map[string]string{}
 	}
-	g, _, err := joinGroup(e, nil)
+	o.Identity["backend"] = be.Name()
+	if c, ok := be.(gpu.Collectives); ok {
+		return joinDevice(e, c, o)
+	}
+	g, _, err := joinGroup(e, nil, o)
 	if err != nil {
 		return nil, err
 	}
 	return &tcpComm{g: g, be: be}, nil
+}
+
+// Options are what a rank brings to the job besides its place in it.
+type Options struct {
+	// Identity is what every rank must agree on, key by key: the resolved
+	// configuration and the identity of the data. Rank 0 compares a hash of
+	// each rank's with its own at the rendezvous and refuses the job
+	// (MismatchError on every rank) naming the keys that differ. Join adds
+	// the backend's name ("backend").
+	Identity map[string]string
+	// Stall is how long a peer may send nothing, heartbeats included,
+	// before the job ends naming it (StallError); 0: never. StallName
+	// names the setting in that message.
+	Stall     time.Duration
+	StallName string
+	// Log receives the rendezvous's progress while a rank waits for the
+	// others; nil: none.
+	Log io.Writer
+}
+
+// MismatchError is a job refused at the rendezvous: its ranks disagree on
+// their configuration (Options.Identity) or on the job's shape. It is bad
+// input, not a failed run.
+type MismatchError struct{ Msg string }
+
+func (e *MismatchError) Error() string { return e.Msg }
+
+// StallError is a peer from which nothing arrived for the stall limit:
+// stopped (kill -STOP), frozen, or cut off.
+type StallError struct {
+	Rank    int
+	After   time.Duration
+	Setting string
+}
+
+func (e *StallError) Error() string {
+	s := fmt.Sprintf("rank %d made no progress for %s: nothing arrived from it, not even its heartbeat (stopped, e.g. by kill -STOP, frozen, or cut off); ending the job", e.Rank, e.After)
+	if e.Setting != "" {
+		s += " (" + e.Setting + " sets the limit)"
+	}
+	return s
 }
 
 // checkBounds refuses ranges that are not world ascending runs inside t:
@@ -94,10 +144,6 @@ func checkBounds(t *gpu.Tensor, b []int, world int) error {
 	}
 	return nil
 }
-
-// groupedOnly makes NCCL's ReduceScatter and AllGather take the grouped
-// path even for equal ranges, so that a one-GPU test covers it.
-var groupedOnly bool
 
 // flat is t as one row of elements, for element ranges.
 func flat(t *gpu.Tensor) *gpu.Tensor { return t.Reshape(t.Len()) }

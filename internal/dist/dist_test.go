@@ -31,7 +31,9 @@ func TestMain(m *testing.M) {
 
 // runChild joins the job from the environment, then: "ok" sums the ranks
 // and prints the sum; "fail" makes rank 1 exit 3; "kill" makes rank 1 kill
-// itself with SIGKILL; the other ranks then wait in a barrier and report.
+// itself with SIGKILL; "stop" makes rank 1 stop itself (SIGSTOP) in a job
+// with a one-second stall limit; the other ranks then wait in a barrier and
+// report. "hang": rank 1 stops itself, the others sleep (no stall limit).
 func runChild(mode string) int {
 	// Like the real binary, a rank reports a peer's failure rather than
 	// dying of the launcher's SIGTERM first.
@@ -41,7 +43,11 @@ func runChild(mode string) int {
 		fmt.Println("bad env:", err)
 		return 9
 	}
-	c, err := Join(e, cpu.New(1))
+	var o Options
+	if mode == "stop" {
+		o.Stall = time.Second
+	}
+	c, err := Join(e, cpu.New(1), o)
 	if err != nil {
 		fmt.Println("join:", err)
 		return 8
@@ -52,19 +58,29 @@ func runChild(mode string) int {
 			return 3
 		case "kill":
 			syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		case "stop", "hang":
+			syscall.Kill(os.Getpid(), syscall.SIGSTOP)
 		}
 	}
+	if mode == "hang" {
+		time.Sleep(time.Hour)
+	}
 	v := []float64{float64(e.Rank)}
-	if err := c.SumHost(v); err != nil {
+	err = c.SumHost(v)
+	if err == nil && mode != "ok" { // the failing rank may have sent its part first
+		select {
+		case <-c.Failed():
+			err = c.Err()
+		case <-time.After(time.Minute): // it must have stopped this one
+			return 5
+		}
+	}
+	if err != nil {
 		fmt.Println("sum:", err)
 		if IsPeerFailure(err) {
 			return ExitPeerFailed
 		}
 		return 4
-	}
-	if mode != "ok" { // the failing rank must have stopped this one
-		time.Sleep(time.Minute)
-		return 5
 	}
 	fmt.Println("sum", v[0])
 	if err := c.Close(); err != nil {
@@ -76,10 +92,17 @@ func runChild(mode string) int {
 
 func launch(t *testing.T, mode string, n int) (string, error) {
 	t.Helper()
-	var out bytes.Buffer
+	return launchWith(t, mode, n, nil, 0)
+}
+
+// launchWith is launch relaying sigs to the launcher, which kills what
+// still runs stopGrace after the first.
+func launchWith(t *testing.T, mode string, n int, sigs <-chan os.Signal, stopGrace time.Duration) (string, error) {
+	t.Helper()
+	out := &syncWriter{w: &bytes.Buffer{}}
 	l := &Launcher{Procs: n, Program: os.Args[0], Args: []string{"-test.run=^$"},
-		Env: append(os.Environ(), childMode+"="+mode), Out: &syncWriter{w: &out}, Grace: 5 * time.Second}
-	err := l.Run(nil)
+		Env: append(os.Environ(), childMode+"="+mode), Out: out, Grace: 5 * time.Second, StopGrace: stopGrace}
+	err := l.Run(sigs)
 	return out.String(), err
 }
 
@@ -92,6 +115,12 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.w.Write(p)
+}
+
+func (s *syncWriter) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.String()
 }
 
 func TestLauncherRuns(t *testing.T) {
@@ -168,7 +197,7 @@ func joinAll(t *testing.T, n int) []Comm {
 	t.Helper()
 	cs := make([]Comm, n)
 	if err := InProcess(n, func(e Env) (err error) {
-		cs[e.Rank], err = Join(e, cpu.New(1))
+		cs[e.Rank], err = Join(e, cpu.New(1), Options{})
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -289,7 +318,7 @@ func TestAbortReachesEveryRank(t *testing.T) {
 }
 
 func TestSingleRankNeedsNoNetwork(t *testing.T) {
-	c, err := Join(Env{World: 1}, cpu.New(1))
+	c, err := Join(Env{World: 1}, cpu.New(1), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,11 +1,13 @@
 package dist
 
 // The group: a star of TCP connections with rank 0 at the centre. It hands
-// rank 0's blob (the NCCL unique id) to every rank at the rendezvous, then
+// rank 0's blob (the NCCL unique id) to every rank at the rendezvous
+// (rendezvous.go, where the ranks' configurations are compared), then
 // stays open for the whole run as a liveness channel and carries the small
 // host collectives (and, on the CPU, the tensor ones). A connection that
-// closes without a goodbye means its process died, even by kill -9: rank 0
-// tells every other rank which one, and every rank's waits fail at once.
+// closes without a goodbye means its process died, even by kill -9; one
+// that stays silent past the stall limit, that it stopped (stall.go): rank
+// 0 tells every other rank which one, and every rank's waits fail at once.
 
 import (
 	"bufio"
@@ -15,19 +17,23 @@ import (
 	"io"
 	"math"
 	"net"
-	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
 // Frame kinds on a group connection.
 const (
-	frameHello    byte = iota + 1 // rank -> 0: rank, world
-	frameWelcome                  // 0 -> rank: rank 0's blob
-	frameData                     // a collective's payload
-	frameBye                      // clean leave: what follows is EOF
-	frameFail                     // the sender (or, from rank 0, a peer) failed: message
-	frameDataPart                 // a leading part of a payload larger than one frame
+	frameHello       byte = iota + 1 // rank -> 0: protocol, rank, world, identity hash (rendezvous.go)
+	frameWelcome                     // 0 -> rank: rank 0's blob
+	frameData                        // a collective's payload
+	frameBye                         // clean leave: what follows is EOF
+	frameFail                        // the sender (or, from rank 0, a peer) failed: message
+	frameDataPart                    // a leading part of a payload larger than one frame
+	frameIdentityReq                 // 0 -> rank at the rendezvous: its hash differs, send the identity
+	frameIdentity                    // rank -> 0: its identity, key by key (JSON)
+	frameRefuse                      // 0 -> rank at the rendezvous: the job is refused: message
+	frameBeat                        // a heartbeat: the sender is alive (stall.go)
 )
 
 // maxFrame bounds one frame; dataPart is the size a larger payload is cut
@@ -43,6 +49,14 @@ type group struct {
 	rank, world int
 	peers       []*peer // rank 0: one per other rank (index = rank); others: peers[0] only
 	ln          net.Listener
+	log         io.Writer // rendezvous notices; nil: none
+
+	// Liveness (stall.go): a peer silent for stall ends the job.
+	stall     time.Duration
+	stallName string
+	epoch     time.Time     // heard times are offsets from it (monotonic)
+	quit      chan struct{} // closed when the group shuts: heartbeats and the watch stop
+	quitOnce  sync.Once
 
 	failOnce sync.Once
 	failed   chan struct{} // closed on the first failure
@@ -61,111 +75,9 @@ type peer struct {
 	data chan []byte   // frameData payloads, in order
 	done chan struct{} // closed when the reader stops
 	bye  bool          // set by the reader before done closes
-}
 
-// JoinTimeout bounds how long a rank waits for the others at the rendezvous.
-var JoinTimeout = 10 * time.Minute
-
-// joinGroup meets the other ranks at e.Addr:e.Port. Rank 0 listens and
-// answers every hello with blob; the others dial (retrying until rank 0
-// listens) and return the blob they got.
-func joinGroup(e Env, blob []byte) (*group, []byte, error) {
-	g := &group{rank: e.Rank, world: e.World, failed: make(chan struct{})}
-	if e.World == 1 {
-		return g, blob, nil // nobody to meet
-	}
-	addr := net.JoinHostPort(e.Addr, strconv.Itoa(e.Port))
-	deadline := time.Now().Add(JoinTimeout)
-	if e.Rank == 0 {
-		if err := g.host(addr, deadline, blob); err != nil {
-			g.shut()
-			return nil, nil, err
-		}
-		g.start()
-		return g, blob, nil
-	}
-	got, err := g.dial(addr, deadline)
-	if err != nil {
-		g.shut()
-		return nil, nil, err
-	}
-	g.start()
-	return g, got, nil
-}
-
-func (g *group) host(addr string, deadline time.Time, blob []byte) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("rendezvous: rank 0 cannot listen on %s: %w", addr, err)
-	}
-	g.ln = ln
-	g.peers = make([]*peer, g.world)
-	for n := 1; n < g.world; n++ {
-		if tl, ok := ln.(*net.TCPListener); ok {
-			tl.SetDeadline(deadline)
-		}
-		c, err := ln.Accept()
-		if err != nil {
-			return fmt.Errorf("rendezvous on %s: %d of %d ranks joined: %w", addr, n, g.world, err)
-		}
-		p := newPeer(-1, c)
-		c.SetReadDeadline(deadline)
-		kind, msg, err := readFrame(p.conn)
-		if err != nil || kind != frameHello || len(msg) != 8 {
-			c.Close()
-			n-- // a stray connection (a port scan, a stale rank): keep waiting
-			continue
-		}
-		r, w := int(binary.LittleEndian.Uint32(msg)), int(binary.LittleEndian.Uint32(msg[4:]))
-		if w != g.world {
-			return fmt.Errorf("rendezvous: rank %d says WORLD_SIZE=%d, rank 0 has %d", r, w, g.world)
-		}
-		if r < 1 || r >= g.world || g.peers[r] != nil {
-			return fmt.Errorf("rendezvous: a second rank %d joined (or rank %d is out of range)", r, r)
-		}
-		c.SetReadDeadline(time.Time{})
-		p.rank = r
-		g.peers[r] = p
-	}
-	ln.Close()
-	g.ln = nil
-	for _, p := range g.peers[1:] {
-		if err := p.send(frameWelcome, blob); err != nil {
-			return fmt.Errorf("rendezvous: welcome to rank %d: %w", p.rank, err)
-		}
-	}
-	return nil
-}
-
-func (g *group) dial(addr string, deadline time.Time) ([]byte, error) {
-	var c net.Conn
-	var err error
-	for {
-		c, err = net.DialTimeout("tcp", addr, 5*time.Second)
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("rendezvous: rank %d cannot reach rank 0 at %s: %w", g.rank, addr, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	p := newPeer(0, c)
-	g.peers = []*peer{p}
-	hello := binary.LittleEndian.AppendUint32(binary.LittleEndian.AppendUint32(nil, uint32(g.rank)), uint32(g.world))
-	if err := p.send(frameHello, hello); err != nil {
-		return nil, fmt.Errorf("rendezvous: rank %d hello to %s: %w", g.rank, addr, err)
-	}
-	c.SetReadDeadline(deadline)
-	kind, blob, err := readFrame(c)
-	if err != nil {
-		return nil, fmt.Errorf("rendezvous: rank %d waiting for rank 0 at %s: %w", g.rank, addr, err)
-	}
-	if kind != frameWelcome {
-		return nil, fmt.Errorf("rendezvous: rank %d: rank 0 refused it (frame %d: %s)", g.rank, kind, blob)
-	}
-	c.SetReadDeadline(time.Time{})
-	return blob, nil
+	heard      atomic.Int64 // when bytes last arrived, since the group's epoch
+	delivering atomic.Bool  // the reader waits for this rank to take a payload
 }
 
 func newPeer(rank int, c net.Conn) *peer {
@@ -175,20 +87,29 @@ func newPeer(rank int, c net.Conn) *peer {
 	return &peer{rank: rank, conn: c, w: bufio.NewWriterSize(c, 1<<16), data: make(chan []byte, 4), done: make(chan struct{})}
 }
 
-// start runs one reader per connection.
+// newGroup is e's end of the star before the rendezvous.
+func newGroup(e Env, o Options) *group {
+	return &group{rank: e.Rank, world: e.World, failed: make(chan struct{}), log: o.Log,
+		stall: o.Stall, stallName: o.StallName, epoch: time.Now(), quit: make(chan struct{})}
+}
+
+// start runs one reader per connection, and the heartbeats and the watch
+// for silent peers.
 func (g *group) start() {
 	for _, p := range g.peers {
 		if p != nil {
+			p.heard.Store(int64(time.Since(g.epoch)))
 			go g.read(p)
 		}
 	}
+	g.startLiveness()
 }
 
 // read delivers data frames and turns a close without goodbye, or a fail
 // frame, into the group's failure.
 func (g *group) read(p *peer) {
 	defer close(p.done)
-	r := bufio.NewReaderSize(p.conn, 1<<16)
+	r := bufio.NewReaderSize(progressReader{g, p}, 1<<16)
 	var partial []byte // the parts of a payload so far
 	for {
 		kind, msg, err := readFrame(r)
@@ -205,15 +126,19 @@ func (g *group) read(p *peer) {
 			if partial != nil {
 				msg, partial = append(partial, msg...), nil
 			}
+			p.delivering.Store(true)
 			select {
 			case p.data <- msg:
 			case <-g.failed:
 				return
 			}
+			p.delivering.Store(false)
+			p.heard.Store(int64(time.Since(g.epoch)))
 		case frameBye:
 			p.bye = true
 		case frameFail:
 			g.fail(errors.New(string(msg)))
+		case frameBeat: // progress is all it says
 		}
 	}
 }
@@ -450,6 +375,7 @@ func (g *group) leave() error {
 	g.mu.Lock()
 	g.closed = true
 	g.mu.Unlock()
+	g.stopLiveness() // no heartbeat after the goodbye
 	if err == nil {
 		for _, p := range g.peers {
 			if p != nil {
@@ -483,6 +409,7 @@ func (g *group) abort(cause error) {
 }
 
 func (g *group) shut() {
+	g.stopLiveness()
 	if g.ln != nil {
 		g.ln.Close()
 	}

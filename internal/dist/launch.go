@@ -4,8 +4,10 @@ package dist
 // ranks 0..N-1 of one job on this host and supervises them. The children
 // get their own process group, so a terminal's Ctrl-C reaches only the
 // launcher, which passes it on: one signal asks every rank to stop at the
-// next step boundary (they agree on it and save a checkpoint), a second
-// kills them.
+// next step boundary (they agree on it and save a checkpoint) and kills
+// what still runs StopGrace later; a second kills them at once. Every
+// SIGTERM comes with a SIGCONT, so a stopped rank (kill -STOP) wakes to
+// handle it instead of holding the others.
 
 import (
 	"bufio"
@@ -29,8 +31,11 @@ type Launcher struct {
 	Args    []string // its arguments (the same for every rank)
 	Env     []string // the base environment; the rank variables are set on top
 	Out     io.Writer
-	// Grace is how long ranks get to exit after SIGTERM before SIGKILL.
-	Grace time.Duration
+	// Grace is how long ranks get to exit after SIGTERM before SIGKILL
+	// when one failed (default 30 s); StopGrace the same after a first
+	// interrupt, which lets them finish a step and a checkpoint (default 2
+	// minutes).
+	Grace, StopGrace time.Duration
 }
 
 // ExitError is a rank that failed: Code is the status the launcher should
@@ -41,6 +46,9 @@ type ExitError struct {
 }
 
 func (e *ExitError) Error() string {
+	if e.Code == ExitPeerFailed {
+		return fmt.Sprintf("rank %d ended the job for another rank's failure (%v; its message above names the rank); the other ranks were stopped", e.Rank, e.Err)
+	}
 	return fmt.Sprintf("rank %d failed (%v); the other ranks were stopped", e.Rank, e.Err)
 }
 
@@ -76,9 +84,12 @@ func (l *Launcher) Run(sigs <-chan os.Signal) error {
 	if err != nil {
 		return err
 	}
-	grace := l.Grace
+	grace, stopGrace := l.Grace, l.StopGrace
 	if grace <= 0 {
 		grace = 30 * time.Second
+	}
+	if stopGrace <= 0 {
+		stopGrace = 2 * time.Minute
 	}
 	var outMu sync.Mutex
 	children := make([]*child, 0, l.Procs)
@@ -89,6 +100,9 @@ func (l *Launcher) Run(sigs <-chan os.Signal) error {
 			case <-c.done:
 			default:
 				c.cmd.Process.Signal(sig)
+				if sig != syscall.SIGKILL {
+					wake(c.cmd.Process) // a stopped rank handles nothing until continued
+				}
 			}
 		}
 	}
@@ -140,9 +154,13 @@ func (l *Launcher) Run(sigs <-chan os.Signal) error {
 		case s := <-sigs:
 			signalled++
 			if signalled == 1 {
-				fmt.Fprintf(l.Out, "launcher: %v: asking every rank to stop (again to kill them)\n", s)
+				fmt.Fprintf(l.Out, "launcher: %v: asking every rank to stop at the next step boundary; those still running in %s are killed (interrupt again to kill them now)\n", s, stopGrace)
 				stopAll(syscall.SIGTERM)
+				if killAt == nil {
+					killAt = time.After(stopGrace)
+				}
 			} else {
+				fmt.Fprintf(l.Out, "launcher: %v again: killing every rank\n", s)
 				stopAll(syscall.SIGKILL)
 			}
 		case <-killAt:

@@ -39,8 +39,9 @@ type TrainerState struct {
 	Optimizer  string          `json:"optimizer"` // resolved form, adamw_hf or adamw_torch
 	TrainFiles []string        `json:"train_files"`
 	ValFiles   []string        `json:"val_files"`
-	Base       string          `json:"base,omitempty"`  // fine-tuning: where the weights started
-	World      int             `json:"world,omitempty"` // data-parallel ranks that wrote it (0: one)
+	Base       string          `json:"base,omitempty"`   // fine-tuning: where the weights started
+	World      int             `json:"world,omitempty"`  // data-parallel ranks that wrote it (0: one)
+	Health     *HealthState    `json:"health,omitempty"` // the training-health guard's memory (health.go)
 }
 
 // Checkpoint file names inside a step directory.

@@ -78,9 +78,14 @@ type TrainConfig struct {
 	Zero            int     `mapstructure:"zero"`            // data parallel: 1 shards the optimizer state (zero.go), 0 does not
 	OverlapComm     bool    `mapstructure:"overlap_comm"`    // data parallel, fused update: reduce block l during block l-1's backward (optimizer_fused.go)
 	CUDAGraph       string  `mapstructure:"cuda_graph"`      // one of CUDAGraphModes (graphstep.go)
-	SampleEvery     int     `mapstructure:"sample_every"`    // pretraining: print a generated sample every N steps (0: never; runextras.go)
+	CommTimeout     int     `mapstructure:"comm_timeout"`    // data parallel: seconds a rank may send nothing before the job ends naming it (0: never)
+	SampleEvery     int     `mapstructure:"sample_every"`    // print a generated sample every N steps (0: never; runextras.go)
 	SampleTokens    int     `mapstructure:"sample_tokens"`   // tokens per sample
 	TensorBoard     bool    `mapstructure:"tensorboard"`     // write TensorBoard event files beside metrics.jsonl (tensorboard.go)
+	// The training-health guard (health.go): what to do about a loss that
+	// spikes or rises, and how it is judged.
+	OnInstability string       `mapstructure:"on_instability"` // one of InstabilityPolicies
+	Health        HealthConfig `mapstructure:"health"`
 }
 
 // DataConfig names the token shards, or none for the default corpus.
@@ -107,7 +112,7 @@ func Default() Config {
 			LR: 1e-3, MinLRRatio: 0.1, WarmupRatio: 0.1, Beta1: 0.9, Beta2: 0.999, Optimizer: OptimizerAuto,
 			GradClip: 1.0, Seed: 42, Recompute: model.RecomputeNone.String(), LogEvery: 10, EvalEvery: 500, EvalBatches: 20,
 			CheckpointEvery: 1000, KeepCheckpoints: 2, SampleTokens: 64, Weights: WeightsAuto, OptimizerState: StateFP32, Zero: ZeroState,
-			OverlapComm: true, CUDAGraph: GraphAuto},
+			OverlapComm: true, CUDAGraph: GraphAuto, CommTimeout: 60, OnInstability: InstabilityWarn, Health: defaultHealth()},
 		Compact: model.CompactConfig{Enabled: true, Rank: 0.25, Layers: slices.Clone(model.CompressibleLayers),
 			Share: true, Projection: "gaussian", UpdateGap: 50, Alpha: 0.25, OProjScale: 1, Eps: 1e-6},
 		Data:     DataConfig{Tokenizer: data.TokenizerGPT2, Format: data.FormatLLMC, SpecialTokens: data.SpecialMap, Shuffle: true, CorpusBytes: 16 << 20},
@@ -442,8 +447,14 @@ func (c Config) Validate() error {
 	if err := oneOf("train.cuda_graph", t.CUDAGraph, CUDAGraphModes); err != nil {
 		return err
 	}
+	if err := checkHealth(t); err != nil {
+		return err
+	}
 	if t.FusedUpdate && t.GradClip != 0 {
 		return fmt.Errorf("train.grad_clip = %g: train.fused_update updates each layer before the global gradient norm is known, so it needs train.grad_clip = 0", t.GradClip)
+	}
+	if t.CommTimeout < 0 {
+		return fmt.Errorf("train.comm_timeout = %d: must be seconds >= 0 (0: never end a job for a silent rank)", t.CommTimeout)
 	}
 	if t.Zero != ZeroOff && t.Zero != ZeroState {
 		return fmt.Errorf("train.zero = %d: must be %d (every rank keeps the whole optimizer state) or %d (ZeRO-1: each rank keeps its share)", t.Zero, ZeroOff, ZeroState)

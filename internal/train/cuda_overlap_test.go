@@ -30,7 +30,7 @@ func TestCUDANCCLPipelinedFusedStep(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := dist.Join(dist.Env{Rank: 0, World: 1, Addr: "127.0.0.1", Port: port}, g)
+	c, err := dist.Join(dist.Env{Rank: 0, World: 1, Addr: "127.0.0.1", Port: port}, g, dist.Options{})
 	if err != nil {
 		t.Skipf("NCCL: %v", err)
 	}

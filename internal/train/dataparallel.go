@@ -17,10 +17,20 @@ package train
 // (rows, r) CompAct gradient, r/n of a full-rank one's bytes.
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io"
 	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/compact-llm/compact/internal/data"
+
+	"slices"
 
 	"github.com/compact-llm/compact/internal/dist"
 	"github.com/compact-llm/compact/internal/gpu"
@@ -90,16 +100,100 @@ func openBackend(cfg Config, env *dist.Env) (gpu.Backend, string, error) {
 // real CPU run keeps.
 var testBackend func() gpu.Backend
 
-// joinJob meets the other ranks once the backend is open.
-func joinJob(env *dist.Env, be gpu.Backend) (*dataParallel, error) {
+// joinJob meets the other ranks once the backend is open. Ranks that
+// disagree on o.Identity are refused (bad input: every rank must run the
+// same configuration on the same data).
+func joinJob(env *dist.Env, be gpu.Backend, o dist.Options) (*dataParallel, error) {
 	if env == nil {
 		return nil, nil
 	}
-	c, err := dist.Join(*env, be)
+	c, err := dist.Join(*env, be, o)
+	var mismatch *dist.MismatchError
+	if errors.As(err, &mismatch) {
+		return nil, &UsageError{fmt.Errorf("data-parallel %s: %w", env, err)}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("data-parallel %s: %w", env, err)
 	}
 	return &dataParallel{comm: c, be: be}, nil
+}
+
+// jobOptions is what this rank brings to the job: its identity (the
+// resolved configuration, the data it reads and the checkpoint it resumes
+// from), the stall limit (train.comm_timeout) and where rendezvous notices
+// go (log: every rank's own, which the launcher prefixes).
+func (t *Trainer) jobOptions(log io.Writer, resumeFrom string) dist.Options {
+	return dist.Options{Identity: jobIdentity(t.cfg, t.state.TrainFiles, t.state.ValFiles, resumeFrom),
+		Stall: time.Duration(t.cfg.Train.CommTimeout) * time.Second, StallName: "train.comm_timeout", Log: log}
+}
+
+// identityFree are the keys ranks may set differently: the host's threads,
+// the stall limit, and the device name (the backend actually opened is
+// compared instead).
+var identityFree = []string{"train.threads", "train.comm_timeout", "train.device"}
+
+// jobIdentity is what every rank of a job must agree on, key by key: every
+// configuration key but identityFree, the data keys as the content they
+// name (so copies at other paths agree, and different files at one path do
+// not), and the checkpoint resumed from.
+func jobIdentity(cfg Config, trainFiles, valFiles []string, resumeFrom string) map[string]string {
+	id := map[string]string{}
+	for k, v := range flatten(cfg) {
+		if !slices.Contains(identityFree, k) {
+			id[k] = fmt.Sprint(v)
+		}
+	}
+	files := func(named []string, globs []string) []string {
+		if len(named) > 0 {
+			return named
+		}
+		if f, err := data.ExpandGlobs(globs); err == nil { // JSONL tasks: the files themselves
+			return f
+		}
+		return nil
+	}
+	if f := files(trainFiles, cfg.Data.Train); f != nil {
+		id["data.train"] = filesIdentity(f)
+	}
+	if f := files(valFiles, cfg.Data.Val); f != nil {
+		id["data.val"] = filesIdentity(f)
+	}
+	id["resume"] = "none"
+	if resumeFrom != "" {
+		id["resume"] = filepath.Base(resumeFrom)
+	}
+	return id
+}
+
+// filesIdentity names data files by content: each one's base name, size
+// and a hash of its first and last 64 KiB (cheap for shards of any size,
+// and what a different tokenization or a truncated copy changes).
+func filesIdentity(paths []string) string {
+	parts := make([]string, len(paths))
+	for i, p := range paths {
+		parts[i] = filepath.Base(p) + " " + fileDigest(p)
+	}
+	return strings.Join(parts, ", ")
+}
+
+func fileDigest(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return "unreadable"
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return "unreadable"
+	}
+	const edge = 64 << 10
+	h := sha256.New()
+	io.Copy(h, io.LimitReader(f, edge))
+	if st.Size() > edge {
+		f.Seek(max(edge, st.Size()-edge), io.SeekStart)
+		io.Copy(h, f)
+	}
+	return fmt.Sprintf("(%d bytes, %x)", st.Size(), h.Sum(nil)[:6])
 }
 
 // rankSource wraps the training stream so this rank reads its micro-batches.
@@ -248,8 +342,12 @@ func (d *dataParallel) count(p *model.Param, total *int64) {
 
 // elemBytes is what one element of precision p takes on be.
 func elemBytes(be gpu.Backend, p gpu.Precision) int64 {
-	if p == gpu.Low && be.Name() == device.CUDA {
-		return 2
+	low, full := device.Footprint(be.Name()).ElementBytes()
+	switch p {
+	case gpu.Low:
+		return low
+	case gpu.Full:
+		return full
 	}
 	return 4
 }

@@ -3,6 +3,7 @@ package train
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -122,5 +123,50 @@ func TestCheckpointResumesOnAnotherWorld(t *testing.T) {
 		}
 		train(c.after, cut, true)
 		closeTrajectory(t, what, readMetrics(t, full), readMetrics(t, cut))
+	}
+}
+
+// What ranks must agree on: every key but the host's own (threads, the
+// stall limit, the device name), and the data by content: a copy of the
+// same shard at another path agrees, another shard under the same name
+// does not; the checkpoint resumed from counts too.
+func TestJobIdentity(t *testing.T) {
+	dir := t.TempDir()
+	cfg := smallConfig(t, dir)
+	shard := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	big := make([]byte, 200<<10)
+	for i := range big {
+		big[i] = byte(i * 7)
+	}
+	a := shard("a/train_000.bin", big)
+	b := shard("b/train_000.bin", big)
+	changed := append([]byte{}, big...)
+	changed[len(changed)-1]++ // in the tail
+	c := shard("c/train_000.bin", changed)
+	base := jobIdentity(cfg, []string{a}, nil, "")
+	other := cfg
+	other.Train.Threads, other.Train.CommTimeout, other.Train.Device = 7, 5, "cpu"
+	if got := jobIdentity(other, []string{b}, nil, ""); !maps.Equal(got, base) {
+		t.Errorf("host settings or a copy of the data at another path changed the identity:\n%v\n%v", got, base)
+	}
+	if got := jobIdentity(cfg, []string{c}, nil, ""); got["data.train"] == base["data.train"] {
+		t.Errorf("a shard with other contents has the same identity %q", got["data.train"])
+	}
+	other = cfg
+	other.Train.LR *= 2
+	if got := jobIdentity(other, []string{a}, nil, ""); got["train.lr"] == base["train.lr"] {
+		t.Errorf("train.lr not in the identity")
+	}
+	if got := jobIdentity(cfg, []string{a}, nil, "/x/checkpoints/step-0000006"); got["resume"] != "step-0000006" || base["resume"] != "none" {
+		t.Errorf("resume: %q and %q", got["resume"], base["resume"])
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/compact-llm/compact/internal/gpu"
+	"github.com/compact-llm/compact/internal/gpu/device"
 )
 
 // maxActivationElems caps micro_batch x seq_len x the widest activation row
@@ -51,8 +52,7 @@ func checkFits(cfg Config, be gpu.Backend, training bool, world int) error {
 		}
 		need, acts = p.PeakAll, p.PeakAt[gpu.Activations]
 	} else {
-		low, full := gpu.ElementBytes(be.Name())
-		meter := gpu.NewMeter(low, full)
+		meter := gpu.NewMeter(device.Footprint(be.Name()).ElementBytes())
 		mm, err := NewModel(meter.Backend(), cfg)
 		if err != nil {
 			return err

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/compact-llm/compact/internal/gpu"
+	"github.com/compact-llm/compact/internal/gpu/device"
 )
 
 // Prediction is the memory a training step of one configuration needs.
@@ -55,8 +56,8 @@ func PredictRankMemory(cfg Config, B, T int, backend string, world int) (Predict
 // predictMemory is PredictMemory for the rank holding shard of the
 // optimizer state.
 func predictMemory(cfg Config, B, T int, backend string, shard Shard, world int) (Prediction, error) {
-	low, full := gpu.ElementBytes(backend)
-	meter := gpu.NewMeter(low, full)
+	fp := device.Footprint(backend)
+	meter := gpu.NewMeter(fp.ElementBytes())
 	m, err := newRankModel(meter.Backend(), cfg, shard, world)
 	if err != nil {
 		return Prediction{}, err
@@ -71,7 +72,7 @@ func predictMemory(cfg Config, B, T int, backend string, shard Shard, world int)
 	}
 	s := meter.Memory().Snapshot()
 	p := Prediction{PeakAt: s.Current, PeakAll: s.Total, Kinds: map[string]int64{}}
-	extra := gpu.BackendWorkspaceBytes(backend, B, T, cfg.Model.Hidden, cfg.Model.Heads)
+	extra := fp.WorkspaceBytes(B, T, cfg.Model.Hidden, cfg.Model.Heads)
 	p.PeakAt[gpu.Workspace] += extra
 	p.PeakAll += extra
 	for _, a := range meter.Allocs {

@@ -28,6 +28,12 @@ type Metric struct {
 	MFU    *float64 `json:"mfu,omitempty"`
 	// Comm is the step's gradient all-reduce payload in a data-parallel job.
 	Comm *CommBytes `json:"comm,omitempty"`
+	// Health holds what the training-health guard saw at this step
+	// (health.go); Rollbacks is how many rollbacks preceded the step, so
+	// the lines of a stretch that was rolled back stay apart from the
+	// stretch that replaced it.
+	Health    []HealthEvent `json:"health,omitempty"`
+	Rollbacks int           `json:"rollbacks,omitempty"`
 }
 
 // MetricsLog appends Metric lines to DIR/metrics.jsonl.
@@ -37,9 +43,10 @@ type MetricsLog struct {
 
 // OpenMetrics opens DIR/metrics.jsonl for appending. Lines of steps after
 // keepThrough (those a killed run logged after its last checkpoint) are
-// dropped first, so a resumed run's log reads as one uninterrupted run.
-// keepThrough < 0 starts a new log.
-func OpenMetrics(dir string, keepThrough int) (*MetricsLog, error) {
+// dropped first, so a resumed run's log reads as one uninterrupted run;
+// lines of stretches rolled back before the checkpoint (fewer than
+// rollbacks) stay whatever their step. keepThrough < 0 starts a new log.
+func OpenMetrics(dir string, keepThrough, rollbacks int) (*MetricsLog, error) {
 	path := filepath.Join(dir, "metrics.jsonl")
 	var kept bytes.Buffer
 	if keepThrough >= 0 {
@@ -48,9 +55,10 @@ func OpenMetrics(dir string, keepThrough int) (*MetricsLog, error) {
 			sc.Buffer(make([]byte, 1<<20), 1<<20)
 			for sc.Scan() {
 				var m struct {
-					Step int `json:"step"`
+					Step      int `json:"step"`
+					Rollbacks int `json:"rollbacks"`
 				}
-				if json.Unmarshal(sc.Bytes(), &m) != nil || m.Step > keepThrough {
+				if json.Unmarshal(sc.Bytes(), &m) != nil || (m.Step > keepThrough && m.Rollbacks >= rollbacks) {
 					continue // a torn last line or a step redone after resume
 				}
 				kept.Write(sc.Bytes())

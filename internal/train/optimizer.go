@@ -277,6 +277,14 @@ func inSegment(p *model.Param, s model.Segment) bool {
 	return p.GradOff >= s.GradOff && p.GradOff < s.GradOff+s.GLen
 }
 
+// reset zeroes the moments and the step count: the state of a run that
+// has not begun (a rollback to the initialisation).
+func (o *Optimizer) reset() {
+	o.be.Zero(o.mArena)
+	o.be.Zero(o.vArena)
+	o.Step, o.normStep = 0, 0
+}
+
 // Free releases the optimizer state.
 func (o *Optimizer) Free() {
 	for _, t := range []*gpu.Tensor{o.mArena, o.vArena, o.dir, o.sumSq, o.clip, o.update} {

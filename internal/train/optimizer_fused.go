@@ -149,7 +149,7 @@ func (o *Optimizer) dropPending() {
 // param this rank owns (P generated once per projection group).
 func (o *Optimizer) updateGroup(ps []*model.Param) {
 	// One call per tensor: CUDA's scratch holds one tensor's partial sums
-	// (gpu.CUDAScratchFloats), and memreport counts no more. Sharded, a
+	// (the CUDA backend's Footprint), and memreport counts no more. Sharded, a
 	// rank holds the summed gradients of its own params only, and adds
 	// those (Finish sums the ranks' parts).
 	if o.fused.norm {

@@ -46,7 +46,9 @@ var resumeFixedKeys = []string{"train.seq_len", "train.seed", "compact.enabled",
 // is computed (and train.steps, to extend a run).
 var resumeFreeKeys = []string{"train.device", "train.threads", "train.steps", "train.log_every", "train.eval_every",
 	"train.eval_batches", "train.checkpoint_every", "train.keep_checkpoints", "train.loss_chunk", "train.recompute",
-	"train.fused_update", "train.zero", "train.overlap_comm", "train.cuda_graph", "train.sample_every", "train.sample_tokens", "train.tensorboard"}
+	"train.fused_update", "train.zero", "train.overlap_comm", "train.cuda_graph", "train.comm_timeout", "train.on_instability",
+	"train.health.window", "train.health.spike", "train.health.rise", "train.health.patience", "train.health.grad_rise",
+	"train.health.lr_factor", "train.health.max_rollbacks", "train.sample_every", "train.sample_tokens", "train.tensorboard"}
 
 // resolvedModes replaces the keys whose "auto" (or, in checkpoints older
 // than the key, empty) value stands for a concrete choice by that choice, so

@@ -40,8 +40,13 @@ func (s *runSummary) report(st TrainerState, peak int64, ckpt string) string {
 	el := time.Since(s.began)
 	tokens := st.Tokens - s.startTokens
 	var b strings.Builder
-	fmt.Fprintf(&b, "done: %d steps (%d..%d), %d tokens in %s (%.0f tok/s); final loss %.4f",
-		st.Step-s.startStep, s.startStep+1, st.Step, tokens, shortDuration(el), float64(tokens)/el.Seconds(), s.loss)
+	// A run the guard warned about does not end with a plain "done".
+	verb := "done"
+	if st.Health != nil && len(st.Health.Events) > 0 {
+		verb = fmt.Sprintf("finished with %d training-health warning(s), see above", len(st.Health.Events))
+	}
+	fmt.Fprintf(&b, "%s: %d steps (%d..%d), %d tokens in %s (%.0f tok/s); final loss %.4f",
+		verb, st.Step-s.startStep, s.startStep+1, st.Step, tokens, shortDuration(el), float64(tokens)/el.Seconds(), s.loss)
 	if s.valLoss != nil {
 		fmt.Fprintf(&b, ", val_loss %.4f", *s.valLoss)
 	}

@@ -98,7 +98,7 @@ func TestResumeIsBitIdentical(t *testing.T) {
 		lines := readMetrics(t, full)
 		f, _ := os.Create(filepath.Join(crashed, "metrics.jsonl"))
 		for _, m := range lines[:9] {
-			l, _ := OpenMetrics(crashed, 1<<30)
+			l, _ := OpenMetrics(crashed, 1<<30, 0)
 			l.Write(m)
 			l.Close()
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -67,6 +68,7 @@ type Trainer struct {
 
 	graphs    gpu.StepGrapher // nil: steps run eagerly (graphstep.go)
 	graphRuns graphCounts
+	health    *healthGuard // judges the state's Health (health.go)
 }
 
 // Pretrain trains cfg from scratch (or from the newest checkpoint in
@@ -140,7 +142,7 @@ func newTrainer(cfg Config, opts RunOptions) (_ *Trainer, err error) {
 	}
 	t.device, t.deviceDesc = t.be.Name(), how
 	t.logf("device: %s", how)
-	if t.dp, err = joinJob(opts.Dist, t.be); err != nil {
+	if t.dp, err = joinJob(opts.Dist, t.be, t.jobOptions(opts.Log, resumeFrom)); err != nil {
 		return nil, err
 	}
 	if t.graphs, err = stepGraphs(cfg, t.be, t.dp != nil); err != nil {
@@ -170,6 +172,10 @@ func newTrainer(cfg Config, opts RunOptions) (_ *Trainer, err error) {
 	}
 	t.state.Tokenizer = cfg.Data.Tokenizer
 	t.state.Optimizer = cfg.OptimizerName()
+	if t.state.Health == nil { // a new run, or a checkpoint from before the guard
+		t.state.Health = newHealthState()
+	}
+	t.health = newHealthGuard(cfg, t.state.Health)
 	keep := -1
 	if resumeFrom != "" {
 		keep = t.state.Step
@@ -177,7 +183,7 @@ func newTrainer(cfg Config, opts RunOptions) (_ *Trainer, err error) {
 	if t.dp.rank() != 0 {
 		return t, nil
 	}
-	if t.metrics, err = OpenMetrics(opts.Out, keep); err != nil {
+	if t.metrics, err = OpenMetrics(opts.Out, keep, t.state.Health.Rollbacks); err != nil {
 		return nil, err
 	}
 	if t.extras, err = newRunExtras(t, max(keep, 0)); err != nil {
@@ -391,6 +397,10 @@ func (t *Trainer) stepEager(read bool) (loss, gradNorm float64, err error) {
 	type micro struct{ in, tg []int32 }
 	batches := make([]micro, tr.GradAccum)
 	valid := 0
+	var before json.RawMessage
+	if os.Getenv(PoisonEnv) != "" { // a test hook (fault.go)
+		before, _ = t.train.saveState()
+	}
 	for i := range batches {
 		in, tg, err := t.train.Next()
 		if err != nil {
@@ -414,7 +424,11 @@ func (t *Trainer) stepEager(read bool) (loss, gradNorm float64, err error) {
 	if valid == 0 {
 		return 0, 0, fmt.Errorf("step %d: no valid targets", t.opt.Step+1)
 	}
-	lr := t.sched.At(t.opt.Step + 1)
+	lr := t.sched.At(t.opt.Step+1) * t.lrScale()
+	if before != nil {
+		after, _ := t.train.saveState()
+		lr *= poisonFactor(before, after)
+	}
 	t.opt.Begin(lr, read)
 	t.model.ZeroGrads()
 	for i, mb := range batches {
@@ -629,6 +643,22 @@ func (t *Trainer) run(ctx context.Context) error {
 			if t.dp != nil {
 				m.Comm = &t.dp.bytes
 			}
+			m.Health = t.health.observe(step, loss, gn)
+			if m.ValLoss != nil {
+				m.Health = append(m.Health, t.health.observeVal(step, *m.ValLoss)...)
+			}
+			unstable, isUnstable := instability(m.Health)
+			if last && !isUnstable {
+				m.Health = append(m.Health, t.health.atEnd(step)...)
+			}
+			m.Rollbacks = t.state.Health.Rollbacks // the stretch this line belongs to
+			acted, actErr := false, error(nil)
+			if isUnstable && t.cfg.Train.OnInstability != InstabilityWarn {
+				acted = true
+				if actErr = t.onInstability(unstable); actErr == nil {
+					m.Health = append(m.Health, t.state.Health.Events[len(t.state.Health.Events)-1]) // the rollback
+				}
+			}
 			if t.metrics != nil {
 				if err := t.metrics.Write(m); err != nil {
 					return err
@@ -653,6 +683,18 @@ func (t *Trainer) run(ctx context.Context) error {
 				line += fmt.Sprintf(" elapsed %s eta %s", shortDuration(now.Sub(sum.began)), shortDuration(sum.eta(now, step, tr.Steps)))
 			}
 			t.logf("%s", line)
+			for _, e := range m.Health {
+				t.logf("health: %s", e.Message)
+			}
+			if acted {
+				if actErr != nil {
+					return actErr
+				}
+				if t.bar != nil {
+					t.bar.Add(1)
+				}
+				continue // rolled back: no checkpoint of the abandoned state
+			}
 		}
 		var logged *Metric
 		if logNow {
@@ -677,8 +719,33 @@ func (t *Trainer) run(ctx context.Context) error {
 	if err := t.writeMemreport(true); err != nil {
 		return err
 	}
+	if h := healthSummary(t.state.Health); h != "" {
+		t.logf("%s", h)
+	}
 	t.logf("%s", sum.report(t.state, t.be.Memory().Snapshot().PeakAll, t.lastCkpt))
 	return nil
+}
+
+// lrScale is the learning-rate multiplier that rollbacks have set (1
+// before any).
+func (t *Trainer) lrScale() float64 {
+	if t.state.Health == nil {
+		return 1
+	}
+	return t.state.Health.LRScale
+}
+
+// onInstability acts on an instability as train.on_instability says:
+// stop the run (exit 1), or roll it back (rollback.go).
+func (t *Trainer) onInstability(e HealthEvent) error {
+	if t.cfg.Train.OnInstability == InstabilityRollback {
+		return t.rollback(e)
+	}
+	last, err := checkpointBefore(t.ckptRoot(), e.Since)
+	if err != nil {
+		return err
+	}
+	return &InstabilityError{Event: e, Last: last}
 }
 
 // interrupted abandons the step in flight, writes the checkpoint of the

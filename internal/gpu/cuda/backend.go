@@ -49,13 +49,13 @@ func New(ordinal int) (*Backend, error) {
 		dev.Close()
 		return nil, err
 	}
-	w, err := c.rawAlloc(gpu.GemmWorkspaceBytes, gpu.Workspace)
+	w, err := c.rawAlloc(gemmWorkspaceBytes, gpu.Workspace)
 	if err != nil {
 		dev.Close()
 		return nil, err
 	}
 	c.gemmW = w
-	dev.SetGemmWorkspace(w, gpu.GemmWorkspaceBytes)
+	dev.SetGemmWorkspace(w, gemmWorkspaceBytes)
 	return c, nil
 }
 
@@ -386,10 +386,10 @@ func trans(t bool) string {
 	return "N"
 }
 
-// OnStream runs f on the device's thread, where its context is current,
+// onStream runs f on the device's thread, where its context is current,
 // with the stream every kernel of this backend is queued on: for libraries
-// that queue their own work in that order (NCCL in internal/dist).
-func (c *Backend) OnStream(f func(stream uintptr) error) error {
+// that queue their own work in that order (NCCL, nccl.go).
+func (c *Backend) onStream(f func(stream uintptr) error) error {
 	return c.dev.Do(func() error {
 		if err := c.dev.flushRecording(); err != nil { // the library's work follows the recorded work
 			return err
@@ -398,13 +398,6 @@ func (c *Backend) OnStream(f func(stream uintptr) error) error {
 	})
 }
 
-// DevicePtr is the device address of t's first element, for such libraries.
-func DevicePtr(t *gpu.Tensor) uintptr { return addr(t) }
-
 // DeviceCount is the number of CUDA devices the driver sees; an error when
 // there is no usable driver.
 func DeviceCount() (int, error) { return deviceCount() }
-
-// GoString copies a NUL-terminated C string returned by a library that
-// shares the device (NCCL's error strings).
-func GoString(p *byte) string { return cudaGoString(p) }

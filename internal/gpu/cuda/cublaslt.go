@@ -235,7 +235,7 @@ func (p *cudaGemmPlan) destroy() {
 }
 
 // SetGemmWorkspace hands the device the cuBLASLt workspace (allocated by the
-// caller so that it is accounted; GemmWorkspaceBytes is the intended size).
+// caller so that it is accounted; gemmWorkspaceBytes is the intended size).
 // It must stay allocated until replaced or the device is closed. Cached plans
 // are dropped, since they were chosen for the old workspace limit.
 func (d *device) SetGemmWorkspace(ptr uintptr, bytes int64) error {

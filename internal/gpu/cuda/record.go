@@ -7,7 +7,7 @@ package cuda
 // operation of the device (kernel launches, GEMMs, async copies and
 // memsets) goes through submit: queued at once normally, appended to the
 // recording between BeginGraphStep and EndGraphStep. A call that waits for
-// the device (Sync, a synchronous copy, Free, an event, NCCL's OnStream)
+// the device (Sync, a synchronous copy, Free, an event, NCCL's onStream)
 // flushes the recording first, queuing what was recorded in order, and the
 // rest of that step runs eagerly: the order of work on the stream is always
 // the order the host issued it in.

@@ -4,7 +4,7 @@ package cuda
 
 import "github.com/compact-llm/compact/internal/gpu"
 
-// csrc/reduce.cu: the global norm's sum of squares (gpu.SumSquaresParts
+// csrc/reduce.cu: the global norm's sum of squares (sumSquaresParts
 // partial sums per tensor, then one finishing block) and the clip scale.
 type reduceKernels struct {
 	sumSquaresF32  sumSquaresKernel[float32] // sum_squares
@@ -26,7 +26,7 @@ func (k *reduceKernels) bindings() []binding {
 type sumSquaresKernel[E elem] struct{ kernel }
 
 func (k sumSquaresKernel[E]) launch(partial devPtr[float32], x devPtr[E], n int64) {
-	k.run(blocks(gpu.SumSquaresParts), 0, partial.arg(), x.arg(), argI64(n))
+	k.run(blocks(sumSquaresParts), 0, partial.arg(), x.arg(), argI64(n))
 }
 
 type sumSquaresFinish struct{ kernel }
@@ -44,16 +44,16 @@ func (k clipScaleKernel) launch(clip, sumSq devPtr[float32], maxNorm float32) {
 // SumSquares gives each tensor its own slice of partial sums and finishes
 // once: one launch per tensor plus one, in a fixed order.
 func (c *Backend) SumSquares(acc *gpu.Tensor, ts ...*gpu.Tensor) {
-	partial := c.scratchFloats(int64(gpu.SumSquaresParts * len(ts)))
+	partial := c.scratchFloats(int64(sumSquaresParts * len(ts)))
 	for i, t := range ts {
-		slot := partial.plus(i * gpu.SumSquaresParts)
+		slot := partial.plus(i * sumSquaresParts)
 		if t.Prec == gpu.Low {
 			c.k.reduce.sumSquaresBF16.launch(slot, low(t), int64(t.Len()))
 		} else {
 			c.k.reduce.sumSquaresF32.launch(slot, full(t), int64(t.Len()))
 		}
 	}
-	c.k.reduce.finish.launch(full(acc), partial, i32(gpu.SumSquaresParts*len(ts)))
+	c.k.reduce.finish.launch(full(acc), partial, i32(sumSquaresParts*len(ts)))
 }
 
 func (c *Backend) ClipScale(clip, sumSq *gpu.Tensor, maxNorm float32) {

@@ -5,7 +5,7 @@ package cuda
 import "github.com/compact-llm/compact/internal/gpu"
 
 // csrc/rmsnorm.cu: RMSNorm forward (8 rows per block) and backward (dx by
-// rows; dw in two passes over row parts, see gpu.RMSNormParts).
+// rows; dw in two passes over row parts, see rmsNormParts).
 type rmsnormKernels struct {
 	fwd       rmsnormFwd
 	bwdDx     rmsnormBwdDx
@@ -61,7 +61,7 @@ func (c *Backend) RMSNorm(out, rstd, x, w *gpu.Tensor, eps float32) {
 func (c *Backend) RMSNormBackward(dx, dw, dout, x, w, rstd *gpu.Tensor) {
 	N, C := rowsOf(x)
 	c.k.rmsnorm.bwdDx.launch(low(dx), low(dout), low(x), low(w), full(rstd), i32(N), i32(C))
-	parts := gpu.RMSNormParts(N)
+	parts := rmsNormParts(N)
 	scratch := c.scratchFloats(int64(parts * C))
 	c.k.rmsnorm.dwPartial.launch(scratch, low(dout), low(x), full(rstd), i32(N), i32(C), i32(parts))
 	c.k.rmsnorm.dwFinish.launch(full(dw), scratch, i32(parts), i32(C))

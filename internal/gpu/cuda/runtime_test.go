@@ -6,7 +6,6 @@ package cuda
 
 import (
 	"errors"
-	"github.com/compact-llm/compact/internal/gpu"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -454,12 +453,12 @@ func TestCudaEvents(t *testing.T) {
 	t.Logf("3 f32 GEMMs of %d^3 (first calls: plan and cuBLASLt lazy loading included): %.3f ms", n/2, ms)
 
 	// Steady state, bf16 in, bf16 and f32 out, with the workspace.
-	ws, err := d.Malloc(gpu.GemmWorkspaceBytes)
+	ws, err := d.Malloc(gemmWorkspaceBytes)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer d.Free(ws)
-	if err := d.SetGemmWorkspace(ws, gpu.GemmWorkspaceBytes); err != nil {
+	if err := d.SetGemmWorkspace(ws, gemmWorkspaceBytes); err != nil {
 		t.Fatal(err)
 	}
 	const m = 4096
@@ -647,12 +646,12 @@ func cudaTestDownload(t *testing.T, d *device, p uintptr, n int, dt dtype) []flo
 
 func TestCudaGemm(t *testing.T) {
 	d := cudaTestDevice(t)
-	ws, err := d.Malloc(gpu.GemmWorkspaceBytes)
+	ws, err := d.Malloc(gemmWorkspaceBytes)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer d.Free(ws)
-	if err := d.SetGemmWorkspace(ws, gpu.GemmWorkspaceBytes); err != nil {
+	if err := d.SetGemmWorkspace(ws, gemmWorkspaceBytes); err != nil {
 		t.Fatal(err)
 	}
 	type combo struct {

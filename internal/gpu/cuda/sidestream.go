@@ -4,20 +4,20 @@ package cuda
 
 import "fmt"
 
-// SideStream is a second stream on a backend's device, for work that runs
+// sideStream is a second stream on a backend's device, for work that runs
 // concurrently with the kernels of the compute stream (NCCL collectives
-// overlapped with backward, internal/dist), ordered against it by events:
-// Fork makes the side stream wait for what the compute stream has queued,
-// Join makes the compute stream wait for what the side stream has queued.
-type SideStream struct {
+// overlapped with backward, nccl.go), ordered against it by events: fork
+// makes the side stream wait for what the compute stream has queued, join
+// makes the compute stream wait for what the side stream has queued.
+type sideStream struct {
 	c      *Backend
 	stream uintptr
 }
 
-// NewSideStream creates a non-blocking stream on c's device; Close it
+// newSideStream creates a non-blocking stream on c's device; close it
 // before c.
-func (c *Backend) NewSideStream() (*SideStream, error) {
-	s := &SideStream{c: c}
+func (c *Backend) newSideStream() (*sideStream, error) {
+	s := &sideStream{c: c}
 	err := c.dev.Do(func() error {
 		return cuCheck(cu.StreamCreate(&s.stream, cuStreamNonBlocking), "cuStreamCreate(side stream)")
 	})
@@ -27,10 +27,10 @@ func (c *Backend) NewSideStream() (*SideStream, error) {
 	return s, nil
 }
 
-// Fork runs f on the device thread with the side stream, after making that
+// fork runs f on the device thread with the side stream, after making that
 // stream wait for all the work queued on the compute stream so far, and
-// returns an event recorded on the side stream after f's work, for Join.
-func (s *SideStream) Fork(f func(side uintptr) error) (done uintptr, err error) {
+// returns an event recorded on the side stream after f's work, for join.
+func (s *sideStream) fork(f func(side uintptr) error) (done uintptr, err error) {
 	err = s.c.dev.Do(func() error {
 		// A step being recorded for a graph has not reached the stream yet;
 		// the side stream must see it there before it waits.
@@ -65,11 +65,11 @@ func (s *SideStream) Fork(f func(side uintptr) error) (done uintptr, err error) 
 	return done, err
 }
 
-// Join makes the compute stream wait for the side stream's work up to done
-// (an event from Fork) and releases done; it does not block the host.
-func (s *SideStream) Join(done uintptr) error {
+// join makes the compute stream wait for the side stream's work up to done
+// (an event from fork) and releases done; it does not block the host.
+func (s *sideStream) join(done uintptr) error {
 	if done == 0 {
-		return fmt.Errorf("cuda: Join on no event")
+		return fmt.Errorf("cuda: join on no event")
 	}
 	return s.c.dev.Do(func() error {
 		if err := s.c.dev.flushRecording(); err != nil { // keep the compute stream in host order
@@ -82,8 +82,8 @@ func (s *SideStream) Join(done uintptr) error {
 	})
 }
 
-// Close waits for the side stream's work and destroys the stream.
-func (s *SideStream) Close() error {
+// close waits for the side stream's work and destroys the stream.
+func (s *sideStream) close() error {
 	return s.c.dev.Do(func() error {
 		err := cuCheck(cu.StreamSynchronize(s.stream), "cuStreamSynchronize(side stream)")
 		if derr := cuCheck(cu.StreamDestroy(s.stream), "cuStreamDestroy_v2(side stream)"); err == nil {

@@ -68,3 +68,14 @@ func Brief(err error) string {
 // CUDACount is the number of CUDA devices, for launchers that start one
 // process per GPU; an error when no CUDA driver is usable.
 func CUDACount() (int, error) { return cuda.DeviceCount() }
+
+// Footprint is what the backend of a device name stores and allocates on
+// its own (element sizes, workspace), for predicting memory without
+// opening it: CUDA's for "cuda", the CPU's for any other name. Backend
+// names (gpu.Backend.Name) are device names.
+func Footprint(name string) gpu.Footprint {
+	if name == CUDA {
+		return cuda.Footprint
+	}
+	return cpu.Footprint
+}

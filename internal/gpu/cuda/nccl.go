@@ -1,10 +1,11 @@
 //go:build linux && (amd64 || arm64)
 
-package dist
+package cuda
 
-// NCCL bound at run time through purego, like the other CUDA libraries: no
-// cgo, no NCCL at build time. Prototypes and enum values are those of
-// nccl.h 2.28 (they have been stable since 2.x).
+// NCCL, bound at run time through purego like the other CUDA libraries (no
+// cgo, no NCCL at build time): the backend's gpu.Collectives. Prototypes
+// and enum values are those of nccl.h 2.28 (stable since 2.x). The job
+// around the communicator (rendezvous, liveness) is internal/dist's.
 
 import (
 	"fmt"
@@ -13,7 +14,6 @@ import (
 	"sync"
 
 	"github.com/compact-llm/compact/internal/gpu"
-	"github.com/compact-llm/compact/internal/gpu/cuda"
 	"github.com/ebitengine/purego"
 )
 
@@ -126,111 +126,89 @@ func ncclCheck(r int32, comm uintptr, what string) error {
 	if r == ncclSuccess {
 		return nil
 	}
-	msg := cuda.GoString(ncclAPI.GetErrorString(r))
+	msg := cudaGoString(ncclAPI.GetErrorString(r))
 	if comm != 0 && ncclAPI.GetLastError != nil {
-		if last := cuda.GoString(ncclAPI.GetLastError(comm)); last != "" {
+		if last := cudaGoString(ncclAPI.GetLastError(comm)); last != "" {
 			msg += ": " + last
 		}
 	}
 	return fmt.Errorf("nccl: %s: %s (ncclResult_t %d)", what, msg, r)
 }
 
-// ncclComm is one rank's NCCL communicator on the CUDA backend's device and
-// stream, with the group for the rendezvous, liveness and host sums.
-type ncclComm struct {
-	g     *group
-	be    *cuda.Backend
-	comm  uintptr
-	abort sync.Once
-	// side is the communicator's own stream (created by the first Issue);
-	// onSide, while an issued f runs, the stream its collectives go to.
-	side   *cuda.SideStream
-	onSide uintptr
-}
+var _ gpu.Collectives = (*Backend)(nil)
 
-// ncclPending is an issued collective: done is the event recorded on the
-// side stream after it.
-type ncclPending struct {
-	c    *ncclComm
-	done uintptr
-	err  error
-}
-
-func (p *ncclPending) Wait() error {
-	if p.err != nil {
-		return p.err
-	}
-	if err := p.c.side.Join(p.done); err != nil {
-		return err
-	}
-	return p.c.g.err()
-}
-
-// Issue queues f's collectives on the side stream, after the compute
-// stream's work so far (an event the side stream waits on); Wait makes the
-// compute stream wait for them (an event recorded after them). NCCL calls
-// only enqueue, so f returns at once and the reduction runs on the GPU
-// while the caller queues its next kernels.
-func (c *ncclComm) Issue(f func(Comm) error) Pending {
-	p := &ncclPending{c: c}
-	if c.side == nil {
-		if c.side, p.err = c.be.NewSideStream(); p.err != nil {
-			c.side = nil
-			return p
-		}
-	}
-	p.done, p.err = c.side.Fork(func(s uintptr) error {
-		c.onSide = s
-		defer func() { c.onSide = 0 }()
-		return f(c)
-	})
-	return p
-}
-
-func joinNCCL(e Env, be *cuda.Backend) (Comm, error) {
+// NewCommID makes an NCCL unique id (rank 0 hands it to the others).
+func (c *Backend) NewCommID() ([]byte, error) {
 	if err := loadNCCL(); err != nil {
 		return nil, err
 	}
 	var id ncclUniqueID
-	if e.Rank == 0 {
-		if err := ncclCheck(ncclAPI.GetUniqueID(&id), 0, "ncclGetUniqueId"); err != nil {
-			return nil, err
-		}
+	if err := ncclCheck(ncclAPI.GetUniqueID(&id), 0, "ncclGetUniqueId"); err != nil {
+		return nil, err
 	}
-	g, blob, err := joinGroup(e, id.internal[:])
+	return id.internal[:], nil
+}
+
+// OpenComm joins the NCCL communicator of id on this backend's device and
+// stream. ncclCommInitRank waits for every rank; it runs on the device
+// thread, where the device's primary context is current, so NCCL binds to it.
+func (c *Backend) OpenComm(id []byte, rank, world int) (gpu.DeviceComm, error) {
+	if err := loadNCCL(); err != nil {
+		return nil, err
+	}
+	if len(id) != ncclUniqueIDBytes {
+		return nil, fmt.Errorf("nccl: a %d-byte unique id, want %d", len(id), ncclUniqueIDBytes)
+	}
+	var uid ncclUniqueID
+	copy(uid.internal[:], id)
+	n := &ncclComm{be: c, rank: rank, world: world}
+	err := c.onStream(func(uintptr) error {
+		if ncclScalable {
+			return ncclCheck(ncclAPI.CommInitRankScalable(&n.comm, int32(world), int32(rank), 1, &uid, 0), 0, "ncclCommInitRankScalable")
+		}
+		return ncclCheck(ncclAPI.CommInitRank(&n.comm, int32(world), uid, int32(rank)), 0, "ncclCommInitRank")
+	})
 	if err != nil {
 		return nil, err
 	}
-	if len(blob) != ncclUniqueIDBytes {
-		g.abort(fmt.Errorf("got a %d-byte NCCL id from rank 0", len(blob)))
-		return nil, fmt.Errorf("nccl: rank %d got a %d-byte unique id from rank 0, want %d", e.Rank, len(blob), ncclUniqueIDBytes)
-	}
-	copy(id.internal[:], blob)
-	c := &ncclComm{g: g, be: be}
-	// ncclCommInitRank waits for every rank; it runs on the device thread,
-	// where the device's primary context is current, so NCCL binds to it.
-	err = c.be.OnStream(func(uintptr) error {
-		if ncclScalable {
-			return ncclCheck(ncclAPI.CommInitRankScalable(&c.comm, int32(e.World), int32(e.Rank), 1, &id, 0), 0, "ncclCommInitRankScalable")
-		}
-		return ncclCheck(ncclAPI.CommInitRank(&c.comm, int32(e.World), id, int32(e.Rank)), 0, "ncclCommInitRank")
-	})
-	if err != nil {
-		g.abort(err)
-		return nil, fmt.Errorf("rank %d: %w", e.Rank, err)
-	}
-	// A dead peer leaves NCCL kernels spinning: abort the communicator so
-	// the stream drains and the rank can report instead of hanging.
-	g.hook(func(error) { c.abortComm() })
-	watchdog(g)
-	return c, nil
+	return n, nil
 }
 
-func (c *ncclComm) Rank() int                 { return c.g.rank }
-func (c *ncclComm) Size() int                 { return c.g.world }
-func (c *ncclComm) SumHost(v []float64) error { return c.g.sumF64(v) }
-func (c *ncclComm) Failed() <-chan struct{}   { return c.g.failed }
-func (c *ncclComm) Err() error                { return c.g.err() }
+// ncclComm is one rank's NCCL communicator on the backend's device.
+type ncclComm struct {
+	be          *Backend
+	rank, world int
+	comm        uintptr
+	abort       sync.Once
+	// side is the communicator's own stream (created by the first Issue);
+	// onSide, while an issued f runs, the stream its collectives go to.
+	side   *sideStream
+	onSide uintptr
+}
+
+// Issue queues f's collectives on the side stream, after the compute
+// stream's work so far (an event the side stream waits on); join makes the
+// compute stream wait for them (an event recorded after them). NCCL calls
+// only enqueue, so f returns at once and the reduction runs on the GPU
+// while the caller queues its next kernels.
+func (c *ncclComm) Issue(f func() error) (func() error, error) {
+	if c.side == nil {
+		s, err := c.be.newSideStream()
+		if err != nil {
+			return nil, err
+		}
+		c.side = s
+	}
+	done, err := c.side.fork(func(s uintptr) error {
+		c.onSide = s
+		defer func() { c.onSide = 0 }()
+		return f()
+	})
+	if err != nil {
+		return nil, err
+	}
+	return func() error { return c.side.join(done) }, nil
+}
 
 func ncclType(t *gpu.Tensor) int32 {
 	switch t.Prec {
@@ -243,48 +221,45 @@ func ncclType(t *gpu.Tensor) int32 {
 }
 
 // collective enqueues f on the device's stream (on the device thread, after
-// the work queued before it) unless the group has failed.
+// the work queued before it), or on the side stream inside Issue.
 func (c *ncclComm) collective(what string, f func(stream uintptr) int32) error {
-	if err := c.g.err(); err != nil {
-		return err
-	}
-	err := c.be.OnStream(func(s uintptr) error {
-		if c.onSide != 0 { // inside Issue
+	return c.be.onStream(func(s uintptr) error {
+		if c.onSide != 0 {
 			s = c.onSide
 		}
 		return ncclCheck(f(s), c.comm, what)
 	})
-	if gerr := c.g.err(); gerr != nil {
-		return gerr // the failure elsewhere is the cause
-	}
-	return err
 }
 
 func (c *ncclComm) AllReduce(t *gpu.Tensor) error {
-	p := cuda.DevicePtr(t)
+	p := addr(t)
 	return c.collective("ncclAllReduce "+t.Name, func(s uintptr) int32 {
 		return ncclAPI.AllReduce(p, p, uintptr(t.Len()), ncclType(t), ncclSum, c.comm, s)
 	})
 }
 
 func (c *ncclComm) Broadcast(t *gpu.Tensor, root int) error {
-	p := cuda.DevicePtr(t)
+	p := addr(t)
 	return c.collective(fmt.Sprintf("ncclBroadcast %s from rank %d", t.Name, root), func(s uintptr) int32 {
 		return ncclAPI.Broadcast(p, p, uintptr(t.Len()), ncclType(t), int32(root), c.comm, s)
 	})
 }
 
 func (c *ncclComm) Reduce(t *gpu.Tensor, root int) error {
-	p := cuda.DevicePtr(t)
+	p := addr(t)
 	return c.collective(fmt.Sprintf("ncclReduce %s to rank %d", t.Name, root), func(s uintptr) int32 {
 		return ncclAPI.Reduce(p, p, uintptr(t.Len()), ncclType(t), ncclSum, int32(root), c.comm, s)
 	})
 }
 
+// ncclGroupedOnly makes ReduceScatter and AllGather take the grouped path
+// even for equal ranges, so that a one-GPU test covers it.
+var ncclGroupedOnly bool
+
 // equalRuns returns the common length of the ranges, or -1 when they differ:
 // NCCL's reduce-scatter and all-gather take equal counts only.
 func equalRuns(b []int) int {
-	if groupedOnly {
+	if ncclGroupedOnly {
 		return -1
 	}
 	n := b[1] - b[0]
@@ -300,12 +275,9 @@ func equalRuns(b []int) int {
 // length; otherwise one ncclReduce per range to its rank, fused in one
 // group (the same bytes per rank: each range travels once, to its owner).
 func (c *ncclComm) ReduceScatter(t *gpu.Tensor, bounds []int) error {
-	if err := checkBounds(t, bounds, c.g.world); err != nil {
-		return err
-	}
-	f := flat(t)
+	f := t.Reshape(t.Len())
 	if n := equalRuns(bounds); n >= 0 {
-		all, own := cuda.DevicePtr(f.Rows(bounds[0], bounds[len(bounds)-1])), cuda.DevicePtr(f.Rows(bounds[c.g.rank], bounds[c.g.rank+1]))
+		all, own := addr(f.Rows(bounds[0], bounds[len(bounds)-1])), addr(f.Rows(bounds[c.rank], bounds[c.rank+1]))
 		return c.collective("ncclReduceScatter "+t.Name, func(s uintptr) int32 {
 			return ncclAPI.ReduceScatter(all, own, uintptr(n), ncclType(t), ncclSum, c.comm, s)
 		})
@@ -318,12 +290,9 @@ func (c *ncclComm) ReduceScatter(t *gpu.Tensor, bounds []int) error {
 // AllGather is ncclAllGather in place for equal ranges, else one
 // ncclBroadcast per range from its rank, fused in one group.
 func (c *ncclComm) AllGather(t *gpu.Tensor, bounds []int) error {
-	if err := checkBounds(t, bounds, c.g.world); err != nil {
-		return err
-	}
-	f := flat(t)
+	f := t.Reshape(t.Len())
 	if n := equalRuns(bounds); n >= 0 {
-		all, own := cuda.DevicePtr(f.Rows(bounds[0], bounds[len(bounds)-1])), cuda.DevicePtr(f.Rows(bounds[c.g.rank], bounds[c.g.rank+1]))
+		all, own := addr(f.Rows(bounds[0], bounds[len(bounds)-1])), addr(f.Rows(bounds[c.rank], bounds[c.rank+1]))
 		return c.collective("ncclAllGather "+t.Name, func(s uintptr) int32 {
 			return ncclAPI.AllGather(own, all, uintptr(n), ncclType(t), c.comm, s)
 		})
@@ -340,9 +309,9 @@ func (c *ncclComm) grouped(what string, f *gpu.Tensor, bounds []int, op func(p, 
 		if r := ncclAPI.GroupStart(); r != ncclSuccess {
 			return r
 		}
-		for r := range c.g.world {
+		for r := range c.world {
 			run := f.Rows(bounds[r], bounds[r+1])
-			if res := op(cuda.DevicePtr(run), uintptr(run.Len()), int32(r), s); res != ncclSuccess {
+			if res := op(addr(run), uintptr(run.Len()), int32(r), s); res != ncclSuccess {
 				ncclAPI.GroupEnd() // leave the group; the first failure is the one reported
 				return res
 			}
@@ -351,38 +320,30 @@ func (c *ncclComm) grouped(what string, f *gpu.Tensor, bounds []int, op func(p, 
 	})
 }
 
-// Close waits for the stream, leaves the group and destroys the communicator.
-func (c *ncclComm) Close() error {
-	serr := c.be.Sync()
+// Drain waits for the compute stream and the side stream, which it closes.
+func (c *ncclComm) Drain() error {
+	err := c.be.Sync()
 	if c.side != nil {
-		if err := c.side.Close(); err != nil && serr == nil {
-			serr = err
+		if serr := c.side.close(); err == nil {
+			err = serr
 		}
+		c.side = nil
 	}
-	gerr := c.g.leave()
-	if c.g.err() != nil {
-		c.abortComm()
-	} else {
-		c.abort.Do(func() {
-			if err := c.be.OnStream(func(uintptr) error { return ncclCheck(ncclAPI.CommDestroy(c.comm), 0, "ncclCommDestroy") }); err != nil && serr == nil {
-				serr = err
-			}
-		})
-	}
-	if serr != nil {
-		return serr
-	}
-	return gerr
+	return err
 }
 
-func (c *ncclComm) Abort(cause error) {
-	c.g.abort(cause)
-	c.abortComm()
+// Close destroys the communicator (once; after an Abort it does nothing).
+func (c *ncclComm) Close() error {
+	var err error
+	c.abort.Do(func() {
+		err = c.be.onStream(func(uintptr) error { return ncclCheck(ncclAPI.CommDestroy(c.comm), 0, "ncclCommDestroy") })
+	})
+	return err
 }
 
-// abortComm aborts the communicator once. It runs off the device thread:
-// that thread may be the one stuck waiting for NCCL's kernels.
-func (c *ncclComm) abortComm() {
+// Abort aborts the communicator once. It runs off the device thread: that
+// thread may be the one stuck waiting for NCCL's kernels.
+func (c *ncclComm) Abort() {
 	c.abort.Do(func() {
 		if c.comm != 0 {
 			ncclAPI.CommAbort(c.comm)

@@ -1,0 +1,436 @@
+package train
+
+// The training-health guard: a run watches its own loss, gradient norm and
+// validation loss and says when they go wrong, long before anything turns
+// NaN. A slow divergence (the loss climbs back up and stays there, the
+// gradient norm grows several-fold) ends with a finite, useless model and,
+// without this guard, exit 0.
+//
+// It reads only what the loop already reads: the training loss and the
+// gradient norm of log steps (every train.log_every steps; reading them
+// every step would cost a GPU sync per step) and the validation loss of eval
+// steps. Three detectors:
+//
+//   - spike: a logged loss far above the loss's level (the mean of the last
+//     train.health.window steps' logged losses), by more than
+//     train.health.spike of the level and more than spikeDeviations
+//     standard deviations of those losses (the batch-to-batch noise);
+//   - sustained rise: the level more than train.health.rise above its
+//     lowest value, for train.health.patience steps; likewise the
+//     gradient norm's level more than train.health.grad_rise times its
+//     lowest value after the warmup;
+//   - validation: a validation loss more than train.health.rise above the
+//     best one so far.
+//
+// Each event is printed (step, what rose, by how much, what to try),
+// recorded on its step's line of metrics.jsonl and counted in the end-of-run
+// summary. train.on_instability chooses what else happens: warn (nothing),
+// stop (exit 1, the checkpoints kept) or rollback (rollback.go). A single
+// spike sample is noise until the next log step confirms it, so only a
+// confirmed spike, a rise or a validation rise is an instability.
+//
+// Windows, not exponential averages: an average that remembers the steep
+// fall of the first few hundred steps lags so far behind that a loss which
+// bottoms out and climbs back never rises above it. The state (the
+// windows, the lows, the events) is saved in every checkpoint, so a
+// resumed run judges exactly as the uninterrupted one would.
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+)
+
+// Instability policies (train.on_instability).
+const (
+	InstabilityOff      = "off"      // no guard
+	InstabilityWarn     = "warn"     // report only
+	InstabilityStop     = "stop"     // report, then end the run with exit 1
+	InstabilityRollback = "rollback" // report, go back to the last good checkpoint, skip the batches since, lower the lr
+)
+
+// InstabilityPolicies lists the train.on_instability values.
+var InstabilityPolicies = []string{InstabilityOff, InstabilityWarn, InstabilityStop, InstabilityRollback}
+
+// HealthConfig tunes the guard (train.health.*).
+type HealthConfig struct {
+	Window       int     `mapstructure:"window"`        // steps whose logged losses (and gradient norms) make one level
+	Spike        float64 `mapstructure:"spike"`         // a logged loss this fraction above the level is a spike
+	Rise         float64 `mapstructure:"rise"`          // the level this fraction above its lowest (or val above its best) is a rise
+	Patience     int     `mapstructure:"patience"`      // steps a rise must last
+	GradRise     float64 `mapstructure:"grad_rise"`     // the gradient-norm level this many times its lowest after warmup
+	LRFactor     float64 `mapstructure:"lr_factor"`     // rollback: the learning rate is multiplied by this
+	MaxRollbacks int     `mapstructure:"max_rollbacks"` // rollback: after this many, stop instead
+}
+
+// defaultHealth is what the guard runs with unless told otherwise.
+func defaultHealth() HealthConfig {
+	return HealthConfig{Window: 100, Spike: 0.15, Rise: 0.03, Patience: 100, GradRise: 4, LRFactor: 0.5, MaxRollbacks: 3}
+}
+
+// spikeDeviations: a spike is also this many standard deviations of the
+// window's samples above their level, so a noisy corpus does not cry wolf.
+const spikeDeviations = 6
+
+// minSamples: the fewest samples a window holds before it is judged.
+const minSamples = 5
+
+// checkHealth validates train.on_instability and train.health.
+func checkHealth(t TrainConfig) error {
+	if err := oneOf("train.on_instability", t.OnInstability, InstabilityPolicies); err != nil {
+		return err
+	}
+	h := t.Health
+	switch {
+	case h.Window < 1:
+		return fmt.Errorf("train.health.window = %d: must be at least 1 step", h.Window)
+	case h.Spike <= 0:
+		return fmt.Errorf("train.health.spike = %g: must be positive", h.Spike)
+	case h.Rise <= 0:
+		return fmt.Errorf("train.health.rise = %g: must be positive", h.Rise)
+	case h.Patience < 0:
+		return fmt.Errorf("train.health.patience = %d: must not be negative", h.Patience)
+	case h.GradRise <= 1:
+		return fmt.Errorf("train.health.grad_rise = %g: must be above 1", h.GradRise)
+	case h.LRFactor <= 0 || h.LRFactor >= 1:
+		return fmt.Errorf("train.health.lr_factor = %g: must be in (0, 1)", h.LRFactor)
+	case h.MaxRollbacks < 0:
+		return fmt.Errorf("train.health.max_rollbacks = %d: must not be negative", h.MaxRollbacks)
+	}
+	return nil
+}
+
+// Kinds of health events.
+const (
+	EventSpike     = "loss_spike"
+	EventRise      = "loss_rise"
+	EventGradRise  = "grad_norm_rise"
+	EventValRise   = "val_loss_rise"
+	EventEndRising = "rising_at_end"
+	EventRollback  = "rollback"
+)
+
+// HealthEvent is one thing the guard saw (or did), as metrics.jsonl records
+// it on its step's line.
+type HealthEvent struct {
+	Step  int     `json:"step"`
+	Kind  string  `json:"kind"`
+	Value float64 `json:"value"` // the loss, average, gradient norm or val loss that rose
+	Ref   float64 `json:"ref"`   // what it rose from
+	// Since is the last step known good: the step Ref belongs to, or for a
+	// spike the last normal sample's. A rollback returns to a checkpoint
+	// before it.
+	Since int `json:"since,omitempty"`
+	// Instability: an event that train.on_instability acts on (a confirmed
+	// spike, a rise); a lone spike sample is reported only.
+	Instability bool   `json:"instability,omitempty"`
+	Message     string `json:"message"`
+}
+
+// HealthState is the guard's memory, saved in trainer_state.json.
+type HealthState struct {
+	Samples     int       `json:"samples"`
+	LastStep    int       `json:"last_step"`        // the step of the previous sample
+	Losses      []float64 `json:"losses,omitempty"` // the last window's logged losses (spikes not yet confirmed left out)
+	LossLow     float64   `json:"loss_low"`         // lowest loss level since the last rise event
+	LossLowStep int       `json:"loss_low_step"`
+	RiseFrom    int       `json:"rise_from,omitempty"` // first step of the rise in progress (0: none)
+	SpikeStep   int       `json:"spike_step,omitempty"`
+	SpikeFrom   int       `json:"spike_from,omitempty"` // the last normal sample's step before it
+	SpikeSeen   bool      `json:"spike_confirmed,omitempty"`
+	Grads       []float64 `json:"grads,omitempty"` // the last window's gradient norms after warmup
+	GradLow     float64   `json:"grad_low"`
+	GradLowStep int       `json:"grad_low_step"`
+	GradFrom    int       `json:"grad_from,omitempty"`
+	ValBest     float64   `json:"val_best,omitempty"`
+	ValBestStep int       `json:"val_best_step,omitempty"`
+	// Across rollbacks: the learning-rate multiplier (1 until a rollback
+	// lowers it), how many rollbacks were taken, and every event so far.
+	LRScale   float64       `json:"lr_scale"`
+	Rollbacks int           `json:"rollbacks,omitempty"`
+	Events    []HealthEvent `json:"events,omitempty"`
+}
+
+// newHealthState is the state of a run that has not logged yet.
+func newHealthState() *HealthState { return &HealthState{LRScale: 1} }
+
+// healthGuard judges a run's numbers against its configuration.
+type healthGuard struct {
+	cfg    HealthConfig
+	policy string
+	k      int // samples in a window: train.health.window / train.log_every
+	every  int // train.log_every
+	warmup int
+	lrKey  string  // the key to lower, as the run resolves it
+	lr     float64 // its value
+	s      *HealthState
+}
+
+func newHealthGuard(c Config, s *HealthState) *healthGuard {
+	k := max(minSamples, c.Train.Health.Window/c.Train.LogEvery)
+	return &healthGuard{cfg: c.Train.Health, policy: c.Train.OnInstability, k: k, every: c.Train.LogEvery,
+		warmup: c.Warmup(), lrKey: c.peakLRKey(), lr: c.PeakLR(), s: s}
+}
+
+// center is the step a window of n samples ending at step stands for.
+func (g *healthGuard) center(step, n int) int {
+	return max(1, step-(n-1)*g.every/2)
+}
+
+// off reports whether the guard is disabled.
+func (g *healthGuard) off() bool { return g.policy == InstabilityOff }
+
+// level is the mean of a window of samples and the standard error of that
+// mean, from the samples' spread (a trend inside the window counts as
+// spread, which only makes the guard more careful).
+func level(xs []float64) (mean, stderr float64) {
+	for _, x := range xs {
+		mean += x
+	}
+	mean /= float64(len(xs))
+	var ss float64
+	for _, x := range xs {
+		ss += (x - mean) * (x - mean)
+	}
+	sd := math.Sqrt(ss / float64(max(1, len(xs)-1)))
+	return mean, sd / math.Sqrt(float64(len(xs)))
+}
+
+// push appends x to a window of at most k samples.
+func push(w []float64, x float64, k int) []float64 {
+	w = append(w, x)
+	if len(w) > k {
+		w = append(w[:0], w[len(w)-k:]...)
+	}
+	return w
+}
+
+// observe takes the training loss and gradient norm of log step step and
+// returns what it saw.
+func (g *healthGuard) observe(step int, loss, gradNorm float64) []HealthEvent {
+	if g.off() {
+		return nil
+	}
+	s := g.s
+	s.Samples++
+	defer func() { s.LastStep = step }()
+	var out []HealthEvent
+	e, spiked := g.spike(step, loss)
+	if spiked {
+		out = append(out, e)
+	}
+	if !spiked || s.SpikeSeen { // an unconfirmed spike stays out of the level
+		s.Losses = push(s.Losses, loss, g.k)
+	}
+	if e, ok := g.lossRise(step); ok {
+		out = append(out, e)
+	}
+	if e, ok := g.gradRise(step, gradNorm); ok {
+		out = append(out, e)
+	}
+	return g.record(out)
+}
+
+// spike judges one sample against the window before the sample joins it:
+// more than train.health.spike above the level and more than
+// spikeDeviations standard deviations of the samples. The second spike
+// sample in a row confirms the first; the rest of the run of spikes is
+// silent.
+func (g *healthGuard) spike(step int, loss float64) (HealthEvent, bool) {
+	s := g.s
+	if len(s.Losses) < minSamples {
+		return HealthEvent{}, false
+	}
+	lvl, se := level(s.Losses)
+	sd := se * math.Sqrt(float64(len(s.Losses)))
+	if loss-lvl <= math.Max(g.cfg.Spike*lvl, spikeDeviations*sd) {
+		s.SpikeStep, s.SpikeSeen = 0, false
+		return HealthEvent{}, false
+	}
+	// The loss of step s is that of the weights after step s-1: the
+	// damage was done after the last normal sample.
+	e := HealthEvent{Step: step, Kind: EventSpike, Value: loss, Ref: lvl, Since: s.LastStep,
+		Message: fmt.Sprintf("loss spike at step %d: %.4f, %.0f%% above its level %.4f", step, loss, 100*(loss/lvl-1), lvl)}
+	switch {
+	case s.SpikeStep == 0:
+		s.SpikeStep, s.SpikeFrom = step, s.LastStep
+	case !s.SpikeSeen:
+		s.SpikeSeen = true
+		e.Since, e.Instability = s.SpikeFrom, true
+		e.Message = fmt.Sprintf("the loss spike of step %d persists at step %d: %.4f, %.0f%% above its level %.4f",
+			s.SpikeStep, step, loss, 100*(loss/lvl-1), lvl)
+	default:
+		return HealthEvent{}, true // reported already
+	}
+	return e, true
+}
+
+// lossRise tracks the lowest level of the loss (a window's mean) and
+// reports a level that stayed above it by train.health.rise (and by three
+// standard errors, which a noisy minimum can fall below by chance) for
+// train.health.patience steps. After a report the lowest level restarts
+// from the current one, so a rise that goes on is reported again at each
+// further step of the same size.
+func (g *healthGuard) lossRise(step int) (HealthEvent, bool) {
+	s := g.s
+	if len(s.Losses) < g.k {
+		return HealthEvent{}, false
+	}
+	lvl, se := level(s.Losses)
+	if s.LossLowStep == 0 || lvl < s.LossLow {
+		s.LossLow, s.LossLowStep, s.RiseFrom = lvl, g.center(step, len(s.Losses)), 0
+		return HealthEvent{}, false
+	}
+	if lvl-s.LossLow <= g.cfg.Rise*s.LossLow+3*se {
+		s.RiseFrom = 0
+		return HealthEvent{}, false
+	}
+	if s.RiseFrom == 0 {
+		s.RiseFrom = step
+	}
+	if step-s.RiseFrom < g.cfg.Patience {
+		return HealthEvent{}, false
+	}
+	e := HealthEvent{Step: step, Kind: EventRise, Value: lvl, Ref: s.LossLow, Since: s.LossLowStep, Instability: true,
+		Message: fmt.Sprintf("the training loss is rising: its level %.4f at step %d is %.1f%% above its lowest, %.4f at step %d, and has been for %d steps",
+			lvl, step, 100*(lvl/s.LossLow-1), s.LossLow, s.LossLowStep, step-s.RiseFrom)}
+	s.LossLow, s.LossLowStep, s.RiseFrom = lvl, g.center(step, len(s.Losses)), 0
+	return e, true
+}
+
+// gradRise is lossRise for the gradient norm, from the end of the warmup
+// (the norm is large at initialisation and falls fast) and by a factor.
+func (g *healthGuard) gradRise(step int, gradNorm float64) (HealthEvent, bool) {
+	s := g.s
+	if step <= g.warmup {
+		return HealthEvent{}, false
+	}
+	s.Grads = push(s.Grads, gradNorm, g.k)
+	if len(s.Grads) < g.k {
+		return HealthEvent{}, false
+	}
+	lvl, _ := level(s.Grads)
+	if s.GradLowStep == 0 || lvl < s.GradLow {
+		s.GradLow, s.GradLowStep, s.GradFrom = lvl, g.center(step, len(s.Grads)), 0
+		return HealthEvent{}, false
+	}
+	if lvl <= s.GradLow*g.cfg.GradRise {
+		s.GradFrom = 0
+		return HealthEvent{}, false
+	}
+	if s.GradFrom == 0 {
+		s.GradFrom = step
+	}
+	if step-s.GradFrom < g.cfg.Patience {
+		return HealthEvent{}, false
+	}
+	e := HealthEvent{Step: step, Kind: EventGradRise, Value: lvl, Ref: s.GradLow, Since: s.GradLowStep, Instability: true,
+		Message: fmt.Sprintf("the gradient norm is rising: its level %.3g at step %d is %.1fx its lowest after warmup, %.3g at step %d",
+			lvl, step, lvl/s.GradLow, s.GradLow, s.GradLowStep)}
+	s.GradLow, s.GradLowStep, s.GradFrom = lvl, g.center(step, len(s.Grads)), 0
+	return e, true
+}
+
+// observeVal takes the validation loss of eval step step.
+func (g *healthGuard) observeVal(step int, val float64) []HealthEvent {
+	if g.off() {
+		return nil
+	}
+	s := g.s
+	if s.ValBestStep == 0 || val < s.ValBest {
+		s.ValBest, s.ValBestStep = val, step
+		return nil
+	}
+	if val <= s.ValBest*(1+g.cfg.Rise) {
+		return nil
+	}
+	return g.record([]HealthEvent{{Step: step, Kind: EventValRise, Value: val, Ref: s.ValBest, Since: s.ValBestStep, Instability: true,
+		Message: fmt.Sprintf("the validation loss is rising: %.4f at step %d is %.1f%% above its best, %.4f at step %d",
+			val, step, 100*(val/s.ValBest-1), s.ValBest, s.ValBestStep)}})
+}
+
+// atEnd reports a run that ends while its loss level is above its lowest
+// by more than train.health.rise, a rise too young to have met the
+// patience: no run ends "done" while its loss is rising.
+func (g *healthGuard) atEnd(step int) []HealthEvent {
+	s := g.s
+	if g.off() || s.RiseFrom == 0 {
+		return nil
+	}
+	lvl, _ := level(s.Losses)
+	return g.record([]HealthEvent{{Step: step, Kind: EventEndRising, Value: lvl, Ref: s.LossLow, Since: s.LossLowStep,
+		Message: fmt.Sprintf("the run ends with its training loss rising: its level %.4f is %.1f%% above its lowest, %.4f at step %d",
+			lvl, 100*(lvl/s.LossLow-1), s.LossLow, s.LossLowStep)}})
+}
+
+// record appends the advice to each event and keeps them in the state.
+func (g *healthGuard) record(es []HealthEvent) []HealthEvent {
+	for i := range es {
+		es[i].Message += "; " + g.advice(es[i])
+	}
+	g.s.Events = append(g.s.Events, es...)
+	return es
+}
+
+// advice says what to try, naming the keys of this run.
+func (g *healthGuard) advice(e HealthEvent) string {
+	if e.Kind == EventValRise && g.s.RiseFrom == 0 {
+		return "the training loss is not rising, so the model may be overfitting its data: more data or fewer steps (train.steps)"
+	}
+	try := []string{fmt.Sprintf("lower %s (now %g; docs/training.md gives the measured recipes)", g.lrKey, g.lr*g.s.LRScale),
+		"lengthen the warmup (train.warmup_steps)"}
+	if g.policy != InstabilityRollback {
+		try = append(try, "or let the run roll back and lower the rate itself (train.on_instability=rollback)")
+	}
+	return "try: " + strings.Join(try, ", ")
+}
+
+// instability returns the first event of es that the policy acts on.
+func instability(es []HealthEvent) (HealthEvent, bool) {
+	i := slices.IndexFunc(es, func(e HealthEvent) bool { return e.Instability })
+	if i < 0 {
+		return HealthEvent{}, false
+	}
+	return es[i], true
+}
+
+// InstabilityError ends a run that train.on_instability=stop (or a
+// rollback with none left) stopped. A runtime failure: exit 1.
+type InstabilityError struct {
+	Event HealthEvent
+	Last  string // the newest checkpoint before the trouble began ("" if none)
+	Why   string // why the run stopped rather than rolled back, if it was asked to
+}
+
+func (e *InstabilityError) Error() string {
+	s := "training stopped (train.on_instability): " + e.Event.Message
+	if e.Why != "" {
+		s += "; " + e.Why
+	}
+	if e.Last != "" {
+		return s + fmt.Sprintf("; the newest checkpoint from before step %d is %s: continue from it with a lower learning rate", e.Event.Since, e.Last)
+	}
+	return s + fmt.Sprintf("; no checkpoint precedes step %d: start again with a lower learning rate", e.Event.Since)
+}
+
+// healthSummary is the end-of-run summary's account of the guard.
+func healthSummary(s *HealthState) string {
+	if s == nil || len(s.Events) == 0 {
+		return ""
+	}
+	kinds := map[string]int{}
+	var order []string
+	for _, e := range s.Events {
+		if kinds[e.Kind] == 0 {
+			order = append(order, e.Kind)
+		}
+		kinds[e.Kind]++
+	}
+	var parts []string
+	for _, k := range order {
+		parts = append(parts, fmt.Sprintf("%d %s", kinds[k], k))
+	}
+	first := s.Events[0]
+	return fmt.Sprintf("training health: %s; the first at step %d: %s", strings.Join(parts, ", "), first.Step, first.Message)
+}

@@ -1,0 +1,150 @@
+package train
+
+// train.on_instability=rollback, as large runs recover from a loss spike
+// (PaLM restarted about 100 steps before a spike and skipped 200-500
+// batches): go back to the newest checkpoint from before the trouble began,
+// skip the batches that led up to it, lower the learning rate by
+// train.health.lr_factor, and go on. With no checkpoint that old the run
+// restarts from its initialisation (train.seed), at the lowered rate.
+//
+// Everything a rollback decides is a function of the run's own numbers, so
+// a resumed run takes the same rollbacks as an uninterrupted one: the
+// guard's state (lr scale, rollback count, events) rides in every
+// checkpoint, the checkpoints of the abandoned stretch are moved aside to
+// checkpoints/rolled-back-N/ (never deleted; --resume does not see them),
+// and the metrics lines of each stretch carry its rollback count so that a
+// resume keeps the abandoned stretch's lines (OpenMetrics).
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// rollback returns the run to the newest checkpoint before e.Since, or to
+// its initialisation. The loader stays where it is: the batches since
+// that point are skipped.
+func (t *Trainer) rollback(e HealthEvent) error {
+	h := t.state.Health
+	target, err := checkpointBefore(t.ckptRoot(), e.Since)
+	if err != nil {
+		return err
+	}
+	if h.Rollbacks >= t.cfg.Train.Health.MaxRollbacks {
+		return &InstabilityError{Event: e, Last: target,
+			Why: fmt.Sprintf("%d rollbacks taken already (train.health.max_rollbacks)", h.Rollbacks)}
+	}
+	from := t.state.Step
+	carried := *h // what survives the rollback: the history, the rate, the count
+	carried.Rollbacks++
+	carried.LRScale *= t.cfg.Train.Health.LRFactor
+	if target == "" {
+		if err := t.restartFromInit(); err != nil {
+			return fmt.Errorf("rollback at step %d: %w", from, err)
+		}
+	} else if err := t.restoreCheckpoint(target); err != nil {
+		return fmt.Errorf("rollback at step %d to %s: %w", from, target, err)
+	}
+	// The guard resumes judging from its state at the target (or afresh),
+	// with the history and the new rate.
+	back := t.state.Health
+	if back == nil || target == "" {
+		back = newHealthState()
+	}
+	back.LRScale, back.Rollbacks, back.Events = carried.LRScale, carried.Rollbacks, carried.Events
+	where := "its initialisation (no checkpoint from before step " + strconv.Itoa(e.Since) + ")"
+	if target != "" {
+		where = target
+	}
+	ev := HealthEvent{Step: from, Kind: EventRollback, Value: carried.LRScale, Ref: carried.LRScale / t.cfg.Train.Health.LRFactor, Since: t.state.Step,
+		Message: fmt.Sprintf("rollback %d of at most %d: from step %d back to %s at step %d; the batches of steps %d..%d are skipped; learning rate x%g (peak now %g)",
+			carried.Rollbacks, t.cfg.Train.Health.MaxRollbacks, from, where, t.state.Step, t.state.Step+1, from, t.cfg.Train.Health.LRFactor, t.sched.LR*carried.LRScale)}
+	back.Events = append(back.Events, ev)
+	t.state.Health = back
+	t.health = newHealthGuard(t.cfg, back)
+	if t.dp.rank() == 0 {
+		if err := setAside(t.ckptRoot(), t.state.Step, carried.Rollbacks); err != nil {
+			return fmt.Errorf("rollback: %w", err)
+		}
+	}
+	if t.bar != nil { // the steps since the target are taken again
+		t.bar.ChangeMax(t.bar.GetMax() + from - t.state.Step)
+	}
+	t.lastCkpt = target
+	return nil
+}
+
+// restoreCheckpoint loads the weights, moments and trainer state of dir,
+// keeping the loader where it is.
+func (t *Trainer) restoreCheckpoint(dir string) error {
+	st, err := ReadTrainerState(dir)
+	if err != nil {
+		return err
+	}
+	if err := LoadCheckpoint(dir, t.model, t.opt); err != nil {
+		return err
+	}
+	t.opt.Step = st.Step
+	t.state.Step, t.state.Tokens, t.state.LR, t.state.Epoch = st.Step, st.Tokens, st.LR, st.Epoch
+	t.state.Health = st.Health
+	return nil
+}
+
+// restartFromInit refills the weights from train.seed and zeroes the
+// optimizer state: the run begins again, on later batches.
+func (t *Trainer) restartFromInit() error {
+	if err := t.model.Init(t.cfg.Train.Seed); err != nil {
+		return err
+	}
+	t.opt.reset()
+	t.state.Step, t.state.Tokens, t.state.LR, t.state.Epoch = 0, 0, 0, 0
+	t.state.Health = nil
+	return nil
+}
+
+// checkpointBefore returns the newest complete checkpoint under root from
+// before step, or "" when there is none.
+func checkpointBefore(root string, step int) (string, error) {
+	cks, err := listCheckpoints(root)
+	if err != nil {
+		return "", err
+	}
+	best := ""
+	for _, c := range cks {
+		if n, err := strconv.Atoi(strings.TrimPrefix(filepath.Base(c), "step-")); err == nil && n < step {
+			best = c
+		}
+	}
+	return best, nil
+}
+
+// setAside moves the checkpoints after step, those of the abandoned
+// stretch, to root/rolled-back-N, where --resume does not look.
+func setAside(root string, step, n int) error {
+	cks, err := listCheckpoints(root)
+	if err != nil {
+		return err
+	}
+	aside := filepath.Join(root, fmt.Sprintf("rolled-back-%d", n))
+	for i := 2; ; i++ { // a rollback replayed after a crash sets its stretch aside again
+		if _, err := os.Lstat(aside); os.IsNotExist(err) {
+			break
+		}
+		aside = filepath.Join(root, fmt.Sprintf("rolled-back-%d.%d", n, i))
+	}
+	for _, c := range cks {
+		s, err := strconv.Atoi(strings.TrimPrefix(filepath.Base(c), "step-"))
+		if err != nil || s <= step {
+			continue
+		}
+		if err := os.MkdirAll(aside, 0o755); err != nil {
+			return err
+		}
+		if err := os.Rename(c, filepath.Join(aside, filepath.Base(c))); err != nil {
+			return err
+		}
+	}
+	return syncDir(root)
+}
