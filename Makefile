@@ -15,7 +15,7 @@ FUZZMINIMIZE ?= 5s
 .PHONY: build run test vet fmt clean gpu-build fuzz
 
 build:
-	@echo "building $(BIN) (a first build compiles every dependency: about 2.5 minutes on 2 cores; later builds take seconds)..."
+	@echo "building $(BIN) (a first build compiles every dependency: about 45 seconds on 2 cores; later builds take seconds)..."
 	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/compact
 
 # --resume: a second `make run` continues (or, when complete, reports) the

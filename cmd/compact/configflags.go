@@ -2,8 +2,10 @@ package main
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
 
+	"github.com/compact-llm/compact/configs"
 	"github.com/compact-llm/compact/internal/gpu/device"
 	"github.com/compact-llm/compact/internal/train"
 	"github.com/spf13/cobra"
@@ -22,6 +24,23 @@ func (f *configFlags) register(c *cobra.Command) {
 	c.Flags().StringVar(&f.file, "config", "", "YAML config file (see configs/)")
 	c.Flags().StringArrayVar(&f.sets, "set", nil, "override a config key, e.g. --set train.lr=3e-4 (repeatable)")
 	c.Flags().StringVar(&f.device, "device", "", strings.Join(device.Names, ", ")+" (overrides train.device)")
+}
+
+// defaultToTiny makes a missing --config the built-in tiny config, as every
+// command that resolves a config does (the library defaults are a 77M model
+// for 10000 steps: far too much for a first try on a CPU), and says so.
+func (f *configFlags) defaultToTiny(s streams) {
+	if f.file != "" {
+		return
+	}
+	f.file = configs.Builtin + "tiny.yaml"
+	fmt.Fprintln(s.err, "no --config: using the built-in configs/tiny.yaml (a tiny model, 200 steps, minutes on a CPU); pass --config configs/llama-60m.yaml etc. for the paper's sizes (compact configs lists them)")
+}
+
+// configName is a config file's name for tables: tiny for
+// builtin:tiny.yaml or configs/tiny.yaml.
+func configName(file string) string {
+	return strings.TrimSuffix(filepath.Base(strings.TrimPrefix(file, configs.Builtin)), filepath.Ext(file))
 }
 
 // overrides are the --set values with --device and extra appended.

@@ -21,7 +21,7 @@ type Result struct {
 	Checkpoint  string   `json:"checkpoint"`
 	Task        string   `json:"task"`
 	Device      string   `json:"device"`
-	Loss        *float64 `json:"loss,omitempty"`
+	Loss        *float64 `json:"val_loss,omitempty"` // as the text and metrics.jsonl name it
 	Perplexity  *float64 `json:"perplexity,omitempty"`
 	Accuracy    *float64 `json:"accuracy,omitempty"`
 	Predictions string   `json:"predictions,omitempty"` // the file written by Options.Predictions

@@ -119,7 +119,7 @@ func SaveCheckpoint(root string, m *model.Model, opt *Optimizer, st TrainerState
 // saveCheckpoint is SaveCheckpoint with every weight and moment already on
 // the host (gathered from the ranks of a ZeRO-1 job), the moments stored as
 // momentDType.
-func saveCheckpoint(root string, m *model.Model, weights, moments []model.NamedTensor, momentDType string, st TrainerState, eos int, keep int) (_ string, err error) {
+func saveCheckpoint(root string, m *model.Model, weights, moments []model.NamedTensor, momentDType string, st TrainerState, eos int, keep int, extra ...ckptFile) (_ string, err error) {
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return "", err
 	}
@@ -163,6 +163,12 @@ func saveCheckpoint(root string, m *model.Model, weights, moments []model.NamedT
 			enc.SetIndent("", "  ")
 			return enc.Encode(st)
 		}},
+	}
+	for _, f := range extra {
+		steps = append(steps, struct {
+			name  string
+			write func(io.Writer) error
+		}{f.name, func(w io.Writer) error { _, err := w.Write(f.data); return err }})
 	}
 	for _, s := range steps {
 		path := filepath.Join(tmp, s.name)
@@ -301,6 +307,10 @@ func ReadTrainerState(dir string) (TrainerState, error) {
 	}
 	if st.Config.Train.OptimizerState == "" {
 		st.Config.Train.OptimizerState = StateFP32
+	}
+	// ... and read special-token text as text, before data.special_tokens.
+	if st.Config.Data.SpecialTokens == "" {
+		st.Config.Data.SpecialTokens = data.SpecialText
 	}
 	// ... and eagerly, before train.cuda_graph existed (free on resume).
 	if st.Config.Train.CUDAGraph == "" {

@@ -15,6 +15,7 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sort"
 
 	"github.com/compact-llm/compact/internal/data"
@@ -273,7 +274,7 @@ func completionExamples(paths []string, tok data.Tokenizer, T int) (ex []example
 
 // classifyExamples tokenizes {"text","label"} lines, truncated to T tokens.
 // The label sits at the last token's target; everything after it is
-// padding (the EOT id, which Encode never produces inside a text), which is
+// padding (the EOT id, refused inside a text), which is
 // exactly the row transformers' LlamaForSequenceClassification reads with
 // pad_token_id = EOT. A label is an id or one of names (labels.go); with
 // unlabelled, a row may have none (evaluation for predictions): its last
@@ -302,6 +303,10 @@ func classifyExamples(paths []string, tok data.Tokenizer, T, numLabels int, name
 		ids := tok.Encode(*r.Text)
 		if len(ids) == 0 {
 			return fmt.Errorf("%s:%d: empty text", file, line)
+		}
+		if slices.Contains(ids, tok.EOT()) {
+			return fmt.Errorf("%s:%d: the text holds the end-of-text token %q, which pads a classifier's rows: set data.special_tokens: text to read it as text",
+				file, line, tok.Decode([]uint32{tok.EOT()}))
 		}
 		if len(ids) > T {
 			ids = ids[:T]

@@ -83,6 +83,11 @@ func predictMemory(cfg Config, B, T int, backend string, shard Shard, world int)
 }
 
 // activationKind names what an activation tensor of model.Prepare holds.
+// ActivationKinds lists activationKind's kinds in the order a block makes
+// them: the order of memreport's columns, whatever the variants.
+var ActivationKinds = []string{"block inputs", "residual after attention", "norm statistics", "q, k, v", "attention output",
+	"gate, up", "compressed z", "loss", "scratch (norm out, activations, gradients)"}
+
 func activationKind(name string) string {
 	if strings.HasPrefix(name, "layers.") {
 		if i := strings.Index(name[len("layers."):], "."); i >= 0 {

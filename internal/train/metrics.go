@@ -22,6 +22,11 @@ type Metric struct {
 	ValLoss   *float64 `json:"val_loss,omitempty"`
 	ValAcc    *float64 `json:"val_accuracy,omitempty"` // classifiers
 	ElapsedS  float64  `json:"elapsed_s"`
+	// StepMs is the mean wall time of the steps since the last logged one;
+	// MFU their model FLOPs utilisation, absent where the device's peak is
+	// unknown (the CPU).
+	StepMs float64  `json:"step_ms"`
+	MFU    *float64 `json:"mfu,omitempty"`
 	// Comm is the step's gradient all-reduce payload in a data-parallel job.
 	Comm *CommBytes `json:"comm,omitempty"`
 	// Health holds what the training-health guard saw at this step

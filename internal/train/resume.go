@@ -53,7 +53,7 @@ var resumeFreeKeys = []string{"train.device", "train.threads", "train.steps", "t
 	"train.eval_batches", "train.checkpoint_every", "train.keep_checkpoints", "train.loss_chunk", "train.recompute",
 	"train.fused_update", "train.zero", "train.overlap_comm", "train.cuda_graph", "train.comm_timeout", "train.on_instability",
 	"train.health.window", "train.health.spike", "train.health.rise", "train.health.patience", "train.health.grad_rise",
-	"train.health.lr_factor", "train.health.max_rollbacks"}
+	"train.health.lr_factor", "train.health.max_rollbacks", "train.sample_every", "train.sample_tokens", "train.tensorboard"}
 
 // resolvedModes replaces the keys whose "auto" (or, in checkpoints older
 // than the key, empty) value stands for a concrete choice by that choice, so
@@ -70,6 +70,9 @@ func resolvedModes(c Config) Config {
 	}
 	if c.Train.OptimizerState == "" {
 		c.Train.OptimizerState = StateFP32
+	}
+	if c.Finetune.Task == TaskCausal {
+		c.Data.SpecialTokens = "" // shards are tokenized already: no effect
 	}
 	return c
 }

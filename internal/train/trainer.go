@@ -64,6 +64,9 @@ type Trainer struct {
 	metrics *MetricsLog
 	state   TrainerState
 
+	deviceDesc string     // the device as opened ("NVIDIA H100 ...", "cpu"), for MFU
+	extras     *runExtras // samples, TensorBoard, the tokenizer in checkpoints (runextras.go)
+
 	bar      *progressbar.ProgressBar // nil: plain lines only
 	barDesc  string
 	lastCkpt string  // newest checkpoint this run wrote
@@ -155,7 +158,7 @@ func newTrainer(cfg Config, opts RunOptions) (_ *Trainer, err error) {
 	if t.be, how, err = openBackend(cfg, opts.Dist); err != nil {
 		return nil, err
 	}
-	t.device = t.be.Name()
+	t.device, t.deviceDesc = t.be.Name(), how
 	t.logf("device: %s", how)
 	if t.dp, err = joinJob(opts.Dist, t.be, t.jobOptions(opts.Log, resumeFrom)); err != nil {
 		return nil, err
@@ -204,6 +207,9 @@ func newTrainer(cfg Config, opts RunOptions) (_ *Trainer, err error) {
 		}
 	}
 	if t.metrics, err = OpenMetrics(opts.Out, keep, t.state.Health.Rollbacks); err != nil {
+		return nil, err
+	}
+	if t.extras, err = newRunExtras(t, max(keep, 0)); err != nil {
 		return nil, err
 	}
 	return t, nil
@@ -388,6 +394,7 @@ func (t *Trainer) close() {
 	if t.metrics != nil {
 		t.metrics.Close()
 	}
+	t.extras.close()
 	if t.opt != nil {
 		t.opt.Free()
 	}
@@ -527,7 +534,11 @@ func (t *Trainer) checkpointAt(ls json.RawMessage) error {
 	t.state.Epoch = t.modelEpoch()
 	t.state.World = t.dp.world()
 	t.state.Config = t.cfg
-	dir, err := saveCheckpoint(t.ckptRoot(), t.model, weights, moments, t.opt.momentDType(), t.state, int(t.tok.EOT()), t.cfg.Train.KeepCheckpoints)
+	var extra []ckptFile
+	if t.extras != nil {
+		extra = t.extras.tokFiles
+	}
+	dir, err := saveCheckpoint(t.ckptRoot(), t.model, weights, moments, t.opt.momentDType(), t.state, int(t.tok.EOT()), t.cfg.Train.KeepCheckpoints, extra...)
 	if err != nil {
 		return fmt.Errorf("checkpoint at step %d: %w", t.state.Step, err)
 	}
@@ -599,7 +610,8 @@ func (t *Trainer) run(ctx context.Context) error {
 		defer func() { t.model.Stop = nil }()
 	}
 	sum := runSummary{began: time.Now(), startStep: start, startTokens: t.state.Tokens}
-	lastLog, lastTokens := sum.began, t.state.Tokens
+	lastLog, lastTokens, lastStep := sum.began, t.state.Tokens, start
+	var lastMetric Metric
 	for t.state.Step < tr.Steps {
 		before, err := t.train.saveState() // where an abandoned step leaves the loader
 		if err != nil {
@@ -634,8 +646,10 @@ func (t *Trainer) run(ctx context.Context) error {
 			now := time.Now()
 			m := Metric{Step: step, Loss: loss, LR: t.state.LR, Tokens: t.state.Tokens,
 				TokPerS:   float64(t.state.Tokens-lastTokens) / now.Sub(lastLog).Seconds(),
-				PeakBytes: t.be.Memory().Snapshot().PeakAll, GradNorm: gn, ElapsedS: now.Sub(sum.began).Seconds()}
-			lastLog, lastTokens = now, t.state.Tokens
+				PeakBytes: t.be.Memory().Snapshot().PeakAll, GradNorm: gn, ElapsedS: now.Sub(sum.began).Seconds(),
+				StepMs: now.Sub(lastLog).Seconds() * 1e3 / float64(step-lastStep)}
+			m.MFU = MFU(t.cfg, t.deviceDesc, m.TokPerS/float64(t.dp.world()))
+			lastLog, lastTokens, lastStep = now, t.state.Tokens, step
 			if evalNow {
 				vl, acc, err := t.evaluate()
 				if err != nil {
@@ -674,7 +688,11 @@ func (t *Trainer) run(ctx context.Context) error {
 				}
 			}
 			sum.observe(m)
-			line := fmt.Sprintf("step %d/%d loss %.4f lr %.3g grad_norm %.3f tok/s %.0f", step, tr.Steps, loss, m.LR, gn, m.TokPerS)
+			lastMetric = m
+			line := fmt.Sprintf("step %d/%d loss %.4f lr %.3g grad_norm %.3f tok/s %.0f ms/step %.1f", step, tr.Steps, loss, m.LR, gn, m.TokPerS, m.StepMs)
+			if m.MFU != nil {
+				line += fmt.Sprintf(" mfu %.1f%%", *m.MFU*100)
+			}
 			if m.ValLoss != nil {
 				line += fmt.Sprintf(" val_loss %.4f", *m.ValLoss)
 			}
@@ -700,6 +718,13 @@ func (t *Trainer) run(ctx context.Context) error {
 				}
 				continue // rolled back: no checkpoint of the abandoned state
 			}
+		}
+		var logged *Metric
+		if logNow {
+			logged = &lastMetric
+		}
+		if err := t.extras.afterStep(t, step, logged); err != nil {
+			return err
 		}
 		if t.bar != nil {
 			t.bar.Add(1)
