@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -138,7 +137,7 @@ func runConfigsCopy(_ context.Context, name, dest string, s streams) error {
 	if err != nil {
 		return usagef("configs cp: %w", err)
 	}
-	if _, err := io.WriteString(f, string(body)); err != nil {
+	if _, err := f.Write(body); err != nil {
 		f.Close()
 		return fmt.Errorf("configs cp: %w", err)
 	}

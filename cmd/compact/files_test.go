@@ -167,6 +167,7 @@ func TestCorruptCheckpointsNamed(t *testing.T) {
 	} {
 		expectIn(t, "", nil, 2, []string{filepath.Join(bad, "model.safetensors"), "header length"}, args...)
 	}
+	sameFiles(t, "a checkpoint with a short header", before, snapshot(t, dir))
 
 	// Finite weights whose activations overflow: a final norm weight and
 	// LM head weights of 3e38 make logits of +-Inf.

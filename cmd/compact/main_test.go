@@ -8,9 +8,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/compact-llm/compact/internal/data"
 )
 
 var binary string
@@ -59,7 +60,7 @@ func exitStatus(t *testing.T, err error) int {
 func shards(t *testing.T) (train, val string) {
 	t.Helper()
 	out := t.TempDir()
-	srcs, _ := filepath.Glob(filepath.Join(runtime.GOROOT(), "src", "strings", "*.go"))
+	srcs, _ := filepath.Glob(filepath.Join(goRoot(t), "src", "strings", "*.go"))
 	if len(srcs) == 0 {
 		t.Skip("no Go sources under GOROOT")
 	}
@@ -310,4 +311,14 @@ func TestMemreportGPUs(t *testing.T) {
 			t.Errorf("memreport %v: exit %d: %s", bad, code, stderr)
 		}
 	}
+}
+
+// goRoot is the Go distribution whose sources the tests tokenize.
+func goRoot(t *testing.T) string {
+	t.Helper()
+	d, err := data.GoRoot()
+	if err != nil {
+		t.Skip(err)
+	}
+	return d
 }

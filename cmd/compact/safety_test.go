@@ -334,6 +334,7 @@ func TestNonFiniteCheckpointRefused(t *testing.T) {
 	rewriteTensor(t, filepath.Join(ckpt, "optimizer.safetensors"), w+".exp_avg", float32(math.NaN()))
 	before := snapshot(t, out)
 	expectUsage(t, nil, w+".exp_avg", append(base, "--out", out, "--resume", "--steps", "6")...)
+	sameFiles(t, "non-finite moments", before, snapshot(t, out))
 	rewriteTensor(t, filepath.Join(ckpt, "model.safetensors"), w, float32(math.Inf(1)))
 	before = snapshot(t, out)
 	expectUsage(t, nil, w, "eval", "--checkpoint", ckpt, "--device", "cpu", "--json")

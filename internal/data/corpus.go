@@ -66,7 +66,8 @@ func GoRoot() (string, error) {
 			return d, nil
 		}
 	}
-	if d := runtime.GOROOT(); try(d) { // deprecated, but a useful fallback without `go` on PATH
+	//lint:ignore SA1019 the build-time root is only a fallback for a machine without `go` on PATH
+	if d := runtime.GOROOT(); try(d) {
 		return d, nil
 	}
 	if try("/usr/local/go") {

@@ -3,7 +3,6 @@ package data
 import (
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"testing"
 )
@@ -14,7 +13,7 @@ import (
 func TestHFTokenizerJSONRoundTrip(t *testing.T) {
 	texts := []string{"Hello world, it's 2024!", "  leading spaces\n\n\tand tabs", "héllo 世界 🙂 naïve café",
 		"x<|endoftext|>y", "'s 're 'll  123456789 ...!!!", ""}
-	srcs, _ := filepath.Glob(filepath.Join(runtime.GOROOT(), "src", "strings", "*.go"))
+	srcs, _ := filepath.Glob(filepath.Join(goRoot(t), "src", "strings", "*.go"))
 	for _, p := range srcs[:min(4, len(srcs))] {
 		b, _ := os.ReadFile(p)
 		texts = append(texts, string(b))

@@ -380,7 +380,7 @@ func parseHFComponent[T any](raw json.RawMessage, field string, parseType func(t
 	}
 	var members []json.RawMessage
 	if err := json.Unmarshal(s[field], &members); err != nil {
-		return nil, fmt.Errorf("Sequence %s: %w", field, err)
+		return nil, fmt.Errorf("%s Sequence: %w", field, err)
 	}
 	var out []T
 	for _, r := range members {

@@ -245,7 +245,7 @@ func parseMetaspace(raw json.RawMessage) (repl string, scheme int, split bool, e
 		return "", 0, false, err
 	}
 	if utf8.RuneCountInString(m.Replacement) != 1 {
-		return "", 0, false, fmt.Errorf("Metaspace replacement %q is not one character", m.Replacement)
+		return "", 0, false, fmt.Errorf("pre-tokenizer Metaspace replacement %q is not one character", m.Replacement)
 	}
 	scheme = hfPrependAlways
 	if m.PrependScheme != nil {
@@ -256,7 +256,7 @@ func parseMetaspace(raw json.RawMessage) (repl string, scheme int, split bool, e
 		case "never":
 			scheme = hfPrependNever
 		default:
-			return "", 0, false, fmt.Errorf("Metaspace prepend_scheme %q is not supported", *m.PrependScheme)
+			return "", 0, false, fmt.Errorf("pre-tokenizer Metaspace prepend_scheme %q is not supported", *m.PrependScheme)
 		}
 	}
 	if m.AddPrefixSpace != nil && !*m.AddPrefixSpace {
@@ -323,7 +323,7 @@ func hfPreTokenizerOf(typ string, raw json.RawMessage) ([]hfPreTokenizer, error)
 			return []hfPreTokenizer{hfStringSplit{lit, b, s.Invert}}, nil
 		}
 		if s.Behavior != "Isolated" || s.Invert {
-			return nil, fmt.Errorf("Split with behavior %q invert %v is not supported (only Isolated)", s.Behavior, s.Invert)
+			return nil, fmt.Errorf("pre-tokenizer Split with behavior %q invert %v is not supported (only Isolated)", s.Behavior, s.Invert)
 		}
 		switch re {
 		case hfGPT2Pattern:
@@ -333,7 +333,7 @@ func hfPreTokenizerOf(typ string, raw json.RawMessage) ([]hfPreTokenizer, error)
 		case hfQwen2Pattern:
 			return []hfPreTokenizer{hfRegexSplit{llama3Splitter(1)}}, nil
 		}
-		return nil, fmt.Errorf("Split regex %q is not supported (known: the GPT-2, LLaMA-3 and Qwen2 patterns)", re)
+		return nil, fmt.Errorf("pre-tokenizer Split regex %q is not supported (known: the GPT-2, LLaMA-3 and Qwen2 patterns)", re)
 	case "Metaspace":
 		repl, scheme, split, err := parseMetaspace(raw)
 		if err != nil {

@@ -138,7 +138,7 @@ func (x hfStringSplit) apply(t *HFTokenizer, next int, p hfPiece, out []uint32) 
 func parseSplitBehavior(name string) (hfBehavior, error) {
 	b, ok := hfBehaviors[name]
 	if !ok {
-		return 0, fmt.Errorf("Split behavior %q is not one of Removed, Isolated, MergedWithPrevious, MergedWithNext, Contiguous", name)
+		return 0, fmt.Errorf("pre-tokenizer Split behavior %q is not one of Removed, Isolated, MergedWithPrevious, MergedWithNext, Contiguous", name)
 	}
 	return b, nil
 }

@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"runtime"
 	"strings"
 	"testing"
 )
@@ -299,7 +298,7 @@ func TestTokenizeCutsLargeText(t *testing.T) {
 	defer func(n int) { chunkBytes = n }(chunkBytes)
 	chunkBytes = 2000
 	var sb strings.Builder
-	srcs, _ := filepath.Glob(filepath.Join(runtime.GOROOT(), "src", "strings", "*.go"))
+	srcs, _ := filepath.Glob(filepath.Join(goRoot(t), "src", "strings", "*.go"))
 	for _, p := range srcs {
 		b, _ := os.ReadFile(p)
 		sb.Write(b)
