@@ -37,7 +37,8 @@ type Variant struct {
 }
 
 // name is the variant's name from its fields: full or rRANK (-perlayer),
-// the lean precisions (-bf16_sr master-free weights, -bf16 moments),
+// the lean precisions (-bf16_sr master-free weights, -bf16 moments or
+// another narrow optimizer state),
 // -fused, then +recompute.
 func (v Variant) name() string {
 	n := "full"
@@ -50,8 +51,8 @@ func (v Variant) name() string {
 	if v.Weights == train.WeightsBF16SR {
 		n += "-" + train.WeightsBF16SR
 	}
-	if v.OptimizerState == train.StateBF16 {
-		n += "-" + train.StateBF16
+	if v.OptimizerState != "" && v.OptimizerState != train.StateFP32 {
+		n += "-" + v.OptimizerState // -bf16, and any narrower state the engine adds
 	}
 	if v.FusedUpdate {
 		n += "-fused"
