@@ -112,13 +112,18 @@ func runMemreport(_ context.Context, opts memreportOptions, s streams) error {
 		return err
 	}
 	reserveBytes := int64(opts.reserve * (1 << 30))
-	vs, err := reportVariants(cfg, rs, opts, tg, reserveBytes)
+	vs, cfgs, fit, err := reportVariants(cfg, rs, opts, tg, reserveBytes)
 	if err != nil {
 		return err
 	}
 	var rows []memreport.Row
 	for _, v := range vs {
-		row, err := memRow(cfg, v, tg, reserveBytes, opts)
+		vc, ok := cfgs[v.Name]
+		if !ok {
+			vc = v.Apply(cfg)
+			v = accumNote(v, cfg)
+		}
+		row, err := memRow(vc, v, tg, reserveBytes, opts)
 		if err != nil {
 			return err
 		}
@@ -135,8 +140,12 @@ func runMemreport(_ context.Context, opts memreportOptions, s streams) error {
 		}
 	}
 	if opts.asJSON {
-		js, _ := json.MarshalIndent(map[string]any{"title": title, "device": tg.desc, "backend": tg.backend, "memory_bytes": tg.limit,
-			"reserve_bytes": reserveBytes, "rows": rows}, "", "  ")
+		rep := map[string]any{"title": title, "device": tg.desc, "backend": tg.backend, "memory_bytes": tg.limit,
+			"reserve_bytes": reserveBytes, "rows": rows}
+		if fit != nil {
+			rep["fit"] = fit
+		}
+		js, _ := json.MarshalIndent(rep, "", "  ")
 		_, err := fmt.Fprintln(s.out, string(js))
 		return err
 	}
@@ -144,47 +153,47 @@ func runMemreport(_ context.Context, opts memreportOptions, s streams) error {
 	if !opts.all && opts.variants == "" {
 		fmt.Fprintln(s.out, "(--all lists every variant: each rank, recomputation policy, precision and fused update)")
 	}
+	if fit != nil {
+		printFit(s.out, fit, tg, reserveBytes, len(opts.config.sets) > 0)
+	}
 	return nil
 }
 
 // reportVariants are the variants to report: --variants' or --all's, else
-// the default few plus the best that fits.
-func reportVariants(cfg train.Config, rs []float64, opts memreportOptions, tg target, reserve int64) ([]memreport.Variant, error) {
+// the default few; and, unless --variants, the fit ranking, whose best
+// variant (or closest, when nothing fits) joins the rows. cfgs holds the
+// configs of the rows the ranking built (Apply would not give them: they
+// keep the config's accumulation).
+func reportVariants(cfg train.Config, rs []float64, opts memreportOptions, tg target, reserve int64) (vs []memreport.Variant, cfgs map[string]train.Config, fit *memreport.FitReport, err error) {
 	if opts.variants != "" {
 		vs := memreport.Variants(rs, strings.Split(opts.variants, ","))
 		if len(vs) == 0 {
-			return nil, usagef("--variants %q matches no variant", opts.variants)
+			return nil, nil, nil, usagef("--variants %q matches no variant", opts.variants)
 		}
-		return vs, nil
+		return vs, nil, nil, nil
 	}
-	vs := memreport.Defaults(cfg, rs)
-	fits := func(v memreport.Variant) (bool, error) {
-		vc := v.Apply(cfg)
-		if err := vc.Validate(); err != nil {
-			return false, nil
-		}
-		p, _, err := train.PredictRankMemory(vc, vc.Train.MicroBatch, vc.Train.SeqLen, tg.backend, max(opts.gpus, 1))
-		return err == nil && p.PeakAll+reserve <= tg.limit, err
+	vs = memreport.Defaults(cfg, rs)
+	if fit, err = fitReport(cfg, opts, tg, reserve); err != nil {
+		return nil, nil, nil, err
 	}
-	best, ok, err := memreport.BestFit(cfg, fits)
-	if err != nil {
-		return nil, err
+	cfgs = map[string]train.Config{}
+	if c, role := fitRow(fit, cfg.Train.MicroBatch); c != nil {
+		v := c.Variant
+		v.Role = role
+		vs = memreport.Merge(vs, v)
+		cfgs[v.Name] = c.Config
 	}
-	if !ok {
-		best.Role = fmt.Sprintf("nothing fits %s GiB at micro-batch %d; the leanest", gib(tg.limit-reserve), cfg.Train.MicroBatch) + strings.TrimPrefix(best.Role, memreport.RoleBestFit)
-	}
-	vs = memreport.Merge(vs, best)
 	if opts.all {
 		for _, v := range memreport.Variants(rs, nil) {
 			vs = memreport.Merge(vs, v)
 		}
 	}
-	return vs, nil
+	return vs, cfgs, fit, nil
 }
 
-// memRow predicts (and with --measure measures) variant v of cfg.
-func memRow(cfg train.Config, v memreport.Variant, tg target, reserveBytes int64, opts memreportOptions) (memreport.Row, error) {
-	vc := v.Apply(cfg)
+// memRow predicts (and with --measure measures) variant v, whose config
+// is vc.
+func memRow(vc train.Config, v memreport.Variant, tg target, reserveBytes int64, opts memreportOptions) (memreport.Row, error) {
 	if err := vc.Validate(); err != nil {
 		return memreport.Row{}, usagef("variant %s: %w", v.Name, err)
 	}

@@ -6,7 +6,6 @@ package memreport
 // variant of every option (Variants, memreport --all).
 
 import (
-	"fmt"
 	"slices"
 	"strings"
 
@@ -78,70 +77,4 @@ func Merge(vs []Variant, v Variant) []Variant {
 		}
 	}
 	return append(vs, v)
-}
-
-// BestFit is the fastest variant of cfg's mode (full rank, or CompAct at its
-// rank) that fits: the least recomputation first, and at each policy the
-// config's own precisions, then master-free weights, bf16 moments and the
-// fused update, which cost no compute. fits says whether a variant fits;
-// ok is false when none does (v is then the leanest). The role carries the
-// --set overrides that turn cfg into v.
-func BestFit(cfg train.Config, fits func(Variant) (bool, error)) (v Variant, ok bool, err error) {
-	own := AsConfigured(cfg)
-	type prec struct {
-		weights, state string
-		fused          bool
-	}
-	precs := []prec{
-		{own.Weights, own.OptimizerState, own.FusedUpdate},
-		{train.WeightsBF16SR, own.OptimizerState, own.FusedUpdate},
-		{train.WeightsBF16SR, train.StateBF16, own.FusedUpdate},
-		{train.WeightsBF16SR, train.StateBF16, true},
-	}
-	tried := map[string]bool{}
-	for _, rc := range model.RecomputeNames {
-		for _, p := range precs {
-			v = own
-			v.AsConfigured = false
-			v.Recompute, v.Weights, v.OptimizerState, v.FusedUpdate = rc, p.weights, p.state, p.fused
-			v = v.named()
-			if tried[v.Name] {
-				continue
-			}
-			tried[v.Name] = true
-			if v.Name == own.Name {
-				v.AsConfigured = true // exactly the config, its other keys included
-			}
-			if ok, err = fits(v); err != nil || ok {
-				v.Role = RoleBestFit + overrides(cfg, own, v)
-				return v, ok, err
-			}
-		}
-	}
-	v.Role = RoleBestFit + overrides(cfg, own, v)
-	return v, false, nil
-}
-
-// overrides says which --set turn the config (own) into v.
-func overrides(cfg train.Config, own, v Variant) string {
-	var sets []string
-	if v.Recompute != own.Recompute {
-		sets = append(sets, "train.recompute="+v.Recompute)
-	}
-	if v.Weights != own.Weights {
-		sets = append(sets, "train.weights="+v.Weights)
-	}
-	if v.OptimizerState != own.OptimizerState {
-		sets = append(sets, "train.optimizer_state="+v.OptimizerState)
-	}
-	if v.FusedUpdate != own.FusedUpdate {
-		sets = append(sets, fmt.Sprintf("train.fused_update=%v", v.FusedUpdate))
-		if v.FusedUpdate && cfg.Train.GradClip != 0 {
-			sets = append(sets, "train.grad_clip=0")
-		}
-	}
-	if len(sets) == 0 {
-		return ""
-	}
-	return ": --set " + strings.Join(sets, " --set ")
 }

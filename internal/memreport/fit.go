@@ -195,10 +195,8 @@ func Fit(r FitRequest) (*FitReport, error) {
 		return rep, nil
 	}
 	rep.Closest = leanest(cands)
-	if rep.Closest != nil {
-		if rep.Split, err = r.split(*rep.Closest); err != nil {
-			return nil, err
-		}
+	if rep.Split, err = r.split(); err != nil {
+		return nil, err
 	}
 	return rep, nil
 }
@@ -345,55 +343,47 @@ func leanest(cs []Candidate) *Candidate {
 }
 
 // split finds the largest micro-batch below the config's that divides it
-// and at which the closest variant's options fit, keeping micro_batch x
-// grad_accum; there it ranks every variant. Peaks fall with the
-// micro-batch, so a binary search over the divisors finds it.
-func (r FitRequest) split(closest Candidate) (*Split, error) {
+// and at which something fits, keeping micro_batch x grad_accum, and there
+// the fastest variant. Peaks fall with the micro-batch, so the leanest
+// variant at micro-batch 1 (the options the split can run: accumulation
+// rules out some) probes the divisors in a binary search.
+func (r FitRequest) split() (*Split, error) {
 	B, A := r.Config.Train.MicroBatch, max(r.Config.Train.GradAccum, 1)
 	divs := divisorsBelow(B)
-	at := func(d int) []string {
-		return []string{fmt.Sprintf("train.micro_batch=%d", d), fmt.Sprintf("train.grad_accum=%d", A*(B/d))}
-	}
-	fits := func(d int) (Candidate, bool, error) {
-		c, why, err := r.candidate(mergeSets(r.Base, at(d), closest.options))
-		if err != nil || why != "" {
-			return c, false, err
-		}
-		return c, c.Fits, nil
-	}
 	if len(divs) == 0 {
 		return nil, nil
 	}
-	last, ok, err := fits(divs[len(divs)-1])
+	at := func(d int) []string {
+		return []string{fmt.Sprintf("train.micro_batch=%d", d), fmt.Sprintf("train.grad_accum=%d", A*(B/d))}
+	}
+	ones, _, err := r.candidates(at(1))
 	if err != nil {
 		return nil, err
 	}
-	if !ok {
-		s := &Split{MicroBatch: 1, GradAccum: A * B}
-		if last.Variant.Name != "" {
-			s.Closest = &last
-		}
-		return s, nil
+	probe := leanest(ones)
+	if probe == nil || !probe.Fits {
+		return &Split{MicroBatch: 1, GradAccum: A * B, Closest: probe}, nil
 	}
-	lo, hi := 0, len(divs)-1 // divs[hi] fits; find the first (largest) that does
+	lo, hi := 0, len(divs)-1 // divs[hi] = 1 fits; find the first (largest) that does
 	for lo < hi {
 		mid := (lo + hi) / 2
-		_, ok, err := fits(divs[mid])
+		c, why, err := r.candidate(mergeSets(r.Base, at(divs[mid]), probe.options))
 		if err != nil {
 			return nil, err
 		}
-		if ok {
+		if why == "" && c.Fits {
 			hi = mid
 		} else {
 			lo = mid + 1
 		}
 	}
-	d := divs[hi]
-	cands, _, err := r.candidates(at(d))
-	if err != nil {
-		return nil, err
+	cands := ones
+	if d := divs[hi]; d != 1 {
+		if cands, _, err = r.candidates(at(d)); err != nil {
+			return nil, err
+		}
 	}
-	s := &Split{MicroBatch: d, GradAccum: A * (B / d)}
+	s := &Split{MicroBatch: divs[hi], GradAccum: A * (B / divs[hi])}
 	for i := range cands {
 		if cands[i].Fits {
 			s.Best = &cands[i]

@@ -139,6 +139,17 @@ func TestFitNothingFits(t *testing.T) {
 	if s.MicroBatch*s.GradAccum != 64 || s.MicroBatch < 8 || s.Best.PeakBytes > r.Limit || !slices.Contains(s.Best.Set, "train.micro_batch=8") {
 		t.Errorf("split: micro-batch %d x %d, best %s at %d (limit %d), --set %v", s.MicroBatch, s.GradAccum, s.Best.Variant.Name, s.Best.PeakBytes, r.Limit, s.Best.Set)
 	}
+	// Without accumulation the closest is fused, which no split can run:
+	// the split still finds the unfused variant that fits.
+	r1 := fitRequest(t, 0, "train.micro_batch=32", "train.grad_accum=1")
+	r1.Limit = r.Limit
+	f1, err := Fit(r1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f1.Best != nil || !f1.Closest.Variant.FusedUpdate || f1.Split == nil || f1.Split.Best == nil || f1.Split.MicroBatch < 8 || f1.Split.Best.Variant.FusedUpdate {
+		t.Errorf("grad_accum 1: closest %+v, split %+v", f1.Closest, f1.Split)
+	}
 	r.Limit = 1
 	if f, err = Fit(r); err != nil || f.Best != nil || f.Split == nil || f.Split.Best != nil || f.Split.MicroBatch != 1 || f.Split.GradAccum != 64 || f.Split.Closest == nil {
 		t.Errorf("1 byte: %+v, %v", f, err)
