@@ -32,9 +32,12 @@ func newMemreportCmd() *cobra.Command {
 		Long: `memreport predicts the peak memory of training steps by category, on the
 device in use (--device: a GPU, or this host's memory on the CPU), and the
 largest micro-batch that fits. By default it reports the config as written,
-full rank, CompAct at each of --ranks, the lean configuration and the fastest
-variant that fits (with the --set that gives it); --all lists every variant,
---variants the ones named. --measure runs real steps on the same device and
+full rank, CompAct at each of --ranks and the lean configuration; --all lists
+every variant, --variants the ones named. Unless --variants, it then ranks the
+variants of the config that fit --memory (less --reserve) at the config's own
+micro-batch and accumulation by predicted speed, and prints the --set of the
+best (or, where nothing fits, the closest and a smaller micro-batch at the same
+global batch that does). --measure runs real steps on the same device and
 prints the measured peaks beside the prediction. Without --config it uses the
 built-in configs/tiny.yaml, as pretrain does.`,
 		Args: cobra.NoArgs,
@@ -48,7 +51,7 @@ built-in configs/tiny.yaml, as pretrain does.`,
 	f.IntVar(&opts.batch, "batch", 0, "micro-batch to report (default train.micro_batch)")
 	f.StringVar(&opts.memory, "memory", "", "device memory to fit in, e.g. 80GiB (default: the device's: the GPU's, or this host's on the CPU; 80GiB for --device cuda on a machine without one)")
 	f.Float64Var(&opts.reserve, "reserve", 1.0, "GiB kept free for the CUDA context, kernels and allocator rounding when finding the largest micro-batch")
-	f.StringVar(&opts.ranks, "ranks", "0.5,0.25,0.125", "CompAct ranks to compare (fractions of each layer's width, or absolute)")
+	f.StringVar(&opts.ranks, "ranks", "0.5,0.25,0.125", "CompAct ranks to compare (fractions of each layer's width, or absolute); given, also the ranks the fit ranking tries besides the config's (default: 0.25)")
 	f.BoolVar(&opts.all, "all", false, "report every variant (every rank, recomputation policy, precision and fused update), not the default few")
 	f.StringVar(&opts.variants, "variants", "", "only variants whose names start with one of these (comma-separated), e.g. full+none,r0.25+none")
 	f.IntVar(&opts.maxBatch, "max-batch", 4096, "largest micro-batch the search tries")

@@ -161,7 +161,9 @@ type FitReport struct {
 	Closest *Candidate `json:"closest,omitempty"`
 	Split   *Split     `json:"split,omitempty"`
 	LeftOut []LeftOut  `json:"left_out,omitempty"`
-	Tried   int        `json:"variants_tried"`
+	// Tried counts the variants predicted at the config's batch (those
+	// left out not included).
+	Tried int `json:"variants_tried"`
 }
 
 // Fit ranks the variants of r.Config that fit r.Limit at its own micro-batch
