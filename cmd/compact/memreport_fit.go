@@ -93,7 +93,12 @@ func cardName(tg target) (name, prep string) {
 	if tg.backend == device.CPU {
 		return gib(tg.limit) + " GiB on the CPU backend", "in"
 	}
-	return "a " + gib(tg.limit) + " GiB GPU", "on"
+	size := gib(tg.limit)
+	article := "a"
+	if strings.HasPrefix(size, "8") || strings.HasPrefix(size, "11.") || strings.HasPrefix(size, "18.") {
+		article = "an" // eight, eleven, eighteen, eighty...
+	}
+	return article + " " + size + " GiB GPU", "on"
 }
 
 // needs is a candidate's predicted peak.
