@@ -103,14 +103,6 @@ func (m *Model) blockBuf(l int) *gpu.Tensor {
 	return m.arena.blockGrad
 }
 
-// ClearGrads zeroes the gradients of ps: a pipelined update's hook calls it
-// once it has updated them.
-func (m *Model) ClearGrads(ps []*Param) {
-	for _, p := range ps {
-		m.be.Zero(p.Grad)
-	}
-}
-
 // checkHook refuses a fused training pass that no optimizer step receives:
 // its gradients would be overwritten unused.
 func (m *Model) checkHook() error {

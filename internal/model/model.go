@@ -100,7 +100,7 @@ type Options struct {
 	// group's gradients past its call, until its next call or the end of
 	// the pass, so that their cross-rank reduction can run during the next
 	// block's backward: consecutive blocks' gradients live in two buffers,
-	// and the hook clears each group's gradients (ClearGrads) once done
+	// and the hook clears each group's gradients once done
 	// with them (fused.go).
 	PipelinedUpdate bool
 }
@@ -288,7 +288,7 @@ func (m *Model) Init(seed uint64) error {
 	wg.Wait()
 	for i, p := range m.Params {
 		m.roundWeights(bufs[i])
-		if err := m.be.Upload(p.Updatable(), bufs[i]); err != nil {
+		if err := m.be.Upload(p.updatable(), bufs[i]); err != nil {
 			return fmt.Errorf("init %s: %w", p.Name, err)
 		}
 		bufs[i] = nil
@@ -340,18 +340,9 @@ func (m *Model) SyncWeights() error {
 	return m.be.Copy(m.arena.w.Rows(lo, lo+m.arena.master.Len()), m.arena.master)
 }
 
-// SyncParam rounds p's master copy into its weights, as SyncWeights does
-// for the whole arena: the same conversion, element by element.
-func (m *Model) SyncParam(p *Param) error {
-	if p.Master == nil {
-		return nil
-	}
-	return m.be.Copy(p.W, p.Master)
-}
-
-// Updatable is the tensor the optimizer changes: the master copy when there
-// is one, else W.
-func (p *Param) Updatable() *gpu.Tensor {
+// updatable is the tensor an update or a load changes: the master copy
+// when there is one, else W.
+func (p *Param) updatable() *gpu.Tensor {
 	if p.Master != nil {
 		return p.Master
 	}

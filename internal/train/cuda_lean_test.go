@@ -9,6 +9,7 @@ import (
 	"github.com/compact-llm/compact/internal/gpu"
 	"github.com/compact-llm/compact/internal/gpu/cuda"
 	"github.com/compact-llm/compact/internal/model"
+	"github.com/compact-llm/compact/internal/optim"
 )
 
 // One master-free, bf16-state optimizer step on the GPU against the CPU
@@ -39,7 +40,7 @@ func TestCUDALeanStepMatchesCPU(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		od, err := NewOptimizer(md, optimizerConfig(cfg))
+		od, err := optim.New(md, optimizerConfig(cfg))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -55,7 +56,7 @@ func TestCUDALeanStepMatchesCPU(t *testing.T) {
 			for _, m := range []*model.Model{mc, md} {
 				setGrads(t, m, float64(step))
 			}
-			for _, o := range []*Optimizer{oc, od} {
+			for _, o := range []*optim.Optimizer{oc, od} {
 				o.BeginStep()
 				if _, err := o.Update(0.01); err != nil {
 					t.Fatal(err)

@@ -13,11 +13,12 @@ import (
 	"github.com/compact-llm/compact/internal/gpu"
 	"github.com/compact-llm/compact/internal/gpu/cpu"
 	"github.com/compact-llm/compact/internal/model"
+	"github.com/compact-llm/compact/internal/optim"
 )
 
 // fusedPair builds the same run unfused and fused (grad_clip 0, grad_accum
 // 1) on be, both initialised from one seed.
-func fusedPair(t *testing.T, be func() gpu.Backend, cfg Config) (ms [2]*model.Model, opts [2]*Optimizer) {
+func fusedPair(t *testing.T, be func() gpu.Backend, cfg Config) (ms [2]*model.Model, opts [2]*optim.Optimizer) {
 	t.Helper()
 	cfg.Train.GradClip, cfg.Train.GradAccum = 0, 1
 	for i, fused := range []bool{false, true} {
@@ -33,7 +34,7 @@ func fusedPair(t *testing.T, be func() gpu.Backend, cfg Config) (ms [2]*model.Mo
 		if err := m.Init(3); err != nil {
 			t.Fatal(err)
 		}
-		o, err := NewOptimizer(m, optimizerConfig(c))
+		o, err := optim.New(m, optimizerConfig(c))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -44,7 +45,7 @@ func fusedPair(t *testing.T, be func() gpu.Backend, cfg Config) (ms [2]*model.Mo
 
 // trainStep is one training step as the trainer takes it, returning the
 // device loss sum and the gradient norm.
-func trainStep(t *testing.T, m *model.Model, o *Optimizer, in, tg []int32, B, T int, lr float64) (float64, float64) {
+func trainStep(t *testing.T, m *model.Model, o *optim.Optimizer, in, tg []int32, B, T int, lr float64) (float64, float64) {
 	t.Helper()
 	o.Begin(lr, true)
 	m.ZeroGrads()
@@ -210,7 +211,7 @@ func TestFusedMisuse(t *testing.T) {
 	}
 	c := cfg
 	c.Train.FusedUpdate = true
-	if _, err := NewOptimizer(m, optimizerConfig(c)); err == nil {
+	if _, err := optim.New(m, optimizerConfig(c)); err == nil {
 		t.Error("fused optimizer with grad_clip 1: no error")
 	}
 }
@@ -232,7 +233,7 @@ func TestFusedUpdateNeedsNoClip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Fused() || m.GradArena() == nil {
+	if m.Fused() || m.Layout().Grads == nil {
 		t.Error("grad_accum 2: want the unfused engine with its gradient arena")
 	}
 }
@@ -294,7 +295,7 @@ func TestFusedMemoryPrediction(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := NewOptimizer(m, optimizerConfig(fc)); err != nil {
+		if _, err := optim.New(m, optimizerConfig(fc)); err != nil {
 			t.Fatal(err)
 		}
 		if err := m.Prepare(4, 64); err != nil {

@@ -98,7 +98,7 @@ func (t *Trainer) restartFromInit() error {
 	if err := t.model.Init(t.cfg.Train.Seed); err != nil {
 		return err
 	}
-	t.opt.reset()
+	t.opt.Reset()
 	t.state.Step, t.state.Tokens, t.state.LR, t.state.Epoch = 0, 0, 0, 0
 	t.state.Health = nil
 	return nil

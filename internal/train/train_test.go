@@ -11,6 +11,7 @@ import (
 	"github.com/compact-llm/compact/internal/data"
 	"github.com/compact-llm/compact/internal/gpu"
 	"github.com/compact-llm/compact/internal/gpu/cpu"
+	"github.com/compact-llm/compact/internal/optim"
 	"github.com/compact-llm/compact/internal/projection"
 )
 
@@ -160,7 +161,7 @@ func TestPredictedMemoryMatchesCPU(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := NewOptimizer(m, optimizerConfig(cfg)); err != nil {
+			if _, err := optim.New(m, optimizerConfig(cfg)); err != nil {
 				t.Fatal(err)
 			}
 			if err := m.Prepare(4, 64); err != nil {
@@ -206,7 +207,7 @@ func TestCompressedUpdateFormula(t *testing.T) {
 			t.Fatal(err)
 		}
 		m.Init(1)
-		opt, _ := NewOptimizer(m, optimizerConfig(cfg))
+		opt, _ := optim.New(m, optimizerConfig(cfg))
 		p := m.Param("model.layers.0.mlp.down_proj.weight")
 		rows, n, r := p.W.Shape[0], p.W.Shape[1], p.Group.Rank
 		G := make([]float64, rows*r)
@@ -250,7 +251,7 @@ func TestCompressedUpdateFormula(t *testing.T) {
 }
 
 func TestScheduleWarmupCosine(t *testing.T) {
-	s := Schedule{LR: 1, Warmup: 10, Total: 110, MinRatio: 0.1}
+	s := optim.Schedule{LR: 1, Warmup: 10, Total: 110, MinRatio: 0.1}
 	for step, want := range map[int]float64{1: 0.1, 10: 1, 60: 0.55, 110: 0.1, 200: 0.1} {
 		if got := s.At(step); math.Abs(got-want) > 1e-12 {
 			t.Errorf("At(%d) = %v, want %v", step, got, want)

@@ -14,6 +14,7 @@ import (
 	"github.com/compact-llm/compact/internal/dist"
 	"github.com/compact-llm/compact/internal/gpu"
 	"github.com/compact-llm/compact/internal/model"
+	"github.com/compact-llm/compact/internal/optim"
 	"github.com/schollz/progressbar/v3"
 )
 
@@ -50,8 +51,8 @@ type Trainer struct {
 	device  string
 	tok     data.Tokenizer
 	model   *model.Model
-	opt     *Optimizer
-	sched   Schedule
+	opt     *optim.Optimizer
+	sched   optim.Schedule
 	train   Batches
 	val     Batches
 	metrics *MetricsLog
@@ -156,13 +157,13 @@ func newTrainer(cfg Config, opts RunOptions) (_ *Trainer, err error) {
 	if t.model, err = newRankModel(t.be, cfg, oc.Shard, t.dp.world()); err != nil {
 		return nil, err
 	}
-	if t.opt, err = NewOptimizer(t.model, oc); err != nil {
+	if t.opt, err = optim.New(t.model, oc); err != nil {
 		return nil, err
 	}
 	if t.dp != nil {
-		t.opt.setExchange(t.dp)
+		t.opt.SetExchange(t.dp)
 	}
-	t.sched = Schedule{LR: cfg.PeakLR(), Warmup: cfg.Warmup(), Total: cfg.Train.Steps, MinRatio: cfg.Train.MinLRRatio}
+	t.sched = cfg.schedule()
 	t.logf("%s", cfg.RecipeLine())
 	if err := t.initWeights(resumeFrom); err != nil {
 		return nil, err
@@ -441,7 +442,7 @@ func (t *Trainer) stepEager(read bool) (loss, gradNorm float64, err error) {
 			return 0, 0, err
 		}
 	}
-	if t.dp != nil && !t.model.Fused() && !t.opt.shard.sharded() { // sharded: Apply reduce-scatters
+	if t.dp != nil && !t.model.Fused() && !t.opt.Sharded() { // sharded: Apply reduce-scatters
 		if err := t.dp.reduceArena(t.model); err != nil {
 			return 0, 0, err
 		}
@@ -491,7 +492,7 @@ func (t *Trainer) checkpointAt(ls json.RawMessage) error {
 		return fmt.Errorf("checkpoint at step %d: %w", t.state.Step, err)
 	}
 	var weights, moments []model.NamedTensor
-	if t.dp.rank() == 0 || t.opt.shard.sharded() { // sharded, every rank sends its moments (and master) to rank 0
+	if t.dp.rank() == 0 || t.opt.Sharded() { // sharded, every rank sends its moments (and master) to rank 0
 		var err error
 		if moments, err = t.opt.Moments(0); err != nil {
 			return fmt.Errorf("checkpoint at step %d: %w", t.state.Step, err)
@@ -508,7 +509,7 @@ func (t *Trainer) checkpointAt(ls json.RawMessage) error {
 	t.state.Epoch = t.modelEpoch()
 	t.state.World = t.dp.world()
 	t.state.Config = t.cfg
-	dir, err := saveCheckpoint(t.ckptRoot(), t.model, weights, moments, t.opt.momentDType(), t.state, int(t.tok.EOT()), t.cfg.Train.KeepCheckpoints)
+	dir, err := saveCheckpoint(t.ckptRoot(), t.model, weights, moments, t.opt.MomentDType(), t.state, int(t.tok.EOT()), t.cfg.Train.KeepCheckpoints)
 	if err != nil {
 		return fmt.Errorf("checkpoint at step %d: %w", t.state.Step, err)
 	}

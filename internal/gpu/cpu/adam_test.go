@@ -68,8 +68,8 @@ func (b leanBench) sameBits(what string, x, y *gpu.Tensor) {
 	}
 }
 
-// The fused lean ops give the bits of the staged path they replace: the
-// narrow tensors widened into Full copies, AdamW / AdamDirection on the
+// Adam's bf16 stores give the bits of the staged path: the narrow tensors
+// widened into Full copies, the fp32 step (weights or direction) on the
 // copies, then StochasticRound of each rounded result with the same keys.
 // Offsets that are not multiples of the Philox block (and differ between
 // weights and moments) check the noise indexing; clip 0.7 the gradient
@@ -100,8 +100,8 @@ func TestLeanOpsMatchStagedComposition(t *testing.T) {
 			}
 			p, m, v := b.tensor(pPrec, w0), b.tensor(mPrec, m0), b.tensor(mPrec, v0)
 			ps, ms, vs := b.clone(p, gpu.Full), b.clone(m, gpu.Full), b.clone(v, gpu.Full)
-			be.AdamWSR(p, g, m, v, clip, hp, r)
-			be.AdamW(ps, g, ms, vs, clip, hp)
+			be.Adam(gpu.AdamUpdate{Out: p, Grad: g, M: gpu.Moment{Data: m}, V: gpu.Moment{Data: v}, Clip: clip, Hyper: hp, Round: r})
+			adamW(be, ps, g, ms, vs, clip, hp)
 			b.storeStaged(name+" p", p, ps, c.weights, r.WeightParams())
 			b.storeStaged(name+" m", m, ms, c.lowM, r.MomentParams(gpu.StreamExpAvg))
 			b.storeStaged(name+" v", v, vs, c.lowM, r.MomentParams(gpu.StreamExpAvgSq))
@@ -109,8 +109,10 @@ func TestLeanOpsMatchStagedComposition(t *testing.T) {
 			dir, dirS := b.tensor(dPrec, make([]float32, n)), b.tensor(dPrec, make([]float32, n))
 			m, v = b.tensor(mPrec, m0), b.tensor(mPrec, v0)
 			ms, vs = b.clone(m, gpu.Full), b.clone(v, gpu.Full)
-			be.AdamDirectionSR(dir, g, m, v, clip, hp, r)
-			be.AdamDirection(dirS, g, ms, vs, clip, hp)
+			rd := r
+			rd.Weights = false
+			be.Adam(gpu.AdamUpdate{Out: dir, Grad: g, M: gpu.Moment{Data: m}, V: gpu.Moment{Data: v}, Clip: clip, Hyper: hp, Direction: true, Round: rd})
+			adamDirection(be, dirS, g, ms, vs, clip, hp)
 			b.sameBits(name+" direction", dir, dirS)
 			b.storeStaged(name+" direction m", m, ms, c.lowM, r.MomentParams(gpu.StreamExpAvg))
 			b.storeStaged(name+" direction v", v, vs, c.lowM, r.MomentParams(gpu.StreamExpAvgSq))
@@ -128,21 +130,21 @@ func (b leanBench) storeStaged(what string, fused, staged *gpu.Tensor, round boo
 		return
 	}
 	want := b.tensor(gpu.Low, make([]float32, staged.Len()))
-	b.be.StochasticRound(want, staged, rp)
+	b.be.StochasticRound(want, staged, 0, rp)
 	b.sameBits(what, fused, want)
 }
 
-// DecayAddSR is w = SR(fl(fl(decay*w) + d)) in float32 arithmetic with the
-// noise of arena element Offset+i, and a tensor updated in pieces at their
-// offsets gets the bits of one call.
-func TestDecayAddSR(t *testing.T) {
+// StochasticRound with beta is w = SR(fl(fl(beta*w) + d)) in float32
+// arithmetic with the noise of arena element Offset+i, and a tensor updated
+// in pieces at their offsets gets the bits of one call.
+func TestStochasticRoundBeta(t *testing.T) {
 	const n = 517
 	b := leanBench{t, New(2), rand.New(rand.NewPCG(5, 6))}
 	w0, d0 := b.randn(n, 0.05), b.randn(n, 1e-4)
 	rp := gpu.RoundParams{Seed: 77, Stream: gpu.StreamWeights, Step: 12, Offset: 1<<31 + 3}
 	const decay = float32(1 - 1e-3*0.1)
 	w, d := b.tensor(gpu.Low, w0), b.tensor(gpu.Full, d0)
-	b.be.DecayAddSR(w, d, decay, rp)
+	b.be.StochasticRound(w, d, decay, rp)
 	got := get(t, b.be, w)
 	up := 0
 	for i := range got {
@@ -163,7 +165,7 @@ func TestDecayAddSR(t *testing.T) {
 	for _, cut := range [][2]int{{0, 6}, {6, 301}, {301, n}} {
 		q := rp
 		q.Offset += int64(cut[0])
-		b.be.DecayAddSR(pieces.Rows(cut[0], cut[1]), d.Rows(cut[0], cut[1]), decay, q)
+		b.be.StochasticRound(pieces.Rows(cut[0], cut[1]), d.Rows(cut[0], cut[1]), decay, q)
 	}
 	b.sameBits("pieces", pieces, w)
 }
