@@ -94,7 +94,7 @@ def main():
 
     common = ["--set", "data.tokenizer=byte", "--set", "train.seq_len=%d" % T, "--set", "train.micro_batch=%d" % B]
     ev = lambda d, dev: json.loads(compact(args, "eval", "--checkpoint", d, "--data", W("val.bin"), "--batches", "1",
-                                           "--device", dev, "--json", *common))["loss"]
+                                           "--device", dev, "--json", *common))["val_loss"]
     row("load fp32 HF dir, eval loss (cpu)", ref32, ev(W("hf32"), "cpu"), 1e-4)
     row("load bf16 HF dir, eval loss (cpu)", ref16, ev(W("hf16"), "cpu"), 1e-4)
     cuda = torch.cuda.is_available()
@@ -155,7 +155,7 @@ def main():
     ref_cls = torch.nn.functional.cross_entropy(logits, y).item()
     on_cuda("classifier eval loss (cuda vs transformers)", lambda: row(
         "classifier eval loss (cuda vs transformers)", ref_cls,
-        json.loads(compact(args, "eval", "--checkpoint", W("cls"), "--device", "cuda", "--json"))["loss"], 2e-2))
+        json.loads(compact(args, "eval", "--checkpoint", W("cls"), "--device", "cuda", "--json"))["val_loss"], 2e-2))
 
     table()
     if not all(r[5] for r in rows):

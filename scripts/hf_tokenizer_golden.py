@@ -23,6 +23,15 @@ the two families internal/data/hftokenizer.go reads:
                      Metaspace(prepend_scheme first, split false) pre-tokenizer
   mistral_metaspace  the same vocabulary with the older Metaspace format
                      (add_prefix_space) as pre-tokenizer and decoder
+  gemma3             Gemma-3's layout on the same vocabulary: normalizer
+                     Replace(" ", "▁") (no Prepend), pre-tokenizer Split on the
+                     String " " MergedWithPrevious, decoder Sequence[Replace("▁",
+                     " "), ByteFallback, Fuse] (no Strip)
+  split_string       no normalizer, Sequence[Split(String " ", Contiguous),
+                     Split(String "e", MergedWithNext), Split(String "--",
+                     MergedWithPrevious, invert), Split(String TAB, Removed)]
+                     on the same vocabulary: every split behavior on a String
+                     pattern, where the pieces matter
 
 For each it writes OUT/<name>/tokenizer.json and OUT/<name>/golden.json:
 token ids of a list of test strings as `tokenizers` encodes them (without the
@@ -313,6 +322,24 @@ def variants_from_llama2(j):
     return a, b, b_modern
 
 
+def gemma3_from_llama2(j):
+    """Gemma-3's normalizer, Split-on-String pre-tokenizer and decoder."""
+    g = json.loads(json.dumps(j))
+    g["normalizer"] = {"type": "Replace", "pattern": {"String": " "}, "content": "▁"}
+    g["pre_tokenizer"] = {"type": "Split", "pattern": {"String": " "}, "behavior": "MergedWithPrevious", "invert": False}
+    g["decoder"] = {"type": "Sequence", "decoders": [
+        {"type": "Replace", "pattern": {"String": "▁"}, "content": " "}, {"type": "ByteFallback"}, {"type": "Fuse"}]}
+    s = json.loads(json.dumps(j))
+    s["normalizer"] = None
+    s["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": [
+        {"type": "Split", "pattern": {"String": " "}, "behavior": "Contiguous", "invert": False},
+        {"type": "Split", "pattern": {"String": "e"}, "behavior": "MergedWithNext", "invert": False},
+        {"type": "Split", "pattern": {"String": "--"}, "behavior": "MergedWithPrevious", "invert": True},
+        {"type": "Split", "pattern": {"String": "\t"}, "behavior": "Removed", "invert": False},
+    ]}
+    return g, s
+
+
 def write_tokenizer(out_dir, name, j, tk):
     """Writes OUT/name/tokenizer.json and returns the tokenizer HF loads from it."""
     d = os.path.join(out_dir, name)
@@ -433,6 +460,10 @@ def main():
         if v is not None:
             built["llama2_metaspace"] = [v[0]]
             built["mistral_metaspace"] = [v[1], v[2]]  # legacy format first, modern if HF rejects it
+        g = attempt("derive gemma3 and split_string", lambda: gemma3_from_llama2(j2))
+        if g is not None:
+            built["gemma3"] = [g[0]]
+            built["split_string"] = [g[1]]
 
     for name, candidates in built.items():
         for k, j in enumerate(candidates):

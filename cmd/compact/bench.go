@@ -51,7 +51,7 @@ type benchOptions struct {
 func newBenchCmd() *cobra.Command {
 	var opts benchOptions
 	c := &cobra.Command{
-		Use:   "bench --config FILE [--modes full,compact] [--steps N]",
+		Use:   "bench [--config FILE] [--modes full,compact] [--steps N]",
 		Short: "Time training steps: tok/s, TFLOP/s, MFU and peak memory",
 		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
@@ -73,6 +73,7 @@ func runBench(_ context.Context, opts benchOptions, s streams) error {
 	if opts.steps <= 0 || opts.warmup < 0 {
 		return usagef("--steps must be positive and --warmup not negative")
 	}
+	opts.config.defaultToTiny(s)
 	modes := strings.Split(opts.modes, ",")
 	sets := make([]string, len(modes))
 	for i, mode := range modes { // every mode checked before the first is timed
@@ -91,7 +92,7 @@ func runBench(_ context.Context, opts benchOptions, s streams) error {
 		if err != nil {
 			return err
 		}
-		name := fmt.Sprintf("%s %s", opts.config.file, mode)
+		name := fmt.Sprintf("%s %s", configName(opts.config.file), mode)
 		if cfg.Compact.Enabled {
 			name += fmt.Sprintf(" r=%g", cfg.Compact.Rank)
 		}
@@ -99,6 +100,9 @@ func runBench(_ context.Context, opts benchOptions, s streams) error {
 		r, err := bench.Run(cfg, name, opts.warmup, opts.steps, prof)
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
+		}
+		if r.DeviceNote != "" && i == 0 {
+			fmt.Fprintf(s.err, "device: %s\n", r.DeviceNote)
 		}
 		results = append(results, r)
 	}
@@ -117,8 +121,8 @@ func printBenchTable(out io.Writer, results []bench.Result) {
 	fmt.Fprintln(w, "config\tdevice\ttok/s\tTFLOP/s\tMFU\tpeak memory\tms/step\t")
 	for _, r := range results {
 		mfu := "-"
-		if r.MFU > 0 {
-			mfu = fmt.Sprintf("%.1f%%", r.MFU*100)
+		if r.MFU != nil {
+			mfu = fmt.Sprintf("%.1f%%", *r.MFU*100)
 		}
 		fmt.Fprintf(w, "%s\t%s\t%.0f\t%.3g\t%s\t%s\t%.1f\t\n", r.Name, r.Device, r.TokPerS, r.TFLOPS, mfu,
 			train.FormatBytes(r.PeakBytes), r.StepMs)

@@ -35,7 +35,7 @@ that checkpoint instead, as eval and sample do.`,
 }
 
 func runConfig(_ context.Context, opts configOptions, s streams) error {
-	cfg, err := resolveConfig(opts)
+	cfg, err := resolveConfig(opts, s)
 	if err != nil {
 		return err
 	}
@@ -48,8 +48,9 @@ func runConfig(_ context.Context, opts configOptions, s streams) error {
 }
 
 // resolveConfig is the config from the defaults, or from --checkpoint's.
-func resolveConfig(opts configOptions) (train.Config, error) {
+func resolveConfig(opts configOptions, s streams) (train.Config, error) {
 	if opts.checkpoint == "" {
+		opts.config.defaultToTiny(s)
 		return opts.config.load()
 	}
 	_, cfg, err := opts.config.loadCheckpoint(opts.checkpoint)

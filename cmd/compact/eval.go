@@ -81,7 +81,7 @@ func runEval(_ context.Context, opts evalOptions, s streams) error {
 	if opts.asJSON {
 		js, err := json.Marshal(r)
 		if err != nil { // a non-finite loss: never print an empty line with exit 0
-			return fmt.Errorf("eval result: %w", err)
+			return fmt.Errorf("eval result of %s: %w", r.Checkpoint, err)
 		}
 		_, err = fmt.Fprintln(s.out, string(js))
 		return err

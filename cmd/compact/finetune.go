@@ -28,7 +28,6 @@ checkpoint). The model section comes from the base's config.json; model.*
 keys in --config or --set must equal it. finetune.task selects causal
 (token shards), completion (JSONL prompt/completion, loss on the completion)
 or classify (JSONL text/label, a score.weight head).`,
-		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			opts.given = givenFlags(c)
 			ctx, stop := interruptContext(c.Context())

@@ -83,7 +83,7 @@ func TestFinetuneTasksEvalSample(t *testing.T) {
 			t.Fatalf("%s: last metrics line %+v", r.name, last)
 		}
 		ev := evalJSON(t, "--checkpoint", out)
-		if l := ev["loss"].(float64); math.Abs(l-*last.ValLoss) > 1e-9*math.Abs(l) {
+		if l := ev["val_loss"].(float64); math.Abs(l-*last.ValLoss) > 1e-9*math.Abs(l) {
 			t.Errorf("%s: eval loss %v, the run's val_loss %v", r.name, l, *last.ValLoss)
 		}
 		raw, _ := os.ReadFile(filepath.Join(out, "metrics.jsonl"))

@@ -8,9 +8,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/compact-llm/compact/internal/data"
 )
 
 var binary string
@@ -39,22 +40,27 @@ func run(t *testing.T, env []string, args ...string) (int, string) {
 	cmd.Env = append(os.Environ(), env...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	err := cmd.Run()
+	return exitStatus(t, cmd.Run()), stderr.String()
+}
+
+// exitStatus is the exit status of a command that ended with err.
+func exitStatus(t *testing.T, err error) int {
+	t.Helper()
 	var exit *exec.ExitError
 	if errors.As(err, &exit) {
-		return exit.ExitCode(), stderr.String()
+		return exit.ExitCode()
 	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	return 0, stderr.String()
+	return 0
 }
 
 // shards tokenizes a few Go sources with the CLI itself.
 func shards(t *testing.T) (train, val string) {
 	t.Helper()
 	out := t.TempDir()
-	srcs, _ := filepath.Glob(filepath.Join(runtime.GOROOT(), "src", "strings", "*.go"))
+	srcs, _ := filepath.Glob(filepath.Join(goRoot(t), "src", "strings", "*.go"))
 	if len(srcs) == 0 {
 		t.Skip("no Go sources under GOROOT")
 	}
@@ -305,4 +311,14 @@ func TestMemreportGPUs(t *testing.T) {
 			t.Errorf("memreport %v: exit %d: %s", bad, code, stderr)
 		}
 	}
+}
+
+// goRoot is the Go distribution whose sources the tests tokenize.
+func goRoot(t *testing.T) string {
+	t.Helper()
+	d, err := data.GoRoot()
+	if err != nil {
+		t.Skip(err)
+	}
+	return d
 }

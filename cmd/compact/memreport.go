@@ -19,7 +19,7 @@ type memreportOptions struct {
 	config                          configFlags
 	memory, ranks, variants, plotTo string
 	batch, maxBatch, gpus           int
-	measure, asJSON                 bool
+	measure, asJSON, all            bool
 	reserve                         float64 // GiB
 	given                           flagsGiven
 }
@@ -27,9 +27,17 @@ type memreportOptions struct {
 func newMemreportCmd() *cobra.Command {
 	var opts memreportOptions
 	c := &cobra.Command{
-		Use:   "memreport --config FILE [--batch B] [--gpus N] [--memory 80GiB] [--measure] [--json] [--plot FILE.png]",
+		Use:   "memreport [--config FILE] [--batch B] [--gpus N] [--memory 80GiB] [--all] [--measure] [--json] [--plot FILE.png]",
 		Short: "Predict (and measure) peak device memory by category for full-rank and CompAct variants",
-		Args:  cobra.NoArgs,
+		Long: `memreport predicts the peak memory of training steps by category, on the
+device in use (--device: a GPU, or this host's memory on the CPU), and the
+largest micro-batch that fits. By default it reports the config as written,
+full rank, CompAct at each of --ranks, the lean configuration and the fastest
+variant that fits (with the --set that gives it); --all lists every variant,
+--variants the ones named. --measure runs real steps on the same device and
+prints the measured peaks beside the prediction. Without --config it uses the
+built-in configs/tiny.yaml, as pretrain does.`,
+		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			opts.given = givenFlags(c)
 			return runMemreport(c.Context(), opts, stdStreams())
@@ -38,15 +46,16 @@ func newMemreportCmd() *cobra.Command {
 	opts.config.register(c)
 	f := c.Flags()
 	f.IntVar(&opts.batch, "batch", 0, "micro-batch to report (default train.micro_batch)")
-	f.StringVar(&opts.memory, "memory", "", "device memory to fit in, e.g. 80GiB (default: the GPU's, or 80GiB without one)")
+	f.StringVar(&opts.memory, "memory", "", "device memory to fit in, e.g. 80GiB (default: the device's: the GPU's, or this host's on the CPU; 80GiB for --device cuda on a machine without one)")
 	f.Float64Var(&opts.reserve, "reserve", 1.0, "GiB kept free for the CUDA context, kernels and allocator rounding when finding the largest micro-batch")
 	f.StringVar(&opts.ranks, "ranks", "0.5,0.25,0.125", "CompAct ranks to compare (fractions of each layer's width, or absolute)")
+	f.BoolVar(&opts.all, "all", false, "report every variant (every rank, recomputation policy, precision and fused update), not the default few")
 	f.StringVar(&opts.variants, "variants", "", "only variants whose names start with one of these (comma-separated), e.g. full+none,r0.25+none")
 	f.IntVar(&opts.maxBatch, "max-batch", 4096, "largest micro-batch the search tries")
 	f.IntVar(&opts.gpus, "gpus", 1, "predict the per-GPU peak of a data-parallel job of N GPUs: with train.zero 1 each holds its share of the optimizer state (the largest share is reported)")
 	f.BoolVar(&opts.measure, "measure", false, "also run real steps on the device and report the measured peaks")
 	f.BoolVar(&opts.asJSON, "json", false, "print JSON instead of the table")
-	f.StringVar(&opts.plotTo, "plot", "", "write a stacked bar chart (PNG) of the predictions")
+	f.StringVar(&opts.plotTo, "plot", "", "write a bar chart of the predictions by category (PNG, or by extension SVG, PDF, JPEG)")
 	return c
 }
 
@@ -58,6 +67,9 @@ func (opts memreportOptions) check() error {
 	if opts.gpus > 1 && opts.measure {
 		return usagef("--measure with --gpus %d: the measurement runs one process; a job's ranks report their own peaks in memreport.json", opts.gpus)
 	}
+	if opts.all && opts.variants != "" {
+		return usagef("--all and --variants: --all reports every variant, --variants the ones named; give one")
+	}
 	if err := finiteFlags(map[string]float64{"reserve": opts.reserve}); err != nil {
 		return err
 	}
@@ -67,6 +79,11 @@ func (opts memreportOptions) check() error {
 	if opts.maxBatch > 1<<20 {
 		return usagef("--max-batch %d: at most %d", opts.maxBatch, 1<<20)
 	}
+	if opts.plotTo != "" {
+		if err := charts.CheckFormat(opts.plotTo); err != nil {
+			return usagef("--plot: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -74,74 +91,110 @@ func runMemreport(_ context.Context, opts memreportOptions, s streams) error {
 	if err := opts.check(); err != nil {
 		return err
 	}
+	opts.config.defaultToTiny(s)
 	cfg, err := opts.config.load()
 	if err != nil {
 		return err
 	}
 	if opts.batch > 0 {
+		// The sizes training checks, before anything is built for them.
 		cfg.Train.MicroBatch = opts.batch
+		if err := cfg.Validate(); err != nil {
+			return usagef("--batch %d: %w", opts.batch, err)
+		}
 	}
 	rs, err := parseRanks(opts.ranks)
 	if err != nil {
 		return err
 	}
-	var filter []string
-	if opts.variants != "" {
-		filter = strings.Split(opts.variants, ",")
-	}
-	vs := memreport.Variants(rs, filter)
-	if len(vs) == 0 {
-		return usagef("--variants %q matches no variant", opts.variants)
-	}
-	backend, limit, err := memoryTarget(cfg.Train.Device, opts.memory)
+	tg, err := memoryTarget(cfg.Train.Device, opts.memory, opts.measure)
 	if err != nil {
 		return err
 	}
 	reserveBytes := int64(opts.reserve * (1 << 30))
+	vs, err := reportVariants(cfg, rs, opts, tg, reserveBytes)
+	if err != nil {
+		return err
+	}
 	var rows []memreport.Row
 	for _, v := range vs {
-		row, err := memRow(cfg, v, backend, limit, reserveBytes, opts)
+		row, err := memRow(cfg, v, tg, reserveBytes, opts)
 		if err != nil {
 			return err
 		}
 		rows = append(rows, row)
 	}
 	name := opts.config.file
-	if name == "" {
-		name = "default config"
-	}
-	title := fmt.Sprintf("%s: micro-batch %d x %d tokens, %s, limit %s GiB", name, cfg.Train.MicroBatch, cfg.Train.SeqLen, backend, gib(limit))
+	title := fmt.Sprintf("%s: micro-batch %d x %d tokens on %s", name, cfg.Train.MicroBatch, cfg.Train.SeqLen, tg.desc)
 	if opts.gpus > 1 {
 		title += perGPUNote(opts.gpus, cfg.Train.Zero)
 	}
 	if opts.plotTo != "" {
-		if err := charts.PlotMemory(rows, title, limit, opts.plotTo); err != nil {
+		if err := charts.PlotMemory(rows, title, tg.limit, opts.plotTo); err != nil {
 			return fmt.Errorf("plot %s: %w", opts.plotTo, err)
 		}
 	}
 	if opts.asJSON {
-		js, _ := json.MarshalIndent(map[string]any{"title": title, "memory_bytes": limit,
+		js, _ := json.MarshalIndent(map[string]any{"title": title, "device": tg.desc, "backend": tg.backend, "memory_bytes": tg.limit,
 			"reserve_bytes": reserveBytes, "rows": rows}, "", "  ")
 		_, err := fmt.Fprintln(s.out, string(js))
 		return err
 	}
 	printMemTable(s.out, rows, title, reserveBytes, opts.maxBatch, opts.measure)
+	if !opts.all && opts.variants == "" {
+		fmt.Fprintln(s.out, "(--all lists every variant: each rank, recomputation policy, precision and fused update)")
+	}
 	return nil
 }
 
+// reportVariants are the variants to report: --variants' or --all's, else
+// the default few plus the best that fits.
+func reportVariants(cfg train.Config, rs []float64, opts memreportOptions, tg target, reserve int64) ([]memreport.Variant, error) {
+	if opts.variants != "" {
+		vs := memreport.Variants(rs, strings.Split(opts.variants, ","))
+		if len(vs) == 0 {
+			return nil, usagef("--variants %q matches no variant", opts.variants)
+		}
+		return vs, nil
+	}
+	vs := memreport.Defaults(cfg, rs)
+	fits := func(v memreport.Variant) (bool, error) {
+		vc := v.Apply(cfg)
+		if err := vc.Validate(); err != nil {
+			return false, nil
+		}
+		p, _, err := train.PredictRankMemory(vc, vc.Train.MicroBatch, vc.Train.SeqLen, tg.backend, max(opts.gpus, 1))
+		return err == nil && p.PeakAll+reserve <= tg.limit, err
+	}
+	best, ok, err := memreport.BestFit(cfg, fits)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		best.Role = fmt.Sprintf("nothing fits %s GiB at micro-batch %d; the leanest", gib(tg.limit-reserve), cfg.Train.MicroBatch) + strings.TrimPrefix(best.Role, memreport.RoleBestFit)
+	}
+	vs = memreport.Merge(vs, best)
+	if opts.all {
+		for _, v := range memreport.Variants(rs, nil) {
+			vs = memreport.Merge(vs, v)
+		}
+	}
+	return vs, nil
+}
+
 // memRow predicts (and with --measure measures) variant v of cfg.
-func memRow(cfg train.Config, v memreport.Variant, backend string, limit, reserveBytes int64, opts memreportOptions) (memreport.Row, error) {
+func memRow(cfg train.Config, v memreport.Variant, tg target, reserveBytes int64, opts memreportOptions) (memreport.Row, error) {
 	vc := v.Apply(cfg)
 	if err := vc.Validate(); err != nil {
 		return memreport.Row{}, usagef("variant %s: %w", v.Name, err)
 	}
-	p, _, err := train.PredictRankMemory(vc, vc.Train.MicroBatch, vc.Train.SeqLen, backend, max(opts.gpus, 1))
+	p, _, err := train.PredictRankMemory(vc, vc.Train.MicroBatch, vc.Train.SeqLen, tg.backend, max(opts.gpus, 1))
 	if err != nil {
 		return memreport.Row{}, fmt.Errorf("variant %s: %w", v.Name, err)
 	}
 	row := memreport.Row{Variant: v, Predicted: gpu.ByName(p.PeakAt), Kinds: p.Kinds}
 	row.Predicted["total"] = p.PeakAll
-	if row.MaxBatch, err = memreport.MaxMicroBatch(vc, vc.Train.SeqLen, backend, limit, reserveBytes, opts.maxBatch, max(opts.gpus, 1)); err != nil {
+	if row.MaxBatch, err = memreport.MaxMicroBatch(vc, vc.Train.SeqLen, tg.backend, tg.limit, reserveBytes, opts.maxBatch, max(opts.gpus, 1)); err != nil {
 		return memreport.Row{}, err
 	}
 	if opts.measure {
@@ -180,40 +233,52 @@ func parseRanks(s string) ([]float64, error) {
 	return out, nil
 }
 
-// deviceMemory is a backend that knows its device's memory (CUDA's).
-type deviceMemory interface {
-	MemGetInfo() (free, total int64, err error)
+// target is the device a report predicts for: the backend whose layout
+// and element sizes to predict, the memory to fit in, and its description.
+type target struct {
+	backend string
+	limit   int64
+	desc    string
 }
 
-// memoryTarget resolves the backend whose element sizes to predict and the
-// memory to fit in. Unless the device is the CPU the prediction is for a
-// GPU, even when this machine has none; the memory is then --memory, else
-// the GPU's, else 80 GiB.
-func memoryTarget(dev, memory string) (string, int64, error) {
-	backend := device.CPU
-	var total int64
-	if dev != device.CPU {
-		backend = device.CUDA
-		be, _, err := device.Open(dev, 1) // the CPU when auto finds no GPU
-		if err != nil {
-			return "", 0, err
+// memoryTarget resolves the device in use (auto: the GPU, else the CPU) and
+// its memory: the GPU's, or this host's for the CPU, unless --memory. On a
+// machine without a GPU, --device cuda still predicts a CUDA device (80 GiB
+// unless --memory), but cannot measure one.
+func memoryTarget(dev, memory string, measure bool) (target, error) {
+	var tg target
+	be, how, err := device.Open(dev, 1)
+	switch {
+	case err == nil:
+		tg.backend = device.CUDA
+		if be.Name() == device.CPU {
+			tg.backend = device.CPU
 		}
-		if m, ok := be.(deviceMemory); ok {
-			_, total, _ = m.MemGetInfo()
-		}
+		var what string
+		tg.limit, what = train.DeviceMemory(be)
 		be.Close()
+		tg.desc = fmt.Sprintf("%s, %s GiB of %s", how, gib(tg.limit), what)
+		if what == "" {
+			tg.desc = how
+		}
+	case dev == device.CUDA && !measure:
+		tg.backend, tg.desc = device.CUDA, fmt.Sprintf("a CUDA device (none here: %s)", device.Brief(err))
+	default:
+		return tg, usagef("--device %s: %w", dev, err)
 	}
 	if memory != "" {
 		b, err := parseBytes(memory)
 		if err != nil {
-			return "", 0, usagef("--memory: %v", err)
+			return tg, usagef("--memory: %v", err)
 		}
-		total = b
+		tg.limit = b
+		tg.desc += fmt.Sprintf(", fitting --memory %s GiB", gib(b))
 	}
-	if total == 0 {
-		total = 80 << 30
+	if tg.limit <= 0 {
+		tg.limit = 80 << 30
+		tg.desc += ", 80 GiB assumed (--memory)"
 	}
-	return backend, total, nil
+	return tg, nil
 }
 
 // parseBytes reads sizes such as 80GiB, 24GB, 512MiB or a plain byte count.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/compact-llm/compact/internal/gpu"
 	"github.com/compact-llm/compact/internal/memreport"
+	"github.com/compact-llm/compact/internal/train"
 )
 
 // memUnit is the unit a whole table is printed in: the largest that keeps
@@ -35,34 +36,29 @@ func (u memUnit) format(b int64) string {
 	return fmt.Sprintf("%.2f", float64(b)/u.bytes)
 }
 
-// activationKinds lists the activation kinds of all rows, largest first
-// (ties by name), so the columns are the same on every run.
+// activationKinds lists the activation kinds any row has, in the engine's
+// order (train.ActivationKinds), so the columns keep their order whatever
+// the variants.
 func activationKinds(rows []memreport.Row) []string {
-	most := map[string]int64{}
-	for _, r := range rows {
-		for k, v := range r.Kinds {
-			most[k] = max(most[k], v)
-		}
-	}
 	var kinds []string
-	for k := range most {
-		kinds = append(kinds, k)
-	}
-	sort.Slice(kinds, func(i, j int) bool {
-		if most[kinds[i]] != most[kinds[j]] {
-			return most[kinds[i]] > most[kinds[j]]
+	for _, k := range train.ActivationKinds {
+		for _, r := range rows {
+			if r.Kinds[k] > 0 {
+				kinds = append(kinds, k)
+				break
+			}
 		}
-		return kinds[i] < kinds[j]
-	})
+	}
 	return kinds
 }
 
 // costNote says why a variant needs more than full rank under the same
 // recomputation policy: the categories and activation kinds that grew most.
 func costNote(r memreport.Row, rows []memreport.Row, u memUnit) string {
+	// The base is full rank with the same recompute and precisions.
 	var base *memreport.Row
 	for i := range rows {
-		if !rows[i].Variant.Compact && rows[i].Variant.Recompute == r.Variant.Recompute {
+		if v := rows[i].Variant; !v.Compact && sameTag(v.Name, r.Variant.Name) {
 			base = &rows[i]
 		}
 	}
@@ -92,6 +88,33 @@ func costNote(r memreport.Row, rows []memreport.Row, u memUnit) string {
 		parts = append(parts, "+"+u.format(d.d)+" "+d.what)
 	}
 	return fmt.Sprintf("above %s by %s: %s", base.Variant.Name, u.format(r.Predicted["total"]-base.Predicted["total"]), strings.Join(parts, ", "))
+}
+
+// sameTag reports whether two variant names have the same precision and
+// fused tags and recompute policy (what follows full or rRANK[-perlayer]).
+func sameTag(a, b string) bool { return variantTag(a) == variantTag(b) }
+
+func variantTag(name string) string {
+	name = strings.TrimPrefix(name, "full")
+	if strings.HasPrefix(name, "r") {
+		if i := strings.IndexAny(name, "-+"); i >= 0 {
+			name = name[i:]
+		}
+	}
+	return strings.TrimPrefix(name, "-perlayer")
+}
+
+// note is a row's last column: its role in the default report, then why it
+// needs more than full rank.
+func note(r memreport.Row, rows []memreport.Row, u memUnit) string {
+	parts := []string{}
+	if r.Variant.Role != "" {
+		parts = append(parts, r.Variant.Role)
+	}
+	if c := costNote(r, rows, u); c != "" {
+		parts = append(parts, c)
+	}
+	return strings.Join(parts, "; ")
 }
 
 func printMemTable(out io.Writer, rows []memreport.Row, title string, reserve int64, searchCap int, measured bool) {
@@ -125,7 +148,7 @@ func printMemTable(out io.Writer, rows []memreport.Row, title string, reserve in
 		if measured {
 			line += u.format(r.Measured["total"]) + "\t" + fmt.Sprintf("%+.2f", *r.ErrorPercent) + "\t" + u.format(r.DriverUsed) + "\t"
 		}
-		fmt.Fprintln(w, line+" "+costNote(r, rows, u))
+		fmt.Fprintln(w, line+" "+note(r, rows, u))
 	}
 	w.Flush()
 	if capped {

@@ -24,11 +24,14 @@ func newPlotCmd() *cobra.Command {
 			return runPlot(c.Context(), opts, stdStreams())
 		},
 	}
-	c.Flags().StringVar(&opts.out, "out", "runs.png", "PNG file to write")
+	c.Flags().StringVar(&opts.out, "out", "runs.png", "image to write: PNG, or by extension SVG, PDF, JPEG")
 	return c
 }
 
 func runPlot(_ context.Context, opts plotOptions, s streams) error {
+	if err := charts.CheckFormat(opts.out); err != nil {
+		return usagef("--out: %w", err)
+	}
 	if err := charts.PlotRuns(opts.runs, opts.out); err != nil {
 		return err
 	}

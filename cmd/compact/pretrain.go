@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"fmt"
 
-	"github.com/compact-llm/compact/configs"
 	"github.com/compact-llm/compact/internal/train"
 	"github.com/spf13/cobra"
 )
@@ -21,7 +19,6 @@ func newPretrainCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "pretrain --config FILE --out DIR",
 		Short: "Train a model from scratch (or --resume from the newest checkpoint in DIR)",
-		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			opts.given = givenFlags(c)
 			ctx, stop := interruptContext(c.Context())
@@ -39,12 +36,7 @@ func runPretrain(ctx context.Context, opts pretrainOptions, s streams) error {
 	if err := opts.train.check(opts.given); err != nil {
 		return err
 	}
-	if opts.config.file == "" {
-		// Without a config the library default is a 77M model for 10000
-		// steps: far too much for a first try on a CPU.
-		opts.config.file = configs.Builtin + "tiny.yaml"
-		fmt.Fprintln(s.err, "no --config: using the built-in configs/tiny.yaml (a tiny model, 200 steps, minutes on a CPU); pass --config configs/llama-60m.yaml etc. for the paper's sizes")
-	}
+	opts.config.defaultToTiny(s)
 	cfg, err := opts.config.load(opts.train.overrides()...)
 	if err != nil {
 		return err

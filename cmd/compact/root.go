@@ -74,9 +74,19 @@ small space, and decompresses only the update (CompAct, NAACL 2025).`,
 		Args: unknownCommand,
 		RunE: func(c *cobra.Command, _ []string) error { return c.Help() },
 	}
+	root.SuggestionsMinimumDistance = 2 // cobra's own default is set only on a path we do not take
 	root.SetVersionTemplate("compact {{.Version}}\n")
-	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newPretrainCmd(), newFinetuneCmd(), newEvalCmd(), newSampleCmd(), newTokenizeCmd(), newBenchCmd(), newMemreportCmd(), newConfigCmd(), newPlotCmd())
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		// "compact pretrian --out x": cobra parses x's flags on the root,
+		// which has no --out; the mistake is the command's name.
+		if !c.HasParent() {
+			if args := c.Flags().Args(); len(args) > 0 {
+				return usageError{unknownCommand(c, args)}
+			}
+		}
+		return usageError{err}
+	})
+	root.AddCommand(newPretrainCmd(), newFinetuneCmd(), newEvalCmd(), newSampleCmd(), newTokenizeCmd(), newBenchCmd(), newMemreportCmd(), newConfigCmd(), newConfigsCmd(), newPlotCmd())
 	for _, c := range append(root.Commands(), root) {
 		if c.Args != nil {
 			c.Args = usageArgs(c.Args)

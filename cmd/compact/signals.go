@@ -44,23 +44,27 @@ func interruptContext(parent context.Context) (context.Context, func()) {
 const exitInterrupted = 130
 
 // resumeCommand is the command line that continues this run: this one
-// with --resume.
+// with --resume, which takes the newest checkpoint in --out. A --resume
+// PATH, --weights-only and --overwrite were done once and are dropped: the
+// checkpoints this run writes are complete and in --out.
 func resumeCommand() string {
 	args := []string{os.Args[0]}
-	has := false
-	for _, a := range os.Args[1:] {
-		if a == "--resume" || a == "--resume=true" {
-			has = true
-		}
-		if a == "--overwrite" || a == "--overwrite=true" {
-			continue // done once; --resume and --overwrite exclude each other
+	in := os.Args[1:]
+	for i := 0; i < len(in); i++ {
+		a := in[i]
+		name, _, _ := strings.Cut(a, "=")
+		switch name {
+		case "--resume":
+			if a == name && i+1 < len(in) && !strings.HasPrefix(in[i+1], "-") {
+				i++ // --resume PATH
+			}
+			continue
+		case "--weights-only", "--overwrite":
+			continue
 		}
 		args = append(args, shellQuote(a))
 	}
-	if !has {
-		args = append(args, "--resume")
-	}
-	return strings.Join(args, " ")
+	return strings.Join(append(args, "--resume"), " ")
 }
 
 // shellQuote quotes s for a POSIX shell when it needs it.

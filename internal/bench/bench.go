@@ -14,16 +14,19 @@ import (
 
 // Result is the timing of training steps of one configuration.
 type Result struct {
-	Name      string  `json:"name"`
-	Device    string  `json:"device"`
-	Params    int64   `json:"params"`
-	Tokens    int     `json:"tokens_per_step"`
-	StepMs    float64 `json:"step_ms"`
-	TokPerS   float64 `json:"tok_per_s"`
-	TFLOPS    float64 `json:"tflops"`
-	MFU       float64 `json:"mfu"`
-	PeakBytes int64   `json:"peak_bytes"`
-	Loss      float64 `json:"last_loss"`
+	Name   string `json:"name"`
+	Device string `json:"device"` // the backend, or the GPU's name
+	// DeviceNote says how auto chose the device ("cpu (no usable CUDA
+	// device: ...)"), printed once instead of in every row.
+	DeviceNote string   `json:"device_note,omitempty"`
+	Params     int64    `json:"params"`
+	Tokens     int      `json:"tokens_per_step"`
+	StepMs     float64  `json:"step_ms"`
+	TokPerS    float64  `json:"tok_per_s"`
+	TFLOPS     float64  `json:"tflops"`
+	MFU        *float64 `json:"mfu"` // null where the device's peak is unknown
+	PeakBytes  int64    `json:"peak_bytes"`
+	Loss       float64  `json:"last_loss"`
 	// GraphSteps is how many timed steps replayed a CUDA graph
 	// (train.cuda_graph); the others ran eagerly or were captured.
 	GraphSteps int `json:"graph_steps"`
@@ -44,11 +47,18 @@ func Run(cfg train.Config, name string, warmup, steps int, profile io.Writer) (R
 		return Result{}, err
 	}
 	defer be.Close()
+	if _, ok := be.(profiler); profile != nil && !ok {
+		return Result{}, train.Usagef("--profile times each CUDA kernel; the %s backend has no kernel profiler (%s)", be.Name(), desc)
+	}
 	r, err := run(be, cfg, warmup, steps, profile)
 	r.Name, r.Device = name, desc
-	if p := peakBF16(desc); p > 0 {
-		r.MFU = r.TFLOPS * 1e12 / p
+	if be.Name() == device.CPU {
+		r.Device = device.CPU
+		if desc != device.CPU {
+			r.DeviceNote = desc
+		}
 	}
+	r.MFU = train.MFU(cfg, desc, r.TokPerS)
 	return r, err
 }
 
@@ -98,8 +108,12 @@ func run(be gpu.Backend, cfg train.Config, warmup, steps int, profile io.Writer)
 
 // String formats a result as one table row.
 func (r Result) String() string {
-	s := fmt.Sprintf("%-28s %10.0f tok/s %8.1f TFLOP/s %6.1f%% MFU %8.2f GiB peak %8.1f ms/step",
-		r.Name, r.TokPerS, r.TFLOPS, r.MFU*100, float64(r.PeakBytes)/(1<<30), r.StepMs)
+	mfu := "    - MFU"
+	if r.MFU != nil {
+		mfu = fmt.Sprintf("%5.1f%% MFU", *r.MFU*100)
+	}
+	s := fmt.Sprintf("%-28s %10.0f tok/s %8.1f TFLOP/s %s %8.2f GiB peak %8.1f ms/step",
+		r.Name, r.TokPerS, r.TFLOPS, mfu, float64(r.PeakBytes)/(1<<30), r.StepMs)
 	if r.GraphSteps > 0 {
 		s += fmt.Sprintf(" (%d graph steps)", r.GraphSteps)
 	}

@@ -136,8 +136,9 @@ func TestPlotRunsRefusesBadRuns(t *testing.T) {
 	}
 }
 
-// The memory chart is one stacked bar per variant, 40 points wide each
-// plus 140 for the axes and legend, 5 inches tall: the categories with
+// The memory chart is one horizontal stacked bar per variant, 22 points
+// each plus 110 for the title and axis (at least 240, the legend's height),
+// 9 inches wide, so names of any length read on the left: the categories with
 // bytes appear in their colours, those without do not, and the limit line
 // is drawn only when it is in sight of the bars.
 func TestPlotMemory(t *testing.T) {
@@ -148,7 +149,7 @@ func TestPlotMemory(t *testing.T) {
 	}
 	rows := []memreport.Row{row("baseline", 2*gib, 2*gib, 6*gib), row("compact r=0.25", 2*gib, gib, 3*gib), row("lean", gib, gib, gib)}
 	dir := t.TempDir()
-	limitColor := color.RGBA{R: 200, A: 255}
+	limitColor := color.RGBA{R: 150, A: 255}
 	for _, c := range []struct {
 		limit     int64
 		limitLine bool
@@ -158,22 +159,22 @@ func TestPlotMemory(t *testing.T) {
 			t.Fatal(err)
 		}
 		img := readPNG(t, out)
-		// 3 x 40 + 140 = 260 points = 346.7 pixels at 96 dpi; 5 in = 480.
-		if got := img.Bounds().Size(); got != (image.Point{347, 480}) {
-			t.Fatalf("chart is %v pixels, want 347x480", got)
+		// max(3 x 22 + 110, 240) = 240 points = 320 pixels at 96 dpi; 9 in = 864.
+		if got := img.Bounds().Size(); got != (image.Point{864, 320}) {
+			t.Fatalf("chart is %v pixels, want 864x320", got)
 		}
 		for _, cat := range []gpu.Category{gpu.Weights, gpu.Grads, gpu.Activations} {
-			if n := count(img, categoryColors[cat], 0, 480); n < 50 {
+			if n := count(img, categoryColors[cat], 0, 320); n < 50 {
 				t.Errorf("%s: %d pixels of its colour", cat, n)
 			}
 		}
 		for _, cat := range []gpu.Category{gpu.Optimizer, gpu.Projection} {
-			if n := count(img, categoryColors[cat], 0, 480); n > 0 {
+			if n := count(img, categoryColors[cat], 0, 320); n > 0 {
 				t.Errorf("%s holds no bytes but covers %d pixels", cat, n)
 			}
 		}
 		// The dashed 1-point line is antialiased to shades of its red.
-		if n := countNear(img, limitColor, 60, 0, 480); (n > 20) != c.limitLine {
+		if n := countNear(img, limitColor, 60, 0, 320); (n > 20) != c.limitLine {
 			t.Errorf("limit %d GiB: %d pixels of the limit line, want it drawn: %v", c.limit/gib, n, c.limitLine)
 		}
 	}

@@ -3,12 +3,14 @@ package charts
 import (
 	"fmt"
 	"image/color"
+	"strings"
 
 	"github.com/compact-llm/compact/internal/gpu"
 	"github.com/compact-llm/compact/internal/memreport"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
 )
 
 // categoryColors gives each memory category its own colour.
@@ -23,37 +25,55 @@ var categoryColors = [gpu.NumCategories]color.Color{
 	color.RGBA{0x7f, 0x7f, 0x7f, 0xff}, // other
 }
 
-// PlotMemory draws one stacked bar per variant, one colour per category,
-// in GiB, with the memory limit as a line, and saves it as PNG.
+// PlotMemory draws one horizontal stacked bar per variant (the first row
+// on top), one colour per category, the total at the end of each bar and
+// the memory limit as a dashed line when it is in sight, and saves it in
+// the format of path's extension. Variant names read along the left, where
+// any length fits, and the legend sits in the space the bars leave free.
 func PlotMemory(rows []memreport.Row, title string, limit int64, path string) error {
-	p := plot.New()
-	p.Title.Text = title
-	p.Y.Label.Text = "GiB"
-	p.Legend.Top = true
-	w := vg.Points(22)
+	unit, unitName := float64(1<<30), "GiB"
 	var tallest float64
 	for _, r := range rows {
-		tallest = max(tallest, float64(r.Predicted["total"])/(1<<30))
+		tallest = max(tallest, float64(r.Predicted["total"]))
+	}
+	if tallest < 1<<30 {
+		unit, unitName = 1<<20, "MiB"
+	}
+	tallest /= unit
+	p := plot.New()
+	p.Title.Text = wrapTitle(title, 90)
+	p.Title.TextStyle.Font.Size = vg.Points(11)
+	p.X.Label.Text = "predicted peak, " + unitName
+	p.Add(plotter.NewGrid())
+	n := len(rows)
+	names := make([]string, n)
+	for i, r := range rows { // gonum counts y upwards: the first row goes on top
+		names[n-1-i] = r.Variant.Name
+		switch role := r.Variant.Role; {
+		case strings.Contains(role, memreport.RoleConfig) && strings.Contains(role, memreport.RoleBestFit):
+			names[n-1-i] += " (config, fits)"
+		case strings.Contains(role, memreport.RoleConfig):
+			names[n-1-i] += " (config)"
+		case strings.HasPrefix(role, memreport.RoleBestFit):
+			names[n-1-i] += " (best fit)"
+		}
 	}
 	var below *plotter.BarChart
-	names := make([]string, len(rows))
-	for i, r := range rows {
-		names[i] = r.Variant.Name
-	}
 	for c := gpu.Category(0); c < gpu.NumCategories; c++ {
-		vals := make(plotter.Values, len(rows))
+		vals := make(plotter.Values, n)
 		any := false
 		for i, r := range rows {
-			vals[i] = float64(r.Predicted[c.String()]) / (1 << 30)
-			any = any || vals[i] > 0
+			vals[n-1-i] = float64(r.Predicted[c.String()]) / unit
+			any = any || vals[n-1-i] > 0
 		}
 		if !any {
 			continue
 		}
-		bars, err := plotter.NewBarChart(vals, w)
+		bars, err := plotter.NewBarChart(vals, vg.Points(14))
 		if err != nil {
 			return err
 		}
+		bars.Horizontal = true
 		bars.LineStyle.Width = 0
 		bars.Color = categoryColors[c]
 		if below != nil {
@@ -63,24 +83,60 @@ func PlotMemory(rows []memreport.Row, title string, limit int64, path string) er
 		p.Add(bars)
 		p.Legend.Add(c.String(), bars)
 	}
+	totals := plotter.XYLabels{}
+	for i, r := range rows {
+		v := float64(r.Predicted["total"]) / unit
+		totals.XYs = append(totals.XYs, plotter.XY{X: v, Y: float64(n - 1 - i)})
+		totals.Labels = append(totals.Labels, fmt.Sprintf(" %.3g", v))
+	}
+	labels, err := plotter.NewLabels(totals)
+	if err != nil {
+		return err
+	}
+	for i := range labels.TextStyle {
+		labels.TextStyle[i].YAlign = draw.YCenter
+		labels.TextStyle[i].Font.Size = vg.Points(8)
+	}
+	p.Add(labels)
 	// The limit only helps when it is in sight of the bars; otherwise it
 	// squashes them, and the title carries it.
-	if limit > 0 && float64(limit)/(1<<30) < 1.5*tallest {
-		tallest = max(tallest, float64(limit)/(1<<30))
-		line, err := plotter.NewLine(plotter.XYs{{X: -0.5, Y: float64(limit) / (1 << 30)}, {X: float64(len(rows)) - 0.5, Y: float64(limit) / (1 << 30)}})
+	if l := float64(limit) / unit; limit > 0 && l < 1.5*tallest {
+		tallest = max(tallest, l)
+		line, err := plotter.NewLine(plotter.XYs{{X: l, Y: -0.6}, {X: l, Y: float64(n) - 0.4}})
 		if err != nil {
 			return err
 		}
-		line.Color = color.RGBA{R: 200, A: 255}
+		line.Color = color.RGBA{R: 150, A: 255} // darker than the optimizer's red, whatever the antialiasing
 		line.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
 		p.Add(line)
-		p.Legend.Add(fmt.Sprintf("limit %.0f GiB", float64(limit)/(1<<30)), line)
+		p.Legend.Add(fmt.Sprintf("limit %.3g %s", l, unitName), line)
 	}
-	p.Y.Min, p.Y.Max = 0, tallest*1.5 // head room for the legend
-	p.NominalX(names...)
-	p.X.Tick.Label.Rotation = 0.6
-	p.X.Tick.Label.XAlign = -1.0
-	p.X.Tick.Label.YAlign = -0.5
-	width := vg.Length(len(rows))*vg.Points(40) + vg.Points(140)
-	return p.Save(width, 5*vg.Inch, path)
+	// Room on the right for the totals and the legend.
+	p.X.Min, p.X.Max = 0, tallest*1.45
+	p.NominalY(names...)
+	p.Legend.Top = true
+	p.Legend.TextStyle.Font.Size = vg.Points(9)
+	height := vg.Length(n)*vg.Points(22) + vg.Points(110)
+	height = max(height, vg.Points(20*12)) // the legend's lines
+	c, err := newCanvas(9*vg.Inch, height, path)
+	if err != nil {
+		return err
+	}
+	p.Draw(draw.Crop(draw.New(c), vg.Points(8), -vg.Points(4), vg.Points(4), -vg.Points(4))) // margins: nothing touches the edge
+	return save(c, path)
+}
+
+// wrapTitle breaks a long title into lines of at most width characters
+// at ", " or spaces, so it is not clipped.
+func wrapTitle(s string, width int) string {
+	var lines []string
+	line := ""
+	for _, w := range strings.SplitAfter(s, " ") {
+		if len(line)+len(w) > width && line != "" {
+			lines = append(lines, strings.TrimSpace(line))
+			line = ""
+		}
+		line += w
+	}
+	return strings.Join(append(lines, strings.TrimSpace(line)), "\n")
 }

@@ -66,7 +66,8 @@ func GoRoot() (string, error) {
 			return d, nil
 		}
 	}
-	if d := runtime.GOROOT(); try(d) { // deprecated, but a useful fallback without `go` on PATH
+	//lint:ignore SA1019 the build-time root is only a fallback for a machine without `go` on PATH
+	if d := runtime.GOROOT(); try(d) {
 		return d, nil
 	}
 	if try("/usr/local/go") {
@@ -228,7 +229,7 @@ func DefaultCorpusDir(tok Tokenizer, maxBytes int64) (string, error) {
 		OutDir:      tmp,
 		ValEvery:    corpusValEvery,
 		ShardTokens: 1<<31 - 1,
-	}, corpusProducer(goroot, files))
+	}, corpusProducer(goroot, files), nil)
 	if err != nil {
 		return "", fmt.Errorf("default corpus: %w", err)
 	}
@@ -278,7 +279,7 @@ func ReadCorpusMeta(dir string) (CorpusMeta, error) {
 
 // corpusProducer emits the corpus files as documents, in order.
 func corpusProducer(goroot string, files []corpusFile) docProducer {
-	return func(ctx context.Context, emit func(string) error, skip func()) error {
+	return func(ctx context.Context, emit func(document) error, skip func()) error {
 		for _, f := range files {
 			if err := ctx.Err(); err != nil {
 				return err
@@ -292,7 +293,7 @@ func corpusProducer(goroot string, files []corpusFile) docProducer {
 				skip()
 				continue
 			}
-			if err := emit(string(b)); err != nil {
+			if err := emit(document{text: string(b)}); err != nil {
 				return err
 			}
 		}

@@ -148,3 +148,14 @@ func TestEscapeGlob(t *testing.T) {
 		t.Fatalf("got %v %v", got, err)
 	}
 }
+
+// goRoot is the Go distribution the default corpus is built from; a test
+// that reads its sources skips where there is none.
+func goRoot(t *testing.T) string {
+	t.Helper()
+	d, err := GoRoot()
+	if err != nil {
+		t.Skip(err)
+	}
+	return d
+}

@@ -9,7 +9,9 @@
 //     normalizer Sequence[Prepend("▁"), Replace(" ", "▁")] or a Metaspace
 //     pre-tokenizer, <0xXX> byte tokens for characters outside the vocabulary,
 //     and the decoder Sequence[Replace("▁", " "), ByteFallback, Fuse,
-//     Strip(" ", 1, 0)] or Metaspace.
+//     Strip(" ", 1, 0)] or Metaspace; Gemma-3's variant: the normalizer
+//     Replace(" ", "▁"), a Split pre-tokenizer on the String " "
+//     (hftokenizer_split.go, every split behavior) and no Strip.
 //
 // The pipeline is the library's: added tokens are split out of the raw text
 // (Aho-Corasick leftmost-longest, with lstrip, rstrip and single_word), each
@@ -20,7 +22,7 @@
 //
 // What is not reproduced: the post-processor is never applied (Encode adds no
 // BOS; BOS reports the id it would add), nor truncation, padding or BPE dropout.
-// The regexes are hand-written scanners for the patterns above only; a file
+// Split regexes are hand-written scanners for the patterns above only; a file
 // with another pre-tokenizer, normalizer, decoder or model is refused with an
 // error naming it.
 //

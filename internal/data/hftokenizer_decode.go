@@ -240,7 +240,7 @@ func hfDecoderOf(typ string, raw json.RawMessage) ([]hfDecoder, error) {
 			return nil, err
 		}
 		if utf8.RuneCountInString(s.Content) != 1 || s.Start < 0 || s.Stop < 0 {
-			return nil, fmt.Errorf("Strip content %q start %d stop %d is not supported", s.Content, s.Start, s.Stop)
+			return nil, fmt.Errorf("decoder Strip with content %q start %d stop %d is not supported", s.Content, s.Start, s.Stop)
 		}
 		r, _ := utf8.DecodeRuneInString(s.Content)
 		return []hfDecoder{hfStripDecoder{r, s.Start, s.Stop}}, nil

@@ -37,9 +37,9 @@ func LoadHFTokenizer(path string) (tok Tokenizer, err error) {
 			tok, err = nil, fmt.Errorf("tokenizer %s: %v", path, r)
 		}
 	}()
-	raw, err := os.ReadFile(path)
+	raw, err := ReadRegular(path)
 	if err != nil {
-		return nil, fmt.Errorf("tokenizer: %w", err)
+		return nil, fmt.Errorf("tokenizer %s: %w", path, err)
 	}
 	t, err := parseHFTokenizer(raw)
 	if err != nil {
@@ -380,7 +380,7 @@ func parseHFComponent[T any](raw json.RawMessage, field string, parseType func(t
 	}
 	var members []json.RawMessage
 	if err := json.Unmarshal(s[field], &members); err != nil {
-		return nil, fmt.Errorf("Sequence %s: %w", field, err)
+		return nil, fmt.Errorf("%s Sequence: %w", field, err)
 	}
 	var out []T
 	for _, r := range members {

@@ -57,13 +57,13 @@ func parseHFReplace(raw json.RawMessage) (hfReplace, error) {
 	}
 	if !isRe {
 		if lit == "" {
-			return hfReplace{}, errors.New("Replace with an empty pattern")
+			return hfReplace{}, errors.New("normalizer Replace with an empty pattern")
 		}
 		return hfReplace{literal: lit, content: r.Content}, nil
 	}
 	rx, err := regexp.Compile(re)
 	if err != nil {
-		return hfReplace{}, fmt.Errorf("Replace regex %q is not supported: %w", re, err)
+		return hfReplace{}, fmt.Errorf("normalizer Replace regex %q is not supported: %w", re, err)
 	}
 	return hfReplace{re: rx, content: r.Content}, nil
 }

@@ -1,5 +1,6 @@
-// This file holds the tokenizer.json pre-tokenizers (ByteLevel, Split,
-// Metaspace) and their parsing, GPT-2's byte-level alphabet and the
+// This file holds the tokenizer.json pre-tokenizers (ByteLevel, Split on
+// a known regex, Metaspace; Split on a String is hftokenizer_split.go) and
+// their parsing, GPT-2's byte-level alphabet and the
 // hand-written scanner for the LLaMA-3 / Qwen2 split pattern.
 
 package data
@@ -97,40 +98,7 @@ func (m hfMetaspace) apply(t *HFTokenizer, next int, p hfPiece, out []uint32) []
 // delimiter to the text after it (SplitDelimiterBehavior::MergedWithNext: a
 // delimiter followed by another delimiter stays alone).
 func splitMergedWithNext(s, delim string, first bool, out []hfPiece) []hfPiece {
-	type part struct {
-		start, end int
-		match      bool
-	}
-	var parts []part
-	for i := 0; i < len(s); {
-		if strings.HasPrefix(s[i:], delim) {
-			parts = append(parts, part{i, i + len(delim), true})
-			i += len(delim)
-			continue
-		}
-		j := strings.Index(s[i:], delim)
-		if j < 0 {
-			j = len(s) - i
-		}
-		parts = append(parts, part{i, i + j, false})
-		i += j
-	}
-	// Fold from the end, as the library does.
-	var acc []part
-	prevMatch := false
-	for k := len(parts) - 1; k >= 0; k-- {
-		pt := parts[k]
-		if pt.match && !prevMatch && len(acc) > 0 {
-			acc[len(acc)-1].start = pt.start
-		} else {
-			acc = append(acc, pt)
-		}
-		prevMatch = pt.match
-	}
-	for k := len(acc) - 1; k >= 0; k-- {
-		out = append(out, hfPiece{s[acc[k].start:acc[k].end], first && acc[k].start == 0})
-	}
-	return out
+	return splitPieces(s, splitParts(literalParts(s, delim, false), hfMergedWithNext), first, out)
 }
 
 // ---- byte-level alphabet ----
@@ -277,7 +245,7 @@ func parseMetaspace(raw json.RawMessage) (repl string, scheme int, split bool, e
 		return "", 0, false, err
 	}
 	if utf8.RuneCountInString(m.Replacement) != 1 {
-		return "", 0, false, fmt.Errorf("Metaspace replacement %q is not one character", m.Replacement)
+		return "", 0, false, fmt.Errorf("pre-tokenizer Metaspace replacement %q is not one character", m.Replacement)
 	}
 	scheme = hfPrependAlways
 	if m.PrependScheme != nil {
@@ -288,7 +256,7 @@ func parseMetaspace(raw json.RawMessage) (repl string, scheme int, split bool, e
 		case "never":
 			scheme = hfPrependNever
 		default:
-			return "", 0, false, fmt.Errorf("Metaspace prepend_scheme %q is not supported", *m.PrependScheme)
+			return "", 0, false, fmt.Errorf("pre-tokenizer Metaspace prepend_scheme %q is not supported", *m.PrependScheme)
 		}
 	}
 	if m.AddPrefixSpace != nil && !*m.AddPrefixSpace {
@@ -343,15 +311,19 @@ func hfPreTokenizerOf(typ string, raw json.RawMessage) ([]hfPreTokenizer, error)
 		if err := json.Unmarshal(raw, &s); err != nil {
 			return nil, err
 		}
-		_, re, isRe, err := hfPattern(s.Pattern)
+		lit, re, isRe, err := hfPattern(s.Pattern)
 		if err != nil {
 			return nil, err
 		}
 		if !isRe {
-			return nil, fmt.Errorf("Split on a String pattern is not supported (pattern %s)", s.Pattern)
+			b, err := parseSplitBehavior(s.Behavior)
+			if err != nil {
+				return nil, err
+			}
+			return []hfPreTokenizer{hfStringSplit{lit, b, s.Invert}}, nil
 		}
 		if s.Behavior != "Isolated" || s.Invert {
-			return nil, fmt.Errorf("Split with behavior %q invert %v is not supported (only Isolated)", s.Behavior, s.Invert)
+			return nil, fmt.Errorf("pre-tokenizer Split with behavior %q invert %v is not supported (only Isolated)", s.Behavior, s.Invert)
 		}
 		switch re {
 		case hfGPT2Pattern:
@@ -361,7 +333,7 @@ func hfPreTokenizerOf(typ string, raw json.RawMessage) ([]hfPreTokenizer, error)
 		case hfQwen2Pattern:
 			return []hfPreTokenizer{hfRegexSplit{llama3Splitter(1)}}, nil
 		}
-		return nil, fmt.Errorf("Split regex %q is not supported (known: the GPT-2, LLaMA-3 and Qwen2 patterns)", re)
+		return nil, fmt.Errorf("pre-tokenizer Split regex %q is not supported (known: the GPT-2, LLaMA-3 and Qwen2 patterns)", re)
 	case "Metaspace":
 		repl, scheme, split, err := parseMetaspace(raw)
 		if err != nil {

@@ -87,6 +87,7 @@ var wantEOT = map[string]string{
 	"gpt2": "<|endoftext|>", "gpt2_prefix": "<|endoftext|>",
 	"llama3": "<|end_of_text|>", "qwen2": "<|end_of_text|>",
 	"llama2": "</s>", "llama2_metaspace": "</s>", "mistral_metaspace": "</s>",
+	"gemma3": "</s>", "split_string": "</s>",
 }
 
 // TestHFGolden checks every golden id list and decoding of every tokenizer.

@@ -129,20 +129,12 @@ func OpenShardFormat(path, format string) (*Shard, error) {
 	return nil, fmt.Errorf("shard %s: %w", path, CheckFormat(format))
 }
 
-// openFile opens path for reading and returns its size, refusing directories.
+// openFile opens path for reading and returns its size, refusing
+// directories, FIFOs and devices (OpenRegular).
 func openFile(path string) (*os.File, int64, error) {
-	f, err := os.Open(path)
+	f, st, err := OpenRegular(path)
 	if err != nil {
 		return nil, 0, fmt.Errorf("shard %s: %w", path, err)
-	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, 0, fmt.Errorf("shard %s: %w", path, err)
-	}
-	if st.IsDir() {
-		f.Close()
-		return nil, 0, fmt.Errorf("shard %s: is a directory, not a token file", path)
 	}
 	return f, st.Size(), nil
 }

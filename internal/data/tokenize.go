@@ -1,20 +1,16 @@
 // This file holds the tokenize pipeline behind `compact tokenize`: it reads
-// text files (one document each) and JSONL files (one document per line),
-// tokenizes documents in parallel, appends the end-of-text token to each,
-// splits them deterministically into train and validation, and writes
-// llm.c shards of at most ShardTokens tokens.
+// the inputs (tokenize_inputs.go), tokenizes documents on every core,
+// appends the end-of-text token to each, splits them deterministically into
+// train and validation (tokenize_split.go) and writes llm.c shards of at
+// most ShardTokens tokens, then installs them with a manifest
+// (tokenize_manifest.go).
 
 package data
 
 import (
-	"bufio"
-	"bytes"
-	"compress/gzip"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -22,17 +18,9 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 )
-
-// Input formats for TokenizeOptions.Format.
-const (
-	InputAuto  = "auto"  // by extension: .jsonl/.ndjson (optionally .gz) are JSONL, the rest text
-	InputText  = "text"  // each file is one document
-	InputJSONL = "jsonl" // each non-blank line is a JSON object holding one document
-)
-
-// InputFormats lists the valid TokenizeOptions.Format values.
-var InputFormats = []string{InputAuto, InputText, InputJSONL}
 
 // DefaultShardTokens is the default shard size of TokenizeFiles (as llm.c).
 const DefaultShardTokens = 100_000_000
@@ -40,20 +28,27 @@ const DefaultShardTokens = 100_000_000
 // TokenizeOptions configures TokenizeFiles.
 type TokenizeOptions struct {
 	Inputs    []string  // input files, in order (expand globs with ExpandGlobs first)
-	Format    string    // InputAuto (default), InputText or InputJSONL; files ending .gz are gunzipped
-	Field     string    // JSONL field holding the document text; default "text"
+	Format    string    // one of InputFormats; InputAuto (default) goes by extension
+	Field     string    // JSONL field or Parquet column holding the document text; default "text"
 	Tokenizer Tokenizer // required
-	OutDir    string    // required; created if missing
-	Prefix    string    // shard names are PREFIX_train_000000.bin; empty gives train_000000.bin
+	// SpecialTokens is SpecialMap or SpecialText (WithSpecialTokens); empty
+	// keeps the Tokenizer's Encode, which reads special-token text as text.
+	SpecialTokens string
+	OutDir        string // required; created if missing
+	Prefix        string // shard names are PREFIX_train_000000.bin; empty gives train_000000.bin
 
-	// ValFraction in [0, 0.5] sends every k-th document (k = round(1/ValFraction))
-	// to validation; with ValFraction > 0 and at least two documents, at least
-	// one goes to validation. ValEvery > 0 sets k directly instead.
+	// ValFraction in [0, 0.5] is the fraction of tokens for validation,
+	// split at document boundaries where possible (tokenize_split.go).
+	// ValEvery > 0 sends every k-th document to validation instead.
 	ValFraction float64
 	ValEvery    int
 
 	ShardTokens int // tokens per shard before starting the next; default DefaultShardTokens
 	Workers     int // tokenizing goroutines; default GOMAXPROCS
+
+	// Overwrite replaces shards of Prefix already in OutDir; without it
+	// they are an error (a glob such as train_*.bin would read old and new).
+	Overwrite bool
 
 	// Progress, if set, is called from one goroutine after every document.
 	Progress func(TokenizeProgress)
@@ -61,22 +56,28 @@ type TokenizeOptions struct {
 
 // TokenizeProgress is passed to TokenizeOptions.Progress.
 type TokenizeProgress struct {
-	Documents int   // documents written so far
-	Bytes     int64 // bytes of document text tokenized so far
-	Tokens    int64 // tokens written so far (EOTs included)
+	Documents  int   // documents written so far
+	Bytes      int64 // bytes of document text tokenized so far
+	InputBytes int64 // bytes read from the input files so far (compressed, as on disk)
+	Tokens     int64 // tokens written so far (EOTs included)
 }
 
 // TokenizeResult reports what TokenizeFiles wrote.
 type TokenizeResult struct {
 	Documents      int      // non-empty documents tokenized
 	Skipped        int      // empty documents and blank JSONL lines skipped
-	TrainDocuments int      //
-	ValDocuments   int      //
+	TrainDocuments int      // documents with tokens in train
+	ValDocuments   int      // documents with tokens in validation (a cut one counts in both)
 	Bytes          int64    // bytes of document text
 	TrainTokens    int64    // EOTs included
 	ValTokens      int64    //
 	TrainShards    []string // paths, in order
 	ValShards      []string // paths, in order; empty when nothing went to validation
+	ValCut         *ValCut  // the document split between train and validation, if any
+	Manifest       string   // the sidecar JSON describing the shards and their sources
+	Replaced       []string // shards of an earlier run that Overwrite removed
+	Workers        int
+	Seconds        float64
 }
 
 // ShardName returns the file name of shard index of split ("train" or "val").
@@ -88,117 +89,96 @@ func ShardName(prefix, split string, index int) string {
 }
 
 // TokenizeFiles tokenizes opts.Inputs into shards in opts.OutDir. The output
-// depends only on the inputs and options, never on scheduling. On failure the
-// shards this call wrote are removed.
-func TokenizeFiles(opts TokenizeOptions) (TokenizeResult, error) {
+// depends only on the inputs and options, never on scheduling. Shards are
+// written to a staging directory inside OutDir and moved into place only
+// when all are complete: on failure OutDir is as it was.
+func TokenizeFiles(opts TokenizeOptions) (res TokenizeResult, err error) {
+	start := time.Now()
 	if len(opts.Inputs) == 0 {
-		return TokenizeResult{}, errors.New("tokenize: no input files")
+		return res, errors.New("tokenize: no input files")
 	}
 	format := opts.Format
 	if format != "" && !slices.Contains(InputFormats, format) {
-		return TokenizeResult{}, fmt.Errorf("tokenize: unknown input format %q (valid: %s)", format, strings.Join(InputFormats, ", "))
+		return res, fmt.Errorf("tokenize: unknown input format %q (valid: %s)", format, strings.Join(InputFormats, ", "))
 	}
-	field := opts.Field
-	if field == "" {
-		field = "text"
+	if opts.SpecialTokens != "" && opts.Tokenizer != nil {
+		if opts.Tokenizer, err = WithSpecialTokens(opts.Tokenizer, opts.SpecialTokens); err != nil {
+			return res, fmt.Errorf("tokenize: %w", err)
+		}
 	}
-	for _, in := range opts.Inputs {
+	ir := inputReader{field: opts.Field, read: new(atomic.Int64), chunk: textChunker(opts.Tokenizer)}
+	if ir.field == "" {
+		ir.field = "text"
+	}
+	sources := make([]Source, len(opts.Inputs))
+	for i, in := range opts.Inputs {
 		st, err := os.Stat(in)
 		if err != nil {
-			return TokenizeResult{}, fmt.Errorf("tokenize: input %s: %w", in, err)
+			return res, fmt.Errorf("tokenize: input %s: %w", in, err)
 		}
 		if st.IsDir() {
-			return TokenizeResult{}, fmt.Errorf("tokenize: input %s is a directory; pass files or a glob such as %s", in, filepath.Join(in, "*.txt"))
+			return res, fmt.Errorf("tokenize: input %s is a directory; pass files or a glob such as %s", in, filepath.Join(in, "*.txt"))
 		}
+		if !st.Mode().IsRegular() {
+			return res, fmt.Errorf("tokenize: input %s is not a regular file", in)
+		}
+		abs, _ := filepath.Abs(in)
+		sources[i] = Source{Path: abs, Bytes: st.Size(), Format: inputFormat(in, format), Compression: strings.TrimPrefix(compression(in), ".")}
 	}
-	produce := func(ctx context.Context, emit func(text string) error, skip func()) error {
-		for _, in := range opts.Inputs {
-			isJSONL := format == InputJSONL
-			if format == "" || format == InputAuto {
-				ext := strings.ToLower(filepath.Ext(strings.TrimSuffix(in, ".gz")))
-				isJSONL = ext == ".jsonl" || ext == ".ndjson"
-			}
-			if err := readInput(ctx, in, isJSONL, field, emit, skip); err != nil {
+	if err := checkTokenizeOut(opts); err != nil {
+		return res, err
+	}
+	old, err := existingShards(opts.OutDir, opts.Prefix)
+	if err != nil {
+		return res, err
+	}
+	if len(old) > 0 && !opts.Overwrite {
+		return res, &StaleShardsError{Dir: opts.OutDir, Prefix: opts.Prefix, Files: old}
+	}
+	stage, err := os.MkdirTemp(opts.OutDir, ".tokenize-tmp-")
+	if err != nil {
+		return res, fmt.Errorf("tokenize: output directory %s: %w", opts.OutDir, err)
+	}
+	defer os.RemoveAll(stage) // empty after a successful install
+	staged := opts
+	staged.OutDir = stage
+	produce := func(ctx context.Context, emit func(document) error, skip func()) error {
+		for i, in := range opts.Inputs {
+			if err := ir.readInput(ctx, in, sources[i].Format, i, emit, skip); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
-	return tokenizeDocs(opts, produce)
-}
-
-// readInput emits the documents of one input file.
-func readInput(ctx context.Context, path string, isJSONL bool, field string, emit func(string) error, skip func()) error {
-	f, err := os.Open(path)
+	res, err = tokenizeDocs(staged, produce, ir.read)
 	if err != nil {
-		return fmt.Errorf("input %s: %w", path, err)
+		return res, err
 	}
-	defer f.Close()
-	var r io.Reader = f
-	if strings.HasSuffix(path, ".gz") {
-		gz, err := gzip.NewReader(f)
-		if err != nil {
-			return fmt.Errorf("input %s: %w", path, err)
-		}
-		defer gz.Close()
-		r = gz
+	if res.ValCut != nil {
+		res.ValCut.Source = opts.Inputs[res.ValCut.source]
 	}
-	if !isJSONL {
-		b, err := io.ReadAll(r)
-		if err != nil {
-			return fmt.Errorf("input %s: %w", path, err)
-		}
-		if len(b) == 0 {
-			skip()
-			return nil
-		}
-		return emit(string(b))
+	res.Seconds = time.Since(start).Seconds()
+	if err := installShards(opts, &res, old, sources); err != nil {
+		return res, err
 	}
-	br := bufio.NewReaderSize(r, 1<<20)
-	for line := 1; ; line++ {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		b, rerr := br.ReadBytes('\n')
-		if rerr != nil && rerr != io.EOF {
-			return fmt.Errorf("jsonl %s:%d: %w", path, line, rerr)
-		}
-		if len(bytes.TrimSpace(b)) == 0 {
-			if len(b) > 0 {
-				skip()
-			}
-		} else {
-			text, err := jsonlText(b, field)
-			if err != nil {
-				return fmt.Errorf("jsonl %s:%d: %w", path, line, err)
-			}
-			if text == "" {
-				skip()
-			} else if err := emit(text); err != nil {
-				return err
-			}
-		}
-		if rerr == io.EOF {
-			return nil
-		}
-	}
+	return res, nil
 }
 
-// jsonlText extracts field from one JSONL line.
-func jsonlText(line []byte, field string) (string, error) {
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(line, &obj); err != nil {
-		return "", fmt.Errorf("malformed JSON line: %w", err)
+// checkTokenizeOut refuses an output that is not a directory and a prefix
+// that would leave it, and creates the directory.
+func checkTokenizeOut(opts TokenizeOptions) error {
+	if opts.OutDir == "" {
+		return errors.New("tokenize: no output directory")
 	}
-	raw, ok := obj[field]
-	if !ok {
-		return "", fmt.Errorf("field %q missing", field)
+	// The prefix becomes part of a file name inside OutDir; a separator or
+	// ".." would write outside it.
+	if strings.ContainsAny(opts.Prefix, `/\`) || strings.Contains(opts.Prefix, "..") || strings.ContainsRune(opts.Prefix, os.PathSeparator) {
+		return fmt.Errorf("tokenize: prefix %q: must be a plain name (no path separator or ..), shards are written inside %s", opts.Prefix, opts.OutDir)
 	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return "", fmt.Errorf("field %q is not a string", field)
+	if err := os.MkdirAll(opts.OutDir, 0o755); err != nil {
+		return fmt.Errorf("tokenize: output directory %s: %w", opts.OutDir, err)
 	}
-	return s, nil
+	return nil
 }
 
 // splitWriter writes one split ("train" or "val") as a series of shards.
@@ -268,12 +248,22 @@ func (s *splitWriter) abort() {
 }
 
 // docProducer emits documents in order; skip counts an empty document.
-type docProducer func(ctx context.Context, emit func(text string) error, skip func()) error
+type docProducer func(ctx context.Context, emit func(document) error, skip func()) error
+
+// encoded is a worker's answer for one document.
+type encoded struct {
+	ids   []uint32
+	bytes int
+	skip  bool // the document's text is empty
+	more  bool // a piece of a document whose next piece follows
+	err   error
+}
 
 // tokenizeDocs runs the parallel, order-preserving tokenize pipeline: one
-// goroutine reads documents, Workers goroutines encode them, and the calling
-// goroutine writes results in document order.
-func tokenizeDocs(opts TokenizeOptions, produce docProducer) (res TokenizeResult, err error) {
+// goroutine reads documents, Workers goroutines decode (JSONL) and encode
+// them, and the calling goroutine writes results in document order. read,
+// if set, counts the bytes read from the inputs.
+func tokenizeDocs(opts TokenizeOptions, produce docProducer, read *atomic.Int64) (res TokenizeResult, err error) {
 	tok := opts.Tokenizer
 	if tok == nil {
 		return res, errors.New("tokenize: no tokenizer")
@@ -284,14 +274,9 @@ func tokenizeDocs(opts TokenizeOptions, produce docProducer) (res TokenizeResult
 	if opts.ValFraction < 0 || opts.ValFraction > 0.5 || math.IsNaN(opts.ValFraction) {
 		return res, fmt.Errorf("tokenize: validation fraction %v is outside [0, 0.5]", opts.ValFraction)
 	}
-	valEvery := opts.ValEvery
-	if valEvery <= 0 && opts.ValFraction > 0 {
-		valEvery = max(2, int(math.Round(1/opts.ValFraction)))
-	}
-	// The prefix becomes part of a file name inside OutDir; a separator or
-	// ".." would write outside it.
-	if strings.ContainsAny(opts.Prefix, `/\`) || strings.Contains(opts.Prefix, "..") || strings.ContainsRune(opts.Prefix, os.PathSeparator) {
-		return res, fmt.Errorf("tokenize: prefix %q: must be a plain name (no path separator or ..), shards are written inside %s", opts.Prefix, opts.OutDir)
+	split := valSplit{fraction: opts.ValFraction, every: opts.ValEvery}
+	if split.every > 0 {
+		split.fraction = 0
 	}
 	shardTokens := opts.ShardTokens
 	if shardTokens <= 0 {
@@ -304,6 +289,7 @@ func tokenizeDocs(opts TokenizeOptions, produce docProducer) (res TokenizeResult
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
+	res.Workers = workers
 	if err := os.MkdirAll(opts.OutDir, 0o755); err != nil {
 		return res, fmt.Errorf("tokenize: output directory %s: %w", opts.OutDir, err)
 	}
@@ -318,14 +304,14 @@ func tokenizeDocs(opts TokenizeOptions, produce docProducer) (res TokenizeResult
 	}()
 
 	type slot struct {
-		out   chan []uint32
-		bytes int
-		skip  bool
-		err   error
+		out    chan encoded
+		source int
+		skip   bool
+		err    error
 	}
 	type job struct {
-		text string
-		out  chan []uint32
+		doc document
+		out chan encoded
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -348,13 +334,13 @@ func tokenizeDocs(opts TokenizeOptions, produce docProducer) (res TokenizeResult
 				return ctx.Err()
 			}
 		}
-		emit := func(text string) error {
-			out := make(chan []uint32, 1)
-			if err := send(slot{out: out, bytes: len(text)}); err != nil {
+		emit := func(d document) error {
+			out := make(chan encoded, 1)
+			if err := send(slot{out: out, source: d.source}); err != nil {
 				return err
 			}
 			select {
-			case jobs <- job{text: text, out: out}:
+			case jobs <- job{doc: d, out: out}:
 				return nil
 			case <-ctx.Done():
 				return ctx.Err()
@@ -371,16 +357,28 @@ func tokenizeDocs(opts TokenizeOptions, produce docProducer) (res TokenizeResult
 		go func() {
 			defer wg.Done()
 			for j := range jobs {
-				j.out <- append(tok.Encode(j.text), eot)
+				j.out <- encodeDocument(tok, eot, j.doc)
 			}
 		}()
 	}
 
-	// Collector: documents arrive in order. The newest train document is held
-	// back so that, if the input ends before any document reached
-	// validation, it can go there instead.
+	// Collector: documents arrive in order, a cut one as its pieces. The
+	// newest train document is held back so that, once the input ends, its
+	// tail can top validation up to the fraction (tokenize_split.go).
+	var partial []uint32
+	partialBytes := 0
 	var pending []uint32
-	hasPending := false
+	pendingDoc, pendingSource := -1, 0
+	progress := func() {
+		if opts.Progress == nil {
+			return
+		}
+		p := TokenizeProgress{Documents: res.Documents, Bytes: res.Bytes + int64(partialBytes), Tokens: train.tokens + val.tokens + int64(len(pending)+len(partial))}
+		if read != nil {
+			p.InputBytes = read.Load()
+		}
+		opts.Progress(p)
+	}
 	for s := range order {
 		if s.err != nil {
 			return res, s.err
@@ -389,41 +387,61 @@ func tokenizeDocs(opts TokenizeOptions, produce docProducer) (res TokenizeResult
 			res.Skipped++
 			continue
 		}
-		ids := <-s.out
+		e := <-s.out
+		if e.err != nil {
+			return res, e.err
+		}
+		if e.skip {
+			res.Skipped++
+			continue
+		}
+		if e.more || partial != nil {
+			partial, partialBytes = append(partial, e.ids...), partialBytes+e.bytes
+			if e.more {
+				progress()
+				continue
+			}
+			e.ids, e.bytes, partial = partial, partialBytes, nil
+		}
 		i := res.Documents
 		res.Documents++
-		res.Bytes += int64(s.bytes)
-		if valEvery > 0 && i%valEvery == valEvery-1 {
-			if err := val.write(ids); err != nil {
+		res.Bytes += int64(e.bytes)
+		if split.toVal(i, len(e.ids)) {
+			if err := val.write(e.ids); err != nil {
 				return res, err
 			}
 			res.ValDocuments++
 		} else {
-			if hasPending {
+			if pendingDoc >= 0 {
 				if err := train.write(pending); err != nil {
 					return res, err
 				}
 				res.TrainDocuments++
 			}
-			pending, hasPending = ids, true
+			pending, pendingDoc, pendingSource = e.ids, i, s.source
 		}
-		if opts.Progress != nil {
-			opts.Progress(TokenizeProgress{Documents: res.Documents, Bytes: res.Bytes, Tokens: train.tokens + val.tokens + int64(len(pending))})
-		}
+		progress()
 	}
 	if res.Documents == 0 {
 		return res, errors.New("tokenize: inputs hold no documents (all empty)")
 	}
-	if hasPending {
-		if valEvery > 0 && res.ValDocuments == 0 && res.Documents >= 2 {
-			err = val.write(pending)
-			res.ValDocuments++
-		} else {
-			err = train.write(pending)
+	if pendingDoc >= 0 {
+		n := split.tail(len(pending), res.Documents)
+		cut := len(pending) - n
+		if cut > 0 {
+			if err := train.write(pending[:cut]); err != nil {
+				return res, err
+			}
 			res.TrainDocuments++
 		}
-		if err != nil {
-			return res, err
+		if n > 0 {
+			if err := val.write(pending[cut:]); err != nil {
+				return res, err
+			}
+			res.ValDocuments++
+			if cut > 0 {
+				res.ValCut = &ValCut{Document: pendingDoc, Tokens: int64(n), source: pendingSource}
+			}
 		}
 	}
 	if err := train.finish(); err != nil {
@@ -435,4 +453,23 @@ func tokenizeDocs(opts TokenizeOptions, produce docProducer) (res TokenizeResult
 	res.TrainTokens, res.ValTokens = train.tokens, val.tokens
 	res.TrainShards, res.ValShards = train.paths, val.paths
 	return res, nil
+}
+
+// encodeDocument is a worker's job: the document's text (decoded from its
+// JSONL line if need be) encoded and followed by EOT.
+func encodeDocument(tok Tokenizer, eot uint32, d document) encoded {
+	text := d.text
+	if d.line != nil {
+		var err error
+		if text, err = jsonlText(d.line, d.field); err != nil {
+			return encoded{err: fmt.Errorf("jsonl %s: %w", d.where, err)}
+		}
+	}
+	if d.part && !d.last {
+		return encoded{ids: tok.Encode(text), bytes: len(text), more: true}
+	}
+	if text == "" {
+		return encoded{skip: true}
+	}
+	return encoded{ids: append(tok.Encode(text), eot), bytes: len(text)}
 }

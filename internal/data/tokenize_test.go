@@ -77,16 +77,21 @@ func TestTokenizeTextAndJSONL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// k = 4: documents 3, 7, 11 go to validation.
+	// Whole documents go to validation while they keep it at or below a
+	// quarter of the tokens so far; the last training document's tail tops
+	// it up to a quarter of all tokens.
 	var train, val []string
-	for i, d := range docs {
-		if i%4 == 3 {
-			val = append(val, d)
+	var total, vt int
+	for _, d := range docs {
+		n := len(tok.Encode(d)) + 1
+		total += n
+		if 4*(vt+n) <= total {
+			val, vt = append(val, d), vt+n
 		} else {
 			train = append(train, d)
 		}
 	}
-	if res.Documents != 12 || res.ValDocuments != 3 || res.TrainDocuments != 9 || res.Skipped != 2 {
+	if res.Documents != 12 || res.ValDocuments < 2 || res.Skipped != 2 {
 		t.Fatalf("result %+v", res)
 	}
 	wantShards := []string{filepath.Join(out, "mix_train_000000.bin")}
@@ -94,11 +99,19 @@ func TestTokenizeTextAndJSONL(t *testing.T) {
 		t.Fatalf("shards %v %v", res.TrainShards, res.ValShards)
 	}
 	gotTrain, gotVal := readShards(t, res.TrainShards), readShards(t, res.ValShards)
-	if !reflect.DeepEqual(gotTrain, encodeDocs(tok, train)) {
+	wantTrain, wantVal := encodeDocs(tok, train), encodeDocs(tok, val)
+	if res.ValCut != nil { // the tail of the last training document
+		cut := len(wantTrain) - int(res.ValCut.Tokens)
+		wantTrain, wantVal = wantTrain[:cut], append(wantVal, wantTrain[cut:]...)
+	}
+	if !reflect.DeepEqual(gotTrain, wantTrain) {
 		t.Fatal("train tokens differ from the documents encoded in order, each followed by EOT")
 	}
-	if !reflect.DeepEqual(gotVal, encodeDocs(tok, val)) {
+	if !reflect.DeepEqual(gotVal, wantVal) {
 		t.Fatal("val tokens differ")
+	}
+	if want := (len(gotTrain) + len(gotVal) + 2) / 4; len(gotVal) != want {
+		t.Errorf("%d val tokens of %d, want %d", len(gotVal), len(gotTrain)+len(gotVal), want)
 	}
 	if int64(len(gotTrain)) != res.TrainTokens || int64(len(gotVal)) != res.ValTokens {
 		t.Fatalf("token counts %d %d vs result %+v", len(gotTrain), len(gotVal), res)
@@ -155,25 +168,60 @@ func TestTokenizeShardSplittingAndDeterminism(t *testing.T) {
 	_ = out1
 }
 
-func TestTokenizeAtLeastOneValDoc(t *testing.T) {
-	in, out := t.TempDir(), t.TempDir()
+// TestTokenizeSplitsByTokens: validation is the fraction of tokens, not of
+// documents. One file gives its last tokens (nanoGPT's split of one
+// input.txt); two files at 1% no longer give 50%; many equal documents
+// split at document boundaries only.
+func TestTokenizeSplitsByTokens(t *testing.T) {
+	in := t.TempDir()
 	tok := mustTokenizer(t, "byte")
-	a := writeFile(t, filepath.Join(in, "a.txt"), "first")
-	b := writeFile(t, filepath.Join(in, "b.txt"), "second")
-	res, err := TokenizeFiles(TokenizeOptions{Inputs: []string{a, b}, Tokenizer: tok, OutDir: out, ValFraction: 0.01})
+	one := writeFile(t, filepath.Join(in, "input.txt"), strings.Repeat("To be, or not to be. ", 500))
+	res, err := TokenizeFiles(TokenizeOptions{Inputs: []string{one}, Tokenizer: tok, OutDir: t.TempDir(), ValFraction: 0.1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.TrainDocuments != 1 || res.ValDocuments != 1 {
-		t.Fatalf("result %+v", res)
+	all := encodeDocs(tok, []string{strings.Repeat("To be, or not to be. ", 500)})
+	cut := len(all) - 1050 // round(0.1 * 10501)
+	if got := readShards(t, res.ValShards); !reflect.DeepEqual(got, all[cut:]) {
+		t.Fatalf("val holds %d tokens, want the last %d of the file", len(got), len(all)-cut)
 	}
-	if got := tok.Decode(readShards(t, res.ValShards)); got != "second"+EOTText {
-		t.Fatalf("val holds %q", got)
+	if got := readShards(t, res.TrainShards); !reflect.DeepEqual(got, all[:cut]) {
+		t.Fatalf("train holds %d tokens, want the first %d", len(got), cut)
 	}
-	// One document stays in train.
-	res, err = TokenizeFiles(TokenizeOptions{Inputs: []string{a}, Tokenizer: tok, OutDir: t.TempDir(), ValFraction: 0.5})
-	if err != nil || res.TrainDocuments != 1 || res.ValDocuments != 0 || len(res.ValShards) != 0 {
-		t.Fatalf("single doc: %+v %v", res, err)
+	if res.ValCut == nil || res.ValCut.Source != one || !strings.Contains(res.SplitSummary(), "the last 1050 tokens of input.txt") {
+		t.Errorf("split summary %q, cut %+v", res.SplitSummary(), res.ValCut)
+	}
+
+	a := writeFile(t, filepath.Join(in, "a.txt"), strings.Repeat("first ", 1000))
+	b := writeFile(t, filepath.Join(in, "b.txt"), strings.Repeat("second ", 1000))
+	res, err = TokenizeFiles(TokenizeOptions{Inputs: []string{a, b}, Tokenizer: tok, OutDir: t.TempDir(), ValFraction: 0.01})
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := res.TrainTokens + res.ValTokens
+	if frac := float64(res.ValTokens) / float64(total); frac < 0.0099 || frac > 0.0101 {
+		t.Errorf("two files at --val-fraction 0.01: %.4f of the tokens in validation", frac)
+	}
+	if got := tok.Decode(readShards(t, res.ValShards)); !strings.HasSuffix(got, "second "+EOTText) {
+		t.Errorf("val holds %q, want the end of b.txt", got)
+	}
+
+	var docs []string
+	for i := range 100 {
+		docs = append(docs, writeFile(t, filepath.Join(in, fmt.Sprintf("d%03d.txt", i)), fmt.Sprintf("doc %03d", i)))
+	}
+	res, err = TokenizeFiles(TokenizeOptions{Inputs: docs, Tokenizer: tok, OutDir: t.TempDir(), ValFraction: 0.1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ValDocuments != 10 || res.ValCut != nil || res.ValTokens != 80 {
+		t.Errorf("100 equal documents at 0.1: %d val documents (%d tokens), cut %+v; want 10 whole ones", res.ValDocuments, res.ValTokens, res.ValCut)
+	}
+	// A document's first token stays in train.
+	tinyDoc := writeFile(t, filepath.Join(in, "tiny.txt"), "x")
+	res, err = TokenizeFiles(TokenizeOptions{Inputs: []string{tinyDoc}, Tokenizer: tok, OutDir: t.TempDir(), ValFraction: 0.5})
+	if err != nil || res.TrainTokens != 1 || res.ValTokens != 1 {
+		t.Fatalf("one tiny document at 0.5: %+v %v", res, err)
 	}
 }
 
@@ -241,5 +289,39 @@ func TestTokenizeBadInput(t *testing.T) {
 				t.Errorf("failed run left %d files", len(ents))
 			}
 		})
+	}
+}
+
+// TestTokenizeCutsLargeText: one large text file is tokenized on every
+// core in pieces cut at paragraph breaks, to the ids of the whole text.
+func TestTokenizeCutsLargeText(t *testing.T) {
+	defer func(n int) { chunkBytes = n }(chunkBytes)
+	chunkBytes = 2000
+	var sb strings.Builder
+	srcs, _ := filepath.Glob(filepath.Join(goRoot(t), "src", "strings", "*.go"))
+	for _, p := range srcs {
+		b, _ := os.ReadFile(p)
+		sb.Write(b)
+		sb.WriteString("\n\n  \n\n\tindented\n\n\n\nx\n\n<|endoftext|>\n\n")
+	}
+	text := sb.String()
+	in := writeFile(t, filepath.Join(t.TempDir(), "input.txt"), text)
+	for _, name := range []string{"gpt2", "byte"} {
+		tok := mustTokenizer(t, name)
+		if pieces := cutParagraphs(text); len(pieces) < 10 || strings.Join(pieces, "") != text {
+			t.Fatalf("%d pieces", len(pieces))
+		}
+		for _, special := range []string{SpecialText, SpecialMap} {
+			res, err := TokenizeFiles(TokenizeOptions{Inputs: []string{in}, Tokenizer: tok, OutDir: t.TempDir(), SpecialTokens: special, ValFraction: 0.1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			enc, _ := WithSpecialTokens(tok, special)
+			want := append(enc.Encode(text), tok.EOT())
+			got := append(readShards(t, res.TrainShards), readShards(t, res.ValShards)...)
+			if !reflect.DeepEqual(got, want) || res.Documents != 1 || res.Bytes != int64(len(text)) {
+				t.Errorf("%s %s: %d tokens (%d documents, %d bytes), want the whole text's %d", name, special, len(got), res.Documents, res.Bytes, len(want))
+			}
+		}
 	}
 }

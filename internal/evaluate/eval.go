@@ -21,7 +21,7 @@ type Result struct {
 	Checkpoint  string   `json:"checkpoint"`
 	Task        string   `json:"task"`
 	Device      string   `json:"device"`
-	Loss        *float64 `json:"loss,omitempty"`
+	Loss        *float64 `json:"val_loss,omitempty"` // as the text and metrics.jsonl name it
 	Perplexity  *float64 `json:"perplexity,omitempty"`
 	Accuracy    *float64 `json:"accuracy,omitempty"`
 	Predictions string   `json:"predictions,omitempty"` // the file written by Options.Predictions
@@ -125,12 +125,18 @@ func Checkpoint(b train.Base, cfg train.Config, eo Options, log io.Writer) (Resu
 	if err != nil {
 		return Result{}, err
 	}
+	if math.IsNaN(loss) || math.IsInf(loss, 0) {
+		// The weights are finite (load checks them), yet the model overflows:
+		// a failed evaluation, not a result to print with exit status 0.
+		return Result{}, fmt.Errorf("checkpoint %s: the validation loss is %g: the model's activations overflow; evaluate an earlier checkpoint", b.Dir, loss)
+	}
 	r.Loss = &loss
 	if acc >= 0 {
 		r.Accuracy = &acc
 	} else {
-		ppl := math.Exp(loss)
-		r.Perplexity = &ppl
+		if ppl := math.Exp(loss); !math.IsInf(ppl, 0) { // past a loss of 709 nats it is not a number JSON can hold
+			r.Perplexity = &ppl
+		}
 	}
 	return r, nil
 }

@@ -3,9 +3,6 @@ package evaluate
 import (
 	"fmt"
 	"io"
-	"math"
-	"math/rand/v2"
-	"sort"
 
 	"github.com/compact-llm/compact/internal/data"
 	"github.com/compact-llm/compact/internal/gpu"
@@ -13,18 +10,12 @@ import (
 )
 
 // SampleOptions control generation.
-type SampleOptions struct {
-	Prompt      string
-	MaxTokens   int
-	Temperature float64 // 0: greedy
-	TopK        int     // 0: off
-	TopP        float64 // 1: off
-	Seed        uint64
-}
+type SampleOptions = train.SampleOptions
 
 // Sample generates from checkpoint b, writing the prompt and each new
 // token's text to out as it comes. Generation stops at the end-of-text
-// token, after MaxTokens, or at the model's max_position_embeddings.
+// token or after MaxTokens; past the model's max_position_embeddings the
+// context slides (its last half is read again and generation continues).
 func Sample(b train.Base, cfg train.Config, so SampleOptions, out, log io.Writer) error {
 	switch {
 	case so.MaxTokens <= 0:
@@ -59,90 +50,22 @@ func Sample(b train.Base, cfg train.Config, so SampleOptions, out, log io.Writer
 	if len(prompt) == 0 {
 		prompt = []int32{int32(tok.EOT())} // condition on a document boundary, as GPT-2 does
 	}
-	maxT := min(cfg.Model.MaxSeqLen, len(prompt)+so.MaxTokens)
-	if len(prompt) >= maxT {
-		return train.Usagef("the prompt has %d tokens, the model at most %d positions", len(prompt), cfg.Model.MaxSeqLen)
+	window := cfg.Model.MaxSeqLen
+	if len(prompt) >= window {
+		return train.Usagef("the prompt has %d tokens, the model at most %d positions", len(prompt), window)
 	}
-	cache, err := c.model.NewKVCache(1, maxT)
-	if err != nil {
-		if _, ok := c.be.(gpu.Decoder); !ok {
-			return train.Usagef("sample --device %s: %w", cfg.Train.Device, err)
-		}
-		return err
+	if len(prompt)+so.MaxTokens > window {
+		logf("--max-tokens %d: past the model's %d positions (max_position_embeddings) the context slides: each time it fills, generation continues from its last %d tokens",
+			so.MaxTokens, window, window/2)
 	}
-	defer cache.Free()
-	var logits []float64
-	for _, id := range prompt {
-		if logits, err = cache.Step([]int32{id}); err != nil {
-			return err
-		}
+	if _, ok := c.be.(gpu.Decoder); !ok {
+		return train.Usagef("sample --device %s: the %s backend has no KV-cache decoding yet (use --device cpu)", cfg.Train.Device, c.be.Name())
 	}
 	fmt.Fprint(out, so.Prompt)
-	rng := rand.New(rand.NewPCG(so.Seed, 0x5a3b1e))
-	V := tok.VocabSize() // never sample the model's padding rows
-	for n := 0; n < so.MaxTokens && cache.Len < maxT; n++ {
-		id := pick(logits[:V], so, rng)
-		if uint32(id) == tok.EOT() {
-			break
-		}
-		fmt.Fprint(out, tok.Decode([]uint32{uint32(id)}))
-		if cache.Len == maxT {
-			break
-		}
-		if logits, err = cache.Step([]int32{int32(id)}); err != nil {
-			return err
-		}
-	}
+	err = train.Generate(c.model, tok, prompt, so, func(id uint32) { fmt.Fprint(out, tok.Decode([]uint32{id})) })
 	fmt.Fprintln(out)
+	if err != nil {
+		return fmt.Errorf("checkpoint %s: %w", b.Dir, err)
+	}
 	return nil
-}
-
-// pick draws a token from softmax(logits / T), restricted to the top k and
-// then to the smallest set whose probability reaches top_p; T = 0 is argmax.
-func pick(logits []float64, so SampleOptions, rng *rand.Rand) int {
-	best := 0
-	for i, v := range logits {
-		if v > logits[best] {
-			best = i
-		}
-	}
-	if so.Temperature == 0 {
-		return best
-	}
-	idx := make([]int, len(logits))
-	for i := range idx {
-		idx[i] = i
-	}
-	sort.SliceStable(idx, func(a, b int) bool { return logits[idx[a]] > logits[idx[b]] })
-	if so.TopK > 0 && so.TopK < len(idx) {
-		idx = idx[:so.TopK]
-	}
-	p := make([]float64, len(idx))
-	var sum float64
-	for i, j := range idx {
-		p[i] = math.Exp((logits[j] - logits[best]) / so.Temperature)
-		sum += p[i]
-	}
-	if so.TopP < 1 {
-		var c float64
-		for i := range p {
-			c += p[i] / sum
-			if c >= so.TopP {
-				idx, p = idx[:i+1], p[:i+1]
-				break
-			}
-		}
-		sum = 0
-		for _, v := range p {
-			sum += v
-		}
-	}
-	u := rng.Float64() * sum
-	for i, v := range p {
-		if u < v {
-			return idx[i]
-		}
-		u -= v
-	}
-	return idx[len(idx)-1]
 }

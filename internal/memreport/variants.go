@@ -28,10 +28,48 @@ type Variant struct {
 	OptimizerState string `json:"optimizer_state,omitempty"`
 	// FusedUpdate is train.fused_update, which runs with grad_clip 0.
 	FusedUpdate bool `json:"fused_update,omitempty"`
+	// AsConfigured marks the config as written: Apply changes nothing (the
+	// fields above describe it).
+	AsConfigured bool `json:"as_configured,omitempty"`
+	// Role says why the default report shows the variant ("the config as
+	// written", "full rank", ...); empty in --all's list.
+	Role string `json:"role,omitempty"`
+}
+
+// name is the variant's name from its fields: full or rRANK (-perlayer),
+// the lean precisions (-bf16_sr master-free weights, -bf16 moments),
+// -fused, then +recompute.
+func (v Variant) name() string {
+	n := "full"
+	if v.Compact {
+		n = fmt.Sprintf("r%g", v.Rank)
+		if !v.Share {
+			n += "-perlayer"
+		}
+	}
+	if v.Weights == train.WeightsBF16SR {
+		n += "-" + train.WeightsBF16SR
+	}
+	if v.OptimizerState == train.StateBF16 {
+		n += "-" + train.StateBF16
+	}
+	if v.FusedUpdate {
+		n += "-fused"
+	}
+	return n + "+" + v.Recompute
+}
+
+// named returns v with its name set from its fields.
+func (v Variant) named() Variant {
+	v.Name = v.name()
+	return v
 }
 
 // Apply returns cfg changed to the variant.
 func (v Variant) Apply(cfg train.Config) train.Config {
+	if v.AsConfigured {
+		return cfg
+	}
 	cfg.Compact.Enabled = v.Compact
 	if v.Compact {
 		cfg.Compact.Rank, cfg.Compact.Share = v.Rank, v.Share
@@ -67,6 +105,7 @@ func (v Variant) Apply(cfg train.Config) train.Config {
 func Variants(ranks []float64, filter []string) []Variant {
 	var out []Variant
 	add := func(v Variant) {
+		v = v.named()
 		if len(filter) == 0 {
 			out = append(out, v)
 			return
@@ -78,43 +117,29 @@ func Variants(ranks []float64, filter []string) []Variant {
 			}
 		}
 	}
-	for _, rc := range model.RecomputeNames {
-		add(Variant{Name: "full+" + rc, Recompute: rc})
+	// each adds full rank and CompAct at every rank with the given recompute
+	// policy and precisions.
+	each := func(v Variant) {
+		add(v)
 		for _, r := range ranks {
-			add(Variant{Name: fmt.Sprintf("r%g+%s", r, rc), Compact: true, Rank: r, Share: true, Recompute: rc})
-		}
-		if len(ranks) > 1 {
-			add(Variant{Name: fmt.Sprintf("r%g-perlayer+%s", ranks[1], rc), Compact: true, Rank: ranks[1], Recompute: rc})
+			v.Compact, v.Rank, v.Share = true, r, true
+			add(v)
 		}
 	}
 	for _, rc := range model.RecomputeNames {
-		for _, lean := range [][2]string{{train.WeightsBF16SR, train.StateFP32}, {train.WeightsBF16SR, train.StateBF16}} {
-			tag := "-" + lean[0]
-			if lean[1] != train.StateFP32 {
-				tag += "-" + lean[1]
-			}
-			add(Variant{Name: "full" + tag + "+" + rc, Recompute: rc, Weights: lean[0], OptimizerState: lean[1]})
-			for _, r := range ranks {
-				add(Variant{Name: fmt.Sprintf("r%g%s+%s", r, tag, rc), Compact: true, Rank: r, Share: true,
-					Recompute: rc, Weights: lean[0], OptimizerState: lean[1]})
-			}
+		each(Variant{Recompute: rc})
+		if len(ranks) > 1 {
+			add(Variant{Compact: true, Rank: ranks[1], Recompute: rc})
+		}
+	}
+	for _, rc := range model.RecomputeNames {
+		for _, state := range []string{train.StateFP32, train.StateBF16} {
+			each(Variant{Recompute: rc, Weights: train.WeightsBF16SR, OptimizerState: state})
 		}
 	}
 	for _, rc := range model.RecomputeNames {
 		for _, lean := range [][2]string{{train.WeightsMaster, train.StateFP32}, {train.WeightsBF16SR, train.StateFP32}, {train.WeightsBF16SR, train.StateBF16}} {
-			tag := ""
-			if lean[0] != train.WeightsMaster {
-				tag += "-" + lean[0]
-			}
-			if lean[1] != train.StateFP32 {
-				tag += "-" + lean[1]
-			}
-			tag += "-fused"
-			add(Variant{Name: "full" + tag + "+" + rc, Recompute: rc, Weights: lean[0], OptimizerState: lean[1], FusedUpdate: true})
-			for _, r := range ranks {
-				add(Variant{Name: fmt.Sprintf("r%g%s+%s", r, tag, rc), Compact: true, Rank: r, Share: true,
-					Recompute: rc, Weights: lean[0], OptimizerState: lean[1], FusedUpdate: true})
-			}
+			each(Variant{Recompute: rc, Weights: lean[0], OptimizerState: lean[1], FusedUpdate: true})
 		}
 	}
 	return out

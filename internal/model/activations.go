@@ -172,12 +172,17 @@ func (m *Model) Prepare(B, T int) error {
 		}
 		return fmt.Errorf("activations for micro-batch %dx%d: %w", B, T, err)
 	}
-	ones := make([]float32, N)
+	// Uploaded a chunk at a time: a host slice of N would make predicting a
+	// huge micro-batch (memreport --batch) allocate B x T floats.
+	ones := make([]float32, min(N, 1<<20))
 	for i := range ones {
 		ones[i] = 1
 	}
-	if err := m.be.Upload(a.ones, ones); err != nil {
-		return err
+	for off := 0; off < N; off += len(ones) {
+		n := min(len(ones), N-off)
+		if err := m.be.Upload(a.ones.Rows(off, off+n), ones[:n]); err != nil {
+			return err
+		}
 	}
 	m.acts = a
 	return nil

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 )
 
@@ -155,7 +154,7 @@ func (h HFConfig) IsClassifier() bool {
 }
 
 func readHFConfig(path string) (Config, HFConfig, error) {
-	raw, err := os.ReadFile(path)
+	raw, err := readRegular(path)
 	if err != nil {
 		return Config{}, HFConfig{}, err
 	}

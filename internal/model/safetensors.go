@@ -47,6 +47,9 @@ const maxHeader = 100 << 20
 // OpenSafetensors reads and validates the header: known dtypes, sizes that
 // match shapes, offsets inside the file and not overlapping.
 func OpenSafetensors(path string) (*SafetensorsFile, error) {
+	if err := checkRegular(path); err != nil {
+		return nil, fmt.Errorf("safetensors: %w", err)
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -137,11 +140,26 @@ func parseSafetensors(f *os.File, size int64) (*SafetensorsFile, error) {
 		s.Tensors[name] = ti
 		spans = append(spans, span{lo, hi, name})
 	}
-	sort.Slice(spans, func(i, j int) bool { return spans[i].lo < spans[j].lo })
-	for i := 1; i < len(spans); i++ {
-		if spans[i].lo < spans[i-1].hi {
-			return nil, fmt.Errorf("tensors %s and %s overlap", spans[i-1].name, spans[i].name)
+	// The tensors fill the data section back to back from its start to the
+	// end of the file, as the format requires (transformers' reader refuses
+	// anything else): a header length that is off by a byte would otherwise
+	// load every tensor shifted by that byte.
+	sort.Slice(spans, func(i, j int) bool {
+		return spans[i].lo < spans[j].lo || spans[i].lo == spans[j].lo && spans[i].hi < spans[j].hi
+	})
+	var end int64
+	for i, sp := range spans {
+		switch {
+		case sp.lo < end:
+			return nil, fmt.Errorf("tensors %s and %s overlap", spans[i-1].name, sp.name)
+		case sp.lo > end:
+			return nil, fmt.Errorf("tensor %s starts at data byte %d, but the tensors before it end at %d (a gap: corrupt header?)", sp.name, sp.lo, end)
 		}
+		end = sp.hi
+	}
+	if end != dataLen {
+		return nil, fmt.Errorf("the tensors end at data byte %d, but the file holds %d data bytes after its %d-byte header "+
+			"(the header length is wrong, or bytes were appended)", end, dataLen, hlen)
 	}
 	return s, nil
 }

@@ -102,7 +102,7 @@ func OpenWeights(dir string) (TensorSource, error) {
 		return OpenSafetensors(single)
 	}
 	index := filepath.Join(dir, WeightsIndex)
-	raw, err := os.ReadFile(index)
+	raw, err := readRegular(index)
 	if err != nil {
 		if os.IsNotExist(err) {
 			return nil, fmt.Errorf("%s: neither %s nor %s (is this a model directory?)", dir, WeightsFile, WeightsIndex)

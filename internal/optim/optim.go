@@ -73,6 +73,9 @@ type Optimizer struct {
 	clip  *gpu.Tensor // 1 unless grad_clip > 0 clips
 	fused fusedStep
 	Step  int // optimizer steps taken
+	// AdamStart is the steps taken before the moments last started from
+	// zero (a --weights-only resume): the bias correction counts from here.
+	AdamStart int
 	// normStep is the step whose gradient norm sumSq holds (0: none);
 	// skipNorm says the coming step need not compute it (Begin).
 	normStep int

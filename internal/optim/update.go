@@ -58,7 +58,7 @@ func (o *Optimizer) update(p *model.Param, P *gpu.Tensor, lr float64) error {
 // hyper is the Adam step of p at learning rate lr.
 func (o *Optimizer) hyper(lr float64, p *model.Param) gpu.AdamParams {
 	hp := gpu.AdamParams{LR: float32(lr), Beta1: float32(o.cfg.Beta1), Beta2: float32(o.cfg.Beta2),
-		Eps: float32(o.cfg.Eps), Scale: p.Scale, Step: o.Step, Form: o.cfg.Form}
+		Eps: float32(o.cfg.Eps), Scale: p.Scale, Step: o.Step - o.AdamStart, Form: o.cfg.Form}
 	if p.Decay {
 		hp.WeightDecay = float32(o.cfg.WeightDecay)
 	}

@@ -11,6 +11,7 @@ package train
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -19,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/compact-llm/compact/internal/data"
 	"github.com/compact-llm/compact/internal/model"
 	"github.com/compact-llm/compact/internal/optim"
 )
@@ -42,6 +44,11 @@ type TrainerState struct {
 	Base       string          `json:"base,omitempty"`   // fine-tuning: where the weights started
 	World      int             `json:"world,omitempty"`  // data-parallel ranks that wrote it (0: one)
 	Health     *HealthState    `json:"health,omitempty"` // the training-health guard's memory (health.go)
+	// AdamStart is the step after which the Adam moments last started from
+	// zero (a --weights-only resume); the bias correction counts from it.
+	AdamStart int `json:"adam_start,omitempty"`
+	// Schedule records every resume that changed the learning-rate schedule.
+	Schedule []ScheduleChange `json:"schedule_changes,omitempty"`
 }
 
 // Checkpoint file names inside a step directory.
@@ -61,7 +68,7 @@ func StepDir(root string, step int) string {
 
 // writeSynced creates path, lets write fill it, and fsyncs it.
 func writeSynced(path string, write func(io.Writer) error) error {
-	f, err := os.Create(path)
+	f, err := createFresh(path)
 	if err != nil {
 		return err
 	}
@@ -76,10 +83,11 @@ func writeSynced(path string, write func(io.Writer) error) error {
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err != nil {
+	var pe *os.PathError
+	if err != nil && !errors.As(err, &pe) { // a file system error names the file already
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	return nil
+	return err
 }
 
 func syncDir(dir string) error {
@@ -112,7 +120,7 @@ func SaveCheckpoint(root string, m *model.Model, opt *optim.Optimizer, st Traine
 // saveCheckpoint is SaveCheckpoint with every weight and moment already on
 // the host (gathered from the ranks of a ZeRO-1 job), the moments stored as
 // momentDType.
-func saveCheckpoint(root string, m *model.Model, weights, moments []model.NamedTensor, momentDType string, st TrainerState, eos int, keep int) (string, error) {
+func saveCheckpoint(root string, m *model.Model, weights, moments []model.NamedTensor, momentDType string, st TrainerState, eos int, keep int, extra ...ckptFile) (_ string, err error) {
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return "", err
 	}
@@ -133,6 +141,12 @@ func saveCheckpoint(root string, m *model.Model, weights, moments []model.NamedT
 	if err := os.Mkdir(tmp, 0o755); err != nil {
 		return "", err
 	}
+	defer func() {
+		if err != nil && tmp != "" { // a full disk: give the space of the partial checkpoint back now
+			os.RemoveAll(tmp)
+			err = fmt.Errorf("%w (the partial checkpoint was removed; the earlier ones are intact)", err)
+		}
+	}()
 	st.Version = StateVersion
 	steps := []struct {
 		name  string
@@ -151,8 +165,16 @@ func saveCheckpoint(root string, m *model.Model, weights, moments []model.NamedT
 			return enc.Encode(st)
 		}},
 	}
+	for _, f := range extra {
+		steps = append(steps, struct {
+			name  string
+			write func(io.Writer) error
+		}{f.name, func(w io.Writer) error { _, err := w.Write(f.data); return err }})
+	}
 	for _, s := range steps {
-		if err := writeSynced(filepath.Join(tmp, s.name), s.write); err != nil {
+		path := filepath.Join(tmp, s.name)
+		write := func(w io.Writer) error { return s.write(faultDiskFull(st.Step, path, w)) }
+		if err := writeSynced(path, write); err != nil {
 			return "", err
 		}
 	}
@@ -172,6 +194,7 @@ func saveCheckpoint(root string, m *model.Model, weights, moments []model.NamedT
 	if err := os.Rename(tmp, final); err != nil {
 		return "", err
 	}
+	tmp = "" // renamed into place: nothing partial is left to remove
 	if err := syncDir(root); err != nil {
 		return "", err
 	}
@@ -179,9 +202,15 @@ func saveCheckpoint(root string, m *model.Model, weights, moments []model.NamedT
 	return final, pruneCheckpoints(root, keep)
 }
 
-// listCheckpoints returns the complete step directories under root, oldest
-// first. Temporary and partial directories are skipped.
-func listCheckpoints(root string) ([]string, error) {
+// stepDir is a checkpoints/step-N directory, complete or not.
+type stepDir struct {
+	step int
+	path string
+}
+
+// stepDirs returns the step directories under root, oldest first.
+// Temporary (.tmp-step-N) and replaced (.old-step-N) ones are skipped.
+func stepDirs(root string) ([]stepDir, error) {
 	entries, err := os.ReadDir(root)
 	if err != nil {
 		if os.IsNotExist(err) {
@@ -189,11 +218,7 @@ func listCheckpoints(root string) ([]string, error) {
 		}
 		return nil, err
 	}
-	type ck struct {
-		step int
-		path string
-	}
-	var cks []ck
+	var out []stepDir
 	for _, e := range entries {
 		name := e.Name()
 		if !e.IsDir() || !strings.HasPrefix(name, "step-") {
@@ -203,23 +228,34 @@ func listCheckpoints(root string) ([]string, error) {
 		if err != nil {
 			continue
 		}
-		dir := filepath.Join(root, name)
-		complete := true
-		for _, f := range ckptFiles {
-			if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
-				complete = false
-			}
-		}
-		if complete {
-			cks = append(cks, ck{step, dir})
-		}
+		out = append(out, stepDir{step, filepath.Join(root, name)})
 	}
-	sort.Slice(cks, func(i, j int) bool { return cks[i].step < cks[j].step })
-	out := make([]string, len(cks))
-	for i, c := range cks {
-		out[i] = c.path
-	}
+	sort.Slice(out, func(i, j int) bool { return out[i].step < out[j].step })
 	return out, nil
+}
+
+// missingFiles lists the names among files that dir lacks.
+func missingFiles(dir string, files []string) []string {
+	var out []string
+	for _, f := range files {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// listCheckpoints returns the complete step directories under root, oldest
+// first. Temporary and partial directories are skipped.
+func listCheckpoints(root string) ([]string, error) {
+	all, err := stepDirs(root)
+	var out []string
+	for _, d := range all {
+		if len(missingFiles(d.path, ckptFiles)) == 0 {
+			out = append(out, d.path)
+		}
+	}
+	return out, err
 }
 
 func pruneCheckpoints(root string, keep int) error {
@@ -248,12 +284,12 @@ func LatestCheckpoint(root string) (string, error) {
 // ReadTrainerState reads trainer_state.json of a checkpoint directory.
 func ReadTrainerState(dir string) (TrainerState, error) {
 	var st TrainerState
-	raw, err := os.ReadFile(filepath.Join(dir, ckptState))
+	raw, err := data.ReadRegular(filepath.Join(dir, ckptState))
 	if err != nil {
 		return st, fmt.Errorf("checkpoint %s: %w", dir, err)
 	}
 	if err := json.Unmarshal(raw, &st); err != nil {
-		return st, fmt.Errorf("checkpoint %s: %s: %w", dir, ckptState, err)
+		return st, fmt.Errorf("checkpoint %s: %w", dir, err)
 	}
 	if st.Version != StateVersion {
 		return st, fmt.Errorf("checkpoint %s: trainer state version %d, this build reads %d", dir, st.Version, StateVersion)
@@ -272,6 +308,10 @@ func ReadTrainerState(dir string) (TrainerState, error) {
 	}
 	if st.Config.Train.OptimizerState == "" {
 		st.Config.Train.OptimizerState = StateFP32
+	}
+	// ... and read special-token text as text, before data.special_tokens.
+	if st.Config.Data.SpecialTokens == "" {
+		st.Config.Data.SpecialTokens = data.SpecialText
 	}
 	// ... and eagerly, before train.cuda_graph existed (free on resume).
 	if st.Config.Train.CUDAGraph == "" {

@@ -79,6 +79,9 @@ type TrainConfig struct {
 	OverlapComm     bool    `mapstructure:"overlap_comm"`    // data parallel, fused update: reduce block l during block l-1's backward (internal/optim/step.go)
 	CUDAGraph       string  `mapstructure:"cuda_graph"`      // one of CUDAGraphModes (graphstep.go)
 	CommTimeout     int     `mapstructure:"comm_timeout"`    // data parallel: seconds a rank may send nothing before the job ends naming it (0: never)
+	SampleEvery     int     `mapstructure:"sample_every"`    // print a generated sample every N steps (0: never; runextras.go)
+	SampleTokens    int     `mapstructure:"sample_tokens"`   // tokens per sample
+	TensorBoard     bool    `mapstructure:"tensorboard"`     // write TensorBoard event files beside metrics.jsonl (tensorboard.go)
 	// The training-health guard (health.go): what to do about a loss that
 	// spikes or rises, and how it is judged.
 	OnInstability string       `mapstructure:"on_instability"` // one of InstabilityPolicies
@@ -87,12 +90,16 @@ type TrainConfig struct {
 
 // DataConfig names the token shards, or none for the default corpus.
 type DataConfig struct {
-	Tokenizer   string   `mapstructure:"tokenizer"` // one of data.TokenizerNames, or a HuggingFace tokenizer.json
-	Train       []string `mapstructure:"train"`     // shard globs; empty: the default corpus
-	Val         []string `mapstructure:"val"`
-	Format      string   `mapstructure:"format"` // one of data.Formats
-	Shuffle     bool     `mapstructure:"shuffle"`
-	CorpusBytes int64    `mapstructure:"corpus_bytes"` // default corpus size in bytes of source text
+	Tokenizer string   `mapstructure:"tokenizer"` // one of data.TokenizerNames, or a HuggingFace tokenizer.json
+	Train     []string `mapstructure:"train"`     // shard globs; empty: the default corpus
+	Val       []string `mapstructure:"val"`
+	Format    string   `mapstructure:"format"` // one of data.Formats
+	// SpecialTokens is how the fine-tuning JSONL readers encode
+	// special-token text (data.SpecialTokenModes): "map" to the special ids
+	// as HF's encode and chat templates need, or "text".
+	SpecialTokens string `mapstructure:"special_tokens"`
+	Shuffle       bool   `mapstructure:"shuffle"`
+	CorpusBytes   int64  `mapstructure:"corpus_bytes"` // default corpus size in bytes of source text
 }
 
 // Default is the configuration every file starts from: a small model, the
@@ -104,11 +111,11 @@ func Default() Config {
 		Train: TrainConfig{Device: device.Auto, SeqLen: 256, MicroBatch: 64, GradAccum: 1, Steps: 10000,
 			LR: 1e-3, MinLRRatio: 0.1, WarmupRatio: 0.1, Beta1: 0.9, Beta2: 0.999, Optimizer: OptimizerAuto,
 			GradClip: 1.0, Seed: 42, Recompute: model.RecomputeNone.String(), LogEvery: 10, EvalEvery: 500, EvalBatches: 20,
-			CheckpointEvery: 1000, KeepCheckpoints: 2, Weights: WeightsAuto, OptimizerState: StateFP32, Zero: ZeroState,
+			CheckpointEvery: 1000, KeepCheckpoints: 2, SampleTokens: 64, Weights: WeightsAuto, OptimizerState: StateFP32, Zero: ZeroState,
 			OverlapComm: true, CUDAGraph: GraphAuto, CommTimeout: 60, OnInstability: InstabilityWarn, Health: defaultHealth()},
 		Compact: model.CompactConfig{Enabled: true, Rank: 0.25, Layers: slices.Clone(model.CompressibleLayers),
 			Share: true, Projection: "gaussian", UpdateGap: 50, Alpha: 0.25, OProjScale: 1, Eps: 1e-6},
-		Data:     DataConfig{Tokenizer: data.TokenizerGPT2, Format: data.FormatLLMC, Shuffle: true, CorpusBytes: 16 << 20},
+		Data:     DataConfig{Tokenizer: data.TokenizerGPT2, Format: data.FormatLLMC, SpecialTokens: data.SpecialMap, Shuffle: true, CorpusBytes: 16 << 20},
 		Finetune: FinetuneConfig{Task: TaskCausal},
 	}
 }
@@ -264,26 +271,28 @@ func loadFile(start Config, file string) (Config, []string, error) {
 		v.SetDefault(k, val)
 	}
 	v.SetConfigType("yaml")
+	var body []byte
 	if name, ok := strings.CutPrefix(file, configs.Builtin); ok {
-		body, err := configs.FS.ReadFile(name)
-		if err != nil {
-			return Config{}, nil, Usagef("config %s: no such built-in config", file)
-		}
-		if err := v.ReadConfig(bytes.NewReader(body)); err != nil {
-			return Config{}, nil, Usagef("config %s: %w", file, err)
+		var err error
+		if body, err = configs.FS.ReadFile(name); err != nil {
+			return Config{}, nil, Usagef("config %s: no such built-in config (there are %s%s; compact configs lists them)", file, configs.Builtin, strings.Join(configs.Names(), ", "+configs.Builtin))
 		}
 	} else {
-		if _, err := os.Stat(file); err != nil {
-			return Config{}, nil, Usagef("config %s: %w", file, err)
-		}
-		v.SetConfigFile(file)
-		if err := v.ReadInConfig(); err != nil {
+		var err error
+		if body, err = data.ReadRegular(file); err != nil { // no FIFO, no byte order mark
 			return Config{}, nil, Usagef("config %s: %w", file, err)
 		}
 	}
 	known := Keys()
+	if err := yamlKeys(body, file, known); err != nil {
+		return Config{}, nil, err
+	}
+	if err := v.ReadConfig(bytes.NewReader(body)); err != nil {
+		return Config{}, nil, Usagef("config %s: %w", file, err)
+	}
+	sectionNames, _ := sections()
 	for _, k := range v.AllKeys() {
-		if !slices.Contains(known, k) {
+		if !slices.Contains(known, k) && !slices.Contains(sectionNames, k) { // an empty section: `train:` with every key commented out
 			return Config{}, nil, Usagef("config %s: unknown key %s%s", file, k, suggestKey(k, known))
 		}
 	}
@@ -395,7 +404,7 @@ func (c Config) Validate() error {
 		key string
 		val int
 	}{{"train.threads", t.Threads}, {"train.warmup_steps", t.WarmupSteps}, {"train.loss_chunk", t.LossChunk},
-		{"train.eval_every", t.EvalEvery}, {"train.checkpoint_every", t.CheckpointEvery}}
+		{"train.eval_every", t.EvalEvery}, {"train.checkpoint_every", t.CheckpointEvery}, {"train.sample_every", t.SampleEvery}}
 	for _, p := range nonNeg {
 		if p.val < 0 {
 			return fmt.Errorf("%s = %d: must not be negative", p.key, p.val)
@@ -403,6 +412,9 @@ func (c Config) Validate() error {
 	}
 	if t.SeqLen > c.Model.MaxSeqLen {
 		return fmt.Errorf("train.seq_len = %d exceeds model.max_seq_len = %d", t.SeqLen, c.Model.MaxSeqLen)
+	}
+	if t.SampleEvery > 0 && (t.SampleTokens < 1 || t.SampleTokens > 1<<20) {
+		return fmt.Errorf("train.sample_tokens = %d: want 1 to %d with train.sample_every set", t.SampleTokens, 1<<20)
 	}
 	if t.LR <= 0 {
 		return fmt.Errorf("train.lr = %g: must be positive", t.LR)
@@ -475,6 +487,9 @@ func (c Config) Validate() error {
 	if ft.Task == TaskClassify && ft.NumLabels < 2 {
 		return fmt.Errorf("finetune.num_labels = %d: classify needs at least 2", ft.NumLabels)
 	}
+	if ft.Task == TaskClassify && c.Train.SampleEvery > 0 {
+		return fmt.Errorf("train.sample_every = %d: a classifier has no LM head to generate with (finetune.task = classify)", c.Train.SampleEvery)
+	}
 	if ft.Task != TaskClassify && ft.NumLabels != 0 {
 		return fmt.Errorf("finetune.num_labels = %d is only for finetune.task=classify", ft.NumLabels)
 	}
@@ -493,6 +508,9 @@ func (c Config) Validate() error {
 		}
 	} else if ft.ValFraction > 0 {
 		return fmt.Errorf("finetune.val_fraction is for the JSONL tasks; causal fine-tuning takes data.val shards")
+	}
+	if err := oneOf("data.special_tokens", d.SpecialTokens, data.SpecialTokenModes); err != nil {
+		return err
 	}
 	if err := oneOf("data.format", d.Format, data.Formats); err != nil {
 		return err

@@ -1,8 +1,12 @@
 package train
 
 import (
+	"errors"
 	"fmt"
 	"math"
+	"path/filepath"
+	"strconv"
+	"strings"
 )
 
 // DivergedError stops a run whose loss, gradient norm or weights stopped
@@ -19,12 +23,19 @@ import (
 type DivergedError struct {
 	Step int
 	What string
+	// Advice says where to go on from: the last good checkpoint and what
+	// to change (the trainer fills it in: adviseDivergence).
+	Advice string
 }
 
 func (e *DivergedError) Error() string {
-	return fmt.Sprintf("training diverged by step %d: %s; no checkpoint of this state was written and the earlier ones are kept. "+
-		"Lower train.lr, set train.grad_clip (e.g. 1.0) or lengthen the warmup (train.warmup_ratio), then start again "+
-		"(or --resume --allow-config-change from the last good checkpoint)", e.Step, e.What)
+	advice := e.Advice
+	if advice == "" {
+		advice = "Lower train.lr, set train.grad_clip (e.g. 1.0) or lengthen the warmup (train.warmup_ratio), then start again " +
+			"or resume the last good checkpoint with --resume --allow-config-change"
+	}
+	return fmt.Sprintf("training diverged by step %d: %s; no checkpoint of this state was written and the earlier ones are kept. %s",
+		e.Step, e.What, advice)
 }
 
 // checkFinite returns a DivergedError when v, the value called name at
@@ -34,4 +45,44 @@ func checkFinite(step int, name string, v float64) error {
 		return &DivergedError{Step: step, What: fmt.Sprintf("%s is %g", name, v)}
 	}
 	return nil
+}
+
+// adviseDivergence gives a DivergedError ending the run its advice: which
+// checkpoint to resume and what to change there. Resuming the last good
+// checkpoint unchanged only diverges again (training is deterministic), so
+// the advice is a concrete change: half the peak learning rate, and the
+// other knobs the run has not turned yet.
+func (t *Trainer) adviseDivergence(err error) error {
+	var d *DivergedError
+	if !errors.As(err, &d) {
+		return err
+	}
+	// The error itself, not a wrapper: a wrapper's text was fixed before
+	// the advice existed (and the DivergedError names the step already).
+	d.Advice = divergenceAdvice(t.cfg, t.lastCkpt, t.opts.ResumeCommand)
+	return d
+}
+
+func divergenceAdvice(cfg Config, last, resumeCmd string) string {
+	key, lr := cfg.peakLRKey(), cfg.PeakLR()
+	set := fmt.Sprintf("--set %s=%.3g", key, lr/2)
+	var other []string
+	if cfg.Train.GradClip <= 0 && !cfg.Train.FusedUpdate {
+		other = append(other, "set train.grad_clip (e.g. 1.0)")
+	}
+	other = append(other, fmt.Sprintf("lengthen the warmup (now %d steps: train.warmup_ratio or train.warmup_steps)", cfg.Warmup()))
+	if last == "" {
+		return fmt.Sprintf("No checkpoint was written before it: start again with a lower %s (e.g. %s, half of %.3g), or %s.",
+			key, set, lr, strings.Join(other, ", or "))
+	}
+	step := strings.TrimLeft(strings.TrimPrefix(filepath.Base(last), "step-"), "0")
+	if _, err := strconv.Atoi(step); err != nil {
+		step = "?"
+	}
+	if resumeCmd == "" {
+		resumeCmd = "compact ... --resume"
+	}
+	return fmt.Sprintf("Resume from step %s (%s, the last good checkpoint) with a change, since unchanged it diverges again (training is deterministic): "+
+		"a lower %s (half of %.3g): %s %s --allow-config-change; or %s.",
+		step, last, key, lr, resumeCmd, set, strings.Join(other, ", or "))
 }

@@ -10,10 +10,12 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
-	"os"
+	"slices"
 	"sort"
 
 	"github.com/compact-llm/compact/internal/data"
@@ -33,10 +35,19 @@ type Batches interface {
 	restoreState(json.RawMessage) error
 }
 
-// shardSource adapts data.Loader.
-type shardSource struct{ *data.Loader }
+// shardSource adapts data.Loader of micro-batch b.
+type shardSource struct {
+	*data.Loader
+	b int
+}
 
-func (s shardSource) EvalBatches(limit int) int { return limit }
+// EvalBatches caps limit at the batches one epoch of the set fills: any
+// further batch would only evaluate the same windows again (a one-window
+// shard evaluated 1000 times).
+func (s shardSource) EvalBatches(limit int) int {
+	fill := (s.SamplesPerEpoch() + int64(s.b) - 1) / int64(s.b)
+	return int(min(int64(limit), max(fill, 1)))
+}
 
 func (s shardSource) saveState() (json.RawMessage, error) { return json.Marshal(s.State()) }
 
@@ -163,33 +174,51 @@ func (s *exampleSource) restoreState(raw json.RawMessage) error {
 	return nil
 }
 
+// maxJSONLLine is the longest JSONL row read (one example).
+const maxJSONLLine = 64 << 20
+
 // readJSONL calls fn with every non-blank line of every file; errors name
-// the file and line.
+// the file and line. A leading byte order mark is dropped; FIFOs and
+// devices are refused (they would block or never end).
 func readJSONL(paths []string, fn func(file string, line int, raw []byte) error) error {
 	for _, p := range paths {
-		f, err := os.Open(p)
-		if err != nil {
-			return err
-		}
-		sc := bufio.NewScanner(f)
-		sc.Buffer(make([]byte, 1<<20), 64<<20)
-		line := 0
-		for sc.Scan() {
-			line++
-			raw := bytes.TrimSpace(sc.Bytes())
-			if len(raw) == 0 {
-				continue
-			}
-			if err := fn(p, line, raw); err != nil {
-				f.Close()
-				return err
-			}
-		}
-		err = sc.Err()
-		f.Close()
+		f, _, err := data.OpenRegular(p)
 		if err != nil {
 			return fmt.Errorf("%s: %w", p, err)
 		}
+		err = scanJSONL(f, p, fn)
+		f.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// scanJSONL is readJSONL of one open file.
+func scanJSONL(r io.Reader, file string, fn func(file string, line int, raw []byte) error) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), maxJSONLLine)
+	line := 0
+	for sc.Scan() {
+		line++
+		raw := sc.Bytes()
+		if line == 1 {
+			raw = data.TrimBOM(raw)
+		}
+		if raw = bytes.TrimSpace(raw); len(raw) == 0 {
+			continue
+		}
+		if err := fn(file, line, raw); err != nil {
+			return err
+		}
+	}
+	switch err := sc.Err(); {
+	case errors.Is(err, bufio.ErrTooLong):
+		return fmt.Errorf("%s:%d: the line is longer than %d MiB, the most one example may take (is this a JSONL file, one JSON object per line?)",
+			file, line+1, maxJSONLLine>>20)
+	case err != nil:
+		return fmt.Errorf("%s:%d: %w", file, line+1, err)
 	}
 	return nil
 }
@@ -245,7 +274,7 @@ func completionExamples(paths []string, tok data.Tokenizer, T int) (ex []example
 
 // classifyExamples tokenizes {"text","label"} lines, truncated to T tokens.
 // The label sits at the last token's target; everything after it is
-// padding (the EOT id, which Encode never produces inside a text), which is
+// padding (the EOT id, refused inside a text), which is
 // exactly the row transformers' LlamaForSequenceClassification reads with
 // pad_token_id = EOT. A label is an id or one of names (labels.go); with
 // unlabelled, a row may have none (evaluation for predictions): its last
@@ -274,6 +303,10 @@ func classifyExamples(paths []string, tok data.Tokenizer, T, numLabels int, name
 		ids := tok.Encode(*r.Text)
 		if len(ids) == 0 {
 			return fmt.Errorf("%s:%d: empty text", file, line)
+		}
+		if slices.Contains(ids, tok.EOT()) {
+			return fmt.Errorf("%s:%d: the text holds the end-of-text token %q, which pads a classifier's rows: set data.special_tokens: text to read it as text",
+				file, line, tok.Decode([]uint32{tok.EOT()}))
 		}
 		if len(ids) > T {
 			ids = ids[:T]

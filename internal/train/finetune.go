@@ -128,9 +128,15 @@ func adoptBase(cfg *Config, explicit []string, b Base, src string) error {
 		return false
 	}
 	if !has("data.tokenizer") {
-		if p := filepath.Join(b.Dir, "tokenizer.json"); fileExists(p) {
+		// Our checkpoints carry a tokenizer.json too (ckpttokenizer.go); a
+		// built-in tokenizer keeps its name, which the run's shards record.
+		p := filepath.Join(b.Dir, "tokenizer.json")
+		switch {
+		case b.State != nil && slices.Contains(data.TokenizerNames, b.State.Tokenizer):
+			cfg.Data.Tokenizer = b.State.Tokenizer
+		case fileExists(p):
 			cfg.Data.Tokenizer = p
-		} else if b.State != nil && b.State.Tokenizer != "" {
+		case b.State != nil && b.State.Tokenizer != "":
 			cfg.Data.Tokenizer = b.State.Tokenizer
 		}
 	}
@@ -205,7 +211,7 @@ func Finetune(ctx context.Context, cfg Config, opts RunOptions) error {
 		return err
 	}
 	defer t.close()
-	return t.dp.finish(t.run(ctx))
+	return t.dp.finish(t.adviseDivergence(t.run(ctx)))
 }
 
 // openExamples reads the JSONL sets of the completion and classify tasks.
@@ -217,6 +223,9 @@ func openExamples(cfg Config, tok data.Tokenizer, logf func(string, ...any)) (tr
 // classify rows need no label.
 func openExamplesFor(cfg Config, tok data.Tokenizer, logf func(string, ...any), unlabelled bool) (train, val Batches, err error) {
 	d, tr, ft := cfg.Data, cfg.Train, cfg.Finetune
+	if tok, err = data.WithSpecialTokens(tok, d.SpecialTokens); err != nil {
+		return nil, nil, Usagef("data.special_tokens: %w", err)
+	}
 	trainFiles, err := data.ExpandGlobs(d.Train)
 	if err != nil {
 		return nil, nil, Usagef("data.train: %w", err)

@@ -63,7 +63,7 @@ func checkFits(cfg Config, be gpu.Backend, training bool, world int) error {
 		s := meter.Memory().Snapshot()
 		need, acts = s.PeakAll, s.PeakAt[gpu.Activations]
 	}
-	limit, what := deviceMemory(be)
+	limit, what := DeviceMemory(be)
 	if limit <= 0 || need <= limit {
 		return nil
 	}
@@ -75,9 +75,10 @@ func checkFits(cfg Config, be gpu.Backend, training bool, world int) error {
 		culprit, float64(need)/(1<<30), what, float64(limit)/(1<<30))
 }
 
-// deviceMemory is the memory a backend can use: the GPU's total, or the
-// host's physical memory for the CPU backend (0 when unknown).
-func deviceMemory(be gpu.Backend) (int64, string) {
+// DeviceMemory is the memory a backend can use and what holds it: the
+// GPU's total, or the host's physical memory for the CPU backend (0 when
+// unknown).
+func DeviceMemory(be gpu.Backend) (int64, string) {
 	if c, ok := be.(interface {
 		MemGetInfo() (free, total int64, err error)
 	}); ok {

@@ -58,7 +58,7 @@ func TestCheckFitsCUDA(t *testing.T) {
 		t.Skipf("no usable GPU: %v", err)
 	}
 	defer be.Close()
-	if total, _ := deviceMemory(be); total <= 0 {
+	if total, _ := DeviceMemory(be); total <= 0 {
 		t.Fatal("the CUDA backend reports no device memory")
 	}
 	checkFitsOn(t, be)

@@ -55,6 +55,9 @@ func parseLabel(raw json.RawMessage, where string, names []string, numLabels int
 	if err := json.Unmarshal(raw, &label); err != nil || label != math.Trunc(label) {
 		return 0, fmt.Errorf("%s: label %s is not an integer or a string", where, raw)
 	}
+	if numLabels <= 0 { // the kind only (scanLabelNames): the range is checked with the run's num_labels
+		return 0, nil
+	}
 	// Compared as a float: int(1e19) overflows and would pass the check.
 	if label < 0 || label >= float64(numLabels) {
 		return 0, fmt.Errorf("%s: label %s is outside [0, finetune.num_labels=%d)", where, raw, numLabels)
@@ -78,7 +81,7 @@ func scanLabelNames(paths []string) ([]string, error) {
 		where := fmt.Sprintf("%s:%d", file, line)
 		var s string
 		if json.Unmarshal(*r.Label, &s) != nil {
-			_, err := parseLabel(*r.Label, where, nil, math.MaxInt32, &kind)
+			_, err := parseLabel(*r.Label, where, nil, 0, &kind)
 			return err
 		}
 		if s == "" {

@@ -2,7 +2,6 @@ package train
 
 import (
 	"encoding/json"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -85,6 +84,11 @@ func predictMemory(cfg Config, B, T int, backend string, shard optim.Shard, worl
 }
 
 // activationKind names what an activation tensor of model.Prepare holds.
+// ActivationKinds lists activationKind's kinds in the order a block makes
+// them: the order of memreport's columns, whatever the variants.
+var ActivationKinds = []string{"block inputs", "residual after attention", "norm statistics", "q, k, v", "attention output",
+	"gate, up", "compressed z", "loss", "scratch (norm out, activations, gradients)"}
+
 func activationKind(name string) string {
 	if strings.HasPrefix(name, "layers.") {
 		if i := strings.Index(name[len("layers."):], "."); i >= 0 {
@@ -141,9 +145,5 @@ func writeMemoryFile(dir string, mf MemoryFile) error {
 	if err != nil {
 		return err
 	}
-	tmp := filepath.Join(dir, "memreport.json.tmp")
-	if err := os.WriteFile(tmp, append(js, '\n'), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, filepath.Join(dir, "memreport.json"))
+	return replaceFile(filepath.Join(dir, "memreport.json"), append(js, '\n'))
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // Metric is one line of metrics.jsonl.
@@ -21,6 +22,11 @@ type Metric struct {
 	ValLoss   *float64 `json:"val_loss,omitempty"`
 	ValAcc    *float64 `json:"val_accuracy,omitempty"` // classifiers
 	ElapsedS  float64  `json:"elapsed_s"`
+	// StepMs is the mean wall time of the steps since the last logged one;
+	// MFU their model FLOPs utilisation, absent where the device's peak is
+	// unknown (the CPU).
+	StepMs float64  `json:"step_ms"`
+	MFU    *float64 `json:"mfu,omitempty"`
 	// Comm is the step's gradient all-reduce payload in a data-parallel job.
 	Comm *CommBytes `json:"comm,omitempty"`
 	// Health holds what the training-health guard saw at this step
@@ -61,14 +67,10 @@ func OpenMetrics(dir string, keepThrough, rollbacks int) (*MetricsLog, error) {
 			}
 		}
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, kept.Bytes(), 0o644); err != nil {
+	if err := replaceFile(path, kept.Bytes()); err != nil {
 		return nil, err
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		return nil, err
-	}
-	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0o644)
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY|syscall.O_NOFOLLOW, 0o644)
 	if err != nil {
 		return nil, err
 	}

@@ -63,7 +63,7 @@ func (c Config) shard(rank, world int) optim.Shard {
 	return optim.Shard{Rank: rank, World: world}
 }
 
-// schedule is the learning-rate schedule of a run of c.
-func (c Config) schedule() optim.Schedule {
+// Schedule is the learning-rate schedule of a run of c.
+func (c Config) Schedule() optim.Schedule {
 	return optim.Schedule{LR: c.PeakLR(), Warmup: c.Warmup(), Total: c.Train.Steps, MinRatio: c.Train.MinLRRatio}
 }

@@ -6,14 +6,19 @@ package train
 // must be the saved run's, except for what may change on purpose.
 
 import (
+	"errors"
 	"fmt"
 	"math"
+	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
+
+	"github.com/compact-llm/compact/internal/model"
 )
 
 // checkState refuses a trainer state that does not belong at dir or to a
@@ -48,7 +53,7 @@ var resumeFreeKeys = []string{"train.device", "train.threads", "train.steps", "t
 	"train.eval_batches", "train.checkpoint_every", "train.keep_checkpoints", "train.loss_chunk", "train.recompute",
 	"train.fused_update", "train.zero", "train.overlap_comm", "train.cuda_graph", "train.comm_timeout", "train.on_instability",
 	"train.health.window", "train.health.spike", "train.health.rise", "train.health.patience", "train.health.grad_rise",
-	"train.health.lr_factor", "train.health.max_rollbacks"}
+	"train.health.lr_factor", "train.health.max_rollbacks", "train.sample_every", "train.sample_tokens", "train.tensorboard"}
 
 // resolvedModes replaces the keys whose "auto" (or, in checkpoints older
 // than the key, empty) value stands for a concrete choice by that choice, so
@@ -65,6 +70,9 @@ func resolvedModes(c Config) Config {
 	}
 	if c.Train.OptimizerState == "" {
 		c.Train.OptimizerState = StateFP32
+	}
+	if c.Finetune.Task == TaskCausal {
+		c.Data.SpecialTokens = "" // shards are tokenized already: no effect
 	}
 	return c
 }
@@ -110,4 +118,241 @@ func hasAnyPrefix(s string, prefixes []string) bool {
 		}
 	}
 	return false
+}
+
+// resumeFiles are what resuming a checkpoint reads: its weights, its Adam
+// moments (not with --weights-only) and its trainer state.
+func resumeFiles(weightsOnly bool) []string {
+	if weightsOnly {
+		return []string{ckptModel, ckptState}
+	}
+	return []string{ckptModel, ckptOptimizer, ckptState}
+}
+
+// resumePoint returns the checkpoint a resumed run continues from: from
+// (--resume PATH: a step directory, or a run directory's newest), else the
+// newest under root, or "" when root holds none at all (a first `make
+// run`). A checkpoint that lacks a file the resume reads is refused, naming
+// the file and the ways on, before anything is written: taking an older one
+// silently would redo, and then replace, the newer checkpoints.
+func resumePoint(root, from string, weightsOnly bool) (string, error) {
+	dir := from
+	if from != "" {
+		var err error
+		if dir, err = chosenCheckpoint(from); err != nil {
+			return "", Usagef("--resume %s: %w", from, err)
+		}
+	} else {
+		all, err := stepDirs(root)
+		if err != nil || len(all) == 0 {
+			return "", err
+		}
+		dir = all[len(all)-1].path
+	}
+	missing := missingFiles(dir, resumeFiles(weightsOnly))
+	if len(missing) == 0 {
+		return dir, nil
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "resume: checkpoint %s lacks %s, so it cannot be resumed as it is (nothing was changed)", dir, strings.Join(missing, " and "))
+	if !slices.Contains(missing, ckptModel) && !slices.Contains(missing, ckptState) {
+		b.WriteString("; continue from its weights, step and data position with fresh Adam moments: add --weights-only")
+	} else if !slices.Contains(missing, ckptModel) {
+		fmt.Fprintf(&b, "; start a new run from its weights: compact finetune --base %s --out NEW", dir)
+	}
+	if cks, _ := listCheckpoints(filepath.Dir(dir)); len(cks) > 0 && cks[len(cks)-1] != dir {
+		fmt.Fprintf(&b, "; or continue from the newest complete checkpoint: --resume %s", cks[len(cks)-1])
+	}
+	return "", Usagef("%s", b.String())
+}
+
+// chosenCheckpoint resolves --resume PATH: a checkpoint directory as it is,
+// a run directory to its newest step directory.
+func chosenCheckpoint(path string) (string, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return "", err
+	}
+	if !st.IsDir() {
+		return "", fmt.Errorf("not a directory (want a checkpoints/step-N directory or a run directory)")
+	}
+	if len(missingFiles(path, []string{ckptState, ckptModel})) < 2 {
+		return path, nil
+	}
+	all, err := stepDirs(filepath.Join(path, "checkpoints"))
+	if err != nil {
+		return "", err
+	}
+	if len(all) == 0 {
+		return "", fmt.Errorf("neither a checkpoint (no %s) nor a run directory with checkpoints/step-N", ckptState)
+	}
+	return all[len(all)-1].path, nil
+}
+
+// checkTensorFiles validates the headers and sizes of a checkpoint's
+// safetensors files without reading the tensors: a finished run that is
+// resumed trains nothing, but a damaged last checkpoint is still reported.
+func checkTensorFiles(dir string, weightsOnly bool) error {
+	for _, name := range resumeFiles(weightsOnly) {
+		if !strings.HasSuffix(name, ".safetensors") {
+			continue
+		}
+		f, err := model.OpenSafetensors(filepath.Join(dir, name))
+		if err != nil {
+			return &UsageError{fmt.Errorf("resume: %w", err)}
+		}
+		f.Close()
+	}
+	return nil
+}
+
+// claimResume returns whether claimRunDir should take --out as a run being
+// continued. A --resume PATH outside --out starts a new run there that
+// continues PATH (a fork), so --out must not hold a run of its own.
+func claimResume(opts RunOptions) (bool, error) {
+	if opts.ResumeFrom == "" || opts.Dist != nil && opts.Dist.Rank != 0 { // only rank 0 claims --out
+		return opts.Resume, nil
+	}
+	if within(opts.ResumeFrom, opts.Out) {
+		return true, nil
+	}
+	if holdsRun(opts.Out) && !opts.Overwrite {
+		return false, Usagef("--resume %s is not a checkpoint of --out %s, which already holds a run: continue %s in a new --out, "+
+			"pass --overwrite to move the run in %s aside, or resume one of %s", opts.ResumeFrom, opts.Out, opts.ResumeFrom,
+			opts.Out, filepath.Join(opts.Out, "checkpoints"))
+	}
+	return false, nil
+}
+
+// within reports whether path is dir or lies under it, links resolved.
+func within(path, dir string) bool {
+	real := func(p string) (string, bool) {
+		r, err := filepath.EvalSymlinks(p)
+		if err != nil {
+			return "", false
+		}
+		r, err = filepath.Abs(r)
+		return r, err == nil
+	}
+	p, ok1 := real(path)
+	d, ok2 := real(dir)
+	return ok1 && ok2 && (p == d || strings.HasPrefix(p, d+string(filepath.Separator)))
+}
+
+// supersede moves aside what a resume from an older checkpoint (at step)
+// would otherwise replace: the later step directories, and metrics.jsonl
+// as it was, go to DIR/superseded-TIMESTAMP/. Nothing is deleted.
+func (t *Trainer) supersede(step int) error {
+	all, err := stepDirs(t.ckptRoot())
+	if err != nil {
+		return err
+	}
+	var later []stepDir
+	for _, d := range all {
+		if d.step > step {
+			later = append(later, d)
+		}
+	}
+	if len(later) == 0 {
+		return nil
+	}
+	base := filepath.Join(t.opts.Out, "superseded-"+time.Now().Format("20060102-150405"))
+	aside := base
+	for i := 2; !isAbsent(aside); i++ {
+		aside = fmt.Sprintf("%s-%d", base, i)
+	}
+	if err := os.MkdirAll(filepath.Join(aside, "checkpoints"), 0o755); err != nil {
+		return err
+	}
+	var names []string
+	for _, d := range later {
+		if err := os.Rename(d.path, filepath.Join(aside, "checkpoints", filepath.Base(d.path))); err != nil {
+			return fmt.Errorf("resume: moving %s aside: %w", d.path, err)
+		}
+		names = append(names, filepath.Base(d.path))
+	}
+	metrics := filepath.Join(t.opts.Out, "metrics.jsonl")
+	if raw, err := os.ReadFile(metrics); err == nil {
+		if err := os.WriteFile(filepath.Join(aside, "metrics.jsonl"), raw, 0o644); err != nil {
+			return err
+		}
+	}
+	t.logf("resume from step %d: the later checkpoints (%s) and metrics.jsonl as it was are moved to %s; nothing is deleted",
+		step, strings.Join(names, ", "), aside)
+	return nil
+}
+
+func isAbsent(path string) bool {
+	_, err := os.Lstat(path)
+	return errors.Is(err, os.ErrNotExist)
+}
+
+// ScheduleChange records a resume that changed the learning-rate schedule
+// (a new train.steps stretches the warmup and the cosine), each field as
+// [before, after].
+type ScheduleChange struct {
+	Step       int        `json:"step"` // the last step trained under the old schedule
+	Steps      [2]int     `json:"steps"`
+	Warmup     [2]int     `json:"warmup_steps"`
+	PeakLR     [2]float64 `json:"peak_lr"`
+	MinLRRatio [2]float64 `json:"min_lr_ratio"`
+	NextLR     [2]float64 `json:"next_lr"` // the lr of step Step+1
+}
+
+// scheduleChange compares the schedules of the saved run and now at step;
+// ok is false when they are the same.
+func scheduleChange(step int, saved, now Config) (c ScheduleChange, ok bool) {
+	a, b := saved.Schedule(), now.Schedule()
+	if a == b {
+		return c, false
+	}
+	return ScheduleChange{Step: step, Steps: [2]int{a.Total, b.Total}, Warmup: [2]int{a.Warmup, b.Warmup},
+		PeakLR: [2]float64{a.LR, b.LR}, MinLRRatio: [2]float64{a.MinRatio, b.MinRatio},
+		NextLR: [2]float64{a.At(step + 1), b.At(step + 1)}}, true
+}
+
+// String says what changed, for the log.
+func (c ScheduleChange) String() string {
+	var parts []string
+	if c.Steps[0] != c.Steps[1] {
+		parts = append(parts, fmt.Sprintf("train.steps %d -> %d", c.Steps[0], c.Steps[1]))
+	}
+	if c.Warmup[0] != c.Warmup[1] {
+		parts = append(parts, fmt.Sprintf("warmup %d -> %d steps", c.Warmup[0], c.Warmup[1]))
+	}
+	if c.PeakLR[0] != c.PeakLR[1] {
+		parts = append(parts, fmt.Sprintf("peak lr %.4g -> %.4g", c.PeakLR[0], c.PeakLR[1]))
+	}
+	if c.MinLRRatio[0] != c.MinLRRatio[1] {
+		parts = append(parts, fmt.Sprintf("min_lr_ratio %g -> %g", c.MinLRRatio[0], c.MinLRRatio[1]))
+	}
+	return fmt.Sprintf("resume: the learning-rate schedule changes after step %d: %s; the lr of step %d is %.4g (the old schedule's: %.4g); recorded in the trainer_state.json of the checkpoints to come",
+		c.Step, strings.Join(parts, ", "), c.Step+1, c.NextLR[1], c.NextLR[0])
+}
+
+// completeLine is what a resume of a finished run says instead of training:
+// its final numbers, from metrics.jsonl where it has them.
+func (t *Trainer) completeLine(ckpt string) string {
+	st := t.state
+	var b strings.Builder
+	fmt.Fprintf(&b, "already complete: step %d of train.steps %d, %d tokens", st.Step, t.cfg.Train.Steps, st.Tokens)
+	if ms, err := ReadMetrics(filepath.Join(t.opts.Out, "metrics.jsonl")); err == nil {
+		var loss, val *float64
+		for _, m := range ms {
+			if m.Step <= st.Step {
+				loss = &m.Loss
+				if m.ValLoss != nil {
+					val = m.ValLoss
+				}
+			}
+		}
+		if loss != nil {
+			fmt.Fprintf(&b, "; final loss %.4f", *loss)
+		}
+		if val != nil {
+			fmt.Fprintf(&b, ", val_loss %.4f", *val)
+		}
+	}
+	fmt.Fprintf(&b, "; checkpoint %s. Nothing to do: raise --steps to train further (the schedule then stretches to the new total), or --overwrite to start again", ckpt)
+	return b.String()
 }

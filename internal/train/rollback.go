@@ -86,7 +86,7 @@ func (t *Trainer) restoreCheckpoint(dir string) error {
 	if err := LoadCheckpoint(dir, t.model, t.opt); err != nil {
 		return err
 	}
-	t.opt.Step = st.Step
+	t.opt.Step, t.opt.AdamStart, t.state.AdamStart = st.Step, st.AdamStart, st.AdamStart
 	t.state.Step, t.state.Tokens, t.state.LR, t.state.Epoch = st.Step, st.Tokens, st.LR, st.Epoch
 	t.state.Health = st.Health
 	return nil
@@ -99,6 +99,7 @@ func (t *Trainer) restartFromInit() error {
 		return err
 	}
 	t.opt.Reset()
+	t.opt.AdamStart, t.state.AdamStart = 0, 0
 	t.state.Step, t.state.Tokens, t.state.LR, t.state.Epoch = 0, 0, 0, 0
 	t.state.Health = nil
 	return nil

@@ -6,6 +6,12 @@ package train
 // it), and holds an exclusive flock on DIR/.lock for the run's life so two
 // processes can never write into one directory. flock is released by the
 // kernel when a process dies, so a lock left by a killed run is never stale.
+//
+// Nothing of a run is written through a link out of --out: the lock is
+// opened with O_NOFOLLOW, a symbolic link (or a FIFO, a directory) where a
+// run writes a file is refused, and files are replaced by writing a fresh
+// temporary file and renaming it, which replaces a link instead of
+// following it.
 
 import (
 	"errors"
@@ -16,6 +22,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/compact-llm/compact/internal/data"
 )
 
 const lockFile = ".lock"
@@ -43,13 +51,25 @@ func claimRunDir(dir string, resume, overwrite bool, logf func(string, ...any)) 
 	switch {
 	case err == nil && !st.IsDir():
 		return nil, Usagef("--out %s is a file, not a directory", dir)
+	case errors.Is(err, os.ErrNotExist) && isSymlink(dir):
+		target, _ := os.Readlink(dir)
+		return nil, Usagef("--out %s is a symbolic link to %s, which does not exist: create %s first, or choose another --out", dir, target, target)
 	case err != nil && !errors.Is(err, os.ErrNotExist):
 		return nil, Usagef("--out %s: %w", dir, err)
+	}
+	if err == nil {
+		if err := checkRunEntries(dir); err != nil {
+			return nil, err
+		}
 	}
 	if err == nil && !resume && holdsRun(dir) {
 		if !overwrite {
 			return nil, Usagef("--out %s already holds a run (metrics.jsonl, memreport.json or checkpoints/): "+
 				"continue it with --resume, choose another --out, or pass --overwrite to move it aside to %s.old-TIMESTAMP", dir, dir)
+		}
+		if holdsWorkingDir(dir) {
+			return nil, Usagef("--overwrite: --out %s is the current directory or holds it: moving it aside would leave this shell in the old run; "+
+				"run from its parent (cd ..; --out NAME), or move the old run aside yourself", dir)
 		}
 		// The old run's lock must be free: never move a live run.
 		old, err := lockDir(dir)
@@ -84,6 +104,98 @@ func claimRunDir(dir string, resume, overwrite bool, logf func(string, ...any)) 
 	return r, nil
 }
 
+// runEntries are the names a run writes directly in --out; the last is a
+// directory.
+var runEntries = []string{lockFile, "metrics.jsonl", "metrics.jsonl.tmp", "memreport.json", "memreport.json.tmp", "checkpoints"}
+
+// checkRunEntries refuses a symbolic link, or an entry of the wrong kind,
+// where the run in dir will write: writing through a link would change a
+// file outside --out (and pruning checkpoints through a linked checkpoints/
+// would delete another run's).
+func checkRunEntries(dir string) error {
+	for _, name := range runEntries {
+		p, isDir := filepath.Join(dir, name), name == "checkpoints"
+		st, err := os.Lstat(p)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			continue
+		case err != nil:
+			return Usagef("--out %s: %w", dir, err)
+		case st.Mode()&os.ModeSymlink != 0:
+			target, _ := os.Readlink(p)
+			return Usagef("--out %s: %s is a symbolic link (to %s); a run writes only inside --out, never through a link: "+
+				"remove the link (to keep a run on another disk, make --out itself the link)", dir, p, target)
+		case isDir && !st.IsDir():
+			return Usagef("--out %s: %s is %s, not a directory", dir, p, data.FileKind(st.Mode()))
+		case !isDir && !st.Mode().IsRegular():
+			return Usagef("--out %s: %s is %s, not a regular file: remove it", dir, p, data.FileKind(st.Mode()))
+		}
+	}
+	return nil
+}
+
+// links is the number of names of a file (1 where the platform does not say).
+func links(st os.FileInfo) uint64 {
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		return uint64(sys.Nlink)
+	}
+	return 1
+}
+
+func isSymlink(path string) bool {
+	st, err := os.Lstat(path)
+	return err == nil && st.Mode()&os.ModeSymlink != 0
+}
+
+// holdsWorkingDir reports whether dir is the working directory or one of
+// its ancestors.
+func holdsWorkingDir(dir string) bool {
+	wd, err := os.Getwd()
+	if err != nil {
+		return false
+	}
+	real := func(p string) string {
+		if r, err := filepath.EvalSymlinks(p); err == nil {
+			p = r
+		}
+		a, _ := filepath.Abs(p)
+		return a
+	}
+	d, w := real(dir), real(wd)
+	return d == w || strings.HasPrefix(w, d+string(filepath.Separator)) || d == string(filepath.Separator)
+}
+
+// replaceFile writes body to path through a fresh temporary file renamed
+// over it: a link at path is replaced, never written through.
+func replaceFile(path string, body []byte) error {
+	tmp := path + ".tmp"
+	f, err := createFresh(tmp)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(body)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// createFresh creates path for writing as a new file: whatever was left
+// there (a file of a crashed run, a link) is removed first, not followed.
+func createFresh(path string) (*os.File, error) {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	return os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o644)
+}
+
 // holdsRun reports whether dir holds the outputs of a run.
 func holdsRun(dir string) bool {
 	for _, name := range runOutputs {
@@ -98,9 +210,19 @@ func holdsRun(dir string) bool {
 // another process has it.
 func lockDir(dir string) (*os.File, error) {
 	path := filepath.Join(dir, lockFile)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0o644)
+	if errors.Is(err, syscall.ELOOP) {
+		target, _ := os.Readlink(path)
+		return nil, Usagef("--out %s: the lock file %s is a symbolic link (to %s); a run never writes through a link out of --out: remove it", dir, path, target)
+	}
 	if err != nil {
 		return nil, Usagef("--out %s: lock file %s: %w", dir, path, err)
+	}
+	// The lock is truncated to record this process: a FIFO or a file with
+	// another name elsewhere (a hard link) must not be.
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() || links(st) > 1 {
+		f.Close()
+		return nil, Usagef("--out %s: the lock file %s is not a plain file of this run (a FIFO, device or hard link): remove it", dir, path)
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		holder, _ := os.ReadFile(path)

@@ -2,6 +2,7 @@ package train
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"time"
 )
@@ -32,7 +33,11 @@ func (s *runSummary) eta(now time.Time, step, total int) time.Duration {
 	if done <= 0 {
 		return 0
 	}
-	return time.Duration(float64(now.Sub(s.began)) / float64(done) * float64(total-step))
+	eta := float64(now.Sub(s.began)) / float64(done) * float64(total-step)
+	if eta >= math.MaxInt64 { // --steps 9223372036854775807: beyond what a Duration holds
+		return time.Duration(math.MaxInt64)
+	}
+	return time.Duration(eta)
 }
 
 // report is the last line of a finished run.
@@ -71,8 +76,14 @@ func shortDuration(d time.Duration) string {
 		return fmt.Sprintf("%.0fs", d.Seconds())
 	case d < time.Hour:
 		return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
+	case d < 365*24*time.Hour:
+		return fmt.Sprintf("%dd%02dh", int(d.Hours())/24, int(d.Hours())%24)
+	case d < 100*365*24*time.Hour:
+		return fmt.Sprintf("%.1fy", d.Hours()/24/365)
 	}
-	return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
+	return "over 100y"
 }
 
 // FormatBytes picks the unit that fits: 512 B, 3.2 KiB, 45.1 MiB, 7.80 GiB.

@@ -20,11 +20,18 @@ import (
 
 // RunOptions are the per-invocation choices of a training run.
 type RunOptions struct {
-	Out      string
-	Resume   bool
-	Base     string    // fine-tuning: the checkpoint or HF directory the weights start from
-	Log      io.Writer // plain log lines
-	Progress bool      // draw a progress bar on Log below the log lines
+	Out    string
+	Resume bool
+	// ResumeFrom is a checkpoint (or run) directory to continue from
+	// (--resume PATH), instead of the newest checkpoint in Out; one outside
+	// Out starts a new run there that continues it. WeightsOnly resumes
+	// from the weights, step, schedule and data position alone, with fresh
+	// Adam moments (a checkpoint whose optimizer.safetensors was removed).
+	ResumeFrom  string
+	WeightsOnly bool
+	Base        string    // fine-tuning: the checkpoint or HF directory the weights start from
+	Log         io.Writer // plain log lines
+	Progress    bool      // draw a progress bar on Log below the log lines
 	// ResumeCommand is the command line that continues this run, printed
 	// when the run is interrupted.
 	ResumeCommand string
@@ -58,10 +65,14 @@ type Trainer struct {
 	metrics *MetricsLog
 	state   TrainerState
 
+	deviceDesc string     // the device as opened ("NVIDIA H100 ...", "cpu"), for MFU
+	extras     *runExtras // samples, TensorBoard, the tokenizer in checkpoints (runextras.go)
+
 	bar      *progressbar.ProgressBar // nil: plain lines only
 	barDesc  string
 	lastCkpt string  // newest checkpoint this run wrote
 	dir      *runDir // the locked --out directory
+	complete bool    // resumed a finished run: nothing to train
 	dp       *dataParallel
 
 	graphs    gpu.StepGrapher // nil: steps run eagerly (graphstep.go)
@@ -81,7 +92,7 @@ func Pretrain(ctx context.Context, cfg Config, opts RunOptions) error {
 		return err
 	}
 	defer t.close()
-	return t.dp.finish(t.run(ctx))
+	return t.dp.finish(t.adviseDivergence(t.run(ctx)))
 }
 
 // logf prints a log line; with a progress bar, above it (the bar is
@@ -100,9 +111,13 @@ func (t *Trainer) logf(format string, a ...any) {
 
 func newTrainer(cfg Config, opts RunOptions) (_ *Trainer, err error) {
 	t := &Trainer{cfg: cfg, opts: opts}
+	resume, err := claimResume(opts)
+	if err != nil {
+		return nil, err
+	}
 	if opts.Dist != nil && opts.Dist.Rank != 0 {
 		t.opts.Log = nil // rank 0 speaks for the job and owns --out
-	} else if t.dir, err = claimRunDir(opts.Out, opts.Resume, opts.Overwrite, t.logf); err != nil {
+	} else if t.dir, err = claimRunDir(opts.Out, resume, opts.Overwrite, t.logf); err != nil {
 		return nil, err
 	}
 	defer func() {
@@ -112,17 +127,23 @@ func newTrainer(cfg Config, opts RunOptions) (_ *Trainer, err error) {
 		}
 	}()
 	resumeFrom := ""
-	if opts.Resume {
-		if resumeFrom, err = LatestCheckpoint(t.ckptRoot()); err != nil {
+	if opts.Resume || opts.ResumeFrom != "" {
+		if resumeFrom, err = resumePoint(t.ckptRoot(), opts.ResumeFrom, opts.WeightsOnly); err != nil {
 			return nil, err
 		}
+		if resumeFrom == "" && opts.WeightsOnly {
+			return nil, Usagef("--weights-only: %s holds no checkpoint to take the weights from", t.ckptRoot())
+		}
 		if resumeFrom == "" {
-			t.logf("resume: no complete checkpoint in %s, starting from scratch", t.ckptRoot())
+			t.logf("resume: no checkpoint in %s, starting from scratch", t.ckptRoot())
 		}
 	}
 	if resumeFrom != "" {
 		if err := t.adoptResumeState(resumeFrom); err != nil {
 			return nil, err
+		}
+		if t.complete { // run says so; nothing is built or written
+			return t, checkTensorFiles(resumeFrom, opts.WeightsOnly)
 		}
 	}
 	if t.tok, err = data.NewTokenizer(cfg.Data.Tokenizer); err != nil {
@@ -138,7 +159,7 @@ func newTrainer(cfg Config, opts RunOptions) (_ *Trainer, err error) {
 	if t.be, how, err = openBackend(cfg, opts.Dist); err != nil {
 		return nil, err
 	}
-	t.device = t.be.Name()
+	t.device, t.deviceDesc = t.be.Name(), how
 	t.logf("device: %s", how)
 	if t.dp, err = joinJob(opts.Dist, t.be, t.jobOptions(opts.Log, resumeFrom)); err != nil {
 		return nil, err
@@ -163,7 +184,7 @@ func newTrainer(cfg Config, opts RunOptions) (_ *Trainer, err error) {
 	if t.dp != nil {
 		t.opt.SetExchange(t.dp)
 	}
-	t.sched = cfg.schedule()
+	t.sched = cfg.Schedule()
 	t.logf("%s", cfg.RecipeLine())
 	if err := t.initWeights(resumeFrom); err != nil {
 		return nil, err
@@ -181,7 +202,15 @@ func newTrainer(cfg Config, opts RunOptions) (_ *Trainer, err error) {
 	if t.dp.rank() != 0 {
 		return t, nil
 	}
+	if resumeFrom != "" {
+		if err := t.supersede(t.state.Step); err != nil {
+			return nil, err
+		}
+	}
 	if t.metrics, err = OpenMetrics(opts.Out, keep, t.state.Health.Rollbacks); err != nil {
+		return nil, err
+	}
+	if t.extras, err = newRunExtras(t, max(keep, 0)); err != nil {
 		return nil, err
 	}
 	return t, nil
@@ -196,9 +225,6 @@ func (t *Trainer) adoptResumeState(resumeFrom string) error {
 		return &UsageError{fmt.Errorf("resume: %w", err)}
 	}
 	sameGlobalBatch(&st, cfg, opts.Dist)
-	if err := sameRun(st.Config, cfg); err != nil {
-		return Usagef("resume from %s: %w", resumeFrom, err)
-	}
 	if err := sameOptimizer(st, cfg); err != nil {
 		return Usagef("resume from %s: %w", resumeFrom, err)
 	}
@@ -208,8 +234,10 @@ func (t *Trainer) adoptResumeState(resumeFrom string) error {
 	if err := checkResumeConfig(filepath.Join(resumeFrom, ckptState), st.Config, cfg, opts.AllowConfigChange, t.logf); err != nil {
 		return err
 	}
-	if st.Step == cfg.Train.Steps {
-		t.logf("resume: the run in %s is complete (step %d of train.steps %d); raise --steps to train further", opts.Out, st.Step, cfg.Train.Steps)
+	t.complete = st.Step == cfg.Train.Steps
+	if c, ok := scheduleChange(st.Step, st.Config, cfg); ok && !t.complete {
+		t.logf("%s", c)
+		st.Schedule = append(st.Schedule, c)
 	}
 	t.state = st
 	// The checkpoint resumed from is the newest complete one: an interrupt
@@ -226,10 +254,16 @@ func (t *Trainer) initWeights(resumeFrom string) error {
 	cfg := t.cfg
 	switch {
 	case resumeFrom != "":
-		if err := LoadCheckpoint(resumeFrom, t.model, t.opt); err != nil {
+		opt := t.opt
+		if t.opts.WeightsOnly {
+			opt = nil // the moments stay zero and Adam's bias correction restarts
+			t.state.AdamStart = t.state.Step
+			t.logf("resume --weights-only: fresh Adam moments from step %d (zero, their bias correction restarting)", t.state.Step)
+		}
+		if err := LoadCheckpoint(resumeFrom, t.model, opt); err != nil {
 			return &UsageError{fmt.Errorf("resume: %w", err)}
 		}
-		t.opt.Step = t.state.Step
+		t.opt.Step, t.opt.AdamStart = t.state.Step, t.state.AdamStart
 		if err := t.train.restoreState(t.state.Loader); err != nil {
 			return Usagef("resume from %s: %w", resumeFrom, err)
 		}
@@ -247,20 +281,6 @@ func (t *Trainer) initWeights(resumeFrom string) error {
 			return err
 		}
 		t.state = TrainerState{Config: cfg}
-	}
-	return nil
-}
-
-// sameRun refuses to resume a checkpoint into a different model or
-// CompAct setup, where the saved tensors would not fit.
-func sameRun(saved, now Config) error {
-	if saved.Model != now.Model {
-		return fmt.Errorf("the checkpoint's model config %+v differs from the config's %+v", saved.Model, now.Model)
-	}
-	a, b := saved.Compact, now.Compact
-	if a.Enabled != b.Enabled || a.Rank != b.Rank || a.Share != b.Share || fmt.Sprint(a.Layers) != fmt.Sprint(b.Layers) {
-		return fmt.Errorf("the checkpoint's compact settings (enabled %v, rank %g, share %v, layers %v) differ from the config's (enabled %v, rank %g, share %v, layers %v)",
-			a.Enabled, a.Rank, a.Share, a.Layers, b.Enabled, b.Rank, b.Share, b.Layers)
 	}
 	return nil
 }
@@ -338,7 +358,12 @@ func openData(cfg Config, tok data.Tokenizer, logf func(string, ...any)) (dataSe
 		trl.Close()
 		return ds, &UsageError{fmt.Errorf("data.val: %w", err)}
 	}
-	return dataSets{train: shardSource{trl}, val: shardSource{vl}, trainFiles: trainFiles, valFiles: valFiles}, nil
+	val := shardSource{vl, tr.MicroBatch}
+	if n := val.EvalBatches(tr.EvalBatches); n < tr.EvalBatches {
+		logf("data.val: %d windows of %d tokens fill %d batch(es) of micro_batch %d: an evaluation reads those, not train.eval_batches (eval --batches) = %d, which would repeat them",
+			vl.SamplesPerEpoch(), tr.SeqLen+1, n, tr.MicroBatch, tr.EvalBatches)
+	}
+	return dataSets{train: shardSource{trl, tr.MicroBatch}, val: val, trainFiles: trainFiles, valFiles: valFiles}, nil
 }
 
 // OpenValidation opens the validation batches of cfg as a run would, for
@@ -370,6 +395,7 @@ func (t *Trainer) close() {
 	if t.metrics != nil {
 		t.metrics.Close()
 	}
+	t.extras.close()
 	if t.opt != nil {
 		t.opt.Free()
 	}
@@ -509,7 +535,11 @@ func (t *Trainer) checkpointAt(ls json.RawMessage) error {
 	t.state.Epoch = t.modelEpoch()
 	t.state.World = t.dp.world()
 	t.state.Config = t.cfg
-	dir, err := saveCheckpoint(t.ckptRoot(), t.model, weights, moments, t.opt.MomentDType(), t.state, int(t.tok.EOT()), t.cfg.Train.KeepCheckpoints)
+	var extra []ckptFile
+	if t.extras != nil {
+		extra = t.extras.tokFiles
+	}
+	dir, err := saveCheckpoint(t.ckptRoot(), t.model, weights, moments, t.opt.MomentDType(), t.state, int(t.tok.EOT()), t.cfg.Train.KeepCheckpoints, extra...)
 	if err != nil {
 		return fmt.Errorf("checkpoint at step %d: %w", t.state.Step, err)
 	}
@@ -552,6 +582,10 @@ func (t *Trainer) writeMemreport(measured bool) error {
 }
 
 func (t *Trainer) run(ctx context.Context) error {
+	if t.complete {
+		t.logf("%s", t.completeLine(t.lastCkpt))
+		return nil
+	}
 	tr := t.cfg.Train
 	if err := t.writeMemreport(false); err != nil {
 		return err
@@ -577,7 +611,8 @@ func (t *Trainer) run(ctx context.Context) error {
 		defer func() { t.model.Stop = nil }()
 	}
 	sum := runSummary{began: time.Now(), startStep: start, startTokens: t.state.Tokens}
-	lastLog, lastTokens := sum.began, t.state.Tokens
+	lastLog, lastTokens, lastStep := sum.began, t.state.Tokens, start
+	var lastMetric Metric
 	for t.state.Step < tr.Steps {
 		before, err := t.train.saveState() // where an abandoned step leaves the loader
 		if err != nil {
@@ -612,8 +647,10 @@ func (t *Trainer) run(ctx context.Context) error {
 			now := time.Now()
 			m := Metric{Step: step, Loss: loss, LR: t.state.LR, Tokens: t.state.Tokens,
 				TokPerS:   float64(t.state.Tokens-lastTokens) / now.Sub(lastLog).Seconds(),
-				PeakBytes: t.be.Memory().Snapshot().PeakAll, GradNorm: gn, ElapsedS: now.Sub(sum.began).Seconds()}
-			lastLog, lastTokens = now, t.state.Tokens
+				PeakBytes: t.be.Memory().Snapshot().PeakAll, GradNorm: gn, ElapsedS: now.Sub(sum.began).Seconds(),
+				StepMs: now.Sub(lastLog).Seconds() * 1e3 / float64(step-lastStep)}
+			m.MFU = MFU(t.cfg, t.deviceDesc, m.TokPerS/float64(t.dp.world()))
+			lastLog, lastTokens, lastStep = now, t.state.Tokens, step
 			if evalNow {
 				vl, acc, err := t.evaluate()
 				if err != nil {
@@ -652,7 +689,11 @@ func (t *Trainer) run(ctx context.Context) error {
 				}
 			}
 			sum.observe(m)
-			line := fmt.Sprintf("step %d/%d loss %.4f lr %.3g grad_norm %.3f tok/s %.0f", step, tr.Steps, loss, m.LR, gn, m.TokPerS)
+			lastMetric = m
+			line := fmt.Sprintf("step %d/%d loss %.4f lr %.3g grad_norm %.3f tok/s %.0f ms/step %.1f", step, tr.Steps, loss, m.LR, gn, m.TokPerS, m.StepMs)
+			if m.MFU != nil {
+				line += fmt.Sprintf(" mfu %.1f%%", *m.MFU*100)
+			}
 			if m.ValLoss != nil {
 				line += fmt.Sprintf(" val_loss %.4f", *m.ValLoss)
 			}
@@ -678,6 +719,13 @@ func (t *Trainer) run(ctx context.Context) error {
 				}
 				continue // rolled back: no checkpoint of the abandoned state
 			}
+		}
+		var logged *Metric
+		if logNow {
+			logged = &lastMetric
+		}
+		if err := t.extras.afterStep(t, step, logged); err != nil {
+			return err
 		}
 		if t.bar != nil {
 			t.bar.Add(1)

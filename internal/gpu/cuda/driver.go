@@ -195,14 +195,6 @@ func deviceCount() (int, error) {
 	return int(n), nil
 }
 
-// driverVersion returns cuDriverGetVersion's value, e.g. 13000 for 13.0.
-func driverVersion() (int, error) {
-	if err := loadDriver(); err != nil {
-		return 0, err
-	}
-	return int(cu.version), nil
-}
-
 // cudaError is a failed CUDA driver call.
 type cudaError struct {
 	Op   string // the call and its salient arguments

@@ -38,9 +38,9 @@ type cuKernelNodeParams struct {
 	sharedMem              uint32
 	_                      uint32         // padding before the pointers
 	params                 unsafe.Pointer // void** kernelParams
-	extra                  unsafe.Pointer // void** extra (NULL)
-	kern                   uintptr        // CUkernel, unused when fn is set
-	ctx                    uintptr        // CUcontext, ignored when fn is set
+	_                      unsafe.Pointer // void** extra (NULL)
+	_                      uintptr        // CUkernel, unused when fn is set
+	_                      uintptr        // CUcontext, ignored when fn is set
 }
 
 // The layout cuda.h gives the struct on LP64: pointers at 40, size 72.
