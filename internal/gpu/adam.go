@@ -106,41 +106,41 @@ func (u AdamUpdate) Check() error {
 	n := u.Out.Len()
 	for _, x := range []*Tensor{u.Grad, u.M.Data, u.V.Data} {
 		if x.Len() != n {
-			return fmt.Errorf("Adam: %s has %d elements, want %d", x, x.Len(), n)
+			return fmt.Errorf("adam: %s has %d elements, want %d", x, x.Len(), n)
 		}
 	}
 	switch {
 	case u.M.Data.Prec != u.V.Data.Prec:
-		return fmt.Errorf("Adam: moments %s and %s differ in precision", u.M.Data, u.V.Data)
+		return fmt.Errorf("adam: moments %s and %s differ in precision", u.M.Data, u.V.Data)
 	case u.Hyper.Step < 1:
-		return fmt.Errorf("Adam: step %d, want >= 1 (bias correction)", u.Hyper.Step)
+		return fmt.Errorf("adam: step %d, want >= 1 (bias correction)", u.Hyper.Step)
 	case u.Clip != nil && u.Clip.Len() != 1:
-		return fmt.Errorf("Adam: clip %s must be one element", u.Clip)
+		return fmt.Errorf("adam: clip %s must be one element", u.Clip)
 	case u.Direction && u.Round.Weights:
-		return fmt.Errorf("Adam: a direction is not rounded stochastically")
+		return fmt.Errorf("adam: a direction is not rounded stochastically")
 	}
 	switch u.M.Data.Prec {
 	case Full:
 	case Low:
 		if err := u.Round.MomentParams(StreamExpAvg).CheckRange(n); err != nil {
-			return fmt.Errorf("Adam moments: %v", err)
+			return fmt.Errorf("adam moments: %v", err)
 		}
 	case Code8:
 		blocks := (n + QuantBlock - 1) / QuantBlock
 		for _, s := range []*Tensor{u.M.Scale, u.V.Scale} {
 			if s == nil || s.Prec != Full || s.Len() < blocks {
-				return fmt.Errorf("Adam: 8-bit moments of %d elements need %d Full scales, have %v", n, blocks, s)
+				return fmt.Errorf("adam: 8-bit moments of %d elements need %d Full scales, have %v", n, blocks, s)
 			}
 		}
 		if u.Round.MomentOff%QuantBlock != 0 {
-			return fmt.Errorf("Adam: 8-bit moments at element %d, not at a block boundary (multiple of %d)", u.Round.MomentOff, QuantBlock)
+			return fmt.Errorf("adam: 8-bit moments at element %d, not at a block boundary (multiple of %d)", u.Round.MomentOff, QuantBlock)
 		}
 	default:
-		return fmt.Errorf("Adam: moments %s of precision %d", u.M.Data, int(u.M.Data.Prec))
+		return fmt.Errorf("adam: moments %s of precision %d", u.M.Data, int(u.M.Data.Prec))
 	}
 	if u.Round.Weights {
 		if err := u.Round.WeightParams().CheckRange(n); err != nil {
-			return fmt.Errorf("Adam weights: %v", err)
+			return fmt.Errorf("adam weights: %v", err)
 		}
 	}
 	return nil
