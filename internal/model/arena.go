@@ -93,7 +93,7 @@ func (m *Model) allocArenas() error {
 		return err
 	}
 	m.arena.gradLen = gN
-	if !m.Opts.FusedUpdate {
+	if m.keepsGradArena() {
 		if m.arena.grad, err = m.be.Alloc("grads", gpu.Grads, gpu.Full, gN); err != nil {
 			return err
 		}
@@ -137,10 +137,17 @@ func (m *Model) allocArenas() error {
 	}
 	m.arena.order = order
 	if m.Opts.FusedUpdate {
+		m.arena.blockParams = m.blockGroups()
+	}
+	if !m.keepsGradArena() {
 		return m.allocGradScratch()
 	}
 	return nil
 }
+
+// keepsGradArena reports whether gradients live in one arena: unfused, or
+// fused with accumulation (fused.go), where sums span micro-batches.
+func (m *Model) keepsGradArena() bool { return !m.Opts.FusedUpdate || m.Opts.GradAccum > 1 }
 
 func view(arena *gpu.Tensor, off int, shape []int) *gpu.Tensor {
 	n := 1

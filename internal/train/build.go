@@ -25,9 +25,9 @@ func newRankModel(be gpu.Backend, cfg Config, shard optim.Shard, world int) (*mo
 	}
 	opts := model.Options{Compact: cfg.Compact, Recompute: rc, LossChunk: cfg.Train.LossChunk,
 		NumLabels: cfg.Finetune.NumLabels, MasterFree: cfg.MasterFree(),
-		// With accumulation the sums need the gradient arena, and the step
-		// runs unfused (README: train.fused_update).
-		FusedUpdate: cfg.Train.FusedUpdate && cfg.Train.GradAccum == 1,
+		// With accumulation the model keeps the gradient arena for the sums
+		// and the hook updates during the last micro-batch (model/fused.go).
+		FusedUpdate: cfg.Train.FusedUpdate, GradAccum: cfg.Train.GradAccum,
 		ShardMaster: shard.World > 1}
 	opts.PipelinedUpdate = opts.FusedUpdate && world > 1 && cfg.Train.OverlapComm
 	if cfg.precision().Lean() {

@@ -35,7 +35,7 @@ func TestCUDAFusedStepMatchesUnfused(t *testing.T) {
 		cfg.Model.TieEmbeddings = c.tied
 		cfg.Model.Hidden, cfg.Model.Intermediate, cfg.Model.Heads, cfg.Model.KVHeads = 128, 344, 2, 1
 		cfg.Compact.UpdateGap = 2
-		ms, opts := fusedPair(t, func() gpu.Backend { return g }, cfg)
+		ms, opts := fusedPair(t, func() gpu.Backend { return g }, cfg, 1)
 		rng := rand.New(rand.NewPCG(5, 6))
 		B, T := 2, 16
 		for step := 1; step <= 3; step++ {

@@ -16,11 +16,11 @@ import (
 	"github.com/compact-llm/compact/internal/optim"
 )
 
-// fusedPair builds the same run unfused and fused (grad_clip 0, grad_accum
-// 1) on be, both initialised from one seed.
-func fusedPair(t *testing.T, be func() gpu.Backend, cfg Config) (ms [2]*model.Model, opts [2]*optim.Optimizer) {
+// fusedPair builds the same run unfused and fused (grad_clip 0, accum
+// micro-batches a step) on be, both initialised from one seed.
+func fusedPair(t *testing.T, be func() gpu.Backend, cfg Config, accum int) (ms [2]*model.Model, opts [2]*optim.Optimizer) {
 	t.Helper()
-	cfg.Train.GradClip, cfg.Train.GradAccum = 0, 1
+	cfg.Train.GradClip, cfg.Train.GradAccum = 0, accum
 	for i, fused := range []bool{false, true} {
 		c := cfg
 		c.Train.FusedUpdate = fused
@@ -108,7 +108,7 @@ func TestFusedStepIsBitIdentical(t *testing.T) {
 		cfg.Compact.Head = strings.Contains(c.name, "-head")
 		cfg.Train.Weights, cfg.Train.OptimizerState, cfg.Train.Recompute = c.weights, c.states, c.rc
 		cfg.Compact.UpdateGap = 2
-		ms, opts := fusedPair(t, func() gpu.Backend { return cpu.New(2) }, cfg)
+		ms, opts := fusedPair(t, func() gpu.Backend { return cpu.New(2) }, cfg, 1)
 		rng := rand.New(rand.NewPCG(5, 6))
 		B, T := 2, 8
 		for step := 1; step <= 5; step++ {
@@ -147,7 +147,7 @@ func TestFusedStepIsBitIdentical(t *testing.T) {
 func TestFusedClassifierIsBitIdentical(t *testing.T) {
 	cfg := leanConfig(true)
 	cfg.Finetune.NumLabels = 3
-	ms, opts := fusedPair(t, func() gpu.Backend { return cpu.New(2) }, cfg)
+	ms, opts := fusedPair(t, func() gpu.Backend { return cpu.New(2) }, cfg, 1)
 	B, T := 2, 8
 	rng := rand.New(rand.NewPCG(7, 8))
 	for step := 1; step <= 2; step++ {
@@ -176,7 +176,7 @@ func TestFusedClassifierIsBitIdentical(t *testing.T) {
 // A non-finite gradient anywhere still shows in the fused step's norm.
 func TestFusedNormSeesNonFinite(t *testing.T) {
 	cfg := leanConfig(true)
-	ms, opts := fusedPair(t, func() gpu.Backend { return cpu.New(2) }, cfg)
+	ms, opts := fusedPair(t, func() gpu.Backend { return cpu.New(2) }, cfg, 1)
 	m := ms[1]
 	p := m.Param("model.layers.0.mlp.down_proj.weight")
 	w := mustRead(t, m, p, p.W)
@@ -193,7 +193,7 @@ func TestFusedNormSeesNonFinite(t *testing.T) {
 // Misuse is an error, never silently lost gradients or a double update.
 func TestFusedMisuse(t *testing.T) {
 	cfg := leanConfig(true)
-	ms, opts := fusedPair(t, func() gpu.Backend { return cpu.New(2) }, cfg)
+	ms, opts := fusedPair(t, func() gpu.Backend { return cpu.New(2) }, cfg, 1)
 	m, o := ms[1], opts[1]
 	in, tg := randomBatch(rand.New(rand.NewPCG(1, 2)), 16, cfg.Model.VocabSize)
 	if err := m.SetBatch(in, tg, 2, 8); err != nil {
@@ -226,15 +226,16 @@ func TestFusedUpdateNeedsNoClip(t *testing.T) {
 	if err != nil || !cfg.Train.FusedUpdate {
 		t.Fatalf("fused_update with grad_clip 0: %v", err)
 	}
-	// With accumulation the gradient arena stays and the step runs unfused.
+	// With accumulation the step stays fused and the sums live in the
+	// gradient arena.
 	cfg.Train.GradAccum, cfg.Train.Device = 2, "cpu"
 	cfg.Model.VocabSize, cfg.Model.Hidden, cfg.Model.Intermediate, cfg.Model.Layers = 96, 32, 64, 1
 	m, err := NewModel(cpu.New(1), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Fused() || m.Layout().Grads == nil {
-		t.Error("grad_accum 2: want the unfused engine with its gradient arena")
+	if !m.Fused() || m.Layout().Grads == nil {
+		t.Error("grad_accum 2: want the fused engine with its gradient arena")
 	}
 }
 
@@ -328,7 +329,7 @@ func TestFusedInterruptInHeadAbandonsStep(t *testing.T) {
 	cfg := leanConfig(true)
 	cfg.Model.TieEmbeddings = false
 	cfg.Train.GradClip, cfg.Train.FusedUpdate, cfg.Train.LossChunk = 0, true, 4
-	ms, opts := fusedPair(t, func() gpu.Backend { return cpu.New(2) }, cfg)
+	ms, opts := fusedPair(t, func() gpu.Backend { return cpu.New(2) }, cfg, 1)
 	m, o := ms[1], opts[1]
 	var head *model.Param
 	for _, p := range m.Params {

@@ -15,13 +15,15 @@ const (
 	WeightsBF16SR = "bf16_sr" // bf16 weights only, updates stochastically rounded
 	StateFP32     = "fp32"
 	StateBF16     = "bf16"
+	StateInt8     = "int8" // 8-bit block-quantized moments (gpu/quant8.go)
 )
 
 // WeightModes and OptimizerStates list the train.weights and
-// train.optimizer_state values.
+// train.optimizer_state values (optim owns the latter: StateFP32, StateBF16
+// and StateInt8 are its names).
 var (
 	WeightModes     = []string{WeightsAuto, WeightsMaster, WeightsBF16SR}
-	OptimizerStates = []string{StateFP32, StateBF16}
+	OptimizerStates = optim.StateNames
 )
 
 // Zero values of train.zero.
