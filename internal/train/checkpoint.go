@@ -49,6 +49,9 @@ type TrainerState struct {
 	AdamStart int `json:"adam_start,omitempty"`
 	// Schedule records every resume that changed the learning-rate schedule.
 	Schedule []ScheduleChange `json:"schedule_changes,omitempty"`
+	// Notices are the settings this run could not apply, with what ran
+	// instead (applies.go).
+	Notices []string `json:"notices,omitempty"`
 }
 
 // Checkpoint file names inside a step directory.

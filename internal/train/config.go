@@ -467,6 +467,9 @@ func (c Config) Validate() error {
 	if err := c.Compact.Check(c.Model); err != nil {
 		return err
 	}
+	if err := c.checkApplies(); err != nil {
+		return err
+	}
 	d, ft := c.Data, c.Finetune
 	if !slices.Contains(data.TokenizerNames, d.Tokenizer) {
 		// A HuggingFace tokenizer.json, or a directory holding one.

@@ -189,6 +189,7 @@ func newTrainer(cfg Config, opts RunOptions) (_ *Trainer, err error) {
 	if err := t.initWeights(resumeFrom); err != nil {
 		return nil, err
 	}
+	t.notice(runNotices(cfg, t.be, t.dp.world()))
 	t.state.Tokenizer = cfg.Data.Tokenizer
 	t.state.Optimizer = cfg.OptimizerName()
 	if t.state.Health == nil { // a new run, or a checkpoint from before the guard
