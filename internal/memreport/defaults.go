@@ -82,8 +82,8 @@ func Merge(vs []Variant, v Variant) []Variant {
 
 // BestFit is the fastest variant of cfg's mode (full rank, or CompAct at its
 // rank) that fits: the least recomputation first, and at each policy the
-// config's own precisions, then master-free weights, bf16 moments and the
-// fused update, which cost no compute. fits says whether a variant fits;
+// config's own precisions, then master-free weights, bf16 moments, the
+// fused update and 8-bit moments, which cost (almost) no compute. fits says whether a variant fits;
 // ok is false when none does (v is then the leanest). The role carries the
 // --set overrides that turn cfg into v.
 func BestFit(cfg train.Config, fits func(Variant) (bool, error)) (v Variant, ok bool, err error) {
@@ -97,6 +97,7 @@ func BestFit(cfg train.Config, fits func(Variant) (bool, error)) (v Variant, ok 
 		{train.WeightsBF16SR, own.OptimizerState, own.FusedUpdate},
 		{train.WeightsBF16SR, train.StateBF16, own.FusedUpdate},
 		{train.WeightsBF16SR, train.StateBF16, true},
+		{train.WeightsBF16SR, train.StateInt8, true},
 	}
 	tried := map[string]bool{}
 	for _, rc := range model.RecomputeNames {

@@ -69,6 +69,7 @@ type Optimizer struct {
 	shard *zeroShard
 	dir   *gpu.Tensor // the compressed Adam direction N (Low: see compressedInPlace)
 	dBuf  *gpu.Tensor // D = -lr N P^T of rounded compressed updates (update.go)
+	chunk int         // elements of D at most: updateChunk (tests make it small)
 	sumSq *gpu.Tensor // the squared gradient norm of step normStep
 	clip  *gpu.Tensor // 1 unless grad_clip > 0 clips
 	fused fusedStep
@@ -94,7 +95,7 @@ func New(m Model, cfg Config) (*Optimizer, error) {
 	if err != nil {
 		return nil, err
 	}
-	o := &Optimizer{cfg: cfg, plan: pl, be: m.Backend(), model: m, layout: m.Layout()}
+	o := &Optimizer{cfg: cfg, plan: pl, be: m.Backend(), model: m, layout: m.Layout(), chunk: updateChunk}
 	lay := o.layout
 	if lay.Fused && cfg.GradClip > 0 {
 		return nil, fmt.Errorf("optimizer: a fused update cannot clip by the global norm (grad_clip %g)", cfg.GradClip)

@@ -122,11 +122,11 @@ func (o *Optimizer) compressedRounded(p *model.Param, P *gpu.Tensor, hp gpu.Adam
 }
 
 // chunkRows is how many rows of compressed p one pass of the rounded update
-// covers: as many as updateChunk elements of the longest compressed weight
-// this rank updates allow, and with 8-bit moments a multiple of the rows
+// covers: as many as o.chunk (updateChunk) elements of the longest
+// compressed weight this rank updates allow, and with 8-bit moments a multiple of the rows
 // that fill whole blocks of them.
 func (o *Optimizer) chunkRows(p *model.Param) int {
-	step := max(1, min(updateChunk, o.longestCompressed())/p.W.Shape[1])
+	step := max(1, min(o.chunk, o.longestCompressed())/p.W.Shape[1])
 	if u := o.plan.block / gcd(o.plan.block, p.Grad.Shape[1]); u > 1 {
 		step = max(u, step/u*u)
 	}

@@ -194,25 +194,7 @@ func TestFusedAccumMemoryPrediction(t *testing.T) {
 		}
 		fc := unfused
 		fc.Train.FusedUpdate = true
-		pred, err := PredictMemory(fc, 4, 64, "cpu")
-		if err != nil {
-			t.Fatal(err)
-		}
-		be := cpu.New(1)
-		m, err := NewModel(be, fc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := optim.New(m, optimizerConfig(fc)); err != nil {
-			t.Fatal(err)
-		}
-		if err := m.Prepare(4, 64); err != nil {
-			t.Fatal(err)
-		}
-		got := be.Memory().Snapshot()
-		if got.PeakAll != pred.PeakAll || got.Peak != pred.PeakAt {
-			t.Errorf("compact %v: predicted %v, allocated %v", compact, pred.PeakAt, got.Peak)
-		}
+		pred := predictedAsAllocated(t, fmt.Sprintf("compact %v", compact), fc)
 		if pred.PeakAt[gpu.Grads] != base.PeakAt[gpu.Grads] {
 			t.Errorf("compact %v: fused with accumulation keeps %d gradient bytes, unfused %d: want the same arena", compact, pred.PeakAt[gpu.Grads], base.PeakAt[gpu.Grads])
 		}

@@ -3,6 +3,7 @@ package train
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -43,29 +44,11 @@ func fusedPair(t *testing.T, be func() gpu.Backend, cfg Config, accum int) (ms [
 	return ms, opts
 }
 
-// trainStep is one training step as the trainer takes it, returning the
-// device loss sum and the gradient norm.
+// trainStep is one training step of one micro-batch as the trainer takes
+// it, returning the device loss sum and the gradient norm.
 func trainStep(t *testing.T, m *model.Model, o *optim.Optimizer, in, tg []int32, B, T int, lr float64) (float64, float64) {
 	t.Helper()
-	o.Begin(lr, true)
-	m.ZeroGrads()
-	if err := m.SetBatch(in, tg, B, T); err != nil {
-		t.Fatal(err)
-	}
-	if err := m.ZeroLoss(); err != nil {
-		t.Fatal(err)
-	}
-	if err := m.ForwardDeferred(1 / float32(B*T)); err != nil {
-		t.Fatal(err)
-	}
-	m.Backward()
-	if err := o.Finish(lr); err != nil {
-		t.Fatal(err)
-	}
-	loss, err := m.LossSum()
-	if err != nil {
-		t.Fatal(err)
-	}
+	loss := accumStep(t, m, o, [][2][]int32{{in, tg}}, B, T, lr)
 	gn, err := o.GradNorm()
 	if err != nil {
 		t.Fatal(err)
@@ -287,25 +270,7 @@ func TestFusedMemoryPrediction(t *testing.T) {
 		}
 		fc := cfg
 		fc.Train.FusedUpdate = true
-		pred, err := PredictMemory(fc, 4, 64, "cpu")
-		if err != nil {
-			t.Fatal(err)
-		}
-		be := cpu.New(1)
-		m, err := NewModel(be, fc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := optim.New(m, optimizerConfig(fc)); err != nil {
-			t.Fatal(err)
-		}
-		if err := m.Prepare(4, 64); err != nil {
-			t.Fatal(err)
-		}
-		got := be.Memory().Snapshot()
-		if got.PeakAll != pred.PeakAll || got.Peak != pred.PeakAt {
-			t.Errorf("compact %v: predicted %v, allocated %v", compact, pred.PeakAt, got.Peak)
-		}
+		pred := predictedAsAllocated(t, fmt.Sprintf("compact %v", compact), fc)
 		// Scratch: the largest block's gradients (norms and linears) and
 		// the embedding's; the rest of the arena is gone.
 		C := cfg.Model.Hidden

@@ -264,3 +264,32 @@ func updated(p *model.Param) *gpu.Tensor {
 	}
 	return p.W
 }
+
+// 8-bit moments take one byte per element and an fp32 scale per 128 in the
+// prediction for CUDA: (1 + 4/128) / 2 of the bf16 moments' bytes, nothing
+// else changed.
+func TestInt8MemoryPrediction(t *testing.T) {
+	cfg := leanVariant(Default())
+	bf16, err := PredictMemory(cfg, 8, 256, "cuda")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Train.OptimizerState = StateInt8
+	int8, err := PredictMemory(cfg, 8, 256, "cuda")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := NewModel(gpu.NewMeter(2, 4).Backend(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := int64(m.Layout().GradLen) // the moments' length: a multiple of 128
+	if want := 2 * (g + 4*g/128); int8.PeakAt[gpu.Optimizer] != want || bf16.PeakAt[gpu.Optimizer] != 2*2*g {
+		t.Errorf("optimizer bytes: int8 %d (want %d), bf16 %d (want %d)", int8.PeakAt[gpu.Optimizer], want, bf16.PeakAt[gpu.Optimizer], 4*g)
+	}
+	for c := gpu.Category(0); c < gpu.NumCategories; c++ {
+		if c != gpu.Optimizer && int8.PeakAt[c] != bf16.PeakAt[c] {
+			t.Errorf("%s: int8 %d, bf16 %d: only the optimizer state may change", c, int8.PeakAt[c], bf16.PeakAt[c])
+		}
+	}
+}

@@ -35,6 +35,7 @@ var zeroCases = []zeroCase{
 	{true, false, WeightsMaster, StateFP32}, {true, true, WeightsBF16SR, StateBF16},
 	{false, false, WeightsMaster, StateFP32}, {false, true, WeightsMaster, StateFP32},
 	{false, false, WeightsBF16SR, StateBF16},
+	{true, true, WeightsBF16SR, StateInt8}, {false, false, WeightsBF16SR, StateInt8},
 }
 
 // Two ranks with ZeRO-1 take the very steps of two ranks without it (the

@@ -169,3 +169,89 @@ func TestStochasticRoundBeta(t *testing.T) {
 	}
 	b.sameBits("pieces", pieces, w)
 }
+
+// Adam over 8-bit moments against float64: each step, from the moments the
+// backend holds (decoded), the new moments are the float64 Adam moments
+// within the code's bound (gpu/quant8.go: 1/16 of the value, or the block's
+// scale times 2^-15 for m and 2^-30 for v), and the weights take the
+// float64 AdamW step computed from the unquantized new moments (the kernel
+// forms the direction before it encodes them). A short last block, a view
+// one block in, weights updated and the direction written.
+func TestAdamInt8MatchesFloat64(t *testing.T) {
+	const n, skip = 1000, gpu.QuantBlock
+	blocks := (n + gpu.QuantBlock - 1) / gpu.QuantBlock
+	for _, be := range []gpu.Backend{New(2), New64(2)} {
+		for _, dir := range []bool{false, true} {
+			b := leanBench{t, be, rand.New(rand.NewPCG(11, 12))}
+			p := b.tensor(gpu.Full, b.randn(n+skip, 1)).Rows(skip, n+skip)
+			g := b.tensor(gpu.Full, make([]float32, n))
+			m, v := b.tensor(gpu.Code8, make([]float32, n+skip)).Rows(skip, n+skip), b.tensor(gpu.Code8, make([]float32, n+skip)).Rows(skip, n+skip)
+			ms, vs := b.tensor(gpu.Full, make([]float32, blocks+1)).Rows(1, blocks+1), b.tensor(gpu.Full, make([]float32, blocks+1)).Rows(1, blocks+1)
+			clip := b.tensor(gpu.Full, []float32{0.7})
+			for step := 1; step <= 5; step++ {
+				hp := gpu.AdamParams{LR: 1e-2, Beta1: 0.9, Beta2: 0.999, Eps: 1e-6, WeightDecay: 0.1, Scale: 0.5, Step: step, Form: gpu.AdamHF}
+				gv := make([]float32, n)
+				for i := range gv {
+					if i%97 != 5 {
+						gv[i] = float32(b.rng.NormFloat64() * math.Pow(10, float64(b.rng.IntN(7)-6)))
+					}
+				}
+				if err := be.Upload(g, gv); err != nil {
+					t.Fatal(err)
+				}
+				m0, v0 := decode8(t, be, m, ms, true), decode8(t, be, v, vs, false)
+				p0 := get(t, be, p)
+				be.Adam(gpu.AdamUpdate{Out: p, Grad: g, M: gpu.Moment{Data: m, Scale: ms}, V: gpu.Moment{Data: v, Scale: vs},
+					Clip: clip, Hyper: hp, Direction: dir, Round: gpu.AdamRounding{MomentOff: 3 * gpu.QuantBlock}})
+				d1, d2 := hp.Corrections()
+				m1, v1 := decode8(t, be, m, ms, true), decode8(t, be, v, vs, false)
+				sm, sv := get(t, be, ms), get(t, be, vs)
+				out := get(t, be, p)
+				for i := range n {
+					gc := float64(gv[i]) * float64(float32(0.7))
+					b1, b2 := float64(hp.Beta1), float64(hp.Beta2)
+					mr := b1*float64(m0[i]) + (1-b1)*gc
+					vr := b2*float64(v0[i]) + (1-b2)*gc*gc
+					if e := math.Abs(float64(m1[i]) - mr); e > math.Abs(mr)/16*1.001+math.Ldexp(sm[i/gpu.QuantBlock], -15)+1e-7*math.Abs(mr) {
+						t.Fatalf("%s dir %v step %d element %d: m %g, float64 %g", be.Name(), dir, step, i, m1[i], mr)
+					}
+					if e := math.Abs(float64(v1[i]) - vr); e > vr/16*1.001+math.Ldexp(sv[i/gpu.QuantBlock], -30)+1e-7*vr {
+						t.Fatalf("%s dir %v step %d element %d: v %g, float64 %g", be.Name(), dir, step, i, v1[i], vr)
+					}
+					d := float64(hp.Scale) * (mr / d1) / (math.Sqrt(vr/d2) + float64(hp.Eps))
+					want := d
+					if !dir {
+						want = p0[i] - float64(hp.LR)*(d+float64(hp.WeightDecay)*p0[i])
+					}
+					if math.Abs(out[i]-want) > 1e-5*math.Max(math.Abs(want), math.Abs(d)) {
+						t.Fatalf("%s dir %v step %d element %d: out %g, float64 %g", be.Name(), dir, step, i, out[i], want)
+					}
+				}
+				if dir { // keep the weights as they were: the next step reads them
+					if err := be.Upload(p, float32s(p0)); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+		}
+	}
+}
+
+// decode8 is the values of 8-bit moments m with their block scales.
+func decode8(t *testing.T, be gpu.Backend, m, scales *gpu.Tensor, signed bool) []float64 {
+	t.Helper()
+	codes, s := get(t, be, m), get(t, be, scales)
+	out := make([]float64, len(codes))
+	for i, c := range codes {
+		out[i] = float64(gpu.Dequantize8(uint8(c), float32(s[i/gpu.QuantBlock]), signed))
+	}
+	return out
+}
+
+func float32s(v []float64) []float32 {
+	out := make([]float32, len(v))
+	for i, x := range v {
+		out[i] = float32(x)
+	}
+	return out
+}
