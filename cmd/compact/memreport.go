@@ -124,7 +124,6 @@ func runMemreport(_ context.Context, opts memreportOptions, s streams) error {
 		vc, ok := cfgs[v.Name]
 		if !ok {
 			vc = v.Apply(cfg)
-			v = accumNote(v, cfg)
 		}
 		row, err := memRow(vc, v, tg, reserveBytes, opts)
 		if err != nil {
@@ -165,8 +164,8 @@ func runMemreport(_ context.Context, opts memreportOptions, s streams) error {
 // reportVariants are the variants to report: --variants' or --all's, else
 // the default few; and, unless --variants, the fit ranking, whose best
 // variant (or closest, when nothing fits) joins the rows. cfgs holds the
-// configs of the rows the ranking built (Apply would not give them: they
-// keep the config's accumulation).
+// configs the ranking built for them, loaded from the printed --set, so the
+// row shows exactly what those give.
 func reportVariants(cfg train.Config, rs []float64, opts memreportOptions, tg target, reserve int64) (vs []memreport.Variant, cfgs map[string]train.Config, fit *memreport.FitReport, err error) {
 	if opts.variants != "" {
 		vs := memreport.Variants(rs, strings.Split(opts.variants, ","))

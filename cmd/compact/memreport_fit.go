@@ -68,25 +68,6 @@ func setFlags(sets []string) string {
 	return "--set " + strings.Join(sets, " --set ")
 }
 
-// accumNote marks a row of the default or --all list that Apply predicts
-// at grad_accum 1 although the config accumulates, because the engine
-// would not run it with the config's accumulation.
-func accumNote(v memreport.Variant, cfg train.Config) memreport.Variant {
-	if cfg.Train.GradAccum <= 1 || v.AsConfigured {
-		return v
-	}
-	c := v.Apply(cfg)
-	c.Train.GradAccum = cfg.Train.GradAccum
-	if why := memreport.NotRunnable(c); why != "" {
-		note := "predicted at grad_accum 1 (" + why + ")"
-		if v.Role != "" {
-			note = v.Role + "; " + note
-		}
-		v.Role = note
-	}
-	return v
-}
-
 // cardName says what the ranking fits, with the preposition "best" takes:
 // a GPU of the limit, or the CPU backend's layout in that much memory.
 func cardName(tg target) (name, prep string) {

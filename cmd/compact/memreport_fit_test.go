@@ -32,6 +32,9 @@ type fitJSON struct {
 			Set  []string `json:"set"`
 			Peak int64    `json:"predicted_peak_bytes"`
 		} `json:"best"`
+		Closest *struct {
+			Peak int64 `json:"predicted_peak_bytes"`
+		} `json:"closest"`
 		Split *struct {
 			MicroBatch int `json:"micro_batch"`
 			GradAccum  int `json:"grad_accum"`
@@ -137,26 +140,32 @@ func TestMemreportFitRanking(t *testing.T) {
 // --set that reproduce it; below even micro-batch 1 it says so.
 func TestMemreportFitNothingFits(t *testing.T) {
 	cfg := "../../configs/llama-1b.yaml"
-	code, out, stderr := runAll(t, nil, "memreport", "--device", "cuda", "--config", cfg, "--memory", "10.5GiB")
+	code, out, _ := runAll(t, nil, "memreport", "--device", "cuda", "--config", cfg, "--memory", "4GiB")
+	if code != 0 || !strings.Contains(out, "not even micro-batch 1 x grad_accum 512 fits: there the closest, ") {
+		t.Errorf("4 GiB: exit %d:\n%s", code, out)
+	}
+	// A card 1 MiB short of the closest variant at the config's batch.
+	tiny := memreportJSON(t, "--config", cfg, "--memory", "4GiB")
+	if tiny.Fit.Closest == nil {
+		t.Fatal("4 GiB: no closest variant")
+	}
+	mem := strconv.FormatInt(tiny.Fit.Closest.Peak+1<<30-1<<20, 10)
+	code, out, stderr := runAll(t, nil, "memreport", "--device", "cuda", "--config", cfg, "--memory", mem)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	for _, want := range []string{"nothing fits at micro-batch 64 x grad_accum 8: the closest, ", " GiB over", "at the same global batch, micro-batch ", "best on a 10.50 GiB GPU: --set train.micro_batch="} {
+	for _, want := range []string{"nothing fits at micro-batch 64 x grad_accum 8: the closest, ", " GiB over", "at the same global batch, micro-batch ", "GiB GPU: --set train.micro_batch="} {
 		if !strings.Contains(out, want) {
 			t.Errorf("no %q:\n%s", want, out)
 		}
 	}
-	rep := memreportJSON(t, "--config", cfg, "--memory", "10.5GiB")
+	rep := memreportJSON(t, "--config", cfg, "--memory", mem)
 	s := rep.Fit.Split
 	if rep.Fit.Best != nil || s == nil || s.Best == nil || s.MicroBatch*s.GradAccum != 512 || s.Best.Peak > rep.Fit.Limit {
 		t.Fatalf("split: %+v", s)
 	}
-	again := memreportJSON(t, withSets([]string{"--config", cfg, "--memory", "10.5GiB"}, s.Best.Set)...)
+	again := memreportJSON(t, withSets([]string{"--config", cfg, "--memory", mem}, s.Best.Set)...)
 	if got := again.Rows[0].Predicted["total"]; got != s.Best.Peak {
 		t.Errorf("--set %v: %d bytes, the split's best %d", s.Best.Set, got, s.Best.Peak)
-	}
-	code, out, _ = runAll(t, nil, "memreport", "--device", "cuda", "--config", cfg, "--memory", "4GiB")
-	if code != 0 || !strings.Contains(out, "not even micro-batch 1 x grad_accum 512 fits: there the closest, ") {
-		t.Errorf("4 GiB: exit %d:\n%s", code, out)
 	}
 }

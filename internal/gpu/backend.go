@@ -15,57 +15,20 @@
 //   - Tensors passed to one call never alias unless the doc allows it.
 package gpu
 
-import "math"
-
-// Precision says how a tensor is stored. The CPU backend keeps everything in
-// its element type (float32, or float64 for gradient checks); the CUDA backend
-// stores Low tensors in bf16 and Full tensors in fp32.
+// Precision says how a tensor is stored. The CPU backend keeps Low and Full
+// in its element type (float32, or float64 for gradient checks); the CUDA
+// backend stores Low tensors in bf16 and Full tensors in fp32.
 type Precision int
 
 const (
 	Low   Precision = iota // weights and activations
 	Full                   // master weights, optimizer state, reductions
 	Int32                  // token ids and targets
+	// Code8 is one byte per element: the 8-bit codes of quantized Adam
+	// moments (quant8.go). Transfers carry each code as its number 0..255.
+	Code8
+	NumPrecisions
 )
-
-// AdamParams are the scalar hyper-parameters of one Adam step.
-type AdamParams struct {
-	LR          float32 // learning rate of this step (schedule applied)
-	Beta1       float32
-	Beta2       float32
-	Eps         float32
-	WeightDecay float32 // decoupled: p -= LR * WeightDecay * p
-	Scale       float32 // multiplies the Adam direction (CompAct alpha, o_proj scale); 1 for plain AdamW
-	Step        int     // 1-based step for bias correction
-	Form        AdamForm
-}
-
-// AdamForm is where Adam's bias correction goes; the two differ in how eps
-// meets the correction, which matters early in training.
-type AdamForm int
-
-const (
-	// AdamTorch is torch.optim.AdamW: mhat / (sqrt(vhat) + eps) with
-	// mhat = m/(1-b1^t), vhat = v/(1-b2^t).
-	AdamTorch AdamForm = iota
-	// AdamHF is HuggingFace transformers' AdamW, the CompAct paper's
-	// optimizer: sqrt(1-b2^t)/(1-b1^t) * m / (sqrt(v) + eps).
-	AdamHF
-)
-
-// Corrections returns the divisors of m and of v inside the square root,
-// in float64: dir = Scale * (m/d1) / (sqrt(v/d2) + Eps). The torch form
-// divides by 1-b1^t and 1-b2^t; the HF form folds the whole correction into
-// the step size, d1 = (1-b1^t)/sqrt(1-b2^t) and d2 = 1, so every backend runs
-// both forms with one kernel.
-func (hp AdamParams) Corrections() (d1, d2 float64) {
-	bc1 := 1 - math.Pow(float64(hp.Beta1), float64(hp.Step))
-	bc2 := 1 - math.Pow(float64(hp.Beta2), float64(hp.Step))
-	if hp.Form == AdamHF {
-		return bc1 / math.Sqrt(bc2), 1
-	}
-	return bc1, bc2
-}
 
 // ProjectionKind selects the distribution of CompAct's random projection.
 type ProjectionKind int
@@ -187,16 +150,11 @@ type Backend interface {
 	// clip[0] = min(1, maxNorm / (sqrt(sumSq[0]) + 1e-6)); maxNorm <= 0 gives 1.
 	ClipScale(clip, sumSq *Tensor, maxNorm float32)
 
-	// Fused AdamW on one tensor: g' = g * clip[0];
-	// m = b1 m + (1-b1) g'; v = b2 v + (1-b2) g'^2;
-	// p -= LR * (Scale * mhat / (sqrt(vhat) + Eps) + WeightDecay * p), with
-	// mhat = m/d1, vhat = v/d2 from hp.Corrections() (hp.Form).
-	// p Low (or its Full master), g Low or Full, m, v Full; clip (1) Full.
-	AdamW(p, g, m, v, clip *Tensor, hp AdamParams)
-	// Compressed Adam direction: updates m, v from g*clip[0] as AdamW does and
-	// writes dir = Scale * mhat / (sqrt(vhat) + Eps); all (rows, r). A Low
-	// dir holds the direction rounded to the nearest bf16 on every backend.
-	AdamDirection(dir, g, m, v, clip *Tensor, hp AdamParams)
+	// Adam is the one optimizer kernel: an Adam step over u.Out.Len()
+	// elements whose operands, and how each is stored, are data in u
+	// (adam.go): the updated weights or the compressed direction, fp32,
+	// bf16 or 8-bit moments, stochastic rounding where bf16 is stored.
+	Adam(u AdamUpdate)
 
 	// P (n, cols) from the counter-based generator: its first s.Rank
 	// columns (all when s.Rank is 0) are the (n, s.Rank) matrix of the
@@ -205,30 +163,14 @@ type Backend interface {
 	// the nearest bf16 on every backend.
 	Projection(P *Tensor, s ProjectionStream)
 
-	// dst (Low) = src (Full) rounded to bf16 stochastically with the noise
-	// of rp (see rounding.go); the same bits on every backend. A CPU backend
-	// stores the bf16 value in its own element type. Same length; dst may
-	// not alias src.
-	StochasticRound(dst, src *Tensor, rp RoundParams)
-
-	// The lean optimizer ops: one pass each where staging would convert,
-	// update and round in separate launches. g is Full; m, v share a
-	// precision, and Low moments are stochastically rounded with r's keys.
-	//
-	// AdamWSR is AdamW on p, m, v read from their storage (the same fp32
-	// arithmetic), then p rounded with r.WeightParams() when r.Weights
-	// (else stored as AdamW stores it) and Low m, v with
-	// r.MomentParams(StreamExpAvg / StreamExpAvgSq): the bits of AdamW on
-	// fp32 copies followed by StochasticRound of each.
-	AdamWSR(p, g, m, v, clip *Tensor, hp AdamParams, r AdamRounding)
-	// AdamDirectionSR is AdamDirection with the moments' stores of AdamWSR;
-	// r.Weights is unused.
-	AdamDirectionSR(dir, g, m, v, clip *Tensor, hp AdamParams, r AdamRounding)
-	// DecayAddSR is the master-free compressed update's last step:
-	// w (Low) = SR(fl(fl(decay * w) + d)) with d Full of w's length, each
-	// product and sum rounded to fp32 on its own (no fused multiply-add),
-	// rounded to bf16 with the noise of rp.
-	DecayAddSR(w, d *Tensor, decay float32, rp RoundParams)
+	// dst (Low) = SR(fl(fl(beta * dst) + src)), each product and sum
+	// rounded to fp32 on its own (no fused multiply-add), then rounded to
+	// bf16 stochastically with the noise of rp (rounding.go): the same bits
+	// on every backend. beta = 0 ignores dst's old contents (dst = SR(src)),
+	// as Gemm's does. src is Full, of dst's length, and may not alias it. A
+	// CPU backend stores the bf16 value in its own element type. The
+	// master-free compressed update lands with it: W = SR((1 - lr wd) W + D).
+	StochasticRound(dst, src *Tensor, beta float32, rp RoundParams)
 }
 
 // Decoder is implemented by backends that generate with a KV cache (CPU and

@@ -8,7 +8,7 @@ import "fmt"
 // that allocates it, so the prediction cannot drift from the engine.
 type Meter struct {
 	mem    MemStats
-	size   [3]int64 // bytes per element of Low, Full, Int32
+	size   [NumPrecisions]int64 // bytes per element of each precision
 	Allocs []MeterAlloc
 }
 
@@ -20,9 +20,10 @@ type MeterAlloc struct {
 }
 
 // NewMeter predicts a backend storing Low tensors in lowBytes and Full
-// tensors in fullBytes per element (CPU float32: 4, 4; CUDA: 2, 4).
+// tensors in fullBytes per element (CPU float32: 4, 4; CUDA: 2, 4); Int32
+// takes 4 bytes and Code8 one on every backend.
 func NewMeter(lowBytes, fullBytes int64) *Meter {
-	return &Meter{size: [3]int64{lowBytes, fullBytes, 4}}
+	return &Meter{size: [NumPrecisions]int64{Low: lowBytes, Full: fullBytes, Int32: 4, Code8: 1}}
 }
 
 var _ Allocator = (*Meter)(nil)
@@ -30,7 +31,7 @@ var _ Allocator = (*Meter)(nil)
 func (m *Meter) Name() string { return "meter" }
 
 func (m *Meter) Alloc(name string, cat Category, p Precision, shape ...int) (*Tensor, error) {
-	if p < Low || p > Int32 {
+	if p < Low || p >= NumPrecisions {
 		return nil, fmt.Errorf("meter: alloc %s: bad precision %d", name, int(p))
 	}
 	t := NewTensor(name, cat, p, shape, nil)
@@ -52,7 +53,7 @@ func (m *Meter) Memory() *MemStats { return &m.mem }
 func (m *Meter) MasterWeights() bool { return m.size[Low] < m.size[Full] }
 
 // Backend lets construction code that takes a Backend (model.New,
-// NewOptimizer, Model.Prepare) run on the meter. Construction allocates and
+// optim.New, Model.Prepare) run on the meter. Construction allocates and
 // uploads constants; it runs no kernel. So the meter's Backend drops
 // uploads (there is no storage to fill) and has no compute at all: its
 // embedded Backend is nil, and an op called on it panics, which would mean

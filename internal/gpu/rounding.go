@@ -91,10 +91,11 @@ func BF16Nearest(x float32) float32 {
 // IsBF16 reports whether x is exactly representable in bf16.
 func IsBF16(x float32) bool { return math.Float32bits(x)&0xffff == 0 }
 
-// AdamRounding keys the stochastic roundings of the lean optimizer ops
-// (Backend.AdamWSR, AdamDirectionSR), which store bf16 weights and moments
-// without an fp32 copy: the stores round exactly as StochasticRound would
-// round the fp32 results, so a fused op gives the bits of the staged one.
+// AdamRounding keys the stochastic roundings of Backend.Adam's bf16 stores
+// (weights without an fp32 copy, bf16 moments) and places 8-bit moments:
+// the stores round exactly as StochasticRound would round the fp32
+// results, so one Adam call gives the bits of the fp32 step followed by
+// the rounding.
 type AdamRounding struct {
 	Seed uint64
 	Step uint32 // optimizer step (1-based)
@@ -104,7 +105,9 @@ type AdamRounding struct {
 	Weights   bool
 	WeightOff int64
 	// MomentOff is the noise element of m[0] and v[0] (their gradient-layout
-	// index); Low moments round with StreamExpAvg and StreamExpAvgSq.
+	// index); Low moments round with StreamExpAvg and StreamExpAvgSq. Code8
+	// moments are not rounded, but their blocks start at multiples of
+	// QuantBlock of this index.
 	MomentOff int64
 }
 

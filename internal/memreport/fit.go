@@ -5,7 +5,8 @@ package memreport
 // (speed.go), and the --set that give each, so that a user with a given
 // card knows what to run. Every variant is built as training builds it
 // (the config's sources plus the variant's --set, validated), so its --set
-// reproduce its prediction exactly.
+// reproduce its prediction exactly, and one training would refuse is left
+// out with the reason.
 
 import (
 	"fmt"
@@ -293,7 +294,8 @@ func callNeeds(o Option, cfg train.Config, v string) []string {
 }
 
 // candidate builds and predicts the variant of these --set, or says why it
-// is left out: it does not validate, or would not run as configured.
+// is left out: the combination does not validate (training would refuse
+// it, naming the keys).
 func (r FitRequest) candidate(sets []string) (Candidate, string, error) {
 	vc, err := r.Build(sets)
 	if err != nil {
@@ -302,9 +304,6 @@ func (r FitRequest) candidate(sets []string) (Candidate, string, error) {
 	v := AsConfigured(vc)
 	v.AsConfigured, v.Role = false, ""
 	c := Candidate{Variant: v, Set: sets, Config: vc}
-	if why := NotRunnable(vc); why != "" {
-		return c, why, nil
-	}
 	if c.PeakBytes, err = r.Peak(vc); err != nil {
 		return Candidate{}, "", fmt.Errorf("variant %s: %w", v.Name, err)
 	}

@@ -67,10 +67,10 @@ func TestFitRanksFastestThatFits(t *testing.T) {
 				t.Errorf("grad_accum %s: %s is faster than the best (%s) and fits", accum, c.Variant.Name, f.Best.Variant.Name)
 			}
 		}
-		// The config's rank 0.5 and 0.25, each under every policy, precision
-		// and fused update; the fused update only where it runs, and then
-		// with clipping off.
-		fused := 0
+		// The config's rank 0.5 and 0.25, each under every policy, weights,
+		// optimizer state (int8 included) and fused update, the fused
+		// update with clipping off.
+		fused, int8 := 0, 0
 		for _, c := range all {
 			if c.Variant.FusedUpdate {
 				fused++
@@ -78,18 +78,12 @@ func TestFitRanksFastestThatFits(t *testing.T) {
 					t.Errorf("%s: --set %v does not turn clipping off", c.Variant.Name, c.Set)
 				}
 			}
-		}
-		want := 2 * 4 * 2 * len(train.OptimizerStates)
-		if accum == "1" {
-			want *= 2
-			if fused != len(all)/2 {
-				t.Errorf("%d of %d variants fused", fused, len(all))
+			if c.Variant.OptimizerState == train.StateInt8 {
+				int8++
 			}
-		} else if fused != 0 || len(f.LeftOut) != 1 || len(f.LeftOut[0].Variants) != want || !strings.Contains(f.LeftOut[0].Reason, "grad_accum") {
-			t.Errorf("grad_accum 4: %d fused variants predicted, left out %+v", fused, f.LeftOut)
 		}
-		if len(all) != want {
-			t.Errorf("grad_accum %s: %d variants, want %d", accum, len(all), want)
+		if want := 2 * 4 * 2 * len(train.OptimizerStates) * 2; len(all) != want || fused != want/2 || int8 != want/len(train.OptimizerStates) || len(f.LeftOut) != 0 {
+			t.Errorf("grad_accum %s: %d variants (want %d), %d fused, %d int8, left out %v", accum, len(all), want, fused, int8, f.LeftOut)
 		}
 	}
 }
@@ -139,34 +133,24 @@ func TestFitNothingFits(t *testing.T) {
 	if s.MicroBatch*s.GradAccum != 64 || s.MicroBatch < 8 || s.Best.PeakBytes > r.Limit || !slices.Contains(s.Best.Set, "train.micro_batch=8") {
 		t.Errorf("split: micro-batch %d x %d, best %s at %d (limit %d), --set %v", s.MicroBatch, s.GradAccum, s.Best.Variant.Name, s.Best.PeakBytes, r.Limit, s.Best.Set)
 	}
-	// Without accumulation the closest is fused, which no split can run:
-	// the split still finds the unfused variant that fits.
-	r1 := fitRequest(t, 0, "train.micro_batch=32", "train.grad_accum=1")
-	r1.Limit = r.Limit
-	f1, err := Fit(r1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if f1.Best != nil || !f1.Closest.Variant.FusedUpdate || f1.Split == nil || f1.Split.Best == nil || f1.Split.MicroBatch < 8 || f1.Split.Best.Variant.FusedUpdate {
-		t.Errorf("grad_accum 1: closest %+v, split %+v", f1.Closest, f1.Split)
-	}
 	r.Limit = 1
 	if f, err = Fit(r); err != nil || f.Best != nil || f.Split == nil || f.Split.Best != nil || f.Split.MicroBatch != 1 || f.Split.GradAccum != 64 || f.Split.Closest == nil {
 		t.Errorf("1 byte: %+v, %v", f, err)
 	}
 }
 
-// The engine builds train.fused_update with grad_accum > 1 unfused today,
-// which is why NotRunnable leaves such variants out. Once issue 19 item 1
-// makes it fused, this fails: drop the rule from NotRunnable.
-func TestFusedAccumStillUnfused(t *testing.T) {
-	r := fitRequest(t, 0, "train.grad_accum=2", "train.grad_clip=0", "train.weights=bf16_sr")
-	fused := r.Config
-	fused.Train.FusedUpdate = true
-	p, _ := r.Peak(r.Config)
-	q, _ := r.Peak(fused)
-	if p != q || NotRunnable(fused) == "" {
-		t.Errorf("fused with accumulation predicts %d bytes, unfused %d: the engine fuses now; remove the rule from NotRunnable", q, p)
+// A combination training would refuse is left out with its reason, not
+// predicted: here an absolute rank wider than the layers.
+func TestFitLeavesOutWhatDoesNotValidate(t *testing.T) {
+	r := fitRequest(t, 1<<62, "train.micro_batch=8", "compact.rank=0.25")
+	r.Ranks = []float64{600}
+	f, err := Fit(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 4 * 2 * len(train.OptimizerStates) * 2
+	if f.Tried != n || len(f.LeftOut) != 1 || len(f.LeftOut[0].Variants) != n || !strings.Contains(f.LeftOut[0].Reason, "compact.rank") {
+		t.Errorf("%d predicted, left out %+v", f.Tried, f.LeftOut)
 	}
 }
 

@@ -37,9 +37,8 @@ type Variant struct {
 }
 
 // name is the variant's name from its fields: full or rRANK (-perlayer),
-// the lean precisions (-bf16_sr master-free weights, -bf16 moments or
-// another narrow optimizer state),
-// -fused, then +recompute.
+// the lean precisions (-bf16_sr master-free weights, -bf16 or -int8
+// moments), -fused, then +recompute.
 func (v Variant) name() string {
 	n := "full"
 	if v.Compact {
@@ -52,7 +51,7 @@ func (v Variant) name() string {
 		n += "-" + train.WeightsBF16SR
 	}
 	if v.OptimizerState != "" && v.OptimizerState != train.StateFP32 {
-		n += "-" + v.OptimizerState // -bf16, and any narrower state the engine adds
+		n += "-" + v.OptimizerState
 	}
 	if v.FusedUpdate {
 		n += "-fused"
@@ -87,9 +86,9 @@ func (v Variant) Apply(cfg train.Config) train.Config {
 	}
 	cfg.Train.FusedUpdate = v.FusedUpdate
 	if v.FusedUpdate {
-		// The mode's requirements; with accumulation the step would run
-		// unfused, and memreport measures at grad_accum 1 anyway.
-		cfg.Train.GradClip, cfg.Train.GradAccum = 0, 1
+		// The mode's requirement. The config's grad_accum stays: with it
+		// the fused step keeps the gradient arena for the sums.
+		cfg.Train.GradClip = 0
 	}
 	return cfg
 }
@@ -99,8 +98,9 @@ func (v Variant) Apply(cfg train.Config) train.Config {
 // every recomputation policy, all with fp32 master weights and fp32 moments;
 // then the lean variants of full rank and each rank: master-free bf16
 // weights ("-bf16_sr") and master-free weights with bf16 moments
-// ("-bf16_sr-bf16"); last each of those three with the optimizer step fused
-// into backward ("-fused", "-bf16_sr-fused", "-bf16_sr-bf16-fused"). Names
+// ("-bf16_sr-bf16") or 8-bit moments ("-bf16_sr-int8"); last each of those
+// four with the optimizer step fused into backward ("-fused",
+// "-bf16_sr-fused", "-bf16_sr-bf16-fused", "-bf16_sr-int8-fused"). Names
 // are chosen so that no variant's name is a prefix of another's. filter
 // keeps names with one of its prefixes.
 func Variants(ranks []float64, filter []string) []Variant {
@@ -134,12 +134,13 @@ func Variants(ranks []float64, filter []string) []Variant {
 		}
 	}
 	for _, rc := range model.RecomputeNames {
-		for _, state := range []string{train.StateFP32, train.StateBF16} {
+		for _, state := range []string{train.StateFP32, train.StateBF16, train.StateInt8} {
 			each(Variant{Recompute: rc, Weights: train.WeightsBF16SR, OptimizerState: state})
 		}
 	}
 	for _, rc := range model.RecomputeNames {
-		for _, lean := range [][2]string{{train.WeightsMaster, train.StateFP32}, {train.WeightsBF16SR, train.StateFP32}, {train.WeightsBF16SR, train.StateBF16}} {
+		for _, lean := range [][2]string{{train.WeightsMaster, train.StateFP32}, {train.WeightsBF16SR, train.StateFP32},
+			{train.WeightsBF16SR, train.StateBF16}, {train.WeightsBF16SR, train.StateInt8}} {
 			each(Variant{Recompute: rc, Weights: lean[0], OptimizerState: lean[1], FusedUpdate: true})
 		}
 	}
@@ -188,10 +189,11 @@ type Measurement struct {
 	DriverUsed int64
 }
 
-// Measure runs `steps` training steps of cfg at micro-batch B on its
+// Measure runs `steps` training steps of cfg at micro-batch B (and the
+// config's grad_accum, whose fused step keeps a gradient arena) on its
 // device and reports the allocator's peak by category.
 func Measure(cfg train.Config, B int, steps int) (Measurement, error) {
-	cfg.Train.MicroBatch, cfg.Train.GradAccum = B, 1
+	cfg.Train.MicroBatch = B
 	be, _, err := device.Open(cfg.Train.Device, cfg.Train.Threads)
 	if err != nil {
 		return Measurement{}, err

@@ -20,7 +20,9 @@ func TestPlainVariantIgnoresConfigPrecision(t *testing.T) {
 	}
 }
 
-// memreport lists fused variants, applied with grad_clip 0.
+// memreport lists fused variants, applied with grad_clip 0 and the
+// config's own accumulation (the fused step keeps it, with its gradient
+// arena), and 8-bit moment variants.
 func TestMemVariantsFused(t *testing.T) {
 	var n int
 	for _, v := range Variants([]float64{0.25, 0.5}, []string{"r0.25-bf16_sr-bf16-fused+"}) {
@@ -28,16 +30,27 @@ func TestMemVariantsFused(t *testing.T) {
 		d := train.Default()
 		d.Train.GradAccum = 8
 		cfg := v.Apply(d)
-		if !cfg.Train.FusedUpdate || cfg.Train.GradClip != 0 || cfg.Train.GradAccum != 1 || cfg.Train.Weights != train.WeightsBF16SR || cfg.Train.OptimizerState != train.StateBF16 {
-			t.Errorf("%s applies fused %v grad_clip %g weights %s state %s", v.Name, cfg.Train.FusedUpdate, cfg.Train.GradClip, cfg.Train.Weights, cfg.Train.OptimizerState)
+		if !cfg.Train.FusedUpdate || cfg.Train.GradClip != 0 || cfg.Train.GradAccum != 8 || cfg.Train.Weights != train.WeightsBF16SR || cfg.Train.OptimizerState != train.StateBF16 {
+			t.Errorf("%s applies fused %v grad_clip %g grad_accum %d weights %s state %s", v.Name, cfg.Train.FusedUpdate, cfg.Train.GradClip, cfg.Train.GradAccum, cfg.Train.Weights, cfg.Train.OptimizerState)
 		}
 	}
 	if n != len(model.RecomputeNames) {
 		t.Errorf("%d fused variants of r0.25-bf16_sr-bf16, want one per recompute policy", n)
 	}
+	int8 := 0
 	for _, v := range Variants([]float64{0.25, 0.5}, nil) {
-		if cfg := v.Apply(train.Default()); cfg.Train.FusedUpdate != strings.Contains(v.Name, "-fused") {
+		cfg := v.Apply(train.Default())
+		if cfg.Train.FusedUpdate != strings.Contains(v.Name, "-fused") {
 			t.Errorf("%s: fused_update %v", v.Name, cfg.Train.FusedUpdate)
 		}
+		if (cfg.Train.OptimizerState == train.StateInt8) != strings.Contains(v.Name, "-int8") {
+			t.Errorf("%s: optimizer_state %s", v.Name, cfg.Train.OptimizerState)
+		}
+		if strings.Contains(v.Name, "-int8") {
+			int8++
+		}
+	}
+	if want := 2 * 3 * len(model.RecomputeNames); int8 != want { // fused or not, 3 modes, every policy
+		t.Errorf("%d int8 variants, want %d", int8, want)
 	}
 }

@@ -93,7 +93,7 @@ func (m *Model) allocArenas() error {
 		return err
 	}
 	m.arena.gradLen = gN
-	if !m.Opts.FusedUpdate {
+	if m.keepsGradArena() {
 		if m.arena.grad, err = m.be.Alloc("grads", gpu.Grads, gpu.Full, gN); err != nil {
 			return err
 		}
@@ -137,10 +137,17 @@ func (m *Model) allocArenas() error {
 	}
 	m.arena.order = order
 	if m.Opts.FusedUpdate {
+		m.arena.blockParams = m.blockGroups()
+	}
+	if !m.keepsGradArena() {
 		return m.allocGradScratch()
 	}
 	return nil
 }
+
+// keepsGradArena reports whether gradients live in one arena: unfused, or
+// fused with accumulation (fused.go), where sums span micro-batches.
+func (m *Model) keepsGradArena() bool { return !m.Opts.FusedUpdate || m.Opts.GradAccum > 1 }
 
 func view(arena *gpu.Tensor, off int, shape []int) *gpu.Tensor {
 	n := 1
@@ -150,36 +157,39 @@ func view(arena *gpu.Tensor, off int, shape []int) *gpu.Tensor {
 	return arena.Rows(off, off+n).Reshape(shape...)
 }
 
-// Segments lists the update classes in arena order.
-func (m *Model) Segments() []Segment { return m.arena.segments }
-
-// GradArena is every gradient, padding included (zero), as one tensor; nil
-// with a fused update, where no such buffer exists.
-func (m *Model) GradArena() *gpu.Tensor { return m.arena.grad }
-
-// GradLen is the length of the gradient layout, padding included: the
-// arena's, and the moments' with or without a fused update.
-func (m *Model) GradLen() int { return m.arena.gradLen }
-
-// UpdateArena is the tensor the optimizer changes: master weights when the
-// backend keeps them, else the weights. A sharded master covers only its
-// range: address it with UpdateRows.
-func (m *Model) UpdateArena() *gpu.Tensor {
-	if m.arena.master != nil {
-		return m.arena.master
-	}
-	return m.arena.w
+// Layout is what the optimizer updates and where: the params in arena
+// order (each with its W, Master and Grad views and its offsets), their
+// update classes, and the arenas those views live in. Plain data: the
+// optimizer reads it, the model keeps owning the storage.
+type Layout struct {
+	Params   []*Param  // params in the model's (HuggingFace) order, as checkpoints list them
+	Order    []*Param  // the same params in arena order
+	Segments []Segment // the update classes, in arena order
+	// Weights is every weight, padding included (zero), as one tensor.
+	Weights *gpu.Tensor
+	// Master is the fp32 master copy of weight-arena elements [MasterBase,
+	// MasterBase + Master.Len()) (all of them unless it is sharded); nil
+	// without one. MasterPending: the model waits for AllocMaster.
+	Master        *gpu.Tensor
+	MasterBase    int
+	MasterPending bool
+	// Grads is every gradient, padding included (zero); nil with a fused
+	// update that does not accumulate, whose gradients live in per-block
+	// scratch. GradLen is the gradient layout's length (the moments'),
+	// arena or not.
+	Grads   *gpu.Tensor
+	GradLen int
+	// Fused: the training pass hands each group to the update hook once
+	// its gradients are final (fused.go); Pipelined: the hook keeps them
+	// past its call and clears them itself. MasterFree: the weights are
+	// bf16 values updated without a master copy (masterfree.go).
+	Fused, Pipelined, MasterFree bool
 }
 
-// UpdateRows is weight-arena elements [lo, hi) of the tensor the optimizer
-// changes (the master, sharded or not, where there is one).
-func (m *Model) UpdateRows(lo, hi int) *gpu.Tensor {
-	if m.arena.master != nil {
-		b := m.arena.masterBase
-		return m.arena.master.Rows(lo-b, hi-b)
-	}
-	return m.arena.w.Rows(lo, hi)
+// Layout describes the model's parameters for its optimizer.
+func (m *Model) Layout() Layout {
+	a := &m.arena
+	return Layout{Params: m.Params, Order: a.order, Segments: a.segments, Weights: a.w, Master: a.master, MasterBase: a.masterBase,
+		MasterPending: m.masterPending(), Grads: a.grad, GradLen: a.gradLen,
+		Fused: m.Opts.FusedUpdate, Pipelined: m.Opts.PipelinedUpdate, MasterFree: m.Opts.MasterFree}
 }
-
-// ArenaOrder lists the params in arena order.
-func (m *Model) ArenaOrder() []*Param { return m.arena.order }

@@ -15,8 +15,8 @@ type CompactConfig struct {
 	Share   bool     `mapstructure:"share"`  // q/k/v and gate/up share one P and one saved z
 	// Head also compresses an untied LM head (not in the paper, which
 	// compresses the blocks' linears only): its gradient and Adam moments
-	// become vocab x r instead of vocab x hidden. No effect on a tied head
-	// or a classifier.
+	// become vocab x r instead of vocab x hidden. A tied head or a
+	// classifier has none to compress (train's config refuses the pair).
 	Head       bool    `mapstructure:"head"`
 	Projection string  `mapstructure:"projection"`   // gaussian | rademacher
 	UpdateGap  int     `mapstructure:"update_gap"`   // optimizer steps between resampling P

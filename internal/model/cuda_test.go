@@ -52,7 +52,7 @@ func testCUDAModelMatchesCPU(t *testing.T, g *cuda.Backend, cfg Config, b batch)
 				w[j] = float32(bf16(w[j]))
 			}
 			cpu.be.Upload(p.W, w)
-			if err := dev.WriteParam(dev.Params[i], dev.Params[i].Updatable(), w); err != nil {
+			if err := dev.WriteParam(dev.Params[i], dev.Params[i].updatable(), w); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -98,7 +98,7 @@ func TestCUDALossChunksMatchOneChunk(t *testing.T) {
 			}
 			defer dev.Free()
 			for i, p := range dev.Params {
-				if err := dev.WriteParam(p, p.Updatable(), weights[i]); err != nil {
+				if err := dev.WriteParam(p, p.updatable(), weights[i]); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -146,7 +146,7 @@ func TestCUDAKVCacheMatchesCPU(t *testing.T) {
 			w[j] = bf16(w[j])
 		}
 		cpu.be.Upload(p.W, w)
-		dev.WriteParam(dev.Params[i], dev.Params[i].Updatable(), w)
+		dev.WriteParam(dev.Params[i], dev.Params[i].updatable(), w)
 	}
 	dev.SyncWeights()
 	cc, err := cpu.NewKVCache(2, 20)

@@ -129,6 +129,7 @@ func (m *Model) forward(train bool, gradScale float32) (*gpu.Tensor, error) {
 			return nil, err
 		}
 		m.updating = false
+		m.pass++
 	}
 	be.Embedding(a.layers[0].x, m.wte.W, a.tokens)
 	for l := range m.blocks {

@@ -6,9 +6,9 @@ import (
 	"github.com/compact-llm/compact/internal/gpu"
 )
 
-// Fused update: with Options.FusedUpdate the model keeps no gradient arena.
-// The training pass calls the UpdateHook as soon as a group of gradients is
-// final and no later step of the pass reads those weights:
+// Fused update: with Options.FusedUpdate the training pass calls the
+// UpdateHook as soon as a group of gradients is final and no later step of
+// the pass reads those weights:
 //
 //   - an untied LM head (or a classifier's score head) at the end of the
 //     forward's head, after its last use for the hidden-state gradient;
@@ -19,10 +19,21 @@ import (
 //   - the embedding after the embedding backward, so a tied embedding
 //     updates only once both its head and its embedding contributions are in.
 //
-// So block gradients need one block's worth of scratch (blockGrad, shared by
-// every block and the final norm) and the embedding and heads one buffer
-// (outerGrad) that the untied head hands over to the embedding once updated.
-// Each buffer is zeroed after its hook, ready for the next group.
+// So without accumulation the model keeps no gradient arena: block
+// gradients need one block's worth of scratch (blockGrad, shared by every
+// block and the final norm) and the embedding and heads one buffer
+// (outerGrad) that the untied head hands over to the embedding once
+// updated. Each buffer is zeroed after its hook, ready for the next group.
+//
+// With gradient accumulation (Options.GradAccum > 1) a step sums the
+// gradients of several micro-batches, so they need a home across passes:
+// the gradient arena, as unfused (CompAct's compressed G in r-space, the
+// full-rank params in fp32, each accumulated by the backward's own += as
+// unfused accumulates them). The hook runs during the last micro-batch's
+// pass only (the passes since ZeroGrads are counted) and reads the
+// finished sums there; ZeroGrads clears the arena for the next step. So the
+// step is the unfused step, update for update, with the updates moved into
+// the last backward.
 //
 // A pipelined update (Options.PipelinedUpdate) may finish a group one hook
 // late: block l's gradients are still being reduced across ranks while
@@ -50,21 +61,14 @@ func (m *Model) Fused() bool { return m.Opts.FusedUpdate }
 // norm at its start), the embedding and the heads at the start of outerGrad.
 func (m *Model) allocGradScratch() error {
 	blockN, outerN := roundUp(numel(m.normF.gshape)), 0
-	m.arena.blockParams = make([][]*Param, len(m.blocks))
 	local := map[*Param]int{}
-	for l := range m.blocks {
-		b := &m.blocks[l]
-		ps := []*Param{b.attnNorm}
-		ps = append(ps, b.lin[:linGate]...)
-		ps = append(ps, b.mlpNorm)
-		ps = append(ps, b.lin[linGate:]...)
+	for _, ps := range m.arena.blockParams {
 		n := 0
 		for _, p := range ps {
 			local[p] = n
 			n += roundUp(numel(p.gshape))
 		}
 		blockN = max(blockN, n)
-		m.arena.blockParams[l] = ps
 	}
 	for _, p := range []*Param{m.wte, m.lmHead, m.score} {
 		if p != nil {
@@ -95,20 +99,25 @@ func (m *Model) allocGradScratch() error {
 	return nil
 }
 
+// blockGroups lists each block's params in the order its hook gets them.
+func (m *Model) blockGroups() [][]*Param {
+	groups := make([][]*Param, len(m.blocks))
+	for l := range m.blocks {
+		b := &m.blocks[l]
+		ps := []*Param{b.attnNorm}
+		ps = append(ps, b.lin[:linGate]...)
+		ps = append(ps, b.mlpNorm)
+		groups[l] = append(ps, b.lin[linGate:]...)
+	}
+	return groups
+}
+
 // blockBuf is the gradient buffer of block l (l = Layers: the final norm).
 func (m *Model) blockBuf(l int) *gpu.Tensor {
 	if m.arena.blockGrad2 != nil && l%2 == 1 {
 		return m.arena.blockGrad2
 	}
 	return m.arena.blockGrad
-}
-
-// ClearGrads zeroes the gradients of ps: a pipelined update's hook calls it
-// once it has updated them.
-func (m *Model) ClearGrads(ps []*Param) {
-	for _, p := range ps {
-		m.be.Zero(p.Grad)
-	}
 }
 
 // checkHook refuses a fused training pass that no optimizer step receives:
@@ -120,14 +129,15 @@ func (m *Model) checkHook() error {
 	return nil
 }
 
-// updateNow hands ps to the hook and clears their scratch buffer.
+// updateNow hands ps to the hook during a step's last pass and clears
+// their scratch buffer.
 func (m *Model) updateNow(buf *gpu.Tensor, ps ...*Param) {
-	if !m.Opts.FusedUpdate || m.hook == nil {
+	if !m.Opts.FusedUpdate || m.hook == nil || m.pass < max(1, m.Opts.GradAccum) {
 		return
 	}
 	m.updating = true
 	m.hook(ps)
-	if !m.Opts.PipelinedUpdate {
+	if !m.Opts.PipelinedUpdate && m.arena.grad == nil { // an arena is cleared by the next ZeroGrads
 		m.be.Zero(buf)
 	}
 }

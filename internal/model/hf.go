@@ -196,7 +196,7 @@ func readHFConfig(path string) (Config, HFConfig, error) {
 func (m *Model) WeightTensors() ([]NamedTensor, error) {
 	var out []NamedTensor
 	for _, p := range m.Params {
-		data, shape, err := m.ReadParam(p, p.Updatable())
+		data, shape, err := m.ReadParam(p, p.updatable())
 		if err != nil {
 			return nil, err
 		}

@@ -20,7 +20,3 @@ func (m *Model) roundWeights(data []float32) {
 		data[i] = gpu.BF16Nearest(v)
 	}
 }
-
-// WeightArena is every weight, padding included, as one tensor: what the
-// optimizer of a master-free model rounds its updates into.
-func (m *Model) WeightArena() *gpu.Tensor { return m.arena.w }

@@ -9,26 +9,23 @@ import (
 // A sharded master (Options.ShardMaster): under ZeRO-1 a rank updates a
 // contiguous range of the weight arena only, so it keeps the fp32 master of
 // that range only. Its owned params' Master views point into it; the other
-// params have none (Updatable is their W, which the owner's update reaches
+// params have none (the optimizer updates their W, which the owner's update reaches
 // by all-gather of the bf16 weights).
 
 // keepsMaster reports whether the model has an fp32 master copy at all.
 func (m *Model) keepsMaster() bool { return m.be.MasterWeights() && !m.Opts.MasterFree }
 
-// MasterPending reports whether the model waits for AllocMaster.
-func (m *Model) MasterPending() bool {
+// masterPending reports whether the model waits for AllocMaster.
+func (m *Model) masterPending() bool {
 	return m.Opts.ShardMaster && m.keepsMaster() && m.arena.master == nil
 }
-
-// MasterSharded reports whether the master covers part of the arena only.
-func (m *Model) MasterSharded() bool { return m.Opts.ShardMaster && m.arena.master != nil }
 
 // AllocMaster gives a model built with ShardMaster the master copy of
 // weight-arena elements [lo, hi), which must start and end at param
 // boundaries, zeroed: initialising or loading the weights (after it) fills
 // it, as it fills an unsharded master.
 func (m *Model) AllocMaster(lo, hi int) error {
-	if !m.MasterPending() {
+	if !m.masterPending() {
 		return fmt.Errorf("model: AllocMaster on a model that keeps no pending master")
 	}
 	if lo < 0 || hi > m.arena.w.Len() || lo >= hi {

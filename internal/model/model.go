@@ -92,15 +92,20 @@ type Options struct {
 	// gives it one range of the weight arena: a ZeRO-1 rank keeps the
 	// master of the params it updates only (mastershard.go).
 	ShardMaster bool
-	// FusedUpdate keeps no gradient arena: the optimizer updates each block
-	// (and the embeddings, heads and final norm) from inside the training
-	// pass as soon as its gradients are final (fused.go).
+	// FusedUpdate: the optimizer updates each block (and the embeddings,
+	// heads and final norm) from inside the training pass as soon as its
+	// gradients are final, and without accumulation no gradient arena is
+	// kept (fused.go).
 	FusedUpdate bool
+	// GradAccum is the number of micro-batches (training passes) whose
+	// gradients a fused step sums: the update hook runs during the last
+	// one's pass (fused.go). 0 or 1: every pass is a step.
+	GradAccum int
 	// PipelinedUpdate (with FusedUpdate) lets the update hook keep a
 	// group's gradients past its call, until its next call or the end of
 	// the pass, so that their cross-rank reduction can run during the next
 	// block's backward: consecutive blocks' gradients live in two buffers,
-	// and the hook clears each group's gradients (ClearGrads) once done
+	// and the hook clears each group's gradients once done
 	// with them (fused.go).
 	PipelinedUpdate bool
 }
@@ -125,6 +130,7 @@ type Model struct {
 	// updating is set once a fused pass has updated a group: from then on the
 	// step can no longer be abandoned, so Stop is not polled until it ends.
 	updating bool
+	pass     int       // training forwards since ZeroGrads: a fused step updates in pass Opts.GradAccum
 	projs    projCache // P of the projection groups (projcache.go)
 	epoch    uint32    // projection epoch of the step being computed
 
@@ -288,7 +294,7 @@ func (m *Model) Init(seed uint64) error {
 	wg.Wait()
 	for i, p := range m.Params {
 		m.roundWeights(bufs[i])
-		if err := m.be.Upload(p.Updatable(), bufs[i]); err != nil {
+		if err := m.be.Upload(p.updatable(), bufs[i]); err != nil {
 			return fmt.Errorf("init %s: %w", p.Name, err)
 		}
 		bufs[i] = nil
@@ -298,6 +304,7 @@ func (m *Model) Init(seed uint64) error {
 
 // ZeroGrads clears every gradient before a step's first micro-batch.
 func (m *Model) ZeroGrads() {
+	m.pass = 0
 	for _, t := range []*gpu.Tensor{m.arena.grad, m.arena.blockGrad, m.arena.blockGrad2, m.arena.outerGrad} {
 		if t != nil {
 			m.be.Zero(t)
@@ -340,18 +347,9 @@ func (m *Model) SyncWeights() error {
 	return m.be.Copy(m.arena.w.Rows(lo, lo+m.arena.master.Len()), m.arena.master)
 }
 
-// SyncParam rounds p's master copy into its weights, as SyncWeights does
-// for the whole arena: the same conversion, element by element.
-func (m *Model) SyncParam(p *Param) error {
-	if p.Master == nil {
-		return nil
-	}
-	return m.be.Copy(p.W, p.Master)
-}
-
-// Updatable is the tensor the optimizer changes: the master copy when there
-// is one, else W.
-func (p *Param) Updatable() *gpu.Tensor {
+// updatable is the tensor an update or a load changes: the master copy
+// when there is one, else W.
+func (p *Param) updatable() *gpu.Tensor {
 	if p.Master != nil {
 		return p.Master
 	}

@@ -46,11 +46,11 @@ func checkPaddingInvisible(t *testing.T, cfg Config, opts Options) *Model {
 		if !sameShape(w.Shape, p.HFShape()) {
 			t.Fatalf("%s: HF shape %v vs %v", p.Name, p.HFShape(), w.Shape)
 		}
-		if err := padded.WriteParam(p, p.Updatable(), w.Data); err != nil {
+		if err := padded.WriteParam(p, p.updatable(), w.Data); err != nil {
 			t.Fatal(err)
 		}
 		// Both models take the same float32-rounded weights.
-		if err := plain.WriteParam(plain.Params[i], plain.Params[i].Updatable(), w.Data); err != nil {
+		if err := plain.WriteParam(plain.Params[i], plain.Params[i].updatable(), w.Data); err != nil {
 			t.Fatal(err)
 		}
 	}

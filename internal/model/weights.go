@@ -173,7 +173,7 @@ func (m *Model) loadParam(src TensorSource, p *Param, name string) error {
 		return fmt.Errorf("%s: %w", file, err)
 	}
 	m.roundWeights(data)
-	if err := m.WriteParam(p, p.Updatable(), data); err != nil {
+	if err := m.WriteParam(p, p.updatable(), data); err != nil {
 		return fmt.Errorf("upload %s: %w", p.Name, err)
 	}
 	return nil

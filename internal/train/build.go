@@ -3,13 +3,14 @@ package train
 import (
 	"github.com/compact-llm/compact/internal/gpu"
 	"github.com/compact-llm/compact/internal/model"
+	"github.com/compact-llm/compact/internal/optim"
 )
 
 // NewModel builds the model a config describes on be: the one place that
 // turns the config's keys into model.Options, for training, evaluation,
 // memory prediction and bench alike. The weights are not initialised.
 func NewModel(be gpu.Backend, cfg Config) (*model.Model, error) {
-	return newRankModel(be, cfg, Shard{}, 1)
+	return newRankModel(be, cfg, optim.Shard{}, 1)
 }
 
 // newRankModel is NewModel for a rank of a data-parallel job of world
@@ -17,29 +18,23 @@ func NewModel(be gpu.Backend, cfg Config) (*model.Model, error) {
 // if any, waits for the optimizer to allocate its share, and a fused update
 // overlapping the reduction with backward (train.overlap_comm) keeps two
 // block gradient buffers.
-func newRankModel(be gpu.Backend, cfg Config, shard Shard, world int) (*model.Model, error) {
+func newRankModel(be gpu.Backend, cfg Config, shard optim.Shard, world int) (*model.Model, error) {
 	rc, err := model.ParseRecompute(cfg.Train.Recompute)
 	if err != nil {
 		return nil, err
 	}
 	opts := model.Options{Compact: cfg.Compact, Recompute: rc, LossChunk: cfg.Train.LossChunk,
 		NumLabels: cfg.Finetune.NumLabels, MasterFree: cfg.MasterFree(),
-		// With accumulation the sums need the gradient arena, and the step
-		// runs unfused (README: train.fused_update).
-		FusedUpdate: cfg.Train.FusedUpdate && cfg.Train.GradAccum == 1,
+		// With accumulation the model keeps the gradient arena for the sums
+		// and the hook updates during the last micro-batch (model/fused.go).
+		FusedUpdate: cfg.Train.FusedUpdate, GradAccum: cfg.Train.GradAccum,
 		ShardMaster: shard.World > 1}
 	opts.PipelinedUpdate = opts.FusedUpdate && world > 1 && cfg.Train.OverlapComm
-	if cfg.MasterFree() || cfg.Train.OptimizerState == StateBF16 {
-		// Rounding noise is keyed by arena element: the CPU pads the MLP as
-		// CUDA does, so both lay out (and round) every element alike.
+	if cfg.precision().Lean() {
+		// Rounding noise and 8-bit blocks are keyed by arena element: the
+		// CPU pads the MLP as CUDA does, so both lay out (and round) every
+		// element alike.
 		opts.PadIntermediate = 8
 	}
 	return model.New(be, cfg.Model, opts)
-}
-
-func optimizerConfig(cfg Config) OptimizerConfig {
-	t := cfg.Train
-	return OptimizerConfig{Beta1: t.Beta1, Beta2: t.Beta2, Eps: cfg.AdamEpsilon(), CompactEps: cfg.Compact.Eps,
-		WeightDecay: t.WeightDecay, GradClip: t.GradClip, UpdateGap: cfg.Compact.UpdateGap, Form: cfg.AdamForm(),
-		Precision: PrecisionConfig{MasterFree: cfg.MasterFree(), StateBF16: t.OptimizerState == StateBF16, Seed: t.Seed}}
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/compact-llm/compact/internal/data"
 	"github.com/compact-llm/compact/internal/model"
+	"github.com/compact-llm/compact/internal/optim"
 )
 
 // StateVersion is bumped when trainer_state.json changes incompatibly.
@@ -48,6 +49,9 @@ type TrainerState struct {
 	AdamStart int `json:"adam_start,omitempty"`
 	// Schedule records every resume that changed the learning-rate schedule.
 	Schedule []ScheduleChange `json:"schedule_changes,omitempty"`
+	// Notices are the settings this run could not apply, with what ran
+	// instead (applies.go).
+	Notices []string `json:"notices,omitempty"`
 }
 
 // Checkpoint file names inside a step directory.
@@ -101,9 +105,9 @@ func syncDir(dir string) error {
 // SaveCheckpoint writes the checkpoint of st.Step under root, then keeps
 // only the newest keep checkpoints. opt must hold the whole state (not a
 // ZeRO-1 shard: see saveCheckpoint).
-func SaveCheckpoint(root string, m *model.Model, opt *Optimizer, st TrainerState, eos int, keep int) (string, error) {
-	if opt.shard.sharded() {
-		return "", fmt.Errorf("checkpoint: the optimizer holds 1/%d of the state; every rank must gather it (Optimizer.Moments)", opt.shard.world)
+func SaveCheckpoint(root string, m *model.Model, opt *optim.Optimizer, st TrainerState, eos int, keep int) (string, error) {
+	if opt.Sharded() {
+		return "", fmt.Errorf("checkpoint: the optimizer holds a ZeRO-1 share of the state; every rank must gather it (Optimizer.Moments)")
 	}
 	moments, err := opt.Moments(0)
 	if err != nil {
@@ -113,7 +117,7 @@ func SaveCheckpoint(root string, m *model.Model, opt *Optimizer, st TrainerState
 	if err != nil {
 		return "", err
 	}
-	return saveCheckpoint(root, m, weights, moments, opt.momentDType(), st, eos, keep)
+	return saveCheckpoint(root, m, weights, moments, opt.MomentDType(), st, eos, keep)
 }
 
 // saveCheckpoint is SaveCheckpoint with every weight and moment already on
@@ -322,7 +326,7 @@ func ReadTrainerState(dir string) (TrainerState, error) {
 // LoadCheckpoint restores weights and, when opt is not nil, the optimizer
 // moments of a checkpoint directory into m: those of the params opt owns
 // when it is a ZeRO-1 shard (every rank reads the one file).
-func LoadCheckpoint(dir string, m *model.Model, opt *Optimizer) error {
+func LoadCheckpoint(dir string, m *model.Model, opt *optim.Optimizer) error {
 	w, err := model.OpenSafetensors(filepath.Join(dir, ckptModel))
 	if err != nil {
 		return err
@@ -339,42 +343,5 @@ func LoadCheckpoint(dir string, m *model.Model, opt *Optimizer) error {
 		return err
 	}
 	defer o.Close()
-	for i, p := range m.Params {
-		for j, suffix := range []string{".exp_avg", ".exp_avg_sq"} {
-			dst := opt.M[i]
-			if j == 1 {
-				dst = opt.V[i]
-			}
-			if dst == nil { // another rank's share
-				continue
-			}
-			name := p.Name + suffix
-			ti, ok := o.Tensors[name]
-			if !ok {
-				return fmt.Errorf("checkpoint %s: optimizer state lacks %s", dir, name)
-			}
-			if want := p.LogicalShape(dst); fmt.Sprint(ti.Shape) != fmt.Sprint(want) {
-				return fmt.Errorf("checkpoint %s: %s has shape %v, the run needs %v (was CompAct configured differently?)", dir, name, ti.Shape, want)
-			}
-			data, err := o.Float32(name)
-			if err != nil {
-				return err
-			}
-			if err := model.CheckFinite(name, data); err != nil {
-				return fmt.Errorf("%s: %w", o.Path, err)
-			}
-			if j == 1 {
-				for k, v := range data {
-					if v < 0 {
-						return fmt.Errorf("%s: tensor %s holds a negative second moment (%g at element %d)", o.Path, name, v, k)
-					}
-				}
-			}
-			opt.roundLoadedMoments(data)
-			if err := m.WriteParam(p, dst, data); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+	return opt.LoadMoments(o, dir)
 }

@@ -72,11 +72,11 @@ type TrainConfig struct {
 	EvalBatches     int     `mapstructure:"eval_batches"`
 	CheckpointEvery int     `mapstructure:"checkpoint_every"`
 	KeepCheckpoints int     `mapstructure:"keep_checkpoints"`
-	Weights         string  `mapstructure:"weights"`         // one of WeightModes (optimizer_lean.go)
+	Weights         string  `mapstructure:"weights"`         // one of WeightModes (optimizer.go)
 	OptimizerState  string  `mapstructure:"optimizer_state"` // one of OptimizerStates
-	FusedUpdate     bool    `mapstructure:"fused_update"`    // optimizer step inside backward (optimizer_fused.go)
-	Zero            int     `mapstructure:"zero"`            // data parallel: 1 shards the optimizer state (zero.go), 0 does not
-	OverlapComm     bool    `mapstructure:"overlap_comm"`    // data parallel, fused update: reduce block l during block l-1's backward (optimizer_fused.go)
+	FusedUpdate     bool    `mapstructure:"fused_update"`    // optimizer step inside backward (internal/optim/step.go)
+	Zero            int     `mapstructure:"zero"`            // data parallel: 1 shards the optimizer state (internal/optim/zero.go), 0 does not
+	OverlapComm     bool    `mapstructure:"overlap_comm"`    // data parallel, fused update: reduce block l during block l-1's backward (internal/optim/step.go)
 	CUDAGraph       string  `mapstructure:"cuda_graph"`      // one of CUDAGraphModes (graphstep.go)
 	CommTimeout     int     `mapstructure:"comm_timeout"`    // data parallel: seconds a rank may send nothing before the job ends naming it (0: never)
 	SampleEvery     int     `mapstructure:"sample_every"`    // print a generated sample every N steps (0: never; runextras.go)
@@ -465,6 +465,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("train.recompute: %w", err)
 	}
 	if err := c.Compact.Check(c.Model); err != nil {
+		return err
+	}
+	if err := c.checkApplies(); err != nil {
 		return err
 	}
 	d, ft := c.Data, c.Finetune

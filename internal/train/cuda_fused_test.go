@@ -16,7 +16,9 @@ import (
 // the tolerance covers reductions whose order the GPU may not fix (the
 // embedding backward, the norm) and the bf16 rounding of the weights, where
 // a last-ulp difference can flip a rounding: within 2 bf16 ulps (2^-6
-// relative) after three steps that cross a projection resample.
+// relative) after three steps that cross a projection resample. With
+// gradient accumulation (2 micro-batches: the fused step keeps the arena and
+// updates in the last backward) and with 8-bit moments likewise.
 func TestCUDAFusedStepMatchesUnfused(t *testing.T) {
 	g, err := cuda.New(0)
 	if err != nil {
@@ -24,24 +26,43 @@ func TestCUDAFusedStepMatchesUnfused(t *testing.T) {
 	}
 	defer g.Close()
 	for _, c := range []struct {
-		name string
-		lean bool
-		tied bool
-	}{{"master", false, false}, {"bf16_sr-bf16", true, false}, {"bf16_sr-bf16-tied", true, true}} {
+		name  string
+		lean  bool
+		tied  bool
+		accum int
+		state string
+	}{{"master", false, false, 1, ""}, {"bf16_sr-bf16", true, false, 1, ""}, {"bf16_sr-bf16-tied", true, true, 1, ""},
+		{"bf16_sr-bf16 accum 2", true, false, 2, ""}, {"master accum 2", false, false, 2, ""},
+		{"bf16_sr-int8", true, false, 1, StateInt8}, {"bf16_sr-int8 accum 2", true, false, 2, StateInt8}} {
 		cfg := leanConfig(true)
 		if c.lean {
 			cfg = leanVariant(cfg)
 		}
+		if c.state != "" {
+			cfg.Train.OptimizerState = c.state
+		}
 		cfg.Model.TieEmbeddings = c.tied
 		cfg.Model.Hidden, cfg.Model.Intermediate, cfg.Model.Heads, cfg.Model.KVHeads = 128, 344, 2, 1
 		cfg.Compact.UpdateGap = 2
-		ms, opts := fusedPair(t, func() gpu.Backend { return g }, cfg)
+		ms, opts := fusedPair(t, func() gpu.Backend { return g }, cfg, c.accum)
 		rng := rand.New(rand.NewPCG(5, 6))
 		B, T := 2, 16
 		for step := 1; step <= 3; step++ {
-			in, tg := randomBatch(rng, B*T, cfg.Model.VocabSize)
-			l0, g0 := trainStep(t, ms[0], opts[0], in, tg, B, T, 0.01)
-			l1, g1 := trainStep(t, ms[1], opts[1], in, tg, B, T, 0.01)
+			mbs := make([][2][]int32, c.accum)
+			for i := range mbs {
+				in, tg := randomBatch(rng, B*T, cfg.Model.VocabSize)
+				mbs[i] = [2][]int32{in, tg}
+			}
+			l0 := accumStep(t, ms[0], opts[0], mbs, B, T, 0.01)
+			l1 := accumStep(t, ms[1], opts[1], mbs, B, T, 0.01)
+			g0, err := opts[0].GradNorm()
+			if err != nil {
+				t.Fatal(err)
+			}
+			g1, err := opts[1].GradNorm()
+			if err != nil {
+				t.Fatal(err)
+			}
 			if math.Abs(l0-l1) > 1e-3*math.Abs(l0) || math.Abs(g0-g1) > 1e-3*g0 {
 				t.Fatalf("%s step %d: loss %v / %v, gradient norm %v / %v (unfused / fused)", c.name, step, l0, l1, g0, g1)
 			}

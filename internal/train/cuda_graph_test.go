@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/compact-llm/compact/internal/gpu/cuda"
+	"github.com/compact-llm/compact/internal/optim"
 )
 
 // graphRun is what one run of steps leaves behind: the loss of every step
@@ -19,7 +20,7 @@ type graphRun struct {
 
 // runSteps takes n Stepper steps of cfg on a fresh CUDA backend, with the
 // learning rate of sched (warmup then decay: it changes every step).
-func runSteps(t *testing.T, cfg Config, sched Schedule, n int) graphRun {
+func runSteps(t *testing.T, cfg Config, sched optim.Schedule, n int) graphRun {
 	t.Helper()
 	be, err := cuda.New(0)
 	if err != nil {
@@ -78,7 +79,7 @@ func TestCUDAGraphStepsMatchEager(t *testing.T) {
 				cfg.Train.GradClip = 0
 			}
 			cfg.Compact.UpdateGap = 3
-			sched := Schedule{LR: 1e-3, Warmup: 4, Total: 12, MinRatio: 0.1}
+			sched := optim.Schedule{LR: 1e-3, Warmup: 4, Total: 12, MinRatio: 0.1}
 			const n = 12
 			cfg.Train.CUDAGraph = GraphOff
 			eager := runSteps(t, cfg, sched, n)

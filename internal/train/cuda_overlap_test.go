@@ -9,6 +9,7 @@ import (
 	"github.com/compact-llm/compact/internal/dist"
 	"github.com/compact-llm/compact/internal/gpu/cuda"
 	"github.com/compact-llm/compact/internal/model"
+	"github.com/compact-llm/compact/internal/optim"
 )
 
 // The pipelined fused update on the GPU with a one-rank NCCL job: every
@@ -43,9 +44,9 @@ func TestCUDANCCLPipelinedFusedStep(t *testing.T) {
 		cfg.Model.Hidden, cfg.Model.Intermediate, cfg.Model.Heads, cfg.Model.KVHeads, cfg.Model.Layers = 128, 344, 2, 1, 3
 		cfg.Train.GradClip, cfg.Train.GradAccum, cfg.Train.FusedUpdate = 0, 1, true
 		var ms [2]*model.Model
-		var opts [2]*Optimizer
+		var opts [2]*optim.Optimizer
 		for i, world := range []int{1, 2} { // world 2 only to build the pipelined model
-			m, err := newRankModel(g, cfg, Shard{}, world)
+			m, err := newRankModel(g, cfg, optim.Shard{}, world)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -55,12 +56,12 @@ func TestCUDANCCLPipelinedFusedStep(t *testing.T) {
 			if err := m.Init(3); err != nil {
 				t.Fatal(err)
 			}
-			o, err := NewOptimizer(m, optimizerConfig(cfg))
+			o, err := optim.New(m, optimizerConfig(cfg))
 			if err != nil {
 				t.Fatal(err)
 			}
 			if i == 1 {
-				o.setExchange(&dataParallel{comm: c, be: g})
+				o.SetExchange(&dataParallel{comm: c, be: g})
 			}
 			ms[i], opts[i] = m, o
 		}

@@ -5,10 +5,10 @@ package train
 // stochastic rounding are drawn from the same Philox streams, and every
 // rank applies the same summed gradient, so the weights stay identical
 // (with train.zero 0, without ever being sent; under ZeRO-1 each rank
-// updates its share and all-gathers the others', zero.go). A step's global batch is micro_batch x
-// grad_accum x world: rank r takes micro-batches r, r+W, r+2W, ... of the
-// one global stream (strideSource), the loss is scaled by the global count
-// of valid targets, and the gradients are summed over the ranks. That is
+// updates its share and all-gathers the others', internal/optim/zero.go).
+// A step's global batch is micro_batch x grad_accum x world: rank r takes
+// micro-batches r, r+W, r+2W, ... of the one global stream (strideSource),
+// the loss is scaled by the global count of valid targets, and the gradients are summed over the ranks. That is
 // exactly the step one process would take with grad_accum x world, up to
 // float summation order; and since the loader's position counts global
 // micro-batches, a checkpoint resumes on any number of ranks.
@@ -36,6 +36,7 @@ import (
 	"github.com/compact-llm/compact/internal/gpu"
 	"github.com/compact-llm/compact/internal/gpu/device"
 	"github.com/compact-llm/compact/internal/model"
+	"github.com/compact-llm/compact/internal/optim"
 )
 
 // dataParallel is a trainer's place in a data-parallel job; nil in a plain
@@ -54,7 +55,7 @@ type CommBytes struct {
 	// Gradients all-reduced (train.zero 0).
 	Total int64 `json:"allreduce_bytes"`
 	// Gradients reduce-scattered, each rank receiving its share's sum only
-	// (ZeRO-1, zero.go).
+	// (ZeRO-1, internal/optim/zero.go).
 	ReduceScatter int64 `json:"reduce_scatter_bytes,omitempty"`
 	// Block weights: the gradients of the transformer blocks' linear layers,
 	// whichever collective sums them, split into those exchanged in r-space
@@ -252,8 +253,11 @@ func (d *dataParallel) sum(x float64) (float64, error) {
 	return v[0], err
 }
 
-// reduce sums the gradients of ps over the ranks and counts the bytes.
-func (d *dataParallel) reduce(ps []*model.Param) error {
+// The optim.Exchange of a rank: every collective counts its bytes.
+var _ optim.Exchange = (*dataParallel)(nil)
+
+// Reduce sums the gradients of ps over the ranks and counts the bytes.
+func (d *dataParallel) Reduce(ps []*model.Param) error {
 	for _, p := range ps {
 		if err := d.comm.AllReduce(p.Grad); err != nil {
 			return fmt.Errorf("gradient of %s: %w", p.Name, err)
@@ -263,9 +267,9 @@ func (d *dataParallel) reduce(ps []*model.Param) error {
 	return nil
 }
 
-// reduceTo sums p's gradient over the ranks into owner's: the reduce-scatter
+// ReduceTo sums p's gradient over the ranks into owner's: the reduce-scatter
 // of a fused group, one param at a time.
-func (d *dataParallel) reduceTo(p *model.Param, owner int) error {
+func (d *dataParallel) ReduceTo(p *model.Param, owner int) error {
 	if err := d.comm.Reduce(p.Grad, owner); err != nil {
 		return fmt.Errorf("gradient of %s to rank %d: %w", p.Name, owner, err)
 	}
@@ -273,20 +277,20 @@ func (d *dataParallel) reduceTo(p *model.Param, owner int) error {
 	return nil
 }
 
-// reduceScatter sums the gradient arena over the ranks, rank r receiving
-// range r of bounds, and counts every param's bytes.
-func (d *dataParallel) reduceScatter(m *model.Model, bounds []int) error {
-	if err := d.comm.ReduceScatter(m.GradArena(), bounds); err != nil {
+// ReduceScatter sums the gradient arena grads of ps over the ranks, rank r
+// receiving range r of bounds, and counts every param's bytes.
+func (d *dataParallel) ReduceScatter(grads *gpu.Tensor, ps []*model.Param, bounds []int) error {
+	if err := d.comm.ReduceScatter(grads, bounds); err != nil {
 		return fmt.Errorf("gradients: %w", err)
 	}
-	for _, p := range m.Params {
+	for _, p := range ps {
 		d.count(p, &d.bytes.ReduceScatter)
 	}
 	return nil
 }
 
-// allGather gives every rank range r of t from rank r and counts the bytes.
-func (d *dataParallel) allGather(t *gpu.Tensor, bounds []int) error {
+// AllGather gives every rank range r of t from rank r and counts the bytes.
+func (d *dataParallel) AllGather(t *gpu.Tensor, bounds []int) error {
 	if err := d.comm.AllGather(t, bounds); err != nil {
 		return err
 	}
@@ -294,8 +298,8 @@ func (d *dataParallel) allGather(t *gpu.Tensor, bounds []int) error {
 	return nil
 }
 
-// broadcast overwrites t on every rank with root's and counts the bytes.
-func (d *dataParallel) broadcast(t *gpu.Tensor, root int) error {
+// Broadcast overwrites t on every rank with root's and counts the bytes.
+func (d *dataParallel) Broadcast(t *gpu.Tensor, root int) error {
 	if err := d.comm.Broadcast(t, root); err != nil {
 		return err
 	}
@@ -303,20 +307,21 @@ func (d *dataParallel) broadcast(t *gpu.Tensor, root int) error {
 	return nil
 }
 
-// issue runs f's collectives concurrently with the caller's later work.
-func (d *dataParallel) issue(f func() error) dist.Pending {
+// Issue runs f's collectives concurrently with the caller's later work.
+func (d *dataParallel) Issue(f func() error) dist.Pending {
 	return d.comm.Issue(func(dist.Comm) error { return f() })
 }
 
-// sumHost sums v over the ranks in rank order, in place.
-func (d *dataParallel) sumHost(v []float64) error { return d.comm.SumHost(v) }
+// SumHost sums v over the ranks in rank order, in place.
+func (d *dataParallel) SumHost(v []float64) error { return d.comm.SumHost(v) }
 
 // reduceArena sums the whole gradient arena (unfused, unsharded): one
 // all-reduce per update-class segment, the buckets being a few large
 // contiguous ranges.
 func (d *dataParallel) reduceArena(m *model.Model) error {
-	g := m.GradArena()
-	for _, s := range m.Segments() {
+	lay := m.Layout()
+	g := lay.Grads
+	for _, s := range lay.Segments {
 		if err := d.comm.AllReduce(g.Rows(s.GradOff, s.GradOff+s.GLen)); err != nil {
 			return fmt.Errorf("gradients: %w", err)
 		}

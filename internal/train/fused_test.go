@@ -3,6 +3,7 @@ package train
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -13,13 +14,14 @@ import (
 	"github.com/compact-llm/compact/internal/gpu"
 	"github.com/compact-llm/compact/internal/gpu/cpu"
 	"github.com/compact-llm/compact/internal/model"
+	"github.com/compact-llm/compact/internal/optim"
 )
 
-// fusedPair builds the same run unfused and fused (grad_clip 0, grad_accum
-// 1) on be, both initialised from one seed.
-func fusedPair(t *testing.T, be func() gpu.Backend, cfg Config) (ms [2]*model.Model, opts [2]*Optimizer) {
+// fusedPair builds the same run unfused and fused (grad_clip 0, accum
+// micro-batches a step) on be, both initialised from one seed.
+func fusedPair(t *testing.T, be func() gpu.Backend, cfg Config, accum int) (ms [2]*model.Model, opts [2]*optim.Optimizer) {
 	t.Helper()
-	cfg.Train.GradClip, cfg.Train.GradAccum = 0, 1
+	cfg.Train.GradClip, cfg.Train.GradAccum = 0, accum
 	for i, fused := range []bool{false, true} {
 		c := cfg
 		c.Train.FusedUpdate = fused
@@ -33,7 +35,7 @@ func fusedPair(t *testing.T, be func() gpu.Backend, cfg Config) (ms [2]*model.Mo
 		if err := m.Init(3); err != nil {
 			t.Fatal(err)
 		}
-		o, err := NewOptimizer(m, optimizerConfig(c))
+		o, err := optim.New(m, optimizerConfig(c))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -42,29 +44,11 @@ func fusedPair(t *testing.T, be func() gpu.Backend, cfg Config) (ms [2]*model.Mo
 	return ms, opts
 }
 
-// trainStep is one training step as the trainer takes it, returning the
-// device loss sum and the gradient norm.
-func trainStep(t *testing.T, m *model.Model, o *Optimizer, in, tg []int32, B, T int, lr float64) (float64, float64) {
+// trainStep is one training step of one micro-batch as the trainer takes
+// it, returning the device loss sum and the gradient norm.
+func trainStep(t *testing.T, m *model.Model, o *optim.Optimizer, in, tg []int32, B, T int, lr float64) (float64, float64) {
 	t.Helper()
-	o.Begin(lr, true)
-	m.ZeroGrads()
-	if err := m.SetBatch(in, tg, B, T); err != nil {
-		t.Fatal(err)
-	}
-	if err := m.ZeroLoss(); err != nil {
-		t.Fatal(err)
-	}
-	if err := m.ForwardDeferred(1 / float32(B*T)); err != nil {
-		t.Fatal(err)
-	}
-	m.Backward()
-	if err := o.Finish(lr); err != nil {
-		t.Fatal(err)
-	}
-	loss, err := m.LossSum()
-	if err != nil {
-		t.Fatal(err)
-	}
+	loss := accumStep(t, m, o, [][2][]int32{{in, tg}}, B, T, lr)
 	gn, err := o.GradNorm()
 	if err != nil {
 		t.Fatal(err)
@@ -107,7 +91,7 @@ func TestFusedStepIsBitIdentical(t *testing.T) {
 		cfg.Compact.Head = strings.Contains(c.name, "-head")
 		cfg.Train.Weights, cfg.Train.OptimizerState, cfg.Train.Recompute = c.weights, c.states, c.rc
 		cfg.Compact.UpdateGap = 2
-		ms, opts := fusedPair(t, func() gpu.Backend { return cpu.New(2) }, cfg)
+		ms, opts := fusedPair(t, func() gpu.Backend { return cpu.New(2) }, cfg, 1)
 		rng := rand.New(rand.NewPCG(5, 6))
 		B, T := 2, 8
 		for step := 1; step <= 5; step++ {
@@ -146,7 +130,7 @@ func TestFusedStepIsBitIdentical(t *testing.T) {
 func TestFusedClassifierIsBitIdentical(t *testing.T) {
 	cfg := leanConfig(true)
 	cfg.Finetune.NumLabels = 3
-	ms, opts := fusedPair(t, func() gpu.Backend { return cpu.New(2) }, cfg)
+	ms, opts := fusedPair(t, func() gpu.Backend { return cpu.New(2) }, cfg, 1)
 	B, T := 2, 8
 	rng := rand.New(rand.NewPCG(7, 8))
 	for step := 1; step <= 2; step++ {
@@ -175,7 +159,7 @@ func TestFusedClassifierIsBitIdentical(t *testing.T) {
 // A non-finite gradient anywhere still shows in the fused step's norm.
 func TestFusedNormSeesNonFinite(t *testing.T) {
 	cfg := leanConfig(true)
-	ms, opts := fusedPair(t, func() gpu.Backend { return cpu.New(2) }, cfg)
+	ms, opts := fusedPair(t, func() gpu.Backend { return cpu.New(2) }, cfg, 1)
 	m := ms[1]
 	p := m.Param("model.layers.0.mlp.down_proj.weight")
 	w := mustRead(t, m, p, p.W)
@@ -192,7 +176,7 @@ func TestFusedNormSeesNonFinite(t *testing.T) {
 // Misuse is an error, never silently lost gradients or a double update.
 func TestFusedMisuse(t *testing.T) {
 	cfg := leanConfig(true)
-	ms, opts := fusedPair(t, func() gpu.Backend { return cpu.New(2) }, cfg)
+	ms, opts := fusedPair(t, func() gpu.Backend { return cpu.New(2) }, cfg, 1)
 	m, o := ms[1], opts[1]
 	in, tg := randomBatch(rand.New(rand.NewPCG(1, 2)), 16, cfg.Model.VocabSize)
 	if err := m.SetBatch(in, tg, 2, 8); err != nil {
@@ -210,7 +194,7 @@ func TestFusedMisuse(t *testing.T) {
 	}
 	c := cfg
 	c.Train.FusedUpdate = true
-	if _, err := NewOptimizer(m, optimizerConfig(c)); err == nil {
+	if _, err := optim.New(m, optimizerConfig(c)); err == nil {
 		t.Error("fused optimizer with grad_clip 1: no error")
 	}
 }
@@ -225,15 +209,16 @@ func TestFusedUpdateNeedsNoClip(t *testing.T) {
 	if err != nil || !cfg.Train.FusedUpdate {
 		t.Fatalf("fused_update with grad_clip 0: %v", err)
 	}
-	// With accumulation the gradient arena stays and the step runs unfused.
+	// With accumulation the step stays fused and the sums live in the
+	// gradient arena.
 	cfg.Train.GradAccum, cfg.Train.Device = 2, "cpu"
 	cfg.Model.VocabSize, cfg.Model.Hidden, cfg.Model.Intermediate, cfg.Model.Layers = 96, 32, 64, 1
 	m, err := NewModel(cpu.New(1), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Fused() || m.GradArena() == nil {
-		t.Error("grad_accum 2: want the unfused engine with its gradient arena")
+	if !m.Fused() || m.Layout().Grads == nil {
+		t.Error("grad_accum 2: want the fused engine with its gradient arena")
 	}
 }
 
@@ -285,25 +270,7 @@ func TestFusedMemoryPrediction(t *testing.T) {
 		}
 		fc := cfg
 		fc.Train.FusedUpdate = true
-		pred, err := PredictMemory(fc, 4, 64, "cpu")
-		if err != nil {
-			t.Fatal(err)
-		}
-		be := cpu.New(1)
-		m, err := NewModel(be, fc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := NewOptimizer(m, optimizerConfig(fc)); err != nil {
-			t.Fatal(err)
-		}
-		if err := m.Prepare(4, 64); err != nil {
-			t.Fatal(err)
-		}
-		got := be.Memory().Snapshot()
-		if got.PeakAll != pred.PeakAll || got.Peak != pred.PeakAt {
-			t.Errorf("compact %v: predicted %v, allocated %v", compact, pred.PeakAt, got.Peak)
-		}
+		pred := predictedAsAllocated(t, fmt.Sprintf("compact %v", compact), fc)
 		// Scratch: the largest block's gradients (norms and linears) and
 		// the embedding's; the rest of the arena is gone.
 		C := cfg.Model.Hidden
@@ -327,7 +294,7 @@ func TestFusedInterruptInHeadAbandonsStep(t *testing.T) {
 	cfg := leanConfig(true)
 	cfg.Model.TieEmbeddings = false
 	cfg.Train.GradClip, cfg.Train.FusedUpdate, cfg.Train.LossChunk = 0, true, 4
-	ms, opts := fusedPair(t, func() gpu.Backend { return cpu.New(2) }, cfg)
+	ms, opts := fusedPair(t, func() gpu.Backend { return cpu.New(2) }, cfg, 1)
 	m, o := ms[1], opts[1]
 	var head *model.Param
 	for _, p := range m.Params {

@@ -31,18 +31,7 @@ func stepGraphs(cfg Config, be gpu.Backend, dataParallel bool) (gpu.StepGrapher,
 	if mode == GraphOff {
 		return nil, nil
 	}
-	why := func() error {
-		g, ok := be.(gpu.StepGrapher)
-		switch {
-		case !ok:
-			return fmt.Errorf("the %s backend has no graphs", be.Name())
-		case dataParallel:
-			return errors.New("data parallel steps run eagerly")
-		case !cfg.MasterFree():
-			return errors.New("graphs need master-free weights (train.weights bf16_sr, the default for CompAct runs): with an fp32 master a replayed update drifts from the eager one")
-		}
-		return g.GraphSupport()
-	}()
+	why := graphsBlocked(cfg, be, dataParallel)
 	if why == nil {
 		return be.(gpu.StepGrapher), nil
 	}
@@ -50,6 +39,21 @@ func stepGraphs(cfg Config, be gpu.Backend, dataParallel bool) (gpu.StepGrapher,
 		return nil, Usagef("train.cuda_graph = on: %v (use auto or off)", why)
 	}
 	return nil, nil
+}
+
+// graphsBlocked says why steps of cfg on be cannot run as graphs (nil:
+// they can).
+func graphsBlocked(cfg Config, be gpu.Backend, dataParallel bool) error {
+	g, ok := be.(gpu.StepGrapher)
+	switch {
+	case !ok:
+		return fmt.Errorf("the %s backend has no graphs", be.Name())
+	case dataParallel:
+		return errors.New("data parallel steps run eagerly")
+	case !cfg.MasterFree():
+		return errors.New("graphs need master-free weights (train.weights bf16_sr, the default for CompAct runs): with an fp32 master a replayed update drifts from the eager one")
+	}
+	return g.GraphSupport()
 }
 
 // graphCounts counts how steps were queued, by gpu.GraphRun.

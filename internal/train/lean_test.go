@@ -9,6 +9,7 @@ import (
 	"github.com/compact-llm/compact/internal/gpu"
 	"github.com/compact-llm/compact/internal/gpu/cpu"
 	"github.com/compact-llm/compact/internal/model"
+	"github.com/compact-llm/compact/internal/optim"
 )
 
 func leanConfig(compact bool) Config {
@@ -26,13 +27,13 @@ func leanVariant(cfg Config) Config {
 	return cfg
 }
 
-func buildPair(t *testing.T, cfg Config) (*model.Model, *Optimizer) {
+func buildPair(t *testing.T, cfg Config) (*model.Model, *optim.Optimizer) {
 	t.Helper()
 	m, err := NewModel(cpu.New(2), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	o, err := NewOptimizer(m, optimizerConfig(cfg))
+	o, err := optim.New(m, optimizerConfig(cfg))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,14 +88,14 @@ func TestLeanStepRoundsTheFP32Step(t *testing.T) {
 			t.Fatal(err)
 		}
 		for i, p := range mL.Params {
-			if err := mR.WriteParam(mR.Params[i], mR.Params[i].Updatable(), mustRead(t, mL, p, p.W)); err != nil {
+			if err := mR.WriteParam(mR.Params[i], updated(mR.Params[i]), mustRead(t, mL, p, p.W)); err != nil {
 				t.Fatal(err)
 			}
 		}
 		for _, m := range []*model.Model{mR, mL} {
 			setGrads(t, m, 0.3)
 		}
-		for _, o := range []*Optimizer{oR, oL} {
+		for _, o := range []*optim.Optimizer{oR, oL} {
 			o.BeginStep()
 			if _, err := o.Update(0.01); err != nil {
 				t.Fatal(err)
@@ -246,12 +247,49 @@ func TestLeanMemoryPrediction(t *testing.T) {
 			longest = max(longest, p.W.Len())
 		}
 	}
-	if extra, want := lean.PeakAt[gpu.Workspace]-base.PeakAt[gpu.Workspace], int64(4*min(longest, updateChunk)); extra != want {
+	if extra, want := lean.PeakAt[gpu.Workspace]-base.PeakAt[gpu.Workspace], int64(4*min(longest, 1<<23)); extra != want { // 1<<23: optim's update chunk
 		t.Errorf("lean workspace exceeds the fp32 one by %d bytes, want %d (the compressed update's D)", extra, want)
 	}
 	for c := gpu.Category(0); c < gpu.NumCategories; c++ {
 		if c != gpu.Master && c != gpu.Optimizer && c != gpu.Workspace && lean.PeakAt[c] != base.PeakAt[c] {
 			t.Errorf("%s: lean %d, base %d: only master, optimizer and workspace may change", c, lean.PeakAt[c], base.PeakAt[c])
+		}
+	}
+}
+
+// updated is the tensor p's update changes: its master when it has one.
+func updated(p *model.Param) *gpu.Tensor {
+	if p.Master != nil {
+		return p.Master
+	}
+	return p.W
+}
+
+// 8-bit moments take one byte per element and an fp32 scale per 128 in the
+// prediction for CUDA: (1 + 4/128) / 2 of the bf16 moments' bytes, nothing
+// else changed.
+func TestInt8MemoryPrediction(t *testing.T) {
+	cfg := leanVariant(Default())
+	bf16, err := PredictMemory(cfg, 8, 256, "cuda")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Train.OptimizerState = StateInt8
+	int8, err := PredictMemory(cfg, 8, 256, "cuda")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := NewModel(gpu.NewMeter(2, 4).Backend(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := int64(m.Layout().GradLen) // the moments' length: a multiple of 128
+	if want := 2 * (g + 4*g/128); int8.PeakAt[gpu.Optimizer] != want || bf16.PeakAt[gpu.Optimizer] != 2*2*g {
+		t.Errorf("optimizer bytes: int8 %d (want %d), bf16 %d (want %d)", int8.PeakAt[gpu.Optimizer], want, bf16.PeakAt[gpu.Optimizer], 4*g)
+	}
+	for c := gpu.Category(0); c < gpu.NumCategories; c++ {
+		if c != gpu.Optimizer && int8.PeakAt[c] != bf16.PeakAt[c] {
+			t.Errorf("%s: int8 %d, bf16 %d: only the optimizer state may change", c, int8.PeakAt[c], bf16.PeakAt[c])
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/compact-llm/compact/internal/gpu"
 	"github.com/compact-llm/compact/internal/gpu/cpu"
+	"github.com/compact-llm/compact/internal/optim"
 )
 
 // masterCPU is the CPU backend keeping an fp32 master copy, as CUDA does:
@@ -59,7 +60,7 @@ func TestZeroMasterMemory(t *testing.T) {
 			}
 			oc := optimizerConfig(cfg)
 			oc.Shard = sh
-			if _, err := NewOptimizer(m, oc); err != nil {
+			if _, err := optim.New(m, oc); err != nil {
 				t.Fatal(err)
 			}
 			n := be.Memory().Snapshot().Current[gpu.Master]

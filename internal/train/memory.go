@@ -7,6 +7,7 @@ import (
 
 	"github.com/compact-llm/compact/internal/gpu"
 	"github.com/compact-llm/compact/internal/gpu/device"
+	"github.com/compact-llm/compact/internal/optim"
 )
 
 // Prediction is the memory a training step of one configuration needs.
@@ -24,7 +25,7 @@ type Prediction struct {
 // the kernels' scratch). Everything is allocated before the first step, so
 // the sum is the peak.
 func PredictMemory(cfg Config, B, T int, backend string) (Prediction, error) {
-	return predictMemory(cfg, B, T, backend, Shard{}, 1)
+	return predictMemory(cfg, B, T, backend, optim.Shard{}, 1)
 }
 
 // PredictRankMemory is the per-GPU peak of a data-parallel job of world
@@ -54,7 +55,7 @@ func PredictRankMemory(cfg Config, B, T int, backend string, world int) (Predict
 
 // predictMemory is PredictMemory for the rank holding shard of the
 // optimizer state.
-func predictMemory(cfg Config, B, T int, backend string, shard Shard, world int) (Prediction, error) {
+func predictMemory(cfg Config, B, T int, backend string, shard optim.Shard, world int) (Prediction, error) {
 	fp := device.Footprint(backend)
 	meter := gpu.NewMeter(fp.ElementBytes())
 	m, err := newRankModel(meter.Backend(), cfg, shard, world)
@@ -63,7 +64,7 @@ func predictMemory(cfg Config, B, T int, backend string, shard Shard, world int)
 	}
 	oc := optimizerConfig(cfg)
 	oc.Shard = shard
-	if _, err := NewOptimizer(m, oc); err != nil {
+	if _, err := optim.New(m, oc); err != nil {
 		return Prediction{}, err
 	}
 	if err := m.Prepare(B, T); err != nil {

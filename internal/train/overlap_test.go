@@ -7,6 +7,7 @@ import (
 
 	"github.com/compact-llm/compact/internal/gpu"
 	"github.com/compact-llm/compact/internal/gpu/cpu"
+	"github.com/compact-llm/compact/internal/optim"
 )
 
 // A fused update whose reductions overlap the backward (each group's issued
@@ -49,7 +50,7 @@ func TestOverlapMemory(t *testing.T) {
 		cfg := cfg
 		cfg.Train.OverlapComm = overlap
 		be := cpu.New(1)
-		m, err := newRankModel(be, cfg, Shard{}, world)
+		m, err := newRankModel(be, cfg, optim.Shard{}, world)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -11,11 +11,12 @@ import (
 	"github.com/compact-llm/compact/internal/gpu"
 	"github.com/compact-llm/compact/internal/gpu/cpu"
 	"github.com/compact-llm/compact/internal/model"
+	"github.com/compact-llm/compact/internal/optim"
 )
 
 // rankPadModel builds cfg's model with Options.PadIntermediate = pad and its
 // optimizer, as NewModel would but for the padding, which NewModel chooses.
-func rankPadModel(t *testing.T, cfg Config, pad int) (*model.Model, *Optimizer) {
+func rankPadModel(t *testing.T, cfg Config, pad int) (*model.Model, *optim.Optimizer) {
 	t.Helper()
 	rc, err := model.ParseRecompute(cfg.Train.Recompute)
 	if err != nil {
@@ -27,7 +28,7 @@ func rankPadModel(t *testing.T, cfg Config, pad int) (*model.Model, *Optimizer) 
 		t.Fatal(err)
 	}
 	t.Cleanup(m.Free)
-	o, err := NewOptimizer(m, optimizerConfig(cfg))
+	o, err := optim.New(m, optimizerConfig(cfg))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +39,7 @@ func rankPadModel(t *testing.T, cfg Config, pad int) (*model.Model, *Optimizer) 
 // sameState fails unless a and b hold the same logical weights and moments,
 // bit for bit: the CPU's GEMMs add the padding's zero products in order, so
 // they change no sum.
-func sameState(t *testing.T, what string, a, b *model.Model, oa, ob *Optimizer) {
+func sameState(t *testing.T, what string, a, b *model.Model, oa, ob *optim.Optimizer) {
 	t.Helper()
 	for i, p := range a.Params {
 		q := b.Params[i]
@@ -103,7 +104,7 @@ func TestPaddedRankTrainsAlike(t *testing.T) {
 		// Each model's checkpoint loads into the other's engine (which has
 		// moved on by a step meanwhile) and saves the same files back.
 		dir := t.TempDir()
-		save := func(name string, m *model.Model, o *Optimizer) string {
+		save := func(name string, m *model.Model, o *optim.Optimizer) string {
 			st := TrainerState{Version: StateVersion, Step: o.Step, Config: cfg}
 			d, err := SaveCheckpoint(filepath.Join(dir, name), m, o, st, 0, 1)
 			if err != nil {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/compact-llm/compact/internal/gpu/cpu"
 	"github.com/compact-llm/compact/internal/model"
+	"github.com/compact-llm/compact/internal/optim"
 )
 
 // In the leanest step (CompAct, master-free bf16 weights, bf16 moments, the
@@ -33,7 +34,7 @@ func TestRecomputePoliciesAgreeInLeanStep(t *testing.T) {
 		if err := m.Init(3); err != nil {
 			t.Fatal(err)
 		}
-		o, err := NewOptimizer(m, optimizerConfig(c))
+		o, err := optim.New(m, optimizerConfig(c))
 		if err != nil {
 			t.Fatal(err)
 		}

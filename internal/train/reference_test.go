@@ -10,6 +10,7 @@ import (
 
 	"github.com/compact-llm/compact/internal/gpu/device"
 	"github.com/compact-llm/compact/internal/model"
+	"github.com/compact-llm/compact/internal/optim"
 )
 
 // TestExportHFReference writes what scripts/hf_reference.py needs to check
@@ -58,7 +59,7 @@ func TestExportHFReference(t *testing.T) {
 		weights, _ := m.WeightTensors()
 		writeSynced(filepath.Join(dir, "model.safetensors"), func(w io.Writer) error { return model.WriteSafetensors(w, weights) })
 		writeSynced(filepath.Join(dir, "config.json"), func(w io.Writer) error { return model.WriteHFConfig(w, cfg.Model, -1) })
-		opt, err := NewOptimizer(m, optimizerConfig(cfg))
+		opt, err := optim.New(m, optimizerConfig(cfg))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -86,7 +86,7 @@ func (t *Trainer) restoreCheckpoint(dir string) error {
 	if err := LoadCheckpoint(dir, t.model, t.opt); err != nil {
 		return err
 	}
-	t.opt.Step, t.opt.adamStart, t.state.AdamStart = st.Step, st.AdamStart, st.AdamStart
+	t.opt.Step, t.opt.AdamStart, t.state.AdamStart = st.Step, st.AdamStart, st.AdamStart
 	t.state.Step, t.state.Tokens, t.state.LR, t.state.Epoch = st.Step, st.Tokens, st.LR, st.Epoch
 	t.state.Health = st.Health
 	return nil
@@ -98,8 +98,8 @@ func (t *Trainer) restartFromInit() error {
 	if err := t.model.Init(t.cfg.Train.Seed); err != nil {
 		return err
 	}
-	t.opt.reset()
-	t.opt.adamStart, t.state.AdamStart = 0, 0
+	t.opt.Reset()
+	t.opt.AdamStart, t.state.AdamStart = 0, 0
 	t.state.Step, t.state.Tokens, t.state.LR, t.state.Epoch = 0, 0, 0, 0
 	t.state.Health = nil
 	return nil

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 
 	"github.com/compact-llm/compact/internal/gpu"
+	"github.com/compact-llm/compact/internal/optim"
 )
 
 // Stepper takes the trainer's own optimizer steps (Trainer.step) on one
@@ -27,7 +28,7 @@ func NewStepper(be gpu.Backend, cfg Config) (*Stepper, error) {
 		in[i], tg[i] = int32(rng.IntN(cfg.Model.VocabSize)), int32(rng.IntN(cfg.Model.VocabSize))
 	}
 	t := &Trainer{cfg: cfg, be: be, device: be.Name(), train: sameBatch{in, tg},
-		sched: Schedule{LR: cfg.PeakLR()}} // no warmup, no decay: At is LR
+		sched: optim.Schedule{LR: cfg.PeakLR()}} // no warmup, no decay: At is LR
 	s := &Stepper{t}
 	var err error
 	if t.graphs, err = stepGraphs(cfg, be, false); err != nil {
@@ -40,7 +41,7 @@ func NewStepper(be gpu.Backend, cfg Config) (*Stepper, error) {
 		s.Close()
 		return nil, err
 	}
-	if t.opt, err = NewOptimizer(t.model, optimizerConfig(cfg)); err != nil {
+	if t.opt, err = optim.New(t.model, optimizerConfig(cfg)); err != nil {
 		s.Close()
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package train
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"github.com/compact-llm/compact/internal/data"
 	"github.com/compact-llm/compact/internal/gpu"
 	"github.com/compact-llm/compact/internal/gpu/cpu"
+	"github.com/compact-llm/compact/internal/optim"
 	"github.com/compact-llm/compact/internal/projection"
 )
 
@@ -69,10 +71,17 @@ func sameTrajectory(t *testing.T, a, b []Metric) {
 }
 
 func TestResumeIsBitIdentical(t *testing.T) {
-	// The last case is master-free bf16 weights with bf16 moments: the
+	// The lean cases are master-free bf16 weights with bf16 moments: the
 	// stochastic rounding must draw the same noise after the resume. The
-	// fused case updates inside backward (grad_clip 0, no accumulation).
-	for _, c := range []struct{ compact, lean, fused bool }{{true, false, false}, {false, false, false}, {true, true, false}, {true, true, true}} {
+	// fused cases update inside backward (grad_clip 0), the first without
+	// accumulation, the int8 one with two micro-batches a step: 8-bit
+	// moments are saved decoded and must load back to the same codes and
+	// scales.
+	for _, c := range []struct {
+		compact, lean, fused bool
+		state                string
+	}{{true, false, false, ""}, {false, false, false, ""}, {true, true, false, ""}, {true, true, true, ""},
+		{true, true, false, StateInt8}, {true, true, true, StateInt8}, {false, true, false, StateInt8}} {
 		compact := c.compact
 		dir := t.TempDir()
 		cfg := smallConfig(t, dir)
@@ -80,8 +89,14 @@ func TestResumeIsBitIdentical(t *testing.T) {
 		if c.lean {
 			cfg = leanVariant(cfg)
 		}
+		if c.state != "" {
+			cfg.Train.OptimizerState = c.state
+		}
 		if c.fused {
-			cfg.Train.FusedUpdate, cfg.Train.GradClip, cfg.Train.GradAccum = true, 0, 1
+			cfg.Train.FusedUpdate, cfg.Train.GradClip = true, 0
+			if c.state == "" {
+				cfg.Train.GradAccum = 1
+			}
 		}
 		full := filepath.Join(dir, "full")
 		if err := Pretrain(context.Background(), cfg, RunOptions{Out: full}); err != nil {
@@ -111,7 +126,7 @@ func TestResumeIsBitIdentical(t *testing.T) {
 			a, _ := os.ReadFile(filepath.Join(StepDir(filepath.Join(full, "checkpoints"), 12), name))
 			b, _ := os.ReadFile(filepath.Join(StepDir(filepath.Join(crashed, "checkpoints"), 12), name))
 			if len(a) == 0 || string(a) != string(b) {
-				t.Errorf("compact %v lean %v fused %v: %s after resume differs from the uninterrupted run", compact, c.lean, c.fused, name)
+				t.Errorf("compact %v lean %v fused %v state %q: %s after resume differs from the uninterrupted run", compact, c.lean, c.fused, c.state, name)
 			}
 		}
 	}
@@ -136,11 +151,38 @@ func TestLossFallsOnRealText(t *testing.T) {
 }
 
 // On the CPU the metered prediction must equal what the backend allocated.
+// predictedAsAllocated is cfg's CPU prediction for micro-batch 4 x 64,
+// checked against what building the model, optimizer and activations on
+// the CPU allocates.
+func predictedAsAllocated(t *testing.T, what string, cfg Config) Prediction {
+	t.Helper()
+	pred, err := PredictMemory(cfg, 4, 64, "cpu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	be := cpu.New(1)
+	m, err := NewModel(be, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := optim.New(m, optimizerConfig(cfg)); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Prepare(4, 64); err != nil {
+		t.Fatal(err)
+	}
+	got := be.Memory().Snapshot()
+	if got.PeakAll != pred.PeakAll || got.Peak != pred.PeakAt {
+		t.Errorf("%s: predicted %v, allocated %v", what, pred.PeakAt, got.Peak)
+	}
+	return pred
+}
+
 func TestPredictedMemoryMatchesCPU(t *testing.T) {
 	cfg := Default()
 	cfg.Model.VocabSize, cfg.Model.Hidden, cfg.Model.Intermediate, cfg.Model.Layers = 300, 64, 160, 3
 	for _, compact := range []bool{false, true} {
-		for _, rc := range []string{"none", "mlp", "qkv_mlp", "block", "none+bf16_sr", "qkv_mlp+bf16_sr+bf16", "block+bf16_sr+bf16"} {
+		for _, rc := range []string{"none", "mlp", "qkv_mlp", "block", "none+bf16_sr", "qkv_mlp+bf16_sr+bf16", "block+bf16_sr+bf16", "mlp+bf16_sr+int8", "none+master+int8"} {
 			cfg.Compact.Enabled, cfg.Train.Recompute = compact, rc
 			cfg.Train.Weights, cfg.Train.OptimizerState = WeightsMaster, StateFP32
 			if r, opts, ok := strings.Cut(rc, "+"); ok {
@@ -151,25 +193,7 @@ func TestPredictedMemoryMatchesCPU(t *testing.T) {
 					cfg.Train.OptimizerState = st
 				}
 			}
-			pred, err := PredictMemory(cfg, 4, 64, "cpu")
-			if err != nil {
-				t.Fatal(err)
-			}
-			be := cpu.New(1)
-			m, err := NewModel(be, cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := NewOptimizer(m, optimizerConfig(cfg)); err != nil {
-				t.Fatal(err)
-			}
-			if err := m.Prepare(4, 64); err != nil {
-				t.Fatal(err)
-			}
-			got := be.Memory().Snapshot()
-			if got.PeakAll != pred.PeakAll || got.Peak != pred.PeakAt {
-				t.Errorf("compact %v recompute %s: predicted %v, allocated %v", compact, rc, pred.PeakAt, got.Peak)
-			}
+			pred := predictedAsAllocated(t, fmt.Sprintf("compact %v recompute %s", compact, rc), cfg)
 			var kinds int64
 			for _, b := range pred.Kinds {
 				kinds += b
@@ -206,7 +230,7 @@ func TestCompressedUpdateFormula(t *testing.T) {
 			t.Fatal(err)
 		}
 		m.Init(1)
-		opt, _ := NewOptimizer(m, optimizerConfig(cfg))
+		opt, _ := optim.New(m, optimizerConfig(cfg))
 		p := m.Param("model.layers.0.mlp.down_proj.weight")
 		rows, n, r := p.W.Shape[0], p.W.Shape[1], p.Group.Rank
 		G := make([]float64, rows*r)
@@ -250,7 +274,7 @@ func TestCompressedUpdateFormula(t *testing.T) {
 }
 
 func TestScheduleWarmupCosine(t *testing.T) {
-	s := Schedule{LR: 1, Warmup: 10, Total: 110, MinRatio: 0.1}
+	s := optim.Schedule{LR: 1, Warmup: 10, Total: 110, MinRatio: 0.1}
 	for step, want := range map[int]float64{1: 0.1, 10: 1, 60: 0.55, 110: 0.1, 200: 0.1} {
 		if got := s.At(step); math.Abs(got-want) > 1e-12 {
 			t.Errorf("At(%d) = %v, want %v", step, got, want)

@@ -14,6 +14,7 @@ import (
 	"github.com/compact-llm/compact/internal/dist"
 	"github.com/compact-llm/compact/internal/gpu"
 	"github.com/compact-llm/compact/internal/model"
+	"github.com/compact-llm/compact/internal/optim"
 	"github.com/schollz/progressbar/v3"
 )
 
@@ -57,8 +58,8 @@ type Trainer struct {
 	device  string
 	tok     data.Tokenizer
 	model   *model.Model
-	opt     *Optimizer
-	sched   Schedule
+	opt     *optim.Optimizer
+	sched   optim.Schedule
 	train   Batches
 	val     Batches
 	metrics *MetricsLog
@@ -177,17 +178,18 @@ func newTrainer(cfg Config, opts RunOptions) (_ *Trainer, err error) {
 	if t.model, err = newRankModel(t.be, cfg, oc.Shard, t.dp.world()); err != nil {
 		return nil, err
 	}
-	if t.opt, err = NewOptimizer(t.model, oc); err != nil {
+	if t.opt, err = optim.New(t.model, oc); err != nil {
 		return nil, err
 	}
 	if t.dp != nil {
-		t.opt.setExchange(t.dp)
+		t.opt.SetExchange(t.dp)
 	}
 	t.sched = cfg.Schedule()
 	t.logf("%s", cfg.RecipeLine())
 	if err := t.initWeights(resumeFrom); err != nil {
 		return nil, err
 	}
+	t.notice(runNotices(cfg, t.be, t.dp.world()))
 	t.state.Tokenizer = cfg.Data.Tokenizer
 	t.state.Optimizer = cfg.OptimizerName()
 	if t.state.Health == nil { // a new run, or a checkpoint from before the guard
@@ -262,7 +264,7 @@ func (t *Trainer) initWeights(resumeFrom string) error {
 		if err := LoadCheckpoint(resumeFrom, t.model, opt); err != nil {
 			return &UsageError{fmt.Errorf("resume: %w", err)}
 		}
-		t.opt.Step, t.opt.adamStart = t.state.Step, t.state.AdamStart
+		t.opt.Step, t.opt.AdamStart = t.state.Step, t.state.AdamStart
 		if err := t.train.restoreState(t.state.Loader); err != nil {
 			return Usagef("resume from %s: %w", resumeFrom, err)
 		}
@@ -467,7 +469,7 @@ func (t *Trainer) stepEager(read bool) (loss, gradNorm float64, err error) {
 			return 0, 0, err
 		}
 	}
-	if t.dp != nil && !t.model.Fused() && !t.opt.shard.sharded() { // sharded: Apply reduce-scatters
+	if t.dp != nil && !t.model.Fused() && !t.opt.Sharded() { // sharded: Apply reduce-scatters
 		if err := t.dp.reduceArena(t.model); err != nil {
 			return 0, 0, err
 		}
@@ -517,7 +519,7 @@ func (t *Trainer) checkpointAt(ls json.RawMessage) error {
 		return fmt.Errorf("checkpoint at step %d: %w", t.state.Step, err)
 	}
 	var weights, moments []model.NamedTensor
-	if t.dp.rank() == 0 || t.opt.shard.sharded() { // sharded, every rank sends its moments (and master) to rank 0
+	if t.dp.rank() == 0 || t.opt.Sharded() { // sharded, every rank sends its moments (and master) to rank 0
 		var err error
 		if moments, err = t.opt.Moments(0); err != nil {
 			return fmt.Errorf("checkpoint at step %d: %w", t.state.Step, err)
@@ -538,7 +540,7 @@ func (t *Trainer) checkpointAt(ls json.RawMessage) error {
 	if t.extras != nil {
 		extra = t.extras.tokFiles
 	}
-	dir, err := saveCheckpoint(t.ckptRoot(), t.model, weights, moments, t.opt.momentDType(), t.state, int(t.tok.EOT()), t.cfg.Train.KeepCheckpoints, extra...)
+	dir, err := saveCheckpoint(t.ckptRoot(), t.model, weights, moments, t.opt.MomentDType(), t.state, int(t.tok.EOT()), t.cfg.Train.KeepCheckpoints, extra...)
 	if err != nil {
 		return fmt.Errorf("checkpoint at step %d: %w", t.state.Step, err)
 	}

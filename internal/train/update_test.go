@@ -11,6 +11,7 @@ import (
 	"github.com/compact-llm/compact/internal/gpu"
 	"github.com/compact-llm/compact/internal/gpu/cpu"
 	"github.com/compact-llm/compact/internal/model"
+	"github.com/compact-llm/compact/internal/optim"
 	"github.com/compact-llm/compact/internal/projection"
 )
 
@@ -66,12 +67,12 @@ func stepper(t *testing.T, cfg Config, src Batches) *Trainer {
 	if err := m.Init(cfg.Train.Seed); err != nil {
 		t.Fatal(err)
 	}
-	opt, err := NewOptimizer(m, optimizerConfig(cfg))
+	opt, err := optim.New(m, optimizerConfig(cfg))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return &Trainer{cfg: cfg, be: be, model: m, opt: opt, train: src,
-		sched: Schedule{LR: stepLR, Total: 1 << 30, MinRatio: 1}}
+		sched: optim.Schedule{LR: stepLR, Total: 1 << 30, MinRatio: 1}}
 }
 
 func randomBatches(cfg Config, n, B int, seed uint64) *fixedBatches {

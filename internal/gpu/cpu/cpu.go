@@ -5,9 +5,10 @@
 //
 // The backend is generic over its element type so that the same code runs in
 // float32 (the oracle for the CUDA backend, and small jobs) and in float64
-// (gradient checks against finite differences). Every Precision except Int32
-// is stored as T. Reductions accumulate in float64 whatever T is, so float32
-// results differ from float64 ones only by rounding of inputs and outputs.
+// (gradient checks against finite differences). Low and Full are stored as
+// T, Int32 as int32 and Code8 as bytes. Reductions accumulate in float64
+// whatever T is, so float32 results differ from float64 ones only by
+// rounding of inputs and outputs.
 //
 // Determinism: every output element is written by exactly one goroutine, which
 // computes it in a fixed order; work is split into contiguous chunks that
@@ -54,15 +55,17 @@ func newBackend[T float32 | float64](threads int) *Backend[T] {
 	return c
 }
 
-// floats and ints are the storage of the CPU backend's tensors: Low and
-// Full tensors hold T, Int32 tensors int32.
+// floats, int32s and codes are the storage of the CPU backend's tensors:
+// Low and Full tensors hold T, Int32 tensors int32, Code8 tensors bytes.
 type (
 	floats[T float32 | float64] []T
 	int32s                      []int32
+	codes                       []uint8
 )
 
 func (floats[T]) Owner() string { return "cpu" }
 func (int32s) Owner() string    { return "cpu" }
+func (codes) Owner() string     { return "cpu" }
 
 var _ gpu.Backend = (*Backend[float32])(nil)
 var _ gpu.Backend = (*Backend[float64])(nil)
@@ -92,7 +95,10 @@ func (c *Backend[T]) MasterWeights() bool { return false }
 func (c *Backend[T]) Close() error        { return nil }
 
 func (c *Backend[T]) elemBytes(p gpu.Precision) int64 {
-	if p == gpu.Int32 || !is64[T]() {
+	switch {
+	case p == gpu.Code8:
+		return 1
+	case p == gpu.Int32 || !is64[T]():
 		return 4
 	}
 	return 8
@@ -115,6 +121,8 @@ func (c *Backend[T]) Alloc(name string, cat gpu.Category, p gpu.Precision, shape
 		s = make(floats[T], n)
 	case gpu.Int32:
 		s = make(int32s, n)
+	case gpu.Code8:
+		s = make(codes, n)
 	default:
 		return nil, fmt.Errorf("gpu/%s: alloc %s: bad precision %d", c.Name(), name, int(p))
 	}
@@ -148,12 +156,21 @@ func (c *Backend[T]) ints(t *gpu.Tensor) []int32 {
 	return s[t.Off : t.Off+t.Len()]
 }
 
-// storageOf describes what t holds, for the panics of f and ints.
+// bytes returns the codes of a Code8 tensor.
+func (c *Backend[T]) bytes(t *gpu.Tensor) []uint8 {
+	s, ok := t.Storage().(codes)
+	if !ok {
+		panic(fmt.Sprintf("gpu/%s: tensor %s holds %s, want 8-bit codes", c.Name(), t, storageOf(t)))
+	}
+	return s[t.Off : t.Off+t.Len()]
+}
+
+// storageOf describes what t holds, for the panics of f, ints and bytes.
 func storageOf(t *gpu.Tensor) string {
 	switch s := t.Storage().(type) {
 	case nil:
 		return "no storage (freed, or from a meter)"
-	case floats[float32], floats[float64], int32s:
+	case floats[float32], floats[float64], int32s, codes:
 		return fmt.Sprintf("%T", s)
 	default:
 		return "storage of the " + s.Owner() + " backend"
@@ -235,12 +252,26 @@ func upload[T, S float32 | float64](c *Backend[T], t *gpu.Tensor, src []S, what 
 	if len(src) != t.Len() {
 		return fmt.Errorf("gpu/%s: upload %d values into %s (%d elements)", c.Name(), len(src), t, t.Len())
 	}
+	if t.Prec == gpu.Code8 {
+		return uploadCodes(c.bytes(t), src, t)
+	}
 	d := c.f(t)
 	c.parallel(len(d), elemGrain, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			d[i] = T(src[i])
 		}
 	})
+	return nil
+}
+
+// uploadCodes stores code numbers 0..255 as bytes, refusing anything else.
+func uploadCodes[S float32 | float64](d []uint8, src []S, t *gpu.Tensor) error {
+	for i, v := range src {
+		if v < 0 || v > 255 || v != S(int(v)) {
+			return fmt.Errorf("gpu/cpu: upload %g into 8-bit codes %s (element %d)", float64(v), t, i)
+		}
+		d[i] = uint8(v)
+	}
 	return nil
 }
 
@@ -256,14 +287,21 @@ func (c *Backend[T]) UploadInt32(t *gpu.Tensor, src []int32) error {
 }
 
 // Download returns t's elements as float32; an Int32 tensor's values are
-// converted (exact below 2^24), which is handy for inspecting token ids.
+// converted (exact below 2^24), which is handy for inspecting token ids, and
+// a Code8 tensor's codes are their numbers.
 func (c *Backend[T]) Download(t *gpu.Tensor) ([]float32, error) {
 	if t.Storage() == nil {
 		return nil, fmt.Errorf("gpu/%s: download %s: tensor freed or not allocated", c.Name(), t)
 	}
 	out := make([]float32, t.Len())
-	if t.Prec == gpu.Int32 {
+	switch t.Prec {
+	case gpu.Int32:
 		for i, v := range c.ints(t) {
+			out[i] = float32(v)
+		}
+		return out, nil
+	case gpu.Code8:
+		for i, v := range c.bytes(t) {
 			out[i] = float32(v)
 		}
 		return out, nil
@@ -279,8 +317,14 @@ func (c *Backend[T]) DownloadF64(t *gpu.Tensor) ([]float64, error) {
 		return nil, fmt.Errorf("gpu/%s: download %s: tensor freed or not allocated", c.Name(), t)
 	}
 	out := make([]float64, t.Len())
-	if t.Prec == gpu.Int32 {
+	switch t.Prec {
+	case gpu.Int32:
 		for i, v := range c.ints(t) {
+			out[i] = float64(v)
+		}
+		return out, nil
+	case gpu.Code8:
+		for i, v := range c.bytes(t) {
 			out[i] = float64(v)
 		}
 		return out, nil
@@ -292,16 +336,21 @@ func (c *Backend[T]) DownloadF64(t *gpu.Tensor) ([]float64, error) {
 }
 
 // Copy copies src into dst. Low and Full are both T here, so there is no
-// conversion; copying between an Int32 and a float tensor is refused.
+// conversion; Int32 and Code8 tensors copy only into their own precision.
 func (c *Backend[T]) Copy(dst, src *gpu.Tensor) error {
 	if dst.Len() != src.Len() {
 		return fmt.Errorf("gpu/%s: copy %s (%d elements) into %s (%d elements)", c.Name(), src, src.Len(), dst, dst.Len())
 	}
-	if (dst.Prec == gpu.Int32) != (src.Prec == gpu.Int32) {
-		return errors.New("gpu/" + c.Name() + ": copy between int32 and float tensors " + src.String() + " -> " + dst.String())
+	whole := func(p gpu.Precision) bool { return p == gpu.Int32 || p == gpu.Code8 }
+	if (whole(dst.Prec) || whole(src.Prec)) && dst.Prec != src.Prec {
+		return errors.New("gpu/" + c.Name() + ": copy between int32, 8-bit and float tensors " + src.String() + " -> " + dst.String())
 	}
-	if dst.Prec == gpu.Int32 {
+	switch dst.Prec {
+	case gpu.Int32:
 		copy(c.ints(dst), c.ints(src))
+		return nil
+	case gpu.Code8:
+		copy(c.bytes(dst), c.bytes(src))
 		return nil
 	}
 	d, s := c.f(dst), c.f(src)
@@ -310,8 +359,12 @@ func (c *Backend[T]) Copy(dst, src *gpu.Tensor) error {
 }
 
 func (c *Backend[T]) Zero(t *gpu.Tensor) {
-	if t.Prec == gpu.Int32 {
+	switch t.Prec {
+	case gpu.Int32:
 		clear(c.ints(t))
+		return
+	case gpu.Code8:
+		clear(c.bytes(t))
 		return
 	}
 	d := c.f(t)

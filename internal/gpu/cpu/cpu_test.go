@@ -65,6 +65,16 @@ func add(t testing.TB, be gpu.Backend, out, a, b *gpu.Tensor) {
 	set(t, be, out, x)
 }
 
+// mkFull is a zeroed Full tensor: fp32 Adam moments (Low ones are bf16).
+func mkFull(t testing.TB, b gpu.Backend, name string, shape ...int) *gpu.Tensor {
+	t.Helper()
+	x, err := b.Alloc(name, gpu.Optimizer, gpu.Full, shape...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return x
+}
+
 func mkInts(t testing.TB, b gpu.Backend, name string, data []int32) *gpu.Tensor {
 	t.Helper()
 	x, err := b.Alloc(name, gpu.Activations, gpu.Int32, len(data))
@@ -604,13 +614,13 @@ func pipeline(t testing.TB, b gpu.Backend, seed uint64) map[string][]float64 {
 	b.SumSquares(acc, dwte, dnw, dq)
 	b.ClipScale(clip, acc, 0.5)
 	out["sumsq"], out["clip"] = get(t, b, acc), get(t, b, clip)
-	m, vv := a("m", V, C), a("vv", V, C)
+	m, vv := mkFull(t, b, "m", V, C), mkFull(t, b, "vv", V, C) // Low moments would be rounded to bf16
 	hp := gpu.AdamParams{LR: 1e-2, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.1, Scale: 1, Step: 1}
-	b.AdamW(wte, dwte, m, vv, clip, hp)
+	adamW(b, wte, dwte, m, vv, clip, hp)
 	out["wte'"], out["m"], out["v"] = get(t, b, wte), get(t, b, m), get(t, b, vv)
-	dir, mc, vc := a("dir", C, 1), a("mc", C, 1), a("vc", C, 1)
+	dir, mc, vc := a("dir", C, 1), mkFull(t, b, "mc", C, 1), mkFull(t, b, "vc", C, 1)
 	hp.Scale, hp.Step = 0.25, 3
-	b.AdamDirection(dir, dnw.Reshape(C, 1), mc, vc, clip, hp)
+	adamDirection(b, dir, dnw.Reshape(C, 1), mc, vc, clip, hp)
 	out["dir"] = get(t, b, dir)
 	P := a("P", C, 8)
 	b.Projection(P, gpu.ProjectionStream{Seed: seed, Stream: 5, Epoch: 2})
@@ -662,6 +672,17 @@ func TestDeterministic(t *testing.T) {
 
 // ---- optimizer, norms, projection ----
 
+// adamW is Backend.Adam updating weights p, whose store is not rounded,
+// with moments m, v of any float precision.
+func adamW(b gpu.Backend, p, g, m, v, clip *gpu.Tensor, hp gpu.AdamParams) {
+	b.Adam(gpu.AdamUpdate{Out: p, Grad: g, M: gpu.Moment{Data: m}, V: gpu.Moment{Data: v}, Clip: clip, Hyper: hp})
+}
+
+// adamDirection is Backend.Adam writing the direction into dir.
+func adamDirection(b gpu.Backend, dir, g, m, v, clip *gpu.Tensor, hp gpu.AdamParams) {
+	b.Adam(gpu.AdamUpdate{Out: dir, Grad: g, M: gpu.Moment{Data: m}, V: gpu.Moment{Data: v}, Clip: clip, Hyper: hp, Direction: true})
+}
+
 // TestAdam checks both Adam forms against their textbook formulas, written
 // out independently in float64: torch's mhat/(sqrt(vhat)+eps) and
 // HuggingFace's sqrt(1-b2^t)/(1-b1^t) * m/(sqrt(v)+eps). eps is large next
@@ -705,9 +726,9 @@ func TestAdam(t *testing.T) {
 			tol float64
 		}{{ref64(), 1e-14}, {New(2), 1e-5}} {
 			b := tc.b
-			pt, mt, vt := mk(t, b, "p", p0, n), mk(t, b, "m", nil, n), mk(t, b, "v", nil, n)
-			md, vd := mk(t, b, "md", nil, n), mk(t, b, "vd", nil, n)
-			ml, vl := mk(t, b, "ml", nil, n), mk(t, b, "vl", nil, n)
+			pt, mt, vt := mk(t, b, "p", p0, n), mkFull(t, b, "m", n), mkFull(t, b, "v", n)
+			md, vd := mkFull(t, b, "md", n), mkFull(t, b, "vd", n)
+			ml, vl := mkFull(t, b, "ml", n), mkFull(t, b, "vl", n)
 			dir, err := b.Alloc("dir", gpu.Workspace, gpu.Full, n)
 			if err != nil {
 				t.Fatal(err)
@@ -721,9 +742,9 @@ func TestAdam(t *testing.T) {
 			for s, g := range grads {
 				hp.Step = s + 1
 				gt := mk(t, b, "g", g, n)
-				b.AdamW(pt, gt, mt, vt, clip, hp)
-				b.AdamDirection(dir, gt, md, vd, clip, hp)
-				b.AdamDirection(dirLow, gt, ml, vl, clip, hp)
+				adamW(b, pt, gt, mt, vt, clip, hp)
+				adamDirection(b, dir, gt, md, vd, clip, hp)
+				adamDirection(b, dirLow, gt, ml, vl, clip, hp)
 				full := get(t, b, dir)
 				expectClose(t, name+" AdamDirection", full, dirs[s], tc.tol)
 				// A Low direction is the Full one rounded to the nearest bf16.

@@ -1,5 +1,5 @@
-// CPU optimizer ops: gradient norm (SumSquares, ClipScale), fused AdamW, the
-// compressed Adam direction of CompAct, and the projection generator.
+// CPU optimizer ops: gradient norm (SumSquares, ClipScale) and the
+// projection generator; Adam is in adam.go, rounding in round.go.
 package cpu
 
 import (
@@ -49,80 +49,6 @@ func (c *Backend[T]) ClipScale(clip, sumSq *gpu.Tensor, maxNorm float32) {
 		s = min(1, float64(maxNorm)/(math.Sqrt(float64(c.f(sumSq)[0]))+1e-6))
 	}
 	c.f(clip)[0] = T(s)
-}
-
-// adam holds one step's constants in float64.
-type adam struct {
-	b1, b2, bc1, bc2, eps, scale, lr, wd, clip float64
-}
-
-func (c *Backend[T]) adamConsts(op string, clip *gpu.Tensor, hp gpu.AdamParams) adam {
-	check(hp.Step >= 1, "%s: step %d, want >= 1 (bias correction)", op, hp.Step)
-	a := adam{b1: float64(hp.Beta1), b2: float64(hp.Beta2), eps: float64(hp.Eps),
-		scale: float64(hp.Scale), lr: float64(hp.LR), wd: float64(hp.WeightDecay), clip: 1}
-	a.bc1, a.bc2 = hp.Corrections()
-	if clip != nil {
-		checkLen(op+" clip", clip, 1)
-		a.clip = float64(c.f(clip)[0])
-	}
-	return a
-}
-
-// moments updates m[i], v[i] from gradient g (already clipped) and returns
-// the scaled Adam direction. The direction is computed from the stored
-// (rounded) moments, as a kernel that writes them back would.
-func moments[T float32 | float64](a *adam, g float64, m, v *T) float64 {
-	*m = T(a.b1*float64(*m) + (1-a.b1)*g)
-	*v = T(a.b2*float64(*v) + (1-a.b2)*g*g)
-	mhat, vhat := float64(*m)/a.bc1, float64(*v)/a.bc2
-	return a.scale * mhat / (math.Sqrt(vhat) + a.eps)
-}
-
-// weight is AdamW's new value of weight x given the scaled direction.
-func (a *adam) weight(x, dir float64) float64 { return x - a.lr*(dir+a.wd*x) }
-
-// direction is the stored direction: rounded to the nearest bf16 for a Low
-// dir, as CUDA stores it.
-func direction(d float64, low bool) float64 {
-	if low {
-		return float64(gpu.BF16Nearest(float32(d)))
-	}
-	return d
-}
-
-// AdamW: p -= LR (Scale mhat/(sqrt(vhat)+Eps) + WeightDecay p), with
-// g' = g clip[0] feeding the moments. A nil clip means 1.
-func (c *Backend[T]) AdamW(p, g, m, v, clip *gpu.Tensor, hp gpu.AdamParams) {
-	n := p.Len()
-	checkLen("AdamW g", g, n)
-	checkLen("AdamW m", m, n)
-	checkLen("AdamW v", v, n)
-	a := c.adamConsts("AdamW", clip, hp)
-	pd, gd, md, vd := c.f(p), c.f(g), c.f(m), c.f(v)
-	c.parallel(n, elemGrain, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			dir := moments(&a, float64(gd[i])*a.clip, &md[i], &vd[i])
-			pd[i] = T(a.weight(float64(pd[i]), dir))
-		}
-	})
-}
-
-// AdamDirection updates m, v as AdamW does and writes
-// dir = Scale mhat/(sqrt(vhat)+Eps). LR and WeightDecay are not used. A Low
-// dir holds the direction rounded to the nearest bf16, as CUDA stores it.
-func (c *Backend[T]) AdamDirection(dir, g, m, v, clip *gpu.Tensor, hp gpu.AdamParams) {
-	n := dir.Len()
-	checkLen("AdamDirection g", g, n)
-	checkLen("AdamDirection m", m, n)
-	checkLen("AdamDirection v", v, n)
-	a := c.adamConsts("AdamDirection", clip, hp)
-	dd, gd, md, vd := c.f(dir), c.f(g), c.f(m), c.f(v)
-	low := dir.Prec == gpu.Low
-	c.parallel(n, elemGrain, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			dd[i] = T(direction(moments(&a, float64(gd[i])*a.clip, &md[i], &vd[i]), low))
-		}
-	})
 }
 
 // Projection fills P (n, cols) from the shared Philox generator: float64 is

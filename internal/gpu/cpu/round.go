@@ -1,28 +1,51 @@
 package cpu
 
+// Stochastic rounding on the CPU: the reference of csrc/rounding.cu and of
+// the rounded stores of csrc/optimizer.cu. The float64 backend rounds
+// through float32 first, as a Full fp32 source would hold it.
+
 import "github.com/compact-llm/compact/internal/gpu"
 
-// StochasticRound on the CPU: the reference of csrc/rounding.cu. The float64
-// backend rounds through float32 first, as a Full fp32 source would hold it.
-func (c *Backend[T]) StochasticRound(dst, src *gpu.Tensor, rp gpu.RoundParams) {
+// noise hands out the rounding noise of consecutive elements of one
+// rounding, drawing each Philox block of 4 once.
+type noise struct {
+	rp    gpu.RoundParams
+	block int64
+	lanes [4]uint32
+}
+
+func newNoise(rp gpu.RoundParams) noise { return noise{rp: rp, block: -1} }
+
+// at is the noise of element i of the rounded tensor (arena element
+// Offset+i).
+func (n *noise) at(i int) uint32 {
+	e := n.rp.Offset + int64(i)
+	if b := e / 4; b != n.block {
+		n.block, n.lanes = b, gpu.RoundNoiseBlock(n.rp, b)
+	}
+	return n.lanes[e%4]
+}
+
+// roundSR is x (rounded to float32 first, as an fp32 source holds it)
+// stochastically rounded to bf16 with noise r.
+func roundSR[T float32 | float64](x T, r uint32) T { return T(gpu.BF16Stochastic(float32(x), r)) }
+
+// StochasticRound: dst = SR(fl(fl(beta*dst) + src)), each operation rounded
+// to T on its own (the explicit conversion keeps Go from fusing them);
+// beta 0 rounds src alone.
+func (c *Backend[T]) StochasticRound(dst, src *gpu.Tensor, beta float32, rp gpu.RoundParams) {
 	n := dst.Len()
 	checkLen("StochasticRound src", src, n)
 	checkRound("StochasticRound", rp, n)
-	d, s := c.f(dst), c.f(src)
-	// Work in whole Philox blocks of 4 arena elements so each block is drawn once.
-	first := rp.Offset / 4
-	blocks := int((rp.Offset+int64(n)+3)/4 - first)
-	c.parallel(blocks, elemGrain/4, func(lo, hi int) {
-		for b := lo; b < hi; b++ {
-			block := first + int64(b)
-			r := gpu.RoundNoiseBlock(rp, block)
-			for lane := range int64(4) {
-				i := block*4 + lane - rp.Offset
-				if i < 0 || i >= int64(n) {
-					continue
-				}
-				d[i] = T(gpu.BF16Stochastic(float32(s[i]), r[lane]))
+	d, s, k := c.f(dst), c.f(src), T(beta)
+	c.parallel(n, elemGrain, func(lo, hi int) {
+		nz := newNoise(rp)
+		for i := lo; i < hi; i++ {
+			x := s[i]
+			if beta != 0 {
+				x = T(k*d[i]) + s[i]
 			}
+			d[i] = roundSR(x, nz.at(i))
 		}
 	})
 }

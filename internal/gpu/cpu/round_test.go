@@ -23,7 +23,7 @@ func TestCPUStochasticRoundChunks(t *testing.T) {
 		d, _ := be.Alloc("dst", gpu.Weights, gpu.Low, n)
 		be.Upload(s, src)
 		rp := gpu.RoundParams{Seed: 99, Stream: gpu.StreamWeights, Step: 3, Offset: 17}
-		be.StochasticRound(d, s, rp)
+		be.StochasticRound(d, s, 0, rp)
 		whole, _ := be.Download(d)
 		for i, v := range whole {
 			if want := gpu.BF16Stochastic(src[i], gpu.RoundNoise(rp, 17+int64(i))); math.Float32bits(v) != math.Float32bits(want) {
@@ -34,7 +34,7 @@ func TestCPUStochasticRoundChunks(t *testing.T) {
 		for _, cut := range [][2]int{{0, 5}, {5, 514}, {514, n}} {
 			q := rp
 			q.Offset += int64(cut[0])
-			be.StochasticRound(d.Rows(cut[0], cut[1]), s.Rows(cut[0], cut[1]), q)
+			be.StochasticRound(d.Rows(cut[0], cut[1]), s.Rows(cut[0], cut[1]), 0, q)
 		}
 		parts, _ := be.Download(d)
 		for i := range parts {

@@ -2,7 +2,7 @@
 
 // Package cuda is the GPU backend: the same gpu.Backend as the CPU
 // reference, with tensors in device memory (Low = bf16, Full = fp32, Int32 =
-// int32), GEMMs through cuBLASLt and every other op a kernel from csrc/
+// int32, Code8 = bytes), GEMMs through cuBLASLt and every other op a kernel from csrc/
 // compiled at run time with NVRTC. Work is queued on one stream; only
 // transfers to the host wait. The driver, NVRTC and cuBLASLt bindings
 // (driver.go, nvrtc.go, cublaslt.go, bound at run time through purego) are
@@ -92,8 +92,11 @@ type devMem uintptr
 func (devMem) Owner() string { return "cuda" }
 
 func elemBytes(p gpu.Precision) int64 {
-	if p == gpu.Low {
+	switch p {
+	case gpu.Low:
 		return 2
+	case gpu.Code8:
+		return 1
 	}
 	return 4
 }
@@ -133,6 +136,11 @@ func full(t *gpu.Tensor) devPtr[float32] {
 func ids(t *gpu.Tensor) devPtr[int32] {
 	check(t.Prec == gpu.Int32, "%s: want an Int32 tensor, precision %d", t, t.Prec)
 	return devPtr[int32](addr(t))
+}
+
+func codes(t *gpu.Tensor) devPtr[uint8] {
+	check(t.Prec == gpu.Code8, "%s: want a Code8 (8-bit codes) tensor, precision %d", t, t.Prec)
+	return devPtr[uint8](addr(t))
 }
 
 // fullOrNil is full(t), or the null pointer for an optional tensor.
@@ -278,6 +286,15 @@ func (c *Backend) Upload(t *gpu.Tensor, src []float32) error {
 		return c.dev.HtoD(addr(t), unsafe.Pointer(unsafe.SliceData(buf)), int64(len(buf))*2)
 	case gpu.Full:
 		return c.dev.HtoD(addr(t), unsafe.Pointer(unsafe.SliceData(src)), int64(len(src))*4)
+	case gpu.Code8:
+		buf := make([]uint8, len(src))
+		for i, v := range src {
+			if v < 0 || v > 255 || v != float32(int(v)) {
+				return fmt.Errorf("upload %s: %g is not an 8-bit code (element %d)", t, v, i)
+			}
+			buf[i] = uint8(v)
+		}
+		return c.dev.HtoD(addr(t), unsafe.Pointer(unsafe.SliceData(buf)), int64(len(buf)))
 	}
 	return fmt.Errorf("upload %s: float values into an int32 tensor", t)
 }
@@ -299,6 +316,14 @@ func (c *Backend) Download(t *gpu.Tensor) ([]float32, error) {
 	case gpu.Full:
 		if err := c.dev.DtoH(unsafe.Pointer(unsafe.SliceData(out)), addr(t), int64(len(out))*4); err != nil {
 			return nil, err
+		}
+	case gpu.Code8:
+		buf := make([]uint8, len(out))
+		if err := c.dev.DtoH(unsafe.Pointer(unsafe.SliceData(buf)), addr(t), int64(len(buf))); err != nil {
+			return nil, err
+		}
+		for i, v := range buf {
+			out[i] = float32(v)
 		}
 	default:
 		buf := make([]int32, len(out))
@@ -348,7 +373,7 @@ func (c *Backend) Copy(dst, src *gpu.Tensor) error {
 	case dst.Prec == gpu.Full && src.Prec == gpu.Low:
 		c.k.elementwise.toF32.launch(full(dst), low(src), n)
 	default:
-		return fmt.Errorf("copy %s to %s: int32 and float tensors do not convert", src, dst)
+		return fmt.Errorf("copy %s to %s: int32, 8-bit and float tensors do not convert", src, dst)
 	}
 	return nil
 }

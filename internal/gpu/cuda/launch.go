@@ -7,9 +7,9 @@ package cuda
 // in elementwise.go for csrc/elementwise.cu, and so on), resolved once when
 // the backend opens. Its type carries a launch method whose parameters are
 // the kernel's C parameters as Go types: device pointers typed by element
-// (devPtr[bf16], devPtr[float32], devPtr[int32]), int32 for int, int64 for
-// long, uint32 for unsigned int. A call with a wrong argument list does not
-// compile. Grids come from the device's real SM count; block sizes are
+// (devPtr[bf16], devPtr[float32], devPtr[int32], devPtr[uint8] for unsigned
+// char), int32 for int, int64 for long, uint32 for unsigned int. A call with
+// a wrong argument list does not compile. Grids come from the device's real SM count; block sizes are
 // stated once per kernel in its binding and checked against the compiled
 // function's limit at load time.
 
@@ -25,7 +25,7 @@ import (
 type bf16 uint16
 
 // elem is an element type a kernel pointer can point to.
-type elem interface{ bf16 | float32 | int32 }
+type elem interface{ bf16 | float32 | int32 | uint8 }
 
 // devPtr is a device address of elements of type E.
 type devPtr[E elem] uintptr

@@ -110,3 +110,44 @@ func cParams(src, name string) ([]string, bool) {
 	}
 	return types, true
 }
+
+// The Adam kernels (one macro, six instantiations) and the rounding kernel
+// take the C parameters their launchers pass (adamKernel.launch,
+// stochasticRound.launch), in order. Runs without a GPU.
+func TestOptimizerKernelSignatures(t *testing.T) {
+	src, err := csrc.FS.ReadFile("optimizer.cu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?s)#define ADAM_ENTRY\(NAME, TO, TS\)\s*\\\s*extern "C" __global__ void NAME\(([^)]*)\)`).FindSubmatch(src)
+	if m == nil {
+		t.Fatal("optimizer.cu: no ADAM_ENTRY(NAME, TO, TS) macro")
+	}
+	var got []string
+	for _, p := range strings.Split(strings.ReplaceAll(string(m[1]), "\\", ""), ",") {
+		p = strings.TrimSpace(p)
+		cut := strings.LastIndexAny(p, " *")
+		got = append(got, strings.ReplaceAll(p[:cut+1], " ", ""))
+	}
+	want := []string{"TO*", "constfloat*", "TS*", "TS*", "float*", "float*", "constfloat*", "long",
+		"float", "float", "float", "float", "float", "float", "float", "float", "int",
+		"unsignedint", "unsignedint", "unsignedint", "unsignedint", "unsignedint", "unsignedint", "long", "long"}
+	if !slices.Equal(got, want) {
+		t.Errorf("ADAM_ENTRY takes (%s), adamKernel launches it with (%s)", strings.Join(got, ", "), strings.Join(want, ", "))
+	}
+	for name, types := range map[string][2]string{"adam_f32_f32": {"float", "float"}, "adam_f32_bf16": {"float", "bf16"}, "adam_f32_i8": {"float", "q8"},
+		"adam_bf16_f32": {"bf16", "float"}, "adam_bf16_bf16": {"bf16", "bf16"}, "adam_bf16_i8": {"bf16", "q8"}} {
+		if !strings.Contains(string(src), "ADAM_ENTRY("+name+", "+types[0]+", "+types[1]+")") {
+			t.Errorf("optimizer.cu: want ADAM_ENTRY(%s, %s, %s)", name, types[0], types[1])
+		}
+	}
+	rsrc, err := csrc.FS.ReadFile("rounding.cu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, ok := cParams(string(rsrc), "stochastic_round_bf16")
+	want = []string{"bf16*", "constfloat*", "long", "float", "unsignedint", "unsignedint", "unsignedint", "unsignedint", "long"}
+	if !ok || !slices.Equal(got, want) {
+		t.Errorf("stochastic_round_bf16 takes (%s), its launcher passes (%s)", strings.Join(got, ", "), strings.Join(want, ", "))
+	}
+}

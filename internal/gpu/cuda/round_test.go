@@ -28,8 +28,8 @@ func TestCUDAStochasticRoundBits(t *testing.T) {
 	h.set(s, src)
 	for _, rp := range []gpu.RoundParams{{Seed: 42, Stream: gpu.StreamWeights, Step: 1, Offset: 13},
 		{Seed: 1<<40 + 5, Stream: gpu.StreamExpAvgSq, Step: 70000, Offset: 1 << 31}} {
-		h.c.StochasticRound(d.c, s.c, rp)
-		h.g.StochasticRound(d.g, s.g, rp)
+		h.c.StochasticRound(d.c, s.c, 0, rp)
+		h.g.StochasticRound(d.g, s.g, 0, rp)
 		cv, _ := h.c.Download(d.c)
 		gv, err := h.g.Download(d.g)
 		if err != nil {

@@ -68,8 +68,8 @@ func (b leanBench) sameBits(what string, x, y *gpu.Tensor) {
 	}
 }
 
-// The fused lean ops give the bits of the staged path they replace: the
-// narrow tensors widened into Full copies, AdamW / AdamDirection on the
+// Adam's bf16 stores give the bits of the staged path: the narrow tensors
+// widened into Full copies, the fp32 step (weights or direction) on the
 // copies, then StochasticRound of each rounded result with the same keys.
 // Offsets that are not multiples of the Philox block (and differ between
 // weights and moments) check the noise indexing; clip 0.7 the gradient
@@ -100,8 +100,8 @@ func TestLeanOpsMatchStagedComposition(t *testing.T) {
 			}
 			p, m, v := b.tensor(pPrec, w0), b.tensor(mPrec, m0), b.tensor(mPrec, v0)
 			ps, ms, vs := b.clone(p, gpu.Full), b.clone(m, gpu.Full), b.clone(v, gpu.Full)
-			be.AdamWSR(p, g, m, v, clip, hp, r)
-			be.AdamW(ps, g, ms, vs, clip, hp)
+			be.Adam(gpu.AdamUpdate{Out: p, Grad: g, M: gpu.Moment{Data: m}, V: gpu.Moment{Data: v}, Clip: clip, Hyper: hp, Round: r})
+			adamW(be, ps, g, ms, vs, clip, hp)
 			b.storeStaged(name+" p", p, ps, c.weights, r.WeightParams())
 			b.storeStaged(name+" m", m, ms, c.lowM, r.MomentParams(gpu.StreamExpAvg))
 			b.storeStaged(name+" v", v, vs, c.lowM, r.MomentParams(gpu.StreamExpAvgSq))
@@ -109,8 +109,10 @@ func TestLeanOpsMatchStagedComposition(t *testing.T) {
 			dir, dirS := b.tensor(dPrec, make([]float32, n)), b.tensor(dPrec, make([]float32, n))
 			m, v = b.tensor(mPrec, m0), b.tensor(mPrec, v0)
 			ms, vs = b.clone(m, gpu.Full), b.clone(v, gpu.Full)
-			be.AdamDirectionSR(dir, g, m, v, clip, hp, r)
-			be.AdamDirection(dirS, g, ms, vs, clip, hp)
+			rd := r
+			rd.Weights = false
+			be.Adam(gpu.AdamUpdate{Out: dir, Grad: g, M: gpu.Moment{Data: m}, V: gpu.Moment{Data: v}, Clip: clip, Hyper: hp, Direction: true, Round: rd})
+			adamDirection(be, dirS, g, ms, vs, clip, hp)
 			b.sameBits(name+" direction", dir, dirS)
 			b.storeStaged(name+" direction m", m, ms, c.lowM, r.MomentParams(gpu.StreamExpAvg))
 			b.storeStaged(name+" direction v", v, vs, c.lowM, r.MomentParams(gpu.StreamExpAvgSq))
@@ -128,21 +130,21 @@ func (b leanBench) storeStaged(what string, fused, staged *gpu.Tensor, round boo
 		return
 	}
 	want := b.tensor(gpu.Low, make([]float32, staged.Len()))
-	b.be.StochasticRound(want, staged, rp)
+	b.be.StochasticRound(want, staged, 0, rp)
 	b.sameBits(what, fused, want)
 }
 
-// DecayAddSR is w = SR(fl(fl(decay*w) + d)) in float32 arithmetic with the
-// noise of arena element Offset+i, and a tensor updated in pieces at their
-// offsets gets the bits of one call.
-func TestDecayAddSR(t *testing.T) {
+// StochasticRound with beta is w = SR(fl(fl(beta*w) + d)) in float32
+// arithmetic with the noise of arena element Offset+i, and a tensor updated
+// in pieces at their offsets gets the bits of one call.
+func TestStochasticRoundBeta(t *testing.T) {
 	const n = 517
 	b := leanBench{t, New(2), rand.New(rand.NewPCG(5, 6))}
 	w0, d0 := b.randn(n, 0.05), b.randn(n, 1e-4)
 	rp := gpu.RoundParams{Seed: 77, Stream: gpu.StreamWeights, Step: 12, Offset: 1<<31 + 3}
 	const decay = float32(1 - 1e-3*0.1)
 	w, d := b.tensor(gpu.Low, w0), b.tensor(gpu.Full, d0)
-	b.be.DecayAddSR(w, d, decay, rp)
+	b.be.StochasticRound(w, d, decay, rp)
 	got := get(t, b.be, w)
 	up := 0
 	for i := range got {
@@ -163,7 +165,93 @@ func TestDecayAddSR(t *testing.T) {
 	for _, cut := range [][2]int{{0, 6}, {6, 301}, {301, n}} {
 		q := rp
 		q.Offset += int64(cut[0])
-		b.be.DecayAddSR(pieces.Rows(cut[0], cut[1]), d.Rows(cut[0], cut[1]), decay, q)
+		b.be.StochasticRound(pieces.Rows(cut[0], cut[1]), d.Rows(cut[0], cut[1]), decay, q)
 	}
 	b.sameBits("pieces", pieces, w)
+}
+
+// Adam over 8-bit moments against float64: each step, from the moments the
+// backend holds (decoded), the new moments are the float64 Adam moments
+// within the code's bound (gpu/quant8.go: 1/16 of the value, or the block's
+// scale times 2^-15 for m and 2^-30 for v), and the weights take the
+// float64 AdamW step computed from the unquantized new moments (the kernel
+// forms the direction before it encodes them). A short last block, a view
+// one block in, weights updated and the direction written.
+func TestAdamInt8MatchesFloat64(t *testing.T) {
+	const n, skip = 1000, gpu.QuantBlock
+	blocks := (n + gpu.QuantBlock - 1) / gpu.QuantBlock
+	for _, be := range []gpu.Backend{New(2), New64(2)} {
+		for _, dir := range []bool{false, true} {
+			b := leanBench{t, be, rand.New(rand.NewPCG(11, 12))}
+			p := b.tensor(gpu.Full, b.randn(n+skip, 1)).Rows(skip, n+skip)
+			g := b.tensor(gpu.Full, make([]float32, n))
+			m, v := b.tensor(gpu.Code8, make([]float32, n+skip)).Rows(skip, n+skip), b.tensor(gpu.Code8, make([]float32, n+skip)).Rows(skip, n+skip)
+			ms, vs := b.tensor(gpu.Full, make([]float32, blocks+1)).Rows(1, blocks+1), b.tensor(gpu.Full, make([]float32, blocks+1)).Rows(1, blocks+1)
+			clip := b.tensor(gpu.Full, []float32{0.7})
+			for step := 1; step <= 5; step++ {
+				hp := gpu.AdamParams{LR: 1e-2, Beta1: 0.9, Beta2: 0.999, Eps: 1e-6, WeightDecay: 0.1, Scale: 0.5, Step: step, Form: gpu.AdamHF}
+				gv := make([]float32, n)
+				for i := range gv {
+					if i%97 != 5 {
+						gv[i] = float32(b.rng.NormFloat64() * math.Pow(10, float64(b.rng.IntN(7)-6)))
+					}
+				}
+				if err := be.Upload(g, gv); err != nil {
+					t.Fatal(err)
+				}
+				m0, v0 := decode8(t, be, m, ms, true), decode8(t, be, v, vs, false)
+				p0 := get(t, be, p)
+				be.Adam(gpu.AdamUpdate{Out: p, Grad: g, M: gpu.Moment{Data: m, Scale: ms}, V: gpu.Moment{Data: v, Scale: vs},
+					Clip: clip, Hyper: hp, Direction: dir, Round: gpu.AdamRounding{MomentOff: 3 * gpu.QuantBlock}})
+				d1, d2 := hp.Corrections()
+				m1, v1 := decode8(t, be, m, ms, true), decode8(t, be, v, vs, false)
+				sm, sv := get(t, be, ms), get(t, be, vs)
+				out := get(t, be, p)
+				for i := range n {
+					gc := float64(gv[i]) * float64(float32(0.7))
+					b1, b2 := float64(hp.Beta1), float64(hp.Beta2)
+					mr := b1*float64(m0[i]) + (1-b1)*gc
+					vr := b2*float64(v0[i]) + (1-b2)*gc*gc
+					if e := math.Abs(float64(m1[i]) - mr); e > math.Abs(mr)/16*1.001+math.Ldexp(sm[i/gpu.QuantBlock], -15)+1e-7*math.Abs(mr) {
+						t.Fatalf("%s dir %v step %d element %d: m %g, float64 %g", be.Name(), dir, step, i, m1[i], mr)
+					}
+					if e := math.Abs(float64(v1[i]) - vr); e > vr/16*1.001+math.Ldexp(sv[i/gpu.QuantBlock], -30)+1e-7*vr {
+						t.Fatalf("%s dir %v step %d element %d: v %g, float64 %g", be.Name(), dir, step, i, v1[i], vr)
+					}
+					d := float64(hp.Scale) * (mr / d1) / (math.Sqrt(vr/d2) + float64(hp.Eps))
+					want := d
+					if !dir {
+						want = p0[i] - float64(hp.LR)*(d+float64(hp.WeightDecay)*p0[i])
+					}
+					if math.Abs(out[i]-want) > 1e-5*math.Max(math.Abs(want), math.Abs(d)) {
+						t.Fatalf("%s dir %v step %d element %d: out %g, float64 %g", be.Name(), dir, step, i, out[i], want)
+					}
+				}
+				if dir { // keep the weights as they were: the next step reads them
+					if err := be.Upload(p, float32s(p0)); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+		}
+	}
+}
+
+// decode8 is the values of 8-bit moments m with their block scales.
+func decode8(t *testing.T, be gpu.Backend, m, scales *gpu.Tensor, signed bool) []float64 {
+	t.Helper()
+	codes, s := get(t, be, m), get(t, be, scales)
+	out := make([]float64, len(codes))
+	for i, c := range codes {
+		out[i] = float64(gpu.Dequantize8(uint8(c), float32(s[i/gpu.QuantBlock]), signed))
+	}
+	return out
+}
+
+func float32s(v []float64) []float32 {
+	out := make([]float32, len(v))
+	for i, x := range v {
+		out[i] = float32(x)
+	}
+	return out
 }

@@ -1,12 +1,15 @@
-package train
+package optim
 
-// The fused update (train.fused_update): the optimizer step runs inside the
-// training pass. The model calls the optimizer's hook for each group of
-// params as soon as their gradients are final (model/fused.go), and each
-// param takes exactly the per-element update that Apply gives it, on the
-// same moments and the same rounding keys; only the time it runs changes.
-// So with no gradient arena the step is the same as the unfused one, to the
-// bit on the CPU backend.
+// When the update runs. Unfused (Apply), after the training pass over the
+// whole gradient arena: the global norm, the clip scale, then every owned
+// param in arena order. Fused (train.fused_update; Begin, Finish), inside
+// the pass: the model calls the hook for each group of params as soon as
+// their gradients are final (model/fused.go), and each param takes the very
+// update Apply gives it, on the same moments with the same rounding keys;
+// only the time it runs changes. So with no gradient arena the step is the
+// same as the unfused one, to the bit on the CPU backend. With gradient
+// accumulation the model keeps its gradient arena and calls the hook during
+// the last micro-batch's backward only.
 //
 // Clipping by the global norm would need the whole gradient before the
 // first update, so a fused update requires train.grad_clip = 0 (the paper's
@@ -41,6 +44,72 @@ type pendingGroup struct {
 	reduced dist.Pending
 }
 
+// Apply takes one optimizer step at learning rate lr over the gradients
+// accumulated in the model's arena, without reading the norm back: it only
+// queues work, so a training step need not wait for the GPU. A fused
+// optimizer updates inside the training pass instead (Begin, Finish).
+func (o *Optimizer) Apply(lr float64) error {
+	if o.layout.Fused {
+		return fmt.Errorf("optimizer: the model was built for a fused update; step with Begin and Finish")
+	}
+	o.Step++
+	o.model.SetEpoch(projection.Epoch(o.Step, o.cfg.UpdateGap))
+	if o.shard.sharded() {
+		if err := o.reduceShare(); err != nil {
+			return err
+		}
+	}
+	if o.wantNorm() {
+		o.be.Zero(o.sumSq)
+		o.be.SumSquares(o.sumSq, o.shard.ownGrads(o.layout))
+		if err := o.sumNormOverRanks(); err != nil {
+			return err
+		}
+		o.normStep = o.Step
+	}
+	if o.cfg.GradClip > 0 {
+		o.be.ClipScale(o.clip, o.sumSq, float32(o.cfg.GradClip))
+	}
+	if _, err := o.updateAll(o.layout.Order, lr); err != nil {
+		return fmt.Errorf("update at step %d: %w", o.Step, err)
+	}
+	if o.shard.sharded() {
+		return o.shareWeights()
+	}
+	return nil
+}
+
+// updateAll updates the params of ps this rank owns, in order, generating
+// (or fetching from the model's cache) each projection group's P once, and
+// returns how many it updated.
+func (o *Optimizer) updateAll(ps []*model.Param, lr float64) (int, error) {
+	var P *gpu.Tensor
+	lastLayer, lastGroup, n := -1, -1, 0
+	for _, p := range ps {
+		if !o.shard.owns(p) {
+			continue // another rank's (ZeRO-1): its update arrives by all-gather
+		}
+		if p.Compressed() && (p.Layer != lastLayer || p.Group.ID != lastGroup) {
+			P = o.model.Projection(p.Layer, p.Group)
+			lastLayer, lastGroup = p.Layer, p.Group.ID
+		}
+		if err := o.update(p, P, lr); err != nil {
+			return n, fmt.Errorf("%s: %w", p.Name, err)
+		}
+		n++
+	}
+	return n, nil
+}
+
+// wantNorm reports whether the step being taken computes the gradient
+// norm: when it clips, or unless Begin said nobody reads it. The request
+// lasts one step.
+func (o *Optimizer) wantNorm() bool {
+	want := o.cfg.GradClip > 0 || !o.skipNorm
+	o.skipNorm = false
+	return want
+}
+
 // Begin starts an optimizer step at learning rate lr before its forward
 // passes: it selects the step's projection epoch and, for a fused model,
 // arms the update hook. Finish ends the step. norm says whether GradNorm
@@ -48,7 +117,7 @@ type pendingGroup struct {
 // skips computing it (one reduction per tensor).
 func (o *Optimizer) Begin(lr float64, norm bool) {
 	o.skipNorm = !norm
-	if !o.model.Fused() {
+	if !o.layout.Fused {
 		o.BeginStep()
 		return
 	}
@@ -66,7 +135,7 @@ func (o *Optimizer) Begin(lr float64, norm bool) {
 // Finish completes the step Begin started: the whole update for an unfused
 // model; for a fused one, a check that every param was updated once.
 func (o *Optimizer) Finish(lr float64) error {
-	if !o.model.Fused() {
+	if !o.layout.Fused {
 		return o.Apply(lr)
 	}
 	o.model.SetUpdateHook(nil)
@@ -94,16 +163,16 @@ func (o *Optimizer) Finish(lr float64) error {
 
 // fusedUpdate is the model's hook: it sums the gradients of ps over the
 // ranks of a data-parallel job, adds them to the norm and updates each
-// param. Pipelined (model.Options.PipelinedUpdate), it only issues the
-// reduction, which runs during the next block's backward, and finishes the
-// group before it: reduce block l while computing block l-1, update block
-// l after. Each param takes the same update either way.
+// param. Pipelined (model.Layout.Pipelined), it only issues the reduction,
+// which runs during the next block's backward, and finishes the group
+// before it: reduce block l while computing block l-1, update block l
+// after. Each param takes the same update either way.
 func (o *Optimizer) fusedUpdate(ps []*model.Param) {
 	if o.fused.err != nil {
 		return
 	}
 	if o.pipelined() {
-		reduced := o.dp.issue(func() error { return o.reduceGroup(ps) })
+		reduced := o.dp.Issue(func() error { return o.reduceGroup(ps) })
 		o.finishPending()
 		o.fused.pending = &pendingGroup{ps: ps, reduced: reduced}
 		return
@@ -117,7 +186,7 @@ func (o *Optimizer) fusedUpdate(ps []*model.Param) {
 
 // pipelined reports whether the hook overlaps each group's reduction with
 // the next block's backward.
-func (o *Optimizer) pipelined() bool { return o.dp != nil && o.model.Opts.PipelinedUpdate }
+func (o *Optimizer) pipelined() bool { return o.dp != nil && o.layout.Pipelined }
 
 // finishPending waits for the pending group's reduction, updates the group
 // and clears its gradients (the model leaves that to a pipelined hook).
@@ -133,7 +202,9 @@ func (o *Optimizer) finishPending() {
 	if o.fused.err == nil {
 		o.updateGroup(g.ps)
 	}
-	o.model.ClearGrads(g.ps)
+	for _, p := range g.ps {
+		o.be.Zero(p.Grad)
+	}
 }
 
 // dropPending waits for a reduction still in flight from a step that never
@@ -146,7 +217,7 @@ func (o *Optimizer) dropPending() {
 }
 
 // updateGroup adds the summed gradients of ps to the norm and updates each
-// param this rank owns (P generated once per projection group).
+// param this rank owns.
 func (o *Optimizer) updateGroup(ps []*model.Param) {
 	// One call per tensor: CUDA's scratch holds one tensor's partial sums
 	// (the CUDA backend's Footprint), and memreport counts no more. Sharded, a
@@ -159,41 +230,9 @@ func (o *Optimizer) updateGroup(ps []*model.Param) {
 			}
 		}
 	}
-	var P *gpu.Tensor
-	lastLayer, lastGroup := -1, -1
-	for _, p := range ps {
-		if !o.shard.owns(p) {
-			continue // another rank's (ZeRO-1): its update arrives by all-gather
-		}
-		if p.Compressed() && (p.Layer != lastLayer || p.Group.ID != lastGroup) {
-			P = o.model.Projection(p.Layer, p.Group)
-			lastLayer, lastGroup = p.Layer, p.Group.ID
-		}
-		if err := o.updateParam(p, P); err != nil {
-			o.fused.err = fmt.Errorf("%s: %w", p.Name, err)
-			return
-		}
-		o.fused.updated++
+	n, err := o.updateAll(ps, o.fused.lr)
+	o.fused.updated += n
+	if err != nil {
+		o.fused.err = err
 	}
-}
-
-// updateParam is Apply's update restricted to the one param p.
-func (o *Optimizer) updateParam(p *model.Param, P *gpu.Tensor) error {
-	hp := o.hyper(o.fused.lr, p.Scale, p.Decay, p.Compressed())
-	g := p.Grad.Reshape(p.Grad.Len())
-	switch {
-	case !p.Compressed():
-		o.fullRank(p.WOff, p.GradOff, p.W.Len(), g, hp)
-	case o.cfg.Precision.MasterFree:
-		o.compressedSRParam(p, P, hp)
-		return nil
-	default:
-		dir := o.dir.Rows(0, g.Len())
-		o.direction(dir, p.GradOff, g, hp)
-		if hp.WeightDecay != 0 {
-			o.be.Map(gpu.MapScale, p.Updatable(), 1-hp.LR*hp.WeightDecay)
-		}
-		o.decompressInto(p.Updatable(), dir.Reshape(p.Grad.Shape...), P, hp.LR)
-	}
-	return o.model.SyncParam(p)
 }

@@ -1,4 +1,4 @@
-package train
+package optim
 
 import "math"
 
@@ -20,9 +20,4 @@ func (s Schedule) At(step int) float64 {
 	}
 	progress := math.Min(1, float64(step-s.Warmup)/float64(s.Total-s.Warmup))
 	return s.LR * (s.MinRatio + (1-s.MinRatio)*0.5*(1+math.Cos(math.Pi*progress)))
-}
-
-// Schedule is the learning-rate schedule of a run of c.
-func (c Config) Schedule() Schedule {
-	return Schedule{LR: c.PeakLR(), Warmup: c.Warmup(), Total: c.Train.Steps, MinRatio: c.Train.MinLRRatio}
 }

@@ -1,4 +1,4 @@
-package train
+package optim
 
 // ZeRO-1 (train.zero = 1, issue 13): in a data-parallel job each rank keeps
 // the Adam moments of its own share of the parameters only. The shares are
@@ -27,23 +27,37 @@ import (
 	"github.com/compact-llm/compact/internal/model"
 )
 
-// Zero values of train.zero.
-const (
-	ZeroOff   = 0 // every rank keeps the whole optimizer state
-	ZeroState = 1 // ZeRO-1: the moments are sharded across the ranks
-)
-
 // Shard places an optimizer in a ZeRO-1 job: it keeps the state of rank
 // Rank's share of World. World <= 1 is the whole state.
 type Shard struct{ Rank, World int }
 
-// shard is the Shard of rank of world under cfg's train.zero.
-func (c Config) shard(rank, world int) Shard {
-	if c.Train.Zero != ZeroState || world <= 1 {
-		return Shard{}
-	}
-	return Shard{Rank: rank, World: world}
+// Exchange is what an optimizer in a data-parallel job needs from the
+// other ranks (the trainer's data-parallel glue implements it).
+type Exchange interface {
+	// Reduce sums the gradients of ps over the ranks on every rank.
+	Reduce(ps []*model.Param) error
+	// ReduceTo sums p's gradient over the ranks into owner's.
+	ReduceTo(p *model.Param, owner int) error
+	// ReduceScatter sums the gradient arena grads of params ps over the
+	// ranks, rank r receiving range r of bounds.
+	ReduceScatter(grads *gpu.Tensor, ps []*model.Param, bounds []int) error
+	// AllGather gives every rank range r of t from rank r.
+	AllGather(t *gpu.Tensor, bounds []int) error
+	// Broadcast overwrites t on every rank with root's.
+	Broadcast(t *gpu.Tensor, root int) error
+	// SumHost sums v over the ranks, in place.
+	SumHost(v []float64) error
+	// Issue runs f (collectives through this exchange) concurrently with
+	// the caller's later work (dist.Comm.Issue).
+	Issue(f func() error) dist.Pending
 }
+
+// SetExchange puts the optimizer in a data-parallel job (nil: none).
+func (o *Optimizer) SetExchange(x Exchange) { o.dp = x }
+
+// Sharded reports whether this optimizer holds a ZeRO-1 share of the state
+// rather than all of it.
+func (o *Optimizer) Sharded() bool { return o.shard.sharded() }
 
 // zeroShard is an optimizer's share of the parameters.
 type zeroShard struct {
@@ -55,16 +69,15 @@ type zeroShard struct {
 	// wBounds and gBounds are the same ranges as collective bounds: rank r's
 	// runs from b[r] to b[r+1].
 	wBounds, gBounds []int
-	segs             []model.Segment // the model's segments cut to this rank's params
 }
 
-// newZeroShard splits m's params among sh.World ranks and returns rank
-// sh.Rank's share; the whole model for a one-rank shard.
-func newZeroShard(m *model.Model, sh Shard) (*zeroShard, error) {
+// newZeroShard splits the params of lay among sh.World ranks and returns
+// rank sh.Rank's share; the whole model for a one-rank shard.
+func newZeroShard(lay model.Layout, sh Shard) (*zeroShard, error) {
 	world := max(sh.World, 1)
-	order := m.ArenaOrder()
+	order := lay.Order
 	if world > len(order) {
-		return nil, fmt.Errorf("optimizer: train.zero = %d over %d ranks, but the model has only %d parameters to share out; set train.zero = 0", ZeroState, world, len(order))
+		return nil, fmt.Errorf("optimizer: train.zero = 1 over %d ranks, but the model has only %d parameters to share out; set train.zero = 0", world, len(order))
 	}
 	if sh.Rank < 0 || sh.Rank >= world {
 		return nil, fmt.Errorf("optimizer: shard rank %d of %d", sh.Rank, world)
@@ -74,7 +87,7 @@ func newZeroShard(m *model.Model, sh Shard) (*zeroShard, error) {
 	wEnd, gEnd := make([]int, len(order)), make([]int, len(order))
 	sizes := make([]int64, len(order))
 	for i, p := range order {
-		wEnd[i], gEnd[i] = m.WeightArena().Len(), m.GradLen()
+		wEnd[i], gEnd[i] = lay.Weights.Len(), lay.GradLen
 		if i+1 < len(order) {
 			wEnd[i], gEnd[i] = order[i+1].WOff, order[i+1].GradOff
 		}
@@ -97,26 +110,6 @@ func newZeroShard(m *model.Model, sh Shard) (*zeroShard, error) {
 		*rg.b = []int{rg.rs[0][0]}
 		for _, r := range rg.rs {
 			*rg.b = append(*rg.b, r[1])
-		}
-	}
-	// Cut each segment to the owned params (whole params, so both layouts
-	// cut at param boundaries).
-	lo, hi := z.gRange[sh.Rank][0], z.gRange[sh.Rank][1]
-	for _, s := range m.Segments() {
-		var cut model.Segment
-		found := false
-		for i, p := range order {
-			if p.GradOff < max(lo, s.GradOff) || p.GradOff >= min(hi, s.GradOff+s.GLen) {
-				continue
-			}
-			if !found {
-				cut, found = s, true
-				cut.Off, cut.GradOff = p.WOff, p.GradOff
-			}
-			cut.Len, cut.GLen = wEnd[i]-cut.Off, gEnd[i]-cut.GradOff
-		}
-		if found {
-			z.segs = append(z.segs, cut)
 		}
 	}
 	return z, nil
@@ -188,28 +181,14 @@ func (z *zeroShard) momentBase() int { return z.gRange[z.rank][0] }
 // momentLen is the length of this rank's moments.
 func (z *zeroShard) momentLen() int { return z.gRange[z.rank][1] - z.gRange[z.rank][0] }
 
-// exchange is what an optimizer in a data-parallel job needs from the
-// other ranks (dataParallel implements it).
-type exchange interface {
-	// reduce sums the gradients of ps over the ranks on every rank.
-	reduce(ps []*model.Param) error
-	// reduceTo sums p's gradient over the ranks into owner's.
-	reduceTo(p *model.Param, owner int) error
-	// reduceScatter sums m's gradient arena, rank r receiving range r.
-	reduceScatter(m *model.Model, bounds []int) error
-	// allGather gives every rank range r of t from rank r.
-	allGather(t *gpu.Tensor, bounds []int) error
-	// broadcast overwrites t on every rank with root's.
-	broadcast(t *gpu.Tensor, root int) error
-	// sumHost sums v over the ranks, in place.
-	sumHost(v []float64) error
-	// issue runs f (collectives through this exchange) concurrently with
-	// the caller's later work (dist.Comm.Issue).
-	issue(f func() error) dist.Pending
+// ownGrads is the part of the gradient arena whose sum this rank holds
+// after the reduction: its range when sharded, else all of it.
+func (z *zeroShard) ownGrads(lay model.Layout) *gpu.Tensor {
+	if !z.sharded() {
+		return lay.Grads
+	}
+	return lay.Grads.Rows(z.gRange[z.rank][0], z.gRange[z.rank][1])
 }
-
-// setExchange puts the optimizer in a data-parallel job (nil: none).
-func (o *Optimizer) setExchange(x exchange) { o.dp = x }
 
 // needExchange refuses a sharded step outside a job.
 func (o *Optimizer) needExchange() error {
@@ -226,7 +205,7 @@ func (o *Optimizer) reduceShare() error {
 	if err := o.needExchange(); err != nil {
 		return err
 	}
-	return o.dp.reduceScatter(o.model, o.shard.gBounds)
+	return o.dp.ReduceScatter(o.layout.Grads, o.layout.Params, o.shard.gBounds)
 }
 
 // reduceGroup sums a fused group's gradients over the ranks: sharded, each
@@ -237,24 +216,14 @@ func (o *Optimizer) reduceGroup(ps []*model.Param) error {
 		return nil
 	}
 	if !o.shard.sharded() {
-		return o.dp.reduce(ps)
+		return o.dp.Reduce(ps)
 	}
 	for _, p := range ps {
-		if err := o.dp.reduceTo(p, o.shard.owner[p]); err != nil {
+		if err := o.dp.ReduceTo(p, o.shard.owner[p]); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-// ownGrads is the part of the gradient arena whose sum this rank holds
-// after the reduction: its range when sharded, else all of it.
-func (z *zeroShard) ownGrads(m *model.Model) *gpu.Tensor {
-	g := m.GradArena()
-	if !z.sharded() {
-		return g
-	}
-	return g.Rows(z.gRange[z.rank][0], z.gRange[z.rank][1])
 }
 
 // sumNormOverRanks makes sumSq, this rank's part of the squared gradient
@@ -272,50 +241,46 @@ func (o *Optimizer) sumNormOverRanks() error {
 		return fmt.Errorf("gradient norm: %w", err)
 	}
 	v := []float64{float64(part[0])}
-	if err := o.dp.sumHost(v); err != nil {
+	if err := o.dp.SumHost(v); err != nil {
 		return fmt.Errorf("gradient norm: %w", err)
 	}
 	return o.be.Upload(o.sumSq, []float32{float32(v[0])})
 }
 
 // shareWeights gives every rank the others' updated weights by one
-// all-gather over the ranks' ranges: of the bf16 weights, each rank first
-// rounding its share of the master into them, when the master is sharded;
-// else of the updated arena (the master, rounded after, where the run keeps
-// an unsharded one).
+// all-gather of the weight arena over the ranks' ranges (each rank has
+// rounded its share of a master into its own range as it updated).
 func (o *Optimizer) shareWeights() error {
 	if err := o.needExchange(); err != nil {
 		return err
 	}
-	m := o.model
-	if m.MasterSharded() {
-		if err := m.SyncWeights(); err != nil {
-			return err
-		}
-		if err := o.dp.allGather(m.WeightArena(), o.shard.wBounds); err != nil {
-			return fmt.Errorf("updated weights: %w", err)
-		}
-		return nil
-	}
-	if err := o.dp.allGather(m.UpdateArena(), o.shard.wBounds); err != nil {
+	if err := o.dp.AllGather(o.layout.Weights, o.shard.wBounds); err != nil {
 		return fmt.Errorf("updated weights: %w", err)
 	}
-	return m.SyncWeights()
+	return nil
 }
 
-// shardMaster gives a model built for this rank's share (newRankModel) the
-// fp32 master of the weights it updates.
+// shardMaster gives a model built for this rank's share the fp32 master of
+// the weights it updates.
 func (o *Optimizer) shardMaster() error {
-	m, z := o.model, o.shard
-	if !m.MasterPending() {
+	z := o.shard
+	if !o.layout.MasterPending {
 		return nil
 	}
 	if !z.sharded() {
 		return fmt.Errorf("optimizer: the model keeps a sharded master but the optimizer is not sharded")
 	}
 	w := z.wRange[z.rank]
-	return m.AllocMaster(w[0], w[1])
+	if err := o.model.AllocMaster(w[0], w[1]); err != nil {
+		return err
+	}
+	o.layout = o.model.Layout()
+	return nil
 }
+
+// masterSharded reports whether the model's master covers this rank's
+// share only.
+func (o *Optimizer) masterSharded() bool { return o.shard.sharded() && o.layout.Master != nil }
 
 // Weights returns every weight as a checkpoint stores it (the fp32 master
 // where the run keeps one) on rank root; other ranks get nil. With a
@@ -323,25 +288,25 @@ func (o *Optimizer) shardMaster() error {
 // its owner in chunks the size of the param's gradient (dead between steps),
 // by broadcast, and the gradients are zeroed after.
 func (o *Optimizer) Weights(root int) ([]model.NamedTensor, error) {
-	m, z := o.model, o.shard
-	if !m.MasterSharded() {
+	z := o.shard
+	if !o.masterSharded() {
 		if z.rank != root {
 			return nil, nil
 		}
-		return m.WeightTensors()
+		return o.model.WeightTensors()
 	}
 	if err := o.needExchange(); err != nil {
 		return nil, err
 	}
 	var out []model.NamedTensor
-	for _, p := range m.Params {
+	for _, p := range o.layout.Params {
 		owner := z.owner[p]
 		var data []float32
 		var shape []int
 		var err error
 		switch {
 		case owner == root && z.rank == root:
-			data, shape, err = m.ReadParam(p, p.Master)
+			data, shape, err = o.model.ReadParam(p, p.Master)
 		case owner != root:
 			data, err = o.sendMaster(p, owner, root)
 			shape = p.W.Shape
@@ -357,16 +322,16 @@ func (o *Optimizer) Weights(root int) ([]model.NamedTensor, error) {
 		}
 		out = append(out, model.NamedTensor{Name: p.Name, Shape: shape, Data: data})
 	}
-	m.ZeroGrads()
 	return out, nil
 }
 
 // sendMaster moves p's master from owner to root through p's gradient, one
-// gradient-sized chunk at a time; root gets the values (p.W's padded
-// shape), the other ranks nil.
+// gradient-sized chunk at a time, and zeroes the gradient after; root gets
+// the values (p.W's padded shape), the other ranks nil.
 func (o *Optimizer) sendMaster(p *model.Param, owner, root int) ([]float32, error) {
 	z, n := o.shard, p.W.Len()
-	buf := p.Grad.Reshape(p.Grad.Len())
+	buf := flat(p.Grad)
+	defer o.be.Zero(buf)
 	var out []float32
 	if z.rank == root {
 		out = make([]float32, 0, n)
@@ -374,11 +339,11 @@ func (o *Optimizer) sendMaster(p *model.Param, owner, root int) ([]float32, erro
 	for off := 0; off < n; off += buf.Len() {
 		chunk := buf.Rows(0, min(buf.Len(), n-off))
 		if z.rank == owner {
-			if err := o.be.Copy(chunk, p.Master.Reshape(n).Rows(off, off+chunk.Len())); err != nil {
+			if err := o.be.Copy(chunk, flat(p.Master).Rows(off, off+chunk.Len())); err != nil {
 				return nil, err
 			}
 		}
-		if err := o.dp.broadcast(chunk, owner); err != nil {
+		if err := o.dp.Broadcast(chunk, owner); err != nil {
 			return nil, err
 		}
 		if z.rank == root {
@@ -388,52 +353,6 @@ func (o *Optimizer) sendMaster(p *model.Param, owner, root int) ([]float32, erro
 			}
 			out = append(out, v...)
 		}
-	}
-	return out, nil
-}
-
-// Moments returns every param's moments (named as in optimizer.safetensors)
-// on rank root; other ranks get nil. Sharded, every rank must call it: each
-// moment travels from its owner by a broadcast through the param's gradient
-// (dead between steps, and shaped like its moments), which is zeroed after.
-func (o *Optimizer) Moments(root int) ([]model.NamedTensor, error) {
-	m, z := o.model, o.shard
-	if z.sharded() {
-		if err := o.needExchange(); err != nil {
-			return nil, err
-		}
-	}
-	var out []model.NamedTensor
-	for i, p := range m.Params {
-		for j, suffix := range []string{".exp_avg", ".exp_avg_sq"} {
-			src := o.M[i]
-			if j == 1 {
-				src = o.V[i]
-			}
-			owner := z.owner[p]
-			if owner != root {
-				if z.rank == owner {
-					if err := o.be.Copy(p.Grad, src); err != nil {
-						return nil, err
-					}
-				}
-				if err := o.dp.broadcast(p.Grad, owner); err != nil {
-					return nil, fmt.Errorf("moments of %s from rank %d: %w", p.Name, owner, err)
-				}
-				src = p.Grad
-			}
-			if z.rank != root {
-				continue
-			}
-			data, shape, err := m.ReadParam(p, src)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, model.NamedTensor{Name: p.Name + suffix, Shape: shape, Data: data})
-		}
-	}
-	if z.sharded() {
-		m.ZeroGrads()
 	}
 	return out, nil
 }

@@ -1,0 +1,90 @@
+package train
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/compact-llm/compact/internal/gpu"
+	"github.com/compact-llm/compact/internal/gpu/cpu"
+)
+
+// A setting another setting makes impossible is a usage error naming both
+// keys (exit 2), before any work.
+func TestSettingsThatContradictAreRefused(t *testing.T) {
+	_, err := Load("", []string{"compact.head=true", "model.tie_embeddings=true"})
+	if err == nil || !IsUsage(err) || !strings.Contains(err.Error(), "compact.head") || !strings.Contains(err.Error(), "model.tie_embeddings") {
+		t.Errorf("compact.head with tied embeddings: %v, want a usage error naming both keys", err)
+	}
+	cfg := Default()
+	cfg.Compact.Head, cfg.Finetune.Task = true, TaskClassify
+	if err := cfg.checkApplies(); err == nil || !strings.Contains(err.Error(), "compact.head") || !strings.Contains(err.Error(), "finetune.task") {
+		t.Errorf("compact.head with a classifier: %v, want an error naming both keys", err)
+	}
+	cfg.Compact.Enabled = false // compact.* is not read at full rank: nothing to refuse
+	if err := cfg.checkApplies(); err != nil {
+		t.Errorf("compact.head with CompAct off: %v", err)
+	}
+}
+
+// grapher is a CPU backend that claims step graphs, as CUDA does.
+type grapher struct{ *cpu.Backend[float32] }
+
+func (grapher) GraphSupport() error                     { return nil }
+func (grapher) BeginGraphStep() error                   { return nil }
+func (grapher) EndGraphStep(bool) (gpu.GraphRun, error) { return gpu.GraphEager, nil }
+
+// A setting with nothing to act on in a run is a notice naming it and what
+// runs instead; settings that apply, or that only mean something elsewhere,
+// are quiet.
+func TestRunNotices(t *testing.T) {
+	cfg := Default()
+	cfg.Train.GradClip = 0
+	be := cpu.New(1)
+	cases := []struct {
+		name  string
+		edit  func(*Config)
+		be    gpu.Backend
+		world int
+		want  string // "" : no notice
+	}{
+		{"plain run", func(*Config) {}, be, 1, ""},
+		{"unfused data parallel", func(*Config) {}, be, 2, "train.overlap_comm"},
+		{"fused data parallel", func(c *Config) { c.Train.FusedUpdate = true }, be, 2, ""},
+		{"graphs with an fp32 master", func(c *Config) { c.Compact.Enabled = false }, grapher{be}, 1, "train.cuda_graph = auto"},
+		{"graphs master-free", func(*Config) {}, grapher{be}, 1, ""},
+		{"graphs off", func(c *Config) { c.Compact.Enabled, c.Train.CUDAGraph = false, GraphOff }, grapher{be}, 1, ""},
+		{"classifier loss chunk", func(c *Config) { c.Finetune.Task, c.Train.LossChunk = TaskClassify, 4096 }, be, 1, "train.loss_chunk"},
+	}
+	for _, c := range cases {
+		cf := cfg
+		c.edit(&cf)
+		got := runNotices(cf, c.be, c.world)
+		if c.want == "" {
+			if len(got) != 0 {
+				t.Errorf("%s: notices %q, want none", c.name, got)
+			}
+			continue
+		}
+		if len(got) != 1 || !strings.HasPrefix(got[0], c.want) {
+			t.Errorf("%s: notices %q, want one about %s", c.name, got, c.want)
+		}
+	}
+}
+
+// A run records its notices in every checkpoint's trainer_state.json.
+func TestNoticesAreRecorded(t *testing.T) {
+	dir := t.TempDir()
+	cfg := dpConfig(t, dir, true)
+	cfg.Train.Steps, cfg.Train.CheckpointEvery = 2, 2
+	out := filepath.Join(dir, "job")
+	runRanks(t, 2, perRank(cfg, 2, false), out, false)
+	var st TrainerState
+	if err := json.Unmarshal(readFile(t, filepath.Join(StepDir(filepath.Join(out, "checkpoints"), 2), ckptState)), &st); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Notices) != 1 || !strings.Contains(st.Notices[0], "train.overlap_comm") {
+		t.Errorf("trainer_state notices %q, want the overlap_comm notice", st.Notices)
+	}
+}
