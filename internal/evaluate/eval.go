@@ -9,6 +9,7 @@ import (
 	"math"
 
 	"github.com/compact-llm/compact/internal/data"
+	"github.com/compact-llm/compact/internal/data/examples"
 	"github.com/compact-llm/compact/internal/gpu"
 	"github.com/compact-llm/compact/internal/gpu/device"
 	"github.com/compact-llm/compact/internal/model"
@@ -144,7 +145,10 @@ func Checkpoint(b train.Base, cfg train.Config, eo Options, log io.Writer) (Resu
 // predict evaluates the whole classify set val, writing the prediction of
 // every row to path.
 func predict(m *model.Model, val train.Batches, cfg train.Config, path string, r Result) (Result, error) {
-	rows := train.ExampleRows(val)
+	var rows []examples.Row // the JSONL set's rows; none for token shards
+	if set, ok := val.(*examples.Source); ok {
+		rows = set.Rows()
+	}
 	pw, err := newPredictionWriter(path, cfg, rows)
 	if err != nil {
 		return Result{}, err

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 
 	"github.com/compact-llm/compact/internal/data"
+	"github.com/compact-llm/compact/internal/data/examples"
 	"github.com/compact-llm/compact/internal/train"
 )
 
@@ -22,7 +23,7 @@ type predictionWriter struct {
 	path  string
 	tmp   *os.File
 	w     *bufio.Writer
-	set   []train.ExampleRow // the evaluated rows, in order
+	set   []examples.Row // the evaluated rows, in order
 	B     int
 	names []string
 	rows  int
@@ -30,7 +31,7 @@ type predictionWriter struct {
 
 // newPredictionWriter refuses a path that is one of the evaluated files
 // (writing it would destroy the data) before creating anything.
-func newPredictionWriter(path string, cfg train.Config, set []train.ExampleRow) (*predictionWriter, error) {
+func newPredictionWriter(path string, cfg train.Config, set []examples.Row) (*predictionWriter, error) {
 	if st, err := os.Stat(path); err == nil {
 		if st.IsDir() {
 			return nil, train.Usagef("--predictions %s is a directory", path)

@@ -17,6 +17,7 @@ import (
 	"strings"
 
 	"github.com/compact-llm/compact/internal/data"
+	"github.com/compact-llm/compact/internal/data/examples"
 	"github.com/compact-llm/compact/internal/model"
 )
 
@@ -214,62 +215,60 @@ func Finetune(ctx context.Context, cfg Config, opts RunOptions) error {
 	return t.dp.finish(t.adviseDivergence(t.run(ctx)))
 }
 
-// openExamples reads the JSONL sets of the completion and classify tasks.
-func openExamples(cfg Config, tok data.Tokenizer, logf func(string, ...any)) (train, val Batches, err error) {
-	return openExamplesFor(cfg, tok, logf, false)
+// resolveLabels gives a classify run without finetune.labels the names of
+// its training data's string labels, and num_labels from the names when
+// unset.
+// src names the config file.
+func resolveLabels(cfg *Config, src string) error {
+	ft := &cfg.Finetune
+	if ft.Task == TaskClassify && len(ft.Labels) > 0 && ft.NumLabels == 0 {
+		ft.NumLabels = len(ft.Labels) // named classes, counted by the names
+	}
+	if ft.Task != TaskClassify || len(ft.Labels) > 0 || len(cfg.Data.Train) == 0 {
+		return nil
+	}
+	files, err := data.ExpandGlobs(cfg.Data.Train)
+	if err != nil {
+		return Usagef("data.train: %w", err)
+	}
+	names, err := examples.LabelNames(files)
+	if err != nil {
+		return Usagef("data.train: %w", err)
+	}
+	if names == nil {
+		return nil
+	}
+	switch {
+	case ft.NumLabels == 0:
+		ft.NumLabels = len(names)
+	case ft.NumLabels != len(names):
+		return Usagef("%s: finetune.num_labels = %d, but data.train has %d string labels (%s); name every class in id order with finetune.labels",
+			src, ft.NumLabels, len(names), strings.Join(names, ", "))
+	}
+	ft.Labels = names
+	return nil
 }
 
-// openExamplesFor reads them; with unlabelled (evaluation for predictions)
-// classify rows need no label.
-func openExamplesFor(cfg Config, tok data.Tokenizer, logf func(string, ...any), unlabelled bool) (train, val Batches, err error) {
-	d, tr, ft := cfg.Data, cfg.Train, cfg.Finetune
-	if tok, err = data.WithSpecialTokens(tok, d.SpecialTokens); err != nil {
-		return nil, nil, Usagef("data.special_tokens: %w", err)
+// checkLabels validates finetune.labels against the task and num_labels.
+func checkLabels(ft FinetuneConfig) error {
+	if len(ft.Labels) == 0 {
+		return nil
 	}
-	trainFiles, err := data.ExpandGlobs(d.Train)
-	if err != nil {
-		return nil, nil, Usagef("data.train: %w", err)
+	if ft.Task != TaskClassify {
+		return fmt.Errorf("finetune.labels is only for finetune.task=classify")
 	}
-	var valFiles []string
-	if len(d.Val) > 0 {
-		if valFiles, err = data.ExpandGlobs(d.Val); err != nil {
-			return nil, nil, Usagef("data.val: %w", err)
-		}
+	if len(ft.Labels) != ft.NumLabels {
+		return fmt.Errorf("finetune.labels names %d classes, finetune.num_labels = %d", len(ft.Labels), ft.NumLabels)
 	}
-	read := func(key string, files []string) ([]example, error) {
-		var ex []example
-		var err error
-		dropped := 0
-		if ft.Task == TaskCompletion {
-			ex, dropped, err = completionExamples(files, tok, tr.SeqLen)
-		} else {
-			ex, err = classifyExamples(files, tok, tr.SeqLen, ft.NumLabels, ft.Labels, unlabelled)
+	seen := map[string]bool{}
+	for _, s := range ft.Labels {
+		if s == "" {
+			return fmt.Errorf("finetune.labels: a label name must not be empty")
 		}
-		if err != nil {
-			return nil, Usagef("%s: %w", key, err)
+		if seen[s] {
+			return fmt.Errorf("finetune.labels: %q appears twice", s)
 		}
-		if dropped > 0 {
-			logf("%s: dropped %d examples whose prompt fills train.seq_len = %d", key, dropped, tr.SeqLen)
-		}
-		if len(ex) == 0 {
-			return nil, Usagef("%s: no usable example in %s", key, strings.Join(files, ", "))
-		}
-		return ex, nil
+		seen[s] = true
 	}
-	trEx, err := read("data.train", trainFiles)
-	if err != nil {
-		return nil, nil, err
-	}
-	var vaEx []example
-	if len(valFiles) > 0 {
-		if vaEx, err = read("data.val", valFiles); err != nil {
-			return nil, nil, err
-		}
-	} else if trEx, vaEx, err = splitExamples(trEx, ft.ValFraction, tr.Seed); err != nil {
-		return nil, nil, &UsageError{err}
-	}
-	logf("data: %d training and %d validation examples (%s)", len(trEx), len(vaEx), ft.Task)
-	pad := int32(tok.EOT())
-	return newExampleSource(trEx, tr.MicroBatch, tr.SeqLen, pad, tr.Seed, d.Shuffle, false),
-		newExampleSource(vaEx, tr.MicroBatch, tr.SeqLen, pad, tr.Seed, false, true), nil
+	return nil
 }

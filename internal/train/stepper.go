@@ -97,5 +97,5 @@ func (b sameBatch) Next() ([]int32, []int32, error)     { return b.in, b.tg, nil
 func (b sameBatch) Reset()                              {}
 func (b sameBatch) Close() error                        { return nil }
 func (b sameBatch) EvalBatches(limit int) int           { return limit }
-func (b sameBatch) saveState() (json.RawMessage, error) { return nil, nil }
-func (b sameBatch) restoreState(json.RawMessage) error  { return nil }
+func (b sameBatch) SaveState() (json.RawMessage, error) { return nil, nil }
+func (b sameBatch) RestoreState(json.RawMessage) error  { return nil }

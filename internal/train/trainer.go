@@ -265,7 +265,7 @@ func (t *Trainer) initWeights(resumeFrom string) error {
 			return &UsageError{fmt.Errorf("resume: %w", err)}
 		}
 		t.opt.Step, t.opt.AdamStart = t.state.Step, t.state.AdamStart
-		if err := t.train.restoreState(t.state.Loader); err != nil {
+		if err := t.train.RestoreState(t.state.Loader); err != nil {
 			return Usagef("resume from %s: %w", resumeFrom, err)
 		}
 		t.logf("resumed from %s at step %d", resumeFrom, t.state.Step)
@@ -297,93 +297,6 @@ func sameOptimizer(saved TrainerState, now Config) error {
 }
 
 func (t *Trainer) ckptRoot() string { return filepath.Join(t.opts.Out, "checkpoints") }
-
-// openData opens the run's training and validation batches.
-func (t *Trainer) openData() error {
-	d, err := openData(t.cfg, t.tok, t.logf)
-	if err != nil {
-		return err
-	}
-	t.train, t.val = rankSource(d.train, t.opts.Dist), d.val
-	if t.cfg.Finetune.Task == TaskCausal {
-		t.state.TrainFiles, t.state.ValFiles = d.trainFiles, d.valFiles
-	}
-	return nil
-}
-
-// dataSets are a run's training and validation batches and, for token
-// shards, the files they read.
-type dataSets struct {
-	train, val           Batches
-	trainFiles, valFiles []string
-}
-
-// openData resolves the shards (the default corpus when none are named) and
-// opens the training and validation loaders, or reads the JSONL sets of a
-// fine-tuning task.
-func openData(cfg Config, tok data.Tokenizer, logf func(string, ...any)) (dataSets, error) {
-	var ds dataSets
-	if cfg.Finetune.Task != TaskCausal {
-		var err error
-		ds.train, ds.val, err = openExamples(cfg, tok, logf)
-		return ds, err
-	}
-	d, tr := cfg.Data, cfg.Train
-	trainGlobs, valGlobs := d.Train, d.Val
-	if len(trainGlobs) == 0 {
-		logf("data: building or reusing the default corpus (Go distribution sources, %d bytes)", d.CorpusBytes)
-		tg, vg, err := data.DefaultCorpus(tok, d.CorpusBytes)
-		if err != nil {
-			return ds, fmt.Errorf("default corpus: %w", err)
-		}
-		trainGlobs, valGlobs = []string{tg}, []string{vg}
-	}
-	trainFiles, err := data.ExpandGlobs(trainGlobs)
-	if err != nil {
-		return ds, &UsageError{fmt.Errorf("data.train: %w", err)}
-	}
-	valFiles, err := data.ExpandGlobs(valGlobs)
-	if err != nil {
-		return ds, &UsageError{fmt.Errorf("data.val: %w", err)}
-	}
-	trl, err := data.NewLoader(data.LoaderConfig{Paths: trainFiles, Format: d.Format, B: tr.MicroBatch,
-		T: tr.SeqLen, Seed: tr.Seed, Shuffle: d.Shuffle, Rank: 0, World: 1, Prefetch: 4, VocabSize: cfg.Model.VocabSize,
-		Tokenizer: tok.Name()})
-	if err != nil {
-		return ds, &UsageError{fmt.Errorf("data.train: %w", err)}
-	}
-	vl, err := data.NewLoader(data.LoaderConfig{Paths: valFiles, Format: d.Format, B: tr.MicroBatch,
-		T: tr.SeqLen, Seed: tr.Seed, Shuffle: false, Rank: 0, World: 1, Prefetch: 2, VocabSize: cfg.Model.VocabSize,
-		Tokenizer: tok.Name()})
-	if err != nil {
-		trl.Close()
-		return ds, &UsageError{fmt.Errorf("data.val: %w", err)}
-	}
-	val := shardSource{vl, tr.MicroBatch}
-	if n := val.EvalBatches(tr.EvalBatches); n < tr.EvalBatches {
-		logf("data.val: %d windows of %d tokens fill %d batch(es) of micro_batch %d: an evaluation reads those, not train.eval_batches (eval --batches) = %d, which would repeat them",
-			vl.SamplesPerEpoch(), tr.SeqLen+1, n, tr.MicroBatch, tr.EvalBatches)
-	}
-	return dataSets{train: shardSource{trl, tr.MicroBatch}, val: val, trainFiles: trainFiles, valFiles: valFiles}, nil
-}
-
-// OpenValidation opens the validation batches of cfg as a run would, for
-// evaluating a checkpoint; with unlabelled (evaluation for predictions, a
-// classify task) rows need no label.
-func OpenValidation(cfg Config, tok data.Tokenizer, logf func(string, ...any), unlabelled bool) (Batches, error) {
-	var d dataSets
-	var err error
-	if unlabelled {
-		d.train, d.val, err = openExamplesFor(cfg, tok, logf, true)
-	} else {
-		d, err = openData(cfg, tok, logf)
-	}
-	if err != nil {
-		return nil, err
-	}
-	d.train.Close() // opened for its errors and the held-out split, not read
-	return d.val, nil
-}
 
 func (t *Trainer) close() {
 	t.dp.finish(errors.New("setup or shutdown failed")) // no-op once the run left the job
@@ -420,7 +333,7 @@ func (t *Trainer) stepEager(read bool) (loss, gradNorm float64, err error) {
 	valid := 0
 	var before json.RawMessage
 	if os.Getenv(PoisonEnv) != "" { // a test hook (fault.go)
-		before, _ = t.train.saveState()
+		before, _ = t.train.SaveState()
 	}
 	for i := range batches {
 		in, tg, err := t.train.Next()
@@ -447,7 +360,7 @@ func (t *Trainer) stepEager(read bool) (loss, gradNorm float64, err error) {
 	}
 	lr := t.sched.At(t.opt.Step+1) * t.lrScale()
 	if before != nil {
-		after, _ := t.train.saveState()
+		after, _ := t.train.SaveState()
 		lr *= poisonFactor(before, after)
 	}
 	t.opt.Begin(lr, read)
@@ -505,7 +418,7 @@ func (t *Trainer) evaluate() (loss, acc float64, err error) {
 }
 
 func (t *Trainer) checkpoint() error {
-	ls, err := t.train.saveState()
+	ls, err := t.train.SaveState()
 	if err != nil {
 		return err
 	}
@@ -615,7 +528,7 @@ func (t *Trainer) run(ctx context.Context) error {
 	lastLog, lastTokens, lastStep := sum.began, t.state.Tokens, start
 	var lastMetric Metric
 	for t.state.Step < tr.Steps {
-		before, err := t.train.saveState() // where an abandoned step leaves the loader
+		before, err := t.train.SaveState() // where an abandoned step leaves the loader
 		if err != nil {
 			return err
 		}

@@ -32,8 +32,8 @@ func (f *fixedBatches) Next() ([]int32, []int32, error) {
 func (f *fixedBatches) Reset()                              { f.i = 0 }
 func (f *fixedBatches) Close() error                        { return nil }
 func (f *fixedBatches) EvalBatches(limit int) int           { return min(limit, len(f.in)) }
-func (f *fixedBatches) saveState() (json.RawMessage, error) { return nil, nil }
-func (f *fixedBatches) restoreState(json.RawMessage) error  { return nil }
+func (f *fixedBatches) SaveState() (json.RawMessage, error) { return nil, nil }
+func (f *fixedBatches) RestoreState(json.RawMessage) error  { return nil }
 
 // stepLR is exact in the optimizer's float32 hyper-parameters.
 const stepLR = 1.0 / 64

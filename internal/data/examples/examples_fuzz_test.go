@@ -2,7 +2,7 @@
 // any file is refused with an error naming it (and a line) or read into
 // examples that fit a row, never a panic.
 
-package train
+package examples
 
 import (
 	"os"
@@ -37,7 +37,7 @@ func FuzzExamples(f *testing.F) {
 				t.Fatalf("error does not name the file: %v", err)
 			}
 		}
-		fits := func(ex []example, labels int) {
+		fits := func(ex []Example, labels int) {
 			for _, e := range ex {
 				if len(e.in) == 0 || len(e.in) > T || len(e.in) != len(e.tg) {
 					t.Fatalf("example of %d inputs and %d targets for T = %d", len(e.in), len(e.tg), T)
@@ -49,13 +49,13 @@ func FuzzExamples(f *testing.F) {
 				}
 			}
 		}
-		ex, _, err := completionExamples([]string{path}, tok, T)
+		ex, _, err := Completion([]string{path}, tok, T)
 		named(err)
 		fits(ex, 0)
-		names, err := scanLabelNames([]string{path})
+		names, err := LabelNames([]string{path})
 		named(err)
 		for _, unlabelled := range []bool{false, true} {
-			ex, err := classifyExamples([]string{path}, tok, T, 3, names, unlabelled)
+			ex, err := Classify([]string{path}, tok, T, 3, names, unlabelled)
 			named(err)
 			fits(ex, 3)
 		}

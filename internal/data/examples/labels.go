@@ -1,4 +1,4 @@
-package train
+package examples
 
 // Classify labels: a JSONL row's "label" is an integer id or a string name.
 // Names map to ids through finetune.labels (id order), which a run takes, in
@@ -15,8 +15,6 @@ import (
 	"math"
 	"slices"
 	"strings"
-
-	"github.com/compact-llm/compact/internal/data"
 )
 
 // labelKind remembers the first labelled row of a set, so that a set mixing
@@ -55,7 +53,7 @@ func parseLabel(raw json.RawMessage, where string, names []string, numLabels int
 	if err := json.Unmarshal(raw, &label); err != nil || label != math.Trunc(label) {
 		return 0, fmt.Errorf("%s: label %s is not an integer or a string", where, raw)
 	}
-	if numLabels <= 0 { // the kind only (scanLabelNames): the range is checked with the run's num_labels
+	if numLabels <= 0 { // the kind only (LabelNames): the range is checked with the run's num_labels
 		return 0, nil
 	}
 	// Compared as a float: int(1e19) overflows and would pass the check.
@@ -65,10 +63,10 @@ func parseLabel(raw json.RawMessage, where string, names []string, numLabels int
 	return int32(label), nil
 }
 
-// scanLabelNames returns the sorted distinct string labels of the classify
+// LabelNames returns the sorted distinct string labels of the classify
 // files, or nil when their labels are integers. Rows are otherwise checked,
 // and broken or unlabelled ones reported, when the examples are read.
-func scanLabelNames(paths []string) ([]string, error) {
+func LabelNames(paths []string) ([]string, error) {
 	seen := map[string]bool{}
 	var kind labelKind
 	err := readJSONL(paths, func(file string, line int, raw []byte) error {
@@ -102,62 +100,4 @@ func scanLabelNames(paths []string) ([]string, error) {
 	}
 	slices.Sort(names)
 	return names, nil
-}
-
-// resolveLabels gives a classify run without finetune.labels the names of
-// its training data's string labels, and num_labels from the names when
-// unset.
-// src names the config file.
-func resolveLabels(cfg *Config, src string) error {
-	ft := &cfg.Finetune
-	if ft.Task == TaskClassify && len(ft.Labels) > 0 && ft.NumLabels == 0 {
-		ft.NumLabels = len(ft.Labels) // named classes, counted by the names
-	}
-	if ft.Task != TaskClassify || len(ft.Labels) > 0 || len(cfg.Data.Train) == 0 {
-		return nil
-	}
-	files, err := data.ExpandGlobs(cfg.Data.Train)
-	if err != nil {
-		return Usagef("data.train: %w", err)
-	}
-	names, err := scanLabelNames(files)
-	if err != nil {
-		return Usagef("data.train: %w", err)
-	}
-	if names == nil {
-		return nil
-	}
-	switch {
-	case ft.NumLabels == 0:
-		ft.NumLabels = len(names)
-	case ft.NumLabels != len(names):
-		return Usagef("%s: finetune.num_labels = %d, but data.train has %d string labels (%s); name every class in id order with finetune.labels",
-			src, ft.NumLabels, len(names), strings.Join(names, ", "))
-	}
-	ft.Labels = names
-	return nil
-}
-
-// checkLabels validates finetune.labels against the task and num_labels.
-func checkLabels(ft FinetuneConfig) error {
-	if len(ft.Labels) == 0 {
-		return nil
-	}
-	if ft.Task != TaskClassify {
-		return fmt.Errorf("finetune.labels is only for finetune.task=classify")
-	}
-	if len(ft.Labels) != ft.NumLabels {
-		return fmt.Errorf("finetune.labels names %d classes, finetune.num_labels = %d", len(ft.Labels), ft.NumLabels)
-	}
-	seen := map[string]bool{}
-	for _, s := range ft.Labels {
-		if s == "" {
-			return fmt.Errorf("finetune.labels: a label name must not be empty")
-		}
-		if seen[s] {
-			return fmt.Errorf("finetune.labels: %q appears twice", s)
-		}
-		seen[s] = true
-	}
-	return nil
 }
