@@ -3,7 +3,7 @@ package main
 import (
 	"context"
 
-	"github.com/compact-llm/compact/internal/train"
+	"github.com/compact-llm/compact/internal/config"
 	"github.com/spf13/cobra"
 )
 
@@ -48,18 +48,18 @@ func runConfig(_ context.Context, opts configOptions, s streams) error {
 }
 
 // resolveConfig is the config from the defaults, or from --checkpoint's.
-func resolveConfig(opts configOptions, s streams) (train.Config, error) {
+func resolveConfig(opts configOptions, s streams) (config.Config, error) {
 	if opts.checkpoint == "" {
 		opts.config.defaultToTiny(s)
 		return opts.config.load()
 	}
 	_, cfg, err := opts.config.loadCheckpoint(opts.checkpoint)
 	if err != nil {
-		return train.Config{}, err
+		return config.Config{}, err
 	}
 	// LoadForCheckpoint leaves validation to the command that runs.
 	if err := cfg.Validate(); err != nil {
-		return train.Config{}, usageError{err}
+		return config.Config{}, usageError{err}
 	}
 	return cfg, nil
 }

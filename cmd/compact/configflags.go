@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/compact-llm/compact/configs"
+	"github.com/compact-llm/compact/internal/config"
 	"github.com/compact-llm/compact/internal/gpu/device"
 	"github.com/compact-llm/compact/internal/train"
 	"github.com/spf13/cobra"
@@ -53,27 +54,27 @@ func (f configFlags) overrides(extra ...string) []string {
 }
 
 // load resolves a config from the defaults.
-func (f configFlags) load(extra ...string) (train.Config, error) {
-	return train.Load(f.file, f.overrides(extra...))
+func (f configFlags) load(extra ...string) (config.Config, error) {
+	return config.Load(f.file, f.overrides(extra...))
 }
 
 // loadFinetune resolves the config of a fine-tuning run from base.
-func (f configFlags) loadFinetune(base train.Base, extra ...string) (train.Config, error) {
-	return train.LoadFinetune(base, f.file, f.overrides(extra...))
+func (f configFlags) loadFinetune(base config.Base, extra ...string) (config.Config, error) {
+	return config.LoadFinetune(base, f.file, f.overrides(extra...))
 }
 
 // loadCheckpoint resolves --checkpoint (named flag in messages) and builds
 // its run config: the one saved in the checkpoint (defaults for an HF
 // directory), then the flags; the model section from its config.json.
-func (f configFlags) loadCheckpoint(dir string, extra ...string) (train.Base, train.Config, error) {
+func (f configFlags) loadCheckpoint(dir string, extra ...string) (config.Base, config.Config, error) {
 	if dir == "" {
-		return train.Base{}, train.Config{}, usagef("--checkpoint DIR is required")
+		return config.Base{}, config.Config{}, usagef("--checkpoint DIR is required")
 	}
 	b, err := train.ResolveBase(dir)
 	if err != nil {
-		return train.Base{}, train.Config{}, usagef("--checkpoint: %w", err)
+		return config.Base{}, config.Config{}, usagef("--checkpoint: %w", err)
 	}
-	cfg, err := train.LoadForCheckpoint(b, f.file, f.overrides(extra...))
+	cfg, err := config.LoadForCheckpoint(b, f.file, f.overrides(extra...))
 	return b, cfg, err
 }
 

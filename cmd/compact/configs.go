@@ -10,7 +10,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/compact-llm/compact/configs"
-	"github.com/compact-llm/compact/internal/train"
+	"github.com/compact-llm/compact/internal/config"
 	"github.com/spf13/cobra"
 )
 
@@ -71,7 +71,7 @@ func runConfigsList(_ context.Context, s streams) error {
 	for _, name := range configs.Names() {
 		body, _ := configs.FS.ReadFile(name)
 		size := "model from --base"
-		if cfg, err := train.Load(configs.Builtin+name, nil); err == nil && !strings.HasPrefix(name, "finetune") {
+		if cfg, err := config.Load(configs.Builtin+name, nil); err == nil && !strings.HasPrefix(name, "finetune") {
 			size = fmt.Sprintf("%s params", humanCount(cfg.Model.NumParams()))
 		}
 		fmt.Fprintf(w, "%s%s\t%s\t%s\n", configs.Builtin, name, size, describe(body))

@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/compact-llm/compact/internal/config"
 	"github.com/compact-llm/compact/internal/evaluate"
-	"github.com/compact-llm/compact/internal/train"
 	"github.com/spf13/cobra"
 )
 
@@ -71,7 +71,7 @@ func runEval(_ context.Context, opts evalOptions, s streams) error {
 	if err != nil {
 		return err
 	}
-	if cfg.Finetune.Task != train.TaskCausal && len(opts.data) == 0 && opts.batches == 0 {
+	if cfg.Finetune.Task != config.TaskCausal && len(opts.data) == 0 && opts.batches == 0 {
 		cfg.Train.EvalBatches = 1 << 30 // JSONL: the whole set
 	}
 	r, err := evaluate.Checkpoint(b, cfg, opts.eval, s.err)

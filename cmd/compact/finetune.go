@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 
+	"github.com/compact-llm/compact/internal/config"
 	"github.com/compact-llm/compact/internal/train"
 	"github.com/spf13/cobra"
 )
@@ -20,7 +21,7 @@ func newFinetuneCmd() *cobra.Command {
 	var opts finetuneOptions
 	c := &cobra.Command{
 		Use:   "finetune --base DIR --config FILE --out DIR",
-		Short: "Fine-tune a checkpoint or HuggingFace LLaMA directory (task " + strings.Join(train.Tasks, ", ") + ")",
+		Short: "Fine-tune a checkpoint or HuggingFace LLaMA directory (task " + strings.Join(config.Tasks, ", ") + ")",
 		Long: `finetune starts from the weights of --base: a HuggingFace LLaMA directory
 (config.json + model.safetensors or a sharded model.safetensors.index.json),
 one of our checkpoints/step-N directories, or a run directory (its newest

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/compact-llm/compact/internal/config"
 	"github.com/compact-llm/compact/internal/train"
 )
 
@@ -36,7 +37,7 @@ func exitCode(err error) int {
 		return jobExitStatus(err)
 	case errors.Is(err, train.ErrInterrupted):
 		return exitInterrupted
-	case errors.As(err, &cli) || train.IsUsage(err):
+	case errors.As(err, &cli) || config.IsUsage(err):
 		return 2
 	}
 	return 1

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/compact-llm/compact/internal/charts"
+	"github.com/compact-llm/compact/internal/config"
 	"github.com/compact-llm/compact/internal/gpu"
 	"github.com/compact-llm/compact/internal/gpu/device"
 	"github.com/compact-llm/compact/internal/memreport"
@@ -166,7 +167,7 @@ func runMemreport(_ context.Context, opts memreportOptions, s streams) error {
 // variant (or closest, when nothing fits) joins the rows. cfgs holds the
 // configs the ranking built for them, loaded from the printed --set, so the
 // row shows exactly what those give.
-func reportVariants(cfg train.Config, rs []float64, opts memreportOptions, tg target, reserve int64) (vs []memreport.Variant, cfgs map[string]train.Config, fit *memreport.FitReport, err error) {
+func reportVariants(cfg config.Config, rs []float64, opts memreportOptions, tg target, reserve int64) (vs []memreport.Variant, cfgs map[string]config.Config, fit *memreport.FitReport, err error) {
 	if opts.variants != "" {
 		vs := memreport.Variants(rs, strings.Split(opts.variants, ","))
 		if len(vs) == 0 {
@@ -178,7 +179,7 @@ func reportVariants(cfg train.Config, rs []float64, opts memreportOptions, tg ta
 	if fit, err = fitReport(cfg, opts, tg, reserve); err != nil {
 		return nil, nil, nil, err
 	}
-	cfgs = map[string]train.Config{}
+	cfgs = map[string]config.Config{}
 	if c, role := fitRow(fit, cfg.Train.MicroBatch); c != nil {
 		v := c.Variant
 		v.Role = role
@@ -195,7 +196,7 @@ func reportVariants(cfg train.Config, rs []float64, opts memreportOptions, tg ta
 
 // memRow predicts (and with --measure measures) variant v, whose config
 // is vc.
-func memRow(vc train.Config, v memreport.Variant, tg target, reserveBytes int64, opts memreportOptions) (memreport.Row, error) {
+func memRow(vc config.Config, v memreport.Variant, tg target, reserveBytes int64, opts memreportOptions) (memreport.Row, error) {
 	if err := vc.Validate(); err != nil {
 		return memreport.Row{}, usagef("variant %s: %w", v.Name, err)
 	}
@@ -226,7 +227,7 @@ func memRow(vc train.Config, v memreport.Variant, tg target, reserveBytes int64,
 // counts.
 func perGPUNote(gpus, zero int) string {
 	state := "the whole optimizer state on each (train.zero 0)"
-	if zero == train.ZeroState {
+	if zero == config.ZeroState {
 		state = "the largest share of the optimizer state and of any fp32 master (train.zero 1)"
 	}
 	return fmt.Sprintf(", per GPU of %d: %s; NCCL's buffers not included", gpus, state)

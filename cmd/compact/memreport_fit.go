@@ -10,6 +10,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/compact-llm/compact/internal/config"
 	"github.com/compact-llm/compact/internal/gpu/device"
 	"github.com/compact-llm/compact/internal/memreport"
 	"github.com/compact-llm/compact/internal/train"
@@ -18,11 +19,11 @@ import (
 // fitReport ranks cfg's variants against tg's memory less the reserve.
 // Each variant is loaded exactly as `--config F --set ...` would load it,
 // so the --set printed reproduce its prediction.
-func fitReport(cfg train.Config, opts memreportOptions, tg target, reserve int64) (*memreport.FitReport, error) {
+func fitReport(cfg config.Config, opts memreportOptions, tg target, reserve int64) (*memreport.FitReport, error) {
 	req := memreport.FitRequest{Config: cfg, Limit: tg.limit - reserve,
-		Build: func(sets []string) (train.Config, error) { return opts.config.load(sets...) },
-		Peak: func(vc train.Config) (int64, error) {
-			if train.CheckActivationSize(vc) != nil {
+		Build: func(sets []string) (config.Config, error) { return opts.config.load(sets...) },
+		Peak: func(vc config.Config) (int64, error) {
+			if config.CheckActivationSize(vc) != nil {
 				return math.MaxInt64, nil // beyond any memory, and beyond safe size arithmetic
 			}
 			p, _, err := train.PredictRankMemory(vc, vc.Train.MicroBatch, vc.Train.SeqLen, tg.backend, max(opts.gpus, 1))

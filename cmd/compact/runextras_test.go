@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/compact-llm/compact/internal/config"
 	"github.com/compact-llm/compact/internal/data"
 	"github.com/compact-llm/compact/internal/train"
 )
@@ -179,7 +180,7 @@ func TestRunExtras(t *testing.T) {
 // Issue 21 item 7: MFU is known for the GPUs whose peak is known and
 // absent elsewhere.
 func TestMFU(t *testing.T) {
-	cfg := train.Default()
+	cfg := config.Default()
 	if m := train.MFU(cfg, "NVIDIA H100 80GB HBM3", 1e5); m == nil || *m <= 0 || *m >= 1 {
 		t.Errorf("MFU on an H100 at 100k tok/s: %v", m)
 	}

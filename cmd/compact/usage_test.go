@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/compact-llm/compact/internal/config"
 	"github.com/compact-llm/compact/internal/evaluate"
 	"github.com/compact-llm/compact/internal/train"
 )
@@ -114,7 +115,7 @@ func TestExitCode(t *testing.T) {
 		{nil, 0},
 		{errors.New("disk full"), 1},
 		{usagef("--out DIR is required"), 2},
-		{fmt.Errorf("loading: %w", train.Usagef("data.train: no files")), 2},
+		{fmt.Errorf("loading: %w", config.Usagef("data.train: no files")), 2},
 		{fmt.Errorf("step 7: %w", train.ErrInterrupted), exitInterrupted},
 	} {
 		if got := exitCode(c.err); got != c.want {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/compact-llm/compact/internal/config"
 	"github.com/compact-llm/compact/internal/gpu"
 	"github.com/compact-llm/compact/internal/gpu/device"
 	"github.com/compact-llm/compact/internal/train"
@@ -41,14 +42,14 @@ type profiler interface {
 // Run times `steps` full training steps (forward, backward, optimizer) on
 // random tokens after `warmup` untimed ones, on the device of cfg.
 // With profile (CUDA only), a per-kernel table of device time goes to profile.
-func Run(cfg train.Config, name string, warmup, steps int, profile io.Writer) (Result, error) {
+func Run(cfg config.Config, name string, warmup, steps int, profile io.Writer) (Result, error) {
 	be, desc, err := device.Open(cfg.Train.Device, cfg.Train.Threads)
 	if err != nil {
 		return Result{}, err
 	}
 	defer be.Close()
 	if _, ok := be.(profiler); profile != nil && !ok {
-		return Result{}, train.Usagef("--profile times each CUDA kernel; the %s backend has no kernel profiler (%s)", be.Name(), desc)
+		return Result{}, config.Usagef("--profile times each CUDA kernel; the %s backend has no kernel profiler (%s)", be.Name(), desc)
 	}
 	r, err := run(be, cfg, warmup, steps, profile)
 	r.Name, r.Device = name, desc
@@ -65,7 +66,7 @@ func Run(cfg train.Config, name string, warmup, steps int, profile io.Writer) (R
 // run takes warmup untimed and steps timed training steps of cfg on be
 // (train.Stepper: the trainer's own step on random tokens), then, with
 // profile, steps more under the kernel profiler.
-func run(be gpu.Backend, cfg train.Config, warmup, steps int, profile io.Writer) (Result, error) {
+func run(be gpu.Backend, cfg config.Config, warmup, steps int, profile io.Writer) (Result, error) {
 	s, err := train.NewStepper(be, cfg)
 	if err != nil {
 		return Result{}, err

@@ -5,14 +5,15 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/compact-llm/compact/internal/config"
 	"github.com/compact-llm/compact/internal/gpu/cpu"
 	"github.com/compact-llm/compact/internal/train"
 )
 
 // benchConfig is a small model with every matmul shape distinct (grouped
 // query attention, an untied head), so that a miscounted term shows.
-func benchConfig() train.Config {
-	cfg := train.Default()
+func benchConfig() config.Config {
+	cfg := config.Default()
 	cfg.Model.VocabSize, cfg.Model.Hidden, cfg.Model.Intermediate = 300, 48, 112
 	cfg.Model.Layers, cfg.Model.Heads, cfg.Model.KVHeads, cfg.Model.MaxSeqLen = 3, 6, 2, 32
 	cfg.Model.TieEmbeddings = false
@@ -25,7 +26,7 @@ func benchConfig() train.Config {
 // layer by layer: 6 per weight of every matmul (2 forward, 4 backward; the
 // embedding lookup is free) and causal attention's QK^T and AV, 2*T*C each
 // over the full square, half of it causal, times 3 for backward.
-func handFLOPs(cfg train.Config) float64 {
+func handFLOPs(cfg config.Config) float64 {
 	m, T := cfg.Model, float64(cfg.Train.SeqLen)
 	C, F := float64(m.Hidden), float64(m.Intermediate)
 	kv := C / float64(m.Heads) * float64(m.KVHeads)

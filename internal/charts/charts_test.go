@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/compact-llm/compact/internal/config"
 	"github.com/compact-llm/compact/internal/gpu"
 	"github.com/compact-llm/compact/internal/memreport"
 	"github.com/compact-llm/compact/internal/train"
@@ -130,7 +131,7 @@ func TestPlotRunsRefusesBadRuns(t *testing.T) {
 	} {
 		out := filepath.Join(dir, "x.png")
 		err := PlotRuns([]string{good, c.run}, out)
-		if !train.IsUsage(err) || !strings.Contains(err.Error(), c.run) || !strings.Contains(err.Error(), c.want) {
+		if !config.IsUsage(err) || !strings.Contains(err.Error(), c.run) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v, want a usage error naming it (%q)", c.run, err, c.want)
 		}
 	}

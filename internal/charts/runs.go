@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/compact-llm/compact/internal/config"
 	"github.com/compact-llm/compact/internal/train"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -125,10 +126,10 @@ func PlotRuns(dirs []string, path string) error {
 	for i, d := range dirs {
 		ms, err := train.ReadMetrics(filepath.Join(d, "metrics.jsonl"))
 		if err != nil {
-			return train.Usagef("run %s: %w", d, err)
+			return config.Usagef("run %s: %w", d, err)
 		}
 		if len(ms) == 0 {
-			return train.Usagef("run %s: metrics.jsonl has no steps yet", d)
+			return config.Usagef("run %s: metrics.jsonl has no steps yet", d)
 		}
 		runs[i] = ms
 	}
@@ -165,7 +166,7 @@ func PlotRuns(dirs []string, path string) error {
 				lo, hi = math.Min(lo, xy.Y), math.Max(hi, xy.Y)
 			}
 			if math.IsInf(hi-lo, 0) || math.IsNaN(hi-lo) {
-				return train.Usagef("run %s: %s spans %g to %g, which cannot be plotted", dirs[ri], pn.y, lo, hi)
+				return config.Usagef("run %s: %s spans %g to %g, which cannot be plotted", dirs[ri], pn.y, lo, hi)
 			}
 			spanLo, spanHi = math.Min(spanLo, lo), math.Max(spanHi, hi)
 			line, points, err := plotter.NewLinePoints(xys)
@@ -192,7 +193,7 @@ func PlotRuns(dirs []string, path string) error {
 	}
 	img, err := newCanvas(8*vg.Inch, 9*vg.Inch, path)
 	if err != nil {
-		return train.Usagef("%w", err)
+		return config.Usagef("%w", err)
 	}
 	dc := draw.New(img)
 	tiles := draw.Tiles{Rows: len(panels), Cols: 1, PadY: vg.Points(8), PadTop: vg.Points(4), PadBottom: vg.Points(4), PadLeft: vg.Points(4), PadRight: vg.Points(8)}

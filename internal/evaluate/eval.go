@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 
+	"github.com/compact-llm/compact/internal/config"
 	"github.com/compact-llm/compact/internal/data"
 	"github.com/compact-llm/compact/internal/data/examples"
 	"github.com/compact-llm/compact/internal/gpu"
@@ -46,7 +47,7 @@ type loaded struct {
 
 // load builds the model of b on cfg's device and loads its weights
 // strictly (every tensor must fit).
-func load(b train.Base, cfg train.Config, logf func(string, ...any)) (_ *loaded, err error) {
+func load(b config.Base, cfg config.Config, logf func(string, ...any)) (_ *loaded, err error) {
 	be, how, err := device.Open(cfg.Train.Device, cfg.Train.Threads)
 	if err != nil {
 		return nil, err
@@ -60,7 +61,7 @@ func load(b train.Base, cfg train.Config, logf func(string, ...any)) (_ *loaded,
 	logf("device: %s", how)
 	// Nothing is trained here: load the weights as they are stored, without
 	// the bf16 rounding of master-free training (train.weights: auto).
-	cfg.Train.Weights = train.WeightsMaster
+	cfg.Train.Weights = config.WeightsMaster
 	if err := train.CheckFits(cfg, be, false); err != nil {
 		return nil, err
 	}
@@ -69,11 +70,11 @@ func load(b train.Base, cfg train.Config, logf func(string, ...any)) (_ *loaded,
 	}
 	src, err := model.OpenWeights(b.Dir)
 	if err != nil {
-		return nil, &train.UsageError{Err: err}
+		return nil, &config.UsageError{Err: err}
 	}
 	defer src.Close()
 	if err := c.model.LoadWeights(src); err != nil {
-		return nil, &train.UsageError{Err: err}
+		return nil, &config.UsageError{Err: err}
 	}
 	return c, nil
 }
@@ -96,12 +97,12 @@ func logTo(w io.Writer) func(string, ...any) {
 
 // Checkpoint computes the validation loss (and perplexity, or accuracy for
 // a classifier) of checkpoint b on the validation set of cfg.
-func Checkpoint(b train.Base, cfg train.Config, eo Options, log io.Writer) (Result, error) {
+func Checkpoint(b config.Base, cfg config.Config, eo Options, log io.Writer) (Result, error) {
 	if err := cfg.Validate(); err != nil {
-		return Result{}, &train.UsageError{Err: err}
+		return Result{}, &config.UsageError{Err: err}
 	}
-	if eo.Predictions != "" && cfg.Finetune.Task != train.TaskClassify {
-		return Result{}, train.Usagef("--predictions: %s is not a classifier (finetune.task = %s)", b.Dir, cfg.Finetune.Task)
+	if eo.Predictions != "" && cfg.Finetune.Task != config.TaskClassify {
+		return Result{}, config.Usagef("--predictions: %s is not a classifier (finetune.task = %s)", b.Dir, cfg.Finetune.Task)
 	}
 	logf := logTo(log)
 	c, err := load(b, cfg, logf)
@@ -111,7 +112,7 @@ func Checkpoint(b train.Base, cfg train.Config, eo Options, log io.Writer) (Resu
 	defer c.close()
 	tok, err := data.NewTokenizer(cfg.Data.Tokenizer)
 	if err != nil {
-		return Result{}, train.Usagef("data.tokenizer: %w", err)
+		return Result{}, config.Usagef("data.tokenizer: %w", err)
 	}
 	val, err := train.OpenValidation(cfg, tok, logf, eo.Predictions != "")
 	if err != nil {
@@ -144,7 +145,7 @@ func Checkpoint(b train.Base, cfg train.Config, eo Options, log io.Writer) (Resu
 
 // predict evaluates the whole classify set val, writing the prediction of
 // every row to path.
-func predict(m *model.Model, val train.Batches, cfg train.Config, path string, r Result) (Result, error) {
+func predict(m *model.Model, val train.Batches, cfg config.Config, path string, r Result) (Result, error) {
 	var rows []examples.Row // the JSONL set's rows; none for token shards
 	if set, ok := val.(*examples.Source); ok {
 		rows = set.Rows()

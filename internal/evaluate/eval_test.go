@@ -9,13 +9,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/compact-llm/compact/internal/config"
 	"github.com/compact-llm/compact/internal/data"
 	"github.com/compact-llm/compact/internal/train"
 )
 
 // tinyConfig is a two-layer model on the default corpus with the byte
 // tokenizer, small enough to train in a second on the CPU.
-func tinyConfig(t *testing.T, dir string, compact bool) train.Config {
+func tinyConfig(t *testing.T, dir string, compact bool) config.Config {
 	t.Helper()
 	t.Setenv("COMPACT_CACHE", filepath.Join(dir, "cache"))
 	tok, err := data.NewTokenizer("byte")
@@ -26,7 +27,7 @@ func tinyConfig(t *testing.T, dir string, compact bool) train.Config {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := train.Default()
+	cfg := config.Default()
 	cfg.Model.VocabSize, cfg.Model.Hidden, cfg.Model.Intermediate = 257, 32, 64
 	cfg.Model.Layers, cfg.Model.Heads, cfg.Model.KVHeads, cfg.Model.MaxSeqLen = 2, 4, 2, 32
 	cfg.Train.SeqLen, cfg.Train.MicroBatch, cfg.Train.Steps = 32, 4, 6
@@ -45,7 +46,7 @@ func tinyConfig(t *testing.T, dir string, compact bool) train.Config {
 
 // trained runs cfg into a fresh directory and returns the run's last
 // metric line (with its validation loss) and the checkpoint it wrote.
-func trained(t *testing.T, cfg train.Config) (train.Metric, train.Base) {
+func trained(t *testing.T, cfg config.Config) (train.Metric, config.Base) {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "run")
 	if err := train.Pretrain(context.Background(), cfg, train.RunOptions{Out: out}); err != nil {
@@ -86,7 +87,7 @@ func TestEvalEqualsTrainerValidation(t *testing.T) {
 		if r.Perplexity == nil || *r.Perplexity != math.Exp(*r.Loss) || r.Accuracy != nil {
 			t.Errorf("compact %v: perplexity %v, accuracy %v for loss %v", compact, r.Perplexity, r.Accuracy, *r.Loss)
 		}
-		if r.Task != train.TaskCausal || r.Device != "cpu" || r.Checkpoint != b.Dir || !strings.Contains(log.String(), "device: cpu") {
+		if r.Task != config.TaskCausal || r.Device != "cpu" || r.Checkpoint != b.Dir || !strings.Contains(log.String(), "device: cpu") {
 			t.Errorf("result %+v, log %q", r, log.String())
 		}
 		// Fewer batches: another loss, still finite.
@@ -103,26 +104,26 @@ func TestEvalRefusesBadInput(t *testing.T) {
 	dir := t.TempDir()
 	cfg := tinyConfig(t, dir, true)
 	_, b := trained(t, cfg)
-	if _, err := Checkpoint(b, cfg, Options{Predictions: filepath.Join(dir, "p.jsonl")}, nil); !train.IsUsage(err) || !strings.Contains(err.Error(), "not a classifier") {
+	if _, err := Checkpoint(b, cfg, Options{Predictions: filepath.Join(dir, "p.jsonl")}, nil); !config.IsUsage(err) || !strings.Contains(err.Error(), "not a classifier") {
 		t.Errorf("--predictions on a causal model: %v", err)
 	}
 	bad := cfg
 	bad.Train.SeqLen = 0
-	if _, err := Checkpoint(b, bad, Options{}, nil); !train.IsUsage(err) || !strings.Contains(err.Error(), "train.seq_len") {
+	if _, err := Checkpoint(b, bad, Options{}, nil); !config.IsUsage(err) || !strings.Contains(err.Error(), "train.seq_len") {
 		t.Errorf("an invalid config: %v", err)
 	}
 	empty := b
 	empty.Dir = t.TempDir()
-	if _, err := Checkpoint(empty, cfg, Options{}, nil); !train.IsUsage(err) {
+	if _, err := Checkpoint(empty, cfg, Options{}, nil); !config.IsUsage(err) {
 		t.Errorf("a directory without weights: %v", err)
 	}
 	for _, so := range []SampleOptions{{MaxTokens: 0, TopP: 1}, {MaxTokens: 1, Temperature: -1, TopP: 1}, {MaxTokens: 1, TopK: -1, TopP: 1}, {MaxTokens: 1, TopP: 0}} {
-		if err := Sample(b, cfg, so, &bytes.Buffer{}, nil); !train.IsUsage(err) {
+		if err := Sample(b, cfg, so, &bytes.Buffer{}, nil); !config.IsUsage(err) {
 			t.Errorf("sample %+v: %v", so, err)
 		}
 	}
 	long := SampleOptions{Prompt: strings.Repeat("x", 40), MaxTokens: 1, TopP: 1}
-	if err := Sample(b, cfg, long, &bytes.Buffer{}, nil); !train.IsUsage(err) || !strings.Contains(err.Error(), "at most 32 positions") {
+	if err := Sample(b, cfg, long, &bytes.Buffer{}, nil); !config.IsUsage(err) || !strings.Contains(err.Error(), "at most 32 positions") {
 		t.Errorf("a prompt longer than the model: %v", err)
 	}
 }

@@ -13,9 +13,9 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/compact-llm/compact/internal/config"
 	"github.com/compact-llm/compact/internal/data"
 	"github.com/compact-llm/compact/internal/data/examples"
-	"github.com/compact-llm/compact/internal/train"
 )
 
 // predictionWriter writes the prediction lines of one evaluation.
@@ -31,23 +31,23 @@ type predictionWriter struct {
 
 // newPredictionWriter refuses a path that is one of the evaluated files
 // (writing it would destroy the data) before creating anything.
-func newPredictionWriter(path string, cfg train.Config, set []examples.Row) (*predictionWriter, error) {
+func newPredictionWriter(path string, cfg config.Config, set []examples.Row) (*predictionWriter, error) {
 	if st, err := os.Stat(path); err == nil {
 		if st.IsDir() {
-			return nil, train.Usagef("--predictions %s is a directory", path)
+			return nil, config.Usagef("--predictions %s is a directory", path)
 		}
 		for _, globs := range [][]string{cfg.Data.Train, cfg.Data.Val} {
 			files, _ := data.ExpandGlobs(globs)
 			for _, f := range files {
 				if fs, err := os.Stat(f); err == nil && os.SameFile(st, fs) {
-					return nil, train.Usagef("--predictions %s is an input file of the evaluation; name another file", path)
+					return nil, config.Usagef("--predictions %s is an input file of the evaluation; name another file", path)
 				}
 			}
 		}
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
-		return nil, train.Usagef("--predictions: %w", err)
+		return nil, config.Usagef("--predictions: %w", err)
 	}
 	return &predictionWriter{path: path, tmp: tmp, w: bufio.NewWriter(tmp), set: set,
 		B: cfg.Train.MicroBatch, names: cfg.Finetune.Labels}, nil

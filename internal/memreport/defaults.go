@@ -9,8 +9,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/compact-llm/compact/internal/config"
 	"github.com/compact-llm/compact/internal/model"
-	"github.com/compact-llm/compact/internal/train"
 )
 
 // Roles of the default report's rows.
@@ -24,14 +24,14 @@ const (
 
 // AsConfigured describes cfg as written, its choices resolved (train.weights
 // auto, ...), named as Variants names its variants.
-func AsConfigured(cfg train.Config) Variant {
+func AsConfigured(cfg config.Config) Variant {
 	v := Variant{Compact: cfg.Compact.Enabled, Share: cfg.Compact.Share, Recompute: cfg.Train.Recompute,
-		Weights: train.WeightsMaster, OptimizerState: cfg.Train.OptimizerState, FusedUpdate: cfg.Train.FusedUpdate, AsConfigured: true, Role: RoleConfig}
+		Weights: config.WeightsMaster, OptimizerState: cfg.Train.OptimizerState, FusedUpdate: cfg.Train.FusedUpdate, AsConfigured: true, Role: RoleConfig}
 	if v.Compact {
 		v.Rank = cfg.Compact.Rank
 	}
 	if cfg.MasterFree() {
-		v.Weights = train.WeightsBF16SR
+		v.Weights = config.WeightsBF16SR
 	}
 	return v.named()
 }
@@ -41,11 +41,11 @@ func AsConfigured(cfg train.Config) Variant {
 // the lean configuration (master-free bf16 weights, bf16 moments, fused
 // update, block recompute) of full rank and of CompAct at 0.25 (or the
 // middle rank). A variant equal to an earlier one joins its role instead.
-func Defaults(cfg train.Config, ranks []float64) []Variant {
+func Defaults(cfg config.Config, ranks []float64) []Variant {
 	out := []Variant{AsConfigured(cfg)}
 	block := model.RecomputeNames[model.RecomputeBlock]
 	lean := func(v Variant) Variant {
-		v.Weights, v.OptimizerState, v.FusedUpdate, v.Recompute = train.WeightsBF16SR, train.StateBF16, true, block
+		v.Weights, v.OptimizerState, v.FusedUpdate, v.Recompute = config.WeightsBF16SR, config.StateBF16, true, block
 		return v
 	}
 	leanRank := ranks[len(ranks)/2]

@@ -16,8 +16,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/compact-llm/compact/internal/config"
 	"github.com/compact-llm/compact/internal/model"
-	"github.com/compact-llm/compact/internal/train"
 )
 
 // Option is one setting the fit ranking varies. Options is a table, so a
@@ -28,30 +28,30 @@ type Option struct {
 	// (the most measured recipe) to the leanest: at equal predicted speed
 	// the ranking prefers fewer changes, then earlier values. nil leaves
 	// the setting as cfg has it. ranks are the CompAct ranks asked for.
-	Values func(cfg train.Config, ranks []float64) []string
+	Values func(cfg config.Config, ranks []float64) []string
 	// Own is cfg's effective value (train.weights auto resolved).
-	Own func(cfg train.Config) string
+	Own func(cfg config.Config) string
 	// Needs are the further --set that value needs in cfg, if any.
-	Needs func(cfg train.Config, value string) []string
+	Needs func(cfg config.Config, value string) []string
 }
 
 // Options are the settings the fit ranking varies. The mode (full rank or
 // CompAct) and the projection sharing stay as configured: changing the
 // mode changes the recipe, and per-layer projections only cost more.
 var Options = []Option{
-	{Key: "compact.rank", Values: rankValues, Own: func(c train.Config) string { return formatRank(c.Compact.Rank) }},
-	{Key: "train.recompute", Values: constValues(model.RecomputeNames...), Own: func(c train.Config) string { return c.Train.Recompute }},
-	{Key: "train.weights", Values: constValues(train.WeightsMaster, train.WeightsBF16SR), Own: func(c train.Config) string {
+	{Key: "compact.rank", Values: rankValues, Own: func(c config.Config) string { return formatRank(c.Compact.Rank) }},
+	{Key: "train.recompute", Values: constValues(model.RecomputeNames...), Own: func(c config.Config) string { return c.Train.Recompute }},
+	{Key: "train.weights", Values: constValues(config.WeightsMaster, config.WeightsBF16SR), Own: func(c config.Config) string {
 		if c.MasterFree() {
-			return train.WeightsBF16SR
+			return config.WeightsBF16SR
 		}
-		return train.WeightsMaster
+		return config.WeightsMaster
 	}},
 	// Every optimizer state the engine knows, in its order (fp32, bf16, ...).
-	{Key: "train.optimizer_state", Values: func(train.Config, []float64) []string { return train.OptimizerStates },
-		Own: func(c train.Config) string { return c.Train.OptimizerState }},
-	{Key: "train.fused_update", Values: constValues("false", "true"), Own: func(c train.Config) string { return strconv.FormatBool(c.Train.FusedUpdate) },
-		Needs: func(c train.Config, v string) []string {
+	{Key: "train.optimizer_state", Values: func(config.Config, []float64) []string { return config.OptimizerStates },
+		Own: func(c config.Config) string { return c.Train.OptimizerState }},
+	{Key: "train.fused_update", Values: constValues("false", "true"), Own: func(c config.Config) string { return strconv.FormatBool(c.Train.FusedUpdate) },
+		Needs: func(c config.Config, v string) []string {
 			if v == "true" && c.Train.GradClip != 0 {
 				return []string{"train.grad_clip=0"} // the fused step cannot clip (train.Validate)
 			}
@@ -59,8 +59,8 @@ var Options = []Option{
 		}},
 }
 
-func constValues(vs ...string) func(train.Config, []float64) []string {
-	return func(train.Config, []float64) []string { return vs }
+func constValues(vs ...string) func(config.Config, []float64) []string {
+	return func(config.Config, []float64) []string { return vs }
 }
 
 func formatRank(r float64) string { return strconv.FormatFloat(r, 'g', -1, 64) }
@@ -70,7 +70,7 @@ func formatRank(r float64) string { return strconv.FormatFloat(r, 'g', -1, 64) }
 // SPEC section 9 holds to full rank's quality, and the one benchmarked.
 // Ranks lower than those trade quality for speed, so they are tried only
 // when asked for (--ranks).
-func rankValues(cfg train.Config, ranks []float64) []string {
+func rankValues(cfg config.Config, ranks []float64) []string {
 	if !cfg.Compact.Enabled {
 		return nil
 	}
@@ -91,7 +91,7 @@ func rankValues(cfg train.Config, ranks []float64) []string {
 type FitRequest struct {
 	// Config is the config as written: its file, COMPACT_* variables and
 	// the user's --set, plus Base.
-	Config train.Config
+	Config config.Config
 	// Base are --set that Config has beyond the user's (memreport --batch's
 	// train.micro_batch): each variant's Set repeats them.
 	Base []string
@@ -100,9 +100,9 @@ type FitRequest struct {
 	Ranks []float64
 	// Build is the config with these --set added, loaded and validated as
 	// training loads it.
-	Build func(sets []string) (train.Config, error)
+	Build func(sets []string) (config.Config, error)
 	// Peak is a config's predicted per-GPU peak in bytes.
-	Peak func(cfg train.Config) (int64, error)
+	Peak func(cfg config.Config) (int64, error)
 	// Limit is the bytes a run may use: the memory less the reserve.
 	Limit int64
 }
@@ -115,8 +115,8 @@ type Candidate struct {
 	PeakBytes int64    `json:"predicted_peak_bytes"`
 	Fits      bool     `json:"fits"`
 	// Speed is the predicted tok/s over the config as written's.
-	Speed  float64      `json:"relative_speed"`
-	Config train.Config `json:"-"`
+	Speed  float64       `json:"relative_speed"`
+	Config config.Config `json:"-"`
 
 	options       []string // the options' part of Set
 	changes, lean int      // options changed; sum of the changed values' indices
@@ -286,7 +286,7 @@ func (r FitRequest) candidates(extra []string) ([]Candidate, []LeftOut, error) {
 	return out, left, nil
 }
 
-func callNeeds(o Option, cfg train.Config, v string) []string {
+func callNeeds(o Option, cfg config.Config, v string) []string {
 	if o.Needs == nil {
 		return nil
 	}

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/compact-llm/compact/internal/config"
 	"github.com/compact-llm/compact/internal/gpu/device"
 	"github.com/compact-llm/compact/internal/train"
 )
@@ -18,13 +19,13 @@ var small = []string{"model.vocab_size=4096", "model.hidden_size=256", "model.in
 func fitRequest(t *testing.T, limit int64, sets ...string) FitRequest {
 	t.Helper()
 	base := append(slices.Clone(small), sets...)
-	cfg, err := train.Load("", base)
+	cfg, err := config.Load("", base)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return FitRequest{Config: cfg, Limit: limit,
-		Build: func(s []string) (train.Config, error) { return train.Load("", append(slices.Clone(base), s...)) },
-		Peak: func(c train.Config) (int64, error) {
+		Build: func(s []string) (config.Config, error) { return config.Load("", append(slices.Clone(base), s...)) },
+		Peak: func(c config.Config) (int64, error) {
 			p, _, err := train.PredictRankMemory(c, c.Train.MicroBatch, c.Train.SeqLen, device.CUDA, 1)
 			return p.PeakAll, err
 		}}
@@ -78,11 +79,11 @@ func TestFitRanksFastestThatFits(t *testing.T) {
 					t.Errorf("%s: --set %v does not turn clipping off", c.Variant.Name, c.Set)
 				}
 			}
-			if c.Variant.OptimizerState == train.StateInt8 {
+			if c.Variant.OptimizerState == config.StateInt8 {
 				int8++
 			}
 		}
-		if want := 2 * 4 * 2 * len(train.OptimizerStates) * 2; len(all) != want || fused != want/2 || int8 != want/len(train.OptimizerStates) || len(f.LeftOut) != 0 {
+		if want := 2 * 4 * 2 * len(config.OptimizerStates) * 2; len(all) != want || fused != want/2 || int8 != want/len(config.OptimizerStates) || len(f.LeftOut) != 0 {
 			t.Errorf("grad_accum %s: %d variants (want %d), %d fused, %d int8, left out %v", accum, len(all), want, fused, int8, f.LeftOut)
 		}
 	}
@@ -99,7 +100,7 @@ func TestFitPrefersFewestChanges(t *testing.T) {
 	if f.Best == nil || len(f.Best.Set) != 0 || !f.Best.Variant.AsConfigured || f.Best.Speed != 1 {
 		t.Errorf("best with unlimited memory: %+v", f.Best)
 	}
-	if f.Tried != 4*2*len(train.OptimizerStates)*2 {
+	if f.Tried != 4*2*len(config.OptimizerStates)*2 {
 		t.Errorf("%d variants tried at rank 0.25 (no other rank to try)", f.Tried)
 	}
 }
@@ -148,7 +149,7 @@ func TestFitLeavesOutWhatDoesNotValidate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := 4 * 2 * len(train.OptimizerStates) * 2
+	n := 4 * 2 * len(config.OptimizerStates) * 2
 	if f.Tried != n || len(f.LeftOut) != 1 || len(f.LeftOut[0].Variants) != n || !strings.Contains(f.LeftOut[0].Reason, "compact.rank") {
 		t.Errorf("%d predicted, left out %+v", f.Tried, f.LeftOut)
 	}

@@ -10,8 +10,8 @@ package memreport
 import (
 	"math"
 
+	"github.com/compact-llm/compact/internal/config"
 	"github.com/compact-llm/compact/internal/model"
-	"github.com/compact-llm/compact/internal/train"
 )
 
 // work is what one training token of a configuration costs, in FLOPs.
@@ -27,7 +27,7 @@ type linearShape struct{ out, in, rank int }
 
 // flops counts cfg's work per token. Ranks are logical (the engine pads
 // r-space GEMMs to a multiple of 8; a fraction of a percent).
-func flops(cfg train.Config) work {
+func flops(cfg config.Config) work {
 	m := cfg.Model
 	C, F, kv, T := m.Hidden, m.Intermediate, m.KVWidth(), float64(cfg.Train.SeqLen)
 	cc := cfg.Compact
@@ -76,10 +76,10 @@ func flops(cfg train.Config) work {
 	w.update *= L
 
 	head, headIn := float64(m.VocabSize), float64(C)
-	if cfg.Finetune.Task == train.TaskClassify {
+	if cfg.Finetune.Task == config.TaskClassify {
 		head = float64(max(cfg.Finetune.NumLabels, 1))
 	}
-	if cc.Enabled && cc.Head && !m.TieEmbeddings && cfg.Finetune.Task != train.TaskClassify {
+	if cc.Enabled && cc.Head && !m.TieEmbeddings && cfg.Finetune.Task != config.TaskClassify {
 		r := float64(resolveRank(cc.Rank, C))
 		w.step += 4*head*headIn + 2*head*r + 2*headIn*r
 		w.update += 2 * head * headIn * r
@@ -95,7 +95,7 @@ func flops(cfg train.Config) work {
 		}
 		return f
 	}
-	rc, _ := model.ParseRecompute(cfg.Train.Recompute) // validated by train.Load
+	rc, _ := model.ParseRecompute(cfg.Train.Recompute) // validated by config.Load
 	switch rc {
 	case model.RecomputeMLP:
 		w.rerun = L * fwd("gate", "up")
@@ -152,8 +152,8 @@ var Calibrations = []Calibration{
 }
 
 // config is the calibration's run in one of its three modes.
-func (c Calibration) config(mode string) train.Config {
-	cfg := train.Default()
+func (c Calibration) config(mode string) config.Config {
+	cfg := config.Default()
 	cfg.Model.Hidden, cfg.Model.Intermediate, cfg.Model.Layers = c.Hidden, c.Intermediate, c.Layers
 	cfg.Model.Heads, cfg.Model.KVHeads = c.Hidden/64, c.Hidden/64
 	cfg.Model.VocabSize = 50304
@@ -185,7 +185,7 @@ func (c Calibration) ModelledCompActOverFull() float64 {
 // rerunWeight is the calibrated weight for cfg's size: interpolated in log
 // parameters between the calibrated sizes, the nearest one's outside them
 // (llama-7b takes llama-1b's).
-func rerunWeight(cfg train.Config) (float64, string) {
+func rerunWeight(cfg config.Config) (float64, string) {
 	params := func(h, f, l int) float64 {
 		return float64(l) * (4*float64(h)*float64(h) + 3*float64(h)*float64(f))
 	}
@@ -211,7 +211,7 @@ func rerunWeight(cfg train.Config) (float64, string) {
 }
 
 // Speed predicts v's tok/s over ref's (both configs of one model).
-func Speed(v, ref train.Config) float64 {
+func Speed(v, ref config.Config) float64 {
 	w, _ := rerunWeight(ref)
 	return flops(ref).cost(w) / flops(v).cost(w)
 }

@@ -4,8 +4,8 @@ import (
 	"math"
 	"testing"
 
+	"github.com/compact-llm/compact/internal/config"
 	"github.com/compact-llm/compact/internal/model"
-	"github.com/compact-llm/compact/internal/train"
 )
 
 // Full rank without recompute costs exactly what MFU counts
@@ -54,7 +54,7 @@ func TestSpeedCalibration(t *testing.T) {
 // accumulation spreads the decompression over more tokens.
 func TestSpeedOrder(t *testing.T) {
 	base := Calibrations[3].config("compact")
-	at := func(rank float64, rc model.Recompute, f func(*train.Config)) float64 {
+	at := func(rank float64, rc model.Recompute, f func(*config.Config)) float64 {
 		c := base
 		c.Compact.Rank, c.Train.Recompute = rank, model.RecomputeNames[rc]
 		if f != nil {
@@ -67,10 +67,10 @@ func TestSpeedOrder(t *testing.T) {
 			t.Errorf("%s: %.3f, next policy %.3f, rank 0.5 %.3f", rc, at(0.25, rc, nil), at(0.25, rc+1, nil), at(0.5, rc, nil))
 		}
 	}
-	lean := at(0.25, model.RecomputeNone, func(c *train.Config) {
-		c.Train.Weights, c.Train.OptimizerState, c.Train.FusedUpdate = train.WeightsBF16SR, train.StateBF16, true
+	lean := at(0.25, model.RecomputeNone, func(c *config.Config) {
+		c.Train.Weights, c.Train.OptimizerState, c.Train.FusedUpdate = config.WeightsBF16SR, config.StateBF16, true
 	})
-	accum := at(0.25, model.RecomputeNone, func(c *train.Config) { c.Train.GradAccum = 8 })
+	accum := at(0.25, model.RecomputeNone, func(c *config.Config) { c.Train.GradAccum = 8 })
 	if lean != 1 || accum <= 1 || accum > 1.02 {
 		t.Errorf("lean precisions %.4f (want 1), grad_accum 8 %.4f (want a little above 1)", lean, accum)
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/compact-llm/compact/internal/config"
 	"github.com/compact-llm/compact/internal/gpu"
 	"github.com/compact-llm/compact/internal/gpu/device"
 	"github.com/compact-llm/compact/internal/model"
@@ -47,10 +48,10 @@ func (v Variant) name() string {
 			n += "-perlayer"
 		}
 	}
-	if v.Weights == train.WeightsBF16SR {
-		n += "-" + train.WeightsBF16SR
+	if v.Weights == config.WeightsBF16SR {
+		n += "-" + config.WeightsBF16SR
 	}
-	if v.OptimizerState != "" && v.OptimizerState != train.StateFP32 {
+	if v.OptimizerState != "" && v.OptimizerState != config.StateFP32 {
 		n += "-" + v.OptimizerState
 	}
 	if v.FusedUpdate {
@@ -66,7 +67,7 @@ func (v Variant) named() Variant {
 }
 
 // Apply returns cfg changed to the variant.
-func (v Variant) Apply(cfg train.Config) train.Config {
+func (v Variant) Apply(cfg config.Config) config.Config {
 	if v.AsConfigured {
 		return cfg
 	}
@@ -76,11 +77,11 @@ func (v Variant) Apply(cfg train.Config) train.Config {
 	}
 	cfg.Train.Recompute = v.Recompute
 	// A variant without a weights suffix is the fp32-master engine.
-	cfg.Train.Weights = train.WeightsMaster
+	cfg.Train.Weights = config.WeightsMaster
 	if v.Weights != "" {
 		cfg.Train.Weights = v.Weights
 	}
-	cfg.Train.OptimizerState = train.StateFP32
+	cfg.Train.OptimizerState = config.StateFP32
 	if v.OptimizerState != "" {
 		cfg.Train.OptimizerState = v.OptimizerState
 	}
@@ -134,13 +135,13 @@ func Variants(ranks []float64, filter []string) []Variant {
 		}
 	}
 	for _, rc := range model.RecomputeNames {
-		for _, state := range []string{train.StateFP32, train.StateBF16, train.StateInt8} {
-			each(Variant{Recompute: rc, Weights: train.WeightsBF16SR, OptimizerState: state})
+		for _, state := range []string{config.StateFP32, config.StateBF16, config.StateInt8} {
+			each(Variant{Recompute: rc, Weights: config.WeightsBF16SR, OptimizerState: state})
 		}
 	}
 	for _, rc := range model.RecomputeNames {
-		for _, lean := range [][2]string{{train.WeightsMaster, train.StateFP32}, {train.WeightsBF16SR, train.StateFP32},
-			{train.WeightsBF16SR, train.StateBF16}, {train.WeightsBF16SR, train.StateInt8}} {
+		for _, lean := range [][2]string{{config.WeightsMaster, config.StateFP32}, {config.WeightsBF16SR, config.StateFP32},
+			{config.WeightsBF16SR, config.StateBF16}, {config.WeightsBF16SR, config.StateInt8}} {
 			each(Variant{Recompute: rc, Weights: lean[0], OptimizerState: lean[1], FusedUpdate: true})
 		}
 	}
@@ -150,11 +151,11 @@ func Variants(ranks []float64, filter []string) []Variant {
 // MaxMicroBatch is the largest micro-batch (up to limit) whose predicted
 // per-GPU peak in a job of gpus ranks (train.PredictRankMemory) plus reserve
 // fits in memory, or 0 when even 1 does not.
-func MaxMicroBatch(cfg train.Config, T int, backend string, memory, reserve int64, limit, gpus int) (int, error) {
+func MaxMicroBatch(cfg config.Config, T int, backend string, memory, reserve int64, limit, gpus int) (int, error) {
 	fits := func(B int) (bool, error) {
 		c := cfg
 		c.Train.MicroBatch, c.Train.SeqLen = B, T
-		if train.CheckActivationSize(c) != nil {
+		if config.CheckActivationSize(c) != nil {
 			return false, nil // beyond any memory, and beyond safe size arithmetic
 		}
 		p, _, err := train.PredictRankMemory(cfg, B, T, backend, gpus)
@@ -192,7 +193,7 @@ type Measurement struct {
 // Measure runs `steps` training steps of cfg at micro-batch B (and the
 // config's grad_accum, whose fused step keeps a gradient arena) on its
 // device and reports the allocator's peak by category.
-func Measure(cfg train.Config, B int, steps int) (Measurement, error) {
+func Measure(cfg config.Config, B int, steps int) (Measurement, error) {
 	cfg.Train.MicroBatch = B
 	be, _, err := device.Open(cfg.Train.Device, cfg.Train.Threads)
 	if err != nil {

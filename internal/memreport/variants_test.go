@@ -4,18 +4,18 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/compact-llm/compact/internal/config"
 	"github.com/compact-llm/compact/internal/model"
-	"github.com/compact-llm/compact/internal/train"
 )
 
 // A variant without a precision suffix is the fp32-master, fp32-moment
 // engine whatever the config says (review finding: optimizer_state leaked
 // into the plain variants' numbers).
 func TestPlainVariantIgnoresConfigPrecision(t *testing.T) {
-	cfg := train.Default()
-	cfg.Train.Weights, cfg.Train.OptimizerState = train.WeightsBF16SR, train.StateBF16
+	cfg := config.Default()
+	cfg.Train.Weights, cfg.Train.OptimizerState = config.WeightsBF16SR, config.StateBF16
 	got := Variant{Name: "full+none", Recompute: "none"}.Apply(cfg)
-	if got.Train.Weights != train.WeightsMaster || got.Train.OptimizerState != train.StateFP32 {
+	if got.Train.Weights != config.WeightsMaster || got.Train.OptimizerState != config.StateFP32 {
 		t.Errorf("full+none applied to a bf16 config: weights %s, state %s; want master, fp32", got.Train.Weights, got.Train.OptimizerState)
 	}
 }
@@ -27,10 +27,10 @@ func TestMemVariantsFused(t *testing.T) {
 	var n int
 	for _, v := range Variants([]float64{0.25, 0.5}, []string{"r0.25-bf16_sr-bf16-fused+"}) {
 		n++
-		d := train.Default()
+		d := config.Default()
 		d.Train.GradAccum = 8
 		cfg := v.Apply(d)
-		if !cfg.Train.FusedUpdate || cfg.Train.GradClip != 0 || cfg.Train.GradAccum != 8 || cfg.Train.Weights != train.WeightsBF16SR || cfg.Train.OptimizerState != train.StateBF16 {
+		if !cfg.Train.FusedUpdate || cfg.Train.GradClip != 0 || cfg.Train.GradAccum != 8 || cfg.Train.Weights != config.WeightsBF16SR || cfg.Train.OptimizerState != config.StateBF16 {
 			t.Errorf("%s applies fused %v grad_clip %g grad_accum %d weights %s state %s", v.Name, cfg.Train.FusedUpdate, cfg.Train.GradClip, cfg.Train.GradAccum, cfg.Train.Weights, cfg.Train.OptimizerState)
 		}
 	}
@@ -39,11 +39,11 @@ func TestMemVariantsFused(t *testing.T) {
 	}
 	int8 := 0
 	for _, v := range Variants([]float64{0.25, 0.5}, nil) {
-		cfg := v.Apply(train.Default())
+		cfg := v.Apply(config.Default())
 		if cfg.Train.FusedUpdate != strings.Contains(v.Name, "-fused") {
 			t.Errorf("%s: fused_update %v", v.Name, cfg.Train.FusedUpdate)
 		}
-		if (cfg.Train.OptimizerState == train.StateInt8) != strings.Contains(v.Name, "-int8") {
+		if (cfg.Train.OptimizerState == config.StateInt8) != strings.Contains(v.Name, "-int8") {
 			t.Errorf("%s: optimizer_state %s", v.Name, cfg.Train.OptimizerState)
 		}
 		if strings.Contains(v.Name, "-int8") {

@@ -1,6 +1,7 @@
 package train
 
 import (
+	"github.com/compact-llm/compact/internal/config"
 	"github.com/compact-llm/compact/internal/gpu"
 	"github.com/compact-llm/compact/internal/model"
 	"github.com/compact-llm/compact/internal/optim"
@@ -9,7 +10,7 @@ import (
 // NewModel builds the model a config describes on be: the one place that
 // turns the config's keys into model.Options, for training, evaluation,
 // memory prediction and bench alike. The weights are not initialised.
-func NewModel(be gpu.Backend, cfg Config) (*model.Model, error) {
+func NewModel(be gpu.Backend, cfg config.Config) (*model.Model, error) {
 	return newRankModel(be, cfg, optim.Shard{}, 1)
 }
 
@@ -18,7 +19,7 @@ func NewModel(be gpu.Backend, cfg Config) (*model.Model, error) {
 // if any, waits for the optimizer to allocate its share, and a fused update
 // overlapping the reduction with backward (train.overlap_comm) keeps two
 // block gradient buffers.
-func newRankModel(be gpu.Backend, cfg Config, shard optim.Shard, world int) (*model.Model, error) {
+func newRankModel(be gpu.Backend, cfg config.Config, shard optim.Shard, world int) (*model.Model, error) {
 	rc, err := model.ParseRecompute(cfg.Train.Recompute)
 	if err != nil {
 		return nil, err
@@ -30,7 +31,7 @@ func newRankModel(be gpu.Backend, cfg Config, shard optim.Shard, world int) (*mo
 		FusedUpdate: cfg.Train.FusedUpdate, GradAccum: cfg.Train.GradAccum,
 		ShardMaster: shard.World > 1}
 	opts.PipelinedUpdate = opts.FusedUpdate && world > 1 && cfg.Train.OverlapComm
-	if cfg.precision().Lean() {
+	if cfg.Precision().Lean() {
 		// Rounding noise and 8-bit blocks are keyed by arena element: the
 		// CPU pads the MLP as CUDA does, so both lay out (and round) every
 		// element alike.

@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/compact-llm/compact/internal/config"
 	"github.com/compact-llm/compact/internal/data"
 	"github.com/compact-llm/compact/internal/model"
 	"github.com/compact-llm/compact/internal/optim"
@@ -36,7 +37,7 @@ type TrainerState struct {
 	LR         float64         `json:"lr"`     // learning rate of the last step
 	Epoch      uint32          `json:"projection_epoch"`
 	Loader     json.RawMessage `json:"loader"` // data.LoaderState
-	Config     Config          `json:"config"`
+	Config     config.Config   `json:"config"`
 	Tokenizer  string          `json:"tokenizer"`
 	Optimizer  string          `json:"optimizer"` // resolved form, adamw_hf or adamw_torch
 	TrainFiles []string        `json:"train_files"`
@@ -300,17 +301,17 @@ func ReadTrainerState(dir string) (TrainerState, error) {
 	// Checkpoints from before train.optimizer existed trained with torch's
 	// form, the only one there was.
 	if st.Optimizer == "" {
-		st.Optimizer = OptimizerTorch
+		st.Optimizer = config.OptimizerTorch
 	}
 	if st.Config.Train.Optimizer == "" {
-		st.Config.Train.Optimizer = OptimizerTorch
+		st.Config.Train.Optimizer = config.OptimizerTorch
 	}
 	// ... and with an fp32 master and fp32 moments, likewise.
 	if st.Config.Train.Weights == "" {
-		st.Config.Train.Weights = WeightsMaster
+		st.Config.Train.Weights = config.WeightsMaster
 	}
 	if st.Config.Train.OptimizerState == "" {
-		st.Config.Train.OptimizerState = StateFP32
+		st.Config.Train.OptimizerState = config.StateFP32
 	}
 	// ... and read special-token text as text, before data.special_tokens.
 	if st.Config.Data.SpecialTokens == "" {
@@ -318,7 +319,7 @@ func ReadTrainerState(dir string) (TrainerState, error) {
 	}
 	// ... and eagerly, before train.cuda_graph existed (free on resume).
 	if st.Config.Train.CUDAGraph == "" {
-		st.Config.Train.CUDAGraph = GraphOff
+		st.Config.Train.CUDAGraph = config.GraphOff
 	}
 	return st, nil
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/compact-llm/compact/internal/config"
 	"github.com/compact-llm/compact/internal/data"
 )
 
@@ -22,7 +23,7 @@ type ckptFile struct {
 }
 
 // tokenizerFiles are tok's files for the checkpoints of cfg's run.
-func tokenizerFiles(tok data.Tokenizer, cfg Config) ([]ckptFile, error) {
+func tokenizerFiles(tok data.Tokenizer, cfg config.Config) ([]ckptFile, error) {
 	js, err := data.HFTokenizerJSON(tok)
 	if err != nil {
 		return nil, err
@@ -46,7 +47,7 @@ func tokenizerFiles(tok data.Tokenizer, cfg Config) ([]ckptFile, error) {
 			tc["bos_token"] = tok.Decode([]uint32{id})
 		}
 	}
-	if cfg.Finetune.Task == TaskClassify {
+	if cfg.Finetune.Task == config.TaskClassify {
 		tc["pad_token"] = tc["eos_token"] // the classifier pads with EOT (examples.go)
 	}
 	b, _ := json.MarshalIndent(tc, "", "  ")

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/compact-llm/compact/internal/config"
 	"github.com/compact-llm/compact/internal/gpu"
 	"github.com/compact-llm/compact/internal/gpu/cuda"
 )
@@ -33,7 +34,7 @@ func TestCUDAFusedStepMatchesUnfused(t *testing.T) {
 		state string
 	}{{"master", false, false, 1, ""}, {"bf16_sr-bf16", true, false, 1, ""}, {"bf16_sr-bf16-tied", true, true, 1, ""},
 		{"bf16_sr-bf16 accum 2", true, false, 2, ""}, {"master accum 2", false, false, 2, ""},
-		{"bf16_sr-int8", true, false, 1, StateInt8}, {"bf16_sr-int8 accum 2", true, false, 2, StateInt8}} {
+		{"bf16_sr-int8", true, false, 1, config.StateInt8}, {"bf16_sr-int8 accum 2", true, false, 2, config.StateInt8}} {
 		cfg := leanConfig(true)
 		if c.lean {
 			cfg = leanVariant(cfg)

@@ -6,6 +6,7 @@ import (
 	"math"
 	"testing"
 
+	"github.com/compact-llm/compact/internal/config"
 	"github.com/compact-llm/compact/internal/gpu/cuda"
 	"github.com/compact-llm/compact/internal/optim"
 )
@@ -20,7 +21,7 @@ type graphRun struct {
 
 // runSteps takes n Stepper steps of cfg on a fresh CUDA backend, with the
 // learning rate of sched (warmup then decay: it changes every step).
-func runSteps(t *testing.T, cfg Config, sched optim.Schedule, n int) graphRun {
+func runSteps(t *testing.T, cfg config.Config, sched optim.Schedule, n int) graphRun {
 	t.Helper()
 	be, err := cuda.New(0)
 	if err != nil {
@@ -81,10 +82,10 @@ func TestCUDAGraphStepsMatchEager(t *testing.T) {
 			cfg.Compact.UpdateGap = 3
 			sched := optim.Schedule{LR: 1e-3, Warmup: 4, Total: 12, MinRatio: 0.1}
 			const n = 12
-			cfg.Train.CUDAGraph = GraphOff
+			cfg.Train.CUDAGraph = config.GraphOff
 			eager := runSteps(t, cfg, sched, n)
 			again := runSteps(t, cfg, sched, n)
-			cfg.Train.CUDAGraph = GraphOn
+			cfg.Train.CUDAGraph = config.GraphOn
 			graph := runSteps(t, cfg, sched, n)
 			if graph.runs[2] < n/3 {
 				t.Fatalf("graph run: %d eager, %d captured, %d replayed steps of %d: want at least a third replayed", graph.runs[0], graph.runs[1], graph.runs[2], n)

@@ -6,6 +6,7 @@ import (
 	"math"
 	"testing"
 
+	"github.com/compact-llm/compact/internal/config"
 	"github.com/compact-llm/compact/internal/gpu"
 	"github.com/compact-llm/compact/internal/gpu/cuda"
 	"github.com/compact-llm/compact/internal/model"
@@ -88,7 +89,7 @@ func TestCUDAInt8StepMatchesCPU(t *testing.T) {
 	defer g.Close()
 	for _, compact := range []bool{false, true} {
 		cfg := leanVariant(leanConfig(compact))
-		cfg.Train.OptimizerState = StateInt8
+		cfg.Train.OptimizerState = config.StateInt8
 		cfg.Model.Hidden, cfg.Model.Intermediate, cfg.Model.Heads, cfg.Model.KVHeads = 128, 344, 2, 1
 		mc, oc, md, od := cpuAndGPU(t, g, cfg)
 		for step := 1; step <= 2; step++ {
@@ -136,14 +137,14 @@ func TestCUDAInt8StepMatchesCPU(t *testing.T) {
 
 // cpuAndGPU builds cfg's model and optimizer on the CPU and on g, the GPU
 // one holding the CPU one's initial weights.
-func cpuAndGPU(t *testing.T, g *cuda.Backend, cfg Config) (mc *model.Model, oc *optim.Optimizer, md *model.Model, od *optim.Optimizer) {
+func cpuAndGPU(t *testing.T, g *cuda.Backend, cfg config.Config) (mc *model.Model, oc *optim.Optimizer, md *model.Model, od *optim.Optimizer) {
 	t.Helper()
 	mc, oc = buildPair(t, cfg)
 	md, err := NewModel(g, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if od, err = optim.New(md, optimizerConfig(cfg)); err != nil {
+	if od, err = optim.New(md, cfg.OptimizerConfig()); err != nil {
 		t.Fatal(err)
 	}
 	if err := mc.Init(9); err != nil {

@@ -56,7 +56,7 @@ func TestCUDANCCLPipelinedFusedStep(t *testing.T) {
 			if err := m.Init(3); err != nil {
 				t.Fatal(err)
 			}
-			o, err := optim.New(m, optimizerConfig(cfg))
+			o, err := optim.New(m, cfg.OptimizerConfig())
 			if err != nil {
 				t.Fatal(err)
 			}

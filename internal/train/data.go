@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/compact-llm/compact/internal/config"
 	"github.com/compact-llm/compact/internal/data"
 	"github.com/compact-llm/compact/internal/data/examples"
 )
@@ -59,7 +60,7 @@ func (t *Trainer) openData() error {
 		return err
 	}
 	t.train, t.val = rankSource(d.train, t.opts.Dist), d.val
-	if t.cfg.Finetune.Task == TaskCausal {
+	if t.cfg.Finetune.Task == config.TaskCausal {
 		t.state.TrainFiles, t.state.ValFiles = d.trainFiles, d.valFiles
 	}
 	return nil
@@ -75,9 +76,9 @@ type dataSets struct {
 // openData resolves the shards (the default corpus when none are named) and
 // opens the training and validation loaders, or reads the JSONL sets of a
 // fine-tuning task.
-func openData(cfg Config, tok data.Tokenizer, logf func(string, ...any)) (dataSets, error) {
+func openData(cfg config.Config, tok data.Tokenizer, logf func(string, ...any)) (dataSets, error) {
 	var ds dataSets
-	if cfg.Finetune.Task != TaskCausal {
+	if cfg.Finetune.Task != config.TaskCausal {
 		var err error
 		ds.train, ds.val, err = openExamples(cfg, tok, logf)
 		return ds, err
@@ -94,24 +95,24 @@ func openData(cfg Config, tok data.Tokenizer, logf func(string, ...any)) (dataSe
 	}
 	trainFiles, err := data.ExpandGlobs(trainGlobs)
 	if err != nil {
-		return ds, &UsageError{fmt.Errorf("data.train: %w", err)}
+		return ds, &config.UsageError{Err: fmt.Errorf("data.train: %w", err)}
 	}
 	valFiles, err := data.ExpandGlobs(valGlobs)
 	if err != nil {
-		return ds, &UsageError{fmt.Errorf("data.val: %w", err)}
+		return ds, &config.UsageError{Err: fmt.Errorf("data.val: %w", err)}
 	}
 	trl, err := data.NewLoader(data.LoaderConfig{Paths: trainFiles, Format: d.Format, B: tr.MicroBatch,
 		T: tr.SeqLen, Seed: tr.Seed, Shuffle: d.Shuffle, Rank: 0, World: 1, Prefetch: 4, VocabSize: cfg.Model.VocabSize,
 		Tokenizer: tok.Name()})
 	if err != nil {
-		return ds, &UsageError{fmt.Errorf("data.train: %w", err)}
+		return ds, &config.UsageError{Err: fmt.Errorf("data.train: %w", err)}
 	}
 	vl, err := data.NewLoader(data.LoaderConfig{Paths: valFiles, Format: d.Format, B: tr.MicroBatch,
 		T: tr.SeqLen, Seed: tr.Seed, Shuffle: false, Rank: 0, World: 1, Prefetch: 2, VocabSize: cfg.Model.VocabSize,
 		Tokenizer: tok.Name()})
 	if err != nil {
 		trl.Close()
-		return ds, &UsageError{fmt.Errorf("data.val: %w", err)}
+		return ds, &config.UsageError{Err: fmt.Errorf("data.val: %w", err)}
 	}
 	val := shardSource{vl, tr.MicroBatch}
 	if n := val.EvalBatches(tr.EvalBatches); n < tr.EvalBatches {
@@ -124,7 +125,7 @@ func openData(cfg Config, tok data.Tokenizer, logf func(string, ...any)) (dataSe
 // OpenValidation opens the validation batches of cfg as a run would, for
 // evaluating a checkpoint; with unlabelled (evaluation for predictions, a
 // classify task) rows need no label.
-func OpenValidation(cfg Config, tok data.Tokenizer, logf func(string, ...any), unlabelled bool) (Batches, error) {
+func OpenValidation(cfg config.Config, tok data.Tokenizer, logf func(string, ...any), unlabelled bool) (Batches, error) {
 	var d dataSets
 	var err error
 	if unlabelled {
@@ -140,44 +141,44 @@ func OpenValidation(cfg Config, tok data.Tokenizer, logf func(string, ...any), u
 }
 
 // openExamples reads the JSONL sets of the completion and classify tasks.
-func openExamples(cfg Config, tok data.Tokenizer, logf func(string, ...any)) (train, val Batches, err error) {
+func openExamples(cfg config.Config, tok data.Tokenizer, logf func(string, ...any)) (train, val Batches, err error) {
 	return openExamplesFor(cfg, tok, logf, false)
 }
 
 // openExamplesFor reads them; with unlabelled (evaluation for predictions)
 // classify rows need no label.
-func openExamplesFor(cfg Config, tok data.Tokenizer, logf func(string, ...any), unlabelled bool) (train, val Batches, err error) {
+func openExamplesFor(cfg config.Config, tok data.Tokenizer, logf func(string, ...any), unlabelled bool) (train, val Batches, err error) {
 	d, tr, ft := cfg.Data, cfg.Train, cfg.Finetune
 	if tok, err = data.WithSpecialTokens(tok, d.SpecialTokens); err != nil {
-		return nil, nil, Usagef("data.special_tokens: %w", err)
+		return nil, nil, config.Usagef("data.special_tokens: %w", err)
 	}
 	trainFiles, err := data.ExpandGlobs(d.Train)
 	if err != nil {
-		return nil, nil, Usagef("data.train: %w", err)
+		return nil, nil, config.Usagef("data.train: %w", err)
 	}
 	var valFiles []string
 	if len(d.Val) > 0 {
 		if valFiles, err = data.ExpandGlobs(d.Val); err != nil {
-			return nil, nil, Usagef("data.val: %w", err)
+			return nil, nil, config.Usagef("data.val: %w", err)
 		}
 	}
 	read := func(key string, files []string) ([]examples.Example, error) {
 		var ex []examples.Example
 		var err error
 		dropped := 0
-		if ft.Task == TaskCompletion {
+		if ft.Task == config.TaskCompletion {
 			ex, dropped, err = examples.Completion(files, tok, tr.SeqLen)
 		} else {
 			ex, err = examples.Classify(files, tok, tr.SeqLen, ft.NumLabels, ft.Labels, unlabelled)
 		}
 		if err != nil {
-			return nil, Usagef("%s: %w", key, err)
+			return nil, config.Usagef("%s: %w", key, err)
 		}
 		if dropped > 0 {
 			logf("%s: dropped %d examples whose prompt fills train.seq_len = %d", key, dropped, tr.SeqLen)
 		}
 		if len(ex) == 0 {
-			return nil, Usagef("%s: no usable example in %s", key, strings.Join(files, ", "))
+			return nil, config.Usagef("%s: no usable example in %s", key, strings.Join(files, ", "))
 		}
 		return ex, nil
 	}
@@ -191,7 +192,7 @@ func openExamplesFor(cfg Config, tok data.Tokenizer, logf func(string, ...any), 
 			return nil, nil, err
 		}
 	} else if trEx, vaEx, err = examples.Split(trEx, ft.ValFraction, tr.Seed); err != nil {
-		return nil, nil, &UsageError{err}
+		return nil, nil, &config.UsageError{Err: err}
 	}
 	logf("data: %d training and %d validation examples (%s)", len(trEx), len(vaEx), ft.Task)
 	pad := int32(tok.EOT())

@@ -32,6 +32,7 @@ import (
 
 	"slices"
 
+	"github.com/compact-llm/compact/internal/config"
 	"github.com/compact-llm/compact/internal/dist"
 	"github.com/compact-llm/compact/internal/gpu"
 	"github.com/compact-llm/compact/internal/gpu/device"
@@ -85,7 +86,7 @@ func (d *dataParallel) world() int {
 // openBackend opens the device of this rank: CUDA device LOCAL_RANK in a
 // job (every rank sees every GPU, which NCCL needs to find the fast paths),
 // else what device.Open gives.
-func openBackend(cfg Config, env *dist.Env) (gpu.Backend, string, error) {
+func openBackend(cfg config.Config, env *dist.Env) (gpu.Backend, string, error) {
 	if testBackend != nil {
 		return testBackend(), "test backend", nil
 	}
@@ -111,7 +112,7 @@ func joinJob(env *dist.Env, be gpu.Backend, o dist.Options) (*dataParallel, erro
 	c, err := dist.Join(*env, be, o)
 	var mismatch *dist.MismatchError
 	if errors.As(err, &mismatch) {
-		return nil, &UsageError{fmt.Errorf("data-parallel %s: %w", env, err)}
+		return nil, &config.UsageError{Err: fmt.Errorf("data-parallel %s: %w", env, err)}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("data-parallel %s: %w", env, err)
@@ -137,9 +138,9 @@ var identityFree = []string{"train.threads", "train.comm_timeout", "train.device
 // configuration key but identityFree, the data keys as the content they
 // name (so copies at other paths agree, and different files at one path do
 // not), and the checkpoint resumed from.
-func jobIdentity(cfg Config, trainFiles, valFiles []string, resumeFrom string) map[string]string {
+func jobIdentity(cfg config.Config, trainFiles, valFiles []string, resumeFrom string) map[string]string {
 	id := map[string]string{}
-	for k, v := range flatten(cfg) {
+	for k, v := range cfg.Values() {
 		if !slices.Contains(identityFree, k) {
 			id[k] = fmt.Sprint(v)
 		}
@@ -420,7 +421,7 @@ func (d *dataParallel) finish(err error) error {
 // its grad_accum x world equals the new grad_accum x world, the global
 // batch (and so the run) is unchanged, and the saved grad_accum is read as
 // the new one for the config comparison.
-func sameGlobalBatch(st *TrainerState, now Config, env *dist.Env) {
+func sameGlobalBatch(st *TrainerState, now config.Config, env *dist.Env) {
 	was, is := max(st.World, 1), 1
 	if env != nil {
 		is = env.World

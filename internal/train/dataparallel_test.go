@@ -9,12 +9,13 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/compact-llm/compact/internal/config"
 	"github.com/compact-llm/compact/internal/dist"
 )
 
 // runRanks trains cfg on n ranks of one job, each a goroutine with its own
 // CPU backend, meeting over TCP on 127.0.0.1.
-func runRanks(t *testing.T, n int, cfg Config, out string, resume bool) {
+func runRanks(t *testing.T, n int, cfg config.Config, out string, resume bool) {
 	t.Helper()
 	if err := dist.InProcess(n, func(env dist.Env) error {
 		return Pretrain(context.Background(), cfg, RunOptions{Out: out, Resume: resume, Dist: &env})
@@ -41,7 +42,7 @@ func closeTrajectory(t *testing.T, what string, a, b []Metric) {
 
 // dpConfig is smallConfig with no clipping, so that the fused update (which
 // cannot clip) is comparable with the unfused reference.
-func dpConfig(t *testing.T, dir string, compact bool) Config {
+func dpConfig(t *testing.T, dir string, compact bool) config.Config {
 	cfg := smallConfig(t, dir)
 	cfg.Compact.Enabled = compact
 	cfg.Train.GradClip = 0
@@ -49,7 +50,7 @@ func dpConfig(t *testing.T, dir string, compact bool) Config {
 }
 
 // perRank is cfg for one of world ranks sharing cfg's global batch.
-func perRank(cfg Config, world int, fused bool) Config {
+func perRank(cfg config.Config, world int, fused bool) config.Config {
 	cfg.Train.GradAccum /= world
 	cfg.Train.FusedUpdate = fused
 	return cfg
@@ -87,7 +88,7 @@ func TestDataParallelMatchesGradAccum(t *testing.T) {
 	if f.BlockCompressed != 0 || c.BlockCompressed == 0 {
 		t.Fatalf("block bytes misfiled: compact %+v, full rank %+v", c, f)
 	}
-	rank := Default().Compact.Rank
+	rank := config.Default().Compact.Rank
 	if ratio := float64(c.BlockCompressed) / float64(f.BlockFull-c.BlockFull); math.Abs(ratio-rank) > 0.02 {
 		t.Errorf("CompAct's compressed layers all-reduce %.3f of their full-rank bytes, want about the rank %g", ratio, rank)
 	}

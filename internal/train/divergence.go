@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/compact-llm/compact/internal/config"
 )
 
 // DivergedError stops a run whose loss, gradient norm or weights stopped
@@ -63,8 +65,8 @@ func (t *Trainer) adviseDivergence(err error) error {
 	return d
 }
 
-func divergenceAdvice(cfg Config, last, resumeCmd string) string {
-	key, lr := cfg.peakLRKey(), cfg.PeakLR()
+func divergenceAdvice(cfg config.Config, last, resumeCmd string) string {
+	key, lr := cfg.PeakLRKey(), cfg.PeakLR()
 	set := fmt.Sprintf("--set %s=%.3g", key, lr/2)
 	var other []string
 	if cfg.Train.GradClip <= 0 && !cfg.Train.FusedUpdate {

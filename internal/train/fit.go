@@ -8,40 +8,36 @@ package train
 import (
 	"bufio"
 	"fmt"
-	"math"
 	"os"
 	"strconv"
 	"strings"
 
+	"github.com/compact-llm/compact/internal/config"
 	"github.com/compact-llm/compact/internal/gpu"
 	"github.com/compact-llm/compact/internal/gpu/device"
 )
 
-// maxActivationElems caps micro_batch x seq_len x the widest activation row
-// so that no size computation of the engine can overflow.
-const maxActivationElems = 1 << 44
-
 // CheckFits refuses cfg on be when it cannot fit: training counts the
 // optimizer and the micro-batch's activations, evaluation the model and
 // one micro-batch.
-func CheckFits(cfg Config, be gpu.Backend, training bool) error {
+func CheckFits(cfg config.Config, be gpu.Backend, training bool) error {
 	return checkFits(cfg, be, training, 1)
 }
 
 // checkFitsRank is CheckFits for training on one GPU of a job of world
 // ranks, which under ZeRO-1 holds a share of the optimizer state.
-func checkFitsRank(cfg Config, be gpu.Backend, world int) error {
+func checkFitsRank(cfg config.Config, be gpu.Backend, world int) error {
 	return checkFits(cfg, be, true, world)
 }
 
-func checkFits(cfg Config, be gpu.Backend, training bool, world int) error {
+func checkFits(cfg config.Config, be gpu.Backend, training bool, world int) error {
 	B, T := cfg.Train.MicroBatch, cfg.Train.SeqLen
 	m := cfg.Model
-	if err := CheckActivationSize(cfg); err != nil {
-		return &UsageError{err}
+	if err := config.CheckActivationSize(cfg); err != nil {
+		return &config.UsageError{Err: err}
 	}
 	if n := m.NumParams(); training && cfg.MasterFree() && n > gpu.MaxRoundElements {
-		return Usagef("model.vocab_size = %d, model.hidden_size = %d, model.num_layers = %d: %d weights exceed the %d that master-free training (train.weights: bf16_sr) can round; make the model smaller or set train.weights: master",
+		return config.Usagef("model.vocab_size = %d, model.hidden_size = %d, model.num_layers = %d: %d weights exceed the %d that master-free training (train.weights: bf16_sr) can round; make the model smaller or set train.weights: master",
 			m.VocabSize, m.Hidden, m.Layers, n, int64(gpu.MaxRoundElements))
 	}
 	var need, acts int64
@@ -71,7 +67,7 @@ func checkFits(cfg Config, be gpu.Backend, training bool, world int) error {
 	if acts > need/2 {
 		culprit = fmt.Sprintf("train.micro_batch = %d, train.seq_len = %d", B, T)
 	}
-	return Usagef("%s: the run needs about %.3g GiB but %s has %.3g GiB; make them smaller (compact memreport shows where the memory goes)",
+	return config.Usagef("%s: the run needs about %.3g GiB but %s has %.3g GiB; make them smaller (compact memreport shows where the memory goes)",
 		culprit, float64(need)/(1<<30), what, float64(limit)/(1<<30))
 }
 
@@ -108,16 +104,4 @@ func hostMemory() int64 {
 		}
 	}
 	return 0
-}
-
-// CheckActivationSize caps micro_batch x seq_len x the widest activation
-// row (see maxActivationElems).
-func CheckActivationSize(cfg Config) error {
-	B, T, m := cfg.Train.MicroBatch, cfg.Train.SeqLen, cfg.Model
-	widest := math.Max(float64(m.VocabSize), math.Max(float64(m.Intermediate), float64(m.Hidden)))
-	if float64(B)*float64(T)*widest > maxActivationElems {
-		return fmt.Errorf("train.micro_batch = %d with train.seq_len = %d and a widest row of %.0f: activations would exceed %d elements",
-			B, T, widest, int64(maxActivationElems))
-	}
-	return nil
 }

@@ -1,10 +1,11 @@
 package train
 
 import (
-	"github.com/compact-llm/compact/configs"
 	"strings"
 	"testing"
 
+	"github.com/compact-llm/compact/configs"
+	"github.com/compact-llm/compact/internal/config"
 	"github.com/compact-llm/compact/internal/gpu"
 	"github.com/compact-llm/compact/internal/gpu/cpu"
 	"github.com/compact-llm/compact/internal/gpu/cuda"
@@ -12,11 +13,11 @@ import (
 
 // fitCases: a shipped config that fits any device this project targets,
 // and one (16M x 16384 embedding, 1 TiB) that fits none.
-func fitCases(t *testing.T) (small, huge Config) {
+func fitCases(t *testing.T) (small, huge config.Config) {
 	t.Helper()
 	// The embedded copy: the test binary also runs from the repository root
 	// on the GPU machine, where ../../configs does not exist.
-	small, err := Load(configs.Builtin+"tiny.yaml", nil)
+	small, err := config.Load(configs.Builtin+"tiny.yaml", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +36,7 @@ func checkFitsOn(t *testing.T, be gpu.Backend) {
 			t.Errorf("%s training=%v: tiny refused: %v", be.Name(), training, err)
 		}
 		err := CheckFits(huge, be, training)
-		if err == nil || !IsUsage(err) || !strings.Contains(err.Error(), "model.vocab_size = 16000000") {
+		if err == nil || !config.IsUsage(err) || !strings.Contains(err.Error(), "model.vocab_size = 16000000") {
 			t.Errorf("%s training=%v: a 1 TiB model: %v; want a usage error naming model.vocab_size", be.Name(), training, err)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/compact-llm/compact/internal/config"
 	"github.com/compact-llm/compact/internal/gpu"
 	"github.com/compact-llm/compact/internal/gpu/cpu"
 	"github.com/compact-llm/compact/internal/model"
@@ -59,13 +60,13 @@ func TestFusedAccumIsBitIdentical(t *testing.T) {
 		rc              string
 		labels          int
 	}{
-		{"full", false, false, WeightsMaster, StateFP32, "none", 0},
-		{"compact", true, false, WeightsMaster, StateFP32, "mlp", 0},
-		{"compact-bf16_sr-bf16-tied", true, true, WeightsBF16SR, StateBF16, "block", 0},
-		{"compact-head-bf16_sr-bf16", true, false, WeightsBF16SR, StateBF16, "qkv_mlp", 0},
-		{"compact-bf16_sr-int8", true, false, WeightsBF16SR, StateInt8, "none", 0},
-		{"full-bf16_sr-int8", false, false, WeightsBF16SR, StateInt8, "none", 0},
-		{"compact-classifier", true, false, WeightsBF16SR, StateBF16, "none", 3},
+		{"full", false, false, config.WeightsMaster, config.StateFP32, "none", 0},
+		{"compact", true, false, config.WeightsMaster, config.StateFP32, "mlp", 0},
+		{"compact-bf16_sr-bf16-tied", true, true, config.WeightsBF16SR, config.StateBF16, "block", 0},
+		{"compact-head-bf16_sr-bf16", true, false, config.WeightsBF16SR, config.StateBF16, "qkv_mlp", 0},
+		{"compact-bf16_sr-int8", true, false, config.WeightsBF16SR, config.StateInt8, "none", 0},
+		{"full-bf16_sr-int8", false, false, config.WeightsBF16SR, config.StateInt8, "none", 0},
+		{"compact-classifier", true, false, config.WeightsBF16SR, config.StateBF16, "none", 3},
 	}
 	for _, accum := range []int{2, 4} {
 		for _, c := range cases {
@@ -173,15 +174,15 @@ func TestFusedAccumDataParallel(t *testing.T) {
 	for zero, out := range outs {
 		closeTrajectory(t, fmt.Sprintf("fused accum 2 x 2 ranks, zero %d vs one process of 4", zero), readMetrics(t, ref), readMetrics(t, out))
 	}
-	sameButNorm(t, "fused accum with and without ZeRO-1", readMetrics(t, outs[ZeroOff]), readMetrics(t, outs[ZeroState]))
-	sameCheckpoints(t, "fused accum with and without ZeRO-1", outs[ZeroOff], outs[ZeroState], cfg.Train.Steps)
+	sameButNorm(t, "fused accum with and without ZeRO-1", readMetrics(t, outs[config.ZeroOff]), readMetrics(t, outs[config.ZeroState]))
+	sameCheckpoints(t, "fused accum with and without ZeRO-1", outs[config.ZeroOff], outs[config.ZeroState], cfg.Train.Steps)
 }
 
 // The fused engine with accumulation keeps the gradient arena (fp32, the
 // unfused engine's) instead of the block scratch, and the prediction is
 // what the CPU allocates.
 func TestFusedAccumMemoryPrediction(t *testing.T) {
-	cfg := Default()
+	cfg := config.Default()
 	cfg.Model.VocabSize, cfg.Model.Hidden, cfg.Model.Intermediate, cfg.Model.Layers = 300, 64, 160, 3
 	cfg.Train.GradClip = 0
 	for _, compact := range []bool{false, true} {

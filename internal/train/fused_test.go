@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/compact-llm/compact/internal/config"
 	"github.com/compact-llm/compact/internal/gpu"
 	"github.com/compact-llm/compact/internal/gpu/cpu"
 	"github.com/compact-llm/compact/internal/model"
@@ -19,7 +20,7 @@ import (
 
 // fusedPair builds the same run unfused and fused (grad_clip 0, accum
 // micro-batches a step) on be, both initialised from one seed.
-func fusedPair(t *testing.T, be func() gpu.Backend, cfg Config, accum int) (ms [2]*model.Model, opts [2]*optim.Optimizer) {
+func fusedPair(t *testing.T, be func() gpu.Backend, cfg config.Config, accum int) (ms [2]*model.Model, opts [2]*optim.Optimizer) {
 	t.Helper()
 	cfg.Train.GradClip, cfg.Train.GradAccum = 0, accum
 	for i, fused := range []bool{false, true} {
@@ -35,7 +36,7 @@ func fusedPair(t *testing.T, be func() gpu.Backend, cfg Config, accum int) (ms [
 		if err := m.Init(3); err != nil {
 			t.Fatal(err)
 		}
-		o, err := optim.New(m, optimizerConfig(c))
+		o, err := optim.New(m, c.OptimizerConfig())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -75,15 +76,15 @@ func TestFusedStepIsBitIdentical(t *testing.T) {
 		weights, states string
 		rc              string
 	}{
-		{"full", false, false, WeightsMaster, StateFP32, "none"},
-		{"compact", true, false, WeightsMaster, StateFP32, "none"},
-		{"compact-tied", true, true, WeightsMaster, StateFP32, "mlp"},
-		{"compact-bf16_sr", true, false, WeightsBF16SR, StateFP32, "block"},
-		{"compact-bf16_sr-bf16-qkv_mlp", true, false, WeightsBF16SR, StateBF16, "qkv_mlp"},
-		{"compact-bf16_sr-bf16-tied", true, true, WeightsBF16SR, StateBF16, "none"},
-		{"full-bf16_sr-bf16", false, false, WeightsBF16SR, StateBF16, "none"},
-		{"compact-head-bf16_sr-bf16", true, false, WeightsBF16SR, StateBF16, "block"},
-		{"compact-head", true, false, WeightsMaster, StateFP32, "none"},
+		{"full", false, false, config.WeightsMaster, config.StateFP32, "none"},
+		{"compact", true, false, config.WeightsMaster, config.StateFP32, "none"},
+		{"compact-tied", true, true, config.WeightsMaster, config.StateFP32, "mlp"},
+		{"compact-bf16_sr", true, false, config.WeightsBF16SR, config.StateFP32, "block"},
+		{"compact-bf16_sr-bf16-qkv_mlp", true, false, config.WeightsBF16SR, config.StateBF16, "qkv_mlp"},
+		{"compact-bf16_sr-bf16-tied", true, true, config.WeightsBF16SR, config.StateBF16, "none"},
+		{"full-bf16_sr-bf16", false, false, config.WeightsBF16SR, config.StateBF16, "none"},
+		{"compact-head-bf16_sr-bf16", true, false, config.WeightsBF16SR, config.StateBF16, "block"},
+		{"compact-head", true, false, config.WeightsMaster, config.StateFP32, "none"},
 	}
 	for _, c := range cases {
 		cfg := leanConfig(c.compact)
@@ -194,18 +195,18 @@ func TestFusedMisuse(t *testing.T) {
 	}
 	c := cfg
 	c.Train.FusedUpdate = true
-	if _, err := optim.New(m, optimizerConfig(c)); err == nil {
+	if _, err := optim.New(m, c.OptimizerConfig()); err == nil {
 		t.Error("fused optimizer with grad_clip 1: no error")
 	}
 }
 
 // fused_update needs grad_clip 0, and says so naming both keys.
 func TestFusedUpdateNeedsNoClip(t *testing.T) {
-	_, err := Load("", []string{"train.fused_update=true"})
-	if err == nil || !IsUsage(err) || !strings.Contains(err.Error(), "train.grad_clip") || !strings.Contains(err.Error(), "train.fused_update") {
+	_, err := config.Load("", []string{"train.fused_update=true"})
+	if err == nil || !config.IsUsage(err) || !strings.Contains(err.Error(), "train.grad_clip") || !strings.Contains(err.Error(), "train.fused_update") {
 		t.Fatalf("fused_update with the default grad_clip: err %v, want a usage error naming both keys", err)
 	}
-	cfg, err := Load("", []string{"train.fused_update=true", "train.grad_clip=0"})
+	cfg, err := config.Load("", []string{"train.fused_update=true", "train.grad_clip=0"})
 	if err != nil || !cfg.Train.FusedUpdate {
 		t.Fatalf("fused_update with grad_clip 0: %v", err)
 	}
@@ -259,7 +260,7 @@ func TestFusedRunMatchesUnfused(t *testing.T) {
 // The fused engine's prediction is what the CPU allocates, and it drops the
 // gradient arena for one block's gradients plus the embedding's.
 func TestFusedMemoryPrediction(t *testing.T) {
-	cfg := Default()
+	cfg := config.Default()
 	cfg.Model.VocabSize, cfg.Model.Hidden, cfg.Model.Intermediate, cfg.Model.Layers = 300, 64, 160, 3
 	cfg.Train.GradClip = 0
 	for _, compact := range []bool{false, true} {

@@ -4,46 +4,31 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/compact-llm/compact/internal/config"
 	"github.com/compact-llm/compact/internal/gpu"
 )
-
-// Values of train.cuda_graph: whether a step's device work is replayed as
-// one CUDA graph (gpu.StepGrapher). Graphs need CUDA, one process and
-// master-free weights: with an fp32 master the replayed compressed update
-// (its GEMM reads a changing alpha from device memory) drifted from the eager
-// step on the H200 (loss 1.3e-4 apart after 6 steps), while master-free steps
-// replay to the bit. auto uses graphs where they can run; on fails where
-// they cannot; off never.
-const (
-	GraphAuto = "auto"
-	GraphOn   = "on"
-	GraphOff  = "off"
-)
-
-// CUDAGraphModes lists the train.cuda_graph values.
-var CUDAGraphModes = []string{GraphAuto, GraphOn, GraphOff}
 
 // stepGraphs is the step grapher train.cuda_graph gives steps on be: nil
 // for eager steps. Data parallel steps run eagerly (their collectives wait
 // on the stream in the middle of a step).
-func stepGraphs(cfg Config, be gpu.Backend, dataParallel bool) (gpu.StepGrapher, error) {
+func stepGraphs(cfg config.Config, be gpu.Backend, dataParallel bool) (gpu.StepGrapher, error) {
 	mode := cfg.Train.CUDAGraph
-	if mode == GraphOff {
+	if mode == config.GraphOff {
 		return nil, nil
 	}
 	why := graphsBlocked(cfg, be, dataParallel)
 	if why == nil {
 		return be.(gpu.StepGrapher), nil
 	}
-	if mode == GraphOn {
-		return nil, Usagef("train.cuda_graph = on: %v (use auto or off)", why)
+	if mode == config.GraphOn {
+		return nil, config.Usagef("train.cuda_graph = on: %v (use auto or off)", why)
 	}
 	return nil, nil
 }
 
 // graphsBlocked says why steps of cfg on be cannot run as graphs (nil:
 // they can).
-func graphsBlocked(cfg Config, be gpu.Backend, dataParallel bool) error {
+func graphsBlocked(cfg config.Config, be gpu.Backend, dataParallel bool) error {
 	g, ok := be.(gpu.StepGrapher)
 	switch {
 	case !ok:

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/compact-llm/compact/internal/config"
 	"github.com/compact-llm/compact/internal/gpu"
 	"github.com/compact-llm/compact/internal/gpu/cpu"
 )
@@ -64,9 +65,9 @@ func (f *fakeGrapher) Upload(t *gpu.Tensor, src []float32) error {
 
 // graphConfig is a small CompAct run with master-free weights (graphs need
 // them) and fp32 moments.
-func graphConfig() Config {
+func graphConfig() config.Config {
 	cfg := leanConfig(true)
-	cfg.Train.Weights = WeightsBF16SR
+	cfg.Train.Weights = config.WeightsBF16SR
 	cfg.Train.MicroBatch, cfg.Train.SeqLen, cfg.Train.GradClip = 2, 8, 0
 	cfg.Compact.UpdateGap = 2
 	return cfg
@@ -87,7 +88,7 @@ func TestGraphStepsAreRecordedWhole(t *testing.T) {
 		if c.lean {
 			cfg = leanVariant(cfg)
 		}
-		cfg.Train.FusedUpdate, cfg.Train.GradAccum, cfg.Train.CUDAGraph = c.fused, c.accum, GraphOn
+		cfg.Train.FusedUpdate, cfg.Train.GradAccum, cfg.Train.CUDAGraph = c.fused, c.accum, config.GraphOn
 		f := &fakeGrapher{Backend: cpu.New(1)}
 		s, err := NewStepper(f, cfg)
 		if err != nil {
@@ -124,7 +125,7 @@ func (failingBatches) Next() ([]int32, []int32, error) { return nil, nil, errors
 // (replay false), and the error is the step's.
 func TestGraphStepFailureEndsTheRecording(t *testing.T) {
 	cfg := graphConfig()
-	cfg.Train.CUDAGraph = GraphOn
+	cfg.Train.CUDAGraph = config.GraphOn
 	f := &fakeGrapher{Backend: cpu.New(1)}
 	s, err := NewStepper(f, cfg)
 	if err != nil {
@@ -145,45 +146,45 @@ func TestGraphStepFailureEndsTheRecording(t *testing.T) {
 // and a bad value is refused by Validate.
 func TestCUDAGraphModes(t *testing.T) {
 	cfg := graphConfig()
-	for _, mode := range []string{GraphOff, GraphAuto} {
+	for _, mode := range []string{config.GraphOff, config.GraphAuto} {
 		cfg.Train.CUDAGraph = mode
 		if g, err := stepGraphs(cfg, cpu.New(1), false); g != nil || err != nil {
 			t.Fatalf("%s on the CPU backend: %v, %v; want no grapher and no error", mode, g, err)
 		}
 	}
-	cfg.Train.CUDAGraph = GraphOn
-	if _, err := stepGraphs(cfg, cpu.New(1), false); err == nil || !IsUsage(err) || !strings.Contains(err.Error(), "train.cuda_graph") {
+	cfg.Train.CUDAGraph = config.GraphOn
+	if _, err := stepGraphs(cfg, cpu.New(1), false); err == nil || !config.IsUsage(err) || !strings.Contains(err.Error(), "train.cuda_graph") {
 		t.Fatalf("on with the CPU backend: %v, want a usage error naming train.cuda_graph", err)
 	}
 	f := &fakeGrapher{Backend: cpu.New(1)}
 	if _, err := stepGraphs(cfg, f, true); err == nil || !strings.Contains(err.Error(), "data parallel") {
 		t.Fatalf("on with data parallel: %v, want an error saying data parallel runs eagerly", err)
 	}
-	cfg.Train.CUDAGraph = GraphOff
+	cfg.Train.CUDAGraph = config.GraphOff
 	if g, _ := stepGraphs(cfg, f, false); g != nil {
 		t.Fatal("off returned a grapher")
 	}
 	// Graphs only where a replay is known to give the eager bits
 	// (master-free weights): auto falls back to eager steps, on refuses.
-	cfg.Train.CUDAGraph = GraphAuto
+	cfg.Train.CUDAGraph = config.GraphAuto
 	for _, c := range []struct {
 		weights string
 		want    bool
-	}{{WeightsBF16SR, true}, {WeightsMaster, false}} {
+	}{{config.WeightsBF16SR, true}, {config.WeightsMaster, false}} {
 		cfg.Train.Weights = c.weights
 		if g, err := stepGraphs(cfg, f, false); err != nil || (g != nil) != c.want {
 			t.Fatalf("auto with train.weights %s: grapher %v, err %v; want a grapher %v", c.weights, g != nil, err, c.want)
 		}
 	}
-	cfg.Train.CUDAGraph = GraphOn
-	if _, err := stepGraphs(cfg, f, false); err == nil || !IsUsage(err) || !strings.Contains(err.Error(), "master-free") {
+	cfg.Train.CUDAGraph = config.GraphOn
+	if _, err := stepGraphs(cfg, f, false); err == nil || !config.IsUsage(err) || !strings.Contains(err.Error(), "master-free") {
 		t.Fatalf("on with master weights: %v; want a usage error saying graphs need master-free weights", err)
 	}
 	cfg.Train.CUDAGraph = "sometimes"
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "train.cuda_graph") {
 		t.Fatalf("cuda_graph sometimes: %v, want an error naming train.cuda_graph", err)
 	}
-	if Default().Train.CUDAGraph != GraphAuto {
-		t.Fatalf("default train.cuda_graph %q, want auto", Default().Train.CUDAGraph)
+	if config.Default().Train.CUDAGraph != config.GraphAuto {
+		t.Fatalf("default train.cuda_graph %q, want auto", config.Default().Train.CUDAGraph)
 	}
 }

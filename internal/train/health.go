@@ -40,34 +40,9 @@ import (
 	"math"
 	"slices"
 	"strings"
+
+	"github.com/compact-llm/compact/internal/config"
 )
-
-// Instability policies (train.on_instability).
-const (
-	InstabilityOff      = "off"      // no guard
-	InstabilityWarn     = "warn"     // report only
-	InstabilityStop     = "stop"     // report, then end the run with exit 1
-	InstabilityRollback = "rollback" // report, go back to the last good checkpoint, skip the batches since, lower the lr
-)
-
-// InstabilityPolicies lists the train.on_instability values.
-var InstabilityPolicies = []string{InstabilityOff, InstabilityWarn, InstabilityStop, InstabilityRollback}
-
-// HealthConfig tunes the guard (train.health.*).
-type HealthConfig struct {
-	Window       int     `mapstructure:"window"`        // steps whose logged losses (and gradient norms) make one level
-	Spike        float64 `mapstructure:"spike"`         // a logged loss this fraction above the level is a spike
-	Rise         float64 `mapstructure:"rise"`          // the level this fraction above its lowest (or val above its best) is a rise
-	Patience     int     `mapstructure:"patience"`      // steps a rise must last
-	GradRise     float64 `mapstructure:"grad_rise"`     // the gradient-norm level this many times its lowest after warmup
-	LRFactor     float64 `mapstructure:"lr_factor"`     // rollback: the learning rate is multiplied by this
-	MaxRollbacks int     `mapstructure:"max_rollbacks"` // rollback: after this many, stop instead
-}
-
-// defaultHealth is what the guard runs with unless told otherwise.
-func defaultHealth() HealthConfig {
-	return HealthConfig{Window: 100, Spike: 0.15, Rise: 0.03, Patience: 100, GradRise: 4, LRFactor: 0.5, MaxRollbacks: 3}
-}
 
 // spikeDeviations: a spike is also this many standard deviations of the
 // window's samples above their level, so a noisy corpus does not cry wolf.
@@ -75,31 +50,6 @@ const spikeDeviations = 6
 
 // minSamples: the fewest samples a window holds before it is judged.
 const minSamples = 5
-
-// checkHealth validates train.on_instability and train.health.
-func checkHealth(t TrainConfig) error {
-	if err := oneOf("train.on_instability", t.OnInstability, InstabilityPolicies); err != nil {
-		return err
-	}
-	h := t.Health
-	switch {
-	case h.Window < 1:
-		return fmt.Errorf("train.health.window = %d: must be at least 1 step", h.Window)
-	case h.Spike <= 0:
-		return fmt.Errorf("train.health.spike = %g: must be positive", h.Spike)
-	case h.Rise <= 0:
-		return fmt.Errorf("train.health.rise = %g: must be positive", h.Rise)
-	case h.Patience < 0:
-		return fmt.Errorf("train.health.patience = %d: must not be negative", h.Patience)
-	case h.GradRise <= 1:
-		return fmt.Errorf("train.health.grad_rise = %g: must be above 1", h.GradRise)
-	case h.LRFactor <= 0 || h.LRFactor >= 1:
-		return fmt.Errorf("train.health.lr_factor = %g: must be in (0, 1)", h.LRFactor)
-	case h.MaxRollbacks < 0:
-		return fmt.Errorf("train.health.max_rollbacks = %d: must not be negative", h.MaxRollbacks)
-	}
-	return nil
-}
 
 // Kinds of health events.
 const (
@@ -157,7 +107,7 @@ func newHealthState() *HealthState { return &HealthState{LRScale: 1} }
 
 // healthGuard judges a run's numbers against its configuration.
 type healthGuard struct {
-	cfg    HealthConfig
+	cfg    config.HealthConfig
 	policy string
 	k      int // samples in a window: train.health.window / train.log_every
 	every  int // train.log_every
@@ -167,10 +117,10 @@ type healthGuard struct {
 	s      *HealthState
 }
 
-func newHealthGuard(c Config, s *HealthState) *healthGuard {
+func newHealthGuard(c config.Config, s *HealthState) *healthGuard {
 	k := max(minSamples, c.Train.Health.Window/c.Train.LogEvery)
 	return &healthGuard{cfg: c.Train.Health, policy: c.Train.OnInstability, k: k, every: c.Train.LogEvery,
-		warmup: c.Warmup(), lrKey: c.peakLRKey(), lr: c.PeakLR(), s: s}
+		warmup: c.Warmup(), lrKey: c.PeakLRKey(), lr: c.PeakLR(), s: s}
 }
 
 // center is the step a window of n samples ending at step stands for.
@@ -179,7 +129,7 @@ func (g *healthGuard) center(step, n int) int {
 }
 
 // off reports whether the guard is disabled.
-func (g *healthGuard) off() bool { return g.policy == InstabilityOff }
+func (g *healthGuard) off() bool { return g.policy == config.InstabilityOff }
 
 // level is the mean of a window of samples and the standard error of that
 // mean, from the samples' spread (a trend inside the window counts as
@@ -380,7 +330,7 @@ func (g *healthGuard) advice(e HealthEvent) string {
 	}
 	try := []string{fmt.Sprintf("lower %s (now %g; docs/training.md gives the measured recipes)", g.lrKey, g.lr*g.s.LRScale),
 		"lengthen the warmup (train.warmup_steps)"}
-	if g.policy != InstabilityRollback {
+	if g.policy != config.InstabilityRollback {
 		try = append(try, "or let the run roll back and lower the rate itself (train.on_instability=rollback)")
 	}
 	return "try: " + strings.Join(try, ", ")

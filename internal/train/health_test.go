@@ -5,13 +5,15 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+
+	"github.com/compact-llm/compact/internal/config"
 )
 
 // guardFor is the guard of the default config with log_every 10 and a
 // 2000-step run (200 warmup steps).
 func guardFor(t *testing.T, policy string) *healthGuard {
 	t.Helper()
-	c := Default()
+	c := config.Default()
 	c.Train.LogEvery, c.Train.Steps, c.Train.OnInstability = 10, 2000, policy
 	return newHealthGuard(c, newHealthState())
 }
@@ -23,7 +25,7 @@ func healthyLoss(step int, rng *rand.Rand) float64 {
 }
 
 func TestHealthQuietOnAHealthyRun(t *testing.T) {
-	g := guardFor(t, InstabilityWarn)
+	g := guardFor(t, config.InstabilityWarn)
 	rng := rand.New(rand.NewPCG(1, 2))
 	for step := 10; step <= 2000; step += 10 {
 		gn := 0.3 + 2*math.Exp(-float64(step)/50) + 0.02*rng.NormFloat64() + 0.0002*float64(step) // grows slowly late, as real runs do
@@ -45,7 +47,7 @@ func TestHealthQuietOnAHealthyRun(t *testing.T) {
 // motivated the guard: the loss falls to 3.3 by step 250, then climbs back
 // to 3.6 and stays there, finite throughout.
 func TestHealthFlagsASlowDivergence(t *testing.T) {
-	g := guardFor(t, InstabilityWarn)
+	g := guardFor(t, config.InstabilityWarn)
 	rng := rand.New(rand.NewPCG(3, 4))
 	var got *HealthEvent
 	for step := 10; step <= 1000 && got == nil; step += 10 {
@@ -73,7 +75,7 @@ func TestHealthFlagsASlowDivergence(t *testing.T) {
 }
 
 func TestHealthSpikeIsConfirmedByTheNextSample(t *testing.T) {
-	g := guardFor(t, InstabilityWarn)
+	g := guardFor(t, config.InstabilityWarn)
 	step := 0
 	feed := func(loss float64) []HealthEvent { step += 10; return g.observe(step, loss, 1) }
 	for range 20 {
@@ -94,7 +96,7 @@ func TestHealthSpikeIsConfirmedByTheNextSample(t *testing.T) {
 }
 
 func TestHealthGradNormRiseAfterWarmup(t *testing.T) {
-	g := guardFor(t, InstabilityWarn)
+	g := guardFor(t, config.InstabilityWarn)
 	var got []HealthEvent
 	for step := 10; step <= 1500; step += 10 {
 		gn := 8.0 // large during warmup: not judged
@@ -112,7 +114,7 @@ func TestHealthGradNormRiseAfterWarmup(t *testing.T) {
 }
 
 func TestHealthValidationRise(t *testing.T) {
-	g := guardFor(t, InstabilityWarn)
+	g := guardFor(t, config.InstabilityWarn)
 	if es := g.observeVal(500, 3.0); len(es) != 0 {
 		t.Fatal(es)
 	}
@@ -126,21 +128,10 @@ func TestHealthValidationRise(t *testing.T) {
 }
 
 func TestHealthOffSeesNothing(t *testing.T) {
-	g := guardFor(t, InstabilityOff)
+	g := guardFor(t, config.InstabilityOff)
 	for step := 10; step <= 500; step += 10 {
 		if es := g.observe(step, float64(step), float64(step)); len(es) != 0 {
 			t.Fatalf("train.on_instability=off reported %+v", es)
-		}
-	}
-}
-
-func TestHealthConfigErrorsNameTheKey(t *testing.T) {
-	for _, set := range []string{"train.on_instability=panic", "train.health.window=0", "train.health.spike=-1",
-		"train.health.rise=0", "train.health.grad_rise=1", "train.health.lr_factor=1", "train.health.max_rollbacks=-1"} {
-		_, err := Load("", []string{set})
-		key, _, _ := strings.Cut(set, "=")
-		if err == nil || !IsUsage(err) || !strings.Contains(err.Error(), key) {
-			t.Errorf("--set %s: got %v, want a usage error naming %s", set, err, key)
 		}
 	}
 }

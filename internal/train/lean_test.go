@@ -6,34 +6,35 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/compact-llm/compact/internal/config"
 	"github.com/compact-llm/compact/internal/gpu"
 	"github.com/compact-llm/compact/internal/gpu/cpu"
 	"github.com/compact-llm/compact/internal/model"
 	"github.com/compact-llm/compact/internal/optim"
 )
 
-func leanConfig(compact bool) Config {
-	cfg := Default()
+func leanConfig(compact bool) config.Config {
+	cfg := config.Default()
 	cfg.Model.VocabSize, cfg.Model.Hidden, cfg.Model.Intermediate, cfg.Model.Layers = 96, 32, 64, 2
 	cfg.Model.Heads, cfg.Model.KVHeads = 4, 2
 	cfg.Compact.Enabled, cfg.Compact.Rank = compact, 0.5
 	cfg.Train.WeightDecay, cfg.Train.GradClip, cfg.Train.Device = 0.1, 1, "cpu"
-	cfg.Train.Weights = WeightsMaster // the fp32 step the lean variants are compared with
+	cfg.Train.Weights = config.WeightsMaster // the fp32 step the lean variants are compared with
 	return cfg
 }
 
-func leanVariant(cfg Config) Config {
-	cfg.Train.Weights, cfg.Train.OptimizerState = WeightsBF16SR, StateBF16
+func leanVariant(cfg config.Config) config.Config {
+	cfg.Train.Weights, cfg.Train.OptimizerState = config.WeightsBF16SR, config.StateBF16
 	return cfg
 }
 
-func buildPair(t *testing.T, cfg Config) (*model.Model, *optim.Optimizer) {
+func buildPair(t *testing.T, cfg config.Config) (*model.Model, *optim.Optimizer) {
 	t.Helper()
 	m, err := NewModel(cpu.New(2), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	o, err := optim.New(m, optimizerConfig(cfg))
+	o, err := optim.New(m, cfg.OptimizerConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +78,7 @@ func TestLeanStepRoundsTheFP32Step(t *testing.T) {
 	for _, c := range []struct {
 		compact         bool
 		weights, states string
-	}{{false, WeightsBF16SR, StateBF16}, {true, WeightsBF16SR, StateBF16}, {true, WeightsBF16SR, StateFP32}, {true, WeightsMaster, StateBF16}} {
+	}{{false, config.WeightsBF16SR, config.StateBF16}, {true, config.WeightsBF16SR, config.StateBF16}, {true, config.WeightsBF16SR, config.StateFP32}, {true, config.WeightsMaster, config.StateBF16}} {
 		compact := c.compact
 		ref := leanConfig(compact)
 		lc := ref
@@ -106,7 +107,7 @@ func TestLeanStepRoundsTheFP32Step(t *testing.T) {
 			q := mR.Params[i]
 			for k, x := range [][2]*gpu.Tensor{{p.W, q.W}, {oL.M[i], oR.M[i]}, {oL.V[i], oR.V[i]}} {
 				lean, fp32 := mustRead(t, mL, p, x[0]), mustRead(t, mR, q, x[1])
-				if (k == 0 && c.weights == WeightsMaster) || (k > 0 && c.states == StateFP32) {
+				if (k == 0 && c.weights == config.WeightsMaster) || (k > 0 && c.states == config.StateFP32) {
 					for j := range lean { // not rounded: the fp32 path's very bits
 						if math.Float32bits(lean[j]) != math.Float32bits(fp32[j]) {
 							t.Fatalf("%+v: %s element %d: %g, fp32 path %g", c, x[0].Name, j, lean[j], fp32[j])
@@ -217,9 +218,9 @@ func TestCheckpointBF16Moments(t *testing.T) {
 // halves the moments with bf16 state, and adds only the compressed
 // update's buffer.
 func TestLeanMemoryPrediction(t *testing.T) {
-	cfg := Default()
+	cfg := config.Default()
 	cfg.Model.Intermediate = 1376
-	cfg.Train.Weights = WeightsMaster
+	cfg.Train.Weights = config.WeightsMaster
 	base, err := PredictMemory(cfg, 8, 256, "cuda")
 	if err != nil {
 		t.Fatal(err)
@@ -269,12 +270,12 @@ func updated(p *model.Param) *gpu.Tensor {
 // prediction for CUDA: (1 + 4/128) / 2 of the bf16 moments' bytes, nothing
 // else changed.
 func TestInt8MemoryPrediction(t *testing.T) {
-	cfg := leanVariant(Default())
+	cfg := leanVariant(config.Default())
 	bf16, err := PredictMemory(cfg, 8, 256, "cuda")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.Train.OptimizerState = StateInt8
+	cfg.Train.OptimizerState = config.StateInt8
 	int8, err := PredictMemory(cfg, 8, 256, "cuda")
 	if err != nil {
 		t.Fatal(err)

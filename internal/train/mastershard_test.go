@@ -3,6 +3,7 @@ package train
 import (
 	"testing"
 
+	"github.com/compact-llm/compact/internal/config"
 	"github.com/compact-llm/compact/internal/gpu"
 	"github.com/compact-llm/compact/internal/gpu/cpu"
 	"github.com/compact-llm/compact/internal/optim"
@@ -30,13 +31,13 @@ func withMasterCPU(t *testing.T, f func()) {
 // unfused.
 func TestZeroShardsMaster(t *testing.T) {
 	withMasterCPU(t, func() {
-		for _, c := range []zeroCase{{false, false, WeightsMaster, StateFP32}, {false, true, WeightsMaster, StateFP32}, {true, false, WeightsMaster, StateFP32}} {
+		for _, c := range []zeroCase{{false, false, config.WeightsMaster, config.StateFP32}, {false, true, config.WeightsMaster, config.StateFP32}, {true, false, config.WeightsMaster, config.StateFP32}} {
 			dir := t.TempDir()
 			cfg := c.apply(dpConfig(t, dir, c.compact))
 			cfg.Train.CheckpointEvery = 2
 			outs := runZeroPair(t, dir, cfg, c.fused)
-			sameButNorm(t, c.String(), readMetrics(t, outs[ZeroOff]), readMetrics(t, outs[ZeroState]))
-			sameCheckpoints(t, c.String()+" with and without a sharded master", outs[ZeroOff], outs[ZeroState], cfg.Train.Steps)
+			sameButNorm(t, c.String(), readMetrics(t, outs[config.ZeroOff]), readMetrics(t, outs[config.ZeroState]))
+			sameCheckpoints(t, c.String()+" with and without a sharded master", outs[config.ZeroOff], outs[config.ZeroState], cfg.Train.Steps)
 		}
 	})
 }
@@ -45,20 +46,20 @@ func TestZeroShardsMaster(t *testing.T) {
 // only: the shares add up to the whole master, and the per-GPU prediction
 // (memreport --gpus N) carries the largest share.
 func TestZeroMasterMemory(t *testing.T) {
-	cfg := Default()
+	cfg := config.Default()
 	cfg.Model.VocabSize, cfg.Model.Hidden, cfg.Model.Intermediate, cfg.Model.Layers = 300, 64, 160, 4
-	cfg.Compact.Enabled, cfg.Train.Weights, cfg.Train.GradClip = false, WeightsMaster, 0
+	cfg.Compact.Enabled, cfg.Train.Weights, cfg.Train.GradClip = false, config.WeightsMaster, 0
 	whole := int64(0)
 	for _, world := range []int{1, 2, 4} {
 		var sum, largest int64
 		for r := range world {
 			be := masterCPU{cpu.New(1)}
-			sh := cfg.shard(r, world)
+			sh := cfg.Shard(r, world)
 			m, err := newRankModel(be, cfg, sh, world)
 			if err != nil {
 				t.Fatal(err)
 			}
-			oc := optimizerConfig(cfg)
+			oc := cfg.OptimizerConfig()
 			oc.Shard = sh
 			if _, err := optim.New(m, oc); err != nil {
 				t.Fatal(err)
@@ -87,7 +88,7 @@ func TestZeroMasterMemory(t *testing.T) {
 // keeps the whole master) and on 2 ranks, along the uninterrupted run.
 func TestZeroMasterCheckpointResumes(t *testing.T) {
 	withMasterCPU(t, func() {
-		for _, c := range []zeroCase{{false, false, WeightsMaster, StateFP32}, {false, true, WeightsMaster, StateFP32}} {
+		for _, c := range []zeroCase{{false, false, config.WeightsMaster, config.StateFP32}, {false, true, config.WeightsMaster, config.StateFP32}} {
 			checkZeroResumes(t, c)
 		}
 	})

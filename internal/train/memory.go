@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/compact-llm/compact/internal/config"
 	"github.com/compact-llm/compact/internal/gpu"
 	"github.com/compact-llm/compact/internal/gpu/device"
 	"github.com/compact-llm/compact/internal/optim"
@@ -24,7 +25,7 @@ type Prediction struct {
 // adds what the CUDA backend allocates on its own (cuBLASLt workspace and
 // the kernels' scratch). Everything is allocated before the first step, so
 // the sum is the peak.
-func PredictMemory(cfg Config, B, T int, backend string) (Prediction, error) {
+func PredictMemory(cfg config.Config, B, T int, backend string) (Prediction, error) {
 	return predictMemory(cfg, B, T, backend, optim.Shard{}, 1)
 }
 
@@ -34,15 +35,15 @@ func PredictMemory(cfg Config, B, T int, backend string) (Prediction, error) {
 // largest share's peak. Collectives add nothing the engine allocates: NCCL
 // keeps its own buffers (outside this prediction), the CPU's TCP comm goes
 // through host memory.
-func PredictRankMemory(cfg Config, B, T int, backend string, world int) (Prediction, int, error) {
+func PredictRankMemory(cfg config.Config, B, T int, backend string, world int) (Prediction, int, error) {
 	ranks := world
-	if cfg.shard(0, world).World <= 1 {
+	if cfg.Shard(0, world).World <= 1 {
 		ranks = 1 // every rank holds the whole state
 	}
 	var best Prediction
 	rank := 0
 	for r := range ranks {
-		p, err := predictMemory(cfg, B, T, backend, cfg.shard(r, world), world)
+		p, err := predictMemory(cfg, B, T, backend, cfg.Shard(r, world), world)
 		if err != nil {
 			return Prediction{}, 0, err
 		}
@@ -55,14 +56,14 @@ func PredictRankMemory(cfg Config, B, T int, backend string, world int) (Predict
 
 // predictMemory is PredictMemory for the rank holding shard of the
 // optimizer state.
-func predictMemory(cfg Config, B, T int, backend string, shard optim.Shard, world int) (Prediction, error) {
+func predictMemory(cfg config.Config, B, T int, backend string, shard optim.Shard, world int) (Prediction, error) {
 	fp := device.Footprint(backend)
 	meter := gpu.NewMeter(fp.ElementBytes())
 	m, err := newRankModel(meter.Backend(), cfg, shard, world)
 	if err != nil {
 		return Prediction{}, err
 	}
-	oc := optimizerConfig(cfg)
+	oc := cfg.OptimizerConfig()
 	oc.Shard = shard
 	if _, err := optim.New(m, oc); err != nil {
 		return Prediction{}, err

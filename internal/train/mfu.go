@@ -1,5 +1,7 @@
 package train
 
+import "github.com/compact-llm/compact/internal/config"
+
 import "strings"
 
 // PeakFLOPS is the dense bf16 tensor-core rate of the GPUs we know, by the
@@ -19,7 +21,7 @@ func PeakFLOPS(device string) float64 {
 
 // MFU is the model FLOPs utilisation of tokPerS training tokens a second
 // of cfg on device, or nil where the device's peak is unknown.
-func MFU(cfg Config, device string, tokPerS float64) *float64 {
+func MFU(cfg config.Config, device string, tokPerS float64) *float64 {
 	peak := PeakFLOPS(device)
 	if peak == 0 {
 		return nil

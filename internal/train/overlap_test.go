@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/compact-llm/compact/internal/config"
 	"github.com/compact-llm/compact/internal/gpu"
 	"github.com/compact-llm/compact/internal/gpu/cpu"
 	"github.com/compact-llm/compact/internal/optim"
@@ -15,9 +16,9 @@ import (
 // the synchronous one: the same metrics and checkpoints to the bit, with
 // and without ZeRO-1, full rank and CompAct, fp32 and lean state.
 func TestOverlapMatchesSynchronous(t *testing.T) {
-	cases := []zeroCase{{true, true, WeightsBF16SR, StateFP32}, {true, true, WeightsBF16SR, StateBF16}, {false, true, WeightsMaster, StateFP32}}
+	cases := []zeroCase{{true, true, config.WeightsBF16SR, config.StateFP32}, {true, true, config.WeightsBF16SR, config.StateBF16}, {false, true, config.WeightsMaster, config.StateFP32}}
 	for _, c := range cases {
-		for _, zero := range []int{ZeroOff, ZeroState} {
+		for _, zero := range []int{config.ZeroOff, config.ZeroState} {
 			dir := t.TempDir()
 			cfg := c.apply(dpConfig(t, dir, c.compact))
 			cfg.Train.CheckpointEvery = 4
@@ -43,9 +44,9 @@ func TestOverlapMatchesSynchronous(t *testing.T) {
 // ranks with a fused update: what the CPU allocates and what memreport
 // --gpus N predicts both grow by exactly that buffer.
 func TestOverlapMemory(t *testing.T) {
-	cfg := Default()
+	cfg := config.Default()
 	cfg.Model.VocabSize, cfg.Model.Hidden, cfg.Model.Intermediate, cfg.Model.Layers = 300, 64, 160, 4
-	cfg.Train.FusedUpdate, cfg.Train.GradClip, cfg.Train.Zero = true, 0, ZeroOff
+	cfg.Train.FusedUpdate, cfg.Train.GradClip, cfg.Train.Zero = true, 0, config.ZeroOff
 	grads := func(overlap bool, world int) (alloc, pred int64) {
 		cfg := cfg
 		cfg.Train.OverlapComm = overlap

@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/compact-llm/compact/internal/config"
 )
 
 // The numbers of every optimizer precision mode, pinned: a few steps of a
@@ -60,8 +62,8 @@ func (c pinCase) String() string {
 func pinCases() []pinCase {
 	var cs []pinCase
 	for _, compact := range []bool{true, false} {
-		for _, w := range []string{WeightsMaster, WeightsBF16SR} {
-			for _, st := range []string{StateFP32, StateBF16} {
+		for _, w := range []string{config.WeightsMaster, config.WeightsBF16SR} {
+			for _, st := range []string{config.StateFP32, config.StateBF16} {
 				for _, f := range []struct {
 					fused bool
 					accum int
@@ -71,14 +73,14 @@ func pinCases() []pinCase {
 				}
 			}
 		}
-		for _, st := range []string{StateFP32, StateBF16} {
+		for _, st := range []string{config.StateFP32, config.StateBF16} {
 			for _, fused := range []bool{false, true} {
-				cs = append(cs, pinCase{compact: compact, master: true, fused: fused, weights: WeightsMaster, state: st, accum: 1})
+				cs = append(cs, pinCase{compact: compact, master: true, fused: fused, weights: config.WeightsMaster, state: st, accum: 1})
 			}
 		}
-		for _, w := range []string{WeightsMaster, WeightsBF16SR} {
-			cs = append(cs, pinCase{compact: compact, weights: w, state: StateInt8, accum: 2, clip: 1},
-				pinCase{compact: compact, fused: true, weights: w, state: StateInt8, accum: 2})
+		for _, w := range []string{config.WeightsMaster, config.WeightsBF16SR} {
+			cs = append(cs, pinCase{compact: compact, weights: w, state: config.StateInt8, accum: 2, clip: 1},
+				pinCase{compact: compact, fused: true, weights: w, state: config.StateInt8, accum: 2})
 		}
 	}
 	return cs

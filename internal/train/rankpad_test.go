@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/compact-llm/compact/internal/config"
 	"github.com/compact-llm/compact/internal/gpu"
 	"github.com/compact-llm/compact/internal/gpu/cpu"
 	"github.com/compact-llm/compact/internal/model"
@@ -16,7 +17,7 @@ import (
 
 // rankPadModel builds cfg's model with Options.PadIntermediate = pad and its
 // optimizer, as NewModel would but for the padding, which NewModel chooses.
-func rankPadModel(t *testing.T, cfg Config, pad int) (*model.Model, *optim.Optimizer) {
+func rankPadModel(t *testing.T, cfg config.Config, pad int) (*model.Model, *optim.Optimizer) {
 	t.Helper()
 	rc, err := model.ParseRecompute(cfg.Train.Recompute)
 	if err != nil {
@@ -28,7 +29,7 @@ func rankPadModel(t *testing.T, cfg Config, pad int) (*model.Model, *optim.Optim
 		t.Fatal(err)
 	}
 	t.Cleanup(m.Free)
-	o, err := optim.New(m, optimizerConfig(cfg))
+	o, err := optim.New(m, cfg.OptimizerConfig())
 	if err != nil {
 		t.Fatal(err)
 	}

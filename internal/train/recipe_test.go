@@ -10,70 +10,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/compact-llm/compact/internal/config"
 )
-
-// The shipped pretraining configs resolve to the paper's two recipes from
-// one file: CompAct at compact.lr with the HF form, full rank at train.lr
-// with torch's, neither clipping.
-func TestShippedRecipes(t *testing.T) {
-	for _, c := range []struct {
-		file      string
-		compactLR float64
-	}{{"llama-60m", 1e-2}, {"llama-130m", 1e-2}, {"llama-350m", 1e-2}, {"llama-1b", 3e-3}} {
-		file := filepath.Join("../../configs", c.file+".yaml")
-		for _, mode := range []struct {
-			set     []string
-			lr, eps float64
-			opt     string
-		}{{nil, c.compactLR, 1e-6, OptimizerHF}, {[]string{"compact.enabled=false"}, 1e-3, 1e-8, OptimizerTorch}} {
-			cfg, err := Load(file, mode.set)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if cfg.PeakLR() != mode.lr || cfg.OptimizerName() != mode.opt || cfg.AdamEpsilon() != mode.eps || cfg.Train.GradClip != 0 {
-				t.Errorf("%s %v: lr %g, %s, eps %g, grad_clip %g; want lr %g, %s, eps %g, no clipping",
-					c.file, mode.set, cfg.PeakLR(), cfg.OptimizerName(), cfg.AdamEpsilon(), cfg.Train.GradClip, mode.lr, mode.opt, mode.eps)
-			}
-		}
-		cfg, _ := Load(file, nil)
-		cc := cfg.Compact
-		if cc.Rank != 0.5 || cc.UpdateGap != 200 || cc.Alpha*cc.OProjScale != 0.25 || cfg.Train.WarmupRatio != 0.1 || cfg.Train.MinLRRatio != 0.1 {
-			t.Errorf("%s: compact %+v, warmup %g, min ratio %g: not the paper's recipe", c.file, cc, cfg.Train.WarmupRatio, cfg.Train.MinLRRatio)
-		}
-		// What the user sets explicitly wins.
-		cfg, _ = Load(file, []string{"compact.lr=0", "train.lr=2e-3", "train.optimizer=adamw_torch", "train.adam_eps=1e-7"})
-		if cfg.PeakLR() != 2e-3 || cfg.OptimizerName() != OptimizerTorch || cfg.AdamEpsilon() != 1e-7 {
-			t.Errorf("%s: explicit keys ignored: lr %g %s eps %g", c.file, cfg.PeakLR(), cfg.OptimizerName(), cfg.AdamEpsilon())
-		}
-	}
-	// The paper fine-tunes with o_proj's update at scale 1 whatever alpha.
-	files, _ := filepath.Glob("../../configs/finetune-*.yaml")
-	for _, f := range files {
-		cfg, _, err := loadOver(Default(), f, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if s := cfg.Compact.Alpha * cfg.Compact.OProjScale; s != 1 {
-			t.Errorf("%s: o_proj update scale %g, want 1", f, s)
-		}
-	}
-}
-
-func TestRecipeKeysNameTheCulprit(t *testing.T) {
-	for _, c := range []struct {
-		set, want string
-	}{{"train.optimizer=adam", "train.optimizer"}, {"compact.lr=-1", "compact.lr"}, {"train.adam_eps=-1e-8", "train.adam_eps"},
-		{"compact.rank=1", "compact.rank"}} {
-		_, err := Load("", []string{c.set})
-		if err == nil || !IsUsage(err) || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("--set %s: error %v does not name %s", c.set, err, c.want)
-		}
-	}
-	// rank 1 is only ambiguous while CompAct is on.
-	if _, err := Load("", []string{"compact.rank=1", "compact.enabled=false"}); err != nil {
-		t.Errorf("rank 1 with CompAct off: %v", err)
-	}
-}
 
 // A short CPU run of the shipped llama-60m.yaml (model shrunk, data and
 // length set) logs the CompAct recipe's learning rate, and the same file
@@ -92,8 +31,8 @@ func TestOneConfigTwoRecipesRun(t *testing.T) {
 		enabled bool
 		lr      float64
 		opt     string
-	}{{true, 1e-2, OptimizerHF}, {false, 1e-3, OptimizerTorch}} {
-		cfg, err := Load("../../configs/llama-60m.yaml", append(sets, fmt.Sprintf("compact.enabled=%v", mode.enabled)))
+	}{{true, 1e-2, config.OptimizerHF}, {false, 1e-3, config.OptimizerTorch}} {
+		cfg, err := config.Load("../../configs/llama-60m.yaml", append(sets, fmt.Sprintf("compact.enabled=%v", mode.enabled)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -117,26 +56,26 @@ func TestOneConfigTwoRecipesRun(t *testing.T) {
 		if err != nil || st.Optimizer != mode.opt {
 			t.Fatalf("compact %v: trainer state records optimizer %q (%v), want %s", mode.enabled, st.Optimizer, err, mode.opt)
 		}
-		other := OptimizerTorch
-		if mode.opt == OptimizerTorch {
-			other = OptimizerHF
+		other := config.OptimizerTorch
+		if mode.opt == config.OptimizerTorch {
+			other = config.OptimizerHF
 		}
 		cfg.Train.Optimizer, cfg.Train.Steps = other, 6
 		err = Pretrain(context.Background(), cfg, RunOptions{Out: out, Resume: true})
-		if err == nil || !IsUsage(err) || !strings.Contains(err.Error(), "train.optimizer") {
+		if err == nil || !config.IsUsage(err) || !strings.Contains(err.Error(), "train.optimizer") {
 			t.Errorf("compact %v: resume with optimizer %s: %v, want a usage error naming train.optimizer", mode.enabled, other, err)
 		}
 		// A checkpoint from before train.optimizer existed trained with
 		// torch's form: it resumes into the full-rank recipe, not CompAct's.
 		stripOptimizer(t, filepath.Join(ckpt, "trainer_state.json"))
-		if st, err := ReadTrainerState(ckpt); err != nil || st.Optimizer != OptimizerTorch || st.Config.Validate() != nil ||
-			st.Config.Train.Weights != WeightsMaster || st.Config.Train.OptimizerState != StateFP32 ||
-			st.Config.Train.CUDAGraph != GraphOff {
+		if st, err := ReadTrainerState(ckpt); err != nil || st.Optimizer != config.OptimizerTorch || st.Config.Validate() != nil ||
+			st.Config.Train.Weights != config.WeightsMaster || st.Config.Train.OptimizerState != config.StateFP32 ||
+			st.Config.Train.CUDAGraph != config.GraphOff {
 			t.Fatalf("old trainer state: optimizer %q, %v, config %v", st.Optimizer, err, st.Config.Validate())
 		}
-		cfg.Train.Optimizer = OptimizerAuto
+		cfg.Train.Optimizer = config.OptimizerAuto
 		err = Pretrain(context.Background(), cfg, RunOptions{Out: out, Resume: true})
-		if mode.enabled && (err == nil || !IsUsage(err)) {
+		if mode.enabled && (err == nil || !config.IsUsage(err)) {
 			t.Errorf("CompAct resume from a torch-form checkpoint: %v, want refused", err)
 		}
 		if !mode.enabled && err != nil {
@@ -164,7 +103,8 @@ func stripOptimizer(t *testing.T, path string) {
 	}
 	full.Config.Train.Optimizer, full.Config.Train.Weights, full.Config.Train.OptimizerState = "", "", ""
 	full.Config.Train.CUDAGraph = "" // and train.cuda_graph
-	st["config"] = legacyConfig(full.Config)
+	type goFields config.Config      // the older form: Go field names, config.json keys for the model
+	st["config"] = goFields(full.Config)
 	raw, _ = json.Marshal(st)
 	if err := os.WriteFile(path, raw, 0o644); err != nil {
 		t.Fatal(err)

@@ -34,7 +34,7 @@ func TestRecomputePoliciesAgreeInLeanStep(t *testing.T) {
 		if err := m.Init(3); err != nil {
 			t.Fatal(err)
 		}
-		o, err := optim.New(m, optimizerConfig(c))
+		o, err := optim.New(m, c.OptimizerConfig())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/compact-llm/compact/internal/config"
 	"github.com/compact-llm/compact/internal/gpu/device"
 	"github.com/compact-llm/compact/internal/model"
 	"github.com/compact-llm/compact/internal/optim"
@@ -28,7 +29,7 @@ func TestExportHFReference(t *testing.T) {
 	if dev == "" {
 		dev = "cpu"
 	}
-	cfg := Default()
+	cfg := config.Default()
 	cfg.Model = model.Config{VocabSize: 128, Hidden: 64, Intermediate: 176, Layers: 2, Heads: 4, KVHeads: 2,
 		MaxSeqLen: 32, RopeTheta: 10000, RMSEps: 1e-6, InitStd: 0.05}
 	cfg.Train.LR, cfg.Train.GradClip, cfg.Train.WeightDecay = 1e-3, 1.0, 0
@@ -59,7 +60,7 @@ func TestExportHFReference(t *testing.T) {
 		weights, _ := m.WeightTensors()
 		writeSynced(filepath.Join(dir, "model.safetensors"), func(w io.Writer) error { return model.WriteSafetensors(w, weights) })
 		writeSynced(filepath.Join(dir, "config.json"), func(w io.Writer) error { return model.WriteHFConfig(w, cfg.Model, -1) })
-		opt, err := optim.New(m, optimizerConfig(cfg))
+		opt, err := optim.New(m, cfg.OptimizerConfig())
 		if err != nil {
 			t.Fatal(err)
 		}

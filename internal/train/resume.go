@@ -18,25 +18,26 @@ import (
 	"strings"
 	"time"
 
+	"github.com/compact-llm/compact/internal/config"
 	"github.com/compact-llm/compact/internal/model"
 )
 
 // checkState refuses a trainer state that does not belong at dir or to a
 // run of cfg.
-func checkState(dir string, st TrainerState, cfg Config) error {
+func checkState(dir string, st TrainerState, cfg config.Config) error {
 	file := filepath.Join(dir, ckptState)
 	dirStep, err := strconv.Atoi(strings.TrimPrefix(filepath.Base(dir), "step-"))
 	switch {
 	case st.Step < 1:
-		return Usagef("%s: step = %d: a checkpoint is written after at least one step", file, st.Step)
+		return config.Usagef("%s: step = %d: a checkpoint is written after at least one step", file, st.Step)
 	case err == nil && dirStep != st.Step:
-		return Usagef("%s: step = %d, but the directory is step %d", file, st.Step, dirStep)
+		return config.Usagef("%s: step = %d, but the directory is step %d", file, st.Step, dirStep)
 	case st.Step > cfg.Train.Steps:
-		return Usagef("%s: step = %d is beyond train.steps = %d: raise train.steps (--steps) to train further", file, st.Step, cfg.Train.Steps)
+		return config.Usagef("%s: step = %d is beyond train.steps = %d: raise train.steps (--steps) to train further", file, st.Step, cfg.Train.Steps)
 	case st.Tokens < 0:
-		return Usagef("%s: tokens = %d: must not be negative", file, st.Tokens)
+		return config.Usagef("%s: tokens = %d: must not be negative", file, st.Tokens)
 	case math.IsNaN(st.LR) || math.IsInf(st.LR, 0) || st.LR < 0:
-		return Usagef("%s: lr = %g: must be a finite, non-negative number", file, st.LR)
+		return config.Usagef("%s: lr = %g: must be a finite, non-negative number", file, st.LR)
 	}
 	return nil
 }
@@ -58,20 +59,20 @@ var resumeFreeKeys = []string{"train.device", "train.threads", "train.steps", "t
 // resolvedModes replaces the keys whose "auto" (or, in checkpoints older
 // than the key, empty) value stands for a concrete choice by that choice, so
 // a resume compares what the runs do rather than how they were written.
-func resolvedModes(c Config) Config {
+func resolvedModes(c config.Config) config.Config {
 	c.Train.Optimizer, c.Train.AdamEps = c.OptimizerName(), c.AdamEpsilon()
 	switch {
 	case c.Train.Weights == "":
-		c.Train.Weights = WeightsMaster
-	case c.Train.Weights == WeightsAuto && c.MasterFree():
-		c.Train.Weights = WeightsBF16SR
-	case c.Train.Weights == WeightsAuto:
-		c.Train.Weights = WeightsMaster
+		c.Train.Weights = config.WeightsMaster
+	case c.Train.Weights == config.WeightsAuto && c.MasterFree():
+		c.Train.Weights = config.WeightsBF16SR
+	case c.Train.Weights == config.WeightsAuto:
+		c.Train.Weights = config.WeightsMaster
 	}
 	if c.Train.OptimizerState == "" {
-		c.Train.OptimizerState = StateFP32
+		c.Train.OptimizerState = config.StateFP32
 	}
-	if c.Finetune.Task == TaskCausal {
+	if c.Finetune.Task == config.TaskCausal {
 		c.Data.SpecialTokens = "" // shards are tokenized already: no effect
 	}
 	return c
@@ -80,8 +81,8 @@ func resolvedModes(c Config) Config {
 // checkResumeConfig compares the saved run's configuration with now. A
 // fixed key that differs is an error; any other difference (lr,
 // micro_batch, update_gap, ...) is listed and needs allow.
-func checkResumeConfig(file string, saved, now Config, allow bool, logf func(string, ...any)) error {
-	a, b := flatten(resolvedModes(saved)), flatten(resolvedModes(now))
+func checkResumeConfig(file string, saved, now config.Config, allow bool, logf func(string, ...any)) error {
+	a, b := resolvedModes(saved).Values(), resolvedModes(now).Values()
 	var fixed, changed []string
 	for k, v := range b {
 		if reflect.DeepEqual(a[k], v) || slices.Contains(resumeFreeKeys, k) {
@@ -97,14 +98,14 @@ func checkResumeConfig(file string, saved, now Config, allow bool, logf func(str
 	sort.Strings(fixed)
 	sort.Strings(changed)
 	if len(fixed) > 0 {
-		return Usagef("%s: cannot resume with a different %s (the saved tensors or data position depend on it); use the run's own config or start a new --out",
+		return config.Usagef("%s: cannot resume with a different %s (the saved tensors or data position depend on it); use the run's own config or start a new --out",
 			file, strings.Join(fixed, ", "))
 	}
 	if len(changed) == 0 {
 		return nil
 	}
 	if !allow {
-		return Usagef("%s: the config differs from the saved run's: %s; pass --allow-config-change to resume with the new values",
+		return config.Usagef("%s: the config differs from the saved run's: %s; pass --allow-config-change to resume with the new values",
 			file, strings.Join(changed, ", "))
 	}
 	logf("resume: config changed on purpose: %s", strings.Join(changed, ", "))
@@ -140,7 +141,7 @@ func resumePoint(root, from string, weightsOnly bool) (string, error) {
 	if from != "" {
 		var err error
 		if dir, err = chosenCheckpoint(from); err != nil {
-			return "", Usagef("--resume %s: %w", from, err)
+			return "", config.Usagef("--resume %s: %w", from, err)
 		}
 	} else {
 		all, err := stepDirs(root)
@@ -163,7 +164,7 @@ func resumePoint(root, from string, weightsOnly bool) (string, error) {
 	if cks, _ := listCheckpoints(filepath.Dir(dir)); len(cks) > 0 && cks[len(cks)-1] != dir {
 		fmt.Fprintf(&b, "; or continue from the newest complete checkpoint: --resume %s", cks[len(cks)-1])
 	}
-	return "", Usagef("%s", b.String())
+	return "", config.Usagef("%s", b.String())
 }
 
 // chosenCheckpoint resolves --resume PATH: a checkpoint directory as it is,
@@ -199,7 +200,7 @@ func checkTensorFiles(dir string, weightsOnly bool) error {
 		}
 		f, err := model.OpenSafetensors(filepath.Join(dir, name))
 		if err != nil {
-			return &UsageError{fmt.Errorf("resume: %w", err)}
+			return &config.UsageError{Err: fmt.Errorf("resume: %w", err)}
 		}
 		f.Close()
 	}
@@ -217,7 +218,7 @@ func claimResume(opts RunOptions) (bool, error) {
 		return true, nil
 	}
 	if holdsRun(opts.Out) && !opts.Overwrite {
-		return false, Usagef("--resume %s is not a checkpoint of --out %s, which already holds a run: continue %s in a new --out, "+
+		return false, config.Usagef("--resume %s is not a checkpoint of --out %s, which already holds a run: continue %s in a new --out, "+
 			"pass --overwrite to move the run in %s aside, or resume one of %s", opts.ResumeFrom, opts.Out, opts.ResumeFrom,
 			opts.Out, filepath.Join(opts.Out, "checkpoints"))
 	}
@@ -301,7 +302,7 @@ type ScheduleChange struct {
 
 // scheduleChange compares the schedules of the saved run and now at step;
 // ok is false when they are the same.
-func scheduleChange(step int, saved, now Config) (c ScheduleChange, ok bool) {
+func scheduleChange(step int, saved, now config.Config) (c ScheduleChange, ok bool) {
 	a, b := saved.Schedule(), now.Schedule()
 	if a == b {
 		return c, false

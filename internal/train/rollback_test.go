@@ -8,13 +8,15 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/compact-llm/compact/internal/config"
 )
 
 // poisonedConfig is smallConfig for 40 steps of 8 samples, logged every
 // step and checkpointed every 4, with a guard that judges windows of five
 // samples; COMPACT_FAULT_POISON makes step 21 (samples 160..167) run at 300
 // times its learning rate, as a bad batch would.
-func poisonedConfig(t *testing.T, dir, policy string) Config {
+func poisonedConfig(t *testing.T, dir, policy string) config.Config {
 	t.Helper()
 	cfg := smallConfig(t, dir)
 	cfg.Train.Steps, cfg.Train.EvalEvery, cfg.Train.KeepCheckpoints = 40, 20, 20
@@ -34,7 +36,7 @@ func healthEvents(ms []Metric) []HealthEvent {
 
 func TestPlantedSpikeIsReported(t *testing.T) {
 	dir := t.TempDir()
-	cfg := poisonedConfig(t, dir, InstabilityWarn)
+	cfg := poisonedConfig(t, dir, config.InstabilityWarn)
 	var log strings.Builder
 	out := filepath.Join(dir, "warn")
 	if err := Pretrain(context.Background(), cfg, RunOptions{Out: out, Log: &log}); err != nil {
@@ -60,11 +62,11 @@ func TestPlantedSpikeIsReported(t *testing.T) {
 
 func TestPlantedSpikeStops(t *testing.T) {
 	dir := t.TempDir()
-	cfg := poisonedConfig(t, dir, InstabilityStop)
+	cfg := poisonedConfig(t, dir, config.InstabilityStop)
 	out := filepath.Join(dir, "stop")
 	err := Pretrain(context.Background(), cfg, RunOptions{Out: out})
 	var ie *InstabilityError
-	if !errors.As(err, &ie) || IsUsage(err) {
+	if !errors.As(err, &ie) || config.IsUsage(err) {
 		t.Fatalf("got %v, want an InstabilityError (exit 1)", err)
 	}
 	if ie.Last != StepDir(filepath.Join(out, "checkpoints"), 20) || !strings.Contains(err.Error(), "step-0000020") {
@@ -81,7 +83,7 @@ func TestPlantedSpikeStops(t *testing.T) {
 // after the rollback ends exactly as the uninterrupted one.
 func TestRollbackRecoversAndResumesIdentically(t *testing.T) {
 	dir := t.TempDir()
-	cfg := poisonedConfig(t, dir, InstabilityRollback)
+	cfg := poisonedConfig(t, dir, config.InstabilityRollback)
 	out := filepath.Join(dir, "rollback")
 	var log strings.Builder
 	if err := Pretrain(context.Background(), cfg, RunOptions{Out: out, Log: &log}); err != nil {

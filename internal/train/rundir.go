@@ -23,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/compact-llm/compact/internal/config"
 	"github.com/compact-llm/compact/internal/data"
 )
 
@@ -42,20 +43,20 @@ type runDir struct {
 // move aside.
 func claimRunDir(dir string, resume, overwrite bool, logf func(string, ...any)) (*runDir, error) {
 	if dir == "" {
-		return nil, Usagef("--out DIR is required")
+		return nil, config.Usagef("--out DIR is required")
 	}
 	if resume && overwrite {
-		return nil, Usagef("--resume and --overwrite exclude each other: resume continues the run in %s, overwrite moves it aside", dir)
+		return nil, config.Usagef("--resume and --overwrite exclude each other: resume continues the run in %s, overwrite moves it aside", dir)
 	}
 	st, err := os.Stat(dir)
 	switch {
 	case err == nil && !st.IsDir():
-		return nil, Usagef("--out %s is a file, not a directory", dir)
+		return nil, config.Usagef("--out %s is a file, not a directory", dir)
 	case errors.Is(err, os.ErrNotExist) && isSymlink(dir):
 		target, _ := os.Readlink(dir)
-		return nil, Usagef("--out %s is a symbolic link to %s, which does not exist: create %s first, or choose another --out", dir, target, target)
+		return nil, config.Usagef("--out %s is a symbolic link to %s, which does not exist: create %s first, or choose another --out", dir, target, target)
 	case err != nil && !errors.Is(err, os.ErrNotExist):
-		return nil, Usagef("--out %s: %w", dir, err)
+		return nil, config.Usagef("--out %s: %w", dir, err)
 	}
 	if err == nil {
 		if err := checkRunEntries(dir); err != nil {
@@ -64,11 +65,11 @@ func claimRunDir(dir string, resume, overwrite bool, logf func(string, ...any)) 
 	}
 	if err == nil && !resume && holdsRun(dir) {
 		if !overwrite {
-			return nil, Usagef("--out %s already holds a run (metrics.jsonl, memreport.json or checkpoints/): "+
+			return nil, config.Usagef("--out %s already holds a run (metrics.jsonl, memreport.json or checkpoints/): "+
 				"continue it with --resume, choose another --out, or pass --overwrite to move it aside to %s.old-TIMESTAMP", dir, dir)
 		}
 		if holdsWorkingDir(dir) {
-			return nil, Usagef("--overwrite: --out %s is the current directory or holds it: moving it aside would leave this shell in the old run; "+
+			return nil, config.Usagef("--overwrite: --out %s is the current directory or holds it: moving it aside would leave this shell in the old run; "+
 				"run from its parent (cd ..; --out NAME), or move the old run aside yourself", dir)
 		}
 		// The old run's lock must be free: never move a live run.
@@ -95,7 +96,7 @@ func claimRunDir(dir string, resume, overwrite bool, logf func(string, ...any)) 
 		r.created = true
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, Usagef("--out %s: %w", dir, err)
+		return nil, config.Usagef("--out %s: %w", dir, err)
 	}
 	if r.lock, err = lockDir(dir); err != nil {
 		r.release(false)
@@ -120,15 +121,15 @@ func checkRunEntries(dir string) error {
 		case errors.Is(err, os.ErrNotExist):
 			continue
 		case err != nil:
-			return Usagef("--out %s: %w", dir, err)
+			return config.Usagef("--out %s: %w", dir, err)
 		case st.Mode()&os.ModeSymlink != 0:
 			target, _ := os.Readlink(p)
-			return Usagef("--out %s: %s is a symbolic link (to %s); a run writes only inside --out, never through a link: "+
+			return config.Usagef("--out %s: %s is a symbolic link (to %s); a run writes only inside --out, never through a link: "+
 				"remove the link (to keep a run on another disk, make --out itself the link)", dir, p, target)
 		case isDir && !st.IsDir():
-			return Usagef("--out %s: %s is %s, not a directory", dir, p, data.FileKind(st.Mode()))
+			return config.Usagef("--out %s: %s is %s, not a directory", dir, p, data.FileKind(st.Mode()))
 		case !isDir && !st.Mode().IsRegular():
-			return Usagef("--out %s: %s is %s, not a regular file: remove it", dir, p, data.FileKind(st.Mode()))
+			return config.Usagef("--out %s: %s is %s, not a regular file: remove it", dir, p, data.FileKind(st.Mode()))
 		}
 	}
 	return nil
@@ -213,16 +214,16 @@ func lockDir(dir string) (*os.File, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0o644)
 	if errors.Is(err, syscall.ELOOP) {
 		target, _ := os.Readlink(path)
-		return nil, Usagef("--out %s: the lock file %s is a symbolic link (to %s); a run never writes through a link out of --out: remove it", dir, path, target)
+		return nil, config.Usagef("--out %s: the lock file %s is a symbolic link (to %s); a run never writes through a link out of --out: remove it", dir, path, target)
 	}
 	if err != nil {
-		return nil, Usagef("--out %s: lock file %s: %w", dir, path, err)
+		return nil, config.Usagef("--out %s: lock file %s: %w", dir, path, err)
 	}
 	// The lock is truncated to record this process: a FIFO or a file with
 	// another name elsewhere (a hard link) must not be.
 	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() || links(st) > 1 {
 		f.Close()
-		return nil, Usagef("--out %s: the lock file %s is not a plain file of this run (a FIFO, device or hard link): remove it", dir, path)
+		return nil, config.Usagef("--out %s: the lock file %s is not a plain file of this run (a FIFO, device or hard link): remove it", dir, path)
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		holder, _ := os.ReadFile(path)
@@ -231,7 +232,7 @@ func lockDir(dir string) (*os.File, error) {
 		if pid, err := strconv.Atoi(strings.TrimSpace(string(holder))); err == nil {
 			who = fmt.Sprintf("process %d", pid)
 		}
-		return nil, Usagef("--out %s is in use by %s (lock %s): wait for it to finish or choose another --out", dir, who, path)
+		return nil, config.Usagef("--out %s is in use by %s (lock %s): wait for it to finish or choose another --out", dir, who, path)
 	}
 	f.Truncate(0)
 	f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)

@@ -10,12 +10,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/compact-llm/compact/internal/config"
 )
 
 func FuzzTrainerState(f *testing.F) {
-	cfg := Default()
+	cfg := config.Default()
 	cfg.Train.Steps = 10
-	st := TrainerState{Version: StateVersion, Step: 3, Tokens: 300, LR: 1e-3, Config: cfg, Tokenizer: "byte", Optimizer: OptimizerHF,
+	st := TrainerState{Version: StateVersion, Step: 3, Tokens: 300, LR: 1e-3, Config: cfg, Tokenizer: "byte", Optimizer: config.OptimizerHF,
 		Loader:    json.RawMessage(`{"epoch":0,"position":12,"samples_per_epoch":100,"windows":100,"seq_len":256,"seed":42,"shuffle":true,"world":1,"fingerprint":"0123456789abcdef"}`),
 		AdamStart: 2, Schedule: []ScheduleChange{{Step: 2, Steps: [2]int{5, 10}}}}
 	good, err := json.MarshalIndent(st, "", "  ")

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"math/rand/v2"
 
+	"github.com/compact-llm/compact/internal/config"
 	"github.com/compact-llm/compact/internal/gpu"
 	"github.com/compact-llm/compact/internal/optim"
 )
@@ -17,7 +18,7 @@ type Stepper struct{ t *Trainer }
 // optimizer on be, which stays the caller's. Every micro-batch is the same
 // B*T random tokens (from train.seed), every target valid, and the rate is
 // the constant peak learning rate.
-func NewStepper(be gpu.Backend, cfg Config) (*Stepper, error) {
+func NewStepper(be gpu.Backend, cfg config.Config) (*Stepper, error) {
 	if err := CheckFits(cfg, be, true); err != nil {
 		return nil, err
 	}
@@ -41,7 +42,7 @@ func NewStepper(be gpu.Backend, cfg Config) (*Stepper, error) {
 		s.Close()
 		return nil, err
 	}
-	if t.opt, err = optim.New(t.model, optimizerConfig(cfg)); err != nil {
+	if t.opt, err = optim.New(t.model, cfg.OptimizerConfig()); err != nil {
 		s.Close()
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/compact-llm/compact/internal/config"
 	"github.com/compact-llm/compact/internal/data"
 	"github.com/compact-llm/compact/internal/gpu"
 	"github.com/compact-llm/compact/internal/gpu/cpu"
@@ -18,7 +19,7 @@ import (
 
 // smallConfig trains a very small model on shards of real text (the Go
 // sources, byte-tokenized) written into dir.
-func smallConfig(t *testing.T, dir string) Config {
+func smallConfig(t *testing.T, dir string) config.Config {
 	t.Helper()
 	t.Setenv("COMPACT_CACHE", filepath.Join(dir, "cache"))
 	tok, err := data.NewTokenizer("byte")
@@ -29,7 +30,7 @@ func smallConfig(t *testing.T, dir string) Config {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := Default()
+	cfg := config.Default()
 	cfg.Model.VocabSize, cfg.Model.Hidden, cfg.Model.Intermediate = 257, 32, 64
 	cfg.Model.Layers, cfg.Model.Heads, cfg.Model.KVHeads, cfg.Model.MaxSeqLen = 2, 4, 2, 32
 	cfg.Train.SeqLen, cfg.Train.MicroBatch, cfg.Train.Steps = 32, 4, 12
@@ -81,7 +82,7 @@ func TestResumeIsBitIdentical(t *testing.T) {
 		compact, lean, fused bool
 		state                string
 	}{{true, false, false, ""}, {false, false, false, ""}, {true, true, false, ""}, {true, true, true, ""},
-		{true, true, false, StateInt8}, {true, true, true, StateInt8}, {false, true, false, StateInt8}} {
+		{true, true, false, config.StateInt8}, {true, true, true, config.StateInt8}, {false, true, false, config.StateInt8}} {
 		compact := c.compact
 		dir := t.TempDir()
 		cfg := smallConfig(t, dir)
@@ -154,7 +155,7 @@ func TestLossFallsOnRealText(t *testing.T) {
 // predictedAsAllocated is cfg's CPU prediction for micro-batch 4 x 64,
 // checked against what building the model, optimizer and activations on
 // the CPU allocates.
-func predictedAsAllocated(t *testing.T, what string, cfg Config) Prediction {
+func predictedAsAllocated(t *testing.T, what string, cfg config.Config) Prediction {
 	t.Helper()
 	pred, err := PredictMemory(cfg, 4, 64, "cpu")
 	if err != nil {
@@ -165,7 +166,7 @@ func predictedAsAllocated(t *testing.T, what string, cfg Config) Prediction {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := optim.New(m, optimizerConfig(cfg)); err != nil {
+	if _, err := optim.New(m, cfg.OptimizerConfig()); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.Prepare(4, 64); err != nil {
@@ -179,12 +180,12 @@ func predictedAsAllocated(t *testing.T, what string, cfg Config) Prediction {
 }
 
 func TestPredictedMemoryMatchesCPU(t *testing.T) {
-	cfg := Default()
+	cfg := config.Default()
 	cfg.Model.VocabSize, cfg.Model.Hidden, cfg.Model.Intermediate, cfg.Model.Layers = 300, 64, 160, 3
 	for _, compact := range []bool{false, true} {
 		for _, rc := range []string{"none", "mlp", "qkv_mlp", "block", "none+bf16_sr", "qkv_mlp+bf16_sr+bf16", "block+bf16_sr+bf16", "mlp+bf16_sr+int8", "none+master+int8"} {
 			cfg.Compact.Enabled, cfg.Train.Recompute = compact, rc
-			cfg.Train.Weights, cfg.Train.OptimizerState = WeightsMaster, StateFP32
+			cfg.Train.Weights, cfg.Train.OptimizerState = config.WeightsMaster, config.StateFP32
 			if r, opts, ok := strings.Cut(rc, "+"); ok {
 				cfg.Train.Recompute = r
 				w, st, _ := strings.Cut(opts, "+")
@@ -203,10 +204,10 @@ func TestPredictedMemoryMatchesCPU(t *testing.T) {
 			}
 		}
 	}
-	full := Default()
+	full := config.Default()
 	full.Compact.Enabled = false
 	base, _ := PredictMemory(full, 64, 256, "cuda")
-	small, _ := PredictMemory(Default(), 64, 256, "cuda")
+	small, _ := PredictMemory(config.Default(), 64, 256, "cuda")
 	if small.PeakAt[gpu.Optimizer] >= base.PeakAt[gpu.Optimizer] {
 		t.Errorf("CompAct optimizer state %d not below full rank %d", small.PeakAt[gpu.Optimizer], base.PeakAt[gpu.Optimizer])
 	}
@@ -217,20 +218,20 @@ func TestPredictedMemoryMatchesCPU(t *testing.T) {
 // (torch), or W' = W - lr * alpha * sqrt(1-b2)/(1-b1) * m/(sqrt(v)+eps) P^T
 // with m = (1-b1) G, v = (1-b2) G^2 (HF), i.e. G/(|G| + eps/sqrt(1-b2)).
 func TestCompressedUpdateFormula(t *testing.T) {
-	for _, form := range []string{OptimizerTorch, OptimizerHF} {
-		cfg := Default()
+	for _, form := range []string{config.OptimizerTorch, config.OptimizerHF} {
+		cfg := config.Default()
 		cfg.Model.VocabSize, cfg.Model.Hidden, cfg.Model.Intermediate, cfg.Model.Layers = 16, 8, 16, 1
 		cfg.Model.Heads, cfg.Model.KVHeads = 2, 2
 		cfg.Compact.Rank, cfg.Compact.Seed = 0.5, 11
 		cfg.Train.GradClip, cfg.Train.Optimizer = 0, form
-		cfg.Train.Weights = WeightsMaster // the float64 formula, not its bf16 rounding
+		cfg.Train.Weights = config.WeightsMaster // the float64 formula, not its bf16 rounding
 		be := cpu.New64(1)
 		m, err := NewModel(be, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
 		m.Init(1)
-		opt, _ := optim.New(m, optimizerConfig(cfg))
+		opt, _ := optim.New(m, cfg.OptimizerConfig())
 		p := m.Param("model.layers.0.mlp.down_proj.weight")
 		rows, n, r := p.W.Shape[0], p.W.Shape[1], p.Group.Rank
 		G := make([]float64, rows*r)
@@ -247,7 +248,7 @@ func TestCompressedUpdateFormula(t *testing.T) {
 		w1, _ := be.DownloadF64(p.W)
 		P := lowProjection(n, r, 11, projection.StreamID(0, projection.GroupDown), 0)
 		alpha, eps := cfg.Compact.Alpha, float64(float32(cfg.Compact.Eps))
-		if form == OptimizerHF {
+		if form == config.OptimizerHF {
 			eps /= math.Sqrt(1 - float64(float32(cfg.Train.Beta2)))
 		}
 		var maxErr float64

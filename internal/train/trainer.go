@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/compact-llm/compact/internal/config"
 	"github.com/compact-llm/compact/internal/data"
 	"github.com/compact-llm/compact/internal/dist"
 	"github.com/compact-llm/compact/internal/gpu"
@@ -52,7 +53,7 @@ var ErrInterrupted = errors.New("interrupted")
 
 // Trainer owns one training run.
 type Trainer struct {
-	cfg     Config
+	cfg     config.Config
 	opts    RunOptions
 	be      gpu.Backend
 	device  string
@@ -82,9 +83,9 @@ type Trainer struct {
 
 // Pretrain trains cfg from scratch (or from the newest checkpoint in
 // opts.Out with opts.Resume) for cfg.Train.Steps optimizer steps.
-func Pretrain(ctx context.Context, cfg Config, opts RunOptions) error {
-	if cfg.Finetune.Task != TaskCausal {
-		return Usagef("finetune.task = %s: pretraining is causal; use compact finetune", cfg.Finetune.Task)
+func Pretrain(ctx context.Context, cfg config.Config, opts RunOptions) error {
+	if cfg.Finetune.Task != config.TaskCausal {
+		return config.Usagef("finetune.task = %s: pretraining is causal; use compact finetune", cfg.Finetune.Task)
 	}
 	opts.Base = ""
 	t, err := newTrainer(cfg, opts)
@@ -109,7 +110,7 @@ func (t *Trainer) logf(format string, a ...any) {
 	fmt.Fprintf(t.opts.Log, format+"\n", a...)
 }
 
-func newTrainer(cfg Config, opts RunOptions) (_ *Trainer, err error) {
+func newTrainer(cfg config.Config, opts RunOptions) (_ *Trainer, err error) {
 	t := &Trainer{cfg: cfg, opts: opts}
 	resume, err := claimResume(opts)
 	if err != nil {
@@ -132,7 +133,7 @@ func newTrainer(cfg Config, opts RunOptions) (_ *Trainer, err error) {
 			return nil, err
 		}
 		if resumeFrom == "" && opts.WeightsOnly {
-			return nil, Usagef("--weights-only: %s holds no checkpoint to take the weights from", t.ckptRoot())
+			return nil, config.Usagef("--weights-only: %s holds no checkpoint to take the weights from", t.ckptRoot())
 		}
 		if resumeFrom == "" {
 			t.logf("resume: no checkpoint in %s, starting from scratch", t.ckptRoot())
@@ -147,10 +148,10 @@ func newTrainer(cfg Config, opts RunOptions) (_ *Trainer, err error) {
 		}
 	}
 	if t.tok, err = data.NewTokenizer(cfg.Data.Tokenizer); err != nil {
-		return nil, &UsageError{fmt.Errorf("data.tokenizer: %w", err)}
+		return nil, &config.UsageError{Err: fmt.Errorf("data.tokenizer: %w", err)}
 	}
 	if t.tok.VocabSize() > cfg.Model.VocabSize {
-		return nil, Usagef("data.tokenizer %s has %d tokens, more than the model's vocab_size %d", cfg.Data.Tokenizer, t.tok.VocabSize(), cfg.Model.VocabSize)
+		return nil, config.Usagef("data.tokenizer %s has %d tokens, more than the model's vocab_size %d", cfg.Data.Tokenizer, t.tok.VocabSize(), cfg.Model.VocabSize)
 	}
 	if err := t.openData(); err != nil {
 		return nil, err
@@ -173,8 +174,8 @@ func newTrainer(cfg Config, opts RunOptions) (_ *Trainer, err error) {
 	if err := checkFitsRank(cfg, t.be, t.dp.world()); err != nil {
 		return nil, err
 	}
-	oc := optimizerConfig(cfg)
-	oc.Shard = cfg.shard(t.dp.rank(), t.dp.world())
+	oc := cfg.OptimizerConfig()
+	oc.Shard = cfg.Shard(t.dp.rank(), t.dp.world())
 	if t.model, err = newRankModel(t.be, cfg, oc.Shard, t.dp.world()); err != nil {
 		return nil, err
 	}
@@ -223,11 +224,11 @@ func (t *Trainer) adoptResumeState(resumeFrom string) error {
 	cfg, opts := t.cfg, t.opts
 	st, err := ReadTrainerState(resumeFrom)
 	if err != nil {
-		return &UsageError{fmt.Errorf("resume: %w", err)}
+		return &config.UsageError{Err: fmt.Errorf("resume: %w", err)}
 	}
 	sameGlobalBatch(&st, cfg, opts.Dist)
 	if err := sameOptimizer(st, cfg); err != nil {
-		return Usagef("resume from %s: %w", resumeFrom, err)
+		return config.Usagef("resume from %s: %w", resumeFrom, err)
 	}
 	if err := checkState(resumeFrom, st, cfg); err != nil {
 		return err
@@ -262,11 +263,11 @@ func (t *Trainer) initWeights(resumeFrom string) error {
 			t.logf("resume --weights-only: fresh Adam moments from step %d (zero, their bias correction restarting)", t.state.Step)
 		}
 		if err := LoadCheckpoint(resumeFrom, t.model, opt); err != nil {
-			return &UsageError{fmt.Errorf("resume: %w", err)}
+			return &config.UsageError{Err: fmt.Errorf("resume: %w", err)}
 		}
 		t.opt.Step, t.opt.AdamStart = t.state.Step, t.state.AdamStart
 		if err := t.train.RestoreState(t.state.Loader); err != nil {
-			return Usagef("resume from %s: %w", resumeFrom, err)
+			return config.Usagef("resume from %s: %w", resumeFrom, err)
 		}
 		t.logf("resumed from %s at step %d", resumeFrom, t.state.Step)
 	case t.opts.Base != "":
@@ -274,7 +275,7 @@ func (t *Trainer) initWeights(resumeFrom string) error {
 			return err
 		}
 		if err := loadBase(t.model, t.opts.Base, t.logf); err != nil {
-			return &UsageError{fmt.Errorf("--base: %w", err)}
+			return &config.UsageError{Err: fmt.Errorf("--base: %w", err)}
 		}
 		t.state = TrainerState{Config: cfg, Base: t.opts.Base}
 	default:
@@ -288,7 +289,7 @@ func (t *Trainer) initWeights(resumeFrom string) error {
 
 // sameOptimizer refuses to resume moments written by one Adam form into
 // the other: they would silently continue under a different update rule.
-func sameOptimizer(saved TrainerState, now Config) error {
+func sameOptimizer(saved TrainerState, now config.Config) error {
 	if was, is := saved.Optimizer, now.OptimizerName(); was != is {
 		return fmt.Errorf("the checkpoint was trained with optimizer %s, the config resolves train.optimizer = %s to %s; set train.optimizer=%s to continue it",
 			was, now.Train.Optimizer, is, was)
@@ -474,7 +475,7 @@ func (t *Trainer) writeMemreport(measured bool) error {
 		return nil
 	}
 	tr := t.cfg.Train
-	pred, err := predictMemory(t.cfg, tr.MicroBatch, tr.SeqLen, t.be.Name(), t.cfg.shard(0, t.dp.world()), t.dp.world())
+	pred, err := predictMemory(t.cfg, tr.MicroBatch, tr.SeqLen, t.be.Name(), t.cfg.Shard(0, t.dp.world()), t.dp.world())
 	if err != nil {
 		return err
 	}
@@ -591,7 +592,7 @@ func (t *Trainer) run(ctx context.Context) error {
 			}
 			m.Rollbacks = t.state.Health.Rollbacks // the stretch this line belongs to
 			acted, actErr := false, error(nil)
-			if isUnstable && t.cfg.Train.OnInstability != InstabilityWarn {
+			if isUnstable && t.cfg.Train.OnInstability != config.InstabilityWarn {
 				acted = true
 				if actErr = t.onInstability(unstable); actErr == nil {
 					m.Health = append(m.Health, t.state.Health.Events[len(t.state.Health.Events)-1]) // the rollback
@@ -676,7 +677,7 @@ func (t *Trainer) lrScale() float64 {
 // onInstability acts on an instability as train.on_instability says:
 // stop the run (exit 1), or roll it back (rollback.go).
 func (t *Trainer) onInstability(e HealthEvent) error {
-	if t.cfg.Train.OnInstability == InstabilityRollback {
+	if t.cfg.Train.OnInstability == config.InstabilityRollback {
 		return t.rollback(e)
 	}
 	last, err := checkpointBefore(t.ckptRoot(), e.Since)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/compact-llm/compact/internal/config"
 	"github.com/compact-llm/compact/internal/gpu"
 	"github.com/compact-llm/compact/internal/gpu/cpu"
 	"github.com/compact-llm/compact/internal/model"
@@ -40,21 +41,21 @@ const stepLR = 1.0 / 64
 
 // updateConfig is a small CompAct model with every update scale distinct:
 // compressed alpha, o_proj alpha*o_proj_scale, everything else 1.
-func updateConfig() Config {
-	cfg := Default()
+func updateConfig() config.Config {
+	cfg := config.Default()
 	cfg.Model = model.Config{VocabSize: 320, Hidden: 16, Intermediate: 24, Layers: 2, Heads: 4, KVHeads: 2,
 		MaxSeqLen: 8, RopeTheta: 10000, RMSEps: 1e-6, InitStd: 0.1}
 	cfg.Train.SeqLen, cfg.Train.MicroBatch, cfg.Train.GradAccum = 8, 2, 1
 	cfg.Train.GradClip, cfg.Train.WeightDecay = 0, 0
 	cfg.Compact.Rank, cfg.Compact.Alpha, cfg.Compact.OProjScale, cfg.Compact.Seed = 0.5, 0.25, 0.5, 5
 	cfg.Data.Tokenizer = "byte"
-	cfg.Train.Weights = WeightsMaster // exact fp32 updates, compared with hand computations
+	cfg.Train.Weights = config.WeightsMaster // exact fp32 updates, compared with hand computations
 	return cfg
 }
 
 // stepper builds cfg on the float64 CPU backend with a trainer around it
 // that takes steps at the constant rate stepLR.
-func stepper(t *testing.T, cfg Config, src Batches) *Trainer {
+func stepper(t *testing.T, cfg config.Config, src Batches) *Trainer {
 	t.Helper()
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
@@ -67,7 +68,7 @@ func stepper(t *testing.T, cfg Config, src Batches) *Trainer {
 	if err := m.Init(cfg.Train.Seed); err != nil {
 		t.Fatal(err)
 	}
-	opt, err := optim.New(m, optimizerConfig(cfg))
+	opt, err := optim.New(m, cfg.OptimizerConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +76,7 @@ func stepper(t *testing.T, cfg Config, src Batches) *Trainer {
 		sched: optim.Schedule{LR: stepLR, Total: 1 << 30, MinRatio: 1}}
 }
 
-func randomBatches(cfg Config, n, B int, seed uint64) *fixedBatches {
+func randomBatches(cfg config.Config, n, B int, seed uint64) *fixedBatches {
 	rng := rand.New(rand.NewPCG(seed, 3))
 	f := &fixedBatches{}
 	T := cfg.Train.SeqLen
@@ -161,7 +162,7 @@ type handAdam struct{ m, v []float64 }
 // direction advances the moments with g and returns the direction of the
 // HF form (the one CompAct runs resolve to) or torch's, from the textbook
 // formulas with the optimizer's float32 hyper-parameters.
-func (h *handAdam) direction(cfg Config, g []float64, step int, eps float64) []float64 {
+func (h *handAdam) direction(cfg config.Config, g []float64, step int, eps float64) []float64 {
 	if h.m == nil {
 		h.m, h.v = make([]float64, len(g)), make([]float64, len(g))
 	}
@@ -172,7 +173,7 @@ func (h *handAdam) direction(cfg Config, g []float64, step int, eps float64) []f
 	for i, gi := range g {
 		h.m[i] = b1*h.m[i] + (1-b1)*gi
 		h.v[i] = b2*h.v[i] + (1-b2)*gi*gi
-		if cfg.OptimizerName() == OptimizerHF {
+		if cfg.OptimizerName() == config.OptimizerHF {
 			dir[i] = math.Sqrt(1-math.Pow(b2, s)) / (1 - math.Pow(b1, s)) * h.m[i] / (math.Sqrt(h.v[i]) + eps)
 		} else {
 			dir[i] = h.m[i] / (1 - math.Pow(b1, s)) / (math.Sqrt(h.v[i]/(1-math.Pow(b2, s))) + eps)
@@ -221,7 +222,7 @@ func matmul(a, b []float64, rows, k, cols int, bt bool) []float64 {
 // update -lr*alpha*N P^T with that same P; o_proj's update
 // -lr*alpha*o_proj_scale*dir; every other param's -lr*dir. It returns one
 // line per failed comparison, naming the step, the param and what differed.
-func updateCheck(t *testing.T, cfg Config, steps int) []string {
+func updateCheck(t *testing.T, cfg config.Config, steps int) []string {
 	t.Helper()
 	src := randomBatches(cfg, 3, cfg.Train.MicroBatch, 2)
 	tr := stepper(t, cfg, src)

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/compact-llm/compact/internal/config"
 	"github.com/compact-llm/compact/internal/gpu"
 	"github.com/compact-llm/compact/internal/gpu/cpu"
 	"github.com/compact-llm/compact/internal/optim"
@@ -24,18 +25,18 @@ func (c zeroCase) String() string {
 	return fmt.Sprintf("compact %v fused %v weights %s state %s", c.compact, c.fused, c.weights, c.state)
 }
 
-func (c zeroCase) apply(cfg Config) Config {
+func (c zeroCase) apply(cfg config.Config) config.Config {
 	cfg.Compact.Enabled = c.compact
 	cfg.Train.Weights, cfg.Train.OptimizerState = c.weights, c.state
 	return cfg
 }
 
 var zeroCases = []zeroCase{
-	{true, false, WeightsBF16SR, StateFP32}, {true, true, WeightsBF16SR, StateFP32},
-	{true, false, WeightsMaster, StateFP32}, {true, true, WeightsBF16SR, StateBF16},
-	{false, false, WeightsMaster, StateFP32}, {false, true, WeightsMaster, StateFP32},
-	{false, false, WeightsBF16SR, StateBF16},
-	{true, true, WeightsBF16SR, StateInt8}, {false, false, WeightsBF16SR, StateInt8},
+	{true, false, config.WeightsBF16SR, config.StateFP32}, {true, true, config.WeightsBF16SR, config.StateFP32},
+	{true, false, config.WeightsMaster, config.StateFP32}, {true, true, config.WeightsBF16SR, config.StateBF16},
+	{false, false, config.WeightsMaster, config.StateFP32}, {false, true, config.WeightsMaster, config.StateFP32},
+	{false, false, config.WeightsBF16SR, config.StateBF16},
+	{true, true, config.WeightsBF16SR, config.StateInt8}, {false, false, config.WeightsBF16SR, config.StateInt8},
 }
 
 // Two ranks with ZeRO-1 take the very steps of two ranks without it (the
@@ -63,7 +64,7 @@ func TestZeroMatchesUnsharded(t *testing.T) {
 		for zero, out := range outs {
 			closeTrajectory(t, fmt.Sprintf("%s zero %d vs one process", c, zero), readMetrics(t, ref), readMetrics(t, out))
 		}
-		off, on := readMetrics(t, outs[ZeroOff]), readMetrics(t, outs[ZeroState])
+		off, on := readMetrics(t, outs[config.ZeroOff]), readMetrics(t, outs[config.ZeroState])
 		sameButNorm(t, c.String(), off, on)
 		zc, oc := on[len(on)-1].Comm, off[len(off)-1].Comm
 		if zc.AllGather == 0 || zc.ReduceScatter == 0 || zc.Total != 0 {
@@ -72,7 +73,7 @@ func TestZeroMatchesUnsharded(t *testing.T) {
 		if oc.AllGather != 0 || oc.ReduceScatter != 0 || zc.ReduceScatter != oc.Total {
 			t.Errorf("%s: without ZeRO-1 %+v, with %+v: want the same gradient bytes, all-reduced", c, *oc, *zc)
 		}
-		sameCheckpoints(t, c.String()+" with and without ZeRO-1", outs[ZeroOff], outs[ZeroState], cfg.Train.Steps)
+		sameCheckpoints(t, c.String()+" with and without ZeRO-1", outs[config.ZeroOff], outs[config.ZeroState], cfg.Train.Steps)
 	}
 }
 
@@ -108,10 +109,10 @@ func sameCheckpoints(t *testing.T, what, a, b string, step int) {
 
 // runZeroPair trains cfg on 2 ranks (fused or not) with train.zero 0 and 1
 // under dir and returns the two run directories, by zero.
-func runZeroPair(t *testing.T, dir string, cfg Config, fused bool) map[int]string {
+func runZeroPair(t *testing.T, dir string, cfg config.Config, fused bool) map[int]string {
 	t.Helper()
 	outs := map[int]string{}
-	for _, zero := range []int{ZeroOff, ZeroState} {
+	for _, zero := range []int{config.ZeroOff, config.ZeroState} {
 		zc := perRank(cfg, 2, fused)
 		zc.Train.Zero = zero
 		outs[zero] = filepath.Join(dir, fmt.Sprintf("zero%d", zero))
@@ -170,7 +171,7 @@ func checkZeroResumes(t *testing.T, c zeroCase) {
 // metered prediction of the largest rank (what memreport --gpus N reports)
 // equals what the CPU backend allocates for that rank.
 func TestZeroShardsOptimizerMemory(t *testing.T) {
-	cfg := Default()
+	cfg := config.Default()
 	cfg.Model.VocabSize, cfg.Model.Hidden, cfg.Model.Intermediate, cfg.Model.Layers = 300, 64, 160, 4
 	for _, c := range zeroCases {
 		cfg := c.apply(cfg)
@@ -180,8 +181,8 @@ func TestZeroShardsOptimizerMemory(t *testing.T) {
 			var sum, largest, peak int64
 			for r := range world {
 				be := cpu.New(1)
-				oc := optimizerConfig(cfg)
-				oc.Shard = cfg.shard(r, world)
+				oc := cfg.OptimizerConfig()
+				oc.Shard = cfg.Shard(r, world)
 				m, err := newRankModel(be, cfg, oc.Shard, world)
 				if err != nil {
 					t.Fatal(err)

@@ -1,4 +1,4 @@
-package train
+package config
 
 import (
 	"encoding/json"
@@ -39,7 +39,9 @@ func TestConfigYAMLRoundTrip(t *testing.T) {
 
 	// trainer_state.json: the config under the YAML key names, and that
 	// object is itself a valid config file (YAML is a superset of JSON).
-	js, err := json.Marshal(TrainerState{Version: StateVersion, Config: cfg})
+	js, err := json.Marshal(struct {
+		Config Config `json:"config"`
+	}{cfg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +54,9 @@ func TestConfigYAMLRoundTrip(t *testing.T) {
 	if raw.Config["train"]["micro_batch"] == nil || raw.Config["model"]["hidden_size"] == nil || raw.Config["compact"]["update_gap"] == nil {
 		t.Errorf("trainer_state config not under YAML key names: %s", js)
 	}
-	var st TrainerState
+	var st struct {
+		Config Config `json:"config"`
+	}
 	if err := json.Unmarshal(js, &st); err != nil || !sameConfig(st.Config, cfg) {
 		t.Errorf("trainer_state round trip: %v\n%+v\n%+v", err, cfg, st.Config)
 	}
@@ -93,7 +97,7 @@ func TestConfigJSONLegacy(t *testing.T) {
 
 // sameConfig compares configs, an empty list equal to none.
 func sameConfig(a, b Config) bool {
-	fa, fb := flatten(a), flatten(b)
+	fa, fb := a.Values(), b.Values()
 	for k, va := range fa {
 		if reflect.ValueOf(va).Kind() == reflect.Slice {
 			if reflect.ValueOf(va).Len() == 0 && reflect.ValueOf(fb[k]).Len() == 0 {
@@ -113,7 +117,7 @@ func sameConfig(a, b Config) bool {
 func TestCheckpointDeviceIsTheMachines(t *testing.T) {
 	saved := Default()
 	saved.Train.Device = "cuda"
-	b := Base{Dir: t.TempDir(), Model: saved.Model, State: &TrainerState{Config: saved}}
+	b := Base{Dir: t.TempDir(), Model: saved.Model, Run: &saved}
 	cfg, err := LoadForCheckpoint(b, "", nil)
 	if err != nil || cfg.Train.Device != "auto" {
 		t.Errorf("device %q (%v), want auto", cfg.Train.Device, err)

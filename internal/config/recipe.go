@@ -1,4 +1,4 @@
-package train
+package config
 
 // The recipe of a run resolved from its config: one config file serves a
 // CompAct run and its full-rank baseline, each at its own learning rate and
@@ -35,8 +35,8 @@ func (c Config) PeakLR() float64 {
 	return c.Train.LR
 }
 
-// peakLRKey names the key PeakLR came from.
-func (c Config) peakLRKey() string {
+// PeakLRKey names the key PeakLR came from.
+func (c Config) PeakLRKey() string {
 	if c.Compact.Enabled && c.Compact.LR > 0 {
 		return "compact.lr"
 	}
@@ -79,7 +79,7 @@ func (c Config) AdamEpsilon() float64 {
 func (c Config) RecipeLine() string {
 	t := c.Train
 	s := fmt.Sprintf("recipe: lr %g (%s), warmup %d steps, cosine to %g x lr; optimizer %s (eps %g, betas %g/%g, weight_decay %g); grad_clip %g",
-		c.PeakLR(), c.peakLRKey(), c.Warmup(), t.MinLRRatio, c.OptimizerName(), c.AdamEpsilon(), t.Beta1, t.Beta2, t.WeightDecay, t.GradClip)
+		c.PeakLR(), c.PeakLRKey(), c.Warmup(), t.MinLRRatio, c.OptimizerName(), c.AdamEpsilon(), t.Beta1, t.Beta2, t.WeightDecay, t.GradClip)
 	if c.Compact.Enabled {
 		cc := c.Compact
 		s += fmt.Sprintf("; compact rank %g, alpha %g, o_proj scale %g, update_gap %d, eps %g", cc.Rank, cc.Alpha, cc.OProjScale*cc.Alpha, cc.UpdateGap, cc.Eps)

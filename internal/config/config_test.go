@@ -1,4 +1,4 @@
-package train
+package config
 
 import (
 	"os"
@@ -170,7 +170,7 @@ func TestConfigErrorsBlameTheirSource(t *testing.T) {
 	}
 	// Variables that are not config keys stay allowed.
 	t.Setenv("COMPACT_CACHE", t.TempDir())
-	t.Setenv(FaultEnv, "")
+	t.Setenv("COMPACT_FAULT_KILL_CHECKPOINT", "") // a test hook (internal/checkpoint/fault.go)
 	if _, err := Load(file, nil); err != nil {
 		t.Errorf("COMPACT_CACHE / fault hook refused: %v", err)
 	}

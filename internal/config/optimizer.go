@@ -1,4 +1,4 @@
-package train
+package config
 
 // The run's optimizer settings: the config values of train.weights,
 // train.optimizer_state and train.zero, and the optim.Config a config
@@ -41,24 +41,24 @@ func (c Config) MasterFree() bool {
 	return c.Train.Weights == WeightsBF16SR || (c.Train.Weights == WeightsAuto && c.Compact.Enabled)
 }
 
-// precision is the optimizer's storage of weights and moments under c (a
+// Precision is the optimizer's storage of weights and moments under c (a
 // validated config names a known state).
-func (c Config) precision() optim.Precision {
+func (c Config) Precision() optim.Precision {
 	st, _ := optim.ParseState(c.Train.OptimizerState)
 	return optim.Precision{RoundWeights: c.MasterFree(), State: st, Seed: c.Train.Seed}
 }
 
-// optimizerConfig is the optimizer of a run of cfg holding the whole state.
-func optimizerConfig(cfg Config) optim.Config {
-	t := cfg.Train
-	return optim.Config{Beta1: t.Beta1, Beta2: t.Beta2, Eps: cfg.AdamEpsilon(), CompactEps: cfg.Compact.Eps,
-		WeightDecay: t.WeightDecay, GradClip: t.GradClip, UpdateGap: cfg.Compact.UpdateGap, Form: cfg.AdamForm(),
-		Precision: cfg.precision()}
+// OptimizerConfig is the optimizer of a run of c holding the whole state.
+func (c Config) OptimizerConfig() optim.Config {
+	t := c.Train
+	return optim.Config{Beta1: t.Beta1, Beta2: t.Beta2, Eps: c.AdamEpsilon(), CompactEps: c.Compact.Eps,
+		WeightDecay: t.WeightDecay, GradClip: t.GradClip, UpdateGap: c.Compact.UpdateGap, Form: c.AdamForm(),
+		Precision: c.Precision()}
 }
 
-// shard is the share of the optimizer state rank of world holds under
-// cfg's train.zero.
-func (c Config) shard(rank, world int) optim.Shard {
+// Shard is the share of the optimizer state rank of world holds under
+// c's train.zero.
+func (c Config) Shard(rank, world int) optim.Shard {
 	if c.Train.Zero != ZeroState || world <= 1 {
 		return optim.Shard{}
 	}

@@ -6,27 +6,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/compact-llm/compact/internal/config"
 	"github.com/compact-llm/compact/internal/gpu"
 	"github.com/compact-llm/compact/internal/gpu/cpu"
 )
-
-// A setting another setting makes impossible is a usage error naming both
-// keys (exit 2), before any work.
-func TestSettingsThatContradictAreRefused(t *testing.T) {
-	_, err := Load("", []string{"compact.head=true", "model.tie_embeddings=true"})
-	if err == nil || !IsUsage(err) || !strings.Contains(err.Error(), "compact.head") || !strings.Contains(err.Error(), "model.tie_embeddings") {
-		t.Errorf("compact.head with tied embeddings: %v, want a usage error naming both keys", err)
-	}
-	cfg := Default()
-	cfg.Compact.Head, cfg.Finetune.Task = true, TaskClassify
-	if err := cfg.checkApplies(); err == nil || !strings.Contains(err.Error(), "compact.head") || !strings.Contains(err.Error(), "finetune.task") {
-		t.Errorf("compact.head with a classifier: %v, want an error naming both keys", err)
-	}
-	cfg.Compact.Enabled = false // compact.* is not read at full rank: nothing to refuse
-	if err := cfg.checkApplies(); err != nil {
-		t.Errorf("compact.head with CompAct off: %v", err)
-	}
-}
 
 // grapher is a CPU backend that claims step graphs, as CUDA does.
 type grapher struct{ *cpu.Backend[float32] }
@@ -39,23 +22,23 @@ func (grapher) EndGraphStep(bool) (gpu.GraphRun, error) { return gpu.GraphEager,
 // runs instead; settings that apply, or that only mean something elsewhere,
 // are quiet.
 func TestRunNotices(t *testing.T) {
-	cfg := Default()
+	cfg := config.Default()
 	cfg.Train.GradClip = 0
 	be := cpu.New(1)
 	cases := []struct {
 		name  string
-		edit  func(*Config)
+		edit  func(*config.Config)
 		be    gpu.Backend
 		world int
 		want  string // "" : no notice
 	}{
-		{"plain run", func(*Config) {}, be, 1, ""},
-		{"unfused data parallel", func(*Config) {}, be, 2, "train.overlap_comm"},
-		{"fused data parallel", func(c *Config) { c.Train.FusedUpdate = true }, be, 2, ""},
-		{"graphs with an fp32 master", func(c *Config) { c.Compact.Enabled = false }, grapher{be}, 1, "train.cuda_graph = auto"},
-		{"graphs master-free", func(*Config) {}, grapher{be}, 1, ""},
-		{"graphs off", func(c *Config) { c.Compact.Enabled, c.Train.CUDAGraph = false, GraphOff }, grapher{be}, 1, ""},
-		{"classifier loss chunk", func(c *Config) { c.Finetune.Task, c.Train.LossChunk = TaskClassify, 4096 }, be, 1, "train.loss_chunk"},
+		{"plain run", func(*config.Config) {}, be, 1, ""},
+		{"unfused data parallel", func(*config.Config) {}, be, 2, "train.overlap_comm"},
+		{"fused data parallel", func(c *config.Config) { c.Train.FusedUpdate = true }, be, 2, ""},
+		{"graphs with an fp32 master", func(c *config.Config) { c.Compact.Enabled = false }, grapher{be}, 1, "train.cuda_graph = auto"},
+		{"graphs master-free", func(*config.Config) {}, grapher{be}, 1, ""},
+		{"graphs off", func(c *config.Config) { c.Compact.Enabled, c.Train.CUDAGraph = false, config.GraphOff }, grapher{be}, 1, ""},
+		{"classifier loss chunk", func(c *config.Config) { c.Finetune.Task, c.Train.LossChunk = config.TaskClassify, 4096 }, be, 1, "train.loss_chunk"},
 	}
 	for _, c := range cases {
 		cf := cfg

@@ -2,7 +2,7 @@
 // either loads into a configuration that passes validation or is refused
 // with a usage error; never a panic.
 
-package train
+package config
 
 import (
 	"os"

@@ -1,4 +1,4 @@
-package train
+package config
 
 // Strict number checks that viper's weak decoding skips: it truncates 1.5
 // to 1 for an integer key and wraps -1 into a huge uint64, and NaN or Inf
@@ -132,7 +132,7 @@ func checkInteger(raw any, signed bool) error {
 // checkFloats refuses NaN and infinite values of every float key: they
 // pass range comparisons and would only fail much later, naming nothing.
 func checkFloats(c Config, file string, overrides map[string]bool) error {
-	for key, val := range flatten(c) {
+	for key, val := range c.Values() {
 		f, ok := val.(float64)
 		if ok && (math.IsNaN(f) || math.IsInf(f, 0)) {
 			return Usagef("%s: %s = %g: must be a finite number", valueSource(key, file, overrides), key, f)
@@ -157,7 +157,7 @@ func valueSource(key, file string, overrides map[string]bool) string {
 // keyKinds maps every key to the Go kind of its field.
 func keyKinds(c Config) map[string]reflect.Kind {
 	out := map[string]reflect.Kind{}
-	for k, v := range flatten(c) {
+	for k, v := range c.Values() {
 		out[k] = reflect.TypeOf(v).Kind()
 	}
 	return out
@@ -166,7 +166,7 @@ func keyKinds(c Config) map[string]reflect.Kind {
 // validateNumbers is the part of Validate that no single key's own range
 // check covers: finiteness of every float key, and keys whose sign matters.
 func validateNumbers(c Config) error {
-	for key, val := range flatten(c) {
+	for key, val := range c.Values() {
 		if f, ok := val.(float64); ok && (math.IsNaN(f) || math.IsInf(f, 0)) {
 			return fmt.Errorf("%s = %g: must be a finite number", key, f)
 		}

@@ -1,4 +1,4 @@
-package train
+package config
 
 import (
 	"bytes"
@@ -29,7 +29,7 @@ func sections() (names []string, keys map[string][]string) {
 
 // YAML renders c as a config file: every key, in declaration order.
 func (c Config) YAML() ([]byte, error) {
-	flat := flatten(c)
+	flat := c.Values()
 	names, keys := sections()
 	root := &yaml.Node{Kind: yaml.MappingNode}
 	for _, s := range names {
@@ -60,7 +60,7 @@ func (c Config) YAML() ([]byte, error) {
 // the YAML key names.
 func (c Config) MarshalJSON() ([]byte, error) {
 	out := map[string]map[string]any{}
-	for k, v := range flatten(c) {
+	for k, v := range c.Values() {
 		s, leaf, _ := strings.Cut(k, ".")
 		if out[s] == nil {
 			out[s] = map[string]any{}
@@ -91,7 +91,7 @@ func (c *Config) UnmarshalJSON(raw []byte) error {
 		return fmt.Errorf("config: %w", err)
 	}
 	v := viper.New()
-	for k, val := range flatten(Default()) {
+	for k, val := range Default().Values() {
 		v.SetDefault(k, val)
 	}
 	known := Keys()
