@@ -26,7 +26,7 @@ run: build
 # Fuzz targets: a few seconds each here, longer with `make fuzz`.
 FUZZ := FuzzShard:./internal/data FuzzHFTokenizer:./internal/data \
 	FuzzSafetensors:./internal/model FuzzHFConfig:./internal/model \
-	FuzzConfig:./internal/config FuzzTrainerState:./internal/train FuzzExamples:./internal/data/examples
+	FuzzConfig:./internal/config FuzzTrainerState:./internal/checkpoint FuzzExamples:./internal/data/examples
 
 # `make test` fuzzes each target for a count of executions, not a time, so a
 # loaded machine cannot time a worker out; the last `execs:` line of each

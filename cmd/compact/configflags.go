@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/compact-llm/compact/configs"
+	"github.com/compact-llm/compact/internal/checkpoint"
 	"github.com/compact-llm/compact/internal/config"
 	"github.com/compact-llm/compact/internal/gpu/device"
 	"github.com/compact-llm/compact/internal/train"
@@ -70,7 +71,7 @@ func (f configFlags) loadCheckpoint(dir string, extra ...string) (config.Base, c
 	if dir == "" {
 		return config.Base{}, config.Config{}, usagef("--checkpoint DIR is required")
 	}
-	b, err := train.ResolveBase(dir)
+	b, err := checkpoint.ResolveBase(dir)
 	if err != nil {
 		return config.Base{}, config.Config{}, usagef("--checkpoint: %w", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 
+	"github.com/compact-llm/compact/internal/checkpoint"
 	"github.com/compact-llm/compact/internal/config"
 	"github.com/compact-llm/compact/internal/train"
 	"github.com/spf13/cobra"
@@ -50,7 +51,7 @@ func runFinetune(ctx context.Context, opts finetuneOptions, s streams) error {
 	if opts.base == "" {
 		return usagef("--base DIR is required")
 	}
-	b, err := train.ResolveBase(opts.base)
+	b, err := checkpoint.ResolveBase(opts.base)
 	if err != nil {
 		return usagef("--base: %w", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/compact-llm/compact/internal/checkpoint"
 	"github.com/compact-llm/compact/internal/config"
 	"github.com/compact-llm/compact/internal/data"
 	"github.com/compact-llm/compact/internal/train"
@@ -60,7 +61,7 @@ func trained(t *testing.T, cfg config.Config) (train.Metric, config.Base) {
 	if last.ValLoss == nil {
 		t.Fatalf("the last step has no validation loss: %+v", last)
 	}
-	b, err := train.ResolveBase(out)
+	b, err := checkpoint.ResolveBase(out)
 	if err != nil {
 		t.Fatal(err)
 	}

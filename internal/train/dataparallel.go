@@ -32,6 +32,7 @@ import (
 
 	"slices"
 
+	"github.com/compact-llm/compact/internal/checkpoint"
 	"github.com/compact-llm/compact/internal/config"
 	"github.com/compact-llm/compact/internal/dist"
 	"github.com/compact-llm/compact/internal/gpu"
@@ -421,7 +422,7 @@ func (d *dataParallel) finish(err error) error {
 // its grad_accum x world equals the new grad_accum x world, the global
 // batch (and so the run) is unchanged, and the saved grad_accum is read as
 // the new one for the config comparison.
-func sameGlobalBatch(st *TrainerState, now config.Config, env *dist.Env) {
+func sameGlobalBatch(st *checkpoint.TrainerState, now config.Config, env *dist.Env) {
 	was, is := max(st.World, 1), 1
 	if env != nil {
 		is = env.World

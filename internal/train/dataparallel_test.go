@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/compact-llm/compact/internal/checkpoint"
 	"github.com/compact-llm/compact/internal/config"
 	"github.com/compact-llm/compact/internal/dist"
 )
@@ -120,7 +121,7 @@ func TestCheckpointResumesOnAnotherWorld(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, s := range []int{8, 12} { // resume from step 4
-			os.RemoveAll(StepDir(filepath.Join(cut, "checkpoints"), s))
+			os.RemoveAll(checkpoint.StepDir(filepath.Join(cut, "checkpoints"), s))
 		}
 		train(c.after, cut, true)
 		closeTrajectory(t, what, readMetrics(t, full), readMetrics(t, cut))

@@ -17,8 +17,9 @@ import (
 // Where it is caught: the loss and gradient norm are read from the device
 // only on log steps (reading them every step would cost a GPU sync per
 // step), so they are checked there and at every evaluation; in between, a
-// divergence is caught by SaveCheckpoint, which checks every weight and
-// moment on the host before it creates any file. A NaN never heals (it
+// divergence is caught when a checkpoint is written: checkpoint.SaveTensors
+// checks every weight and moment on the host before it creates any file
+// (its NonFiniteError becomes a DivergedError, Trainer.checkpointAt). A NaN never heals (it
 // spreads to every weight through the next update), so no checkpoint of a
 // diverged state is ever written and the good ones are neither replaced nor
 // pruned.

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/compact-llm/compact/internal/checkpoint"
 	"github.com/compact-llm/compact/internal/config"
 	"github.com/compact-llm/compact/internal/gpu"
 	"github.com/compact-llm/compact/internal/gpu/cpu"
@@ -249,8 +250,8 @@ func TestFusedRunMatchesUnfused(t *testing.T) {
 		}
 	}
 	for _, name := range []string{"model.safetensors", "optimizer.safetensors"} {
-		x, _ := os.ReadFile(filepath.Join(StepDir(filepath.Join(outs[0], "checkpoints"), 8), name))
-		y, _ := os.ReadFile(filepath.Join(StepDir(filepath.Join(outs[1], "checkpoints"), 8), name))
+		x, _ := os.ReadFile(filepath.Join(checkpoint.StepDir(filepath.Join(outs[0], "checkpoints"), 8), name))
+		y, _ := os.ReadFile(filepath.Join(checkpoint.StepDir(filepath.Join(outs[1], "checkpoints"), 8), name))
 		if len(x) == 0 || string(x) != string(y) {
 			t.Errorf("%s: the fused run's checkpoint differs from the unfused run's", name)
 		}

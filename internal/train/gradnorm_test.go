@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/compact-llm/compact/internal/checkpoint"
 	"github.com/compact-llm/compact/internal/gpu"
 	"github.com/compact-llm/compact/internal/gpu/cpu"
 )
@@ -89,9 +90,9 @@ func TestGradNormOnLogStepsOnly(t *testing.T) {
 				t.Fatalf("%+v: step %d: loss %v grad_norm %v, logging every step %v %v", c, m.Step, m.Loss, m.GradNorm, x.Loss, x.GradNorm)
 			}
 		}
-		for _, name := range []string{ckptModel, ckptOptimizer} {
-			a, errA := os.ReadFile(filepath.Join(StepDir(filepath.Join(runs[1], "checkpoints"), cfg.Train.Steps), name))
-			b, errB := os.ReadFile(filepath.Join(StepDir(filepath.Join(runs[3], "checkpoints"), cfg.Train.Steps), name))
+		for _, name := range []string{checkpoint.ModelFile, checkpoint.OptimizerFile} {
+			a, errA := os.ReadFile(filepath.Join(checkpoint.StepDir(filepath.Join(runs[1], "checkpoints"), cfg.Train.Steps), name))
+			b, errB := os.ReadFile(filepath.Join(checkpoint.StepDir(filepath.Join(runs[3], "checkpoints"), cfg.Train.Steps), name))
 			if errA != nil || errB != nil {
 				t.Fatal(errA, errB)
 			}

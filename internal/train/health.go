@@ -41,6 +41,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/compact-llm/compact/internal/checkpoint"
 	"github.com/compact-llm/compact/internal/config"
 )
 
@@ -61,49 +62,8 @@ const (
 	EventRollback  = "rollback"
 )
 
-// HealthEvent is one thing the guard saw (or did), as metrics.jsonl records
-// it on its step's line.
-type HealthEvent struct {
-	Step  int     `json:"step"`
-	Kind  string  `json:"kind"`
-	Value float64 `json:"value"` // the loss, average, gradient norm or val loss that rose
-	Ref   float64 `json:"ref"`   // what it rose from
-	// Since is the last step known good: the step Ref belongs to, or for a
-	// spike the last normal sample's. A rollback returns to a checkpoint
-	// before it.
-	Since int `json:"since,omitempty"`
-	// Instability: an event that train.on_instability acts on (a confirmed
-	// spike, a rise); a lone spike sample is reported only.
-	Instability bool   `json:"instability,omitempty"`
-	Message     string `json:"message"`
-}
-
-// HealthState is the guard's memory, saved in trainer_state.json.
-type HealthState struct {
-	Samples     int       `json:"samples"`
-	LastStep    int       `json:"last_step"`        // the step of the previous sample
-	Losses      []float64 `json:"losses,omitempty"` // the last window's logged losses (spikes not yet confirmed left out)
-	LossLow     float64   `json:"loss_low"`         // lowest loss level since the last rise event
-	LossLowStep int       `json:"loss_low_step"`
-	RiseFrom    int       `json:"rise_from,omitempty"` // first step of the rise in progress (0: none)
-	SpikeStep   int       `json:"spike_step,omitempty"`
-	SpikeFrom   int       `json:"spike_from,omitempty"` // the last normal sample's step before it
-	SpikeSeen   bool      `json:"spike_confirmed,omitempty"`
-	Grads       []float64 `json:"grads,omitempty"` // the last window's gradient norms after warmup
-	GradLow     float64   `json:"grad_low"`
-	GradLowStep int       `json:"grad_low_step"`
-	GradFrom    int       `json:"grad_from,omitempty"`
-	ValBest     float64   `json:"val_best,omitempty"`
-	ValBestStep int       `json:"val_best_step,omitempty"`
-	// Across rollbacks: the learning-rate multiplier (1 until a rollback
-	// lowers it), how many rollbacks were taken, and every event so far.
-	LRScale   float64       `json:"lr_scale"`
-	Rollbacks int           `json:"rollbacks,omitempty"`
-	Events    []HealthEvent `json:"events,omitempty"`
-}
-
 // newHealthState is the state of a run that has not logged yet.
-func newHealthState() *HealthState { return &HealthState{LRScale: 1} }
+func newHealthState() *checkpoint.HealthState { return &checkpoint.HealthState{LRScale: 1} }
 
 // healthGuard judges a run's numbers against its configuration.
 type healthGuard struct {
@@ -114,10 +74,10 @@ type healthGuard struct {
 	warmup int
 	lrKey  string  // the key to lower, as the run resolves it
 	lr     float64 // its value
-	s      *HealthState
+	s      *checkpoint.HealthState
 }
 
-func newHealthGuard(c config.Config, s *HealthState) *healthGuard {
+func newHealthGuard(c config.Config, s *checkpoint.HealthState) *healthGuard {
 	k := max(minSamples, c.Train.Health.Window/c.Train.LogEvery)
 	return &healthGuard{cfg: c.Train.Health, policy: c.Train.OnInstability, k: k, every: c.Train.LogEvery,
 		warmup: c.Warmup(), lrKey: c.PeakLRKey(), lr: c.PeakLR(), s: s}
@@ -158,14 +118,14 @@ func push(w []float64, x float64, k int) []float64 {
 
 // observe takes the training loss and gradient norm of log step step and
 // returns what it saw.
-func (g *healthGuard) observe(step int, loss, gradNorm float64) []HealthEvent {
+func (g *healthGuard) observe(step int, loss, gradNorm float64) []checkpoint.HealthEvent {
 	if g.off() {
 		return nil
 	}
 	s := g.s
 	s.Samples++
 	defer func() { s.LastStep = step }()
-	var out []HealthEvent
+	var out []checkpoint.HealthEvent
 	e, spiked := g.spike(step, loss)
 	if spiked {
 		out = append(out, e)
@@ -187,20 +147,20 @@ func (g *healthGuard) observe(step int, loss, gradNorm float64) []HealthEvent {
 // spikeDeviations standard deviations of the samples. The second spike
 // sample in a row confirms the first; the rest of the run of spikes is
 // silent.
-func (g *healthGuard) spike(step int, loss float64) (HealthEvent, bool) {
+func (g *healthGuard) spike(step int, loss float64) (checkpoint.HealthEvent, bool) {
 	s := g.s
 	if len(s.Losses) < minSamples {
-		return HealthEvent{}, false
+		return checkpoint.HealthEvent{}, false
 	}
 	lvl, se := level(s.Losses)
 	sd := se * math.Sqrt(float64(len(s.Losses)))
 	if loss-lvl <= math.Max(g.cfg.Spike*lvl, spikeDeviations*sd) {
 		s.SpikeStep, s.SpikeSeen = 0, false
-		return HealthEvent{}, false
+		return checkpoint.HealthEvent{}, false
 	}
 	// The loss of step s is that of the weights after step s-1: the
 	// damage was done after the last normal sample.
-	e := HealthEvent{Step: step, Kind: EventSpike, Value: loss, Ref: lvl, Since: s.LastStep,
+	e := checkpoint.HealthEvent{Step: step, Kind: EventSpike, Value: loss, Ref: lvl, Since: s.LastStep,
 		Message: fmt.Sprintf("loss spike at step %d: %.4f, %.0f%% above its level %.4f", step, loss, 100*(loss/lvl-1), lvl)}
 	switch {
 	case s.SpikeStep == 0:
@@ -211,7 +171,7 @@ func (g *healthGuard) spike(step int, loss float64) (HealthEvent, bool) {
 		e.Message = fmt.Sprintf("the loss spike of step %d persists at step %d: %.4f, %.0f%% above its level %.4f",
 			s.SpikeStep, step, loss, 100*(loss/lvl-1), lvl)
 	default:
-		return HealthEvent{}, true // reported already
+		return checkpoint.HealthEvent{}, true // reported already
 	}
 	return e, true
 }
@@ -222,27 +182,27 @@ func (g *healthGuard) spike(step int, loss float64) (HealthEvent, bool) {
 // train.health.patience steps. After a report the lowest level restarts
 // from the current one, so a rise that goes on is reported again at each
 // further step of the same size.
-func (g *healthGuard) lossRise(step int) (HealthEvent, bool) {
+func (g *healthGuard) lossRise(step int) (checkpoint.HealthEvent, bool) {
 	s := g.s
 	if len(s.Losses) < g.k {
-		return HealthEvent{}, false
+		return checkpoint.HealthEvent{}, false
 	}
 	lvl, se := level(s.Losses)
 	if s.LossLowStep == 0 || lvl < s.LossLow {
 		s.LossLow, s.LossLowStep, s.RiseFrom = lvl, g.center(step, len(s.Losses)), 0
-		return HealthEvent{}, false
+		return checkpoint.HealthEvent{}, false
 	}
 	if lvl-s.LossLow <= g.cfg.Rise*s.LossLow+3*se {
 		s.RiseFrom = 0
-		return HealthEvent{}, false
+		return checkpoint.HealthEvent{}, false
 	}
 	if s.RiseFrom == 0 {
 		s.RiseFrom = step
 	}
 	if step-s.RiseFrom < g.cfg.Patience {
-		return HealthEvent{}, false
+		return checkpoint.HealthEvent{}, false
 	}
-	e := HealthEvent{Step: step, Kind: EventRise, Value: lvl, Ref: s.LossLow, Since: s.LossLowStep, Instability: true,
+	e := checkpoint.HealthEvent{Step: step, Kind: EventRise, Value: lvl, Ref: s.LossLow, Since: s.LossLowStep, Instability: true,
 		Message: fmt.Sprintf("the training loss is rising: its level %.4f at step %d is %.1f%% above its lowest, %.4f at step %d, and has been for %d steps",
 			lvl, step, 100*(lvl/s.LossLow-1), s.LossLow, s.LossLowStep, step-s.RiseFrom)}
 	s.LossLow, s.LossLowStep, s.RiseFrom = lvl, g.center(step, len(s.Losses)), 0
@@ -251,31 +211,31 @@ func (g *healthGuard) lossRise(step int) (HealthEvent, bool) {
 
 // gradRise is lossRise for the gradient norm, from the end of the warmup
 // (the norm is large at initialisation and falls fast) and by a factor.
-func (g *healthGuard) gradRise(step int, gradNorm float64) (HealthEvent, bool) {
+func (g *healthGuard) gradRise(step int, gradNorm float64) (checkpoint.HealthEvent, bool) {
 	s := g.s
 	if step <= g.warmup {
-		return HealthEvent{}, false
+		return checkpoint.HealthEvent{}, false
 	}
 	s.Grads = push(s.Grads, gradNorm, g.k)
 	if len(s.Grads) < g.k {
-		return HealthEvent{}, false
+		return checkpoint.HealthEvent{}, false
 	}
 	lvl, _ := level(s.Grads)
 	if s.GradLowStep == 0 || lvl < s.GradLow {
 		s.GradLow, s.GradLowStep, s.GradFrom = lvl, g.center(step, len(s.Grads)), 0
-		return HealthEvent{}, false
+		return checkpoint.HealthEvent{}, false
 	}
 	if lvl <= s.GradLow*g.cfg.GradRise {
 		s.GradFrom = 0
-		return HealthEvent{}, false
+		return checkpoint.HealthEvent{}, false
 	}
 	if s.GradFrom == 0 {
 		s.GradFrom = step
 	}
 	if step-s.GradFrom < g.cfg.Patience {
-		return HealthEvent{}, false
+		return checkpoint.HealthEvent{}, false
 	}
-	e := HealthEvent{Step: step, Kind: EventGradRise, Value: lvl, Ref: s.GradLow, Since: s.GradLowStep, Instability: true,
+	e := checkpoint.HealthEvent{Step: step, Kind: EventGradRise, Value: lvl, Ref: s.GradLow, Since: s.GradLowStep, Instability: true,
 		Message: fmt.Sprintf("the gradient norm is rising: its level %.3g at step %d is %.1fx its lowest after warmup, %.3g at step %d",
 			lvl, step, lvl/s.GradLow, s.GradLow, s.GradLowStep)}
 	s.GradLow, s.GradLowStep, s.GradFrom = lvl, g.center(step, len(s.Grads)), 0
@@ -283,7 +243,7 @@ func (g *healthGuard) gradRise(step int, gradNorm float64) (HealthEvent, bool) {
 }
 
 // observeVal takes the validation loss of eval step step.
-func (g *healthGuard) observeVal(step int, val float64) []HealthEvent {
+func (g *healthGuard) observeVal(step int, val float64) []checkpoint.HealthEvent {
 	if g.off() {
 		return nil
 	}
@@ -295,7 +255,7 @@ func (g *healthGuard) observeVal(step int, val float64) []HealthEvent {
 	if val <= s.ValBest*(1+g.cfg.Rise) {
 		return nil
 	}
-	return g.record([]HealthEvent{{Step: step, Kind: EventValRise, Value: val, Ref: s.ValBest, Since: s.ValBestStep, Instability: true,
+	return g.record([]checkpoint.HealthEvent{{Step: step, Kind: EventValRise, Value: val, Ref: s.ValBest, Since: s.ValBestStep, Instability: true,
 		Message: fmt.Sprintf("the validation loss is rising: %.4f at step %d is %.1f%% above its best, %.4f at step %d",
 			val, step, 100*(val/s.ValBest-1), s.ValBest, s.ValBestStep)}})
 }
@@ -303,19 +263,19 @@ func (g *healthGuard) observeVal(step int, val float64) []HealthEvent {
 // atEnd reports a run that ends while its loss level is above its lowest
 // by more than train.health.rise, a rise too young to have met the
 // patience: no run ends "done" while its loss is rising.
-func (g *healthGuard) atEnd(step int) []HealthEvent {
+func (g *healthGuard) atEnd(step int) []checkpoint.HealthEvent {
 	s := g.s
 	if g.off() || s.RiseFrom == 0 {
 		return nil
 	}
 	lvl, _ := level(s.Losses)
-	return g.record([]HealthEvent{{Step: step, Kind: EventEndRising, Value: lvl, Ref: s.LossLow, Since: s.LossLowStep,
+	return g.record([]checkpoint.HealthEvent{{Step: step, Kind: EventEndRising, Value: lvl, Ref: s.LossLow, Since: s.LossLowStep,
 		Message: fmt.Sprintf("the run ends with its training loss rising: its level %.4f is %.1f%% above its lowest, %.4f at step %d",
 			lvl, 100*(lvl/s.LossLow-1), s.LossLow, s.LossLowStep)}})
 }
 
 // record appends the advice to each event and keeps them in the state.
-func (g *healthGuard) record(es []HealthEvent) []HealthEvent {
+func (g *healthGuard) record(es []checkpoint.HealthEvent) []checkpoint.HealthEvent {
 	for i := range es {
 		es[i].Message += "; " + g.advice(es[i])
 	}
@@ -324,7 +284,7 @@ func (g *healthGuard) record(es []HealthEvent) []HealthEvent {
 }
 
 // advice says what to try, naming the keys of this run.
-func (g *healthGuard) advice(e HealthEvent) string {
+func (g *healthGuard) advice(e checkpoint.HealthEvent) string {
 	if e.Kind == EventValRise && g.s.RiseFrom == 0 {
 		return "the training loss is not rising, so the model may be overfitting its data: more data or fewer steps (train.steps)"
 	}
@@ -337,10 +297,10 @@ func (g *healthGuard) advice(e HealthEvent) string {
 }
 
 // instability returns the first event of es that the policy acts on.
-func instability(es []HealthEvent) (HealthEvent, bool) {
-	i := slices.IndexFunc(es, func(e HealthEvent) bool { return e.Instability })
+func instability(es []checkpoint.HealthEvent) (checkpoint.HealthEvent, bool) {
+	i := slices.IndexFunc(es, func(e checkpoint.HealthEvent) bool { return e.Instability })
 	if i < 0 {
-		return HealthEvent{}, false
+		return checkpoint.HealthEvent{}, false
 	}
 	return es[i], true
 }
@@ -348,7 +308,7 @@ func instability(es []HealthEvent) (HealthEvent, bool) {
 // InstabilityError ends a run that train.on_instability=stop (or a
 // rollback with none left) stopped. A runtime failure: exit 1.
 type InstabilityError struct {
-	Event HealthEvent
+	Event checkpoint.HealthEvent
 	Last  string // the newest checkpoint before the trouble began ("" if none)
 	Why   string // why the run stopped rather than rolled back, if it was asked to
 }
@@ -365,7 +325,7 @@ func (e *InstabilityError) Error() string {
 }
 
 // healthSummary is the end-of-run summary's account of the guard.
-func healthSummary(s *HealthState) string {
+func healthSummary(s *checkpoint.HealthState) string {
 	if s == nil || len(s.Events) == 0 {
 		return ""
 	}

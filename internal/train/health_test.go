@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/compact-llm/compact/internal/checkpoint"
 	"github.com/compact-llm/compact/internal/config"
 )
 
@@ -49,7 +50,7 @@ func TestHealthQuietOnAHealthyRun(t *testing.T) {
 func TestHealthFlagsASlowDivergence(t *testing.T) {
 	g := guardFor(t, config.InstabilityWarn)
 	rng := rand.New(rand.NewPCG(3, 4))
-	var got *HealthEvent
+	var got *checkpoint.HealthEvent
 	for step := 10; step <= 1000 && got == nil; step += 10 {
 		loss := 3.3 + 7.6*math.Exp(-float64(step)/60)
 		if step > 250 {
@@ -77,7 +78,7 @@ func TestHealthFlagsASlowDivergence(t *testing.T) {
 func TestHealthSpikeIsConfirmedByTheNextSample(t *testing.T) {
 	g := guardFor(t, config.InstabilityWarn)
 	step := 0
-	feed := func(loss float64) []HealthEvent { step += 10; return g.observe(step, loss, 1) }
+	feed := func(loss float64) []checkpoint.HealthEvent { step += 10; return g.observe(step, loss, 1) }
 	for range 20 {
 		feed(3)
 	}
@@ -97,7 +98,7 @@ func TestHealthSpikeIsConfirmedByTheNextSample(t *testing.T) {
 
 func TestHealthGradNormRiseAfterWarmup(t *testing.T) {
 	g := guardFor(t, config.InstabilityWarn)
-	var got []HealthEvent
+	var got []checkpoint.HealthEvent
 	for step := 10; step <= 1500; step += 10 {
 		gn := 8.0 // large during warmup: not judged
 		if step > 200 {

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/compact-llm/compact/internal/checkpoint"
 	"github.com/compact-llm/compact/internal/config"
 	"github.com/compact-llm/compact/internal/gpu"
 	"github.com/compact-llm/compact/internal/gpu/cpu"
@@ -182,11 +183,11 @@ func TestCheckpointBF16Moments(t *testing.T) {
 		t.Fatal(err)
 	}
 	root := t.TempDir()
-	dir, err := SaveCheckpoint(root, m, o, TrainerState{Step: 1, Config: cfg}, 0, 1)
+	dir, err := checkpoint.Save(root, m, o, checkpoint.TrainerState{Step: 1, Config: cfg}, 0, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := model.OpenSafetensors(filepath.Join(dir, ckptOptimizer))
+	f, err := model.OpenSafetensors(filepath.Join(dir, checkpoint.OptimizerFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +198,7 @@ func TestCheckpointBF16Moments(t *testing.T) {
 	}
 	f.Close()
 	m2, o2 := buildPair(t, cfg)
-	if err := LoadCheckpoint(dir, m2, o2); err != nil {
+	if err := checkpoint.Load(dir, m2, o2); err != nil {
 		t.Fatal(err)
 	}
 	for i, p := range m.Params {
@@ -210,7 +211,7 @@ func TestCheckpointBF16Moments(t *testing.T) {
 			}
 		}
 	}
-	st, _ := os.Stat(filepath.Join(dir, ckptOptimizer))
+	st, _ := os.Stat(filepath.Join(dir, checkpoint.OptimizerFile))
 	t.Logf("optimizer.safetensors: %d bytes", st.Size())
 }
 

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/compact-llm/compact/internal/checkpoint"
 	"github.com/compact-llm/compact/internal/config"
 	"github.com/compact-llm/compact/internal/gpu"
 	"github.com/compact-llm/compact/internal/gpu/device"
@@ -146,5 +147,5 @@ func writeMemoryFile(dir string, mf MemoryFile) error {
 	if err != nil {
 		return err
 	}
-	return replaceFile(filepath.Join(dir, "memreport.json"), append(js, '\n'))
+	return checkpoint.ReplaceFile(filepath.Join(dir, "memreport.json"), append(js, '\n'))
 }

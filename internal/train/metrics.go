@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"github.com/compact-llm/compact/internal/checkpoint"
 )
 
 // Metric is one line of metrics.jsonl.
@@ -33,8 +35,8 @@ type Metric struct {
 	// (health.go); Rollbacks is how many rollbacks preceded the step, so
 	// the lines of a stretch that was rolled back stay apart from the
 	// stretch that replaced it.
-	Health    []HealthEvent `json:"health,omitempty"`
-	Rollbacks int           `json:"rollbacks,omitempty"`
+	Health    []checkpoint.HealthEvent `json:"health,omitempty"`
+	Rollbacks int                      `json:"rollbacks,omitempty"`
 }
 
 // MetricsLog appends Metric lines to DIR/metrics.jsonl.
@@ -67,7 +69,7 @@ func OpenMetrics(dir string, keepThrough, rollbacks int) (*MetricsLog, error) {
 			}
 		}
 	}
-	if err := replaceFile(path, kept.Bytes()); err != nil {
+	if err := checkpoint.ReplaceFile(path, kept.Bytes()); err != nil {
 		return nil, err
 	}
 	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY|syscall.O_NOFOLLOW, 0o644)

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/compact-llm/compact/internal/checkpoint"
 	"github.com/compact-llm/compact/internal/config"
 	"github.com/compact-llm/compact/internal/gpu"
 	"github.com/compact-llm/compact/internal/gpu/cpu"
@@ -63,8 +64,8 @@ func TestNoticesAreRecorded(t *testing.T) {
 	cfg.Train.Steps, cfg.Train.CheckpointEvery = 2, 2
 	out := filepath.Join(dir, "job")
 	runRanks(t, 2, perRank(cfg, 2, false), out, false)
-	var st TrainerState
-	if err := json.Unmarshal(readFile(t, filepath.Join(StepDir(filepath.Join(out, "checkpoints"), 2), ckptState)), &st); err != nil {
+	var st checkpoint.TrainerState
+	if err := json.Unmarshal(readFile(t, filepath.Join(checkpoint.StepDir(filepath.Join(out, "checkpoints"), 2), checkpoint.StateFile)), &st); err != nil {
 		t.Fatal(err)
 	}
 	if len(st.Notices) != 1 || !strings.Contains(st.Notices[0], "train.overlap_comm") {

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/compact-llm/compact/internal/checkpoint"
 	"github.com/compact-llm/compact/internal/config"
 )
 
@@ -117,9 +118,9 @@ func runPin(t *testing.T, dir string, c pinCase) pinRun {
 		r.Steps = append(r.Steps, s)
 	}
 	sum := func(name string) string {
-		return fmt.Sprintf("%x", sha256.Sum256(readFile(t, filepath.Join(StepDir(filepath.Join(out, "checkpoints"), 4), name))))
+		return fmt.Sprintf("%x", sha256.Sum256(readFile(t, filepath.Join(checkpoint.StepDir(filepath.Join(out, "checkpoints"), 4), name))))
 	}
-	r.Model, r.Optimizer = sum(ckptModel), sum(ckptOptimizer)
+	r.Model, r.Optimizer = sum(checkpoint.ModelFile), sum(checkpoint.OptimizerFile)
 	return r
 }
 

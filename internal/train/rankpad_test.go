@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/compact-llm/compact/internal/checkpoint"
 	"github.com/compact-llm/compact/internal/config"
 	"github.com/compact-llm/compact/internal/gpu"
 	"github.com/compact-llm/compact/internal/gpu/cpu"
@@ -106,8 +107,8 @@ func TestPaddedRankTrainsAlike(t *testing.T) {
 		// moved on by a step meanwhile) and saves the same files back.
 		dir := t.TempDir()
 		save := func(name string, m *model.Model, o *optim.Optimizer) string {
-			st := TrainerState{Version: StateVersion, Step: o.Step, Config: cfg}
-			d, err := SaveCheckpoint(filepath.Join(dir, name), m, o, st, 0, 1)
+			st := checkpoint.TrainerState{Version: checkpoint.StateVersion, Step: o.Step, Config: cfg}
+			d, err := checkpoint.Save(filepath.Join(dir, name), m, o, st, 0, 1)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -115,15 +116,15 @@ func TestPaddedRankTrainsAlike(t *testing.T) {
 		}
 		pdir, udir := save("padded", mp, op), save("unpadded", mu, ou)
 		step("step")
-		if err := LoadCheckpoint(udir, mp, op); err != nil {
+		if err := checkpoint.Load(udir, mp, op); err != nil {
 			t.Fatalf("unpadded checkpoint into the padded engine: %v", err)
 		}
-		if err := LoadCheckpoint(pdir, mu, ou); err != nil {
+		if err := checkpoint.Load(pdir, mu, ou); err != nil {
 			t.Fatalf("padded checkpoint into the unpadded engine: %v", err)
 		}
 		op.Step, ou.Step = op.Step-1, ou.Step-1
 		for _, pair := range [][2]string{{udir, save("padded2", mp, op)}, {pdir, save("unpadded2", mu, ou)}} {
-			for _, name := range []string{ckptModel, ckptOptimizer} {
+			for _, name := range []string{checkpoint.ModelFile, checkpoint.OptimizerFile} {
 				a, _ := os.ReadFile(filepath.Join(pair[0], name))
 				b, _ := os.ReadFile(filepath.Join(pair[1], name))
 				if len(a) == 0 || !bytes.Equal(a, b) {

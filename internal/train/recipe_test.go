@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/compact-llm/compact/internal/checkpoint"
 	"github.com/compact-llm/compact/internal/config"
 )
 
@@ -48,11 +49,11 @@ func TestOneConfigTwoRecipesRun(t *testing.T) {
 		if len(m) != 4 || math.Abs(m[1].LR-mode.lr) > 1e-15 || math.Abs(m[0].LR-mode.lr/2) > 1e-15 {
 			t.Fatalf("compact %v: metrics lr %v, want warmup to %g at step 2", mode.enabled, m, mode.lr)
 		}
-		ckpt, err := LatestCheckpoint(filepath.Join(out, "checkpoints"))
+		ckpt, err := checkpoint.Latest(filepath.Join(out, "checkpoints"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		st, err := ReadTrainerState(ckpt)
+		st, err := checkpoint.ReadState(ckpt)
 		if err != nil || st.Optimizer != mode.opt {
 			t.Fatalf("compact %v: trainer state records optimizer %q (%v), want %s", mode.enabled, st.Optimizer, err, mode.opt)
 		}
@@ -68,7 +69,7 @@ func TestOneConfigTwoRecipesRun(t *testing.T) {
 		// A checkpoint from before train.optimizer existed trained with
 		// torch's form: it resumes into the full-rank recipe, not CompAct's.
 		stripOptimizer(t, filepath.Join(ckpt, "trainer_state.json"))
-		if st, err := ReadTrainerState(ckpt); err != nil || st.Optimizer != config.OptimizerTorch || st.Config.Validate() != nil ||
+		if st, err := checkpoint.ReadState(ckpt); err != nil || st.Optimizer != config.OptimizerTorch || st.Config.Validate() != nil ||
 			st.Config.Train.Weights != config.WeightsMaster || st.Config.Train.OptimizerState != config.StateFP32 ||
 			st.Config.Train.CUDAGraph != config.GraphOff {
 			t.Fatalf("old trainer state: optimizer %q, %v, config %v", st.Optimizer, err, st.Config.Validate())
@@ -97,7 +98,7 @@ func stripOptimizer(t *testing.T, path string) {
 	}
 	delete(st, "optimizer")
 	// Such checkpoints also predate the YAML-key form of the saved config.
-	var full TrainerState
+	var full checkpoint.TrainerState
 	if err := json.Unmarshal(raw, &full); err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package train
 
 import (
+	"bytes"
 	"encoding/json"
 	"io"
 	"math/rand/v2"
@@ -57,9 +58,18 @@ func TestExportHFReference(t *testing.T) {
 			t.Fatal(err)
 		}
 		m.Init(7)
+		write := func(name string, fill func(io.Writer) error) {
+			var b bytes.Buffer
+			if err := fill(&b); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, name), b.Bytes(), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
 		weights, _ := m.WeightTensors()
-		writeSynced(filepath.Join(dir, "model.safetensors"), func(w io.Writer) error { return model.WriteSafetensors(w, weights) })
-		writeSynced(filepath.Join(dir, "config.json"), func(w io.Writer) error { return model.WriteHFConfig(w, cfg.Model, -1) })
+		write("model.safetensors", func(w io.Writer) error { return model.WriteSafetensors(w, weights) })
+		write("config.json", func(w io.Writer) error { return model.WriteHFConfig(w, cfg.Model, -1) })
 		opt, err := optim.New(m, cfg.OptimizerConfig())
 		if err != nil {
 			t.Fatal(err)
@@ -94,7 +104,7 @@ func TestExportHFReference(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		writeSynced(filepath.Join(dir, "ours.safetensors"), func(w io.Writer) error { return model.WriteSafetensors(w, grads) })
+		write("ours.safetensors", func(w io.Writer) error { return model.WriteSafetensors(w, grads) })
 		meta := map[string]any{"inputs": in, "targets": tg, "B": B, "T": T, "losses": losses, "device": be.Name(),
 			"lr": cfg.Train.LR, "betas": []float64{cfg.Train.Beta1, cfg.Train.Beta2}, "eps": cfg.AdamEpsilon(),
 			"grad_clip": cfg.Train.GradClip, "compact": compact, "optimizer": cfg.OptimizerName(),

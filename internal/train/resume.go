@@ -1,334 +1,96 @@
 package train
 
-// Checks made before a run resumes: the saved trainer state must be sane
-// (a hand-edited or corrupt trainer_state.json is refused, naming the file
-// and field, before anything is read or written), and the configuration
-// must be the saved run's, except for what may change on purpose.
+// Resuming a run: the state adopted from the checkpoint resumed from (its
+// files and configuration checked by internal/checkpoint), the weights,
+// moments and data position loaded, and what the resume of a finished run
+// says instead of training.
 
 import (
-	"errors"
 	"fmt"
-	"math"
-	"os"
 	"path/filepath"
-	"reflect"
-	"slices"
-	"sort"
-	"strconv"
 	"strings"
-	"time"
 
+	"github.com/compact-llm/compact/internal/checkpoint"
 	"github.com/compact-llm/compact/internal/config"
-	"github.com/compact-llm/compact/internal/model"
 )
 
-// checkState refuses a trainer state that does not belong at dir or to a
-// run of cfg.
-func checkState(dir string, st TrainerState, cfg config.Config) error {
-	file := filepath.Join(dir, ckptState)
-	dirStep, err := strconv.Atoi(strings.TrimPrefix(filepath.Base(dir), "step-"))
-	switch {
-	case st.Step < 1:
-		return config.Usagef("%s: step = %d: a checkpoint is written after at least one step", file, st.Step)
-	case err == nil && dirStep != st.Step:
-		return config.Usagef("%s: step = %d, but the directory is step %d", file, st.Step, dirStep)
-	case st.Step > cfg.Train.Steps:
-		return config.Usagef("%s: step = %d is beyond train.steps = %d: raise train.steps (--steps) to train further", file, st.Step, cfg.Train.Steps)
-	case st.Tokens < 0:
-		return config.Usagef("%s: tokens = %d: must not be negative", file, st.Tokens)
-	case math.IsNaN(st.LR) || math.IsInf(st.LR, 0) || st.LR < 0:
-		return config.Usagef("%s: lr = %g: must be a finite, non-negative number", file, st.LR)
+// adoptResumeState reads the trainer state of the checkpoint resumed from
+// and refuses one the config cannot continue.
+func (t *Trainer) adoptResumeState(resumeFrom string) error {
+	cfg, opts := t.cfg, t.opts
+	st, err := checkpoint.ReadState(resumeFrom)
+	if err != nil {
+		return &config.UsageError{Err: fmt.Errorf("resume: %w", err)}
 	}
+	sameGlobalBatch(&st, cfg, opts.Dist)
+	if err := sameOptimizer(st, cfg); err != nil {
+		return config.Usagef("resume from %s: %w", resumeFrom, err)
+	}
+	if err := checkpoint.CheckState(resumeFrom, st, cfg); err != nil {
+		return err
+	}
+	if err := checkpoint.CheckResumeConfig(filepath.Join(resumeFrom, checkpoint.StateFile), st.Config, cfg, opts.AllowConfigChange, t.logf); err != nil {
+		return err
+	}
+	t.complete = st.Step == cfg.Train.Steps
+	if c, ok := checkpoint.CompareSchedules(st.Step, st.Config, cfg); ok && !t.complete {
+		t.logf("%s", c)
+		st.Schedule = append(st.Schedule, c)
+	}
+	t.state = st
+	// The checkpoint resumed from is the newest complete one: an interrupt
+	// before the next step completes must not rewrite it from memory
+	// (weights rounded to the new settings, a window with no step-N).
+	t.lastCkpt = resumeFrom
 	return nil
 }
 
-// resumeFixedKeys may never change on resume: the model and the CompAct
-// layout decide the saved tensors' shapes, and the data keys, seq_len and
-// seed decide the data stream the saved position refers to.
-var resumeFixedPrefixes = []string{"model.", "data.", "finetune."}
-var resumeFixedKeys = []string{"train.seq_len", "train.seed", "compact.enabled", "compact.rank", "compact.share", "compact.layers", "compact.head"}
-
-// resumeFreeKeys may change freely: bookkeeping that does not change what
-// is computed (and train.steps, to extend a run).
-var resumeFreeKeys = []string{"train.device", "train.threads", "train.steps", "train.log_every", "train.eval_every",
-	"train.eval_batches", "train.checkpoint_every", "train.keep_checkpoints", "train.loss_chunk", "train.recompute",
-	"train.fused_update", "train.zero", "train.overlap_comm", "train.cuda_graph", "train.comm_timeout", "train.on_instability",
-	"train.health.window", "train.health.spike", "train.health.rise", "train.health.patience", "train.health.grad_rise",
-	"train.health.lr_factor", "train.health.max_rollbacks", "train.sample_every", "train.sample_tokens", "train.tensorboard"}
-
-// resolvedModes replaces the keys whose "auto" (or, in checkpoints older
-// than the key, empty) value stands for a concrete choice by that choice, so
-// a resume compares what the runs do rather than how they were written.
-func resolvedModes(c config.Config) config.Config {
-	c.Train.Optimizer, c.Train.AdamEps = c.OptimizerName(), c.AdamEpsilon()
+// initWeights fills the model and optimizer: from the checkpoint resumed
+// from, else from the seed and then the base's weights (fine-tuning), else
+// from the seed alone.
+func (t *Trainer) initWeights(resumeFrom string) error {
+	cfg := t.cfg
 	switch {
-	case c.Train.Weights == "":
-		c.Train.Weights = config.WeightsMaster
-	case c.Train.Weights == config.WeightsAuto && c.MasterFree():
-		c.Train.Weights = config.WeightsBF16SR
-	case c.Train.Weights == config.WeightsAuto:
-		c.Train.Weights = config.WeightsMaster
-	}
-	if c.Train.OptimizerState == "" {
-		c.Train.OptimizerState = config.StateFP32
-	}
-	if c.Finetune.Task == config.TaskCausal {
-		c.Data.SpecialTokens = "" // shards are tokenized already: no effect
-	}
-	return c
-}
-
-// checkResumeConfig compares the saved run's configuration with now. A
-// fixed key that differs is an error; any other difference (lr,
-// micro_batch, update_gap, ...) is listed and needs allow.
-func checkResumeConfig(file string, saved, now config.Config, allow bool, logf func(string, ...any)) error {
-	a, b := resolvedModes(saved).Values(), resolvedModes(now).Values()
-	var fixed, changed []string
-	for k, v := range b {
-		if reflect.DeepEqual(a[k], v) || slices.Contains(resumeFreeKeys, k) {
-			continue
+	case resumeFrom != "":
+		opt := t.opt
+		if t.opts.WeightsOnly {
+			opt = nil // the moments stay zero and Adam's bias correction restarts
+			t.state.AdamStart = t.state.Step
+			t.logf("resume --weights-only: fresh Adam moments from step %d (zero, their bias correction restarting)", t.state.Step)
 		}
-		d := fmt.Sprintf("%s %v -> %v", k, a[k], v)
-		if slices.Contains(resumeFixedKeys, k) || hasAnyPrefix(k, resumeFixedPrefixes) {
-			fixed = append(fixed, d)
-		} else {
-			changed = append(changed, d)
-		}
-	}
-	sort.Strings(fixed)
-	sort.Strings(changed)
-	if len(fixed) > 0 {
-		return config.Usagef("%s: cannot resume with a different %s (the saved tensors or data position depend on it); use the run's own config or start a new --out",
-			file, strings.Join(fixed, ", "))
-	}
-	if len(changed) == 0 {
-		return nil
-	}
-	if !allow {
-		return config.Usagef("%s: the config differs from the saved run's: %s; pass --allow-config-change to resume with the new values",
-			file, strings.Join(changed, ", "))
-	}
-	logf("resume: config changed on purpose: %s", strings.Join(changed, ", "))
-	return nil
-}
-
-func hasAnyPrefix(s string, prefixes []string) bool {
-	for _, p := range prefixes {
-		if strings.HasPrefix(s, p) {
-			return true
-		}
-	}
-	return false
-}
-
-// resumeFiles are what resuming a checkpoint reads: its weights, its Adam
-// moments (not with --weights-only) and its trainer state.
-func resumeFiles(weightsOnly bool) []string {
-	if weightsOnly {
-		return []string{ckptModel, ckptState}
-	}
-	return []string{ckptModel, ckptOptimizer, ckptState}
-}
-
-// resumePoint returns the checkpoint a resumed run continues from: from
-// (--resume PATH: a step directory, or a run directory's newest), else the
-// newest under root, or "" when root holds none at all (a first `make
-// run`). A checkpoint that lacks a file the resume reads is refused, naming
-// the file and the ways on, before anything is written: taking an older one
-// silently would redo, and then replace, the newer checkpoints.
-func resumePoint(root, from string, weightsOnly bool) (string, error) {
-	dir := from
-	if from != "" {
-		var err error
-		if dir, err = chosenCheckpoint(from); err != nil {
-			return "", config.Usagef("--resume %s: %w", from, err)
-		}
-	} else {
-		all, err := stepDirs(root)
-		if err != nil || len(all) == 0 {
-			return "", err
-		}
-		dir = all[len(all)-1].path
-	}
-	missing := missingFiles(dir, resumeFiles(weightsOnly))
-	if len(missing) == 0 {
-		return dir, nil
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "resume: checkpoint %s lacks %s, so it cannot be resumed as it is (nothing was changed)", dir, strings.Join(missing, " and "))
-	if !slices.Contains(missing, ckptModel) && !slices.Contains(missing, ckptState) {
-		b.WriteString("; continue from its weights, step and data position with fresh Adam moments: add --weights-only")
-	} else if !slices.Contains(missing, ckptModel) {
-		fmt.Fprintf(&b, "; start a new run from its weights: compact finetune --base %s --out NEW", dir)
-	}
-	if cks, _ := listCheckpoints(filepath.Dir(dir)); len(cks) > 0 && cks[len(cks)-1] != dir {
-		fmt.Fprintf(&b, "; or continue from the newest complete checkpoint: --resume %s", cks[len(cks)-1])
-	}
-	return "", config.Usagef("%s", b.String())
-}
-
-// chosenCheckpoint resolves --resume PATH: a checkpoint directory as it is,
-// a run directory to its newest step directory.
-func chosenCheckpoint(path string) (string, error) {
-	st, err := os.Stat(path)
-	if err != nil {
-		return "", err
-	}
-	if !st.IsDir() {
-		return "", fmt.Errorf("not a directory (want a checkpoints/step-N directory or a run directory)")
-	}
-	if len(missingFiles(path, []string{ckptState, ckptModel})) < 2 {
-		return path, nil
-	}
-	all, err := stepDirs(filepath.Join(path, "checkpoints"))
-	if err != nil {
-		return "", err
-	}
-	if len(all) == 0 {
-		return "", fmt.Errorf("neither a checkpoint (no %s) nor a run directory with checkpoints/step-N", ckptState)
-	}
-	return all[len(all)-1].path, nil
-}
-
-// checkTensorFiles validates the headers and sizes of a checkpoint's
-// safetensors files without reading the tensors: a finished run that is
-// resumed trains nothing, but a damaged last checkpoint is still reported.
-func checkTensorFiles(dir string, weightsOnly bool) error {
-	for _, name := range resumeFiles(weightsOnly) {
-		if !strings.HasSuffix(name, ".safetensors") {
-			continue
-		}
-		f, err := model.OpenSafetensors(filepath.Join(dir, name))
-		if err != nil {
+		if err := checkpoint.Load(resumeFrom, t.model, opt); err != nil {
 			return &config.UsageError{Err: fmt.Errorf("resume: %w", err)}
 		}
-		f.Close()
-	}
-	return nil
-}
-
-// claimResume returns whether claimRunDir should take --out as a run being
-// continued. A --resume PATH outside --out starts a new run there that
-// continues PATH (a fork), so --out must not hold a run of its own.
-func claimResume(opts RunOptions) (bool, error) {
-	if opts.ResumeFrom == "" || opts.Dist != nil && opts.Dist.Rank != 0 { // only rank 0 claims --out
-		return opts.Resume, nil
-	}
-	if within(opts.ResumeFrom, opts.Out) {
-		return true, nil
-	}
-	if holdsRun(opts.Out) && !opts.Overwrite {
-		return false, config.Usagef("--resume %s is not a checkpoint of --out %s, which already holds a run: continue %s in a new --out, "+
-			"pass --overwrite to move the run in %s aside, or resume one of %s", opts.ResumeFrom, opts.Out, opts.ResumeFrom,
-			opts.Out, filepath.Join(opts.Out, "checkpoints"))
-	}
-	return false, nil
-}
-
-// within reports whether path is dir or lies under it, links resolved.
-func within(path, dir string) bool {
-	real := func(p string) (string, bool) {
-		r, err := filepath.EvalSymlinks(p)
-		if err != nil {
-			return "", false
+		t.opt.Step, t.opt.AdamStart = t.state.Step, t.state.AdamStart
+		if err := t.train.RestoreState(t.state.Loader); err != nil {
+			return config.Usagef("resume from %s: %w", resumeFrom, err)
 		}
-		r, err = filepath.Abs(r)
-		return r, err == nil
-	}
-	p, ok1 := real(path)
-	d, ok2 := real(dir)
-	return ok1 && ok2 && (p == d || strings.HasPrefix(p, d+string(filepath.Separator)))
-}
-
-// supersede moves aside what a resume from an older checkpoint (at step)
-// would otherwise replace: the later step directories, and metrics.jsonl
-// as it was, go to DIR/superseded-TIMESTAMP/. Nothing is deleted.
-func (t *Trainer) supersede(step int) error {
-	all, err := stepDirs(t.ckptRoot())
-	if err != nil {
-		return err
-	}
-	var later []stepDir
-	for _, d := range all {
-		if d.step > step {
-			later = append(later, d)
-		}
-	}
-	if len(later) == 0 {
-		return nil
-	}
-	base := filepath.Join(t.opts.Out, "superseded-"+time.Now().Format("20060102-150405"))
-	aside := base
-	for i := 2; !isAbsent(aside); i++ {
-		aside = fmt.Sprintf("%s-%d", base, i)
-	}
-	if err := os.MkdirAll(filepath.Join(aside, "checkpoints"), 0o755); err != nil {
-		return err
-	}
-	var names []string
-	for _, d := range later {
-		if err := os.Rename(d.path, filepath.Join(aside, "checkpoints", filepath.Base(d.path))); err != nil {
-			return fmt.Errorf("resume: moving %s aside: %w", d.path, err)
-		}
-		names = append(names, filepath.Base(d.path))
-	}
-	metrics := filepath.Join(t.opts.Out, "metrics.jsonl")
-	if raw, err := os.ReadFile(metrics); err == nil {
-		if err := os.WriteFile(filepath.Join(aside, "metrics.jsonl"), raw, 0o644); err != nil {
+		t.logf("resumed from %s at step %d", resumeFrom, t.state.Step)
+	case t.opts.Base != "":
+		if err := t.model.Init(cfg.Train.Seed); err != nil { // heads the base lacks keep this
 			return err
 		}
+		if err := checkpoint.LoadBase(t.model, t.opts.Base, t.logf); err != nil {
+			return &config.UsageError{Err: fmt.Errorf("--base: %w", err)}
+		}
+		t.state = checkpoint.TrainerState{Config: cfg, Base: t.opts.Base}
+	default:
+		if err := t.model.Init(cfg.Train.Seed); err != nil {
+			return err
+		}
+		t.state = checkpoint.TrainerState{Config: cfg}
 	}
-	t.logf("resume from step %d: the later checkpoints (%s) and metrics.jsonl as it was are moved to %s; nothing is deleted",
-		step, strings.Join(names, ", "), aside)
 	return nil
 }
 
-func isAbsent(path string) bool {
-	_, err := os.Lstat(path)
-	return errors.Is(err, os.ErrNotExist)
-}
-
-// ScheduleChange records a resume that changed the learning-rate schedule
-// (a new train.steps stretches the warmup and the cosine), each field as
-// [before, after].
-type ScheduleChange struct {
-	Step       int        `json:"step"` // the last step trained under the old schedule
-	Steps      [2]int     `json:"steps"`
-	Warmup     [2]int     `json:"warmup_steps"`
-	PeakLR     [2]float64 `json:"peak_lr"`
-	MinLRRatio [2]float64 `json:"min_lr_ratio"`
-	NextLR     [2]float64 `json:"next_lr"` // the lr of step Step+1
-}
-
-// scheduleChange compares the schedules of the saved run and now at step;
-// ok is false when they are the same.
-func scheduleChange(step int, saved, now config.Config) (c ScheduleChange, ok bool) {
-	a, b := saved.Schedule(), now.Schedule()
-	if a == b {
-		return c, false
+// sameOptimizer refuses to resume moments written by one Adam form into
+// the other: they would silently continue under a different update rule.
+func sameOptimizer(saved checkpoint.TrainerState, now config.Config) error {
+	if was, is := saved.Optimizer, now.OptimizerName(); was != is {
+		return fmt.Errorf("the checkpoint was trained with optimizer %s, the config resolves train.optimizer = %s to %s; set train.optimizer=%s to continue it",
+			was, now.Train.Optimizer, is, was)
 	}
-	return ScheduleChange{Step: step, Steps: [2]int{a.Total, b.Total}, Warmup: [2]int{a.Warmup, b.Warmup},
-		PeakLR: [2]float64{a.LR, b.LR}, MinLRRatio: [2]float64{a.MinRatio, b.MinRatio},
-		NextLR: [2]float64{a.At(step + 1), b.At(step + 1)}}, true
-}
-
-// String says what changed, for the log.
-func (c ScheduleChange) String() string {
-	var parts []string
-	if c.Steps[0] != c.Steps[1] {
-		parts = append(parts, fmt.Sprintf("train.steps %d -> %d", c.Steps[0], c.Steps[1]))
-	}
-	if c.Warmup[0] != c.Warmup[1] {
-		parts = append(parts, fmt.Sprintf("warmup %d -> %d steps", c.Warmup[0], c.Warmup[1]))
-	}
-	if c.PeakLR[0] != c.PeakLR[1] {
-		parts = append(parts, fmt.Sprintf("peak lr %.4g -> %.4g", c.PeakLR[0], c.PeakLR[1]))
-	}
-	if c.MinLRRatio[0] != c.MinLRRatio[1] {
-		parts = append(parts, fmt.Sprintf("min_lr_ratio %g -> %g", c.MinLRRatio[0], c.MinLRRatio[1]))
-	}
-	return fmt.Sprintf("resume: the learning-rate schedule changes after step %d: %s; the lr of step %d is %.4g (the old schedule's: %.4g); recorded in the trainer_state.json of the checkpoints to come",
-		c.Step, strings.Join(parts, ", "), c.Step+1, c.NextLR[1], c.NextLR[0])
+	return nil
 }
 
 // completeLine is what a resume of a finished run says instead of training:

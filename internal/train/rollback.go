@@ -17,18 +17,17 @@ package train
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
-	"strings"
+
+	"github.com/compact-llm/compact/internal/checkpoint"
 )
 
 // rollback returns the run to the newest checkpoint before e.Since, or to
 // its initialisation. The loader stays where it is: the batches since
 // that point are skipped.
-func (t *Trainer) rollback(e HealthEvent) error {
+func (t *Trainer) rollback(e checkpoint.HealthEvent) error {
 	h := t.state.Health
-	target, err := checkpointBefore(t.ckptRoot(), e.Since)
+	target, err := checkpoint.Before(t.ckptRoot(), e.Since)
 	if err != nil {
 		return err
 	}
@@ -58,14 +57,14 @@ func (t *Trainer) rollback(e HealthEvent) error {
 	if target != "" {
 		where = target
 	}
-	ev := HealthEvent{Step: from, Kind: EventRollback, Value: carried.LRScale, Ref: carried.LRScale / t.cfg.Train.Health.LRFactor, Since: t.state.Step,
+	ev := checkpoint.HealthEvent{Step: from, Kind: EventRollback, Value: carried.LRScale, Ref: carried.LRScale / t.cfg.Train.Health.LRFactor, Since: t.state.Step,
 		Message: fmt.Sprintf("rollback %d of at most %d: from step %d back to %s at step %d; the batches of steps %d..%d are skipped; learning rate x%g (peak now %g)",
 			carried.Rollbacks, t.cfg.Train.Health.MaxRollbacks, from, where, t.state.Step, t.state.Step+1, from, t.cfg.Train.Health.LRFactor, t.sched.LR*carried.LRScale)}
 	back.Events = append(back.Events, ev)
 	t.state.Health = back
 	t.health = newHealthGuard(t.cfg, back)
 	if t.dp.rank() == 0 {
-		if err := setAside(t.ckptRoot(), t.state.Step, carried.Rollbacks); err != nil {
+		if err := checkpoint.SetAside(t.ckptRoot(), t.state.Step, carried.Rollbacks); err != nil {
 			return fmt.Errorf("rollback: %w", err)
 		}
 	}
@@ -79,11 +78,11 @@ func (t *Trainer) rollback(e HealthEvent) error {
 // restoreCheckpoint loads the weights, moments and trainer state of dir,
 // keeping the loader where it is.
 func (t *Trainer) restoreCheckpoint(dir string) error {
-	st, err := ReadTrainerState(dir)
+	st, err := checkpoint.ReadState(dir)
 	if err != nil {
 		return err
 	}
-	if err := LoadCheckpoint(dir, t.model, t.opt); err != nil {
+	if err := checkpoint.Load(dir, t.model, t.opt); err != nil {
 		return err
 	}
 	t.opt.Step, t.opt.AdamStart, t.state.AdamStart = st.Step, st.AdamStart, st.AdamStart
@@ -103,49 +102,4 @@ func (t *Trainer) restartFromInit() error {
 	t.state.Step, t.state.Tokens, t.state.LR, t.state.Epoch = 0, 0, 0, 0
 	t.state.Health = nil
 	return nil
-}
-
-// checkpointBefore returns the newest complete checkpoint under root from
-// before step, or "" when there is none.
-func checkpointBefore(root string, step int) (string, error) {
-	cks, err := listCheckpoints(root)
-	if err != nil {
-		return "", err
-	}
-	best := ""
-	for _, c := range cks {
-		if n, err := strconv.Atoi(strings.TrimPrefix(filepath.Base(c), "step-")); err == nil && n < step {
-			best = c
-		}
-	}
-	return best, nil
-}
-
-// setAside moves the checkpoints after step, those of the abandoned
-// stretch, to root/rolled-back-N, where --resume does not look.
-func setAside(root string, step, n int) error {
-	cks, err := listCheckpoints(root)
-	if err != nil {
-		return err
-	}
-	aside := filepath.Join(root, fmt.Sprintf("rolled-back-%d", n))
-	for i := 2; ; i++ { // a rollback replayed after a crash sets its stretch aside again
-		if _, err := os.Lstat(aside); os.IsNotExist(err) {
-			break
-		}
-		aside = filepath.Join(root, fmt.Sprintf("rolled-back-%d.%d", n, i))
-	}
-	for _, c := range cks {
-		s, err := strconv.Atoi(strings.TrimPrefix(filepath.Base(c), "step-"))
-		if err != nil || s <= step {
-			continue
-		}
-		if err := os.MkdirAll(aside, 0o755); err != nil {
-			return err
-		}
-		if err := os.Rename(c, filepath.Join(aside, filepath.Base(c))); err != nil {
-			return err
-		}
-	}
-	return syncDir(root)
 }

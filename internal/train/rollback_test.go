@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/compact-llm/compact/internal/checkpoint"
 	"github.com/compact-llm/compact/internal/config"
 )
 
@@ -26,8 +27,8 @@ func poisonedConfig(t *testing.T, dir, policy string) config.Config {
 	return cfg
 }
 
-func healthEvents(ms []Metric) []HealthEvent {
-	var out []HealthEvent
+func healthEvents(ms []Metric) []checkpoint.HealthEvent {
+	var out []checkpoint.HealthEvent
 	for _, m := range ms {
 		out = append(out, m.Health...)
 	}
@@ -69,7 +70,7 @@ func TestPlantedSpikeStops(t *testing.T) {
 	if !errors.As(err, &ie) || config.IsUsage(err) {
 		t.Fatalf("got %v, want an InstabilityError (exit 1)", err)
 	}
-	if ie.Last != StepDir(filepath.Join(out, "checkpoints"), 20) || !strings.Contains(err.Error(), "step-0000020") {
+	if ie.Last != checkpoint.StepDir(filepath.Join(out, "checkpoints"), 20) || !strings.Contains(err.Error(), "step-0000020") {
 		t.Errorf("%v: want it to name checkpoint step 20, the newest before the spike", err)
 	}
 	if ms := readMetrics(t, out); ms[len(ms)-1].Step != 23 {
@@ -91,7 +92,7 @@ func TestRollbackRecoversAndResumesIdentically(t *testing.T) {
 	}
 	ms := readMetrics(t, out)
 	es := healthEvents(ms)
-	i := slices.IndexFunc(es, func(e HealthEvent) bool { return e.Kind == EventRollback })
+	i := slices.IndexFunc(es, func(e checkpoint.HealthEvent) bool { return e.Kind == EventRollback })
 	if i < 0 {
 		t.Fatalf("no rollback in %+v\n%s", es, log.String())
 	}
@@ -126,7 +127,7 @@ func TestRollbackRecoversAndResumesIdentically(t *testing.T) {
 	if last := ms[len(ms)-1]; last.Step != 40 || last.Rollbacks != 1 {
 		t.Errorf("the run ended at %+v; want step 40 after one rollback", last)
 	}
-	st, err := ReadTrainerState(StepDir(filepath.Join(out, "checkpoints"), 40))
+	st, err := checkpoint.ReadState(checkpoint.StepDir(filepath.Join(out, "checkpoints"), 40))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +142,7 @@ func TestRollbackRecoversAndResumesIdentically(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, s := range []int{36, 40} {
-		os.RemoveAll(StepDir(filepath.Join(crashed, "checkpoints"), s))
+		os.RemoveAll(checkpoint.StepDir(filepath.Join(crashed, "checkpoints"), s))
 	}
 	if err := Pretrain(context.Background(), cfg, RunOptions{Out: crashed, Resume: true}); err != nil {
 		t.Fatal(err)
@@ -157,7 +158,7 @@ func TestRollbackRecoversAndResumesIdentically(t *testing.T) {
 		t.Fatal(err)
 	}
 	for s := 24; s <= 40; s += 4 {
-		os.RemoveAll(StepDir(filepath.Join(early, "checkpoints"), s))
+		os.RemoveAll(checkpoint.StepDir(filepath.Join(early, "checkpoints"), s))
 	}
 	if err := Pretrain(context.Background(), cfg, RunOptions{Out: early, Resume: true}); err != nil {
 		t.Fatal(err)

@@ -9,11 +9,13 @@ package train
 import (
 	"fmt"
 	"strings"
+
+	"github.com/compact-llm/compact/internal/checkpoint"
 )
 
 type runExtras struct {
 	tb       *tbWriter
-	tokFiles []ckptFile
+	tokFiles []checkpoint.File
 }
 
 // newRunExtras prepares the extras of t's run, resumed after step `after`
@@ -24,7 +26,7 @@ func newRunExtras(t *Trainer, after int) (*runExtras, error) {
 		return x, nil
 	}
 	var err error
-	if x.tokFiles, err = tokenizerFiles(t.tok, t.cfg); err != nil {
+	if x.tokFiles, err = checkpoint.TokenizerFiles(t.tok, t.cfg); err != nil {
 		t.logf("checkpoints will not carry the tokenizer: %v", err)
 	}
 	if t.cfg.Train.TensorBoard {

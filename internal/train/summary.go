@@ -5,6 +5,8 @@ import (
 	"math"
 	"strings"
 	"time"
+
+	"github.com/compact-llm/compact/internal/checkpoint"
 )
 
 // runSummary collects what the end-of-run summary reports.
@@ -41,7 +43,7 @@ func (s *runSummary) eta(now time.Time, step, total int) time.Duration {
 }
 
 // report is the last line of a finished run.
-func (s *runSummary) report(st TrainerState, peak int64, ckpt string) string {
+func (s *runSummary) report(st checkpoint.TrainerState, peak int64, ckpt string) string {
 	el := time.Since(s.began)
 	tokens := st.Tokens - s.startTokens
 	var b strings.Builder

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/compact-llm/compact/internal/checkpoint"
 	"github.com/compact-llm/compact/internal/config"
 	"github.com/compact-llm/compact/internal/data"
 	"github.com/compact-llm/compact/internal/gpu"
@@ -109,8 +110,8 @@ func TestResumeIsBitIdentical(t *testing.T) {
 		if err := os.CopyFS(crashed, os.DirFS(full)); err != nil {
 			t.Fatal(err)
 		}
-		os.RemoveAll(StepDir(filepath.Join(crashed, "checkpoints"), 12))
-		os.Rename(StepDir(filepath.Join(crashed, "checkpoints"), 8), filepath.Join(crashed, "checkpoints", ".tmp-step-0000008"))
+		os.RemoveAll(checkpoint.StepDir(filepath.Join(crashed, "checkpoints"), 12))
+		os.Rename(checkpoint.StepDir(filepath.Join(crashed, "checkpoints"), 8), filepath.Join(crashed, "checkpoints", ".tmp-step-0000008"))
 		lines := readMetrics(t, full)
 		f, _ := os.Create(filepath.Join(crashed, "metrics.jsonl"))
 		for _, m := range lines[:9] {
@@ -124,8 +125,8 @@ func TestResumeIsBitIdentical(t *testing.T) {
 		}
 		sameTrajectory(t, readMetrics(t, full), readMetrics(t, crashed))
 		for _, name := range []string{"model.safetensors", "optimizer.safetensors"} {
-			a, _ := os.ReadFile(filepath.Join(StepDir(filepath.Join(full, "checkpoints"), 12), name))
-			b, _ := os.ReadFile(filepath.Join(StepDir(filepath.Join(crashed, "checkpoints"), 12), name))
+			a, _ := os.ReadFile(filepath.Join(checkpoint.StepDir(filepath.Join(full, "checkpoints"), 12), name))
+			b, _ := os.ReadFile(filepath.Join(checkpoint.StepDir(filepath.Join(crashed, "checkpoints"), 12), name))
 			if len(a) == 0 || string(a) != string(b) {
 				t.Errorf("compact %v lean %v fused %v state %q: %s after resume differs from the uninterrupted run", compact, c.lean, c.fused, c.state, name)
 			}

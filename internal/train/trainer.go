@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/compact-llm/compact/internal/checkpoint"
 	"github.com/compact-llm/compact/internal/config"
 	"github.com/compact-llm/compact/internal/data"
 	"github.com/compact-llm/compact/internal/dist"
@@ -64,16 +65,16 @@ type Trainer struct {
 	train   Batches
 	val     Batches
 	metrics *MetricsLog
-	state   TrainerState
+	state   checkpoint.TrainerState
 
 	deviceDesc string     // the device as opened ("NVIDIA H100 ...", "cpu"), for MFU
 	extras     *runExtras // samples, TensorBoard, the tokenizer in checkpoints (runextras.go)
 
 	bar      *progressbar.ProgressBar // nil: plain lines only
 	barDesc  string
-	lastCkpt string  // newest checkpoint this run wrote
-	dir      *runDir // the locked --out directory
-	complete bool    // resumed a finished run: nothing to train
+	lastCkpt string             // newest checkpoint this run wrote
+	dir      *checkpoint.RunDir // the locked --out directory
+	complete bool               // resumed a finished run: nothing to train
 	dp       *dataParallel
 
 	graphs    gpu.StepGrapher // nil: steps run eagerly (graphstep.go)
@@ -112,24 +113,26 @@ func (t *Trainer) logf(format string, a ...any) {
 
 func newTrainer(cfg config.Config, opts RunOptions) (_ *Trainer, err error) {
 	t := &Trainer{cfg: cfg, opts: opts}
-	resume, err := claimResume(opts)
-	if err != nil {
-		return nil, err
+	resume := opts.Resume
+	if opts.Dist == nil || opts.Dist.Rank == 0 { // only rank 0 claims --out
+		if resume, err = checkpoint.ClaimResume(opts.Out, opts.ResumeFrom, opts.Resume, opts.Overwrite); err != nil {
+			return nil, err
+		}
 	}
 	if opts.Dist != nil && opts.Dist.Rank != 0 {
 		t.opts.Log = nil // rank 0 speaks for the job and owns --out
-	} else if t.dir, err = claimRunDir(opts.Out, resume, opts.Overwrite, t.logf); err != nil {
+	} else if t.dir, err = checkpoint.ClaimRunDir(opts.Out, resume, opts.Overwrite, t.logf); err != nil {
 		return nil, err
 	}
 	defer func() {
 		if err != nil { // free what was built; leave nothing behind in a directory this run made
 			t.close()
-			t.dir.release(true)
+			t.dir.Release(true)
 		}
 	}()
 	resumeFrom := ""
 	if opts.Resume || opts.ResumeFrom != "" {
-		if resumeFrom, err = resumePoint(t.ckptRoot(), opts.ResumeFrom, opts.WeightsOnly); err != nil {
+		if resumeFrom, err = checkpoint.ResumePoint(t.ckptRoot(), opts.ResumeFrom, opts.WeightsOnly); err != nil {
 			return nil, err
 		}
 		if resumeFrom == "" && opts.WeightsOnly {
@@ -144,7 +147,7 @@ func newTrainer(cfg config.Config, opts RunOptions) (_ *Trainer, err error) {
 			return nil, err
 		}
 		if t.complete { // run says so; nothing is built or written
-			return t, checkTensorFiles(resumeFrom, opts.WeightsOnly)
+			return t, checkpoint.CheckTensorFiles(resumeFrom, opts.WeightsOnly)
 		}
 	}
 	if t.tok, err = data.NewTokenizer(cfg.Data.Tokenizer); err != nil {
@@ -205,7 +208,7 @@ func newTrainer(cfg config.Config, opts RunOptions) (_ *Trainer, err error) {
 		return t, nil
 	}
 	if resumeFrom != "" {
-		if err := t.supersede(t.state.Step); err != nil {
+		if err := checkpoint.Supersede(t.opts.Out, t.state.Step, t.logf); err != nil {
 			return nil, err
 		}
 	}
@@ -216,85 +219,6 @@ func newTrainer(cfg config.Config, opts RunOptions) (_ *Trainer, err error) {
 		return nil, err
 	}
 	return t, nil
-}
-
-// adoptResumeState reads the trainer state of the checkpoint resumed from
-// and refuses one the config cannot continue.
-func (t *Trainer) adoptResumeState(resumeFrom string) error {
-	cfg, opts := t.cfg, t.opts
-	st, err := ReadTrainerState(resumeFrom)
-	if err != nil {
-		return &config.UsageError{Err: fmt.Errorf("resume: %w", err)}
-	}
-	sameGlobalBatch(&st, cfg, opts.Dist)
-	if err := sameOptimizer(st, cfg); err != nil {
-		return config.Usagef("resume from %s: %w", resumeFrom, err)
-	}
-	if err := checkState(resumeFrom, st, cfg); err != nil {
-		return err
-	}
-	if err := checkResumeConfig(filepath.Join(resumeFrom, ckptState), st.Config, cfg, opts.AllowConfigChange, t.logf); err != nil {
-		return err
-	}
-	t.complete = st.Step == cfg.Train.Steps
-	if c, ok := scheduleChange(st.Step, st.Config, cfg); ok && !t.complete {
-		t.logf("%s", c)
-		st.Schedule = append(st.Schedule, c)
-	}
-	t.state = st
-	// The checkpoint resumed from is the newest complete one: an interrupt
-	// before the next step completes must not rewrite it from memory
-	// (weights rounded to the new settings, a window with no step-N).
-	t.lastCkpt = resumeFrom
-	return nil
-}
-
-// initWeights fills the model and optimizer: from the checkpoint resumed
-// from, else from the seed and then the base's weights (fine-tuning), else
-// from the seed alone.
-func (t *Trainer) initWeights(resumeFrom string) error {
-	cfg := t.cfg
-	switch {
-	case resumeFrom != "":
-		opt := t.opt
-		if t.opts.WeightsOnly {
-			opt = nil // the moments stay zero and Adam's bias correction restarts
-			t.state.AdamStart = t.state.Step
-			t.logf("resume --weights-only: fresh Adam moments from step %d (zero, their bias correction restarting)", t.state.Step)
-		}
-		if err := LoadCheckpoint(resumeFrom, t.model, opt); err != nil {
-			return &config.UsageError{Err: fmt.Errorf("resume: %w", err)}
-		}
-		t.opt.Step, t.opt.AdamStart = t.state.Step, t.state.AdamStart
-		if err := t.train.RestoreState(t.state.Loader); err != nil {
-			return config.Usagef("resume from %s: %w", resumeFrom, err)
-		}
-		t.logf("resumed from %s at step %d", resumeFrom, t.state.Step)
-	case t.opts.Base != "":
-		if err := t.model.Init(cfg.Train.Seed); err != nil { // heads the base lacks keep this
-			return err
-		}
-		if err := loadBase(t.model, t.opts.Base, t.logf); err != nil {
-			return &config.UsageError{Err: fmt.Errorf("--base: %w", err)}
-		}
-		t.state = TrainerState{Config: cfg, Base: t.opts.Base}
-	default:
-		if err := t.model.Init(cfg.Train.Seed); err != nil {
-			return err
-		}
-		t.state = TrainerState{Config: cfg}
-	}
-	return nil
-}
-
-// sameOptimizer refuses to resume moments written by one Adam form into
-// the other: they would silently continue under a different update rule.
-func sameOptimizer(saved TrainerState, now config.Config) error {
-	if was, is := saved.Optimizer, now.OptimizerName(); was != is {
-		return fmt.Errorf("the checkpoint was trained with optimizer %s, the config resolves train.optimizer = %s to %s; set train.optimizer=%s to continue it",
-			was, now.Train.Optimizer, is, was)
-	}
-	return nil
 }
 
 func (t *Trainer) ckptRoot() string { return filepath.Join(t.opts.Out, "checkpoints") }
@@ -320,7 +244,7 @@ func (t *Trainer) close() {
 	if t.be != nil {
 		t.be.Close()
 	}
-	t.dir.release(false)
+	t.dir.Release(false)
 }
 
 // step runs one optimizer step: grad_accum micro-batches of forward and
@@ -443,18 +367,22 @@ func (t *Trainer) checkpointAt(ls json.RawMessage) error {
 		}
 	}
 	if t.dp.rank() != 0 { // rank 0 holds everything and writes it once
-		t.lastCkpt = StepDir(t.ckptRoot(), t.state.Step)
+		t.lastCkpt = checkpoint.StepDir(t.ckptRoot(), t.state.Step)
 		return nil
 	}
 	t.state.Loader = ls
 	t.state.Epoch = t.modelEpoch()
 	t.state.World = t.dp.world()
 	t.state.Config = t.cfg
-	var extra []ckptFile
+	var extra []checkpoint.File
 	if t.extras != nil {
 		extra = t.extras.tokFiles
 	}
-	dir, err := saveCheckpoint(t.ckptRoot(), t.model, weights, moments, t.opt.MomentDType(), t.state, int(t.tok.EOT()), t.cfg.Train.KeepCheckpoints, extra...)
+	dir, err := checkpoint.SaveTensors(t.ckptRoot(), t.model, weights, moments, t.opt.MomentDType(), t.state, int(t.tok.EOT()), t.cfg.Train.KeepCheckpoints, extra...)
+	var nf *checkpoint.NonFiniteError
+	if errors.As(err, &nf) {
+		err = &DivergedError{Step: nf.Step, What: nf.What}
+	}
 	if err != nil {
 		return fmt.Errorf("checkpoint at step %d: %w", t.state.Step, err)
 	}
@@ -676,11 +604,11 @@ func (t *Trainer) lrScale() float64 {
 
 // onInstability acts on an instability as train.on_instability says:
 // stop the run (exit 1), or roll it back (rollback.go).
-func (t *Trainer) onInstability(e HealthEvent) error {
+func (t *Trainer) onInstability(e checkpoint.HealthEvent) error {
 	if t.cfg.Train.OnInstability == config.InstabilityRollback {
 		return t.rollback(e)
 	}
-	last, err := checkpointBefore(t.ckptRoot(), e.Since)
+	last, err := checkpoint.Before(t.ckptRoot(), e.Since)
 	if err != nil {
 		return err
 	}
@@ -699,7 +627,7 @@ func (t *Trainer) interrupted(before json.RawMessage) error {
 		t.logf("interrupted during step 1: nothing to save")
 		return fmt.Errorf("%w before the first step completed", ErrInterrupted)
 	}
-	if t.lastCkpt == "" || t.lastCkpt != StepDir(t.ckptRoot(), t.state.Step) {
+	if t.lastCkpt == "" || t.lastCkpt != checkpoint.StepDir(t.ckptRoot(), t.state.Step) {
 		t.logf("interrupted: writing the checkpoint of step %d, the last complete one", t.state.Step)
 		if err := t.checkpointAt(before); err != nil {
 			return err

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/compact-llm/compact/internal/checkpoint"
 	"github.com/compact-llm/compact/internal/config"
 	"github.com/compact-llm/compact/internal/gpu"
 	"github.com/compact-llm/compact/internal/gpu/cpu"
@@ -98,9 +99,9 @@ func sameButNorm(t *testing.T, what string, a, b []Metric) {
 // optimizer files at step.
 func sameCheckpoints(t *testing.T, what, a, b string, step int) {
 	t.Helper()
-	for _, f := range []string{ckptModel, ckptOptimizer} {
-		x := readFile(t, filepath.Join(StepDir(filepath.Join(a, "checkpoints"), step), f))
-		y := readFile(t, filepath.Join(StepDir(filepath.Join(b, "checkpoints"), step), f))
+	for _, f := range []string{checkpoint.ModelFile, checkpoint.OptimizerFile} {
+		x := readFile(t, filepath.Join(checkpoint.StepDir(filepath.Join(a, "checkpoints"), step), f))
+		y := readFile(t, filepath.Join(checkpoint.StepDir(filepath.Join(b, "checkpoints"), step), f))
 		if !bytes.Equal(x, y) {
 			t.Errorf("%s: %s differs", what, f)
 		}
@@ -153,7 +154,7 @@ func checkZeroResumes(t *testing.T, c zeroCase) {
 			t.Fatal(err)
 		}
 		for _, s := range []int{8, 12} { // resume from step 4
-			os.RemoveAll(StepDir(filepath.Join(cut, "checkpoints"), s))
+			os.RemoveAll(checkpoint.StepDir(filepath.Join(cut, "checkpoints"), s))
 		}
 		if world == 1 {
 			if err := Pretrain(context.Background(), cfg, RunOptions{Out: cut, Resume: true}); err != nil {

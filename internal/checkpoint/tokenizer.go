@@ -1,4 +1,4 @@
-package train
+package checkpoint
 
 // The tokenizer a checkpoint carries, so that transformers loads it with
 // AutoTokenizer.from_pretrained as it loads the model: tokenizer.json (the
@@ -15,25 +15,25 @@ import (
 	"github.com/compact-llm/compact/internal/data"
 )
 
-// ckptFile is a file every checkpoint of a run holds besides the weights
-// and state.
-type ckptFile struct {
-	name string
-	data []byte
+// File is a file every checkpoint of a run holds besides the weights and
+// state.
+type File struct {
+	Name string
+	Data []byte
 }
 
-// tokenizerFiles are tok's files for the checkpoints of cfg's run.
-func tokenizerFiles(tok data.Tokenizer, cfg config.Config) ([]ckptFile, error) {
+// TokenizerFiles are tok's files for the checkpoints of cfg's run.
+func TokenizerFiles(tok data.Tokenizer, cfg config.Config) ([]File, error) {
 	js, err := data.HFTokenizerJSON(tok)
 	if err != nil {
 		return nil, err
 	}
-	files := []ckptFile{{"tokenizer.json", js}}
+	files := []File{{"tokenizer.json", js}}
 	if hf, ok := tok.(interface{ Path() string }); ok {
 		copied := false
 		for _, name := range []string{"tokenizer_config.json", "special_tokens_map.json"} {
 			if b, err := os.ReadFile(filepath.Join(filepath.Dir(hf.Path()), name)); err == nil {
-				files, copied = append(files, ckptFile{name, b}), copied || name == "tokenizer_config.json"
+				files, copied = append(files, File{name, b}), copied || name == "tokenizer_config.json"
 			}
 		}
 		if copied {
@@ -48,8 +48,8 @@ func tokenizerFiles(tok data.Tokenizer, cfg config.Config) ([]ckptFile, error) {
 		}
 	}
 	if cfg.Finetune.Task == config.TaskClassify {
-		tc["pad_token"] = tc["eos_token"] // the classifier pads with EOT (examples.go)
+		tc["pad_token"] = tc["eos_token"] // the classifier pads with EOT (internal/data/examples)
 	}
 	b, _ := json.MarshalIndent(tc, "", "  ")
-	return append(files, ckptFile{"tokenizer_config.json", append(b, '\n')}), nil
+	return append(files, File{"tokenizer_config.json", append(b, '\n')}), nil
 }

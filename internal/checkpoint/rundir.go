@@ -1,6 +1,6 @@
-package train
+package checkpoint
 
-// A run directory (--out) belongs to one run. claimRunDir refuses a path
+// A run directory (--out) belongs to one run. ClaimRunDir refuses a path
 // that is a file, refuses a directory that already holds a run unless the
 // run is resumed (or --overwrite moves the old run aside, never deleting
 // it), and holds an exclusive flock on DIR/.lock for the run's life so two
@@ -32,16 +32,16 @@ const lockFile = ".lock"
 // runOutputs are the names whose presence makes a directory a run.
 var runOutputs = []string{"metrics.jsonl", "memreport.json", "checkpoints"}
 
-// runDir is a claimed run directory.
-type runDir struct {
+// RunDir is a claimed run directory.
+type RunDir struct {
 	path    string
 	lock    *os.File
 	created bool // the directory did not exist before this run
 }
 
-// claimRunDir prepares dir for a run (see the file comment). logf reports a
-// move aside.
-func claimRunDir(dir string, resume, overwrite bool, logf func(string, ...any)) (*runDir, error) {
+// ClaimRunDir prepares dir for a run (see the file comment). logf reports
+// a move aside.
+func ClaimRunDir(dir string, resume, overwrite bool, logf func(string, ...any)) (*RunDir, error) {
 	if dir == "" {
 		return nil, config.Usagef("--out DIR is required")
 	}
@@ -91,7 +91,7 @@ func claimRunDir(dir string, resume, overwrite bool, logf func(string, ...any)) 
 		}
 		logf("--overwrite: moved the previous run to %s", aside)
 	}
-	r := &runDir{path: dir}
+	r := &RunDir{path: dir}
 	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
 		r.created = true
 	}
@@ -99,7 +99,7 @@ func claimRunDir(dir string, resume, overwrite bool, logf func(string, ...any)) 
 		return nil, config.Usagef("--out %s: %w", dir, err)
 	}
 	if r.lock, err = lockDir(dir); err != nil {
-		r.release(false)
+		r.Release(false)
 		return nil, err
 	}
 	return r, nil
@@ -166,37 +166,6 @@ func holdsWorkingDir(dir string) bool {
 	return d == w || strings.HasPrefix(w, d+string(filepath.Separator)) || d == string(filepath.Separator)
 }
 
-// replaceFile writes body to path through a fresh temporary file renamed
-// over it: a link at path is replaced, never written through.
-func replaceFile(path string, body []byte) error {
-	tmp := path + ".tmp"
-	f, err := createFresh(tmp)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(body)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
-}
-
-// createFresh creates path for writing as a new file: whatever was left
-// there (a file of a crashed run, a link) is removed first, not followed.
-func createFresh(path string) (*os.File, error) {
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, err
-	}
-	return os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o644)
-}
-
 // holdsRun reports whether dir holds the outputs of a run.
 func holdsRun(dir string) bool {
 	for _, name := range runOutputs {
@@ -239,9 +208,9 @@ func lockDir(dir string) (*os.File, error) {
 	return f, nil
 }
 
-// release drops the lock. When the run failed and this run created the
+// Release drops the lock. When the run failed and this run created the
 // directory, nothing of it is left behind if it holds nothing but the lock.
-func (r *runDir) release(failed bool) {
+func (r *RunDir) Release(failed bool) {
 	if r == nil {
 		return
 	}
@@ -256,4 +225,38 @@ func (r *runDir) release(failed bool) {
 		r.lock.Close()
 		r.lock = nil
 	}
+}
+
+// ClaimResume returns whether ClaimRunDir should take out as a run being
+// continued (resume: --resume, from: its PATH if given). A --resume PATH
+// outside --out starts a new run there that continues PATH (a fork), so
+// --out must not hold a run of its own unless overwrite moves it aside.
+func ClaimResume(out, from string, resume, overwrite bool) (bool, error) {
+	if from == "" {
+		return resume, nil
+	}
+	if within(from, out) {
+		return true, nil
+	}
+	if holdsRun(out) && !overwrite {
+		return false, config.Usagef("--resume %s is not a checkpoint of --out %s, which already holds a run: continue %s in a new --out, "+
+			"pass --overwrite to move the run in %s aside, or resume one of %s", from, out, from,
+			out, filepath.Join(out, "checkpoints"))
+	}
+	return false, nil
+}
+
+// within reports whether path is dir or lies under it, links resolved.
+func within(path, dir string) bool {
+	real := func(p string) (string, bool) {
+		r, err := filepath.EvalSymlinks(p)
+		if err != nil {
+			return "", false
+		}
+		r, err = filepath.Abs(r)
+		return r, err == nil
+	}
+	p, ok1 := real(path)
+	d, ok2 := real(dir)
+	return ok1 && ok2 && (p == d || strings.HasPrefix(p, d+string(filepath.Separator)))
 }

@@ -2,7 +2,7 @@
 // any file is refused with an error or gives a state the resume checks
 // accept or refuse, never a panic.
 
-package train
+package checkpoint
 
 import (
 	"encoding/json"
@@ -35,10 +35,10 @@ func FuzzTrainerState(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		if err := os.WriteFile(filepath.Join(dir, ckptState), raw, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, StateFile), raw, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		st, err := ReadTrainerState(dir)
+		st, err := ReadState(dir)
 		if err != nil {
 			if !strings.Contains(err.Error(), dir) {
 				t.Fatalf("error does not name the checkpoint: %v", err)
@@ -46,9 +46,9 @@ func FuzzTrainerState(f *testing.F) {
 			return
 		}
 		// What --resume does next with it: every check returns, none panics.
-		checkState(dir, st, cfg)
-		checkResumeConfig(filepath.Join(dir, ckptState), st.Config, cfg, false, func(string, ...any) {})
-		if c, ok := scheduleChange(st.Step, st.Config, cfg); ok {
+		CheckState(dir, st, cfg)
+		CheckResumeConfig(filepath.Join(dir, StateFile), st.Config, cfg, false, func(string, ...any) {})
+		if c, ok := CompareSchedules(st.Step, st.Config, cfg); ok {
 			_ = c.String()
 		}
 	})
