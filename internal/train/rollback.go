@@ -20,7 +20,30 @@ import (
 	"strconv"
 
 	"github.com/compact-llm/compact/internal/checkpoint"
+	"github.com/compact-llm/compact/internal/config"
 )
+
+// lrScale is the learning-rate multiplier that rollbacks have set (1
+// before any).
+func (t *Trainer) lrScale() float64 {
+	if t.state.Health == nil {
+		return 1
+	}
+	return t.state.Health.LRScale
+}
+
+// onInstability acts on an instability as train.on_instability says:
+// stop the run (exit 1), or roll it back (rollback.go).
+func (t *Trainer) onInstability(e checkpoint.HealthEvent) error {
+	if t.cfg.Train.OnInstability == config.InstabilityRollback {
+		return t.rollback(e)
+	}
+	last, err := checkpoint.Before(t.ckptRoot(), e.Since)
+	if err != nil {
+		return err
+	}
+	return &InstabilityError{Event: e, Last: last}
+}
 
 // rollback returns the run to the newest checkpoint before e.Since, or to
 // its initialisation. The loader stays where it is: the batches since
