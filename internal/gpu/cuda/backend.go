@@ -5,8 +5,9 @@
 // int32, Code8 = bytes), GEMMs through cuBLASLt and every other op a kernel from csrc/
 // compiled at run time with NVRTC. Work is queued on one stream; only
 // transfers to the host wait. The driver, NVRTC and cuBLASLt bindings
-// (driver.go, nvrtc.go, cublaslt.go, bound at run time through purego) are
-// private to this package.
+// (driverbind.go, nvrtc.go, cublaslt.go, bound at run time through purego)
+// and the device that calls them (driver.go: its thread and stream;
+// memory.go, events.go) are private to this package.
 package cuda
 
 import (

@@ -11,10 +11,13 @@ package cuda
 // char), int32 for int, int64 for long, uint32 for unsigned int. A call with
 // a wrong argument list does not compile. Grids come from the device's real SM count; block sizes are
 // stated once per kernel in its binding and checked against the compiled
-// function's limit at load time.
+// function's limit at load time. A launch passes each argument in the slot
+// cuLaunchKernel reads it from (kernelArg), queued by device.Launch.
 
 import (
+	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"unsafe"
 
@@ -159,4 +162,39 @@ func (c *Backend) loadKernels() error {
 		}
 	}
 	return c.k.attention.prepare(c.dev) // dynamic shared memory of the pipelined variants
+}
+
+// kernelArg is one kernel parameter in the 8-byte slot cuLaunchKernel
+// reads it from: a 4-byte C type sits in the slot's low half
+// (little-endian). The constructors below are the only way to make one, so
+// every argument has the C size its launcher states.
+type kernelArg uint64
+
+func argPtr(p uintptr) kernelArg { return kernelArg(p) }
+func argI32(v int32) kernelArg   { return kernelArg(uint32(v)) }
+func argU32(v uint32) kernelArg  { return kernelArg(v) }
+func argF32(v float32) kernelArg { return kernelArg(math.Float32bits(v)) }
+func argI64(v int64) kernelArg   { return kernelArg(v) }
+func argU64(v uint64) kernelArg  { return kernelArg(v) }
+func argF64(v float64) kernelArg { return kernelArg(math.Float64bits(v)) }
+
+// argBool is a C int flag: 1 for true, 0 for false.
+func argBool(v bool) kernelArg {
+	if v {
+		return 1
+	}
+	return 0
+}
+
+// Launch queues fn on the stream with the given grid, block and dynamic
+// shared memory (or records it, record.go). args are the kernel's
+// parameters in order; cuLaunchKernel gets an array of pointers to them and
+// copies the values before returning.
+func (d *device) Launch(fn *function, grid, block [3]uint32, sharedMem uint32, args ...kernelArg) error {
+	if fn == nil || fn.h == 0 {
+		return errors.New("cuda: Launch: nil or unloaded function")
+	}
+	return d.Do(func() error {
+		return d.submit(streamOp{kind: opLaunch, fn: fn, grid: grid, block: block, smem: sharedMem, args: args})
+	})
 }
