@@ -53,7 +53,7 @@ var Options = []Option{
 	{Key: "train.fused_update", Values: constValues("false", "true"), Own: func(c config.Config) string { return strconv.FormatBool(c.Train.FusedUpdate) },
 		Needs: func(c config.Config, v string) []string {
 			if v == "true" && c.Train.GradClip != 0 {
-				return []string{"train.grad_clip=0"} // the fused step cannot clip (train.Validate)
+				return []string{"train.grad_clip=0"} // the fused step cannot clip (config.Config.Validate)
 			}
 			return nil
 		}},
