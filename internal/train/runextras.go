@@ -11,10 +11,11 @@ import (
 	"strings"
 
 	"github.com/compact-llm/compact/internal/checkpoint"
+	"github.com/compact-llm/compact/internal/tensorboard"
 )
 
 type runExtras struct {
-	tb       *tbWriter
+	tb       *tensorboard.Writer
 	tokFiles []checkpoint.File
 }
 
@@ -30,7 +31,7 @@ func newRunExtras(t *Trainer, after int) (*runExtras, error) {
 		t.logf("checkpoints will not carry the tokenizer: %v", err)
 	}
 	if t.cfg.Train.TensorBoard {
-		if x.tb, err = openTensorBoard(t.opts.Out, after); err != nil {
+		if x.tb, err = tensorboard.Open(t.opts.Out, after); err != nil {
 			return nil, err
 		}
 		t.logf("tensorboard: event files in %s (tensorboard --logdir %s)", t.opts.Out, t.opts.Out)
@@ -57,7 +58,7 @@ func (x *runExtras) afterStep(t *Trainer, step int, m *Metric) error {
 		if m.ValAcc != nil {
 			vals["val/accuracy"] = *m.ValAcc
 		}
-		if err := x.tb.scalars(step, vals); err != nil {
+		if err := x.tb.Scalars(step, vals); err != nil {
 			return err
 		}
 	}

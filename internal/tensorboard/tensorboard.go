@@ -1,15 +1,14 @@
-package train
-
-// TensorBoard event files (train.tensorboard): the run's scalars beside
-// metrics.jsonl, in the format TensorBoard reads (TFRecord framing of
-// tensorflow.Event protobufs), written by hand: a few fields of two
-// messages do not need a protobuf library.
+// Package tensorboard writes TensorBoard event files (train.tensorboard):
+// a run's scalars beside metrics.jsonl, in the format TensorBoard reads
+// (TFRecord framing of tensorflow.Event protobufs), written by hand: a few
+// fields of two messages do not need a protobuf library.
 //
 //	record: uint64 length, uint32 masked CRC-32C of length, data, uint32 masked CRC-32C of data
 //	Event:      1 wall_time double, 2 step int64, 3 file_version string, 5 summary, 6 session_log
 //	Summary:    1 value (repeated) Value
 //	Value:      1 tag string, 2 simple_value float
 //	SessionLog: 1 status enum (START = 1)
+package tensorboard
 
 import (
 	"bufio"
@@ -31,17 +30,17 @@ func maskedCRC(b []byte) uint32 {
 	return (c>>15 | c<<17) + 0xa282ead8
 }
 
-// tbWriter appends events to one event file.
-type tbWriter struct {
+// Writer appends events to one event file.
+type Writer struct {
 	f  *os.File
 	bw *bufio.Writer
 }
 
-// openTensorBoard starts an event file in dir. A run resumed after step
+// Open starts an event file in dir. A run resumed after step
 // `after` marks its start with SessionLog START at after+1, which makes
 // TensorBoard drop the events an interrupted run logged past its last
 // checkpoint (they are logged again), as metrics.jsonl drops its lines.
-func openTensorBoard(dir string, after int) (*tbWriter, error) {
+func Open(dir string, after int) (*Writer, error) {
 	host, _ := os.Hostname()
 	now := time.Now()
 	// As PyTorch names them; the counter keeps two starts in one second apart.
@@ -54,7 +53,7 @@ func openTensorBoard(dir string, after int) (*tbWriter, error) {
 			return nil, fmt.Errorf("tensorboard: %w", err)
 		}
 	}
-	w := &tbWriter{f: f, bw: bufio.NewWriter(f)}
+	w := &Writer{f: f, bw: bufio.NewWriter(f)}
 	wall := float64(now.UnixNano()) / 1e9
 	ev := pbDouble(nil, 1, wall)
 	ev = pbBytes(ev, 3, []byte("brain.Event:2"))
@@ -71,9 +70,9 @@ func openTensorBoard(dir string, after int) (*tbWriter, error) {
 	return w, w.bw.Flush()
 }
 
-// scalars writes one event of step holding each value under its tag
+// Scalars writes one event of step holding each value under its tag
 // (tags sorted, so the file depends only on the values).
-func (w *tbWriter) scalars(step int, vals map[string]float64) error {
+func (w *Writer) Scalars(step int, vals map[string]float64) error {
 	tags := make([]string, 0, len(vals))
 	for k := range vals {
 		tags = append(tags, k)
@@ -92,7 +91,8 @@ func (w *tbWriter) scalars(step int, vals map[string]float64) error {
 	return w.bw.Flush() // TensorBoard reads the file as it grows
 }
 
-func (w *tbWriter) record(data []byte) error {
+// record appends one TFRecord: the length, its CRC, data, data's CRC.
+func (w *Writer) record(data []byte) error {
 	var head [12]byte
 	binary.LittleEndian.PutUint64(head[:8], uint64(len(data)))
 	binary.LittleEndian.PutUint32(head[8:], maskedCRC(head[:8]))
@@ -105,7 +105,8 @@ func (w *tbWriter) record(data []byte) error {
 	return nil
 }
 
-func (w *tbWriter) Close() error {
+// Close flushes and closes the file; a nil Writer closes nothing.
+func (w *Writer) Close() error {
 	if w == nil {
 		return nil
 	}
@@ -117,14 +118,18 @@ func (w *tbWriter) Close() error {
 }
 
 // Protobuf wire format: a field's key is its number << 3 | wire type.
+
+// pbVarint appends a varint field.
 func pbVarint(b []byte, field int, v uint64) []byte {
 	return binary.AppendUvarint(binary.AppendUvarint(b, uint64(field<<3)), v)
 }
 
+// pbDouble appends a double (fixed64) field.
 func pbDouble(b []byte, field int, v float64) []byte {
 	return binary.LittleEndian.AppendUint64(binary.AppendUvarint(b, uint64(field<<3|1)), math.Float64bits(v))
 }
 
+// pbBytes appends a length-delimited field.
 func pbBytes(b []byte, field int, v []byte) []byte {
 	b = binary.AppendUvarint(binary.AppendUvarint(b, uint64(field<<3|2)), uint64(len(v)))
 	return append(b, v...)
