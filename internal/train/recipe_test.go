@@ -32,7 +32,7 @@ func TestOneConfigTwoRecipesRun(t *testing.T) {
 		enabled bool
 		lr      float64
 		opt     string
-	}{{true, 1e-2, config.OptimizerHF}, {false, 1e-3, config.OptimizerTorch}} {
+	}{{true, 3e-3, config.OptimizerHF}, {false, 1e-3, config.OptimizerTorch}} {
 		cfg, err := config.Load("../../configs/llama-60m.yaml", append(sets, fmt.Sprintf("compact.enabled=%v", mode.enabled)))
 		if err != nil {
 			t.Fatal(err)
