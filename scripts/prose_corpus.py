@@ -20,6 +20,8 @@ import json
 import pathlib
 import sys
 
+from real_text_corpus import write_corpus  # same folder: scripts/
+
 
 def body(mail):
     """The message after its header block, without quoted reply lines."""
@@ -45,16 +47,7 @@ def docs(root):
 
 def main():
     root, out = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
-    counts = {}
-    with out.open("w") as w:
-        for src, text in docs(root):
-            if len(text) < 200:
-                continue
-            w.write(json.dumps({"text": text}) + "\n")
-            n, b = counts.get(src, (0, 0))
-            counts[src] = (n + 1, b + len(text.encode()))
-    for src, (n, b) in counts.items():
-        print(f"{src}: {n} documents, {b / 1e6:.1f} MB")
+    write_corpus(docs(root), out)
 
 
 if __name__ == "__main__":

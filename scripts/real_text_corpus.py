@@ -62,11 +62,12 @@ def docs(root):
         yield "postgresql", html_text(f.read_text(errors="replace"))
 
 
-def main():
-    root, out = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+def write_corpus(docs, out):
+    """Write (source, text) pairs of at least 200 characters to out as JSONL
+    and print the documents and bytes per source."""
     counts = {}
     with out.open("w") as w:
-        for src, text in docs(root):
+        for src, text in docs:
             if len(text) < 200:
                 continue
             w.write(json.dumps({"text": text}) + "\n")
@@ -74,6 +75,11 @@ def main():
             counts[src] = (n + 1, b + len(text.encode()))
     for src, (n, b) in counts.items():
         print(f"{src}: {n} documents, {b / 1e6:.1f} MB")
+
+
+def main():
+    root, out = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+    write_corpus(docs(root), out)
 
 
 if __name__ == "__main__":

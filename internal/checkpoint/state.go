@@ -140,22 +140,27 @@ type HealthEvent struct {
 	Message     string `json:"message"`
 }
 
+// Rise is what the guard knows of one level (the loss's, the gradient
+// norm's): its lowest value since the last rise it reported, the step that
+// low stands for, and the first step of a rise in progress (0: none).
+type Rise struct {
+	Low     float64 `json:"low"`
+	LowStep int     `json:"low_step"`
+	From    int     `json:"from,omitempty"`
+}
+
 // HealthState is the training-health guard's memory, saved in
 // trainer_state.json so a resumed run judges as the uninterrupted one would.
 type HealthState struct {
 	Samples     int       `json:"samples"`
 	LastStep    int       `json:"last_step"`        // the step of the previous sample
 	Losses      []float64 `json:"losses,omitempty"` // the last window's logged losses (spikes not yet confirmed left out)
-	LossLow     float64   `json:"loss_low"`         // lowest loss level since the last rise event
-	LossLowStep int       `json:"loss_low_step"`
-	RiseFrom    int       `json:"rise_from,omitempty"` // first step of the rise in progress (0: none)
+	Loss        Rise      `json:"loss"`             // the loss level's lowest and the rise in progress
 	SpikeStep   int       `json:"spike_step,omitempty"`
 	SpikeFrom   int       `json:"spike_from,omitempty"` // the last normal sample's step before it
 	SpikeSeen   bool      `json:"spike_confirmed,omitempty"`
 	Grads       []float64 `json:"grads,omitempty"` // the last window's gradient norms after warmup
-	GradLow     float64   `json:"grad_low"`
-	GradLowStep int       `json:"grad_low_step"`
-	GradFrom    int       `json:"grad_from,omitempty"`
+	Grad        Rise      `json:"grad_norm"`       // likewise for the gradient norm's level
 	ValBest     float64   `json:"val_best,omitempty"`
 	ValBestStep int       `json:"val_best_step,omitempty"`
 	// Across rollbacks: the learning-rate multiplier (1 until a rollback

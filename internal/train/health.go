@@ -176,37 +176,49 @@ func (g *healthGuard) spike(step int, loss float64) (checkpoint.HealthEvent, boo
 	return e, true
 }
 
-// lossRise tracks the lowest level of the loss (a window's mean) and
-// reports a level that stayed above it by train.health.rise (and by three
-// standard errors, which a noisy minimum can fall below by chance) for
-// train.health.patience steps. After a report the lowest level restarts
-// from the current one, so a rise that goes on is reported again at each
-// further step of the same size.
+// rise follows level lvl (of a window of n samples ending at step) in r:
+// a new lowest restarts it; a level that exceeds its lowest, as exceeds
+// judges, starts or continues a rise, which is reported once it has lasted
+// train.health.patience steps. It returns the state the reported rise was
+// measured from; after a report the lowest restarts from the current
+// level, so a rise that goes on is reported again at each further step of
+// the same size.
+func (g *healthGuard) rise(r *checkpoint.Rise, step, n int, lvl float64, exceeds func(low float64) bool) (checkpoint.Rise, bool) {
+	if r.LowStep == 0 || lvl < r.Low {
+		*r = checkpoint.Rise{Low: lvl, LowStep: g.center(step, n)}
+		return checkpoint.Rise{}, false
+	}
+	if !exceeds(r.Low) {
+		r.From = 0
+		return checkpoint.Rise{}, false
+	}
+	if r.From == 0 {
+		r.From = step
+	}
+	if step-r.From < g.cfg.Patience {
+		return checkpoint.Rise{}, false
+	}
+	from := *r
+	*r = checkpoint.Rise{Low: lvl, LowStep: g.center(step, n)}
+	return from, true
+}
+
+// lossRise reports a loss level that stayed above its lowest by
+// train.health.rise, and by three standard errors (a noisy minimum falls
+// below the true one by chance), for train.health.patience steps.
 func (g *healthGuard) lossRise(step int) (checkpoint.HealthEvent, bool) {
 	s := g.s
 	if len(s.Losses) < g.k {
 		return checkpoint.HealthEvent{}, false
 	}
 	lvl, se := level(s.Losses)
-	if s.LossLowStep == 0 || lvl < s.LossLow {
-		s.LossLow, s.LossLowStep, s.RiseFrom = lvl, g.center(step, len(s.Losses)), 0
+	from, ok := g.rise(&s.Loss, step, len(s.Losses), lvl, func(low float64) bool { return lvl-low > g.cfg.Rise*low+3*se })
+	if !ok {
 		return checkpoint.HealthEvent{}, false
 	}
-	if lvl-s.LossLow <= g.cfg.Rise*s.LossLow+3*se {
-		s.RiseFrom = 0
-		return checkpoint.HealthEvent{}, false
-	}
-	if s.RiseFrom == 0 {
-		s.RiseFrom = step
-	}
-	if step-s.RiseFrom < g.cfg.Patience {
-		return checkpoint.HealthEvent{}, false
-	}
-	e := checkpoint.HealthEvent{Step: step, Kind: EventRise, Value: lvl, Ref: s.LossLow, Since: s.LossLowStep, Instability: true,
+	return checkpoint.HealthEvent{Step: step, Kind: EventRise, Value: lvl, Ref: from.Low, Since: from.LowStep, Instability: true,
 		Message: fmt.Sprintf("the training loss is rising: its level %.4f at step %d is %.1f%% above its lowest, %.4f at step %d, and has been for %d steps",
-			lvl, step, 100*(lvl/s.LossLow-1), s.LossLow, s.LossLowStep, step-s.RiseFrom)}
-	s.LossLow, s.LossLowStep, s.RiseFrom = lvl, g.center(step, len(s.Losses)), 0
-	return e, true
+			lvl, step, 100*(lvl/from.Low-1), from.Low, from.LowStep, step-from.From)}, true
 }
 
 // gradRise is lossRise for the gradient norm, from the end of the warmup
@@ -221,25 +233,13 @@ func (g *healthGuard) gradRise(step int, gradNorm float64) (checkpoint.HealthEve
 		return checkpoint.HealthEvent{}, false
 	}
 	lvl, _ := level(s.Grads)
-	if s.GradLowStep == 0 || lvl < s.GradLow {
-		s.GradLow, s.GradLowStep, s.GradFrom = lvl, g.center(step, len(s.Grads)), 0
+	from, ok := g.rise(&s.Grad, step, len(s.Grads), lvl, func(low float64) bool { return lvl > low*g.cfg.GradRise })
+	if !ok {
 		return checkpoint.HealthEvent{}, false
 	}
-	if lvl <= s.GradLow*g.cfg.GradRise {
-		s.GradFrom = 0
-		return checkpoint.HealthEvent{}, false
-	}
-	if s.GradFrom == 0 {
-		s.GradFrom = step
-	}
-	if step-s.GradFrom < g.cfg.Patience {
-		return checkpoint.HealthEvent{}, false
-	}
-	e := checkpoint.HealthEvent{Step: step, Kind: EventGradRise, Value: lvl, Ref: s.GradLow, Since: s.GradLowStep, Instability: true,
+	return checkpoint.HealthEvent{Step: step, Kind: EventGradRise, Value: lvl, Ref: from.Low, Since: from.LowStep, Instability: true,
 		Message: fmt.Sprintf("the gradient norm is rising: its level %.3g at step %d is %.1fx its lowest after warmup, %.3g at step %d",
-			lvl, step, lvl/s.GradLow, s.GradLow, s.GradLowStep)}
-	s.GradLow, s.GradLowStep, s.GradFrom = lvl, g.center(step, len(s.Grads)), 0
-	return e, true
+			lvl, step, lvl/from.Low, from.Low, from.LowStep)}, true
 }
 
 // observeVal takes the validation loss of eval step step.
@@ -265,13 +265,13 @@ func (g *healthGuard) observeVal(step int, val float64) []checkpoint.HealthEvent
 // patience: no run ends "done" while its loss is rising.
 func (g *healthGuard) atEnd(step int) []checkpoint.HealthEvent {
 	s := g.s
-	if g.off() || s.RiseFrom == 0 {
+	if g.off() || s.Loss.From == 0 {
 		return nil
 	}
 	lvl, _ := level(s.Losses)
-	return g.record([]checkpoint.HealthEvent{{Step: step, Kind: EventEndRising, Value: lvl, Ref: s.LossLow, Since: s.LossLowStep,
+	return g.record([]checkpoint.HealthEvent{{Step: step, Kind: EventEndRising, Value: lvl, Ref: s.Loss.Low, Since: s.Loss.LowStep,
 		Message: fmt.Sprintf("the run ends with its training loss rising: its level %.4f is %.1f%% above its lowest, %.4f at step %d",
-			lvl, 100*(lvl/s.LossLow-1), s.LossLow, s.LossLowStep)}})
+			lvl, 100*(lvl/s.Loss.Low-1), s.Loss.Low, s.Loss.LowStep)}})
 }
 
 // record appends the advice to each event and keeps them in the state.
@@ -285,7 +285,7 @@ func (g *healthGuard) record(es []checkpoint.HealthEvent) []checkpoint.HealthEve
 
 // advice says what to try, naming the keys of this run.
 func (g *healthGuard) advice(e checkpoint.HealthEvent) string {
-	if e.Kind == EventValRise && g.s.RiseFrom == 0 {
+	if e.Kind == EventValRise && g.s.Loss.From == 0 {
 		return "the training loss is not rising, so the model may be overfitting its data: more data or fewer steps (train.steps)"
 	}
 	try := []string{fmt.Sprintf("lower %s (now %g; docs/training.md gives the measured recipes)", g.lrKey, g.lr*g.s.LRScale),
