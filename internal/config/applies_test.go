@@ -22,3 +22,20 @@ func TestSettingsThatContradictAreRefused(t *testing.T) {
 		t.Errorf("compact.head with CompAct off: %v", err)
 	}
 }
+
+// compact.o_proj_scale scales a full-rank o_proj's update: with o_proj
+// compressed (compact.layers with o) it has nothing to scale, so a value
+// other than 1 is a usage error naming both keys; 1 (the default) is
+// accepted, and the compressed o_proj takes compact.alpha.
+func TestOProjScaleWithCompressedOProj(t *testing.T) {
+	_, err := Load("", []string{"compact.layers=q,k,v,o,gate,up,down", "compact.o_proj_scale=0.5"})
+	if err == nil || !IsUsage(err) || !strings.Contains(err.Error(), "compact.o_proj_scale") || !strings.Contains(err.Error(), "compact.layers") {
+		t.Errorf("o_proj_scale 0.5 with o compressed: %v, want a usage error naming both keys", err)
+	}
+	if _, err := Load("", []string{"compact.layers=q,k,v,o,gate,up,down"}); err != nil {
+		t.Errorf("o compressed at o_proj_scale 1: %v", err)
+	}
+	if _, err := Load("", []string{"compact.layers=q,k,v,o,gate,up,down", "compact.o_proj_scale=0.5", "compact.enabled=false"}); err != nil {
+		t.Errorf("CompAct off: %v (compact.* is not read at full rank)", err)
+	}
+}

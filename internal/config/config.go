@@ -95,7 +95,7 @@ func Default() Config {
 			GradClip: 1.0, Seed: 42, Recompute: model.RecomputeNone.String(), LogEvery: 10, EvalEvery: 500, EvalBatches: 20,
 			CheckpointEvery: 1000, KeepCheckpoints: 2, SampleTokens: 64, Weights: WeightsAuto, OptimizerState: StateFP32, Zero: ZeroState,
 			OverlapComm: true, CUDAGraph: GraphAuto, CommTimeout: 60, OnInstability: InstabilityWarn, Health: defaultHealth()},
-		Compact: model.CompactConfig{Enabled: true, Rank: 0.25, Layers: slices.Clone(model.CompressibleLayers),
+		Compact: model.CompactConfig{Enabled: true, Rank: 0.25, Layers: slices.Clone(model.DefaultLayers),
 			Share: true, Projection: "gaussian", UpdateGap: 50, Alpha: 0.25, OProjScale: 1, Eps: 1e-6},
 		Data:     DataConfig{Tokenizer: data.TokenizerGPT2, Format: data.FormatLLMC, SpecialTokens: data.SpecialMap, Shuffle: true, CorpusBytes: 16 << 20},
 		Finetune: FinetuneConfig{Task: TaskCausal},

@@ -42,7 +42,7 @@ const (
 // same P on every backend (see internal/projection for the generator).
 type ProjectionStream struct {
 	Seed   uint64
-	Stream uint32 // layer*8 + group
+	Stream uint32 // projection.StreamID: layer*8 + group (o_proj: 2^31 + layer)
 	Epoch  uint32 // optimizer step / update_gap
 	Kind   ProjectionKind
 	// Rank is the logical r: the scale 1/sqrt(r) and the element index

@@ -38,7 +38,7 @@ func flops(cfg config.Config) work {
 		return resolveRank(cc.Rank, n)
 	}
 	lin := map[string]linearShape{
-		"q": {C, C, rankOf("q", C)}, "k": {kv, C, rankOf("k", C)}, "v": {kv, C, rankOf("v", C)}, "o": {C, C, 0},
+		"q": {C, C, rankOf("q", C)}, "k": {kv, C, rankOf("k", C)}, "v": {kv, C, rankOf("v", C)}, "o": {C, C, rankOf("o", C)},
 		"gate": {F, C, rankOf("gate", C)}, "up": {F, C, rankOf("up", C)}, "down": {C, F, rankOf("down", F)},
 	}
 	var w work
@@ -55,11 +55,12 @@ func flops(cfg config.Config) work {
 		w.update += 2 * o * n * r
 	}
 	// z = x P, once a step per projection group (in the forward, or under
-	// block recompute only in backward's rerun): with shared projections
-	// q/k/v read one z and gate/up another.
-	groups := [][]string{{"q"}, {"k"}, {"v"}, {"gate"}, {"up"}, {"down"}}
+	// block recompute only in backward's rerun; a compressed o_proj's
+	// always in backward, from the kept attention output): with shared
+	// projections q/k/v read one z and gate/up another.
+	groups := [][]string{{"q"}, {"k"}, {"v"}, {"o"}, {"gate"}, {"up"}, {"down"}}
 	if cc.Share {
-		groups = [][]string{{"q", "k", "v"}, {"gate", "up"}, {"down"}}
+		groups = [][]string{{"q", "k", "v"}, {"o"}, {"gate", "up"}, {"down"}}
 	}
 	for _, g := range groups {
 		for _, name := range g {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/compact-llm/compact/internal/gpu"
+	"github.com/compact-llm/compact/internal/projection"
 )
 
 // layerActs is what one block keeps for its backward pass. Which fields are
@@ -125,6 +126,23 @@ func (m *Model) Prepare(B, T int) error {
 		a.closses = actF("class.losses", B)
 	}
 
+	// A compressed o_proj's z is formed in backward from the kept attention
+	// output and read at once (backward.go), so every layer shares one: the
+	// storage of silu(gate)*up and its gradient da, dead by then (the MLP's
+	// backward is done) where it is large enough.
+	zO := func(g Group) *gpu.Tensor {
+		if a.a != nil && F >= g.Cols {
+			return a.a.Reshape(N*F).Rows(0, N*g.Cols).Reshape(N, g.Cols)
+		}
+		return act("z.o", N, g.Cols)
+	}
+	zOf := func(prefix string, g Group) *gpu.Tensor {
+		if g.ID == projection.GroupO {
+			return zO(g)
+		}
+		return act(fmt.Sprintf("%sz%d", prefix, g.ID), N, g.Cols)
+	}
+
 	// Shared scratch for what the policy recomputes.
 	var shared layerActs
 	pol := m.Opts.Recompute
@@ -140,7 +158,7 @@ func (m *Model) Prepare(B, T int) error {
 		shared.q, shared.k, shared.v = act("q", N, C), act("k", N, KV), act("v", N, KV)
 		shared.att, shared.lse = act("att", N, C), actF("lse", B*H*T)
 		for _, g := range m.plan.groups {
-			shared.z = append(shared.z, act(fmt.Sprintf("z%d", g.ID), N, g.Cols))
+			shared.z = append(shared.z, zOf("", g))
 		}
 	}
 	a.layers = make([]layerActs, L)
@@ -157,7 +175,7 @@ func (m *Model) Prepare(B, T int) error {
 			}
 			la.att, la.lse = act(p+"att", N, C), actF(p+"lse", B*H*T)
 			for _, g := range m.plan.groups {
-				la.z = append(la.z, act(fmt.Sprintf("%sz%d", p, g.ID), N, g.Cols))
+				la.z = append(la.z, zOf(p, g))
 			}
 		}
 		if pol == RecomputeNone {

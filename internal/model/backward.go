@@ -118,7 +118,14 @@ func (m *Model) blockBackward(l int) {
 		be.RoPE(la.k, T, KV, D, theta, false)
 	}
 	be.Gemm(a.datt, a.dresid, b.lin[linO].W, false, false, 1, 0)
-	be.Gemm(b.lin[linO].Grad, a.dresid, la.att, true, false, 1, 1)
+	if m.plan.groupOf[linO] >= 0 {
+		// A compressed o_proj's z = att P is formed here, from the attention
+		// output that attention's backward keeps anyway, into scratch
+		// (activations.go), not saved by the forward: the same G = dout^T z
+		// with no z kept per layer.
+		m.compress(l, la, la.att, linO)
+	}
+	m.weightGrad(la, linO, b.lin[linO], a.dresid, func() *gpu.Tensor { return la.att })
 	be.AttentionBackward(a.dq, a.dk, a.dv, a.datt, la.q, la.k, la.v, la.att, la.lse, B, T, H, KV, D)
 	be.RoPE(a.dq, T, H, D, theta, true)
 	be.RoPE(a.dk, T, KV, D, theta, true)

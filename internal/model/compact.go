@@ -11,7 +11,7 @@ import (
 type CompactConfig struct {
 	Enabled bool     `mapstructure:"enabled"`
 	Rank    float64  `mapstructure:"rank"`   // < 1: fraction of the layer's input width; >= 1: absolute
-	Layers  []string `mapstructure:"layers"` // subset of q, k, v, gate, up, down
+	Layers  []string `mapstructure:"layers"` // subset of CompressibleLayers (default DefaultLayers)
 	Share   bool     `mapstructure:"share"`  // q/k/v and gate/up share one P and one saved z
 	// Head also compresses an untied LM head (not in the paper, which
 	// compresses the blocks' linears only): its gradient and Adam moments
@@ -21,7 +21,7 @@ type CompactConfig struct {
 	Projection string  `mapstructure:"projection"`   // gaussian | rademacher
 	UpdateGap  int     `mapstructure:"update_gap"`   // optimizer steps between resampling P
 	Alpha      float64 `mapstructure:"alpha"`        // scale of the compressed update
-	OProjScale float64 `mapstructure:"o_proj_scale"` // o_proj's update scale, as a multiple of alpha
+	OProjScale float64 `mapstructure:"o_proj_scale"` // a full-rank o_proj's update scale, as a multiple of alpha
 	Seed       uint64  `mapstructure:"seed"`
 	Eps        float64 `mapstructure:"eps"` // Adam epsilon of the compressed moments
 	// LR is the peak learning rate of a run with CompAct on (0: train.lr),
@@ -35,9 +35,17 @@ func (cc CompactConfig) Check(c Config) error {
 	return err
 }
 
-// CompressibleLayers are the linear layers CompAct may compress. o_proj is
-// not among them: attention keeps its input anyway.
-var CompressibleLayers = []string{"q", "k", "v", "gate", "up", "down"}
+// CompressibleLayers are the linear layers CompAct may compress (the
+// values of compact.layers).
+var CompressibleLayers = []string{"q", "k", "v", "o", "gate", "up", "down"}
+
+// DefaultLayers are the layers compressed by default, the paper's: all but
+// o_proj, whose input (the attention output) attention's backward keeps
+// anyway, so compressing it saves no activation, only its gradient and
+// moments (m x r instead of m x n) and, data parallel, their reduction.
+// Its compressed gradient G = dout^T (att P) is formed in backward from
+// the kept attention output (backward.go), so no z is saved for it.
+var DefaultLayers = []string{"q", "k", "v", "gate", "up", "down"}
 
 // linear identifies one of the seven linear layers of a block.
 type linear int
@@ -124,6 +132,12 @@ func (cc CompactConfig) plan(c Config, pad int) (compactPlan, error) {
 			return p, fmt.Errorf("compact.layers: %q is not one of %v", name, CompressibleLayers)
 		}
 	}
+	if slices.Contains(cc.Layers, linearNames[linO]) && cc.OProjScale != 1 {
+		// o_proj_scale corrects a full-rank layer's update among the
+		// compressed ones (N is then the full Adam direction, not N P^T);
+		// a compressed o_proj's update is like every compressed layer's.
+		return p, fmt.Errorf("compact.o_proj_scale = %g scales a full-rank o_proj's update; compact.layers has o, so o_proj is compressed and its update takes compact.alpha like the other compressed layers: set compact.o_proj_scale = 1 or take o out of compact.layers", cc.OProjScale)
+	}
 	add := func(id, width, rows int, users ...linear) error {
 		var in []linear
 		for _, u := range users {
@@ -166,7 +180,7 @@ func (cc CompactConfig) plan(c Config, pad int) (compactPlan, error) {
 		}
 		p.head = &Group{ID: projection.GroupHead, Width: C, Rank: r, Cols: padRank(r, C, pad)}
 	}
-	specs = append(specs, spec{projection.GroupDown, F, []linear{linDown}})
+	specs = append(specs, spec{projection.GroupO, C, []linear{linO}}, spec{projection.GroupDown, F, []linear{linDown}})
 	Fp := (F + pad - 1) / pad * pad
 	for _, s := range specs {
 		rows := s.width

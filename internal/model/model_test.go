@@ -19,8 +19,16 @@ func testConfig() Config {
 }
 
 func compactOn(share bool) CompactConfig {
-	return CompactConfig{Enabled: true, Rank: 0.5, Layers: CompressibleLayers, Share: share,
+	return CompactConfig{Enabled: true, Rank: 0.5, Layers: DefaultLayers, Share: share,
 		Projection: "gaussian", UpdateGap: 50, Alpha: 0.25, OProjScale: 0.5, Seed: 7, Eps: 1e-6}
+}
+
+// compactO is compactOn(share) with o_proj compressed too (compact.layers
+// with o, which takes compact.o_proj_scale 1).
+func compactO(share bool) CompactConfig {
+	cc := compactOn(share)
+	cc.Layers, cc.OProjScale = CompressibleLayers, 1
+	return cc
 }
 
 // compactHead is compactOn(true) with the LM head compressed too.
@@ -195,9 +203,13 @@ func TestModelGradientsFiniteDifference(t *testing.T) {
 func TestCompactGradientIsProjectedFullGradient(t *testing.T) {
 	cfg := testConfig()
 	b := randomBatch(cfg, 2, 6, 2)
-	for _, c := range []struct{ share, head bool }{{true, false}, {false, false}, {true, true}} {
+	for _, c := range []struct{ share, head, o bool }{{true, false, false}, {false, false, false}, {true, true, false},
+		{true, false, true}, {false, false, true}} {
 		share := c.share
 		cc := compactOn(share)
+		if c.o {
+			cc = compactO(share)
+		}
 		cc.Head = c.head
 		beFull, beCA := cpu.New64(2), cpu.New64(2)
 		full := newTestModel(t, beFull, cfg, Options{})
@@ -235,11 +247,14 @@ func TestCompactGradientIsProjectedFullGradient(t *testing.T) {
 			}
 		}
 		want := 2 * 6
+		if c.o {
+			want += 2 // o_proj of each layer
+		}
 		if c.head {
 			want++ // lm_head
 		}
 		if compressed != want {
-			t.Errorf("share %v head %v: %d compressed params, want %d", share, c.head, compressed, want)
+			t.Errorf("share %v head %v o %v: %d compressed params, want %d", share, c.head, c.o, compressed, want)
 		}
 	}
 }
@@ -261,6 +276,8 @@ func TestRecomputePoliciesAgree(t *testing.T) {
 		{"compact", cfg, Options{Compact: compactOn(true)}, randomBatch(cfg, 2, 7, 3)},
 		{"compact-per-layer", cfg, Options{Compact: compactOn(false)}, randomBatch(cfg, 2, 7, 3)},
 		{"compact-head", cfg, Options{Compact: compactHead()}, randomBatch(cfg, 2, 7, 3)},
+		{"compact-o", cfg, Options{Compact: compactO(true)}, randomBatch(cfg, 2, 7, 3)},
+		{"compact-o-per-layer", cfg, Options{Compact: compactO(false)}, randomBatch(cfg, 2, 7, 3)},
 		{"full-tied", tied, Options{}, randomBatch(cfg, 2, 7, 3)},
 		{"compact-classifier", cfg, Options{Compact: compactOn(true), NumLabels: 3}, classBatch(cfg)},
 	}
@@ -348,4 +365,35 @@ func contains(s, sub string) bool {
 		}
 	}
 	return false
+}
+
+// Compressing o_proj keeps no activation: its z is formed in backward from
+// the attention output attention keeps anyway, in storage the MLP's
+// backward is done with (activations.go), under every recompute policy;
+// its gradient becomes (C, r) instead of (C, C).
+func TestCompressedOProjKeepsNoActivation(t *testing.T) {
+	cfg := testConfig()
+	cfg.Hidden, cfg.Intermediate = 128, 256 // arena views are padded to 128 elements: make o_proj's count
+	for rc := range Recompute(len(RecomputeNames)) {
+		var acts, grads [2]int64
+		for i, cc := range []CompactConfig{compactOn(true), compactO(true)} {
+			meter := gpu.NewMeter(2, 4)
+			m, err := New(meter.Backend(), cfg, Options{Compact: cc, Recompute: rc})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := m.Prepare(4, 8); err != nil {
+				t.Fatal(err)
+			}
+			snap := meter.Memory().Snapshot()
+			acts[i], grads[i] = snap.PeakAt[gpu.Activations], snap.PeakAt[gpu.Grads]
+		}
+		if acts[1] != acts[0] {
+			t.Errorf("recompute %v: activations %d bytes with o_proj compressed, %d without", rc, acts[1], acts[0])
+		}
+		C, r := int64(cfg.Hidden), int64(cfg.Hidden/2) // rank 0.5, fp32 gradients
+		if want := int64(cfg.Layers) * (C*C - C*r) * 4; grads[0]-grads[1] != want {
+			t.Errorf("recompute %v: gradients %d bytes with o_proj compressed, %d without: want %d less", rc, grads[1], grads[0], want)
+		}
+	}
 }

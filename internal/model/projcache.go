@@ -27,9 +27,15 @@ const ProjectionCacheElements = 32 << 20
 type projCache struct {
 	buf    *gpu.Tensor // every (layer, group) P back to back when cached, else one group's
 	cached bool
-	off    []int    // by stream id: element offset of that P in buf
-	epoch  []uint32 // by stream id: epoch whose P the slot holds
-	filled []bool   // by stream id: the slot holds a P at all
+	slots  map[uint32]*projSlot // by stream id (o_proj's are far apart from the rest: a map)
+}
+
+// projSlot is where one (layer, group) P lives in a cache, and which epoch's
+// it holds.
+type projSlot struct {
+	off    int    // element offset in buf
+	epoch  uint32 // epoch whose P the slot holds
+	filled bool   // the slot holds a P at all
 }
 
 // allocProjections allocates the P buffer: the whole cache when it fits
@@ -41,22 +47,20 @@ func (m *Model) allocProjections() error {
 	}
 	c := &m.projs
 	total := 0
-	c.off = make([]int, projection.StreamID(m.Cfg.Layers, projection.GroupHead)+1)
+	slots := map[uint32]*projSlot{}
 	for l := range m.Cfg.Layers {
 		for _, g := range m.plan.groups {
-			c.off[projection.StreamID(l, g.ID)] = total
+			slots[projection.StreamID(l, g.ID)] = &projSlot{off: total}
 			total += g.size()
 		}
 	}
 	if g := m.plan.head; g != nil { // the LM head's P: layer num_layers
-		c.off[projection.StreamID(m.Cfg.Layers, g.ID)] = total
+		slots[projection.StreamID(m.Cfg.Layers, g.ID)] = &projSlot{off: total}
 		total += g.size()
 	}
 	size := maxP
 	if c.cached = total <= ProjectionCacheElements; c.cached {
-		size = total
-		c.epoch = make([]uint32, len(c.off))
-		c.filled = make([]bool, len(c.off))
+		size, c.slots = total, slots
 	}
 	var err error
 	c.buf, err = m.be.Alloc("projection", gpu.Projection, gpu.Low, size)
@@ -75,12 +79,11 @@ func (m *Model) Projection(l int, g *Group) *gpu.Tensor {
 	if !c.cached {
 		return m.FillProjection(c.buf, l, g)
 	}
-	s := projection.StreamID(l, g.ID)
-	off := c.off[s]
-	P := c.buf.Rows(off, off+g.size()).Reshape(g.Width, g.Cols)
-	if !c.filled[s] || c.epoch[s] != m.epoch {
+	s := c.slots[projection.StreamID(l, g.ID)]
+	P := c.buf.Rows(s.off, s.off+g.size()).Reshape(g.Width, g.Cols)
+	if !s.filled || s.epoch != m.epoch {
 		m.be.Projection(P, m.Stream(l, g))
-		c.filled[s], c.epoch[s] = true, m.epoch
+		s.filled, s.epoch = true, m.epoch
 	}
 	return P
 }

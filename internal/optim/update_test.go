@@ -16,7 +16,7 @@ func smallModel(t *testing.T) *model.Model {
 	t.Helper()
 	cfg := model.Config{VocabSize: 100, Hidden: 64, Intermediate: 160, Layers: 1, Heads: 4, KVHeads: 4,
 		MaxSeqLen: 16, RopeTheta: 10000, RMSEps: 1e-6, InitStd: 0.02}
-	cc := model.CompactConfig{Enabled: true, Rank: 0.25, Layers: model.CompressibleLayers, Share: true,
+	cc := model.CompactConfig{Enabled: true, Rank: 0.25, Layers: model.DefaultLayers, Share: true,
 		Projection: "gaussian", UpdateGap: 50, Alpha: 0.25, OProjScale: 1, Seed: 7, Eps: 1e-6}
 	m, err := model.New(cpu.New(1), cfg, model.Options{Compact: cc, MasterFree: true, PadIntermediate: 8})
 	if err != nil {

@@ -51,8 +51,22 @@ const (
 // the blocks' streams are unchanged.
 const GroupHead = GroupQKV
 
+// GroupO is o_proj's projection group (compact.layers with o). The eight
+// streams of a layer were all taken before o_proj could be compressed, so
+// its streams live apart, one per layer from oStreamBase on (above
+// layer*8 + group of any model below 2^28 layers): every other stream keeps
+// its number, and a run without o its bits.
+const GroupO = groupsPerLayer
+
+const oStreamBase = 1 << 31
+
 // StreamID returns the generator stream of a layer's projection group.
-func StreamID(layer, group int) uint32 { return uint32(layer*groupsPerLayer + group) }
+func StreamID(layer, group int) uint32 {
+	if group == GroupO {
+		return oStreamBase + uint32(layer)
+	}
+	return uint32(layer*groupsPerLayer + group)
+}
 
 // Epoch is the resampling epoch of 1-based optimizer step `step`: P changes
 // every updateGap steps and stays fixed for all micro-batches of one step.

@@ -1,6 +1,7 @@
 package projection
 
 import (
+	"fmt"
 	"math"
 	"testing"
 )
@@ -40,6 +41,7 @@ func TestSameStreamSameP(t *testing.T) {
 		"group": func(d []float64) { Fill(d, 64, 16, Gaussian, 42, StreamID(3, GroupDown), 5) },
 		"epoch": func(d []float64) { Fill(d, 64, 16, Gaussian, 42, StreamID(3, GroupQKV), 6) },
 		"kind":  func(d []float64) { Fill(d, 64, 16, Rademacher, 42, StreamID(3, GroupQKV), 5) },
+		"o":     func(d []float64) { Fill(d, 64, 16, Gaussian, 42, StreamID(3, GroupO), 5) },
 	} {
 		f(b)
 		same := 0
@@ -142,5 +144,25 @@ func TestRankAndEpoch(t *testing.T) {
 		if got := Epoch(step, 50); got != want {
 			t.Errorf("Epoch(%d, 50) = %d, want %d", step, got, want)
 		}
+	}
+}
+
+// Every (layer, group) of a model, o_proj's and the LM head's included, has
+// its own stream, and the streams of the groups that existed before o_proj
+// could be compressed keep their numbers (runs without it keep their bits).
+func TestStreamsAreDistinct(t *testing.T) {
+	const layers = 64
+	seen := map[uint32]string{}
+	for l := 0; l <= layers; l++ { // layer num_layers: the LM head's
+		for g := GroupQKV; g <= GroupO; g++ {
+			s := StreamID(l, g)
+			if prev, ok := seen[s]; ok {
+				t.Fatalf("layer %d group %d has stream %d, as %s", l, g, s, prev)
+			}
+			seen[s] = fmt.Sprintf("layer %d group %d", l, g)
+		}
+	}
+	if StreamID(3, GroupDown) != 3*8+GroupDown || StreamID(0, GroupUp) != GroupUp {
+		t.Errorf("the blocks' streams moved: layer 3 down %d, layer 0 up %d", StreamID(3, GroupDown), StreamID(0, GroupUp))
 	}
 }

@@ -67,6 +67,7 @@ func TestFusedAccumIsBitIdentical(t *testing.T) {
 		{"compact-bf16_sr-int8", true, false, config.WeightsBF16SR, config.StateInt8, "none", 0},
 		{"full-bf16_sr-int8", false, false, config.WeightsBF16SR, config.StateInt8, "none", 0},
 		{"compact-classifier", true, false, config.WeightsBF16SR, config.StateBF16, "none", 3},
+		{"compact-oproj-bf16_sr-int8", true, false, config.WeightsBF16SR, config.StateInt8, "mlp", 0},
 	}
 	for _, accum := range []int{2, 4} {
 		for _, c := range cases {
@@ -74,6 +75,9 @@ func TestFusedAccumIsBitIdentical(t *testing.T) {
 			cfg := leanConfig(c.compact)
 			cfg.Model.TieEmbeddings = c.tied
 			cfg.Compact.Head = strings.Contains(c.name, "-head")
+			if strings.Contains(c.name, "-oproj") {
+				cfg.Compact.Layers = model.CompressibleLayers
+			}
 			cfg.Finetune.NumLabels = c.labels
 			cfg.Train.Weights, cfg.Train.OptimizerState, cfg.Train.Recompute = c.weights, c.states, c.rc
 			cfg.Compact.UpdateGap = 2

@@ -86,11 +86,16 @@ func TestFusedStepIsBitIdentical(t *testing.T) {
 		{"full-bf16_sr-bf16", false, false, config.WeightsBF16SR, config.StateBF16, "none"},
 		{"compact-head-bf16_sr-bf16", true, false, config.WeightsBF16SR, config.StateBF16, "block"},
 		{"compact-head", true, false, config.WeightsMaster, config.StateFP32, "none"},
+		{"compact-oproj", true, false, config.WeightsMaster, config.StateFP32, "qkv_mlp"},
+		{"compact-oproj-bf16_sr-int8", true, false, config.WeightsBF16SR, config.StateInt8, "block"},
 	}
 	for _, c := range cases {
 		cfg := leanConfig(c.compact)
 		cfg.Model.TieEmbeddings = c.tied
 		cfg.Compact.Head = strings.Contains(c.name, "-head")
+		if strings.Contains(c.name, "-oproj") {
+			cfg.Compact.Layers = model.CompressibleLayers
+		}
 		cfg.Train.Weights, cfg.Train.OptimizerState, cfg.Train.Recompute = c.weights, c.states, c.rc
 		cfg.Compact.UpdateGap = 2
 		ms, opts := fusedPair(t, func() gpu.Backend { return cpu.New(2) }, cfg, 1)

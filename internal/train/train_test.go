@@ -14,6 +14,7 @@ import (
 	"github.com/compact-llm/compact/internal/data"
 	"github.com/compact-llm/compact/internal/gpu"
 	"github.com/compact-llm/compact/internal/gpu/cpu"
+	"github.com/compact-llm/compact/internal/model"
 	"github.com/compact-llm/compact/internal/optim"
 	"github.com/compact-llm/compact/internal/projection"
 )
@@ -79,15 +80,22 @@ func TestResumeIsBitIdentical(t *testing.T) {
 	// accumulation, the int8 one with two micro-batches a step: 8-bit
 	// moments are saved decoded and must load back to the same codes and
 	// scales.
+	// The last case compresses o_proj too: its r-space moments are saved
+	// and loaded as the other compressed layers' are.
 	for _, c := range []struct {
 		compact, lean, fused bool
 		state                string
-	}{{true, false, false, ""}, {false, false, false, ""}, {true, true, false, ""}, {true, true, true, ""},
-		{true, true, false, config.StateInt8}, {true, true, true, config.StateInt8}, {false, true, false, config.StateInt8}} {
+		o                    bool
+	}{{true, false, false, "", false}, {false, false, false, "", false}, {true, true, false, "", false}, {true, true, true, "", false},
+		{true, true, false, config.StateInt8, false}, {true, true, true, config.StateInt8, false}, {false, true, false, config.StateInt8, false},
+		{true, true, true, config.StateInt8, true}} {
 		compact := c.compact
 		dir := t.TempDir()
 		cfg := smallConfig(t, dir)
 		cfg.Compact.Enabled = compact
+		if c.o {
+			cfg.Compact.Layers = model.CompressibleLayers
+		}
 		if c.lean {
 			cfg = leanVariant(cfg)
 		}
@@ -128,7 +136,7 @@ func TestResumeIsBitIdentical(t *testing.T) {
 			a, _ := os.ReadFile(filepath.Join(checkpoint.StepDir(filepath.Join(full, "checkpoints"), 12), name))
 			b, _ := os.ReadFile(filepath.Join(checkpoint.StepDir(filepath.Join(crashed, "checkpoints"), 12), name))
 			if len(a) == 0 || string(a) != string(b) {
-				t.Errorf("compact %v lean %v fused %v state %q: %s after resume differs from the uninterrupted run", compact, c.lean, c.fused, c.state, name)
+				t.Errorf("compact %v lean %v fused %v state %q o_proj %v: %s after resume differs from the uninterrupted run", compact, c.lean, c.fused, c.state, c.o, name)
 			}
 		}
 	}

@@ -330,7 +330,7 @@ func TestUpdateUsesTheStepsProjectionAcrossResamples(t *testing.T) {
 	}
 }
 
-// o_proj stays full rank under CompAct, its update scaled by
+// o_proj stays full rank under CompAct by default, its update scaled by
 // alpha*o_proj_scale; everything outside the blocks' linears by 1. Checked
 // for the pretraining recipe's scales and a fine-tuning one's (alpha 2,
 // o_proj_scale 0.5: o_proj at 1, compressed layers at 2).
@@ -340,6 +340,16 @@ func TestOProjUpdateScale(t *testing.T) {
 		cfg.Compact.Alpha, cfg.Compact.OProjScale = sc.alpha, sc.oscale
 		for _, f := range updateCheck(t, cfg, 2) {
 			t.Errorf("alpha %g o_proj_scale %g: %s", sc.alpha, sc.oscale, f)
+		}
+	}
+	// o_proj compressed (compact.layers with o, o_proj_scale 1): its G is
+	// the full gradient times its P and its update is alpha N P^T, as every
+	// compressed layer's.
+	for _, alpha := range []float64{0.25, 2} {
+		cfg := updateConfig()
+		cfg.Compact.Alpha, cfg.Compact.OProjScale, cfg.Compact.Layers = alpha, 1, model.CompressibleLayers
+		for _, f := range updateCheck(t, cfg, 2) {
+			t.Errorf("o_proj compressed, alpha %g: %s", alpha, f)
 		}
 	}
 	// Full rank: every param at scale 1 with torch's form.
