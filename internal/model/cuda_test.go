@@ -23,7 +23,8 @@ func cudaModelOrSkip(t *testing.T) (*cuda.Backend, Config) {
 }
 
 // The whole model on the GPU against the CPU reference with the same
-// (bf16-representable) weights: loss and every gradient, CompAct on and off.
+// (bf16-representable) weights: loss and every gradient, CompAct on and off,
+// o_proj compressed or not.
 func TestCUDAModelMatchesCPU(t *testing.T) {
 	g, cfg := cudaModelOrSkip(t)
 	b := randomBatch(cfg, 3, 50, 11)
@@ -40,7 +41,8 @@ func testCUDAModelMatchesCPU(t *testing.T, g *cuda.Backend, cfg Config, b batch)
 	odd := compactHead()
 	odd.Rank = 0.3
 	for _, opts := range []Options{{}, {Compact: compactOn(true)}, {Compact: compactOn(false), Recompute: RecomputeBlock},
-		{Compact: compactOn(true), Recompute: RecomputeQKVMLP}, {Compact: odd, Recompute: RecomputeBlock}} {
+		{Compact: compactOn(true), Recompute: RecomputeQKVMLP}, {Compact: odd, Recompute: RecomputeBlock},
+		{Compact: compactO(true), Recompute: RecomputeQKVMLP}, {Compact: compactO(false), Recompute: RecomputeBlock}} {
 		cpu := newTestModel(t, cpu.New(0), cfg, opts)
 		dev, err := New(g, cfg, opts)
 		if err != nil {
