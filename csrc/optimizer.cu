@@ -4,21 +4,24 @@
 // storage: the element types are template parameters, the direction and
 // the rounding keys are arguments.
 //
-// adam_<out>_<state>(TO* out, const float* g, TS* m, TS* v, float* m_scale, float* v_scale,
+// adam_<out>_<state>[_gbf16](TO* out, const TG* g, TS* m, TS* v, float* m_scale, float* v_scale,
 //                    const float* clip, long n, float lr, float beta1, float beta2, float eps,
 //                    float wd, float scale, float bc1, float bc2, int direction,
 //                    unsigned int seed_lo, unsigned int seed_hi, unsigned int stream_w,
 //                    unsigned int stream_m, unsigned int stream_v, unsigned int step,
 //                    long woff, long moff)
 //   <out> f32 | bf16: TO = float | bf16, the weights (direction == 0) or the
-//   direction (direction != 0), n elements; g fp32, n elements.
+//   direction (direction != 0), n elements; g, n elements: TG = float, or
+//   with the _gbf16 suffix bf16 (the bf16 gradient sums of
+//   train.grad_accum_state bf16, internal/model/accum.go), each read as its
+//   exact fp32 value, so the step is the fp32 one on those values.
 //   <state> f32 | bf16 | i8: TS = float | bf16 | unsigned char (8-bit codes);
 //   m_scale, v_scale (i8 only, else null): one fp32 scale per block of 128
 //   elements, block b covering m[128b .. 128b+127] (moff is a multiple of 128).
 //   For each i < n, fp32 arithmetic with every product and sum rounded on
 //   its own (no fma contraction), correctly rounded sqrtf and division:
 //     c   = clip ? clip[0] : 1                 (clip: a device pointer, nullable)
-//     gc  = g[i] * c
+//     gc  = float(g[i]) * c
 //     m'  = beta1 * m + (1 - beta1) * gc
 //     v'  = beta2 * v + (1 - beta2) * gc * gc
 //     d   = scale * (m' / bc1) / (sqrtf(v' / bc2) + eps)
@@ -35,11 +38,13 @@
 //   bc1 = 1 - beta1^step and bc2 = 1 - beta2^step; HuggingFace's (the CompAct
 //   paper's) bc1 = (1 - beta1^step) / sqrt(1 - beta2^step) and bc2 = 1.
 //   Variants: adam_f32_f32 (fp32 master), adam_f32_bf16, adam_f32_i8,
-//   adam_bf16_f32 (bf16 weights or direction), adam_bf16_bf16, adam_bf16_i8.
+//   adam_bf16_f32 (bf16 weights or direction), adam_bf16_bf16, adam_bf16_i8,
+//   and each of the six with _gbf16 (a bf16 gradient).
 //
 // Launch: block 256. f32 and bf16 states: grid = min(ceil_div(n, 256*8),
 // 16*SMs), grid-stride; each thread takes 8 consecutive elements (16-byte
-// vectors when every pointer is 16-byte aligned, elementwise otherwise), the
+// vectors when every pointer is 16-byte aligned: a bf16 gradient's 8 elements
+// are one 16-byte load, an fp32 one's two; elementwise otherwise), the
 // n % 8 tail one by one. i8: one warp per block of 128 elements (4
 // consecutive elements per lane), grid = min(ceil_div(ceil_div(n, 128), 8),
 // 16*SMs), warps grid-stride over the blocks. No shared memory, no scratch.
@@ -95,8 +100,8 @@ struct AdamStore {
 // fp32 and bf16 moments: elementwise.
 // ---------------------------------------------------------------------------
 
-template <typename TO, typename TS>
-__device__ __forceinline__ void adam_run(TO* out, const float* g, TS* m, TS* v, float*, float*, long n,
+template <typename TO, typename TS, typename TG>
+__device__ __forceinline__ void adam_run(TO* out, const TG* g, TS* m, TS* v, float*, float*, long n,
                                          const AdamK& k, const AdamStore& s) {
     const long tid = gtid(), stride = gstride();
     const bool vec = aligned16(out) && aligned16(g) && aligned16(m) && aligned16(v);
@@ -123,7 +128,7 @@ __device__ __forceinline__ void adam_run(TO* out, const float* g, TS* m, TS* v, 
     }
     for (long i = ngroups * 8 + tid; i < n; i += stride) {
         float mi = load_f(m, i), vi = load_f(v, i);
-        const float d = k.step(g[i], mi, vi);
+        const float d = k.step(load_f(g, i), mi, vi);
         store_sr(m, i, mi, s.m, s.moff + i);
         store_sr(v, i, vi, s.v, s.moff + i);
         if (s.direction) {
@@ -182,8 +187,8 @@ __device__ __forceinline__ unsigned int warp_max_u(unsigned int v) {
     return v;
 }
 
-template <typename TO>
-__device__ __forceinline__ void adam_run(TO* out, const float* g, q8* m, q8* v, float* m_scale, float* v_scale, long n,
+template <typename TO, typename TG>
+__device__ __forceinline__ void adam_run(TO* out, const TG* g, q8* m, q8* v, float* m_scale, float* v_scale, long n,
                                          const AdamK& k, const AdamStore& s) {
     const int lane = threadIdx.x & 31;
     const long warp = gtid() >> 5, nwarps = gstride() >> 5;
@@ -199,7 +204,7 @@ __device__ __forceinline__ void adam_run(TO* out, const float* g, q8* m, q8* v, 
             fv[t] = 0.0f;
             if (i < n) {
                 float mi = q8_decode(m[i], sm, true), vi = q8_decode(v[i], sv, false);
-                const float d = k.step(g[i], mi, vi);
+                const float d = k.step(load_f(g, i), mi, vi);
                 if (s.direction) {
                     store_f(out, i, d);
                 } else {
@@ -232,8 +237,8 @@ __device__ __forceinline__ void adam_run(TO* out, const float* g, q8* m, q8* v, 
     }
 }
 
-template <typename TO, typename TS>
-__device__ __forceinline__ void adam_impl(TO* out, const float* g, TS* m, TS* v, float* m_scale, float* v_scale,
+template <typename TO, typename TS, typename TG>
+__device__ __forceinline__ void adam_impl(TO* out, const TG* g, TS* m, TS* v, float* m_scale, float* v_scale,
                                           const float* clip, long n, float lr, float b1, float b2, float eps,
                                           float wd, float scale, float bc1, float bc2, int direction,
                                           unsigned int seed_lo, unsigned int seed_hi, unsigned int stream_w,
@@ -252,8 +257,8 @@ __device__ __forceinline__ void adam_impl(TO* out, const float* g, TS* m, TS* v,
     adam_run(out, g, m, v, m_scale, v_scale, n, k, s);
 }
 
-#define ADAM_ENTRY(NAME, TO, TS)                                                                                   \
-    extern "C" __global__ void NAME(TO* out, const float* g, TS* m, TS* v, float* m_scale, float* v_scale,        \
+#define ADAM_ENTRY(NAME, TO, TS, TG)                                                                               \
+    extern "C" __global__ void NAME(TO* out, const TG* g, TS* m, TS* v, float* m_scale, float* v_scale,           \
                                     const float* clip, long n, float lr, float beta1, float beta2, float eps,     \
                                     float wd, float scale, float bc1, float bc2, int direction,                  \
                                     unsigned int seed_lo, unsigned int seed_hi, unsigned int stream_w,           \
@@ -263,9 +268,15 @@ __device__ __forceinline__ void adam_impl(TO* out, const float* g, TS* m, TS* v,
                   direction, seed_lo, seed_hi, stream_w, stream_m, stream_v, step, woff, moff);                  \
     }
 
-ADAM_ENTRY(adam_f32_f32, float, float)
-ADAM_ENTRY(adam_f32_bf16, float, bf16)
-ADAM_ENTRY(adam_f32_i8, float, q8)
-ADAM_ENTRY(adam_bf16_f32, bf16, float)
-ADAM_ENTRY(adam_bf16_bf16, bf16, bf16)
-ADAM_ENTRY(adam_bf16_i8, bf16, q8)
+ADAM_ENTRY(adam_f32_f32, float, float, float)
+ADAM_ENTRY(adam_f32_bf16, float, bf16, float)
+ADAM_ENTRY(adam_f32_i8, float, q8, float)
+ADAM_ENTRY(adam_bf16_f32, bf16, float, float)
+ADAM_ENTRY(adam_bf16_bf16, bf16, bf16, float)
+ADAM_ENTRY(adam_bf16_i8, bf16, q8, float)
+ADAM_ENTRY(adam_f32_f32_gbf16, float, float, bf16)
+ADAM_ENTRY(adam_f32_bf16_gbf16, float, bf16, bf16)
+ADAM_ENTRY(adam_f32_i8_gbf16, float, q8, bf16)
+ADAM_ENTRY(adam_bf16_f32_gbf16, bf16, float, bf16)
+ADAM_ENTRY(adam_bf16_bf16_gbf16, bf16, bf16, bf16)
+ADAM_ENTRY(adam_bf16_i8_gbf16, bf16, q8, bf16)

@@ -74,6 +74,9 @@ func resolvedModes(c config.Config) config.Config {
 	if c.Train.OptimizerState == "" {
 		c.Train.OptimizerState = config.StateFP32
 	}
+	if c.Train.GradAccumState == "" {
+		c.Train.GradAccumState = config.StateFP32
+	}
 	if c.Finetune.Task == config.TaskCausal {
 		c.Data.SpecialTokens = "" // shards are tokenized already: no effect
 	}

@@ -69,6 +69,10 @@ func ReadState(dir string) (TrainerState, error) {
 	if st.Config.Train.OptimizerState == "" {
 		st.Config.Train.OptimizerState = config.StateFP32
 	}
+	// ... and fp32 gradient sums, before train.grad_accum_state.
+	if st.Config.Train.GradAccumState == "" {
+		st.Config.Train.GradAccumState = config.StateFP32
+	}
 	// ... and read special-token text as text, before data.special_tokens.
 	if st.Config.Data.SpecialTokens == "" {
 		st.Config.Data.SpecialTokens = data.SpecialText

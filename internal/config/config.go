@@ -54,16 +54,17 @@ type TrainConfig struct {
 	EvalBatches     int     `mapstructure:"eval_batches"`
 	CheckpointEvery int     `mapstructure:"checkpoint_every"`
 	KeepCheckpoints int     `mapstructure:"keep_checkpoints"`
-	Weights         string  `mapstructure:"weights"`         // one of WeightModes (optimizer.go)
-	OptimizerState  string  `mapstructure:"optimizer_state"` // one of OptimizerStates
-	FusedUpdate     bool    `mapstructure:"fused_update"`    // optimizer step inside backward (internal/optim/step.go)
-	Zero            int     `mapstructure:"zero"`            // data parallel: 1 shards the optimizer state (internal/optim/zero.go), 0 does not
-	OverlapComm     bool    `mapstructure:"overlap_comm"`    // data parallel, fused update: reduce block l during block l-1's backward (internal/optim/step.go)
-	CUDAGraph       string  `mapstructure:"cuda_graph"`      // one of CUDAGraphModes (graph.go)
-	CommTimeout     int     `mapstructure:"comm_timeout"`    // data parallel: seconds a rank may send nothing before the job ends naming it (0: never)
-	SampleEvery     int     `mapstructure:"sample_every"`    // print a generated sample every N steps (0: never; internal/train/runextras.go)
-	SampleTokens    int     `mapstructure:"sample_tokens"`   // tokens per sample
-	TensorBoard     bool    `mapstructure:"tensorboard"`     // write TensorBoard event files beside metrics.jsonl (internal/train/tensorboard.go)
+	Weights         string  `mapstructure:"weights"`          // one of WeightModes (optimizer.go)
+	OptimizerState  string  `mapstructure:"optimizer_state"`  // one of OptimizerStates
+	GradAccumState  string  `mapstructure:"grad_accum_state"` // one of GradAccumStates: the gradient sums of grad_accum > 1 (internal/model/accum.go)
+	FusedUpdate     bool    `mapstructure:"fused_update"`     // optimizer step inside backward (internal/optim/step.go)
+	Zero            int     `mapstructure:"zero"`             // data parallel: 1 shards the optimizer state (internal/optim/zero.go), 0 does not
+	OverlapComm     bool    `mapstructure:"overlap_comm"`     // data parallel, fused update: reduce block l during block l-1's backward (internal/optim/step.go)
+	CUDAGraph       string  `mapstructure:"cuda_graph"`       // one of CUDAGraphModes (graph.go)
+	CommTimeout     int     `mapstructure:"comm_timeout"`     // data parallel: seconds a rank may send nothing before the job ends naming it (0: never)
+	SampleEvery     int     `mapstructure:"sample_every"`     // print a generated sample every N steps (0: never; internal/train/runextras.go)
+	SampleTokens    int     `mapstructure:"sample_tokens"`    // tokens per sample
+	TensorBoard     bool    `mapstructure:"tensorboard"`      // write TensorBoard event files beside metrics.jsonl (internal/train/tensorboard.go)
 	// The training-health guard (internal/train/health.go): what to do
 	// about a loss that spikes or rises, and how it is judged (health.go).
 	OnInstability string       `mapstructure:"on_instability"` // one of InstabilityPolicies
@@ -93,7 +94,7 @@ func Default() Config {
 		Train: TrainConfig{Device: device.Auto, SeqLen: 256, MicroBatch: 64, GradAccum: 1, Steps: 10000,
 			LR: 1e-3, MinLRRatio: 0.1, WarmupRatio: 0.1, Beta1: 0.9, Beta2: 0.999, Optimizer: OptimizerAuto,
 			GradClip: 1.0, Seed: 42, Recompute: model.RecomputeNone.String(), LogEvery: 10, EvalEvery: 500, EvalBatches: 20,
-			CheckpointEvery: 1000, KeepCheckpoints: 2, SampleTokens: 64, Weights: WeightsAuto, OptimizerState: StateFP32, Zero: ZeroState,
+			CheckpointEvery: 1000, KeepCheckpoints: 2, SampleTokens: 64, Weights: WeightsAuto, OptimizerState: StateFP32, GradAccumState: StateFP32, Zero: ZeroState,
 			OverlapComm: true, CUDAGraph: GraphAuto, CommTimeout: 60, OnInstability: InstabilityWarn, Health: defaultHealth()},
 		Compact: model.CompactConfig{Enabled: true, Rank: 0.25, Layers: slices.Clone(model.DefaultLayers),
 			Share: true, Projection: "gaussian", UpdateGap: 50, Alpha: 0.25, OProjScale: 1, Eps: 1e-6},

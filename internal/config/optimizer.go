@@ -1,8 +1,8 @@
 package config
 
 // The run's optimizer settings: the config values of train.weights,
-// train.optimizer_state and train.zero, and the optim.Config a config
-// gives (the optimizer itself is internal/optim).
+// train.optimizer_state, train.grad_accum_state and train.zero, and the
+// optim.Config a config gives (the optimizer itself is internal/optim).
 
 import (
 	"github.com/compact-llm/compact/internal/optim"
@@ -25,6 +25,18 @@ var (
 	WeightModes     = []string{WeightsAuto, WeightsMaster, WeightsBF16SR}
 	OptimizerStates = optim.StateNames
 )
+
+// GradAccumStates are the train.grad_accum_state values: the storage of the
+// gradient sums of train.grad_accum > 1 micro-batches (fp32, or bf16 added
+// with stochastic rounding: internal/model/accum.go).
+var GradAccumStates = []string{StateFP32, StateBF16}
+
+// BF16GradSums reports whether c sums its micro-batches' gradients in bf16:
+// train.grad_accum_state bf16 with something to sum (train.grad_accum > 1;
+// with 1 the setting has nothing to act on, and the run says so).
+func (c Config) BF16GradSums() bool {
+	return c.Train.GradAccumState == StateBF16 && c.Train.GradAccum > 1
+}
 
 // Zero values of train.zero.
 const (

@@ -90,6 +90,9 @@ func (c Config) Validate() error {
 	if err := oneOf("train.optimizer_state", t.OptimizerState, OptimizerStates); err != nil {
 		return err
 	}
+	if err := oneOf("train.grad_accum_state", t.GradAccumState, GradAccumStates); err != nil {
+		return err
+	}
 	if err := oneOf("train.cuda_graph", t.CUDAGraph, CUDAGraphModes); err != nil {
 		return err
 	}

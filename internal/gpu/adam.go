@@ -85,7 +85,7 @@ type Moment struct {
 // AdamUpdate is one call of Backend.Adam (see the top of this file).
 type AdamUpdate struct {
 	Out  *Tensor // the weights, or the direction when Direction
-	Grad *Tensor // Full, Out's length
+	Grad *Tensor // Full, or Low (bf16 gradient sums, train.grad_accum_state); Out's length
 	M, V Moment  // the same storage for both
 	Clip *Tensor // (1) Full; nil: 1
 	// Hyper holds the step's scalars; Direction writes d instead of

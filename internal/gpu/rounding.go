@@ -39,6 +39,12 @@ const (
 	StreamExpAvgSq               // second Adam moment in bf16
 )
 
+// StreamGradAccum is the first stream of the bf16 gradient sums
+// (train.grad_accum_state bf16): micro-batch k (1-based) of a step adds its
+// fp32 gradients into the sums with stream StreamGradAccum + k, so each
+// micro-batch draws its own noise, apart from the streams above.
+const StreamGradAccum uint32 = 1 << 31
+
 // RoundParams keys the noise of one stochastic rounding.
 type RoundParams struct {
 	Seed   uint64

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"fmt"
 	"sort"
 
 	"github.com/compact-llm/compact/internal/gpu"
@@ -94,7 +95,14 @@ func (m *Model) allocArenas() error {
 	}
 	m.arena.gradLen = gN
 	if m.keepsGradArena() {
-		if m.arena.grad, err = m.be.Alloc("grads", gpu.Grads, gpu.Full, gN); err != nil {
+		prec := gpu.Full
+		if m.lowSums() {
+			if int64(gN) > gpu.MaxRoundElements {
+				return fmt.Errorf("bf16 gradient sums: %d elements exceed the rounding counter's %d", gN, gpu.MaxRoundElements)
+			}
+			prec = gpu.Low
+		}
+		if m.arena.grad, err = m.be.Alloc("grads", gpu.Grads, prec, gN); err != nil {
 			return err
 		}
 	}
@@ -117,10 +125,9 @@ func (m *Model) allocArenas() error {
 		}
 		p.W = view(m.arena.w, wOff[i], p.shape)
 		p.WOff, p.GradOff = wOff[i], gOff[i]
+		p.gshape = gshape
 		if m.arena.grad != nil {
 			p.Grad = view(m.arena.grad, gOff[i], gshape)
-		} else {
-			p.gshape = gshape
 		}
 		if m.arena.master != nil {
 			p.Master = view(m.arena.master, wOff[i], p.shape)
@@ -136,11 +143,14 @@ func (m *Model) allocArenas() error {
 		s.GLen = gOff[i] + roundUp(g) - s.GradOff
 	}
 	m.arena.order = order
-	if m.Opts.FusedUpdate {
+	if m.Opts.FusedUpdate || m.lowSums() {
 		m.arena.blockParams = m.blockGroups()
 	}
-	if !m.keepsGradArena() {
+	if !m.keepsGradArena() || m.lowSums() {
 		return m.allocGradScratch()
+	}
+	for _, p := range m.Params {
+		p.passGrad = p.Grad
 	}
 	return nil
 }

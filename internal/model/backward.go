@@ -19,22 +19,22 @@ func (m *Model) Backward() {
 func (m *Model) BackwardInterruptible() error {
 	be, a := m.be, m.acts
 	be.Zero(a.dresid)
-	be.RMSNormBackward(a.dresid, m.normF.Grad, a.dh, a.final, m.normF.W, a.rstdF)
-	m.updateNow(m.blockBuf(len(m.blocks)), m.normF)
+	be.RMSNormBackward(a.dresid, m.normF.passGrad, a.dh, a.final, m.normF.W, a.rstdF)
+	m.gradsDone(m.blockBuf(len(m.blocks)), m.normF)
 	for l := len(m.blocks) - 1; l >= 0; l-- {
 		if m.stopped() {
 			return ErrInterrupted
 		}
 		m.blockBackward(l)
-		if m.Opts.FusedUpdate {
-			m.updateNow(m.blockBuf(l), m.arena.blockParams[l]...)
+		if m.arena.blockParams != nil {
+			m.gradsDone(m.blockBuf(l), m.arena.blockParams[l]...)
 		}
 	}
 	if m.stopped() { // block 0 may have stopped halfway
 		return ErrInterrupted
 	}
-	be.EmbeddingBackward(m.wte.Grad, a.dresid, a.tokens)
-	m.updateNow(m.arena.outerGrad, m.wte)
+	be.EmbeddingBackward(m.wte.passGrad, a.dresid, a.tokens)
+	m.gradsDone(m.arena.outerGrad, m.wte)
 	return nil
 }
 
@@ -43,10 +43,10 @@ func (m *Model) BackwardInterruptible() error {
 // layer input on demand (it is not kept in a lean engine).
 func (m *Model) weightGrad(la *layerActs, li linear, p *Param, dout *gpu.Tensor, input func() *gpu.Tensor) {
 	if gi := m.plan.groupOf[li]; gi >= 0 {
-		m.be.Gemm(p.Grad, dout, la.z[gi], true, false, 1, 1)
+		m.be.Gemm(p.passGrad, dout, la.z[gi], true, false, 1, 1)
 		return
 	}
-	m.be.Gemm(p.Grad, dout, input(), true, false, 1, 1)
+	m.be.Gemm(p.passGrad, dout, input(), true, false, 1, 1)
 }
 
 // lazy returns a func computing f once on first call.
@@ -96,7 +96,7 @@ func (m *Model) blockBackward(l int) {
 	})
 	m.weightGrad(la, linGate, b.lin[linGate], dgate, h2)
 	m.weightGrad(la, linUp, b.lin[linUp], dup, h2)
-	be.RMSNormBackward(a.dresid, b.mlpNorm.Grad, a.dh, la.xmid, b.mlpNorm.W, la.rstd2)
+	be.RMSNormBackward(a.dresid, b.mlpNorm.passGrad, a.dh, la.xmid, b.mlpNorm.W, la.rstd2)
 	if m.stopped() {
 		return // half a block is seconds on the CPU; the caller sees Stop too
 	}
@@ -135,5 +135,5 @@ func (m *Model) blockBackward(l int) {
 	m.weightGrad(la, linQ, b.lin[linQ], a.dq, h1)
 	m.weightGrad(la, linK, b.lin[linK], a.dk, h1)
 	m.weightGrad(la, linV, b.lin[linV], a.dv, h1)
-	be.RMSNormBackward(a.dresid, b.attnNorm.Grad, a.dh, la.x, b.attnNorm.W, la.rstd1)
+	be.RMSNormBackward(a.dresid, b.attnNorm.passGrad, a.dh, la.x, b.attnNorm.W, la.rstd1)
 }

@@ -76,9 +76,9 @@ func (m *Model) sequenceHeadLoss(train bool, gradScale float32) (*gpu.Tensor, er
 	be.CrossEntropy(a.closses, a.clogits, a.labels, train, gradScale)
 	if train {
 		be.Gemm(a.dsel, a.clogits, m.score.W, false, false, 1, 0)
-		be.Gemm(m.score.Grad, a.clogits, a.hsel, true, false, 1, 1)
+		be.Gemm(m.score.passGrad, a.clogits, a.hsel, true, false, 1, 1)
 		be.Gemm(a.dh, a.sel, a.dsel, true, false, 1, 0)
-		m.updateNow(m.arena.outerGrad, m.score)
+		m.gradsDone(m.arena.outerGrad, m.score)
 	}
 	return a.closses, nil
 }

@@ -56,9 +56,11 @@ func (m *Model) SetUpdateHook(h UpdateHook) { m.hook = h }
 // Fused reports whether the model was built for a fused update.
 func (m *Model) Fused() bool { return m.Opts.FusedUpdate }
 
-// allocGradScratch gives every param's Grad storage in the two scratch
-// buffers: each block's params at the same offsets of blockGrad (the final
-// norm at its start), the embedding and the heads at the start of outerGrad.
+// allocGradScratch gives every param's pass gradient storage in the two
+// scratch buffers: each block's params at the same offsets of blockGrad
+// (the final norm at its start), the embedding and the heads at the start
+// of outerGrad. Without an arena that is Grad too; with bf16 sums Grad stays
+// in the arena (accum.go).
 func (m *Model) allocGradScratch() error {
 	blockN, outerN := roundUp(numel(m.normF.gshape)), 0
 	local := map[*Param]int{}
@@ -94,7 +96,10 @@ func (m *Model) allocGradScratch() error {
 		} else if p != m.normF {
 			buf = m.arena.outerGrad
 		}
-		p.Grad = view(buf, off, p.gshape)
+		p.passGrad = view(buf, off, p.gshape)
+		if m.arena.grad == nil {
+			p.Grad = p.passGrad
+		}
 	}
 	return nil
 }

@@ -28,14 +28,14 @@ func (m *Model) lmHeadLoss(train bool, gradScale float32) (*gpu.Tensor, bool) {
 		if train {
 			be.Gemm(a.dh.Rows(lo, hi), logits, m.lmHead.W, false, false, 1, 0)
 			if head.Compressed() {
-				be.Gemm(head.Grad, logits, a.zHead.Rows(lo, hi), true, false, 1, 1)
+				be.Gemm(head.passGrad, logits, a.zHead.Rows(lo, hi), true, false, 1, 1)
 			} else {
-				be.Gemm(head.Grad, logits, hN, true, false, 1, 1)
+				be.Gemm(head.passGrad, logits, hN, true, false, 1, 1)
 			}
 		}
 	}
 	if train && m.lmHead != m.wte {
-		m.updateNow(m.arena.outerGrad, m.lmHead) // a tied head waits for the embedding backward
+		m.gradsDone(m.arena.outerGrad, m.lmHead) // a tied head waits for the embedding backward
 	}
 	return a.losses, false
 }

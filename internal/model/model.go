@@ -44,11 +44,13 @@ type Param struct {
 	Name   string // HuggingFace name, e.g. model.layers.0.self_attn.q_proj.weight
 	W      *gpu.Tensor
 	Master *gpu.Tensor // Full copy of W that the optimizer updates; nil when W is Full already
-	Grad   *gpu.Tensor
-	Group  *Group // nil for full-rank params
-	Layer  int    // block index, -1 outside the blocks (num_layers for a compressed LM head: its projection stream)
-	Scale  float32
-	Decay  bool // decoupled weight decay applies (matrices only)
+	// Grad is the step's gradient, what the optimizer reads: Full, or Low
+	// sums with Options.GradAccumBF16 (accum.go).
+	Grad  *gpu.Tensor
+	Group *Group // nil for full-rank params
+	Layer int    // block index, -1 outside the blocks (num_layers for a compressed LM head: its projection stream)
+	Scale float32
+	Decay bool // decoupled weight decay applies (matrices only)
 	// WOff and GradOff place the param in the weight arena and in the
 	// gradient layout (which the optimizer's moments follow even when a
 	// fused update keeps no gradient arena).
@@ -57,7 +59,11 @@ type Param struct {
 	shape   []int       // of W in the engine (MLP width padded)
 	hfShape []int       // of W outside: HuggingFace's
 	class   updateClass // optimizer update it takes (arena order)
-	gshape  []int       // of Grad, kept until a fused update gives it storage
+	gshape  []int       // of Grad (and of the pass gradient in scratch: fused.go)
+	// passGrad is where a training pass's backward accumulates p's
+	// gradient: Grad itself, or with bf16 sums an fp32 scratch that is
+	// added into Grad once the pass has finished it (accum.go).
+	passGrad *gpu.Tensor
 }
 
 // Compressed reports whether p is trained through CompAct.
@@ -101,6 +107,12 @@ type Options struct {
 	// gradients a fused step sums: the update hook runs during the last
 	// one's pass (fused.go). 0 or 1: every pass is a step.
 	GradAccum int
+	// GradAccumBF16 (with GradAccum > 1) keeps the gradient sums in bf16:
+	// each micro-batch's gradients form in fp32 scratch and are added into
+	// the Low arena with stochastic rounding keyed by GradAccumSeed
+	// (accum.go). fp32 sums otherwise.
+	GradAccumBF16 bool
+	GradAccumSeed uint64
 	// PipelinedUpdate (with FusedUpdate) lets the update hook keep a
 	// group's gradients past its call, until its next call or the end of
 	// the pass, so that their cross-rank reduction can run during the next
@@ -131,6 +143,7 @@ type Model struct {
 	// step can no longer be abandoned, so Stop is not polled until it ends.
 	updating bool
 	pass     int       // training forwards since ZeroGrads: a fused step updates in pass Opts.GradAccum
+	step     uint32    // optimizer step the passes form gradients for (SetStep): bf16 sums' noise key
 	projs    projCache // P of the projection groups (projcache.go)
 	epoch    uint32    // projection epoch of the step being computed
 
@@ -167,6 +180,11 @@ func New(be gpu.Backend, cfg Config, opts Options) (*Model, error) {
 	plan, err := opts.Compact.plan(cfg, opts.PadIntermediate)
 	if err != nil {
 		return nil, err
+	}
+	if opts.GradAccumBF16 && opts.PipelinedUpdate {
+		// The pipelined hook reads a group's gradients after its call, which
+		// bf16 sums have already added in and cleared (accum.go).
+		return nil, fmt.Errorf("bf16 gradient sums with a pipelined update: not supported")
 	}
 	if cfg.TieEmbeddings || opts.NumLabels > 0 {
 		plan.head = nil // compact.head concerns an untied LM head only

@@ -31,6 +31,7 @@ type Model interface {
 	Backend() gpu.Backend
 	Layout() model.Layout
 	SetEpoch(epoch uint32)
+	SetStep(step int) // the step the coming passes form gradients for (model/accum.go)
 	Projection(layer int, g *model.Group) *gpu.Tensor
 	SetUpdateHook(h model.UpdateHook)
 	AllocMaster(lo, hi int) error
@@ -148,9 +149,11 @@ func (o *Optimizer) alloc() error {
 }
 
 // BeginStep selects the projection epoch of the coming step, so that the
-// forward passes save z through the same P that the update will use.
+// forward passes save z through the same P that the update will use, and
+// names the step to the model (the key of bf16 gradient sums' rounding).
 func (o *Optimizer) BeginStep() {
 	o.model.SetEpoch(projection.Epoch(o.Step+1, o.cfg.UpdateGap))
+	o.model.SetStep(o.Step + 1)
 }
 
 // Update takes one optimizer step at learning rate lr with the gradients

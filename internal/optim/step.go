@@ -124,6 +124,7 @@ func (o *Optimizer) Begin(lr float64, norm bool) {
 	o.dropPending() // a step abandoned halfway (interrupted backward)
 	o.Step++
 	o.model.SetEpoch(projection.Epoch(o.Step, o.cfg.UpdateGap))
+	o.model.SetStep(o.Step)
 	o.fused = fusedStep{lr: lr, norm: o.wantNorm()} // the clip scale stays 1: no clipping
 	if o.fused.norm {
 		o.be.Zero(o.sumSq)

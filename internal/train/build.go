@@ -29,9 +29,16 @@ func newRankModel(be gpu.Backend, cfg config.Config, shard optim.Shard, world in
 		// With accumulation the model keeps the gradient arena for the sums
 		// and the hook updates during the last micro-batch (model/fused.go).
 		FusedUpdate: cfg.Train.FusedUpdate, GradAccum: cfg.Train.GradAccum,
+		GradAccumBF16: cfg.BF16GradSums(), GradAccumSeed: cfg.Train.Seed,
 		ShardMaster: shard.World > 1}
 	opts.PipelinedUpdate = opts.FusedUpdate && world > 1 && cfg.Train.OverlapComm
-	if cfg.Precision().Lean() {
+	if opts.GradAccumBF16 && world > 1 {
+		// The ranks' sums would be reduced in bf16, rounded as the
+		// collective rounds them: not the same bits on every backend.
+		return nil, config.Usagef("train.grad_accum_state = %s: a data-parallel job (%d ranks) sums the gradients in fp32; set train.grad_accum_state = %s",
+			config.StateBF16, world, config.StateFP32)
+	}
+	if cfg.Precision().Lean() || opts.GradAccumBF16 {
 		// Rounding noise and 8-bit blocks are keyed by arena element: the
 		// CPU pads the MLP as CUDA does, so both lay out (and round) every
 		// element alike.

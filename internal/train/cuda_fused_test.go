@@ -5,11 +5,13 @@ package train
 import (
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/compact-llm/compact/internal/config"
 	"github.com/compact-llm/compact/internal/gpu"
 	"github.com/compact-llm/compact/internal/gpu/cuda"
+	"github.com/compact-llm/compact/internal/model"
 )
 
 // Fused against unfused steps on the GPU. Each param takes the same kernels
@@ -19,7 +21,9 @@ import (
 // a last-ulp difference can flip a rounding: within 2 bf16 ulps (2^-6
 // relative) after three steps that cross a projection resample. With
 // gradient accumulation (2 micro-batches: the fused step keeps the arena and
-// updates in the last backward) and with 8-bit moments likewise.
+// updates in the last backward) and with 8-bit moments likewise; with
+// o_proj compressed, and with bf16 gradient sums (adam_*_gbf16 reading
+// them, stochastic_round_bf16 adding each micro-batch in).
 func TestCUDAFusedStepMatchesUnfused(t *testing.T) {
 	g, err := cuda.New(0)
 	if err != nil {
@@ -34,8 +38,17 @@ func TestCUDAFusedStepMatchesUnfused(t *testing.T) {
 		state string
 	}{{"master", false, false, 1, ""}, {"bf16_sr-bf16", true, false, 1, ""}, {"bf16_sr-bf16-tied", true, true, 1, ""},
 		{"bf16_sr-bf16 accum 2", true, false, 2, ""}, {"master accum 2", false, false, 2, ""},
-		{"bf16_sr-int8", true, false, 1, config.StateInt8}, {"bf16_sr-int8 accum 2", true, false, 2, config.StateInt8}} {
+		{"bf16_sr-int8", true, false, 1, config.StateInt8}, {"bf16_sr-int8 accum 2", true, false, 2, config.StateInt8},
+		{"oproj-bf16_sr-int8 accum 2", true, false, 2, config.StateInt8},
+		{"bf16_sr-int8 accum 2 bf16 sums", true, false, 2, config.StateInt8}, {"master accum 4 bf16 sums", false, false, 4, ""},
+		{"oproj-bf16_sr-bf16-tied accum 2 bf16 sums", true, true, 2, ""}} {
 		cfg := leanConfig(true)
+		if strings.HasSuffix(c.name, "bf16 sums") {
+			cfg.Train.GradAccumState = config.StateBF16
+		}
+		if strings.HasPrefix(c.name, "oproj") {
+			cfg.Compact.Layers = model.CompressibleLayers
+		}
 		if c.lean {
 			cfg = leanVariant(cfg)
 		}

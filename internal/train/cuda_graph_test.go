@@ -55,7 +55,7 @@ func runSteps(t *testing.T, cfg config.Config, sched optim.Schedule, n int) grap
 // Graph steps run the kernels of the eager steps in the same order with the
 // same arguments, so two runs from the same seed agree bit for bit: every
 // loss and every weight. The configs cover the master-free lean paths,
-// the fused update, gradient accumulation, a
+// the fused update, gradient accumulation (with bf16 sums too), a
 // projection epoch change every 3 steps (steps of another structure) and a
 // learning rate that changes every step (patched kernel arguments, GEMMs
 // with device scalars). A GPU whose eager runs differ from each other
@@ -67,11 +67,16 @@ func TestCUDAGraphStepsMatchEager(t *testing.T) {
 		name        string
 		lean, fused bool
 		accum       int
-	}{{"bf16_sr-bf16", true, false, 2}, {"bf16_sr-bf16-fused", true, true, 1}} {
+		sums        string
+	}{{"bf16_sr-bf16", true, false, 2, ""}, {"bf16_sr-bf16-fused", true, true, 1, ""},
+		{"bf16_sr-bf16-fused bf16 sums", true, true, 2, config.StateBF16}} {
 		t.Run(c.name, func(t *testing.T) {
 			cfg := leanConfig(true)
 			if c.lean {
 				cfg = leanVariant(cfg)
+			}
+			if c.sums != "" {
+				cfg.Train.GradAccumState = c.sums // the sums' rounding keys change every step (patched arguments)
 			}
 			cfg.Model.Hidden, cfg.Model.Intermediate, cfg.Model.Heads, cfg.Model.KVHeads = 128, 344, 2, 1
 			cfg.Train.Device, cfg.Train.MicroBatch, cfg.Train.SeqLen, cfg.Train.GradAccum = "cuda", 4, 32, c.accum

@@ -47,19 +47,15 @@ func accumStep(t *testing.T, m *model.Model, o *optim.Optimizer, mbs [][2][]int3
 }
 
 // The fused update with gradient accumulation is the unfused step to the
-// bit on the CPU, at 2 and 4 micro-batches: the gradients (CompAct's G in
-// r-space, the full-rank ones in fp32) sum in the gradient arena, and each
-// param is updated during the last micro-batch's backward. Every weight and
-// moment after every step, every loss; fp32 and bf16 moments, the fp32 and
-// master-free weights, tied embeddings, a compressed head and a classifier.
+// bit on the CPU, at 2 and 4 micro-batches and with fp32 or bf16 sums
+// (train.grad_accum_state): the gradients (CompAct's G in r-space, the
+// full-rank ones) sum in the gradient arena, and each param is updated
+// during the last micro-batch's backward. Every weight and moment after
+// every step, every loss; fp32, bf16 and int8 moments, the fp32 and
+// master-free weights, tied embeddings, a compressed head, a compressed
+// o_proj and a classifier.
 func TestFusedAccumIsBitIdentical(t *testing.T) {
-	cases := []struct {
-		name            string
-		compact, tied   bool
-		weights, states string
-		rc              string
-		labels          int
-	}{
+	cases := []accumCase{
 		{"full", false, false, config.WeightsMaster, config.StateFP32, "none", 0},
 		{"compact", true, false, config.WeightsMaster, config.StateFP32, "mlp", 0},
 		{"compact-bf16_sr-bf16-tied", true, true, config.WeightsBF16SR, config.StateBF16, "block", 0},
@@ -71,48 +67,68 @@ func TestFusedAccumIsBitIdentical(t *testing.T) {
 	}
 	for _, accum := range []int{2, 4} {
 		for _, c := range cases {
-			name := fmt.Sprintf("%s accum %d", c.name, accum)
-			cfg := leanConfig(c.compact)
-			cfg.Model.TieEmbeddings = c.tied
-			cfg.Compact.Head = strings.Contains(c.name, "-head")
-			if strings.Contains(c.name, "-oproj") {
-				cfg.Compact.Layers = model.CompressibleLayers
-			}
-			cfg.Finetune.NumLabels = c.labels
-			cfg.Train.Weights, cfg.Train.OptimizerState, cfg.Train.Recompute = c.weights, c.states, c.rc
-			cfg.Compact.UpdateGap = 2
-			ms, opts := fusedPair(t, func() gpu.Backend { return cpu.New(2) }, cfg, accum)
-			if !ms[1].Fused() || ms[1].Layout().Grads == nil {
-				t.Fatalf("%s: want a fused model keeping its gradient arena", name)
-			}
-			rng := rand.New(rand.NewPCG(5, 6))
-			B, T := 2, 8
-			for step := 1; step <= 4; step++ {
-				mbs := make([][2][]int32, accum)
-				for i := range mbs {
-					in, tg := randomBatch(rng, B*T, cfg.Model.VocabSize)
-					if c.labels > 0 {
-						for j := range tg {
-							tg[j] = -1
-						}
-						tg[T-1], tg[2*T-1] = int32(rng.IntN(c.labels)), int32(rng.IntN(c.labels))
-					}
-					mbs[i] = [2][]int32{in, tg}
-				}
-				lr := 0.01 / float64(step)
-				l0 := accumStep(t, ms[0], opts[0], mbs, B, T, lr)
-				l1 := accumStep(t, ms[1], opts[1], mbs, B, T, lr)
-				if l0 != l1 {
-					t.Fatalf("%s step %d: loss %v unfused, %v fused", name, step, l0, l1)
-				}
-				sameState(t, name, ms[0], ms[1], opts[0], opts[1])
-				sameMoments(t, name, opts[0], opts[1])
-			}
-			for i := range ms {
-				opts[i].Free()
-				ms[i].Free()
+			for _, sums := range config.GradAccumStates {
+				fusedAccumCase(t, c, accum, sums)
 			}
 		}
+	}
+}
+
+// accumCase is one model and precision TestFusedAccumIsBitIdentical steps.
+type accumCase struct {
+	name            string
+	compact, tied   bool
+	weights, states string
+	rc              string
+	labels          int
+}
+
+// fusedAccumCase takes four steps of accum micro-batches of c with sums
+// stored as sums (train.grad_accum_state), unfused and fused, and compares
+// every loss, weight and moment.
+func fusedAccumCase(t *testing.T, c accumCase, accum int, sums string) {
+	t.Helper()
+	name := fmt.Sprintf("%s accum %d sums %s", c.name, accum, sums)
+	cfg := leanConfig(c.compact)
+	cfg.Train.GradAccumState = sums
+	cfg.Model.TieEmbeddings = c.tied
+	cfg.Compact.Head = strings.Contains(c.name, "-head")
+	if strings.Contains(c.name, "-oproj") {
+		cfg.Compact.Layers = model.CompressibleLayers
+	}
+	cfg.Finetune.NumLabels = c.labels
+	cfg.Train.Weights, cfg.Train.OptimizerState, cfg.Train.Recompute = c.weights, c.states, c.rc
+	cfg.Compact.UpdateGap = 2
+	ms, opts := fusedPair(t, func() gpu.Backend { return cpu.New(2) }, cfg, accum)
+	if g := ms[1].Layout().Grads; !ms[1].Fused() || g == nil || (g.Prec == gpu.Low) != (sums == config.StateBF16) {
+		t.Fatalf("%s: want a fused model keeping its gradient arena in %s", name, sums)
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	B, T := 2, 8
+	for step := 1; step <= 4; step++ {
+		mbs := make([][2][]int32, accum)
+		for i := range mbs {
+			in, tg := randomBatch(rng, B*T, cfg.Model.VocabSize)
+			if c.labels > 0 {
+				for j := range tg {
+					tg[j] = -1
+				}
+				tg[T-1], tg[2*T-1] = int32(rng.IntN(c.labels)), int32(rng.IntN(c.labels))
+			}
+			mbs[i] = [2][]int32{in, tg}
+		}
+		lr := 0.01 / float64(step)
+		l0 := accumStep(t, ms[0], opts[0], mbs, B, T, lr)
+		l1 := accumStep(t, ms[1], opts[1], mbs, B, T, lr)
+		if l0 != l1 {
+			t.Fatalf("%s step %d: loss %v unfused, %v fused", name, step, l0, l1)
+		}
+		sameState(t, name, ms[0], ms[1], opts[0], opts[1])
+		sameMoments(t, name, opts[0], opts[1])
+	}
+	for i := range ms {
+		opts[i].Free()
+		ms[i].Free()
 	}
 }
 
@@ -205,6 +221,45 @@ func TestFusedAccumMemoryPrediction(t *testing.T) {
 		}
 		if math.Abs(float64(pred.PeakAll-base.PeakAll)) > float64(base.PeakAt[gpu.Workspace]) {
 			t.Errorf("compact %v: fused with accumulation peaks at %d, unfused %d", compact, pred.PeakAll, base.PeakAll)
+		}
+	}
+}
+
+// With bf16 sums (train.grad_accum_state bf16) the gradient arena is half
+// the fp32 one on CUDA, and the pass gradients take the fused update's
+// scratch (one block's and one embedding-sized buffer), fused or not: the
+// gradient bytes are exactly those two; and on the CPU the prediction is
+// what is allocated.
+func TestBF16SumsMemoryPrediction(t *testing.T) {
+	cfg := config.Default()
+	cfg.Model.VocabSize, cfg.Model.Hidden, cfg.Model.Intermediate, cfg.Model.Layers = 300, 64, 160, 3
+	cfg.Train.GradClip, cfg.Train.GradAccum = 0, 4
+	for _, compact := range []bool{false, true} {
+		for _, fused := range []bool{false, true} {
+			c := cfg
+			c.Compact.Enabled, c.Train.FusedUpdate = compact, fused
+			what := fmt.Sprintf("compact %v fused %v", compact, fused)
+			arena, err := PredictMemory(c, 4, 64, "cuda")
+			if err != nil {
+				t.Fatal(err)
+			}
+			scratchCfg := c
+			scratchCfg.Train.FusedUpdate, scratchCfg.Train.GradAccum = true, 1
+			scratch, err := PredictMemory(scratchCfg, 4, 64, "cuda")
+			if err != nil {
+				t.Fatal(err)
+			}
+			bc := c
+			bc.Train.GradAccumState = config.StateBF16
+			got, err := PredictMemory(bc, 4, 64, "cuda")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := arena.PeakAt[gpu.Grads]/2 + scratch.PeakAt[gpu.Grads]; got.PeakAt[gpu.Grads] != want {
+				t.Errorf("%s: bf16 sums take %d gradient bytes, want %d (half the fp32 arena's %d plus the scratch's %d)",
+					what, got.PeakAt[gpu.Grads], want, arena.PeakAt[gpu.Grads], scratch.PeakAt[gpu.Grads])
+			}
+			predictedAsAllocated(t, what, bc)
 		}
 	}
 }

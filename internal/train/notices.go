@@ -28,6 +28,9 @@ func runNotices(cfg config.Config, be gpu.Backend, world int) []string {
 			}
 		}
 	}
+	if t.GradAccumState == config.StateBF16 && t.GradAccum == 1 {
+		out = append(out, fmt.Sprintf("train.grad_accum_state = %s stores the sums of train.grad_accum > 1 micro-batches; with train.grad_accum = 1 nothing is summed: the gradients stay fp32", config.StateBF16))
+	}
 	if t.LossChunk != 0 && cfg.Finetune.Task == config.TaskClassify {
 		out = append(out, fmt.Sprintf("train.loss_chunk = %d chunks the LM head's logits; finetune.task = %s has a score head over the labels, whose loss is not chunked", t.LossChunk, config.TaskClassify))
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/compact-llm/compact/internal/config"
 	"github.com/compact-llm/compact/internal/gpu"
 	"github.com/compact-llm/compact/internal/gpu/cpu"
+	"github.com/compact-llm/compact/internal/optim"
 )
 
 // grapher is a CPU backend that claims step graphs, as CUDA does.
@@ -40,6 +41,8 @@ func TestRunNotices(t *testing.T) {
 		{"graphs master-free", func(*config.Config) {}, grapher{be}, 1, ""},
 		{"graphs off", func(c *config.Config) { c.Compact.Enabled, c.Train.CUDAGraph = false, config.GraphOff }, grapher{be}, 1, ""},
 		{"classifier loss chunk", func(c *config.Config) { c.Finetune.Task, c.Train.LossChunk = config.TaskClassify, 4096 }, be, 1, "train.loss_chunk"},
+		{"bf16 sums without accumulation", func(c *config.Config) { c.Train.GradAccumState = config.StateBF16 }, be, 1, "train.grad_accum_state"},
+		{"bf16 sums with accumulation", func(c *config.Config) { c.Train.GradAccumState, c.Train.GradAccum = config.StateBF16, 4 }, be, 1, ""},
 	}
 	for _, c := range cases {
 		cf := cfg
@@ -70,5 +73,20 @@ func TestNoticesAreRecorded(t *testing.T) {
 	}
 	if len(st.Notices) != 1 || !strings.Contains(st.Notices[0], "train.overlap_comm") {
 		t.Errorf("trainer_state notices %q, want the overlap_comm notice", st.Notices)
+	}
+}
+
+// bf16 gradient sums in a data-parallel job are refused before any work,
+// naming the key and what to set (the ranks' sums would be reduced in
+// bf16, rounded as the collective rounds them).
+func TestBF16SumsRefusedDataParallel(t *testing.T) {
+	cfg := leanConfig(true)
+	cfg.Train.GradAccum, cfg.Train.GradAccumState = 2, config.StateBF16
+	_, err := newRankModel(cpu.New(1), cfg, optim.Shard{}, 2)
+	if err == nil || !config.IsUsage(err) || !strings.Contains(err.Error(), "train.grad_accum_state") {
+		t.Errorf("bf16 sums in a job of 2 ranks: %v, want a usage error naming train.grad_accum_state", err)
+	}
+	if _, err := newRankModel(cpu.New(1), cfg, optim.Shard{}, 1); err != nil {
+		t.Errorf("bf16 sums on one rank: %v", err)
 	}
 }

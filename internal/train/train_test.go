@@ -80,21 +80,26 @@ func TestResumeIsBitIdentical(t *testing.T) {
 	// accumulation, the int8 one with two micro-batches a step: 8-bit
 	// moments are saved decoded and must load back to the same codes and
 	// scales.
-	// The last case compresses o_proj too: its r-space moments are saved
-	// and loaded as the other compressed layers' are.
+	// The last cases compress o_proj too (its r-space moments are saved and
+	// loaded as the other compressed layers' are) and sum the two
+	// micro-batches in bf16 (the sums' rounding keys follow the step).
 	for _, c := range []struct {
 		compact, lean, fused bool
 		state                string
 		o                    bool
-	}{{true, false, false, "", false}, {false, false, false, "", false}, {true, true, false, "", false}, {true, true, true, "", false},
-		{true, true, false, config.StateInt8, false}, {true, true, true, config.StateInt8, false}, {false, true, false, config.StateInt8, false},
-		{true, true, true, config.StateInt8, true}} {
+		sums                 string
+	}{{true, false, false, "", false, ""}, {false, false, false, "", false, ""}, {true, true, false, "", false, ""}, {true, true, true, "", false, ""},
+		{true, true, false, config.StateInt8, false, ""}, {true, true, true, config.StateInt8, false, ""}, {false, true, false, config.StateInt8, false, ""},
+		{true, true, true, config.StateInt8, true, config.StateBF16}, {true, true, false, "", false, config.StateBF16}} {
 		compact := c.compact
 		dir := t.TempDir()
 		cfg := smallConfig(t, dir)
 		cfg.Compact.Enabled = compact
 		if c.o {
 			cfg.Compact.Layers = model.CompressibleLayers
+		}
+		if c.sums != "" {
+			cfg.Train.GradAccumState = c.sums
 		}
 		if c.lean {
 			cfg = leanVariant(cfg)
@@ -136,7 +141,7 @@ func TestResumeIsBitIdentical(t *testing.T) {
 			a, _ := os.ReadFile(filepath.Join(checkpoint.StepDir(filepath.Join(full, "checkpoints"), 12), name))
 			b, _ := os.ReadFile(filepath.Join(checkpoint.StepDir(filepath.Join(crashed, "checkpoints"), 12), name))
 			if len(a) == 0 || string(a) != string(b) {
-				t.Errorf("compact %v lean %v fused %v state %q o_proj %v: %s after resume differs from the uninterrupted run", compact, c.lean, c.fused, c.state, c.o, name)
+				t.Errorf("compact %v lean %v fused %v state %q o_proj %v sums %q: %s after resume differs from the uninterrupted run", compact, c.lean, c.fused, c.state, c.o, c.sums, name)
 			}
 		}
 	}

@@ -247,3 +247,58 @@ func decoded(t *testing.T, b gpu.Backend, codes, scales *gpu.Tensor, signed bool
 	gpu.DequantizeBlocks(c8, sv, out, signed)
 	return out
 }
+
+// A bf16 gradient (the sums of train.grad_accum_state bf16: the
+// adam_*_gbf16 variants) is read as its exact fp32 value: Adam from it gives
+// the bits of Adam from an fp32 copy of it, for fp32 and bf16 weights, the
+// direction, and fp32, bf16 and 8-bit moments, vectorised (aligned) and
+// elementwise (a view one element in), over a length with a tail; and it
+// follows the CPU's step from the same Low gradient to bf16 accuracy.
+func TestCUDAAdamBF16Gradient(t *testing.T) {
+	h := newHarness(t)
+	const n = 4099
+	hp := gpu.AdamParams{LR: 1e-2, Beta1: 0.9, Beta2: 0.999, Eps: 1e-6, WeightDecay: 0.1, Scale: 0.5, Step: 3, Form: gpu.AdamHF}
+	blocks := (n + gpu.QuantBlock - 1) / gpu.QuantBlock
+	for _, skip := range []int{0, 1} {
+		for _, state := range []gpu.Precision{gpu.Full, gpu.Low, gpu.Code8} {
+			for _, out := range []struct {
+				prec gpu.Precision
+				dir  bool
+			}{{gpu.Full, false}, {gpu.Low, false}, {gpu.Low, true}} {
+				name := fmt.Sprintf("skip %d state %d out %d direction %v", skip, state, out.prec, out.dir)
+				view := func(x pair) pair { return pair{x.c.Rows(skip, n+skip), x.g.Rows(skip, n+skip)} }
+				g16 := view(h.randn(gpu.Low, 0.1, n+skip))
+				g32 := gpuCopy(t, h.g, g16.g, gpu.Full)
+				w := view(h.randn(out.prec, 1, n+skip))
+				w32 := gpuCopy(t, h.g, w.g, out.prec) // the same values, stepped from g32
+				r := gpu.AdamRounding{Seed: 5, Step: 3, Weights: out.prec == gpu.Low && !out.dir, WeightOff: 11, MomentOff: gpu.QuantBlock}
+				// Two moment sets from zero on the GPU (bf16 and fp32
+				// gradient), one on the CPU.
+				moments := func() (m, v, ms, vs pair) {
+					m, v = h.alloc(state, n), h.alloc(state, n)
+					if state == gpu.Code8 {
+						ms, vs = h.alloc(gpu.Full, blocks), h.alloc(gpu.Full, blocks)
+					}
+					return m, v, ms, vs
+				}
+				upd := func(outT, g, m, v, ms, vs *gpu.Tensor) gpu.AdamUpdate {
+					return gpu.AdamUpdate{Out: outT, Grad: g, M: gpu.Moment{Data: m, Scale: ms}, V: gpu.Moment{Data: v, Scale: vs},
+						Hyper: hp, Direction: out.dir, Round: r}
+				}
+				m, v, ms, vs := moments()
+				m2, v2, ms2, vs2 := moments()
+				h.g.Adam(upd(w.g, g16.g, m.g, v.g, ms.g, vs.g))
+				h.g.Adam(upd(w32, g32, m2.g, v2.g, ms2.g, vs2.g))
+				h.c.Adam(upd(w.c, g16.c, m.c, v.c, ms.c, vs.c))
+				sameBitsGPU(t, h.g, name+" out", w.g, w32)
+				sameBitsGPU(t, h.g, name+" m", m.g, m2.g)
+				sameBitsGPU(t, h.g, name+" v", v.g, v2.g)
+				if state == gpu.Code8 {
+					sameBitsGPU(t, h.g, name+" m scales", ms.g, ms2.g)
+					sameBitsGPU(t, h.g, name+" v scales", vs.g, vs2.g)
+				}
+				h.expect(name+" out vs CPU", w, tolBF16)
+			}
+		}
+	}
+}

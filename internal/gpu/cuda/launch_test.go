@@ -111,7 +111,7 @@ func cParams(src, name string) ([]string, bool) {
 	return types, true
 }
 
-// The Adam kernels (one macro, six instantiations) and the rounding kernel
+// The Adam kernels (one macro, twelve instantiations) and the rounding kernel
 // take the C parameters their launchers pass (adamKernel.launch,
 // stochasticRound.launch), in order. Runs without a GPU.
 func TestOptimizerKernelSignatures(t *testing.T) {
@@ -119,9 +119,9 @@ func TestOptimizerKernelSignatures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := regexp.MustCompile(`(?s)#define ADAM_ENTRY\(NAME, TO, TS\)\s*\\\s*extern "C" __global__ void NAME\(([^)]*)\)`).FindSubmatch(src)
+	m := regexp.MustCompile(`(?s)#define ADAM_ENTRY\(NAME, TO, TS, TG\)\s*\\\s*extern "C" __global__ void NAME\(([^)]*)\)`).FindSubmatch(src)
 	if m == nil {
-		t.Fatal("optimizer.cu: no ADAM_ENTRY(NAME, TO, TS) macro")
+		t.Fatal("optimizer.cu: no ADAM_ENTRY(NAME, TO, TS, TG) macro")
 	}
 	var got []string
 	for _, p := range strings.Split(strings.ReplaceAll(string(m[1]), "\\", ""), ",") {
@@ -129,7 +129,7 @@ func TestOptimizerKernelSignatures(t *testing.T) {
 		cut := strings.LastIndexAny(p, " *")
 		got = append(got, strings.ReplaceAll(p[:cut+1], " ", ""))
 	}
-	want := []string{"TO*", "constfloat*", "TS*", "TS*", "float*", "float*", "constfloat*", "long",
+	want := []string{"TO*", "constTG*", "TS*", "TS*", "float*", "float*", "constfloat*", "long",
 		"float", "float", "float", "float", "float", "float", "float", "float", "int",
 		"unsignedint", "unsignedint", "unsignedint", "unsignedint", "unsignedint", "unsignedint", "long", "long"}
 	if !slices.Equal(got, want) {
@@ -137,8 +137,10 @@ func TestOptimizerKernelSignatures(t *testing.T) {
 	}
 	for name, types := range map[string][2]string{"adam_f32_f32": {"float", "float"}, "adam_f32_bf16": {"float", "bf16"}, "adam_f32_i8": {"float", "q8"},
 		"adam_bf16_f32": {"bf16", "float"}, "adam_bf16_bf16": {"bf16", "bf16"}, "adam_bf16_i8": {"bf16", "q8"}} {
-		if !strings.Contains(string(src), "ADAM_ENTRY("+name+", "+types[0]+", "+types[1]+")") {
-			t.Errorf("optimizer.cu: want ADAM_ENTRY(%s, %s, %s)", name, types[0], types[1])
+		for suffix, g := range map[string]string{"": "float", "_gbf16": "bf16"} { // the gradient's type
+			if e := "ADAM_ENTRY(" + name + suffix + ", " + types[0] + ", " + types[1] + ", " + g + ")"; !strings.Contains(string(src), e) {
+				t.Errorf("optimizer.cu: want %s", e)
+			}
 		}
 	}
 	rsrc, err := csrc.FS.ReadFile("rounding.cu")

@@ -6,27 +6,41 @@ import "github.com/compact-llm/compact/internal/gpu"
 
 // csrc/optimizer.cu: the one Adam kernel (gpu.Backend.Adam), instantiated
 // for the element types of what it writes (weights or direction, fp32 or
-// bf16) and of the moments (fp32, bf16 or 8-bit codes).
+// bf16), of the gradient it reads (fp32, or the bf16 sums of
+// train.grad_accum_state bf16) and of the moments (fp32, bf16 or 8-bit
+// codes).
 type optimizerKernels struct {
-	f32  adamByState[float32] // adam_f32_f32, adam_f32_bf16, adam_f32_i8
-	bf16 adamByState[bf16]    // adam_bf16_f32, adam_bf16_bf16, adam_bf16_i8
+	f32  adamByGrad[float32] // adam_f32_*
+	bf16 adamByGrad[bf16]    // adam_bf16_*
 }
 
-// adamByState are the variants writing an O tensor, one per moment storage.
-type adamByState[O elem] struct {
-	f32  adamKernel[O, float32]
-	bf16 adamKernel[O, bf16]
-	i8   adamKernel[O, uint8]
+// adamByGrad are the variants writing an O tensor, by the gradient's storage.
+type adamByGrad[O elem] struct {
+	f32  adamByState[O, float32] // adam_<o>_<state>
+	bf16 adamByState[O, bf16]    // adam_<o>_<state>_gbf16
+}
+
+// adamByState are the variants writing an O tensor from a G gradient, one
+// per moment storage.
+type adamByState[O, G elem] struct {
+	f32  adamKernel[O, float32, G]
+	bf16 adamKernel[O, bf16, G]
+	i8   adamKernel[O, uint8, G]
 }
 
 func (k *optimizerKernels) bindings() []binding {
+	return append(k.f32.bindings("adam_f32"), k.bf16.bindings("adam_bf16")...)
+}
+
+func (k *adamByGrad[O]) bindings(prefix string) []binding {
+	return append(k.f32.bindings(prefix, ""), k.bf16.bindings(prefix, "_gbf16")...)
+}
+
+func (k *adamByState[O, G]) bindings(prefix, suffix string) []binding {
 	return []binding{
-		{"adam_f32_f32", &k.f32.f32.kernel, 256},
-		{"adam_f32_bf16", &k.f32.bf16.kernel, 256},
-		{"adam_f32_i8", &k.f32.i8.kernel, 256},
-		{"adam_bf16_f32", &k.bf16.f32.kernel, 256},
-		{"adam_bf16_bf16", &k.bf16.bf16.kernel, 256},
-		{"adam_bf16_i8", &k.bf16.i8.kernel, 256},
+		{prefix + "_f32" + suffix, &k.f32.kernel, 256},
+		{prefix + "_bf16" + suffix, &k.bf16.kernel, 256},
+		{prefix + "_i8" + suffix, &k.i8.kernel, 256},
 	}
 }
 
@@ -43,14 +57,14 @@ func argsOf(u gpu.AdamUpdate) adamArgs {
 	return adamArgs{hp.LR, hp.Beta1, hp.Beta2, hp.Eps, hp.WeightDecay, hp.Scale, bc1, bc2, u.Direction, u.Round}
 }
 
-// adamKernel is one variant: C parameters (O* out, const float* g, S* m,
-// S* v, float* m_scale, float* v_scale, const float* clip, long n, then
-// adamArgs: float lr, beta1, beta2, eps, wd, scale, bc1, bc2, int direction,
-// unsigned int seed_lo, seed_hi, stream_w, stream_m, stream_v, step, long
-// woff, long moff).
-type adamKernel[O, S elem] struct{ kernel }
+// adamKernel is one variant: C parameters (O* out, const G* g, S* m, S* v,
+// float* m_scale, float* v_scale, const float* clip, long n, then adamArgs:
+// float lr, beta1, beta2, eps, wd, scale, bc1, bc2, int direction, unsigned
+// int seed_lo, seed_hi, stream_w, stream_m, stream_v, step, long woff, long
+// moff).
+type adamKernel[O, S, G elem] struct{ kernel }
 
-func (k adamKernel[O, S]) launch(grid dim3, out devPtr[O], g devPtr[float32], m, v devPtr[S], ms, vs, clip devPtr[float32], n int64, a adamArgs) {
+func (k adamKernel[O, S, G]) launch(grid dim3, out devPtr[O], g devPtr[G], m, v devPtr[S], ms, vs, clip devPtr[float32], n int64, a adamArgs) {
 	r := a.r
 	k.run(grid, 0, out.arg(), g.arg(), m.arg(), v.arg(), ms.arg(), vs.arg(), clip.arg(), argI64(n),
 		argF32(a.lr), argF32(a.beta1), argF32(a.beta2), argF32(a.eps), argF32(a.wd), argF32(a.scale), argF32(a.bc1), argF32(a.bc2),
@@ -59,10 +73,19 @@ func (k adamKernel[O, S]) launch(grid dim3, out devPtr[O], g devPtr[float32], m,
 		argI64(r.WeightOff), argI64(r.MomentOff))
 }
 
+// launch runs the variant of u's gradient storage.
+func (k *adamByGrad[O]) launch(out devPtr[O], u gpu.AdamUpdate) {
+	if u.Grad.Prec == gpu.Low {
+		k.bf16.launch(out, low(u.Grad), u)
+		return
+	}
+	k.f32.launch(out, full(u.Grad), u)
+}
+
 // launch runs the variant of u's moment storage: elementwise over the
 // elements, or one warp per 8-bit block.
-func (k *adamByState[O]) launch(out devPtr[O], u gpu.AdamUpdate) {
-	n, g, cl, a := int64(u.Out.Len()), full(u.Grad), fullOrNil(u.Clip), argsOf(u)
+func (k *adamByState[O, G]) launch(out devPtr[O], g devPtr[G], u gpu.AdamUpdate) {
+	n, cl, a := int64(u.Out.Len()), fullOrNil(u.Clip), argsOf(u)
 	m, v := u.M.Data, u.V.Data
 	switch m.Prec {
 	case gpu.Full:
