@@ -53,7 +53,7 @@ built-in configs/tiny.yaml, as pretrain does.`,
 	f.StringVar(&opts.memory, "memory", "", "device memory to fit in, e.g. 80GiB (default: the device's: the GPU's, or this host's on the CPU; 80GiB for --device cuda on a machine without one)")
 	f.Float64Var(&opts.reserve, "reserve", 1.0, "GiB kept free for the CUDA context, kernels and allocator rounding when finding the largest micro-batch")
 	f.StringVar(&opts.ranks, "ranks", "0.5,0.25,0.125", "CompAct ranks to compare (fractions of each layer's width, or absolute); given, also the ranks the fit ranking tries besides the config's (default: 0.25)")
-	f.BoolVar(&opts.all, "all", false, "report every variant (every rank, recomputation policy, precision and fused update), not the default few")
+	f.BoolVar(&opts.all, "all", false, "report every variant (every rank, recomputation policy, precision, fused update, o_proj compressed and bf16 gradient sums), not the default few")
 	f.StringVar(&opts.variants, "variants", "", "only variants whose names start with one of these (comma-separated), e.g. full+none,r0.25+none")
 	f.IntVar(&opts.maxBatch, "max-batch", 4096, "largest micro-batch the search tries")
 	f.IntVar(&opts.gpus, "gpus", 1, "predict the per-GPU peak of a data-parallel job of N GPUs: with train.zero 1 each holds its share of the optimizer state (the largest share is reported)")
@@ -154,7 +154,7 @@ func runMemreport(_ context.Context, opts memreportOptions, s streams) error {
 	}
 	printMemTable(s.out, rows, title, reserveBytes, opts.maxBatch, opts.measure)
 	if !opts.all && opts.variants == "" {
-		fmt.Fprintln(s.out, "(--all lists every variant: each rank, recomputation policy, precision and fused update)")
+		fmt.Fprintln(s.out, "(--all lists every variant: each rank, recomputation policy, precision, fused update, o_proj compressed and bf16 gradient sums)")
 	}
 	if fit != nil {
 		printFit(s.out, fit, tg, reserveBytes, len(opts.config.sets) > 0)

@@ -83,6 +83,13 @@ func cardName(tg target) (name, prep string) {
 	return article + " " + size + " GiB GPU", "on"
 }
 
+// lastResort says why c compresses o_proj, when it does.
+func lastResort(out io.Writer, c *memreport.Candidate) {
+	if c.LastResort {
+		fmt.Fprintln(out, "(it compresses o_proj, whose cost in quality is not measured yet: chosen because nothing without it fits)")
+	}
+}
+
 // needs is a candidate's predicted peak.
 func needs(c *memreport.Candidate) string {
 	if c.PeakBytes == math.MaxInt64 {
@@ -135,6 +142,7 @@ func printFit(out io.Writer, f *memreport.FitReport, tg target, reserve int64, u
 	}
 	if f.Best != nil {
 		fmt.Fprintf(out, "best %s %s%s: %s\n", prep, card, also, setFlags(f.Best.Set))
+		lastResort(out, f.Best)
 		return
 	}
 	if f.Closest == nil {
@@ -150,6 +158,7 @@ func printFit(out io.Writer, f *memreport.FitReport, tg target, reserve int64, u
 		fmt.Fprintf(out, "at the same global batch, micro-batch %d x grad_accum %d fits: %s (%.2fx) needs %s\n",
 			s.MicroBatch, s.GradAccum, s.Best.Variant.Name, s.Best.Speed, needs(s.Best))
 		fmt.Fprintf(out, "best %s %s%s: %s\n", prep, card, also, setFlags(s.Best.Set))
+		lastResort(out, s.Best)
 	case s.Closest != nil:
 		fmt.Fprintf(out, "not even micro-batch 1 x grad_accum %d fits: there the closest, %s, needs %s, %s\n",
 			s.GradAccum, s.Closest.Variant.Name, needs(s.Closest), over(s.Closest, f.LimitBytes))

@@ -28,7 +28,10 @@ func AsConfigured(cfg config.Config) Variant {
 	v := Variant{Compact: cfg.Compact.Enabled, Share: cfg.Compact.Share, Recompute: cfg.Train.Recompute,
 		Weights: config.WeightsMaster, OptimizerState: cfg.Train.OptimizerState, FusedUpdate: cfg.Train.FusedUpdate, AsConfigured: true, Role: RoleConfig}
 	if v.Compact {
-		v.Rank = cfg.Compact.Rank
+		v.Rank, v.OProj = cfg.Compact.Rank, slices.Contains(cfg.Compact.Layers, "o")
+	}
+	if cfg.BF16GradSums() {
+		v.GradAccumState = config.StateBF16
 	}
 	if cfg.MasterFree() {
 		v.Weights = config.WeightsBF16SR

@@ -33,6 +33,10 @@ type Option struct {
 	Own func(cfg config.Config) string
 	// Needs are the further --set that value needs in cfg, if any.
 	Needs func(cfg config.Config, value string) []string
+	// LastResort marks values whose cost in quality is not measured yet (a
+	// compressed o_proj): a variant with one is ranked only where no
+	// variant without any fits, however fast the model predicts it.
+	LastResort func(value string) bool
 }
 
 // Options are the settings the fit ranking varies. The mode (full rank or
@@ -50,6 +54,25 @@ var Options = []Option{
 	// Every optimizer state the engine knows, in its order (fp32, bf16, ...).
 	{Key: "train.optimizer_state", Values: func(config.Config, []float64) []string { return config.OptimizerStates },
 		Own: func(c config.Config) string { return c.Train.OptimizerState }},
+	// The gradient sums' storage, where there are sums (grad_accum > 1):
+	// fp32, then bf16, at equal predicted speed, so bf16 only where fp32
+	// does not fit.
+	{Key: "train.grad_accum_state", Values: func(c config.Config, _ []float64) []string {
+		if c.Train.GradAccum > 1 {
+			return config.GradAccumStates
+		}
+		return nil
+	}, Own: func(c config.Config) string { return c.Train.GradAccumState }},
+	// A CompAct config's layers, and the same with o_proj compressed (which
+	// needs o_proj_scale 1).
+	{Key: "compact.layers", Values: layerValues, Own: func(c config.Config) string { return strings.Join(c.Compact.Layers, ",") },
+		Needs: func(c config.Config, v string) []string {
+			if slices.Contains(strings.Split(v, ","), "o") && c.Compact.OProjScale != 1 {
+				return []string{"compact.o_proj_scale=1"}
+			}
+			return nil
+		},
+		LastResort: func(v string) bool { return slices.Contains(strings.Split(v, ","), "o") }},
 	{Key: "train.fused_update", Values: constValues("false", "true"), Own: func(c config.Config) string { return strconv.FormatBool(c.Train.FusedUpdate) },
 		Needs: func(c config.Config, v string) []string {
 			if v == "true" && c.Train.GradClip != 0 {
@@ -57,6 +80,22 @@ var Options = []Option{
 			}
 			return nil
 		}},
+}
+
+// layerValues are a CompAct config's own compact.layers, then, where they
+// leave o_proj full rank, the same with o_proj compressed.
+func layerValues(cfg config.Config, _ []float64) []string {
+	own := cfg.Compact.Layers
+	if !cfg.Compact.Enabled || slices.Contains(own, "o") {
+		return nil
+	}
+	var withO []string
+	for _, l := range model.CompressibleLayers {
+		if l == "o" || slices.Contains(own, l) {
+			withO = append(withO, l)
+		}
+	}
+	return []string{strings.Join(own, ","), strings.Join(withO, ",")}
 }
 
 func constValues(vs ...string) func(config.Config, []float64) []string {
@@ -115,8 +154,11 @@ type Candidate struct {
 	PeakBytes int64    `json:"predicted_peak_bytes"`
 	Fits      bool     `json:"fits"`
 	// Speed is the predicted tok/s over the config as written's.
-	Speed  float64       `json:"relative_speed"`
-	Config config.Config `json:"-"`
+	Speed float64 `json:"relative_speed"`
+	// LastResort: the variant takes an Option value whose cost in quality
+	// is not measured yet; it is ranked only where nothing else fits.
+	LastResort bool          `json:"last_resort,omitempty"`
+	Config     config.Config `json:"-"`
 
 	options       []string // the options' part of Set
 	changes, lean int      // options changed; sum of the changed values' indices
@@ -150,7 +192,8 @@ type FitReport struct {
 	CalibratedOn string  `json:"calibrated_on"`
 	// Ranked are the variants that fit, fastest first: for each predicted
 	// speed the one with the fewest changes (then the most conservative
-	// values, then the smallest peak).
+	// values, then the smallest peak). Variants with a last-resort value
+	// (Option.LastResort) are among them only where no other fits.
 	Ranked []Candidate `json:"ranked"`
 	Best   *Candidate  `json:"best,omitempty"`
 	// Faster is, of the variants predicted faster than Best, the one that
@@ -182,7 +225,8 @@ func Fit(r FitRequest) (*FitReport, error) {
 		return nil, err
 	}
 	rep.Tried, rep.LeftOut = len(cands), left
-	for _, c := range cands {
+	pool := preferred(cands)
+	for _, c := range pool {
 		if !c.Fits || (len(rep.Ranked) > 0 && sameSpeed(rep.Ranked[len(rep.Ranked)-1], c)) {
 			continue
 		}
@@ -190,7 +234,7 @@ func Fit(r FitRequest) (*FitReport, error) {
 	}
 	if len(rep.Ranked) > 0 {
 		rep.Best = &rep.Ranked[0]
-		for _, c := range cands {
+		for _, c := range pool {
 			if !c.Fits && c.Speed > rep.Best.Speed && !sameSpeed(c, *rep.Best) && (rep.Faster == nil || c.PeakBytes < rep.Faster.PeakBytes) {
 				rep.Faster = &c
 			}
@@ -208,18 +252,28 @@ func Fit(r FitRequest) (*FitReport, error) {
 // extra --set on top of the config's, best first.
 func (r FitRequest) candidates(extra []string) ([]Candidate, []LeftOut, error) {
 	type choice struct {
-		set   []string // key=value and what it needs; nil for the config's own value
-		index int
+		set        []string // key=value and what it needs; nil for the config's own value
+		index      int
+		lastResort bool
+	}
+	// The values to try follow the batch tried (a split of the batch may
+	// accumulate where the config does not); own values are the config's
+	// as written.
+	at := r.Config
+	if len(extra) > 0 {
+		if c, err := r.Build(mergeSets(r.Base, extra)); err == nil {
+			at = c
+		}
 	}
 	axes := make([][]choice, len(Options))
 	for i, o := range Options {
 		own := o.Own(r.Config)
-		vals := o.Values(r.Config, r.Ranks)
+		vals := o.Values(at, r.Ranks)
 		if len(vals) == 0 {
 			vals = []string{own}
 		}
 		for j, v := range vals {
-			c := choice{index: j}
+			c := choice{index: j, lastResort: v != own && o.LastResort != nil && o.LastResort(v)}
 			if v != own {
 				c.set = append([]string{o.Key + "=" + v}, callNeeds(o, r.Config, v)...)
 			}
@@ -243,13 +297,14 @@ func (r FitRequest) candidates(extra []string) ([]Candidate, []LeftOut, error) {
 	)
 	for {
 		var opts []string
-		changes, lean := 0, 0
+		changes, lean, lastResort := 0, 0, false
 		for i, j := range combo {
 			if c := axes[i][j]; c.set != nil {
 				opts = append(opts, c.set...)
 				changes++
 				lean += c.index
 			}
+			lastResort = lastResort || axes[i][j].lastResort
 		}
 		sets := mergeSets(r.Base, extra, opts)
 		if key := strings.Join(sets, " "); !seen[key] {
@@ -265,7 +320,7 @@ func (r FitRequest) candidates(extra []string) ([]Candidate, []LeftOut, error) {
 				}
 				leaveOut(why, what)
 			default:
-				c.options, c.changes, c.lean = opts, changes, lean
+				c.options, c.changes, c.lean, c.LastResort = opts, changes, lean, lastResort
 				c.Variant.AsConfigured = len(opts) == 0 && len(extra) == 0
 				out = append(out, c)
 			}
@@ -284,6 +339,23 @@ func (r FitRequest) candidates(extra []string) ([]Candidate, []LeftOut, error) {
 	}
 	sort.SliceStable(out, func(i, j int) bool { return better(out[i], out[j]) })
 	return out, left, nil
+}
+
+// preferred are the candidates without a last-resort value when one of them
+// fits, else all of them.
+func preferred(cs []Candidate) []Candidate {
+	var plain []Candidate
+	fits := false
+	for _, c := range cs {
+		if !c.LastResort {
+			plain = append(plain, c)
+			fits = fits || c.Fits
+		}
+	}
+	if fits {
+		return plain
+	}
+	return cs
 }
 
 func callNeeds(o Option, cfg config.Config, v string) []string {
@@ -385,9 +457,10 @@ func (r FitRequest) split() (*Split, error) {
 		}
 	}
 	s := &Split{MicroBatch: divs[hi], GradAccum: A * (B / divs[hi])}
-	for i := range cands {
-		if cands[i].Fits {
-			s.Best = &cands[i]
+	pool := preferred(cands)
+	for i := range pool {
+		if pool[i].Fits {
+			s.Best = &pool[i]
 			break
 		}
 	}

@@ -63,16 +63,38 @@ func TestFitRanksFastestThatFits(t *testing.T) {
 				t.Errorf("%s: --set %v gives %s at %d bytes, ranked at %d", c.Variant.Name, c.Set, AsConfigured(vc).Name, p, c.PeakBytes)
 			}
 		}
+		// A compressed o_proj is a last resort: where a variant without it
+		// fits, none with it is ranked, however fast.
 		for _, c := range all {
-			if c.Speed > f.Best.Speed && !sameSpeed(c, *f.Best) && c.PeakBytes <= r.Limit {
+			if c.LastResort != c.Variant.OProj {
+				t.Errorf("%s: last resort %v", c.Variant.Name, c.LastResort)
+			}
+			if !c.LastResort && c.Speed > f.Best.Speed && !sameSpeed(c, *f.Best) && c.PeakBytes <= r.Limit {
 				t.Errorf("grad_accum %s: %s is faster than the best (%s) and fits", accum, c.Variant.Name, f.Best.Variant.Name)
 			}
 		}
+		for _, c := range f.Ranked {
+			if c.LastResort {
+				t.Errorf("grad_accum %s: %s ranked where variants without o_proj compressed fit", accum, c.Variant.Name)
+			}
+		}
 		// The config's rank 0.5 and 0.25, each under every policy, weights,
-		// optimizer state (int8 included) and fused update, the fused
-		// update with clipping off.
-		fused, int8 := 0, 0
+		// optimizer state (int8 included), fused update, layers (o_proj
+		// compressed or not) and, with accumulation, gradient sums; the
+		// fused update with clipping off, a compressed o_proj with
+		// o_proj_scale 1.
+		sums := 1
+		if accum != "1" {
+			sums = len(config.GradAccumStates)
+		}
+		fused, int8, oproj, bf16sums := 0, 0, 0, 0
 		for _, c := range all {
+			if c.Variant.OProj {
+				oproj++
+			}
+			if c.Variant.GradAccumState == config.StateBF16 {
+				bf16sums++
+			}
 			if c.Variant.FusedUpdate {
 				fused++
 				if !slices.Contains(c.Set, "train.grad_clip=0") {
@@ -83,8 +105,9 @@ func TestFitRanksFastestThatFits(t *testing.T) {
 				int8++
 			}
 		}
-		if want := 2 * 4 * 2 * len(config.OptimizerStates) * 2; len(all) != want || fused != want/2 || int8 != want/len(config.OptimizerStates) || len(f.LeftOut) != 0 {
-			t.Errorf("grad_accum %s: %d variants (want %d), %d fused, %d int8, left out %v", accum, len(all), want, fused, int8, f.LeftOut)
+		if want := 2 * 4 * 2 * len(config.OptimizerStates) * 2 * 2 * sums; len(all) != want || fused != want/2 || int8 != want/len(config.OptimizerStates) ||
+			oproj != want/2 || bf16sums != want/sums*(sums-1) || len(f.LeftOut) != 0 {
+			t.Errorf("grad_accum %s: %d variants (want %d), %d fused, %d int8, %d o_proj, %d bf16 sums, left out %v", accum, len(all), want, fused, int8, oproj, bf16sums, f.LeftOut)
 		}
 	}
 }
@@ -100,7 +123,7 @@ func TestFitPrefersFewestChanges(t *testing.T) {
 	if f.Best == nil || len(f.Best.Set) != 0 || !f.Best.Variant.AsConfigured || f.Best.Speed != 1 {
 		t.Errorf("best with unlimited memory: %+v", f.Best)
 	}
-	if f.Tried != 4*2*len(config.OptimizerStates)*2 {
+	if f.Tried != 4*2*len(config.OptimizerStates)*2*2 {
 		t.Errorf("%d variants tried at rank 0.25 (no other rank to try)", f.Tried)
 	}
 }
@@ -149,7 +172,7 @@ func TestFitLeavesOutWhatDoesNotValidate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := 4 * 2 * len(config.OptimizerStates) * 2
+	n := 4 * 2 * len(config.OptimizerStates) * 2 * 2
 	if f.Tried != n || len(f.LeftOut) != 1 || len(f.LeftOut[0].Variants) != n || !strings.Contains(f.LeftOut[0].Reason, "compact.rank") {
 		t.Errorf("%d predicted, left out %+v", f.Tried, f.LeftOut)
 	}
@@ -168,5 +191,37 @@ func TestMergeSetsAndDivisors(t *testing.T) {
 	}
 	if d := divisorsBelow(36); !slices.Equal(d, []int{18, 12, 9, 6, 4, 3, 2, 1}) {
 		t.Errorf("divisors of 36: %v", d)
+	}
+}
+
+// Where only o_proj compressed fits, the ranking takes it (a last resort
+// is still a resort): with bf16 gradient sums at the config's accumulation,
+// and compact.o_proj_scale=1 among its --set when the config scales o_proj
+// (a compressed o_proj takes alpha), which reproduce its prediction.
+func TestFitCompressesOProjOnlyToFit(t *testing.T) {
+	r := fitRequest(t, 1<<62, "train.micro_batch=8", "train.grad_accum=4", "compact.rank=0.25", "compact.o_proj_scale=0.5")
+	all, _, err := r.candidates(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lean := leanest(all)
+	if !lean.Variant.OProj || lean.Variant.GradAccumState != config.StateBF16 {
+		t.Fatalf("the leanest variant is %s, want one with o_proj compressed and bf16 sums", lean.Variant.Name)
+	}
+	r.Limit = lean.PeakBytes
+	f, err := Fit(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := f.Best
+	if b == nil || !b.LastResort || !slices.Contains(b.Set, "compact.o_proj_scale=1") || !slices.Contains(b.Set, "train.grad_accum_state=bf16") {
+		t.Fatalf("best at the leanest variant's peak: %+v", b)
+	}
+	vc, err := r.Build(b.Set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := r.Peak(vc); p != b.PeakBytes || !slices.Contains(vc.Compact.Layers, "o") || AsConfigured(vc).Name != b.Variant.Name {
+		t.Errorf("--set %v gives %s (layers %v) at %d bytes, ranked %s at %d", b.Set, AsConfigured(vc).Name, vc.Compact.Layers, p, b.Variant.Name, b.PeakBytes)
 	}
 }

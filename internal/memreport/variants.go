@@ -6,6 +6,7 @@ package memreport
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/compact-llm/compact/internal/config"
@@ -18,17 +19,22 @@ import (
 // Variant is one configuration memreport compares: full rank or CompAct
 // at a rank, shared or per-layer projections, and a recomputation policy.
 type Variant struct {
-	Name      string  `json:"name"`
-	Compact   bool    `json:"compact"`
-	Rank      float64 `json:"rank,omitempty"`
-	Share     bool    `json:"share"`
-	Recompute string  `json:"recompute"`
+	Name    string  `json:"name"`
+	Compact bool    `json:"compact"`
+	Rank    float64 `json:"rank,omitempty"`
+	Share   bool    `json:"share"`
+	// OProj: o_proj is compressed too (compact.layers with o).
+	OProj     bool   `json:"o_proj,omitempty"`
+	Recompute string `json:"recompute"`
 	// Weights and OptimizerState are train.weights and
 	// train.optimizer_state; empty keeps the config's.
 	Weights        string `json:"weights,omitempty"`
 	OptimizerState string `json:"optimizer_state,omitempty"`
 	// FusedUpdate is train.fused_update, which runs with grad_clip 0.
 	FusedUpdate bool `json:"fused_update,omitempty"`
+	// GradAccumState is train.grad_accum_state where it acts (grad_accum
+	// > 1); empty is fp32.
+	GradAccumState string `json:"grad_accum_state,omitempty"`
 	// AsConfigured marks the config as written: Apply changes nothing (the
 	// fields above describe it).
 	AsConfigured bool `json:"as_configured,omitempty"`
@@ -37,15 +43,19 @@ type Variant struct {
 	Role string `json:"role,omitempty"`
 }
 
-// name is the variant's name from its fields: full or rRANK (-perlayer),
-// the lean precisions (-bf16_sr master-free weights, -bf16 or -int8
-// moments), -fused, then +recompute.
+// name is the variant's name from its fields: full or rRANK (-perlayer,
+// -oproj: o_proj compressed too), the lean precisions (-bf16_sr master-free
+// weights, -bf16 or -int8 moments), -fused, -bf16sums (bf16 gradient sums),
+// then +recompute.
 func (v Variant) name() string {
 	n := "full"
 	if v.Compact {
 		n = fmt.Sprintf("r%g", v.Rank)
 		if !v.Share {
 			n += "-perlayer"
+		}
+		if v.OProj {
+			n += "-oproj"
 		}
 	}
 	if v.Weights == config.WeightsBF16SR {
@@ -56,6 +66,9 @@ func (v Variant) name() string {
 	}
 	if v.FusedUpdate {
 		n += "-fused"
+	}
+	if v.GradAccumState == config.StateBF16 {
+		n += "-bf16sums"
 	}
 	return n + "+" + v.Recompute
 }
@@ -74,6 +87,10 @@ func (v Variant) Apply(cfg config.Config) config.Config {
 	cfg.Compact.Enabled = v.Compact
 	if v.Compact {
 		cfg.Compact.Rank, cfg.Compact.Share = v.Rank, v.Share
+		cfg.Compact.Layers = withOProj(cfg.Compact.Layers, v.OProj)
+		if v.OProj {
+			cfg.Compact.OProjScale = 1 // a compressed o_proj takes alpha (model.CompactConfig)
+		}
 	}
 	cfg.Train.Recompute = v.Recompute
 	// A variant without a weights suffix is the fp32-master engine.
@@ -84,6 +101,10 @@ func (v Variant) Apply(cfg config.Config) config.Config {
 	cfg.Train.OptimizerState = config.StateFP32
 	if v.OptimizerState != "" {
 		cfg.Train.OptimizerState = v.OptimizerState
+	}
+	cfg.Train.GradAccumState = config.StateFP32
+	if v.GradAccumState != "" {
+		cfg.Train.GradAccumState = v.GradAccumState
 	}
 	cfg.Train.FusedUpdate = v.FusedUpdate
 	if v.FusedUpdate {
@@ -101,9 +122,12 @@ func (v Variant) Apply(cfg config.Config) config.Config {
 // weights ("-bf16_sr") and master-free weights with bf16 moments
 // ("-bf16_sr-bf16") or 8-bit moments ("-bf16_sr-int8"); last each of those
 // four with the optimizer step fused into backward ("-fused",
-// "-bf16_sr-fused", "-bf16_sr-bf16-fused", "-bf16_sr-int8-fused"). Names
-// are chosen so that no variant's name is a prefix of another's. filter
-// keeps names with one of its prefixes.
+// "-bf16_sr-fused", "-bf16_sr-bf16-fused", "-bf16_sr-int8-fused"); last the
+// leanest of those, "-bf16_sr-int8-fused", with o_proj compressed
+// ("rRANK-oproj-..."), bf16 gradient sums ("-bf16sums", which act only at
+// grad_accum > 1: at 1 they predict their fp32 twin), and both. Names are
+// chosen so that no variant's name is a prefix of another's. filter keeps
+// names with one of its prefixes.
 func Variants(ranks []float64, filter []string) []Variant {
 	var out []Variant
 	add := func(v Variant) {
@@ -143,6 +167,30 @@ func Variants(ranks []float64, filter []string) []Variant {
 		for _, lean := range [][2]string{{config.WeightsMaster, config.StateFP32}, {config.WeightsBF16SR, config.StateFP32},
 			{config.WeightsBF16SR, config.StateBF16}, {config.WeightsBF16SR, config.StateInt8}} {
 			each(Variant{Recompute: rc, Weights: lean[0], OptimizerState: lean[1], FusedUpdate: true})
+		}
+	}
+	for _, rc := range model.RecomputeNames {
+		for _, sums := range []string{"", config.StateBF16} {
+			v := Variant{Recompute: rc, Weights: config.WeightsBF16SR, OptimizerState: config.StateInt8, FusedUpdate: true, GradAccumState: sums}
+			if sums != "" {
+				each(v)
+			}
+			for _, r := range ranks {
+				v.Compact, v.Rank, v.Share, v.OProj = true, r, true, true
+				add(v)
+			}
+		}
+	}
+	return out
+}
+
+// withOProj is layers with o_proj among them or not, in
+// model.CompressibleLayers' order.
+func withOProj(layers []string, o bool) []string {
+	var out []string
+	for _, l := range model.CompressibleLayers {
+		if (l == "o" && o) || (l != "o" && slices.Contains(layers, l)) {
+			out = append(out, l)
 		}
 	}
 	return out

@@ -50,7 +50,9 @@ func TestMemVariantsFused(t *testing.T) {
 			int8++
 		}
 	}
-	if want := 2 * 3 * len(model.RecomputeNames); int8 != want { // fused or not, 3 modes, every policy
+	// fused or not, 3 modes, every policy; and fused with o_proj compressed
+	// (2 ranks), bf16 sums (full and 2 ranks) or both (2 ranks).
+	if want := (2*3 + 2 + 3 + 2) * len(model.RecomputeNames); int8 != want {
 		t.Errorf("%d int8 variants, want %d", int8, want)
 	}
 }
