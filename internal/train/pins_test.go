@@ -13,6 +13,7 @@ import (
 
 	"github.com/compact-llm/compact/internal/checkpoint"
 	"github.com/compact-llm/compact/internal/config"
+	"github.com/compact-llm/compact/internal/model"
 )
 
 // The numbers of every optimizer precision mode, pinned: a few steps of a
@@ -24,7 +25,8 @@ import (
 // files. testdata/precision_pins.json was written by this test
 // (-update-pins) on main before the optimizer moved to internal/optim, so
 // the move is checked to change no number; the int8 modes were added with
-// int8 moments (-update-pins adds the modes the file lacks and keeps the
+// int8 moments, the bf16 gradient sums and compressed o_proj modes with
+// those options (-update-pins adds the modes the file lacks and keeps the
 // others as pinned).
 var updatePins = flag.Bool("update-pins", false, "rewrite testdata/precision_pins.json from this build")
 
@@ -49,12 +51,20 @@ type pinCase struct {
 	weights, state         string
 	accum                  int
 	clip                   float64
+	sums                   string // train.grad_accum_state; "" is fp32
+	oproj                  bool   // compact.layers with o
 }
 
 func (c pinCase) String() string {
 	s := fmt.Sprintf("compact=%v weights=%s state=%s fused=%v accum=%d clip=%g", c.compact, c.weights, c.state, c.fused, c.accum, c.clip)
 	if c.master {
 		s += " master-cpu"
+	}
+	if c.sums != "" {
+		s += " sums=" + c.sums
+	}
+	if c.oproj {
+		s += " oproj"
 	}
 	return s
 }
@@ -83,6 +93,15 @@ func pinCases() []pinCase {
 			cs = append(cs, pinCase{compact: compact, weights: w, state: config.StateInt8, accum: 2, clip: 1},
 				pinCase{compact: compact, fused: true, weights: w, state: config.StateInt8, accum: 2})
 		}
+		bf16 := config.StateBF16
+		cs = append(cs, pinCase{compact: compact, weights: config.WeightsMaster, state: config.StateFP32, accum: 2, clip: 1, sums: bf16},
+			pinCase{compact: compact, weights: config.WeightsBF16SR, state: config.StateInt8, accum: 2, clip: 1, sums: bf16},
+			pinCase{compact: compact, fused: true, weights: config.WeightsBF16SR, state: config.StateInt8, accum: 2, sums: bf16})
+		if compact {
+			cs = append(cs, pinCase{compact: true, fused: true, weights: config.WeightsBF16SR, state: config.StateInt8, accum: 2, oproj: true},
+				pinCase{compact: true, fused: true, weights: config.WeightsBF16SR, state: config.StateInt8, accum: 2, sums: bf16, oproj: true},
+				pinCase{compact: true, weights: config.WeightsMaster, state: config.StateFP32, accum: 1, clip: 1, oproj: true})
+		}
 	}
 	return cs
 }
@@ -97,6 +116,12 @@ func runPin(t *testing.T, dir string, c pinCase) pinRun {
 	cfg.Train.WeightDecay = 0.1
 	cfg.Train.Weights, cfg.Train.OptimizerState = c.weights, c.state
 	cfg.Train.FusedUpdate, cfg.Train.GradAccum, cfg.Train.GradClip = c.fused, c.accum, c.clip
+	if c.sums != "" {
+		cfg.Train.GradAccumState = c.sums
+	}
+	if c.oproj {
+		cfg.Compact.Layers = model.CompressibleLayers
+	}
 	out := filepath.Join(dir, fmt.Sprintf("run%x", sha256.Sum256([]byte(c.String())))[:16])
 	run := func() {
 		if err := Pretrain(context.Background(), cfg, RunOptions{Out: out}); err != nil {
