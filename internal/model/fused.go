@@ -33,7 +33,9 @@ import (
 // pass only (the passes since ZeroGrads are counted) and reads the
 // finished sums there; ZeroGrads clears the arena for the next step. So the
 // step is the unfused step, update for update, with the updates moved into
-// the last backward.
+// the last backward. With bf16 sums (accum.go) the passes form their
+// gradients in the scratch above and add each group into the bf16 arena
+// at the same points, fused or not.
 //
 // A pipelined update (Options.PipelinedUpdate) may finish a group one hook
 // late: block l's gradients are still being reduced across ranks while

@@ -8,8 +8,9 @@ package optim
 // update Apply gives it, on the same moments with the same rounding keys;
 // only the time it runs changes. So with no gradient arena the step is the
 // same as the unfused one, to the bit on the CPU backend. With gradient
-// accumulation the model keeps its gradient arena and calls the hook during
-// the last micro-batch's backward only.
+// accumulation the model keeps its gradient arena (fp32, or bf16 sums:
+// model/accum.go, which the update reads as they are) and calls the hook
+// during the last micro-batch's backward only.
 //
 // Clipping by the global norm would need the whole gradient before the
 // first update, so a fused update requires train.grad_clip = 0 (the paper's
