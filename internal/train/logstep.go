@@ -89,10 +89,11 @@ func (t *Trainer) judge(m *Metric, last bool) (acted bool, err error) {
 	if !isUnstable || t.cfg.Train.OnInstability == config.InstabilityWarn {
 		return false, nil
 	}
-	if err := t.onInstability(unstable); err != nil {
+	rb, err := t.onInstability(unstable)
+	if err != nil {
 		return true, err
 	}
-	m.Health = append(m.Health, t.state.Health.Events[len(t.state.Health.Events)-1]) // the rollback
+	m.Health = append(m.Health, rb)
 	return true, nil
 }
 

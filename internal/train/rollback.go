@@ -34,40 +34,38 @@ func (t *Trainer) lrScale() float64 {
 
 // onInstability acts on an instability as train.on_instability says:
 // stop the run (exit 1), or roll it back (rollback.go).
-func (t *Trainer) onInstability(e checkpoint.HealthEvent) error {
+func (t *Trainer) onInstability(e checkpoint.HealthEvent) (checkpoint.HealthEvent, error) {
 	if t.cfg.Train.OnInstability == config.InstabilityRollback {
 		return t.rollback(e)
 	}
 	last, err := checkpoint.Before(t.ckptRoot(), e.Since)
 	if err != nil {
-		return err
+		return checkpoint.HealthEvent{}, err
 	}
-	return &InstabilityError{Event: e, Last: last}
+	return checkpoint.HealthEvent{}, &InstabilityError{Event: e, Last: last}
 }
 
 // rollback returns the run to the newest checkpoint before e.Since, or to
 // its initialisation. The loader stays where it is: the batches since
-// that point are skipped.
-func (t *Trainer) rollback(e checkpoint.HealthEvent) error {
-	h := t.state.Health
+// that point are skipped. It returns the event that records the rollback.
+func (t *Trainer) rollback(e checkpoint.HealthEvent) (checkpoint.HealthEvent, error) {
+	h, hc := t.state.Health, t.cfg.Train.Health
 	target, err := checkpoint.Before(t.ckptRoot(), e.Since)
 	if err != nil {
-		return err
+		return checkpoint.HealthEvent{}, err
 	}
-	if h.Rollbacks >= t.cfg.Train.Health.MaxRollbacks {
-		return &InstabilityError{Event: e, Last: target,
+	if h.Rollbacks >= hc.MaxRollbacks {
+		return checkpoint.HealthEvent{}, &InstabilityError{Event: e, Last: target,
 			Why: fmt.Sprintf("%d rollbacks taken already (train.health.max_rollbacks)", h.Rollbacks)}
 	}
-	from := t.state.Step
-	carried := *h // what survives the rollback: the history, the rate, the count
-	carried.Rollbacks++
-	carried.LRScale *= t.cfg.Train.Health.LRFactor
+	// What survives the rollback: the history, the rate, the count.
+	from, events, rollbacks, scale := t.state.Step, h.Events, h.Rollbacks+1, h.LRScale*hc.LRFactor
 	if target == "" {
 		if err := t.restartFromInit(); err != nil {
-			return fmt.Errorf("rollback at step %d: %w", from, err)
+			return checkpoint.HealthEvent{}, fmt.Errorf("rollback at step %d: %w", from, err)
 		}
 	} else if err := t.restoreCheckpoint(target); err != nil {
-		return fmt.Errorf("rollback at step %d to %s: %w", from, target, err)
+		return checkpoint.HealthEvent{}, fmt.Errorf("rollback at step %d to %s: %w", from, target, err)
 	}
 	// The guard resumes judging from its state at the target (or afresh),
 	// with the history and the new rate.
@@ -75,27 +73,27 @@ func (t *Trainer) rollback(e checkpoint.HealthEvent) error {
 	if back == nil || target == "" {
 		back = newHealthState()
 	}
-	back.LRScale, back.Rollbacks, back.Events = carried.LRScale, carried.Rollbacks, carried.Events
+	back.LRScale, back.Rollbacks, back.Events = scale, rollbacks, events
 	where := "its initialisation (no checkpoint from before step " + strconv.Itoa(e.Since) + ")"
 	if target != "" {
 		where = target
 	}
-	ev := checkpoint.HealthEvent{Step: from, Kind: EventRollback, Value: carried.LRScale, Ref: carried.LRScale / t.cfg.Train.Health.LRFactor, Since: t.state.Step,
+	ev := checkpoint.HealthEvent{Step: from, Kind: EventRollback, Value: scale, Ref: h.LRScale, Since: t.state.Step,
 		Message: fmt.Sprintf("rollback %d of at most %d: from step %d back to %s at step %d; the batches of steps %d..%d are skipped; learning rate x%g (peak now %g)",
-			carried.Rollbacks, t.cfg.Train.Health.MaxRollbacks, from, where, t.state.Step, t.state.Step+1, from, t.cfg.Train.Health.LRFactor, t.sched.LR*carried.LRScale)}
+			rollbacks, hc.MaxRollbacks, from, where, t.state.Step, t.state.Step+1, from, hc.LRFactor, t.sched.LR*scale)}
 	back.Events = append(back.Events, ev)
 	t.state.Health = back
 	t.health = newHealthGuard(t.cfg, back)
 	if t.dp.rank() == 0 {
-		if err := checkpoint.SetAside(t.ckptRoot(), t.state.Step, carried.Rollbacks); err != nil {
-			return fmt.Errorf("rollback: %w", err)
+		if err := checkpoint.SetAside(t.ckptRoot(), t.state.Step, rollbacks); err != nil {
+			return checkpoint.HealthEvent{}, fmt.Errorf("rollback: %w", err)
 		}
 	}
 	if t.bar != nil { // the steps since the target are taken again
 		t.bar.ChangeMax(t.bar.GetMax() + from - t.state.Step)
 	}
 	t.lastCkpt = target
-	return nil
+	return ev, nil
 }
 
 // restoreCheckpoint loads the weights, moments and trainer state of dir,
