@@ -12,7 +12,9 @@
 # A cell is CORPUS:SIZE:STEPS. A run is MODE:LR[:OPTION...]: MODE c (CompAct,
 # compact.lr = LR) or f (full rank, train.lr = LR), LR "cfg" for the shipped
 # config's own rate; options r0.25 (compact.rank), w100 (warmup steps), g50
-# (update_gap), master / bf16sr (train.weights), o0.5 (o_proj_scale), clip1.
+# (update_gap), master / bf16sr (train.weights), o0.5 (o_proj_scale), clip1,
+# i8 / mbf16 (train.optimizer_state int8 / bf16), acc4 (the same 64 sequences
+# a step as 16 x 4 accumulated, fused update), stop (train.on_instability).
 # A cell's runs are GRID, or those after its '=', or the default sweep below. Every other setting is
 # the shipped configs/llama-SIZE.yaml, one micro-batch of 64 x 256 per step
 # (EXTRA adds --set flags to every run).
@@ -57,6 +59,10 @@ flags() { # run spec -> --set flags
     master) echo -n " --set train.weights=master" ;;
     bf16sr) echo -n " --set train.weights=bf16_sr" ;;
     clip*) echo -n " --set train.grad_clip=${o#clip}" ;;
+    i8) echo -n " --set train.optimizer_state=int8" ;;
+    mbf16) echo -n " --set train.optimizer_state=bf16" ;;
+    acc4) echo -n " --set train.micro_batch=16 --set train.grad_accum=4 --set train.fused_update=true" ;;
+    stop) echo -n " --set train.on_instability=stop" ;;
     *) echo "unknown run option $o" >&2; return 1 ;;
   esac; done
 }
