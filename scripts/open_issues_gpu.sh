@@ -6,8 +6,8 @@
 #   tar cJf .carry/bin.tar.xz -C bin compact compact-old gpu.test model.test train.test dist.test
 #
 #   bash scripts/open_issues_gpu.sh quiet    # speed on an idle GPU: A/B bench, issue 19 tok/s, PyTorch row
-#   bash scripts/open_issues_gpu.sh load     # start issue 18's quality runs, then the CUDA tests
-#   bash scripts/open_issues_gpu.sh measure  # memreport --measure, then start issue 19's quality runs
+#   bash scripts/open_issues_gpu.sh load     # start issue 18's quality runs, the CUDA tests,
+#                                            # memreport --measure, then issue 19's quality runs
 #   bash scripts/open_issues_gpu.sh collect  # wait for the runs (up to WAIT s), tables, logs to $OUT
 #
 # Speed numbers come only from `quiet` (nothing else on the GPU); the
@@ -47,6 +47,11 @@ load)
   # 130m on English prose, stopping at the first health event.
   CELLS="realtext:350m:2000=f:1e-3,c:cfg,c:cfg:r0.25 prose:130m:2000=c:1e-2:w200:stop" PARALLEL_CELLS=1 \
     WORK=/tmp/q18 OUT=$LOG/q18 setsid nohup bash scripts/quality.sh > "$LOG/q18.txt" 2>&1 < /dev/null &
+  # Issue 19 quality: int8 moments and fused-with-accumulation against bf16 moments.
+  # They start once 40 GiB are free: at once on an H200, after the first
+  # 350m run on an H100 (issue 18's runs hold about 50 GiB, memreport's 7b 22).
+  CELLS="realtext:60m:2000=c:cfg:mbf16,c:cfg:i8,c:cfg:mbf16:acc4 realtext:130m:2000=c:cfg:mbf16,c:cfg:i8,c:cfg:mbf16:acc4" PARALLEL_CELLS=1 \
+    WORK=/tmp/q19 OUT=$LOG/q19 setsid nohup bash -c 'while [ "$(nvidia-smi --query-gpu=memory.free --format=csv,noheader,nounits)" -lt 40960 ]; do sleep 5; done; date; exec bash scripts/quality.sh' > "$LOG/q19.txt" 2>&1 < /dev/null &
   sleep 60  # shards, then the runs' allocations, before the tests allocate
   # Issue 20: the CUDA tests after the move and the merges; the transformers
   # reference step on the GPU.
@@ -57,20 +62,14 @@ load)
   t nccl-dist bin/dist.test -test.v -test.run NCCL
   t hf-ref-export env COMPACT_REFERENCE_OUT=/tmp/ref-gpu COMPACT_REFERENCE_DEVICE=cuda bin/train.test -test.v -test.run TestExportHFReference
   t hf-ref-check python3 scripts/hf_reference.py /tmp/ref-gpu --tol-loss 1e-2 --tol-grad 6e-2
-  cat "$LOG/summary.txt"
-  ;;
-measure)
   # Issue 19: predicted against measured peaks (deterministic, so sharing the GPU is fine).
   V1=r0.25-bf16_sr-int8-fused+block,r0.25-oproj-bf16_sr-int8-fused+block
   VA=$V1,r0.25-bf16_sr-int8-fused-bf16sums+block,r0.25-oproj-bf16_sr-int8-fused-bf16sums+block
   t mem-1b-64x1 bin/compact memreport --config configs/llama-1b.yaml --device cuda --batch 64 --set train.grad_accum=1 --measure --variants $V1
   t mem-1b-64x8 bin/compact memreport --config configs/llama-1b.yaml --device cuda --batch 64 --measure --variants $VA
   t mem-7b-16x1 bin/compact memreport --config configs/llama-7b.yaml --device cuda --batch 16 --set train.grad_accum=1 --measure --variants $V1
-  t mem-7b-16x32 bin/compact memreport --config configs/llama-7b.yaml --device cuda --batch 16 --measure --variants $VA
-  # Issue 19 quality: int8 moments and fused-with-accumulation against bf16 moments.
-  # They start once 28 GiB are free (issue 18's 350m runs hold about 45).
-  CELLS="realtext:60m:2000=c:cfg:mbf16,c:cfg:i8,c:cfg:mbf16:acc4 realtext:130m:2000=c:cfg:mbf16,c:cfg:i8,c:cfg:mbf16:acc4" PARALLEL_CELLS=1 \
-    WORK=/tmp/q19 OUT=$LOG/q19 setsid nohup bash -c 'while [ "$(nvidia-smi --query-gpu=memory.free --format=csv,noheader,nounits)" -lt 28672 ]; do sleep 5; done; date; exec bash scripts/quality.sh' > "$LOG/q19.txt" 2>&1 < /dev/null &
+  t mem-7b-16x32 bin/compact memreport --config configs/llama-7b.yaml --device cuda --batch 16 --measure \
+    --variants r0.25-bf16_sr-int8-fused+block,r0.25-oproj-bf16_sr-int8-fused-bf16sums+block
   nvidia-smi --query-gpu=memory.used --format=csv,noheader
   cat "$LOG/summary.txt"
   ;;
