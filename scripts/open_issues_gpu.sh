@@ -51,7 +51,7 @@ load)
   # They start once 40 GiB are free: at once on an H200, after the first
   # 350m run on an H100 (issue 18's runs hold about 50 GiB, memreport's 7b 22).
   CELLS="realtext:60m:2000=c:cfg:mbf16,c:cfg:i8,c:cfg:mbf16:acc4 realtext:130m:2000=c:cfg:mbf16,c:cfg:i8,c:cfg:mbf16:acc4" PARALLEL_CELLS=1 \
-    WORK=/tmp/q19 OUT=$LOG/q19 setsid nohup bash -c 'while [ "$(nvidia-smi --query-gpu=memory.free --format=csv,noheader,nounits)" -lt 40960 ]; do sleep 5; done; date; exec bash scripts/quality.sh' > "$LOG/q19.txt" 2>&1 < /dev/null &
+    WORK=/tmp/q19 OUT=$LOG/q19 setsid nohup bash -c 'sleep 90; while [ "$(nvidia-smi --query-gpu=memory.free --format=csv,noheader,nounits)" -lt 40960 ]; do sleep 5; done; date; exec bash scripts/quality.sh' > "$LOG/q19.txt" 2>&1 < /dev/null &
   sleep 60  # shards, then the runs' allocations, before the tests allocate
   # Issue 20: the CUDA tests after the move and the merges; the transformers
   # reference step on the GPU.
