@@ -40,18 +40,18 @@ quiet)
   b bench-1b-64x8 1b --set train.micro_batch=64 --set train.grad_accum=8
   b bench-1b-64x8-oproj-sums 1b --set train.micro_batch=64 --set train.grad_accum=8 $O $S
   b bench-7b-16x1 7b --set train.micro_batch=16 --set train.grad_accum=1
-  t torch-1b timeout 200 python3 scripts/torch_baseline.py --sizes 1b --modes compile_ckpt --batch 64
+  [ -n "${TORCH:-}" ] && t torch-1b timeout 200 python3 scripts/torch_baseline.py --sizes 1b --modes compile_ckpt --batch 64
   ;;
 load)
   # Issue 18: 350m at 2000 steps; the paper's lr with 200 warmup steps at
   # 130m on English prose, stopping at the first health event.
-  CELLS="realtext:350m:2000=f:1e-3,c:cfg,c:cfg:r0.25 prose:130m:2000=c:1e-2:w200:stop" PARALLEL_CELLS=1 \
+  CELLS=${Q18:-"realtext:350m:2000=f:1e-3,c:cfg,c:cfg:r0.25 prose:130m:2000=c:1e-2:w200:stop"} PARALLEL_CELLS=1 \
     WORK=/tmp/q18 OUT=$LOG/q18 setsid nohup bash scripts/quality.sh > "$LOG/q18.txt" 2>&1 < /dev/null &
   # Issue 19 quality: int8 moments and fused-with-accumulation against bf16 moments.
   # They start once 40 GiB are free: at once on an H200, after the first
   # 350m run on an H100 (issue 18's runs hold about 50 GiB, memreport's 7b 22).
   CELLS="realtext:60m:2000=c:cfg:mbf16,c:cfg:i8,c:cfg:mbf16:acc4 realtext:130m:2000=c:cfg:mbf16,c:cfg:i8,c:cfg:mbf16:acc4" PARALLEL_CELLS=1 \
-    WORK=/tmp/q19 OUT=$LOG/q19 setsid nohup bash -c 'sleep 90; while [ "$(nvidia-smi --query-gpu=memory.free --format=csv,noheader,nounits)" -lt 40960 ]; do sleep 5; done; date; exec bash scripts/quality.sh' > "$LOG/q19.txt" 2>&1 < /dev/null &
+    WORK=/tmp/q19 OUT=$LOG/q19 setsid nohup bash -c 'sleep ${Q19_DELAY:-90}; while [ "$(nvidia-smi --query-gpu=memory.free --format=csv,noheader,nounits)" -lt 40960 ]; do sleep 5; done; date; exec bash scripts/quality.sh' > "$LOG/q19.txt" 2>&1 < /dev/null &
   sleep 60  # shards, then the runs' allocations, before the tests allocate
   # Issue 20: the CUDA tests after the move and the merges; the transformers
   # reference step on the GPU.
