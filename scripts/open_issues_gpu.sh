@@ -8,6 +8,7 @@
 #   bash scripts/open_issues_gpu.sh quiet    # speed on an idle GPU: A/B bench, issue 19 tok/s, PyTorch row
 #   bash scripts/open_issues_gpu.sh load     # start issue 18's quality runs, the CUDA tests,
 #                                            # memreport --measure, then issue 19's quality runs
+#   DEADLINE=560 Q18=... bash scripts/open_issues_gpu.sh all  # quiet + load in one call
 #   bash scripts/open_issues_gpu.sh collect  # wait for the runs (up to WAIT s), tables, logs to $OUT
 #
 # Speed numbers come only from `quiet` (nothing else on the GPU); the
@@ -17,13 +18,18 @@ OUT=${OUT:-out}; mkdir -p "$OUT"
 LOG=/tmp/issues; mkdir -p "$LOG"
 export COMPACT_CACHE=/tmp/compact-cache
 [ -x bin/compact ] || { mkdir -p bin && tar xJf .carry/bin.tar.xz -C bin; }
-t() { local n=$1; shift; local s=$SECONDS; if "$@" > "$LOG/$n.log" 2>&1; then r=PASS; else r=FAIL; fi
-  printf '%-26s %s %4ds\n' "$n" $r $((SECONDS-s)) | tee -a "$LOG/summary.txt"; }
+# t NAME CMD...: run a step, log it, and stop it at the call's DEADLINE (s).
+DEADLINE=${DEADLINE:-100000}
+t() { local n=$1; shift; local s=$SECONDS left=$((DEADLINE - SECONDS))
+  if [ $left -lt 20 ]; then printf '%-26s SKIP (deadline)\n' "$n" | tee -a "$LOG/summary.txt"; return; fi
+  if timeout $left "$@" > "$LOG/$n.log" 2>&1; then r=PASS; else r="FAIL rc=$?"; fi
+  printf '%-26s %s %4ds\n' "$n" "$r" $((SECONDS-s)) | tee -a "$LOG/summary.txt"; }
 LEAN="--set compact.rank=0.25 --set train.weights=bf16_sr --set train.optimizer_state=int8 --set train.fused_update=true --set train.grad_clip=0 --set train.recompute=block"
 O="--set compact.layers=q,k,v,o,gate,up,down"
 S="--set train.grad_accum_state=bf16"
 
-case ${1:?phase} in
+phase() {
+case $1 in
 quiet)
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$LOG/gpu.txt"
   # Issue 20: the bench table before (42ca9c0) and after the restructuring,
@@ -52,7 +58,13 @@ load)
   # 350m run on an H100 (issue 18's runs hold about 50 GiB, memreport's 7b 22).
   CELLS="realtext:60m:2000=c:cfg:mbf16,c:cfg:i8,c:cfg:mbf16:acc4 realtext:130m:2000=c:cfg:mbf16,c:cfg:i8,c:cfg:mbf16:acc4" PARALLEL_CELLS=1 \
     WORK=/tmp/q19 OUT=$LOG/q19 setsid nohup bash -c 'sleep ${Q19_DELAY:-90}; while [ "$(nvidia-smi --query-gpu=memory.free --format=csv,noheader,nounits)" -lt 40960 ]; do sleep 5; done; date; exec bash scripts/quality.sh' > "$LOG/q19.txt" 2>&1 < /dev/null &
-  sleep 60  # shards, then the runs' allocations, before the tests allocate
+  sleep ${LOAD_SLEEP:-60}  # shards, then the runs' allocations, before the tests allocate
+  # Issue 19: predicted against measured peaks (deterministic, so sharing the GPU is fine).
+  V1=r0.25-bf16_sr-int8-fused+block,r0.25-oproj-bf16_sr-int8-fused+block
+  VA=$V1,r0.25-bf16_sr-int8-fused-bf16sums+block,r0.25-oproj-bf16_sr-int8-fused-bf16sums+block
+  t mem-1b-64x1 bin/compact memreport --config configs/llama-1b.yaml --device cuda --batch 64 --set train.grad_accum=1 --measure --variants $V1
+  t mem-1b-64x8 bin/compact memreport --config configs/llama-1b.yaml --device cuda --batch 64 --measure --variants $VA
+  t mem-7b-16x1 bin/compact memreport --config configs/llama-7b.yaml --device cuda --batch 16 --set train.grad_accum=1 --measure --variants $V1
   # Issue 20: the CUDA tests after the move and the merges; the transformers
   # reference step on the GPU.
   t gpu-kernels bin/gpu.test -test.v -test.run 'CUDA|Cuda'
@@ -62,12 +74,6 @@ load)
   t nccl-dist bin/dist.test -test.v -test.run NCCL
   t hf-ref-export env COMPACT_REFERENCE_OUT=/tmp/ref-gpu COMPACT_REFERENCE_DEVICE=cuda bin/train.test -test.v -test.run TestExportHFReference
   t hf-ref-check python3 scripts/hf_reference.py /tmp/ref-gpu --tol-loss 1e-2 --tol-grad 6e-2
-  # Issue 19: predicted against measured peaks (deterministic, so sharing the GPU is fine).
-  V1=r0.25-bf16_sr-int8-fused+block,r0.25-oproj-bf16_sr-int8-fused+block
-  VA=$V1,r0.25-bf16_sr-int8-fused-bf16sums+block,r0.25-oproj-bf16_sr-int8-fused-bf16sums+block
-  t mem-1b-64x1 bin/compact memreport --config configs/llama-1b.yaml --device cuda --batch 64 --set train.grad_accum=1 --measure --variants $V1
-  t mem-1b-64x8 bin/compact memreport --config configs/llama-1b.yaml --device cuda --batch 64 --measure --variants $VA
-  t mem-7b-16x1 bin/compact memreport --config configs/llama-7b.yaml --device cuda --batch 16 --set train.grad_accum=1 --measure --variants $V1
   t mem-7b-16x32 bin/compact memreport --config configs/llama-7b.yaml --device cuda --batch 16 --measure \
     --variants r0.25-bf16_sr-int8-fused+block,r0.25-oproj-bf16_sr-int8-fused-bf16sums+block
   nvidia-smi --query-gpu=memory.used --format=csv,noheader
@@ -82,5 +88,12 @@ collect)
   tar czf "$OUT/issues.tgz" -C / --exclude='*/checkpoints' --exclude='*.bin' --exclude='*.jsonl.xz' tmp/issues tmp/q18/runs tmp/q19/runs 2>/dev/null
   cat "$LOG"/q1?-table.md "$LOG/summary.txt"
   ;;
+all) # a short lease: quiet, then load, in one call of DEADLINE seconds
+  phase quiet; phase load
+  for q in q18 q19; do [ -d /tmp/$q/runs ] && python3 scripts/quality_table.py /tmp/$q/runs > "$LOG/$q-table.md" 2>&1; done
+  tar czf "$OUT/issues.tgz" -C / --exclude='*/checkpoints' --exclude='*.bin' --exclude='*.jsonl.xz' tmp/issues tmp/q18/runs tmp/q19/runs 2>/dev/null
+  ;;
 esac
+}
+phase "${1:?phase}"
 tar czf "$OUT/logs-$1.tgz" -C /tmp issues 2>/dev/null
