@@ -41,6 +41,7 @@ shards() { # corpus -> shard directory, tokenized once
   if [ ! -e "$d/${c}_val_000000.bin" ]; then
     python3 -c "import lzma,shutil,sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2],'wb'))" \
       ".carry/$c.jsonl.xz" "$WORK/$c.jsonl" || return 1
+    mkdir -p "$WORK/runs" && sha256sum "$WORK/$c.jsonl" > "$WORK/runs/corpus-$c.sha256"  # the corpus drifts with Debian
     bin/compact tokenize --out "$d" --tokenizer gpt2 --prefix "$c" --val-fraction "${VALFRAC[$c]}" "$WORK/$c.jsonl" >&2 || return 1
   fi
   echo "$d"

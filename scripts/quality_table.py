@@ -26,6 +26,9 @@ def describe(name):
 
 def main():
     root = pathlib.Path(sys.argv[1])
+    for sha in sorted(root.glob("corpus-*.sha256")):
+        digest, path = sha.read_text().split()[:2]
+        print(f"corpus {pathlib.Path(path).name}: sha256 {digest}")
     for cell in sorted(p for p in root.iterdir() if p.is_dir()):
         runs = {}
         for log in sorted(cell.glob("*.log")):

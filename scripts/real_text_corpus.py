@@ -12,8 +12,18 @@ Sources (all Debian bookworm, main):
 Usage: scripts/real_text_corpus.py ROOT OUT.jsonl
 where ROOT is a directory into which the packages were unpacked with
 `apt-get download PKG... && for f in *.deb; do dpkg -x $f ROOT; done`.
+
+Debian replaces package versions (and the security archive drops old ones),
+so the corpus drifts: the script prints its document count and sha256, and
+quality.sh records the sha256 beside each cell's runs. The build of
+2026-12-08: linux-doc-6.1 6.1.170-3 (6.1.172-1, the candidate, was not
+downloadable), python3.11-doc 3.11.2-6+deb12u7, dict-gcide 0.48.5+nmu2,
+perl-doc 5.36.0-7+deb12u3, postgresql-doc-15 15.18-0+deb12u1: 7,451
+documents, sha256 a44109dd...d81d66c. The 2026-12-07 build (other
+linux-doc-6.1 version, not recorded) had 7,452.
 """
 import gzip
+import hashlib
 import html.parser
 import json
 import pathlib
@@ -75,6 +85,8 @@ def write_corpus(docs, out):
             counts[src] = (n + 1, b + len(text.encode()))
     for src, (n, b) in counts.items():
         print(f"{src}: {n} documents, {b / 1e6:.1f} MB")
+    digest = hashlib.sha256(out.read_bytes()).hexdigest()
+    print(f"{out}: {sum(n for n, _ in counts.values())} documents, sha256 {digest}")
 
 
 def main():
