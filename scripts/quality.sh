@@ -62,7 +62,7 @@ flags() { # run spec -> --set flags
     clip*) echo -n " --set train.grad_clip=${o#clip}" ;;
     i8) echo -n " --set train.optimizer_state=int8" ;;
     mbf16) echo -n " --set train.optimizer_state=bf16" ;;
-    acc4) echo -n " --set train.micro_batch=16 --set train.grad_accum=4 --set train.fused_update=true" ;;
+    acc4) echo -n " --set train.micro_batch=16 --set train.grad_accum=4 --set train.fused_update=true --set train.eval_batches=64" ;;  # eval reads micro-batches: 64 x 16 = the same 1024 sequences
     stop) echo -n " --set train.on_instability=stop" ;;
     *) echo "unknown run option $o" >&2; return 1 ;;
   esac; done
