@@ -62,11 +62,23 @@ func (p *Param) HostParam(data []float32, shape []int) ([]float32, []int) {
 
 // WriteParam uploads data of p's logical shape into t, zero in the padding.
 func (m *Model) WriteParam(p *Param, t *gpu.Tensor, data []float32) error {
-	shape := p.logical(t.Shape)
-	if n := numel(shape); len(data) != n {
-		return fmt.Errorf("%s: %d values for shape %v", p.Name, len(data), shape)
+	vals, err := p.HostPad(data, t.Shape)
+	if err != nil {
+		return err
 	}
-	return m.be.Upload(t, padOut(data, shape, t.Shape))
+	return m.be.Upload(t, vals)
+}
+
+// HostPad is WriteParam's layout on the host: data of p's logical shape
+// placed in shape, the engine shape of one of p's tensors, zero in the
+// padding. Values that must keep every bit (fp32 moments) take this way
+// rather than a round trip through a tensor that may be bf16.
+func (p *Param) HostPad(data []float32, shape []int) ([]float32, error) {
+	logical := p.logical(shape)
+	if n := numel(logical); len(data) != n {
+		return nil, fmt.Errorf("%s: %d values for shape %v", p.Name, len(data), logical)
+	}
+	return padOut(data, logical, shape), nil
 }
 
 // LogicalShape is the shape t, one of p's tensors, has outside the engine.

@@ -176,8 +176,6 @@ func (o *Optimizer) Moments(root int) ([]model.NamedTensor, error) {
 
 // LoadMoments restores the moments of the params this rank owns from f, the
 // optimizer.safetensors of checkpoint dir (every rank reads the one file).
-// Each param's gradient stages the values (it is dead between steps) and is
-// zeroed after.
 func (o *Optimizer) LoadMoments(f *model.SafetensorsFile, dir string) error {
 	for i, p := range o.layout.Params {
 		if o.M[i] == nil { // another rank's share
@@ -205,16 +203,13 @@ func (o *Optimizer) LoadMoments(f *model.SafetensorsFile, dir string) error {
 					}
 				}
 			}
-			// The engine layout (zero in the rank's padding) by way of the
-			// gradient, which WriteParam pads into.
-			if err := o.model.WriteParam(p, p.Grad, data); err != nil {
-				return err
-			}
-			vals, err := o.be.Download(p.Grad)
+			// The engine layout (zero in the padding), laid out on the host:
+			// the gradient, shaped like the moments, may be a bf16 arena
+			// (train.grad_accum_state bf16) that would round them.
+			vals, err := p.HostPad(data, p.Grad.Shape)
 			if err != nil {
 				return err
 			}
-			o.be.Zero(p.Grad)
 			if err := o.store(p, j, vals); err != nil {
 				return fmt.Errorf("%s: %s: %w", f.Path, name, err)
 			}

@@ -1,0 +1,121 @@
+package optim
+
+import (
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/compact-llm/compact/internal/gpu"
+	"github.com/compact-llm/compact/internal/gpu/cpu"
+	"github.com/compact-llm/compact/internal/model"
+)
+
+// nearestBF16Uploads is the CPU backend with the CUDA backend's upload rule:
+// values uploaded into a bf16 (Low) tensor are rounded to the nearest bf16.
+type nearestBF16Uploads struct{ gpu.Backend }
+
+func (b nearestBF16Uploads) Upload(t *gpu.Tensor, src []float32) error {
+	if t.Prec == gpu.Low {
+		r := make([]float32, len(src))
+		for i, v := range src {
+			r[i] = gpu.BF16Nearest(v)
+		}
+		src = r
+	}
+	return b.Backend.Upload(t, src)
+}
+
+// With bf16 gradient sums the gradient arena is bf16; a resume (or a
+// rollback) must still restore fp32 and int8 moments to the bit, on a
+// backend that rounds what goes into bf16 tensors as CUDA does.
+func TestLoadMomentsKeepsEveryBit(t *testing.T) {
+	for _, st := range []State{StateFP32, StateInt8} {
+		be := nearestBF16Uploads{cpu.New(1)}
+		newOpt := func() *Optimizer {
+			cfg := model.Config{VocabSize: 100, Hidden: 64, Intermediate: 160, Layers: 1, Heads: 4, KVHeads: 4,
+				MaxSeqLen: 16, RopeTheta: 10000, RMSEps: 1e-6, InitStd: 0.02}
+			cc := model.CompactConfig{Enabled: true, Rank: 0.25, Layers: model.DefaultLayers, Share: true,
+				Projection: "gaussian", UpdateGap: 50, Alpha: 0.25, OProjScale: 1, Seed: 7, Eps: 1e-6}
+			m, err := model.New(be, cfg, model.Options{Compact: cc, MasterFree: true, PadIntermediate: 8,
+				GradAccum: 2, GradAccumBF16: true, GradAccumSeed: 5})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if g := m.Layout().Grads; g == nil || g.Prec != gpu.Low {
+				t.Fatalf("bf16 sums: gradient arena %v, want a Low one", g)
+			}
+			if err := m.Init(1); err != nil {
+				t.Fatal(err)
+			}
+			for i, p := range m.Params {
+				data, _, err := m.ReadParam(p, p.Grad)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for j := range data {
+					data[j] = float32(0.05 * math.Sin(float64(7*i+j)))
+				}
+				if err := m.WriteParam(p, p.Grad, data); err != nil {
+					t.Fatal(err)
+				}
+			}
+			o, err := New(m, Config{Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, CompactEps: 1e-6, WeightDecay: 0.1, UpdateGap: 50,
+				Form: gpu.AdamHF, Precision: Precision{RoundWeights: true, State: st, Seed: 3}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return o
+		}
+		o := newOpt()
+		if _, err := o.Update(0.01); err != nil {
+			t.Fatal(err)
+		}
+		saved, err := o.Moments(0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lowBits := 0
+		for _, nt := range saved {
+			for _, v := range nt.Data {
+				if !gpu.IsBF16(v) {
+					lowBits++
+				}
+			}
+		}
+		if lowBits == 0 {
+			t.Fatalf("%s: every moment is a bf16 value; the test would not see a rounding", st)
+		}
+		path := filepath.Join(t.TempDir(), "optimizer.safetensors")
+		w, err := os.Create(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := model.WriteSafetensors(w, saved); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		f, err := model.OpenSafetensors(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		o2 := newOpt()
+		if err := o2.LoadMoments(f, filepath.Dir(path)); err != nil {
+			t.Fatal(err)
+		}
+		loaded, err := o2.Moments(0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, nt := range saved {
+			for k, v := range nt.Data {
+				if got := loaded[i].Data[k]; math.Float32bits(got) != math.Float32bits(v) {
+					t.Fatalf("%s: %s[%d] = %g after the round trip, saved %g", st, nt.Name, k, got, v)
+				}
+			}
+		}
+	}
+}
