@@ -56,3 +56,4 @@ gpu-build:
 	CGO_ENABLED=0 $(GO) test -c -ldflags="-s -w" -o bin/model.test ./internal/model
 	CGO_ENABLED=0 $(GO) test -c -ldflags="-s -w" -o bin/train.test ./internal/train
 	CGO_ENABLED=0 $(GO) test -c -ldflags="-s -w" -o bin/dist.test ./internal/dist
+	CGO_ENABLED=0 $(GO) test -c -ldflags="-s -w" -o bin/optim.test ./internal/optim

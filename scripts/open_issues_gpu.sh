@@ -3,7 +3,7 @@
 # device tool's 600 s calls (one warm machine, called back to back; the
 # background jobs live on between calls). Build here first:
 #   make gpu-build && go build -o bin/compact-old at 42ca9c0 (issue 20's "before")
-#   tar cJf .carry/bin.tar.xz -C bin compact compact-old gpu.test model.test train.test dist.test
+#   tar cJf .carry/bin.tar.xz -C bin compact compact-old gpu.test model.test train.test dist.test optim.test
 #
 #   bash scripts/open_issues_gpu.sh quiet    # speed on an idle GPU: A/B bench, issue 19 tok/s, PyTorch row
 #   bash scripts/open_issues_gpu.sh load     # start issue 18's quality runs, the CUDA tests,
@@ -70,6 +70,7 @@ load)
   t gpu-kernels bin/gpu.test -test.v -test.run 'CUDA|Cuda'
   t model-cuda bin/model.test -test.v -test.run CUDA
   t train-cuda bin/train.test -test.v -test.run TestCUDA
+  t optim-cuda bin/optim.test -test.v -test.run TestCUDA
   t nccl-gpu bin/gpu.test -test.v -test.run NCCL
   t nccl-dist bin/dist.test -test.v -test.run NCCL
   t hf-ref-export env COMPACT_REFERENCE_OUT=/tmp/ref-gpu COMPACT_REFERENCE_DEVICE=cuda bin/train.test -test.v -test.run TestExportHFReference

@@ -30,8 +30,13 @@ func (b nearestBF16Uploads) Upload(t *gpu.Tensor, src []float32) error {
 // rollback) must still restore fp32 and int8 moments to the bit, on a
 // backend that rounds what goes into bf16 tensors as CUDA does.
 func TestLoadMomentsKeepsEveryBit(t *testing.T) {
+	momentsRoundTrip(t, nearestBF16Uploads{cpu.New(1)})
+}
+
+// momentsRoundTrip saves the moments of a one-step optimizer on be with
+// bf16 gradient sums, loads them into a fresh one and wants every bit back.
+func momentsRoundTrip(t *testing.T, be gpu.Backend) {
 	for _, st := range []State{StateFP32, StateInt8} {
-		be := nearestBF16Uploads{cpu.New(1)}
 		newOpt := func() *Optimizer {
 			cfg := model.Config{VocabSize: 100, Hidden: 64, Intermediate: 160, Layers: 1, Heads: 4, KVHeads: 4,
 				MaxSeqLen: 16, RopeTheta: 10000, RMSEps: 1e-6, InitStd: 0.02}
