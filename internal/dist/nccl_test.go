@@ -121,7 +121,7 @@ func TestNCCLScatterGather(t *testing.T) {
 }
 
 // ncclDevices opens one backend per visible GPU (up to 2), closed when t
-// ends; it skips t without a GPU.
+// ends; it skips t without a GPU or without a loadable NCCL.
 func ncclDevices(t *testing.T) []*cuda.Backend {
 	t.Helper()
 	n, err := cuda.DeviceCount()
@@ -135,6 +135,13 @@ func ncclDevices(t *testing.T) []*cuda.Backend {
 		}
 		t.Cleanup(func() { bes[r].Close() })
 	}
+	col, ok := gpu.Backend(bes[0]).(gpu.Collectives)
+	if !ok {
+		t.Skip("the CUDA backend has no collectives here")
+	}
+	if _, err := col.NewCommID(); err != nil {
+		t.Skipf("no NCCL: %v", err)
+	}
 	return bes
 }
 
@@ -144,13 +151,6 @@ func ncclDevices(t *testing.T) []*cuda.Backend {
 // for each other forever). One GPU is enough.
 func TestNCCLRefusesDifferentConfigurations(t *testing.T) {
 	bes := ncclDevices(t)
-	col, ok := gpu.Backend(bes[0]).(gpu.Collectives)
-	if !ok {
-		t.Skip("the CUDA backend has no collectives here")
-	}
-	if _, err := col.NewCommID(); err != nil {
-		t.Skipf("no NCCL: %v", err)
-	}
 	port, err := FreePort()
 	if err != nil {
 		t.Fatal(err)
