@@ -75,7 +75,7 @@ load)
   # reference step on the GPU.
   t gpu-kernels bin/gpu.test -test.v -test.run 'CUDA|Cuda'
   t model-cuda bin/model.test -test.v -test.run CUDA
-  t train-cuda bin/train.test -test.v -test.run TestCUDA
+  t train-cuda bin/train.test -test.v -test.run CUDA  # TestCUDA* and TestCheckFitsCUDA
   t optim-cuda bin/optim.test -test.v -test.run TestCUDA
   t nccl-gpu bin/gpu.test -test.v -test.run NCCL
   t nccl-dist bin/dist.test -test.v -test.run NCCL
