@@ -255,7 +255,9 @@ func Measure(cfg config.Config, B int, steps int) (Measurement, error) {
 	drv, hasDriver := be.(driver)
 	if hasDriver {
 		if free, total, err := drv.MemGetInfo(); err == nil {
-			before = total - free
+			// Less what the backend already allocated at open (the GEMM
+			// workspace), which the prediction counts too.
+			before = total - free - be.Memory().Snapshot().Total
 		}
 	}
 	s, err := train.NewStepper(be, cfg)
