@@ -38,32 +38,9 @@ func TestLoadMomentsKeepsEveryBit(t *testing.T) {
 func momentsRoundTrip(t *testing.T, be gpu.Backend) {
 	for _, st := range []State{StateFP32, StateInt8} {
 		newOpt := func() *Optimizer {
-			cfg := model.Config{VocabSize: 100, Hidden: 64, Intermediate: 160, Layers: 1, Heads: 4, KVHeads: 4,
-				MaxSeqLen: 16, RopeTheta: 10000, RMSEps: 1e-6, InitStd: 0.02}
-			cc := model.CompactConfig{Enabled: true, Rank: 0.25, Layers: model.DefaultLayers, Share: true,
-				Projection: "gaussian", UpdateGap: 50, Alpha: 0.25, OProjScale: 1, Seed: 7, Eps: 1e-6}
-			m, err := model.New(be, cfg, model.Options{Compact: cc, MasterFree: true, PadIntermediate: 8,
-				GradAccum: 2, GradAccumBF16: true, GradAccumSeed: 5})
-			if err != nil {
-				t.Fatal(err)
-			}
+			m := smallModelOn(t, be, model.Options{GradAccum: 2, GradAccumBF16: true, GradAccumSeed: 5})
 			if g := m.Layout().Grads; g == nil || g.Prec != gpu.Low {
 				t.Fatalf("bf16 sums: gradient arena %v, want a Low one", g)
-			}
-			if err := m.Init(1); err != nil {
-				t.Fatal(err)
-			}
-			for i, p := range m.Params {
-				data, _, err := m.ReadParam(p, p.Grad)
-				if err != nil {
-					t.Fatal(err)
-				}
-				for j := range data {
-					data[j] = float32(0.05 * math.Sin(float64(7*i+j)))
-				}
-				if err := m.WriteParam(p, p.Grad, data); err != nil {
-					t.Fatal(err)
-				}
 			}
 			o, err := New(m, Config{Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, CompactEps: 1e-6, WeightDecay: 0.1, UpdateGap: 50,
 				Form: gpu.AdamHF, Precision: Precision{RoundWeights: true, State: st, Seed: 3}})

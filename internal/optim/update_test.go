@@ -13,12 +13,18 @@ import (
 // CPU, laid out as CUDA lays it out (widths padded to 8), initialised from
 // seed 1, with the same deterministic gradient in every param.
 func smallModel(t *testing.T) *model.Model {
+	return smallModelOn(t, cpu.New(1), model.Options{})
+}
+
+// smallModelOn is smallModel on be, with opts' gradient accumulation.
+func smallModelOn(t *testing.T, be gpu.Backend, opts model.Options) *model.Model {
 	t.Helper()
 	cfg := model.Config{VocabSize: 100, Hidden: 64, Intermediate: 160, Layers: 1, Heads: 4, KVHeads: 4,
 		MaxSeqLen: 16, RopeTheta: 10000, RMSEps: 1e-6, InitStd: 0.02}
-	cc := model.CompactConfig{Enabled: true, Rank: 0.25, Layers: model.DefaultLayers, Share: true,
+	opts.Compact = model.CompactConfig{Enabled: true, Rank: 0.25, Layers: model.DefaultLayers, Share: true,
 		Projection: "gaussian", UpdateGap: 50, Alpha: 0.25, OProjScale: 1, Seed: 7, Eps: 1e-6}
-	m, err := model.New(cpu.New(1), cfg, model.Options{Compact: cc, MasterFree: true, PadIntermediate: 8})
+	opts.MasterFree, opts.PadIntermediate = true, 8
+	m, err := model.New(be, cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
