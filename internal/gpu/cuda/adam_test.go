@@ -53,15 +53,6 @@ func (h *harness) expectStep(what string, before []float32, x pair, tol float64)
 // gives 1 or 2.
 const tolSRStep = 0.25
 
-// download is x's CPU values (the GPU holds the same before a step).
-func (h *harness) download(x pair) []float32 {
-	v, err := h.c.Download(x.c)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	return v
-}
-
 // stepTol is expectStep's bound for a tensor of precision p.
 func stepTol(p gpu.Precision) float64 {
 	if p == gpu.Low {
@@ -137,7 +128,7 @@ func TestCUDAAdamRoundedStores(t *testing.T) {
 			}
 			h.set(v, vv)
 			ps, ms, vs := gpuCopy(t, h.g, p.g, gpu.Full), gpuCopy(t, h.g, m.g, gpu.Full), gpuCopy(t, h.g, v.g, gpu.Full)
-			p0, m0, v0 := h.download(p), h.download(m), h.download(v)
+			p0, m0, v0 := h.host(p.c), h.host(m.c), h.host(v.c)
 			for _, be := range []struct {
 				b       gpu.Backend
 				p, m, v *gpu.Tensor
@@ -246,7 +237,7 @@ func TestCUDAAdamInt8MatchesCPU(t *testing.T) {
 		m, v := view(h.alloc(gpu.Code8, n+skip), skip, n+skip), view(h.alloc(gpu.Code8, n+skip), skip, n+skip)
 		ms, vs := view(h.alloc(gpu.Full, blocks+1), 1, blocks+1), view(h.alloc(gpu.Full, blocks+1), 1, blocks+1)
 		r := gpu.AdamRounding{Seed: 99, Step: 1, Weights: c.out == gpu.Low && !c.direction, WeightOff: 7, MomentOff: 3 * gpu.QuantBlock}
-		out0 := h.download(out)
+		out0 := h.host(out.c)
 		step := func(hp gpu.AdamParams) {
 			for _, be := range []struct {
 				b                   gpu.Backend
@@ -332,7 +323,7 @@ func TestCUDAAdamBF16Gradient(t *testing.T) {
 				g32 := gpuCopy(t, h.g, g16.g, gpu.Full)
 				w := view(h.randn(out.prec, 1, n+skip))
 				w32 := gpuCopy(t, h.g, w.g, out.prec) // the same values, stepped from g32
-				w0 := h.download(w)
+				w0 := h.host(w.c)
 				r := gpu.AdamRounding{Seed: 5, Step: 3, Weights: out.prec == gpu.Low && !out.dir, WeightOff: 11, MomentOff: gpu.QuantBlock}
 				// Two moment sets from zero on the GPU (bf16 and fp32
 				// gradient), one on the CPU.
